@@ -538,6 +538,7 @@ class Request(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     SHUTDOWN_FIELD_NUMBER: _builtins.int
     PARTIAL_HISTORY_FIELD_NUMBER: _builtins.int
+    SETUP_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def run_start(self) -> Global___RunStartRequest: ...
     @_builtins.property
@@ -552,6 +553,8 @@ class Request(_message.Message):
     def shutdown(self) -> Global___ShutdownRequest: ...
     @_builtins.property
     def partial_history(self) -> Global___PartialHistoryRequest: ...
+    @_builtins.property
+    def setup(self) -> Global___SetupRequest: ...
     def __init__(
         self,
         *,
@@ -562,16 +565,54 @@ class Request(_message.Message):
         status: Global___StatusRequest | None = ...,
         shutdown: Global___ShutdownRequest | None = ...,
         partial_history: Global___PartialHistoryRequest | None = ...,
+        setup: Global___SetupRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["get_summary", b"get_summary", "partial_history", b"partial_history", "poll_exit", b"poll_exit", "request_type", b"request_type", "run_start", b"run_start", "sampled_history", b"sampled_history", "shutdown", b"shutdown", "status", b"status"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["get_summary", b"get_summary", "partial_history", b"partial_history", "poll_exit", b"poll_exit", "request_type", b"request_type", "run_start", b"run_start", "sampled_history", b"sampled_history", "setup", b"setup", "shutdown", b"shutdown", "status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["get_summary", b"get_summary", "partial_history", b"partial_history", "poll_exit", b"poll_exit", "request_type", b"request_type", "run_start", b"run_start", "sampled_history", b"sampled_history", "shutdown", b"shutdown", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["get_summary", b"get_summary", "partial_history", b"partial_history", "poll_exit", b"poll_exit", "request_type", b"request_type", "run_start", b"run_start", "sampled_history", b"sampled_history", "setup", b"setup", "shutdown", b"shutdown", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_request_type: _TypeAlias = _typing.Literal["run_start", "poll_exit", "get_summary", "sampled_history", "status", "shutdown", "partial_history"]  # noqa: Y015
+    _WhichOneofReturnType_request_type: _TypeAlias = _typing.Literal["run_start", "poll_exit", "get_summary", "sampled_history", "status", "shutdown", "partial_history", "setup"]  # noqa: Y015
     _WhichOneofArgType_request_type: _TypeAlias = _typing.Literal["request_type", b"request_type"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_request_type) -> _WhichOneofReturnType_request_type | None: ...
 
 Global___Request: _TypeAlias = Request  # noqa: Y015
+
+@_typing.final
+class SetupRequest(_message.Message):
+    """First message to a (possibly pre-started) internal process: where this run's data goes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODE_FIELD_NUMBER: _builtins.int
+    LOG_PATH_FIELD_NUMBER: _builtins.int
+    STORE_URL_FIELD_NUMBER: _builtins.int
+    BASE_URL_FIELD_NUMBER: _builtins.int
+    API_KEY_FIELD_NUMBER: _builtins.int
+    mode: _builtins.str
+    """"local", "online" or "offline" """
+    log_path: _builtins.str
+    """the transaction log to create"""
+    store_url: _builtins.str
+    """local mode: the embedded store's SQLAlchemy URL"""
+    base_url: _builtins.str
+    """online mode: the tracking server"""
+    api_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        mode: _builtins.str = ...,
+        log_path: _builtins.str = ...,
+        store_url: _builtins.str = ...,
+        base_url: _builtins.str = ...,
+        api_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key", b"api_key", "base_url", b"base_url", "log_path", b"log_path", "mode", b"mode", "store_url", b"store_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetupRequest: _TypeAlias = SetupRequest  # noqa: Y015
 
 @_typing.final
 class RunStartRequest(_message.Message):

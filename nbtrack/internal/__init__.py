@@ -1,0 +1,1 @@
+"""The internal process: handler, writer, sender, transaction log."""

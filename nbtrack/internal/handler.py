@@ -1,0 +1,207 @@
+"""The handler: the one thread that orders everything a run does.
+
+It reads record_q, assigns steps to log() calls (commit=False merges into the pending row; a
+step below the current one is refused with a notice naming it), keeps the summary and a
+sampled history per metric, answers requests, and forwards persisted records to the writer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from nbtrack import jsonutil
+from nbtrack.internal.sampler import SampledHistory
+from nbtrack.internal.sender import Sender
+from nbtrack.internal.summary import Summary, parse_summary_kinds
+from nbtrack.internal.writer import WriterThread
+from nbtrack.proto import nbtrack_pb2 as pb
+
+__all__ = ["Handler"]
+
+logger = logging.getLogger("nbtrack")
+
+SUMMARY_SECONDS = 1.0  # a changing summary reaches the log and the store this often
+
+
+class Handler:
+    """Handles one run's records in order; `reply` writes a Result to result_q."""
+
+    def __init__(self, writer: WriterThread, sender: Sender, reply: Callable[[pb.Result], None]) -> None:
+        self._writer = writer
+        self._sender = sender
+        self._reply = reply
+        self.setup: pb.SetupRequest | None = None
+        self.run: pb.RunRecord | None = None
+        self.state = "starting"
+        self.step = 0  # the step the next committed row gets
+        self.rows_logged = 0
+        self.summary = Summary()
+        self.sampled = SampledHistory()
+        self._pending: dict[str, Any] | None = None  # commit=False rows merged so far
+        self._pending_time = 0.0
+        self._pending_finite = True  # known free of NaN/inf, so the fast encoder is exact
+        self._summary_dirty = False
+        self._summary_sent = 0.0
+        self.exited = False
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    def handle(self, record: pb.Record) -> None:
+        kind = record.WhichOneof("record_type")
+        if kind == "request":
+            self._on_request(record)
+        elif kind == "run":
+            self._on_run(record)
+        elif kind == "exit":
+            self.finish(record)
+        elif kind == "summary":
+            update = jsonutil.loads(record.summary.update_json) if record.summary.update_json else {}
+            self.summary.set(update, list(record.summary.remove))
+            self._send_summary(force=True)
+        elif kind == "metric":
+            self.summary.define(record.metric.name, parse_summary_kinds(record.metric.summary))
+            self._writer.put([record])
+        else:
+            self._writer.put([record])
+
+    def _on_request(self, record: pb.Record) -> None:
+        request = record.request
+        kind = request.WhichOneof("request_type")
+        if kind == "partial_history":
+            self._on_partial_history(request.partial_history)
+            return
+        if kind == "setup":
+            self.setup = request.setup
+            if request.setup.log_path:
+                self._writer.open(Path(request.setup.log_path))
+            return
+        response = pb.Response()
+        if kind == "run_start":
+            self.state = "running"
+            response.run_start.SetInParent()
+        elif kind == "poll_exit":
+            poll = response.poll_exit
+            poll.rows_pending = self.rows_logged - self._sender.rows_stored
+            poll.bytes_pending = self._writer.bytes_pending
+            exit_result = self._sender.exit_result
+            poll.done = exit_result is not None
+            if exit_result is not None:
+                poll.exit_result.CopyFrom(exit_result)
+        elif kind == "get_summary":
+            response.get_summary.summary_json = jsonutil.dumps(self.summary.values)
+        elif kind == "sampled_history":
+            wanted = set(request.sampled_history.keys)
+            for key, series in self.sampled.series.items():
+                if not wanted or key in wanted:
+                    steps, values = series.points()
+                    response.sampled_history.series.add(key=key, steps=steps, values=values)
+        elif kind == "status":
+            status = response.status
+            status.state, status.step, status.rows_logged = self.state, self.step, self.rows_logged
+            status.rows_stored = self._sender.rows_stored
+            status.runtime = time.time() - self.run.start_time if self.run is not None else 0.0
+        elif kind == "shutdown":
+            response.shutdown.SetInParent()
+        if record.control.req_resp:
+            self._reply(pb.Result(control=record.control, response=response))
+
+    def _on_run(self, record: pb.Record) -> None:
+        self.run = record.run
+        self.step = record.run.starting_step
+        if not record.run.host:
+            record.run.host = socket.gethostname()
+        self._writer.put([record])
+
+    # -- history -----------------------------------------------------------------------------
+
+    def _on_partial_history(self, batch: pb.PartialHistoryRequest) -> None:
+        try:
+            calls = orjson.loads(batch.calls_json)
+            finite = True
+        except orjson.JSONDecodeError:  # NaN or infinity inside: the standard parser reads them
+            calls = json.loads(batch.calls_json)
+            finite = False
+        out: list[pb.Record] = []
+        for data, step, commit, timestamp in calls:
+            self._log_call(data, step, commit, timestamp, finite, out)
+        if out:
+            self._writer.put(out)
+        self._send_summary()
+
+    def _log_call(
+        self, data: dict[str, Any], step: int | None, commit: bool, timestamp: float, finite: bool, out: list[pb.Record]
+    ) -> None:
+        if step is not None and step != self.step:
+            if step < self.step:
+                self._notice(
+                    f"step {step} is below the current step {self.step}: the row with keys "
+                    f"{sorted(data)[:5]} was not logged (steps must not go backwards; omit step= to let nbtrack count)"
+                )
+                return
+            self._commit(out)  # a row pending at the old step is complete now
+            self.step = step
+        pending = self._pending
+        if pending is None:
+            self._pending = data
+            self._pending_finite = finite
+        else:
+            pending.update(data)
+            self._pending_finite = self._pending_finite and finite
+        self._pending_time = timestamp
+        if commit:
+            self._commit(out)
+
+    def _commit(self, out: list[pb.Record]) -> None:
+        row, finite = self._pending, self._pending_finite
+        if row is None:
+            return
+        self._pending = None
+        step, timestamp = self.step, self._pending_time
+        self.step = step + 1
+        start = self.run.start_time if self.run is not None else timestamp
+        history = pb.HistoryRecord(
+            step=step, runtime=max(0.0, timestamp - start), timestamp=timestamp, data_json=jsonutil.dumps(row, finite=finite)
+        )
+        out.append(pb.Record(history=history))
+        self.rows_logged += 1
+        self.summary.update(row)
+        self.sampled.add_row(step, row)
+        self._summary_dirty = True
+
+    def _send_summary(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self._summary_dirty or force:
+            if force or now - self._summary_sent >= SUMMARY_SECONDS:
+                self._summary_sent = now
+                self._summary_dirty = False
+                summary = pb.SummaryRecord(update_json=jsonutil.dumps(self.summary.values), full=True)
+                self._writer.put([pb.Record(summary=summary)])
+
+    # -- exit --------------------------------------------------------------------------------
+
+    def finish(self, record: pb.Record) -> None:
+        """Complete the pending row and the summary, then let the exit record drain the pipeline."""
+        if self.exited:
+            return
+        self.exited = True
+        self.state = "finishing"
+        out: list[pb.Record] = []
+        self._commit(out)
+        if out:
+            self._writer.put(out)
+        self._send_summary(force=True)
+        if self.run is not None and not record.exit.runtime:
+            record.exit.runtime = max(0.0, time.time() - self.run.start_time)
+        self._writer.put([record])
+
+    def _notice(self, message: str) -> None:
+        logger.debug("nbtrack notice: %s", message)
+        self._reply(pb.Result(notice=pb.NoticeResult(level=pb.NoticeResult.WARNING, message=message)))

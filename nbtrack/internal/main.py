@@ -1,0 +1,100 @@
+"""Entry point of the internal process: wires Handler -> Writer -> Sender and watches the parent.
+
+The process serves one run. It ends after a shutdown request, or, when the user process dies
+(record_q reaches EOF), after it has delivered everything it received and marked the run
+crashed. A watchdog bounds that last phase, so no internal process ever outlives its run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+from multiprocessing.connection import Connection
+
+from nbtrack.internal.backend import open_backend
+from nbtrack.internal.handler import Handler
+from nbtrack.internal.sender import Sender, SenderThread
+from nbtrack.internal.writer import WriterThread
+from nbtrack.proto import nbtrack_pb2 as pb
+
+__all__ = ["serve"]
+
+logger = logging.getLogger("nbtrack")
+
+STOP_SECONDS = 60.0  # longest a shutdown may take to deliver what is left before the process quits
+CRASH_EXIT_CODE = -1
+
+
+class _Results:
+    """result_q, writable from any thread; a vanished user process is not an error here."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def send(self, result: pb.Result) -> None:
+        if self.closed:
+            return
+        data = result.SerializeToString()
+        with self._lock:
+            try:
+                self._conn.send_bytes(data)
+            except (OSError, ValueError):
+                self.closed = True
+
+    def notice(self, message: str, level: int = pb.NoticeResult.WARNING) -> None:
+        self.send(pb.Result(notice=pb.NoticeResult(level=level, message=message)))  # type: ignore[arg-type]
+
+
+def serve(records: Connection, results_conn: Connection, parent_pid: int | None) -> None:
+    """Run one internal process until shutdown or until the user process is gone."""
+    # Ctrl-C in a terminal reaches the whole process group; it is meant for the user's loop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    results = _Results(results_conn)
+    handler_box: list[Handler] = []
+
+    def backend_for(run: pb.RunRecord):  # type: ignore[no-untyped-def]
+        setup = handler_box[0].setup
+        return None if setup is None else open_backend(setup, run)
+
+    sender = Sender(backend_for, results.send, results.notice)
+    sender_thread = SenderThread(sender)
+    writer = WriterThread(sender_thread.put, results.notice)
+    handler = Handler(writer, sender, results.send)
+    handler_box.append(handler)
+
+    done = threading.Event()
+    thread = threading.Thread(target=_handle_records, args=(records, handler, done), name="Handler")
+    thread.start()
+    thread.join()
+    # Drain in order: the writer finishes the log, then the sender delivers the rest.
+    writer.stop(STOP_SECONDS)
+    sender_thread.stop(STOP_SECONDS)
+    with contextlib.suppress(OSError):
+        results_conn.close()
+    logger.debug("nbtrack internal process %d exits", os.getpid())
+
+
+def _handle_records(records: Connection, handler: Handler, done: threading.Event) -> None:
+    while True:
+        try:
+            data = records.recv_bytes()
+        except (EOFError, OSError):
+            # The user process is gone (killed, crashed, exited without finish): deliver what we
+            # have and mark the run crashed, unless it had already finished.
+            if handler.run is not None and not handler.exited:
+                handler.finish(pb.Record(exit=pb.ExitRecord(exit_code=CRASH_EXIT_CODE, state="crashed")))
+            break
+        record = pb.Record()
+        record.ParseFromString(data)
+        try:
+            handler.handle(record)
+        except Exception:
+            logger.exception("nbtrack: the handler failed on a %s record", record.WhichOneof("record_type"))
+        if record.WhichOneof("record_type") == "request" and record.request.WhichOneof("request_type") == "shutdown":
+            break
+    done.set()

@@ -1,0 +1,201 @@
+"""The sender: all I/O towards the store or a server, in batches, after the writer made it durable.
+
+`Sender` is a plain state machine over records, so the same code delivers a live run (wrapped in
+`SenderThread`) and replays a transaction log (`nbtrack sync`). History and console lines are
+addressed by their line number in the run, so replaying a log delivers the same lines to the
+same offsets: a second sync replaces rather than duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from nbtrack import jsonutil
+from nbtrack.internal.backend import Backend
+from nbtrack.proto import nbtrack_pb2 as pb
+
+__all__ = ["Sender", "SenderThread", "exit_state", "history_line"]
+
+logger = logging.getLogger("nbtrack")
+
+BATCH_ROWS = 5000  # lines per store write: large enough to amortise a transaction
+BATCH_SECONDS = 0.05  # and a live run's rows are at most this late
+
+
+def exit_state(record: pb.ExitRecord) -> str:
+    return record.state or ("finished" if record.exit_code == 0 else "failed")
+
+
+def history_line(record: pb.HistoryRecord) -> str:
+    """The stored JSON line of a row: the handler's _step/_runtime/_timestamp, then the user's keys."""
+    head = f'{{"_step":{record.step},"_runtime":{record.runtime!r},"_timestamp":{record.timestamp!r}'
+    data = record.data_json
+    return head + ("," + data[1:].decode() if len(data) > 2 else "}")
+
+
+class Sender:
+    """Turns records into backend calls; `reply` carries answers back to the user process."""
+
+    def __init__(
+        self,
+        open_backend: Callable[[pb.RunRecord], Backend | None],
+        reply: Callable[[pb.Result], None],
+        notice: Callable[[str], None],
+    ) -> None:
+        self._open_backend = open_backend
+        self._reply = reply
+        self._notice = notice
+        self.backend: Backend | None = None
+        self.rows_stored = 0
+        self.exit_result: pb.ExitResult | None = None
+        self._history: list[str] = []
+        self._steps: list[int] = []
+        self._history_offset = 0  # line number of _history[0]
+        self._output: list[str] = []
+        self._output_offset = 0
+        self._summary: dict[str, Any] | None = None
+        self._metrics: dict[str, dict[str, str]] = {}
+        self._last_flush = time.monotonic()
+        self._failed: str | None = None  # first delivery error; reported once, at exit too
+
+    @property
+    def rows_pending(self) -> int:
+        return len(self._history)
+
+    def handle(self, records: list[pb.Record]) -> None:
+        for record in records:
+            kind = record.WhichOneof("record_type")
+            if kind == "history":
+                self._history.append(history_line(record.history))
+                self._steps.append(record.history.step)
+            elif kind == "summary":
+                self._on_summary(record.summary)
+            elif kind == "output":
+                self._output.append(record.output.line)
+            elif kind == "run":
+                self._on_run(record)
+            elif kind == "config":
+                self._flush()
+                update = jsonutil.loads(record.config.update_json) if record.config.update_json else {}
+                self._deliver(lambda b: b.update_config(update, list(record.config.remove)))
+            elif kind == "metric":
+                metric = record.metric
+                self._metrics[metric.name] = {"name": metric.name, "summary": metric.summary, "step_metric": metric.step_metric}
+                metrics = list(self._metrics.values())
+                self._deliver(lambda b: b.set_metrics(metrics))
+            elif kind == "exit":
+                self._on_exit(record)
+        if len(self._history) >= BATCH_ROWS or time.monotonic() - self._last_flush >= BATCH_SECONDS:
+            self._flush()
+
+    def tick(self) -> None:
+        """Deliver what waited long enough (called when no record arrived for a while)."""
+        if time.monotonic() - self._last_flush >= BATCH_SECONDS:
+            self._flush()
+
+    def close(self) -> None:
+        self._flush()
+        if self.backend is not None:
+            self.backend.close()
+
+    def _on_run(self, record: pb.Record) -> None:
+        result = pb.RunUpdateResult(run=record.run)
+        try:
+            self.backend = self._open_backend(record.run)
+            config = jsonutil.loads(record.run.config_json) if record.run.config_json else {}
+            if self.backend is not None:
+                result.url = self.backend.upsert_run(record.run, config) or ""
+        except Exception as exc:
+            logger.exception("nbtrack: could not start the run in the store")
+            result.error.message = f"could not start the run: {type(exc).__name__}: {exc}"
+            self.backend = None
+            self._failed = result.error.message
+        self._reply(pb.Result(control=record.control, run_result=result))
+
+    def _on_summary(self, summary: pb.SummaryRecord) -> None:
+        update = jsonutil.loads(summary.update_json) if summary.update_json else {}
+        if summary.full or self._summary is None:
+            self._summary = update
+        else:
+            self._summary.update(update)
+        for key in summary.remove:
+            self._summary.pop(key, None)
+
+    def _on_exit(self, record: pb.Record) -> None:
+        self._flush()
+        state = exit_state(record.exit)
+        self._deliver(lambda b: b.finish_run(state, record.exit.exit_code, record.exit.runtime))
+        result = pb.ExitResult(state=state)
+        if self._failed is not None:
+            result.error.message = self._failed
+        self.exit_result = result
+        self._reply(pb.Result(control=record.control, exit_result=result))
+
+    def _flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if self._history:
+            lines, steps, offset = self._history, self._steps, self._history_offset
+            self._history, self._steps = [], []
+            self._history_offset += len(lines)
+            if self._deliver(lambda b: b.write_history(offset, lines, steps)):
+                self.rows_stored += len(lines)
+        if self._output:
+            out, out_offset = self._output, self._output_offset
+            self._output = []
+            self._output_offset += len(out)
+            self._deliver(lambda b: b.write_output(out_offset, out))
+        if self._summary is not None:
+            summary, self._summary = self._summary, None
+            self._deliver(lambda b: b.write_summary(summary))
+
+    def _deliver(self, call: Callable[[Backend], None]) -> bool:
+        """Run one backend call; a failure is reported once and the data stays in the log."""
+        if self.backend is None:
+            return False
+        try:
+            call(self.backend)
+            return True
+        except Exception as exc:
+            if self._failed is None:
+                self._failed = f"could not write to the store: {type(exc).__name__}: {exc}"
+                logger.exception("nbtrack: %s", self._failed)
+                self._notice(self._failed + "; the transaction log keeps every row (replay it with `nbtrack sync`)")
+            return False
+
+
+class SenderThread:
+    """Runs a Sender on the thread named "Sender", fed by the writer."""
+
+    def __init__(self, sender: Sender) -> None:
+        self.sender = sender
+        self._queue: queue.SimpleQueue[list[pb.Record] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="Sender", daemon=True)
+        self._thread.start()
+
+    def put(self, records: list[pb.Record]) -> None:
+        self._queue.put(records)
+
+    def stop(self, timeout: float) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        sender = self.sender
+        while True:
+            try:
+                records = self._queue.get(timeout=BATCH_SECONDS)
+            except queue.Empty:
+                sender.tick()
+                continue
+            if records is None:
+                break
+            try:
+                sender.handle(records)
+            except Exception:  # never lose the thread: the log still has everything
+                logger.exception("nbtrack: sender failed on a batch of %d records", len(records))
+        sender.close()

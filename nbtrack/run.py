@@ -1,0 +1,301 @@
+"""The user side of one run: log() costs microseconds, every wait is bounded, nothing hangs."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from nbtrack import jsonutil
+from nbtrack.errors import InternalProcessError, UsageError
+from nbtrack.internal.summary import parse_summary_kinds
+from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.run_state import Config, Summary
+from nbtrack.settings import Settings
+from nbtrack.transport.mailbox import Mailbox, ResultReader
+from nbtrack.transport.outbox import Outbox
+from nbtrack.transport.process import InternalProcess
+from nbtrack.values import check_row, check_step
+
+__all__ = ["Run"]
+
+logger = logging.getLogger("nbtrack")
+
+START_TIMEOUT = 30.0  # a cold internal process answers in well under a second
+REQUEST_TIMEOUT = 10.0
+STALL_TIMEOUT = 60.0  # finish() gives up when the internal process makes no progress this long
+PROGRESS_AFTER = 2.0  # finish() says what it waits for once it has waited this long
+
+
+class Run:
+    """A live run. Create it with `nbtrack.init()`; end it with `finish()` or a `with` block."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        name: str | None = None,
+        config: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
+        notes: str | None = None,
+        group: str | None = None,
+        job_type: str | None = None,
+    ) -> None:
+        self._settings = settings
+        self._name = name or settings.run_id
+        self._finished = False
+        self._exit_state: str | None = None
+        self.notices: list[str] = []  # warnings the internal process sent (also logged)
+        self._final_summary: dict[str, Any] | None = None
+        self.config = Config(self, config or {})
+        self.summary = Summary(self)
+        self._process: InternalProcess | None = None
+        self._outbox: Outbox | None = None
+        self._mailbox = Mailbox()
+        if settings.mode != "disabled":
+            self._start(tags or [], notes or "", group or "", job_type or "")
+        atexit.register(self._finish_at_exit)
+
+    # -- properties --------------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        return self._settings.run_id
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def project(self) -> str:
+        return self._settings.project
+
+    @property
+    def entity(self) -> str:
+        return self._settings.entity
+
+    @property
+    def mode(self) -> str:
+        return self._settings.mode
+
+    @property
+    def dir(self) -> Path:
+        """The run's folder; its transaction log is the one *.nbt file in it."""
+        return self._settings.run_dir
+
+    @property
+    def url(self) -> str | None:
+        """The run's page on a tracking server; None when no server is known (local mode)."""
+        return None
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    @property
+    def state(self) -> str:
+        return self._exit_state or ("finished" if self._finished else "running")
+
+    def __repr__(self) -> str:
+        return f"<nbtrack.Run {self.entity}/{self.project}/{self.id} ({self.name}) {self.state}>"
+
+    # -- logging -----------------------------------------------------------------------------
+
+    def log(self, data: dict[str, Any], step: int | None = None, commit: bool = True) -> None:
+        """Record one row of metrics; returns at once. Bad input raises and logs nothing."""
+        if self._finished:
+            raise UsageError(f"run {self.id} is finished; start a new one with nbtrack.init() to log more")
+        row, finite = check_row(data)
+        if step is not None:
+            step = check_step(step)
+        if commit is not True and commit is not False:
+            raise TypeError(f"commit must be True or False, not {type(commit).__name__}")
+        outbox = self._outbox
+        if outbox is None:
+            return  # disabled mode
+        if finite:
+            outbox.log((row, step, commit, time.time()))
+        else:  # rare: NaN/inf need the exact (slower) encoder, so this call travels on its own
+            calls = jsonutil.dumps([[row, step, commit, time.time()]])
+            request = pb.Request(partial_history=pb.PartialHistoryRequest(calls_json=calls, count=1))
+            outbox.send(pb.Record(request=request, control=pb.Control(local=True)))
+
+    def define_metric(self, name: str, summary: str = "last", step_metric: str | None = None) -> None:
+        """How the summary keeps `name` (a key or a glob): last, min, max, mean, none, or 'min,max'."""
+        self._check_live("define_metric()")
+        if not isinstance(name, str) or not name:
+            raise TypeError("define_metric() needs a metric name (a non-empty str)")
+        parse_summary_kinds(summary)
+        self._send(pb.Record(metric=pb.MetricRecord(name=name, summary=summary, step_metric=step_metric or "")))
+
+    def _send(self, record: pb.Record, urgent: bool = False) -> None:
+        if self._outbox is not None:
+            self._outbox.send(record, urgent=urgent)
+
+    def _check_live(self, what: str) -> None:
+        if self._finished:
+            raise UsageError(f"{what}: run {self.id} is finished; start a new one with nbtrack.init()")
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def _request(self, request: pb.Request, what: str, timeout: float = REQUEST_TIMEOUT) -> pb.Result:
+        if self._outbox is None:
+            raise InternalProcessError(f"{what}: run {self.id} has no internal process (mode={self.mode})")
+        slot = self._mailbox.new_slot()
+        self._outbox.send(pb.Record(request=request, control=pb.Control(mailbox_slot=slot.id, req_resp=True)), urgent=True)
+        return slot.wait(timeout, what)
+
+    def get_summary(self) -> dict[str, Any]:
+        if self._final_summary is not None or self._outbox is None or self._finished:
+            return dict(self._final_summary or {})
+        result = self._request(pb.Request(get_summary=pb.GetSummaryRequest()), "reading the summary")
+        return dict(jsonutil.loads(result.response.get_summary.summary_json))
+
+    def sampled_history(self, keys: list[str] | None = None) -> dict[str, tuple[list[int], list[float]]]:
+        """The handler's bounded sample of each metric: key -> (steps, values)."""
+        request = pb.Request(sampled_history=pb.SampledHistoryRequest(keys=keys or []))
+        series = self._request(request, "reading the sampled history").response.sampled_history.series
+        return {s.key: (list(s.steps), list(s.values)) for s in series}
+
+    def status(self) -> pb.StatusResponse:
+        return self._request(pb.Request(status=pb.StatusRequest()), "reading the run status").response.status
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _start(self, tags: list[str], notes: str, group: str, job_type: str) -> None:
+        settings = self._settings
+        self._process = process = InternalProcess()
+        self._outbox = Outbox(process.record_q)
+        ResultReader(process.result_q, self._mailbox, self._on_result)
+        setup = pb.SetupRequest(mode=settings.mode, log_path=str(settings.log_path), store_url=settings.store_url)
+        self._send(pb.Record(request=pb.Request(setup=setup), control=pb.Control(local=True)))
+        run = pb.RunRecord(
+            run_id=settings.run_id,
+            entity=settings.entity,
+            project=settings.project,
+            display_name=self._name,
+            notes=notes,
+            tags=tags,
+            group=group,
+            job_type=job_type,
+            config_json=jsonutil.dumps(self.config.as_dict()),
+            start_time=settings.start_time,
+            program=sys.argv[0] if sys.argv and sys.argv[0] else "",
+        )
+        slot = self._mailbox.new_slot()
+        self._send(pb.Record(run=run, control=pb.Control(mailbox_slot=slot.id, req_resp=True)), urgent=True)
+        try:
+            result = slot.wait(START_TIMEOUT, "starting the run").run_result
+        except InternalProcessError:
+            self._abandon()
+            raise
+        if result.error.message:
+            self._shutdown()
+            raise InternalProcessError(f"run {self.id}: {result.error.message}")
+        self._send(pb.Record(request=pb.Request(run_start=pb.RunStartRequest()), control=pb.Control(local=True)))
+
+    def finish(self, exit_code: int = 0) -> None:
+        """End the run: wait until every row is durable and delivered, then stop the internal process."""
+        if self._finished:
+            return
+        if not isinstance(exit_code, int) or isinstance(exit_code, bool):
+            raise TypeError(f"exit_code must be an int, not {type(exit_code).__name__}")
+        self._finished = True
+        atexit.unregister(self._finish_at_exit)
+        _forget_current(self)
+        if self._outbox is None:
+            self._exit_state = "finished" if exit_code == 0 else "failed"
+            return
+        try:
+            exit_result = self._wait_for_exit(exit_code)
+            self._exit_state = exit_result.state
+            if exit_result.error.message:
+                logger.warning("nbtrack: run %s: %s (the transaction log %s keeps every row)", self.id,
+                               exit_result.error.message, self._settings.log_path)
+            self._final_summary = self._fetch_summary()
+        finally:
+            self._shutdown()
+
+    def _wait_for_exit(self, exit_code: int) -> pb.ExitResult:
+        slot = self._mailbox.new_slot()
+        self._send(pb.Record(exit=pb.ExitRecord(exit_code=exit_code), control=pb.Control(mailbox_slot=slot.id)), urgent=True)
+        started = last_progress = time.monotonic()
+        last_pending: tuple[int, int] | None = None
+        announced = False
+        while True:
+            result = slot.wait_a_while(0.25, f"finishing run {self.id}")
+            if result is not None:
+                return result.exit_result
+            poll = self._request(pb.Request(poll_exit=pb.PollExitRequest()), "polling the exit").response.poll_exit
+            if poll.done:
+                return poll.exit_result
+            pending = (poll.rows_pending, self._outbox.pending() if self._outbox else 0)
+            now = time.monotonic()
+            if pending != last_pending:
+                last_pending, last_progress = pending, now
+            elif now - last_progress > STALL_TIMEOUT:
+                raise InternalProcessError(
+                    f"finishing run {self.id}: no progress for {STALL_TIMEOUT:g} s; every row is in "
+                    f"{self._settings.log_path} (replay it with `nbtrack sync`)"
+                )
+            if not announced and now - started > PROGRESS_AFTER:
+                announced = True
+                print(f"nbtrack: waiting for {poll.rows_pending + pending[1]} rows to reach the store...", file=sys.stderr)
+
+    def _fetch_summary(self) -> dict[str, Any]:
+        try:
+            result = self._request(pb.Request(get_summary=pb.GetSummaryRequest()), "reading the summary")
+            return dict(jsonutil.loads(result.response.get_summary.summary_json))
+        except InternalProcessError:
+            return {}
+
+    def _shutdown(self) -> None:
+        """Ask the internal process to exit and make sure it did; never waits unboundedly."""
+        process, outbox = self._process, self._outbox
+        if process is None or outbox is None:
+            return
+        try:
+            self._request(pb.Request(shutdown=pb.ShutdownRequest()), "stopping the internal process", timeout=5.0)
+        except InternalProcessError:
+            pass
+        outbox.close(1.0)
+        if not process.join(10.0):
+            logger.warning("nbtrack: the internal process of run %s did not exit; killing it", self.id)
+            process.kill()
+        process.close_pipes()
+
+    def _abandon(self) -> None:
+        self._finished = True
+        atexit.unregister(self._finish_at_exit)
+        if self._process is not None:
+            self._process.kill()
+            self._process.close_pipes()
+
+    def _finish_at_exit(self) -> None:
+        """A script that ends without finish(): finish for it (failed if it ended by an exception)."""
+        try:
+            self.finish(exit_code=1 if getattr(sys, "last_value", None) is not None else 0)
+        except Exception as exc:
+            print(f"nbtrack: could not finish run {self.id} at exit: {exc}", file=sys.stderr)
+
+    def _on_result(self, result: pb.Result) -> None:
+        if result.WhichOneof("result_type") == "notice":
+            self.notices.append(result.notice.message)
+            logger.warning("nbtrack: %s", result.notice.message)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.finish(exit_code=0 if exc_type is None else 1)
+
+
+def _forget_current(run: Run) -> None:
+    import nbtrack
+
+    if nbtrack.run is run:
+        nbtrack.run = None

@@ -1,0 +1,111 @@
+"""`run.config` and `run.summary`: mappings whose changes travel to the internal process as records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from nbtrack import jsonutil
+from nbtrack.errors import UsageError
+from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.values import check_config
+
+if TYPE_CHECKING:
+    from nbtrack.run import Run
+
+__all__ = ["Config", "Summary"]
+
+
+class Config(MutableMapping[str, Any]):
+    """The run's hyperparameters. A key keeps its first value: setting it again to another value
+    is an error (silently changed hyperparameters make runs impossible to compare)."""
+
+    def __init__(self, run: Run, initial: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_run", run)
+        object.__setattr__(self, "_values", check_config(initial, "config"))
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(f"config has no key {key!r}") from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        self.update({key: value})
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.update({key: value})
+
+    def __delitem__(self, key: str) -> None:
+        self._run._check_live("config")
+        del self._values[key]
+        self._run._send(pb.Record(config=pb.ConfigRecord(remove=[key])))
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:  # type: ignore[override]
+        """Add keys all-or-nothing: every value is checked before any is kept."""
+        self._run._check_live("config")
+        incoming = check_config({**dict(other), **kwargs}, "config")
+        for key, value in incoming.items():
+            if key in self._values and self._values[key] != value:
+                raise UsageError(
+                    f"config key {key!r} is already {self._values[key]!r}; refusing to change it to {value!r}. "
+                    "Use a new key, or start a new run for new hyperparameters"
+                )
+        changed = {k: v for k, v in incoming.items() if k not in self._values}
+        if changed:
+            self._values.update(changed)
+            self._run._send(pb.Record(config=pb.ConfigRecord(update_json=jsonutil.dumps(changed))))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Config({self._values!r})"
+
+
+class Summary(MutableMapping[str, Any]):
+    """The run's summary: the last (or min/max/mean) value of each metric, plus what you set here.
+
+    Reading asks the internal process (which computes it), so it is always current.
+    """
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+
+    def _values(self) -> dict[str, Any]:
+        return self._run.get_summary()
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values()[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.update({key: value})
+
+    def __delitem__(self, key: str) -> None:
+        self._run._check_live("summary")
+        if key not in self._values():
+            raise KeyError(key)
+        self._run._send(pb.Record(summary=pb.SummaryRecord(remove=[key])))
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:  # type: ignore[override]
+        self._run._check_live("summary")
+        values = check_config({**dict(other), **kwargs}, "summary")
+        self._run._send(pb.Record(summary=pb.SummaryRecord(update_json=jsonutil.dumps(values))))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values())
+
+    def __len__(self) -> int:
+        return len(self._values())
+
+    def __repr__(self) -> str:
+        return f"Summary({self._values()!r})"

@@ -1,0 +1,62 @@
+"""Module-level API: `nbtrack.init()`, `nbtrack.log()`, `nbtrack.finish()` and `nbtrack.run`."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import nbtrack
+from nbtrack.errors import UsageError
+from nbtrack.run import Run
+from nbtrack.settings import resolve_settings
+
+__all__ = ["finish", "init", "log"]
+
+
+def init(
+    project: str | None = None,
+    name: str | None = None,
+    id: str | None = None,
+    config: dict[str, Any] | None = None,
+    tags: list[str] | None = None,
+    notes: str | None = None,
+    group: str | None = None,
+    job_type: str | None = None,
+    mode: str | None = None,
+    dir: str | os.PathLike[str] | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    resume: str | None = None,
+    entity: str | None = None,
+) -> Run:
+    """Start a run and make it `nbtrack.run`; arguments override NBTRACK_* environment variables."""
+    settings = resolve_settings(
+        project=project, entity=entity, id=id, mode=mode, dir=dir, base_url=base_url, api_key=api_key, resume=resume
+    )
+    if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
+        raise TypeError("tags must be a list of str, e.g. tags=['baseline']")
+    for what, value in (("name", name), ("notes", notes), ("group", group), ("job_type", job_type)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    run = Run(
+        settings, name=name, config=config, tags=list(tags or []), notes=notes, group=group, job_type=job_type
+    )
+    nbtrack.run = run
+    return run
+
+
+def log(data: dict[str, Any], step: int | None = None, commit: bool = True) -> None:
+    """`nbtrack.run.log(...)`."""
+    _current("nbtrack.log()").log(data, step=step, commit=commit)
+
+
+def finish(exit_code: int = 0) -> None:
+    """Finish `nbtrack.run`, if there is one."""
+    if nbtrack.run is not None:
+        nbtrack.run.finish(exit_code=exit_code)
+
+
+def _current(what: str) -> Run:
+    if nbtrack.run is None:
+        raise UsageError(f"{what} needs a run: call nbtrack.init() first")
+    return nbtrack.run

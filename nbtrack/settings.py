@@ -1,0 +1,104 @@
+"""Run settings: init() arguments > environment (NBTRACK_*) > defaults, resolved once per run."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import string
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nbtrack.errors import UsageError
+
+__all__ = ["DEFAULT_ENTITY", "MODES", "Settings", "new_run_id", "resolve_settings"]
+
+MODES = ("local", "online", "offline", "disabled")
+DEFAULT_ROOT = ".nbtrack"
+DEFAULT_PROJECT = "uncategorized"
+DEFAULT_ENTITY = "local"
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")  # safe in a path, a URL and a folder name
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the user side and the internal process need to know about one run."""
+
+    mode: str
+    project: str
+    entity: str
+    run_id: str
+    root: Path  # the nbtrack root: the store and the runs/ folder live here
+    base_url: str | None = None
+    api_key: str | None = None
+    resume: str | None = None
+    start_time: float = field(default_factory=time.time)
+
+    @property
+    def store_url(self) -> str:
+        return f"sqlite:///{self.root / 'nbtrack.db'}"
+
+    @property
+    def run_dir(self) -> Path:
+        stamp = time.strftime("%Y%m%d_%H%M%S", time.localtime(self.start_time))
+        return self.root / "runs" / f"run-{stamp}-{self.run_id}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / f"run-{self.run_id}.nbt"
+
+
+def new_run_id() -> str:
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
+
+
+def resolve_settings(
+    *,
+    project: str | None = None,
+    entity: str | None = None,
+    id: str | None = None,
+    mode: str | None = None,
+    dir: str | os.PathLike[str] | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    resume: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Settings:
+    """Apply the precedence rule and check every value, with an error that says what to do."""
+    env = dict(os.environ) if env is None else env
+    base_url = base_url or env.get("NBTRACK_BASE_URL") or None
+    chosen_mode = mode or env.get("NBTRACK_MODE") or ("online" if base_url else "local")
+    if chosen_mode not in MODES:
+        raise UsageError(f"unknown mode {chosen_mode!r}; use one of: {', '.join(MODES)}")
+    if chosen_mode == "online":
+        raise UsageError(
+            "online mode (streaming to a tracking server) is not available in this version; "
+            "use mode='local' (the default) or mode='offline' and `nbtrack sync` later"
+        )
+    if resume not in (None, "allow", "must", "never"):
+        raise UsageError(f"resume must be None, 'allow', 'must' or 'never', not {resume!r}")
+    return Settings(
+        mode=chosen_mode,
+        project=_name(project if project is not None else env.get("NBTRACK_PROJECT", DEFAULT_PROJECT), "project"),
+        entity=_name(entity if entity is not None else env.get("NBTRACK_ENTITY", DEFAULT_ENTITY), "entity"),
+        run_id=_name(id, "id") if id is not None else new_run_id(),
+        root=Path(dir if dir is not None else env.get("NBTRACK_DIR", DEFAULT_ROOT)).expanduser().absolute(),
+        base_url=base_url,
+        api_key=api_key or env.get("NBTRACK_API_KEY") or None,
+        resume=resume,
+    )
+
+
+def _name(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    if not value.strip():
+        raise UsageError(f"{what} is empty; give it a name such as {what}='mnist'")
+    if len(value) > 128 or not _NAME_RE.match(value):
+        raise UsageError(
+            f"{what} {value!r} may hold only letters, digits, '_', '-' and '.' (at most 128 characters)"
+        )
+    return value

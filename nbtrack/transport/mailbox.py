@@ -1,0 +1,113 @@
+"""Replies from the internal process: a reader thread hands each Result to the slot that waits for it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+
+from nbtrack.errors import InternalProcessError
+from nbtrack.proto import nbtrack_pb2 as pb
+
+__all__ = ["Mailbox", "ResultReader", "Slot"]
+
+logger = logging.getLogger("nbtrack")
+
+
+class Slot:
+    """One pending request: wait() returns its Result or raises if the internal process is gone."""
+
+    def __init__(self, slot_id: str, mailbox: Mailbox) -> None:
+        self.id = slot_id
+        self._mailbox = mailbox
+        self._event = threading.Event()
+        self._result: pb.Result | None = None
+
+    def deliver(self, result: pb.Result) -> None:
+        self._result = result
+        self._event.set()
+
+    def wait(self, timeout: float, what: str) -> pb.Result:
+        """Block up to timeout seconds; wake early (and raise) when the internal process dies."""
+        self._event.wait(timeout)
+        self._mailbox.forget(self.id)
+        if self._result is not None:
+            return self._result
+        if self._mailbox.closed_reason is not None:
+            raise InternalProcessError(f"{what}: {self._mailbox.closed_reason}")
+        raise InternalProcessError(f"{what}: no answer from the internal process within {timeout:g} s")
+
+    def wait_a_while(self, timeout: float, what: str) -> pb.Result | None:
+        """Like wait() but a timeout returns None and the slot keeps waiting for its reply."""
+        self._event.wait(timeout)
+        if self._result is None and self._mailbox.closed_reason is not None:
+            raise InternalProcessError(f"{what}: {self._mailbox.closed_reason}")
+        if self._result is not None:
+            self._mailbox.forget(self.id)
+        return self._result
+
+
+class Mailbox:
+    """The slots that wait for replies; closing it wakes every waiter with the reason."""
+
+    def __init__(self) -> None:
+        self._slots: dict[str, Slot] = {}
+        self._lock = threading.Lock()
+        self.closed_reason: str | None = None
+
+    def new_slot(self) -> Slot:
+        slot = Slot(uuid.uuid4().hex[:12], self)
+        with self._lock:
+            self._slots[slot.id] = slot
+        return slot
+
+    def forget(self, slot_id: str) -> None:
+        with self._lock:
+            self._slots.pop(slot_id, None)
+
+    def deliver(self, result: pb.Result) -> bool:
+        with self._lock:
+            slot = self._slots.get(result.control.mailbox_slot)
+        if slot is None:
+            return False
+        slot.deliver(result)
+        return True
+
+    def close(self, reason: str) -> None:
+        with self._lock:
+            self.closed_reason = reason
+            slots = list(self._slots.values())
+        for slot in slots:
+            slot._event.set()
+
+
+class ResultReader:
+    """Reads result_q on a named daemon thread; replies go to the mailbox, the rest to on_result."""
+
+    def __init__(self, result_q: Connection, mailbox: Mailbox, on_result: Callable[[pb.Result], None]) -> None:
+        self._conn = result_q
+        self._mailbox = mailbox
+        self._on_result = on_result
+        self._thread = threading.Thread(target=self._loop, name="nbtrack-results", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                data = self._conn.recv_bytes()
+            except (EOFError, OSError):
+                self._mailbox.close("the internal process has exited")
+                return
+            result = pb.Result()
+            result.ParseFromString(data)
+            if result.control.mailbox_slot and self._mailbox.deliver(result):
+                continue
+            try:
+                self._on_result(result)
+            except Exception:  # a bad callback must not stop replies from arriving
+                logger.exception("nbtrack: error while handling a result from the internal process")
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)

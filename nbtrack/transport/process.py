@@ -1,0 +1,83 @@
+"""Start and watch one internal process, joined to the user process by two one-way pipes.
+
+record_q (user -> internal) and result_q (internal -> user) are multiprocessing pipes rather
+than multiprocessing.Queue objects: a Queue keeps both ends open in both processes, so neither
+side could ever tell that the other one died. With a pipe, the reader gets EOF when the writer's
+process is gone, which is how the internal process notices a dead kernel and how the user side
+notices a dead internal process, without polling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import sys
+import types
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+
+__all__ = ["InternalProcess"]
+
+
+class InternalProcess:
+    """A spawned `nbtrack.internal.main.serve` process and the user side of its pipes."""
+
+    def __init__(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        record_reader, self.record_q = ctx.Pipe(duplex=False)
+        self.result_q, result_writer = ctx.Pipe(duplex=False)
+        from nbtrack.internal.main import serve  # noqa: PLC0415 - keep the internal side off the import path
+
+        self._process: BaseProcess = ctx.Process(
+            target=serve,
+            args=(record_reader, result_writer, multiprocessing.current_process().pid),
+            name="nbtrack-internal",
+            daemon=False,  # it must outlive a crashed parent long enough to deliver the run
+        )
+        with _without_main_module():
+            self._process.start()
+        # Only the child keeps these ends; holding them here would hide the child's death.
+        record_reader.close()
+        result_writer.close()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def is_alive(self) -> bool:
+        return self._process.is_alive()
+
+    def join(self, timeout: float) -> bool:
+        """Wait for a clean exit; True if the process is gone."""
+        self._process.join(timeout)
+        return not self._process.is_alive()
+
+    def kill(self) -> None:
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(1.0)
+
+    def close_pipes(self) -> None:
+        for conn in (self.record_q, self.result_q):
+            with contextlib.suppress(OSError):
+                conn.close()
+
+
+@contextlib.contextmanager
+def _without_main_module() -> Iterator[None]:
+    """Stop spawn from re-running the user's script in the child.
+
+    multiprocessing's spawn re-imports `__main__` in the child so that pickled functions from it
+    resolve; nbtrack's target lives in the package, so that import is pure cost, and for a
+    script without an `if __name__ == "__main__":` guard it would run the user's training loop
+    a second time. The preparation data is computed inside start(), so a bare stand-in for
+    `__main__` during start() is enough.
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main

@@ -1,0 +1,153 @@
+"""What a logged value may be, checked before anything is queued (a call is all-or-nothing).
+
+Accepted: int, float, bool, str, None, numpy scalars and 0-d arrays/tensors (anything with
+`.item()` and a size of one), lists/tuples of numbers, and nested dicts, which are flattened
+to "a/b" keys. Everything else raises TypeError naming the key and the type.
+
+`check_row` is the hot path of `Run.log()`: a flat dict of floats costs one pass over its
+items with no allocation but the copy; everything unusual falls to the slow path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["MAX_DEPTH", "RESERVED_KEYS", "check_config", "check_row", "check_step"]
+
+MAX_DEPTH = 32
+RESERVED_KEYS = frozenset({"_step", "_runtime", "_timestamp"})
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what JSON encoders and SQL columns carry exactly
+
+
+def check_row(data: object) -> tuple[dict[str, Any], bool]:
+    """Validate and flatten one log() payload; return (row, finite) where finite means no NaN/inf."""
+    if type(data) is dict:
+        finite = True
+        for key, value in data.items():
+            kind = type(value)
+            if type(key) is not str or not key or key[0] == "_" or not key.isascii():
+                break
+            if kind is float:
+                if value - value != 0.0:  # NaN or +-inf, without a function call
+                    finite = False
+            elif kind is int:
+                if not _INT_MIN <= value <= _INT_MAX:
+                    break
+            elif kind is str:
+                if not value.isascii():
+                    break
+            elif kind is not bool and value is not None:
+                break
+        else:
+            return dict(data), finite
+    if not isinstance(data, Mapping):
+        raise TypeError(f"log() takes a dict of values, not {type(data).__name__}")
+    row: dict[str, Any] = {}
+    _flatten(data, "", row, 0)
+    return row, not any(_nonfinite(v) for v in row.values())
+
+
+def check_step(step: object) -> int:
+    """A step is a non-negative integer (numpy integers welcome)."""
+    if isinstance(step, bool) or not hasattr(step, "__index__"):
+        raise TypeError(f"step must be a non-negative int, not {type(step).__name__}")
+    value = int(step.__index__())
+    if value < 0 or value > _INT_MAX:
+        raise ValueError(f"step must be a non-negative int that fits in 64 bits, got {value}")
+    return value
+
+
+def check_config(data: object, where: str = "config") -> dict[str, Any]:
+    """Validate config values: the same scalars as log(), but nested dicts stay nested."""
+    if not isinstance(data, Mapping):
+        raise TypeError(f"{where} must be a dict, not {type(data).__name__}")
+    return {_check_key(k, where): _config_value(v, f"{where}[{k!r}]", 0) for k, v in data.items()}
+
+
+def _config_value(value: Any, where: str, depth: int) -> Any:
+    if depth > MAX_DEPTH:
+        raise ValueError(f"{where} is nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, Mapping):
+        return {_check_key(k, where): _config_value(v, f"{where}[{k!r}]", depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_config_value(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
+    return _scalar(value, where)
+
+
+def _flatten(data: Mapping[Any, Any], prefix: str, out: dict[str, Any], depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise ValueError(f"value at {prefix[:-1]!r} is nested deeper than {MAX_DEPTH} levels")
+    for raw_key, value in data.items():
+        key = prefix + _check_key(raw_key, "log()")
+        if depth == 0 and key in RESERVED_KEYS:
+            raise ValueError(f"key {key!r} is reserved: nbtrack sets _step, _runtime and _timestamp itself")
+        if isinstance(value, Mapping):
+            _flatten(value, key + "/", out, depth + 1)
+        elif isinstance(value, (list, tuple)):
+            out[key] = [_number(v, f"{key}[{i}]") for i, v in enumerate(value)]
+        else:
+            out[key] = _scalar(value, key)
+
+
+def _check_key(key: object, where: str) -> str:
+    if not isinstance(key, str):
+        raise TypeError(f"{where}: key {key!r} is a {type(key).__name__}; keys must be str")
+    if not key:
+        raise ValueError(f"{where}: empty key; name each value")
+    _check_text(key, f"key {key!r}")
+    return key
+
+
+def _check_text(text: str, what: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{what} is not valid unicode (a lone surrogate?): {exc.reason}") from None
+
+
+def _scalar(value: Any, key: str) -> Any:
+    if value is None or isinstance(value, (bool, float)):
+        return value if not isinstance(value, float) or type(value) is float else float(value)
+    if isinstance(value, int):
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise ValueError(f"value of {key!r} is an int too large to store exactly ({value.bit_length()} bits)")
+        return int(value)
+    if isinstance(value, str):
+        _check_text(value, f"value of {key!r}")
+        return str(value)
+    item = _item_of_scalar(value)
+    if item is not None:
+        return _scalar(item, key)
+    raise TypeError(
+        f"value of {key!r} has type {type(value).__module__}.{type(value).__qualname__}; "
+        "log numbers, strings, bools, None, lists of numbers or dicts of those"
+    )
+
+
+def _number(value: Any, key: str) -> float | int | None:
+    result = _scalar(value, key)
+    if result is None or isinstance(result, (int, float)):
+        return result  # type: ignore[no-any-return]
+    raise TypeError(f"value of {key!r} has type {type(value).__name__}; lists may hold numbers only")
+
+
+def _item_of_scalar(value: Any) -> Any:
+    """The Python value of a numpy scalar or a one-element array/tensor; None if it is not one."""
+    item = getattr(value, "item", None)
+    if item is None or not callable(item):
+        return None
+    if getattr(value, "ndim", 0):  # numpy arrays and torch tensors with at least one axis
+        raise TypeError(
+            f"a {type(value).__name__} with shape {getattr(value, 'shape', '?')} is not a scalar; "
+            "log one number per key (e.g. .mean()) or a list via .tolist()"
+        )
+    result = item()
+    return result if isinstance(result, (bool, int, float, str)) else None
+
+
+def _nonfinite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    return isinstance(value, list) and any(isinstance(v, float) and not math.isfinite(v) for v in value)
