@@ -13,7 +13,7 @@ from typing import Any
 
 from nbtrack.errors import UsageError
 
-__all__ = ["DEFAULT_ENTITY", "MODES", "Settings", "new_run_id", "resolve_settings"]
+__all__ = ["DEFAULT_ENTITY", "MODES", "Settings", "new_run_id", "resolve_settings", "store_url"]
 
 MODES = ("local", "online", "offline", "disabled")
 DEFAULT_ROOT = ".nbtrack"
@@ -39,7 +39,7 @@ class Settings:
 
     @property
     def store_url(self) -> str:
-        return f"sqlite:///{self.root / 'nbtrack.db'}"
+        return store_url(self.root)
 
     @property
     def run_dir(self) -> Path:
@@ -49,6 +49,11 @@ class Settings:
     @property
     def log_path(self) -> Path:
         return self.run_dir / f"run-{self.run_id}.nbt"
+
+
+def store_url(root: Path) -> str:
+    """The embedded store under an nbtrack root."""
+    return f"sqlite:///{root / 'nbtrack.db'}"
 
 
 def new_run_id() -> str:

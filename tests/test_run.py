@@ -1,0 +1,204 @@
+"""The record flow through a real internal process into the real store: init, log, config,
+summary, define_metric, finish, and the step rules."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+import nbtrack
+from nbtrack.errors import UsageError
+from tests.helpers import stored_history, stored_run
+
+
+def test_init_log_finish_stores_every_row_config_and_summary(root: Path) -> None:
+    run = nbtrack.init(project="test", dir=root, config={"lr": 0.1, "layers": [64, 32]}, tags=["a"], notes="n")
+    assert nbtrack.run is run
+    for i in range(100):
+        run.log({"loss": 1 / (i + 1), "nested": {"acc": i / 100}})
+    run.finish()
+    assert nbtrack.run is None
+    assert run.state == "finished"
+
+    stored = stored_run(root, run.id)
+    assert stored.state == "finished"
+    assert stored.config == {"lr": 0.1, "layers": [64, 32]}
+    assert stored.tags == ["a"] and stored.notes == "n"
+    assert stored.summary["loss"] == 1 / 100 and stored.summary["nested/acc"] == 0.99
+    rows = stored_history(root, run.id)
+    assert [r["_step"] for r in rows] == list(range(100))
+    assert rows[5]["loss"] == 1 / 6 and rows[5]["nested/acc"] == 0.05
+    assert all(r["_runtime"] >= 0 and r["_timestamp"] > 1e9 for r in rows)
+
+
+def test_run_properties_and_its_folder(root: Path) -> None:
+    with nbtrack.init(project="test", name="first", id="abc123", dir=root) as run:
+        assert (run.id, run.name, run.project, run.entity, run.mode) == ("abc123", "first", "test", "local", "local")
+        assert run.url is None
+        assert run.dir.parent == root / "runs"
+    logs = list(run.dir.glob("*.nbt"))
+    assert logs == [run.dir / "run-abc123.nbt"]
+
+
+def test_commit_false_merges_into_one_row(root: Path) -> None:
+    with nbtrack.init(project="test", dir=root) as run:
+        run.log({"a": 1}, commit=False)
+        run.log({"b": 2}, commit=False)
+        run.log({"c": 3})
+        run.log({"a": 4})
+    rows = stored_history(root, run.id)
+    assert [(r["_step"], r.get("a"), r.get("b"), r.get("c")) for r in rows] == [(0, 1, 2, 3), (1, 4, None, None)]
+
+
+def test_explicit_steps_jump_forward_and_a_step_below_is_refused_with_a_warning(root: Path) -> None:
+    with nbtrack.init(project="test", dir=root) as run:
+        run.log({"x": 0})
+        run.log({"x": 10}, step=10)
+        run.log({"x": 5}, step=5)  # backwards: refused, named in a notice
+        run.log({"x": 11})
+    rows = stored_history(root, run.id)
+    assert [(r["_step"], r["x"]) for r in rows] == [(0, 0), (10, 10), (11, 11)]
+    assert len(run.notices) == 1 and "step 5 is below the current step 11" in run.notices[0]
+
+
+def test_a_pending_row_is_committed_when_the_step_moves_on(root: Path) -> None:
+    with nbtrack.init(project="test", dir=root) as run:
+        run.log({"a": 1}, step=3, commit=False)
+        run.log({"b": 2}, step=3, commit=False)
+        run.log({"c": 3}, step=7, commit=False)  # completes step 3
+    rows = stored_history(root, run.id)  # finish() commits the row pending at step 7
+    assert [(r["_step"], {k: v for k, v in r.items() if not k.startswith("_")}) for r in rows] == [
+        (3, {"a": 1, "b": 2}),
+        (7, {"c": 3}),
+    ]
+
+
+def test_define_metric_summaries(root: Path) -> None:
+    with nbtrack.init(project="test", dir=root) as run:
+        run.define_metric("loss", summary="min")
+        run.define_metric("acc", summary="max,last")
+        run.define_metric("val/*", summary="mean")
+        run.define_metric("noise", summary="none")
+        for loss, acc in [(3.0, 0.1), (1.0, 0.9), (2.0, 0.5)]:
+            run.log({"loss": loss, "acc": acc, "val/a": loss, "noise": 7, "plain": acc})
+        assert run.summary["loss"] == {"min": 1.0}
+    summary = stored_run(root, run.id).summary
+    assert summary["loss"] == {"min": 1.0}
+    assert summary["acc"] == {"max": 0.9, "last": 0.5}
+    assert summary["val/a"] == {"mean": 2.0}
+    assert "noise" not in summary
+    assert summary["plain"] == 0.5
+
+
+def test_define_metric_rejects_an_unknown_summary(root: Path) -> None:
+    with nbtrack.init(project="test", dir=root) as run, pytest.raises(ValueError, match="unknown summary 'median'"):
+        run.define_metric("loss", summary="median")
+
+
+def test_summary_set_by_the_user_and_read_back(root: Path) -> None:
+    with nbtrack.init(project="test", dir=root) as run:
+        run.log({"loss": 0.5})
+        run.summary["best"] = 0.25
+        run.summary.update({"note": "ok"})
+        assert run.summary["best"] == 0.25
+        assert dict(run.summary) == {"loss": 0.5, "best": 0.25, "note": "ok"}
+    assert stored_run(root, run.id).summary == {"loss": 0.5, "best": 0.25, "note": "ok"}
+    assert run.summary["best"] == 0.25  # still readable after finish
+
+
+def test_config_updates_and_conflicts(root: Path) -> None:
+    with nbtrack.init(project="test", dir=root, config={"lr": 0.1}) as run:
+        run.config["batch"] = 32
+        run.config.update({"opt": {"name": "adam", "betas": [0.9, 0.99]}})
+        run.config.lr = 0.1  # the same value again is fine
+        with pytest.raises(UsageError, match="config key 'lr' is already 0.1"):
+            run.config["lr"] = 0.2
+        with pytest.raises(TypeError, match="config\\['bad'\\]"):
+            run.config.update({"ok": 1, "bad": object()})
+        assert "ok" not in run.config  # all-or-nothing
+        assert run.config.batch == 32
+    assert stored_run(root, run.id).config == {"lr": 0.1, "batch": 32, "opt": {"name": "adam", "betas": [0.9, 0.99]}}
+
+
+def test_nan_and_infinities_round_trip_exactly(root: Path) -> None:
+    with nbtrack.init(project="test", dir=root) as run:
+        run.log({"a": 1.0})
+        run.log({"a": float("nan"), "b": float("inf"), "c": -math.inf, "d": [1.0, float("nan")]})
+        run.log({"a": 2.0})
+    rows = stored_history(root, run.id)
+    assert math.isnan(rows[1]["a"]) and rows[1]["b"] == math.inf and rows[1]["c"] == -math.inf
+    assert rows[1]["d"][0] == 1.0 and math.isnan(rows[1]["d"][1])
+    assert [r["_step"] for r in rows] == [0, 1, 2]
+
+
+def test_an_exception_in_a_with_block_marks_the_run_failed(root: Path) -> None:
+    with pytest.raises(RuntimeError), nbtrack.init(project="test", dir=root) as run:
+        run.log({"a": 1})
+        raise RuntimeError("boom")
+    assert run.state == "failed"
+    assert stored_run(root, run.id).state == "failed"
+
+
+def test_calls_in_the_wrong_order_get_clear_errors(root: Path) -> None:
+    with pytest.raises(UsageError, match="call nbtrack.init\\(\\) first"):
+        nbtrack.log({"a": 1})
+    run = nbtrack.init(project="test", dir=root)
+    nbtrack.log({"a": 1})
+    nbtrack.finish()
+    with pytest.raises(UsageError, match="is finished; start a new one"):
+        run.log({"a": 2})
+    with pytest.raises(UsageError, match="is finished"):
+        run.config["x"] = 1
+    run.finish()  # a second finish is a no-op
+    assert [r["a"] for r in stored_history(root, run.id)] == [1]
+
+
+def test_a_bad_call_logs_nothing_and_the_next_good_call_works(root: Path) -> None:
+    with nbtrack.init(project="test", dir=root) as run:
+        run.log({"a": 1})
+        with pytest.raises(TypeError, match="'bad'"):
+            run.log({"a": 2, "bad": {1, 2}})
+        run.log({"a": 3})
+    assert [(r["_step"], r["a"]) for r in stored_history(root, run.id)] == [(0, 1), (1, 3)]
+
+
+def test_sampled_history_is_bounded_and_ends_at_the_last_step(root: Path) -> None:
+    with nbtrack.init(project="test", dir=root) as run:
+        for i in range(5000):
+            run.log({"x": float(i)})
+        sampled = run.sampled_history()
+        status = run.status()
+    steps, values = sampled["x"]
+    assert len(steps) <= 513 and steps[0] == 0 and steps[-1] == 4999 and values[-1] == 4999.0
+    assert steps == sorted(steps)
+    assert status.rows_logged == 5000 and status.step == 5000
+
+
+def test_offline_mode_writes_only_the_log(root: Path) -> None:
+    with nbtrack.init(project="test", dir=root, mode="offline") as run:
+        run.log({"a": 1})
+    assert run.state == "finished"
+    assert len(list(run.dir.glob("*.nbt"))) == 1
+    assert not (root / "nbtrack.db").exists()
+
+
+def test_disabled_mode_accepts_every_call_and_stores_nothing(root: Path) -> None:
+    with nbtrack.init(project="test", dir=root, mode="disabled") as run:
+        run.log({"a": 1})
+        run.config["b"] = 2
+        run.define_metric("a", summary="max")
+    assert run.state == "finished"
+    assert not root.exists()
+
+
+def test_environment_settings_apply_and_arguments_win(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NBTRACK_PROJECT", "from-env")
+    monkeypatch.setenv("NBTRACK_DIR", str(root))
+    monkeypatch.setenv("NBTRACK_MODE", "offline")
+    with nbtrack.init() as run:
+        assert (run.project, run.mode) == ("from-env", "offline")
+        assert run.dir.is_relative_to(root)
+    with nbtrack.init(project="arg", mode="local") as run:
+        assert (run.project, run.mode) == ("arg", "local")
