@@ -50,6 +50,7 @@ class Run:
         self._finished = False
         self._exit_state: str | None = None
         self.notices: list[str] = []  # warnings the internal process sent (also logged)
+        self.rows_lost = 0  # rows logged after the internal process was gone
         self._final_summary: dict[str, Any] | None = None
         self.config = Config(self, config or {})
         self.summary = Summary(self)
@@ -117,12 +118,25 @@ class Run:
         outbox = self._outbox
         if outbox is None:
             return  # disabled mode
+        if self._mailbox.closed_reason is not None:
+            self._lose_row()
+            return
         if finite:
             outbox.log((row, step, commit, time.time()))
         else:  # rare: NaN/inf need the exact (slower) encoder, so this call travels on its own
             calls = jsonutil.dumps([[row, step, commit, time.time()]])
             request = pb.Request(partial_history=pb.PartialHistoryRequest(calls_json=calls, count=1))
             outbox.send(pb.Record(request=request, control=pb.Control(local=True)))
+
+    def _lose_row(self) -> None:
+        """The internal process is gone: count the row as lost and say so once, loudly."""
+        self.rows_lost += 1
+        if self.rows_lost == 1:
+            logger.error(
+                "nbtrack: the internal process of run %s has exited (%s); rows logged from now on are NOT "
+                "stored. Everything logged before is in %s",
+                self.id, self._mailbox.closed_reason, self._settings.log_path,
+            )
 
     def define_metric(self, name: str, summary: str = "last", step_metric: str | None = None) -> None:
         """How the summary keeps `name` (a key or a glob): last, min, max, mean, none, or 'min,max'."""

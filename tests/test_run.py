@@ -202,3 +202,22 @@ def test_environment_settings_apply_and_arguments_win(root: Path, monkeypatch: p
         assert run.dir.is_relative_to(root)
     with nbtrack.init(project="arg", mode="local") as run:
         assert (run.project, run.mode) == ("arg", "local")
+
+
+def test_a_dead_internal_process_never_hangs_the_user(root: Path) -> None:
+    import time
+
+    from nbtrack.errors import InternalProcessError
+
+    run = nbtrack.init(project="test", dir=root)
+    run.log({"a": 1})
+    assert run._process is not None
+    run._process.kill()
+    started = time.monotonic()
+    with pytest.raises(InternalProcessError, match="internal process has exited"):
+        run.summary["a"]
+    run.log({"a": 2})  # does not raise into the training loop; counted and reported as lost
+    assert run.rows_lost == 1
+    with pytest.raises(InternalProcessError):
+        run.finish()
+    assert time.monotonic() - started < 5

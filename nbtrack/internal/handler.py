@@ -48,6 +48,7 @@ class Handler:
         self._pending: dict[str, Any] | None = None  # commit=False rows merged so far
         self._pending_time = 0.0
         self._pending_finite = True  # known free of NaN/inf, so the fast encoder is exact
+        self._start_time = time.time()  # replaced by the run's own start time
         self._summary_dirty = False
         self._summary_sent = 0.0
         self.exited = False
@@ -115,6 +116,7 @@ class Handler:
 
     def _on_run(self, record: pb.Record) -> None:
         self.run = record.run
+        self._start_time = record.run.start_time
         self.step = record.run.starting_step
         if not record.run.host:
             record.run.host = socket.gethostname()
@@ -160,20 +162,24 @@ class Handler:
             self._commit(out)
 
     def _commit(self, out: list[pb.Record]) -> None:
-        row, finite = self._pending, self._pending_finite
+        """Emit the pending row at the current step; its JSON is the line the store keeps."""
+        row = self._pending
         if row is None:
             return
         self._pending = None
         step, timestamp = self.step, self._pending_time
         self.step = step + 1
-        start = self.run.start_time if self.run is not None else timestamp
-        history = pb.HistoryRecord(
-            step=step, runtime=max(0.0, timestamp - start), timestamp=timestamp, data_json=jsonutil.dumps(row, finite=finite)
-        )
-        out.append(pb.Record(history=history))
-        self.rows_logged += 1
         self.summary.update(row)
         self.sampled.add_row(step, row)
+        runtime = timestamp - self._start_time
+        if runtime < 0.0:
+            runtime = 0.0
+        row["_step"] = step
+        row["_runtime"] = runtime
+        row["_timestamp"] = timestamp
+        data_json = jsonutil.dumps(row, finite=self._pending_finite)
+        out.append(pb.Record(history=pb.HistoryRecord(step=step, runtime=runtime, timestamp=timestamp, data_json=data_json)))
+        self.rows_logged += 1
         self._summary_dirty = True
 
     def _send_summary(self, force: bool = False) -> None:

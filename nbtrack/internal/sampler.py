@@ -3,6 +3,8 @@
 Each series keeps at most `capacity` points whatever the run's length: when full, every other
 point is dropped and only every 2**k-th value is kept from then on, so the points stay evenly
 spread over the whole run. The newest value is always kept too, so a chart ends where the run is.
+`add_row` runs once per logged row in the handler, so its per-key work is inlined: one dict
+lookup and a few slot updates.
 """
 
 from __future__ import annotations
@@ -15,33 +17,21 @@ DEFAULT_CAPACITY = 512
 
 
 class Series:
-    __slots__ = ("capacity", "last", "seen", "steps", "stride", "values")
+    __slots__ = ("last_step", "last_value", "mask", "seen", "steps", "values")
 
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
+    def __init__(self) -> None:
         self.steps: list[int] = []
         self.values: list[float] = []
-        self.stride = 1
+        self.mask = 0  # stride - 1; the stride is a power of two
         self.seen = 0
-        self.last: tuple[int, float] | None = None
-
-    def add(self, step: int, value: float) -> None:
-        self.last = (step, value)
-        seen = self.seen
-        self.seen = seen + 1
-        if seen % self.stride:
-            return
-        self.steps.append(step)
-        self.values.append(value)
-        if len(self.steps) >= self.capacity:
-            del self.steps[1::2], self.values[1::2]
-            self.stride *= 2
+        self.last_step = 0
+        self.last_value = 0.0
 
     def points(self) -> tuple[list[int], list[float]]:
         steps, values = list(self.steps), list(self.values)
-        if self.last is not None and (not steps or steps[-1] != self.last[0]):
-            steps.append(self.last[0])
-            values.append(self.last[1])
+        if self.seen and (not steps or steps[-1] != self.last_step):
+            steps.append(self.last_step)
+            values.append(self.last_value)
         return steps, values
 
 
@@ -56,8 +46,20 @@ class SampledHistory:
         series = self.series
         for key, value in row.items():
             kind = type(value)
-            if kind is float or kind is int:
-                found = series.get(key)
-                if found is None:
-                    found = series[key] = Series(self.capacity)
-                found.add(step, value)
+            if kind is not float and kind is not int:
+                continue
+            found = series.get(key)
+            if found is None:
+                found = series[key] = Series()
+            seen = found.seen
+            found.seen = seen + 1
+            found.last_step = step
+            found.last_value = value
+            if seen & found.mask:
+                continue
+            steps = found.steps
+            steps.append(step)
+            found.values.append(value)
+            if len(steps) >= self.capacity:
+                del steps[1::2], found.values[1::2]
+                found.mask = found.mask * 2 + 1

@@ -19,7 +19,7 @@ from nbtrack import jsonutil
 from nbtrack.internal.backend import Backend
 from nbtrack.proto import nbtrack_pb2 as pb
 
-__all__ = ["Sender", "SenderThread", "exit_state", "history_line"]
+__all__ = ["Sender", "SenderThread", "exit_state"]
 
 logger = logging.getLogger("nbtrack")
 
@@ -29,13 +29,6 @@ BATCH_SECONDS = 0.05  # and a live run's rows are at most this late
 
 def exit_state(record: pb.ExitRecord) -> str:
     return record.state or ("finished" if record.exit_code == 0 else "failed")
-
-
-def history_line(record: pb.HistoryRecord) -> str:
-    """The stored JSON line of a row: the handler's _step/_runtime/_timestamp, then the user's keys."""
-    head = f'{{"_step":{record.step},"_runtime":{record.runtime!r},"_timestamp":{record.timestamp!r}'
-    data = record.data_json
-    return head + ("," + data[1:].decode() if len(data) > 2 else "}")
 
 
 class Sender:
@@ -71,7 +64,7 @@ class Sender:
         for record in records:
             kind = record.WhichOneof("record_type")
             if kind == "history":
-                self._history.append(history_line(record.history))
+                self._history.append(record.history.data_json.decode())
                 self._steps.append(record.history.step)
             elif kind == "summary":
                 self._on_summary(record.summary)

@@ -243,9 +243,10 @@ Global___RunRecord: _TypeAlias = RunRecord  # noqa: Y015
 
 @_typing.final
 class HistoryRecord(_message.Message):
-    """One committed history row. The step, runtime and timestamp are assigned by the handler;
-    data_json holds the user's flattened keys only ("a/b": value), as a JSON object in which
-    NaN, Infinity and -Infinity appear as bare tokens (Python's json dialect).
+    """One committed history row, as the store keeps it. The handler assigns step, runtime and
+    timestamp; data_json is the whole row: the user's flattened keys ("a/b": value) plus _step,
+    _runtime and _timestamp, as a JSON object in which NaN, Infinity and -Infinity appear as bare
+    tokens (Python's json dialect, as the wire protocol sends them).
     """
 
     DESCRIPTOR: _descriptor.Descriptor

@@ -60,7 +60,10 @@ class Mailbox:
     def new_slot(self) -> Slot:
         slot = Slot(uuid.uuid4().hex[:12], self)
         with self._lock:
-            self._slots[slot.id] = slot
+            if self.closed_reason is None:
+                self._slots[slot.id] = slot
+            else:
+                slot._event.set()  # nobody will answer: wait() raises at once
         return slot
 
     def forget(self, slot_id: str) -> None:
