@@ -54,6 +54,7 @@ class WriterThread:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._log = LogWriter.create(path)
+            _fsync_dir(path.parent)  # the new file's name must survive a power loss too
         except OSError as exc:
             self.failed = f"cannot create the transaction log {path}: {exc}"
             self._notice(self.failed + "; rows still go to the store, but a crash could now lose them")
@@ -118,6 +119,14 @@ class WriterThread:
             self.failed = f"cannot write the transaction log {self.path}: {os.strerror(exc.errno or 0) or exc}"
             logger.error("nbtrack: %s", self.failed)
             self._notice(self.failed + "; rows still go to the store, but a crash could now lose them")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _version() -> str:
