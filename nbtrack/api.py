@@ -1,0 +1,217 @@
+"""The read API: finished and running runs, their config, summary and history, from Python.
+
+    api = nbtrack.Api()                      # the local store under ./.nbtrack (or NBTRACK_DIR)
+    for run in api.runs("mnist"):
+        print(run.id, run.state, run.summary.get("loss"))
+    df = api.run("mnist/abc123").history(keys=["loss"], pandas=True)
+
+Paths are "project" or "entity/project" for a project, "project/run_id" or
+"entity/project/run_id" for a run (also "entity/project/runs/run_id", as a run's URL spells it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from nbtrack.errors import NbtrackError, UsageError
+from nbtrack.store import DB_FILENAME, ProjectRow, RunRow, Store
+
+if TYPE_CHECKING:
+    import pandas as pd  # type: ignore[import-untyped, unused-ignore]  # pandas-stubs is optional
+
+__all__ = ["Api", "Run", "RunNotFoundError"]
+
+DEFAULT_DIR = ".nbtrack"
+
+
+class RunNotFoundError(NbtrackError, LookupError):
+    """No stored run matches the path given to `Api.run`."""
+
+
+class Api:
+    """Read access to the runs of an nbtrack folder."""
+
+    def __init__(
+        self,
+        dir: str | os.PathLike[str] | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+    ) -> None:
+        """Open the store under dir (default: $NBTRACK_DIR, else ./.nbtrack); UsageError if it has no runs."""
+        if base_url is not None:
+            raise UsageError(
+                f"reading runs from a tracking server (base_url={base_url!r}) is not available yet; "
+                "read a local nbtrack folder instead with Api(dir=...)"
+            )
+        self._api_key = api_key
+        root = Path(dir if dir is not None else os.environ.get("NBTRACK_DIR") or DEFAULT_DIR)
+        # Check before opening: opening the store would create an empty database as a side effect.
+        if not (root / DB_FILENAME).is_file():
+            raise UsageError(
+                f"no runs were found under {root.resolve()}: run `nbtrack demo` to make some, "
+                "or pass dir= with the folder that holds your runs"
+            )
+        self.dir = root
+        self._store = Store.at_root(root)
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Api:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def projects(self, entity: str | None = None) -> list[ProjectRow]:
+        """Every project (of one entity, or all), most recently active first."""
+        return self._store.list_projects(entity)
+
+    def runs(self, path: str) -> list[Run]:
+        """Runs of "project" or "entity/project", newest first."""
+        parts = _split(path, "a project path ('project' or 'entity/project')", (1, 2))
+        entity = parts[0] if len(parts) == 2 else None
+        return [Run(row, self._store) for row in self._store.list_runs(parts[-1], entity)]
+
+    def run(self, path: str) -> Run:
+        """The run at "project/run_id" or "entity/project/run_id"; RunNotFoundError if there is none."""
+        parts = _split(path, "a run path ('project/run_id' or 'entity/project/run_id')", (2, 3, 4))
+        if len(parts) == 4:
+            if parts[2] != "runs":
+                raise ValueError(f"{path!r} is not a run path; expected 'entity/project/runs/run_id'")
+            del parts[2]
+        entity = parts[0] if len(parts) == 3 else None
+        project, run_id = parts[-2:]
+        row = self._store.get_run(entity, project, run_id)
+        if row is None:
+            where = f"{entity}/{project}" if entity is not None else project
+            raise RunNotFoundError(
+                f"no run {run_id!r} in project {where!r} under {self.dir.resolve()}; "
+                f"Api().runs({where!r}) lists the runs there"
+            )
+        return Run(row, self._store)
+
+
+class Run:
+    """A read-only view of one stored run, as it was when fetched (refresh() fetches again)."""
+
+    def __init__(self, row: RunRow, store: Store) -> None:
+        self._row = row
+        self._store = store
+
+    def __repr__(self) -> str:
+        return f"<Run {self.path} ({self.state})>"
+
+    @property
+    def row(self) -> RunRow:
+        """The stored row behind this view."""
+        return self._row
+
+    @property
+    def path(self) -> str:
+        return f"{self.entity}/{self.project}/{self.id}"
+
+    @property
+    def id(self) -> str:
+        return self._row.run_id
+
+    @property
+    def name(self) -> str:
+        return self._row.display_name or self._row.run_id
+
+    @property
+    def entity(self) -> str:
+        return self._row.entity
+
+    @property
+    def project(self) -> str:
+        return self._row.project
+
+    @property
+    def state(self) -> str:
+        return self._row.state
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self._row.config
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self._row.summary
+
+    @property
+    def tags(self) -> list[str]:
+        return self._row.tags
+
+    @property
+    def notes(self) -> str | None:
+        return self._row.notes
+
+    @property
+    def group(self) -> str | None:
+        return self._row.group
+
+    @property
+    def job_type(self) -> str | None:
+        return self._row.job_type
+
+    @property
+    def created_at(self) -> float:
+        return self._row.created_at
+
+    @property
+    def runtime(self) -> float:
+        return self._row.runtime
+
+    @property
+    def exit_code(self) -> int | None:
+        return self._row.exit_code
+
+    @property
+    def url(self) -> str | None:
+        """The run's page on a tracking server; None while runs are read from a local folder."""
+        return None
+
+    def refresh(self) -> None:
+        """Fetch the run again, e.g. to follow one that is still running."""
+        row = self._store.get_run(self.entity, self.project, self.id)
+        if row is None:
+            raise RunNotFoundError(f"run {self.path!r} is no longer in the store")
+        self._row = row
+
+    @overload
+    def history(
+        self, keys: Sequence[str] | None = None, pandas: Literal[False] = False
+    ) -> list[dict[str, Any]]: ...
+    @overload
+    def history(self, keys: Sequence[str] | None = None, *, pandas: Literal[True]) -> pd.DataFrame: ...
+    @overload
+    def history(
+        self, keys: Sequence[str] | None = None, pandas: bool = False
+    ) -> list[dict[str, Any]] | pd.DataFrame: ...
+    def history(
+        self, keys: Sequence[str] | None = None, pandas: bool = False
+    ) -> list[dict[str, Any]] | pd.DataFrame:
+        """Every logged row with its _step; with keys, only rows holding one of them, cut to those keys."""
+        if isinstance(keys, str):
+            keys = [keys]  # a lone key name would otherwise be read as a sequence of letters
+        rows = self._store.read_history(self.entity, self.project, self.id, keys=keys)
+        if not pandas:
+            return rows
+        try:
+            import pandas as pandas_module
+        except ImportError as exc:
+            raise ImportError("Run.history(pandas=True) needs pandas: pip install pandas") from exc
+        columns = None if keys is None else ["_step", *keys]
+        return pandas_module.DataFrame.from_records(rows, columns=columns)
+
+
+def _split(path: str, what: str, counts: tuple[int, ...]) -> list[str]:
+    """The non-empty '/'-separated parts of path; ValueError if their number is not in counts."""
+    parts = path.strip().split("/")
+    if len(parts) not in counts or not all(part.strip() for part in parts):
+        raise ValueError(f"{path!r} is not {what}")
+    return parts

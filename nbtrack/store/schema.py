@@ -1,0 +1,248 @@
+"""The store's tables, in generic SQLAlchemy types so one schema serves SQLite and PostgreSQL.
+
+JSON values (config, summary, tags, metric definitions, history rows) are kept as JSON *text*
+in nbtrack's dialect (see `nbtrack.jsonutil`), not as a JSON column type: a native JSON type
+would reject the NaN and Infinity tokens that logged values may hold. Timestamps are unix
+seconds as floats. Lines (`history.line`, `output.line`) are the wire protocol's offsets: a
+resend of the same lines replaces them, so (run_pk, line) is the primary key.
+
+Beside the tables sit what their columns hold: the frozen rows the store hands out, and the
+facts the store reads off a history row ("_step", "_runtime"). No SQL here; that is store.py.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Row,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from nbtrack.jsonutil import loads
+
+__all__ = [
+    "RUN_STATES",
+    "ProjectRow",
+    "RunRow",
+    "check_offset",
+    "check_state",
+    "decode_run",
+    "entities",
+    "history",
+    "history_facts",
+    "metadata",
+    "new_run_values",
+    "output",
+    "pick_keys",
+    "projects",
+    "runs",
+]
+
+# Every value runs.state may hold; the store validates against this before writing.
+RUN_STATES = ("running", "finished", "failed", "crashed")
+
+metadata = MetaData()
+
+entities = Table(
+    "entities",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("entity_id", Integer, ForeignKey("entities.id"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("entity_id", "name", name="uq_projects_entity_name"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("pk", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("run_id", String(255), nullable=False),
+    Column("display_name", Text),
+    Column("notes", Text),
+    Column("tags", Text, nullable=False),
+    Column("group_name", String(255)),
+    Column("job_type", String(255)),
+    Column("host", String(255)),
+    Column("program", Text),
+    Column("config", Text, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("metrics", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("exit_code", Integer),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("runtime", Float, nullable=False),
+    Column("history_line_count", Integer, nullable=False),
+    Column("last_step", BigInteger),
+    UniqueConstraint("project_id", "run_id", name="uq_runs_project_run_id"),
+    # list_runs orders a project's runs newest first.
+    Index("ix_runs_project_created", "project_id", "created_at"),
+)
+
+history = Table(
+    "history",
+    metadata,
+    Column("run_pk", Integer, ForeignKey("runs.pk"), primary_key=True, autoincrement=False),
+    Column("line", Integer, primary_key=True, autoincrement=False),
+    Column("step", BigInteger, nullable=False),
+    Column("data", Text, nullable=False),
+)
+
+output = Table(
+    "output",
+    metadata,
+    Column("run_pk", Integer, ForeignKey("runs.pk"), primary_key=True, autoincrement=False),
+    Column("line", Integer, primary_key=True, autoincrement=False),
+    Column("text", Text, nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRow:
+    entity: str
+    name: str
+    created_at: float
+    run_count: int
+    last_activity: float  # newest runs.updated_at, or created_at for a project without runs
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    entity: str
+    project: str
+    run_id: str
+    display_name: str | None
+    state: str
+    config: dict[str, Any]
+    summary: dict[str, Any]
+    metrics: list[Any]
+    tags: list[str]
+    notes: str | None
+    group: str | None
+    job_type: str | None
+    host: str | None
+    program: str | None
+    created_at: float
+    updated_at: float
+    runtime: float
+    exit_code: int | None
+    history_line_count: int
+    last_step: int | None
+
+
+def decode_run(row: Row[Any]) -> RunRow:
+    """A RunRow from a row of runs columns plus "entity" and "project" names."""
+    return RunRow(
+        entity=row.entity,
+        project=row.project,
+        run_id=row.run_id,
+        display_name=row.display_name,
+        state=row.state,
+        config=loads(row.config),
+        summary=loads(row.summary),
+        metrics=loads(row.metrics),
+        tags=loads(row.tags),
+        notes=row.notes,
+        group=row.group_name,
+        job_type=row.job_type,
+        host=row.host,
+        program=row.program,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        runtime=row.runtime,
+        exit_code=row.exit_code,
+        history_line_count=row.history_line_count,
+        last_step=row.last_step,
+    )
+
+
+def new_run_values(project_id: int, run_id: str, now: float) -> dict[str, Any]:
+    """Column values of a run that nothing has described yet."""
+    return {
+        "project_id": project_id,
+        "run_id": run_id,
+        "tags": "[]",
+        "config": "{}",
+        "summary": "{}",
+        "metrics": "[]",
+        "state": "running",
+        "created_at": now,
+        "updated_at": now,
+        "runtime": 0.0,
+        "history_line_count": 0,
+    }
+
+
+def check_offset(offset: int) -> None:
+    """Raise ValueError for a negative line offset."""
+    if offset < 0:
+        raise ValueError(f"line offset must be >= 0, got {offset}")
+
+
+def check_state(state: str) -> None:
+    """Raise ValueError unless state is one of RUN_STATES."""
+    if state not in RUN_STATES:
+        raise ValueError(f"unknown run state {state!r}; expected one of {', '.join(RUN_STATES)}")
+
+
+def history_facts(
+    rows: Sequence[str], offset: int, steps: Sequence[int] | None
+) -> tuple[list[int], float | None]:
+    """The steps of JSON history rows (parsed unless given) and their largest finite _runtime."""
+    check_offset(offset)
+    if steps is None:
+        parsed = [loads(row) for row in rows]
+        steps = [_step_of(row, offset + i) for i, row in enumerate(parsed)]
+    elif len(steps) != len(rows):
+        raise ValueError(f"got {len(steps)} steps for {len(rows)} history rows")
+    else:
+        # Rows arrive in logging order, so the last one carries the largest _runtime.
+        parsed = [loads(rows[-1])] if rows else []
+    runtimes = [
+        row["_runtime"] for row in parsed if isinstance(row, dict) and _is_number(row.get("_runtime"))
+    ]
+    return list(steps), (float(max(runtimes)) if runtimes else None)
+
+
+def pick_keys(rows: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
+    """The rows that hold any of keys, each cut down to _step and those keys."""
+    picked = []
+    for row in rows:
+        values = {key: row[key] for key in keys if key in row}
+        if values:
+            picked.append({"_step": row.get("_step"), **values})
+    return picked
+
+
+def _step_of(row: Any, line: int) -> int:
+    step = row.get("_step") if isinstance(row, dict) else None
+    if not isinstance(step, int) or isinstance(step, bool):
+        raise ValueError(f"history line {line} has no integer _step: {row!r:.200}")
+    return step
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

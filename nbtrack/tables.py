@@ -1,0 +1,127 @@
+"""Plain-text tables for the terminal: aligned columns, long cells cut with an ellipsis."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Sequence
+
+from nbtrack import jsonutil
+from nbtrack.api import Run
+from nbtrack.store import RunRow
+
+__all__ = ["format_cell", "format_duration", "render_table", "runs_table"]
+
+MAX_CELL_WIDTH = 32
+COLUMN_GAP = "  "
+ELLIPSIS = "…"
+
+
+def render_table(
+    headers: Sequence[str], rows: Sequence[Sequence[object]], max_width: int = MAX_CELL_WIDTH
+) -> str:
+    """Headers, a rule and rows as aligned text; numeric columns are right-aligned, cells cut at max_width."""
+    cells = [[_cut(format_cell(value), max_width) for value in row] for row in rows]
+    heads = [_cut(str(header), max_width) for header in headers]
+    widths = [len(head) for head in heads]
+    for row in cells:
+        if len(row) != len(heads):
+            raise ValueError(f"a row has {len(row)} cells for {len(heads)} headers: {row!r}")
+        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
+    numeric = [
+        any(_is_number(row[i]) for row in rows) and all(_is_number(row[i]) or row[i] is None for row in rows)
+        for i in range(len(heads))
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        padded = (
+            value.rjust(width) if right else value.ljust(width)
+            for value, width, right in zip(values, widths, numeric, strict=True)
+        )
+        return COLUMN_GAP.join(padded).rstrip()
+
+    rule = COLUMN_GAP.join("-" * width for width in widths)
+    return "\n".join([line(heads), rule, *(line(row) for row in cells)])
+
+
+def runs_table(
+    runs: Sequence[Run | RunRow], summary_keys: Sequence[str] | None = None, max_keys: int = 3
+) -> str:
+    """A table of runs: id, name, state, created (local time), runtime, steps and a few summary keys."""
+    rows = [run.row if isinstance(run, Run) else run for run in runs]
+    keys = list(summary_keys) if summary_keys is not None else _common_summary_keys(rows, max_keys)
+    headers = ["id", "name", "state", "created", "runtime", "steps", *keys]
+    body = [
+        [
+            row.run_id,
+            row.display_name or "",
+            row.state,
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(row.created_at)),
+            format_duration(row.runtime),
+            row.history_line_count,
+            *(_summary_value(row.summary.get(key)) for key in keys),
+        ]
+        for row in rows
+    ]
+    return render_table(headers, body)
+
+
+def format_cell(value: object) -> str:
+    """One value as table text: floats to 4 significant digits, None as blank, JSON for containers."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else str(value)
+    if isinstance(value, dict | list | tuple):
+        return jsonutil.dumps_str(value)
+    # Tabs and newlines would break the grid.
+    return " ".join(str(value).split()) if isinstance(value, str) else str(value)
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds as a short duration: '42s', '3m05s', '2h07m', '3d04h'; '' for none."""
+    if not math.isfinite(seconds) or seconds <= 0:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
+    total = int(seconds)
+    minutes, secs = divmod(total, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s"
+
+
+def _common_summary_keys(rows: Sequence[RunRow], limit: int) -> list[str]:
+    """The summary keys with scalar values that most runs share (first seen first among equals)."""
+    counts: Counter[str] = Counter()
+    for row in rows:
+        counts.update(
+            key
+            for key, value in row.summary.items()
+            if not key.startswith("_") and isinstance(_summary_value(value), int | float | str | bool)
+        )
+    # Counter.most_common keeps insertion order among equal counts.
+    return [key for key, _ in counts.most_common(limit)]
+
+
+def _summary_value(value: object) -> object:
+    """What a run's summary shows for a key: a metric kept as {"min": .., "last": ..} shows its last."""
+    if isinstance(value, dict):
+        if "last" in value:
+            return value["last"]
+        if len(value) == 1:
+            return next(iter(value.values()))
+    return value
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + ELLIPSIS

@@ -1,0 +1,225 @@
+"""The read API and the plain-text tables, over a real store in a temporary nbtrack folder."""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nbtrack import jsonutil
+from nbtrack.api import Api, Run, RunNotFoundError
+from nbtrack.errors import NbtrackError, UsageError
+from nbtrack.store import DB_FILENAME, Store
+from nbtrack.tables import format_duration, render_table, runs_table
+
+
+@pytest.fixture
+def filled(root: Path) -> Path:
+    """An nbtrack folder with two runs in me/mnist, one in team/mnist and one in me/cifar."""
+    with Store.at_root(root) as store:
+        store.upsert_run(
+            "me",
+            "mnist",
+            "abc",
+            display_name="brisk-sun-1",
+            config={"lr": 0.1},
+            tags=["base"],
+            created_at=100.0,
+        )
+        rows = [{"_step": s, "_runtime": s * 1.5, "loss": 1 / (s + 1)} for s in range(5)]
+        rows[2]["acc"] = math.nan
+        store.write_history("me", "mnist", "abc", 0, [jsonutil.dumps_str(row) for row in rows])
+        store.write_summary("me", "mnist", "abc", {"loss": 0.2, "acc": math.inf})
+        store.finish_run("me", "mnist", "abc", state="finished", exit_code=0)
+        store.upsert_run("me", "mnist", "def", notes="n", group="g", job_type="eval", created_at=200.0)
+        store.upsert_run("team", "mnist", "abc", created_at=50.0)
+        store.upsert_run("me", "cifar", "xyz", created_at=300.0)
+    return root
+
+
+@pytest.fixture
+def api(filled: Path) -> Iterator[Api]:
+    with Api(dir=filled) as opened:
+        yield opened
+
+
+# ---- opening ---------------------------------------------------------------------------------
+
+
+def test_a_missing_folder_says_how_to_get_runs(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"no runs were found under .*nowhere.*nbtrack demo.*dir="):
+        Api(dir=tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UsageError, match="no runs were found"):
+        Api(dir=tmp_path / "empty")
+    assert not (tmp_path / "empty" / DB_FILENAME).exists()  # looking did not create a database
+
+
+def test_the_folder_comes_from_nbtrack_dir_then_dot_nbtrack(
+    filled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NBTRACK_DIR", str(filled))
+    assert [p.name for p in Api().projects()] == ["cifar", "mnist", "mnist"]
+    monkeypatch.delenv("NBTRACK_DIR")
+    with pytest.raises(UsageError, match=r"\.nbtrack"):
+        Api()  # the autouse fixture made tmp_path the working folder
+    filled.rename(tmp_path / ".nbtrack")
+    assert len(Api().runs("me/mnist")) == 2
+
+
+def test_a_server_url_is_refused_for_now(filled: Path) -> None:
+    with pytest.raises(UsageError, match="not available yet"):
+        Api(dir=filled, base_url="http://localhost:8080")
+
+
+# ---- runs and run ------------------------------------------------------------------------------
+
+
+def test_runs_of_a_project_newest_first(api: Api) -> None:
+    assert [(r.entity, r.id) for r in api.runs("me/mnist")] == [("me", "def"), ("me", "abc")]
+    assert [(r.entity, r.id) for r in api.runs("mnist")] == [("me", "def"), ("me", "abc"), ("team", "abc")]
+    assert api.runs("nothing-here") == []
+
+
+@pytest.mark.parametrize("path", ["", "  ", "/", "me/", "/mnist", "a/b/c"])
+def test_a_malformed_project_path_is_a_value_error(api: Api, path: str) -> None:
+    with pytest.raises(ValueError, match="not a project path"):
+        api.runs(path)
+
+
+def test_run_by_each_path_form(api: Api) -> None:
+    assert api.run("me/mnist/abc").path == "me/mnist/abc"
+    assert api.run("me/mnist/runs/abc").path == "me/mnist/abc"
+    assert api.run("cifar/xyz").path == "me/cifar/xyz"
+    for bad in ["abc", "me/mnist/abc/extra", "me//abc"]:
+        with pytest.raises(ValueError):
+            api.run(bad)
+
+
+def test_an_unknown_run_is_a_clear_lookup_error(api: Api) -> None:
+    with pytest.raises(
+        RunNotFoundError, match=r"no run 'nope' in project 'me/mnist'.*runs\('me/mnist'\)"
+    ) as info:
+        api.run("me/mnist/nope")
+    assert isinstance(info.value, LookupError) and isinstance(info.value, NbtrackError)
+
+
+def test_an_id_in_two_entities_must_name_one(api: Api) -> None:
+    with pytest.raises(UsageError, match="several entities"):
+        api.run("mnist/abc")
+    assert api.run("team/mnist/abc").entity == "team"
+
+
+def test_a_run_shows_what_was_stored(api: Api) -> None:
+    run = api.run("me/mnist/abc")
+    assert (run.id, run.name, run.entity, run.project) == ("abc", "brisk-sun-1", "me", "mnist")
+    assert (run.state, run.exit_code, run.runtime, run.created_at) == ("finished", 0, 6.0, 100.0)
+    assert run.config == {"lr": 0.1}
+    assert run.summary == {"loss": 0.2, "acc": math.inf}
+    assert (run.tags, run.notes, run.group, run.job_type, run.url) == (["base"], None, None, None, None)
+    assert repr(run) == "<Run me/mnist/abc (finished)>"
+    other = api.run("me/mnist/def")
+    assert (other.name, other.notes, other.group, other.job_type) == ("def", "n", "g", "eval")
+
+
+def test_refresh_follows_a_running_run(api: Api, filled: Path) -> None:
+    run = api.run("me/mnist/def")
+    with Store.at_root(filled) as store:
+        store.write_summary("me", "mnist", "def", {"loss": 0.5})
+        store.finish_run("me", "mnist", "def", state="crashed", exit_code=None)
+    assert run.state == "running"  # a snapshot until asked
+    run.refresh()
+    assert (run.state, run.summary) == ("crashed", {"loss": 0.5})
+
+
+def test_history_as_rows(api: Api) -> None:
+    run = api.run("me/mnist/abc")
+    rows = run.history()
+    assert [row["_step"] for row in rows] == [0, 1, 2, 3, 4]
+    assert math.isnan(rows[2]["acc"])
+    assert run.history(keys=["acc"])[0]["_step"] == 2
+    assert run.history(keys="loss") == run.history(keys=["loss"])  # a lone name is one key
+    assert api.run("me/mnist/def").history() == []
+
+
+def test_history_as_a_dataframe(api: Api) -> None:
+    frame = api.run("me/mnist/abc").history(keys=["loss", "acc"], pandas=True)
+    assert list(frame.columns) == ["_step", "loss", "acc"]
+    assert list(frame["_step"]) == [0, 1, 2, 3, 4]
+    assert frame["acc"].isna().all()  # NaN where logged, missing elsewhere
+    assert api.run("me/mnist/def").history(pandas=True).empty
+
+
+def test_history_as_a_dataframe_without_pandas(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pandas", None)  # what `import pandas` meets when it is absent
+    with pytest.raises(ImportError, match="pip install pandas"):
+        api.run("me/mnist/abc").history(pandas=True)
+
+
+def test_projects_with_counts(api: Api) -> None:
+    projects = {(p.entity, p.name): p.run_count for p in api.projects()}
+    assert projects == {("me", "mnist"): 2, ("team", "mnist"): 1, ("me", "cifar"): 1}
+
+
+# ---- tables ------------------------------------------------------------------------------------
+
+
+def test_render_table_aligns_and_cuts() -> None:
+    text = render_table(
+        ["name", "loss", "note"],
+        [["a", 0.123456, "short"], ["longer name", 12, "x" * 50], ["c", None, "two\nlines"]],
+    )
+    assert text.splitlines() == [
+        "name           loss  note",
+        "-----------  ------  --------------------------------",
+        "a            0.1235  short",
+        "longer name      12  " + "x" * 31 + "…",
+        "c                    two lines",
+    ]
+
+
+def test_render_table_refuses_ragged_rows() -> None:
+    with pytest.raises(ValueError, match="2 cells for 3 headers"):
+        render_table(["a", "b", "c"], [[1, 2]])
+
+
+def test_runs_table_lists_runs_with_shared_summary_keys(api: Api) -> None:
+    runs: list[Run] = api.runs("me/mnist")
+    lines = runs_table(runs).splitlines()
+    assert lines[0].split() == ["id", "name", "state", "created", "runtime", "steps", "loss", "acc"]
+    assert re.fullmatch(
+        r"def {15}running   \d{4}-\d\d-\d\d \d\d:\d\d {15}0", lines[2]
+    )  # no name, summary, runtime
+    assert re.fullmatch(r"abc  brisk-sun-1  finished  \S+ \S+ +6\.0s +5 +0\.2 +inf", lines[3])
+    # RunRow works too, and the keys can be chosen.
+    assert runs_table([runs[1].row], summary_keys=["loss"]).splitlines()[0].split()[-1] == "loss"
+
+
+def test_runs_table_shows_the_last_value_of_a_summarized_metric(root: Path) -> None:
+    with Store.at_root(root) as store:
+        summary = {"loss": {"min": 0.1, "last": 0.3}, "acc": {"max": 0.9}, "shape": {"h": 2, "w": 3}, "_t": 1}
+        store.write_summary("me", "p", "r", summary)
+        rows = store.list_runs("p")
+    header, _, line = runs_table(rows).splitlines()
+    assert header.split()[-3:] == ["steps", "loss", "acc"]  # no container, no _private key
+    assert line.split()[-2:] == ["0.3", "0.9"]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, ""),
+        (math.nan, ""),
+        (4.25, "4.2s"),
+        (42, "42s"),
+        (185, "3m05s"),
+        (7620, "2h07m"),
+        (273600, "3d04h"),
+    ],
+)
+def test_format_duration(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
