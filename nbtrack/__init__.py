@@ -1,8 +1,8 @@
 """nbtrack: an experiment tracker that lives in Jupyter.
 
-    run = nbtrack.init(project="mnist", config={"lr": 3e-4})
-    run.log({"loss": 0.5})
-    run.finish()
+run = nbtrack.init(project="mnist", config={"lr": 3e-4})
+run.log({"loss": 0.5})
+run.finish()
 """
 
 from __future__ import annotations

@@ -31,7 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nbtrack", description="An experiment tracker that lives in Jupyter.")
+    parser = argparse.ArgumentParser(
+        prog="nbtrack", description="An experiment tracker that lives in Jupyter."
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
@@ -54,7 +56,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sync = command("sync", "replay transaction logs (a file or a folder of them) into the store")
     sync.add_argument("path", type=Path)
-    sync.add_argument("--dir", help="nbtrack root whose store receives the runs (default $NBTRACK_DIR or ./.nbtrack)")
+    sync.add_argument(
+        "--dir", help="nbtrack root whose store receives the runs (default $NBTRACK_DIR or ./.nbtrack)"
+    )
     sync.set_defaults(func=_sync)
     return parser
 

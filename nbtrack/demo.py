@@ -14,23 +14,28 @@ def run_demo(out: TextIO, steps: int = 2000, dir: str | None = None, project: st
     import nbtrack
 
     started = time.perf_counter()
-    config = {"lr": 3e-4, "batch_size": 64, "epochs": 5, "optimizer": "adam"}
+    lr, epochs = 3e-4, 5
+    config = {"lr": lr, "batch_size": 64, "epochs": epochs, "optimizer": "adam"}
     run = nbtrack.init(project=project, config=config, dir=dir, tags=["demo"], notes="simulated training")
     run.define_metric("val/acc", summary="max")
     run.define_metric("train/loss", summary="min,last")
     out.write(f"run {run.id} started in {(time.perf_counter() - started) * 1000:.0f} ms\n")
     rng = random.Random(0)
     loop_started = time.perf_counter()
-    per_epoch = max(1, steps // config["epochs"])
+    per_epoch = max(1, steps // epochs)
     for step in range(steps):
         progress = step / max(1, steps - 1)
         loss = 2.3 * math.exp(-4 * progress) + 0.05 + rng.gauss(0, 0.02)
-        row = {"train/loss": loss, "train/lr": config["lr"] * (1 - 0.9 * progress), "epoch": step // per_epoch}
+        row = {
+            "train/loss": loss,
+            "train/lr": lr * (1 - 0.9 * progress),
+            "epoch": step // per_epoch,
+        }
         if (step + 1) % per_epoch == 0:
             row["val/acc"] = min(0.99, 0.55 + 0.42 * progress + rng.gauss(0, 0.01))
         run.log(row)
     loop_s = time.perf_counter() - loop_started
-    run.summary["best_epoch"] = config["epochs"] - 1
+    run.summary["best_epoch"] = epochs - 1
     finish_started = time.perf_counter()
     run.finish()
     out.write(
@@ -42,7 +47,10 @@ def run_demo(out: TextIO, steps: int = 2000, dir: str | None = None, project: st
 
     stored = nbtrack.Api(dir=dir).run(f"{run.entity}/{project}/{run.id}")
     rows = stored.history()
-    out.write(f"read back from the store: run {stored.id} ({stored.name}) is {stored.state}, {len(rows)} history rows\n")
+    out.write(
+        f"read back from the store: run {stored.id} ({stored.name}) is {stored.state}, "
+        f"{len(rows)} history rows\n"
+    )
     for key in sorted(stored.summary):
         out.write(f"  summary {key:<12} {stored.summary[key]}\n")
     out.write(f"\nlist runs with: nbtrack runs {project}\n")

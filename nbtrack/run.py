@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import sys
 import time
@@ -135,7 +136,9 @@ class Run:
             logger.error(
                 "nbtrack: the internal process of run %s has exited (%s); rows logged from now on are NOT "
                 "stored. Everything logged before is in %s",
-                self.id, self._mailbox.closed_reason, self._settings.log_path,
+                self.id,
+                self._mailbox.closed_reason,
+                self._settings.log_path,
             )
 
     def define_metric(self, name: str, summary: str = "last", step_metric: str | None = None) -> None:
@@ -144,7 +147,9 @@ class Run:
         if not isinstance(name, str) or not name:
             raise TypeError("define_metric() needs a metric name (a non-empty str)")
         parse_summary_kinds(summary)
-        self._send(pb.Record(metric=pb.MetricRecord(name=name, summary=summary, step_metric=step_metric or "")))
+        self._send(
+            pb.Record(metric=pb.MetricRecord(name=name, summary=summary, step_metric=step_metric or ""))
+        )
 
     def _send(self, record: pb.Record, urgent: bool = False) -> None:
         if self._outbox is not None:
@@ -160,7 +165,9 @@ class Run:
         if self._outbox is None:
             raise InternalProcessError(f"{what}: run {self.id} has no internal process (mode={self.mode})")
         slot = self._mailbox.new_slot()
-        self._outbox.send(pb.Record(request=request, control=pb.Control(mailbox_slot=slot.id, req_resp=True)), urgent=True)
+        self._outbox.send(
+            pb.Record(request=request, control=pb.Control(mailbox_slot=slot.id, req_resp=True)), urgent=True
+        )
         return slot.wait(timeout, what)
 
     def get_summary(self) -> dict[str, Any]:
@@ -185,7 +192,9 @@ class Run:
         self._process = process = InternalProcess()
         self._outbox = Outbox(process.record_q)
         ResultReader(process.result_q, self._mailbox, self._on_result)
-        setup = pb.SetupRequest(mode=settings.mode, log_path=str(settings.log_path), store_url=settings.store_url)
+        setup = pb.SetupRequest(
+            mode=settings.mode, log_path=str(settings.log_path), store_url=settings.store_url
+        )
         self._send(pb.Record(request=pb.Request(setup=setup), control=pb.Control(local=True)))
         run = pb.RunRecord(
             run_id=settings.run_id,
@@ -210,7 +219,9 @@ class Run:
         if result.error.message:
             self._shutdown()
             raise InternalProcessError(f"run {self.id}: {result.error.message}")
-        self._send(pb.Record(request=pb.Request(run_start=pb.RunStartRequest()), control=pb.Control(local=True)))
+        self._send(
+            pb.Record(request=pb.Request(run_start=pb.RunStartRequest()), control=pb.Control(local=True))
+        )
 
     def finish(self, exit_code: int = 0) -> None:
         """End the run: wait until every row is durable and delivered, then stop the internal process."""
@@ -228,15 +239,22 @@ class Run:
             exit_result = self._wait_for_exit(exit_code)
             self._exit_state = exit_result.state
             if exit_result.error.message:
-                logger.warning("nbtrack: run %s: %s (the transaction log %s keeps every row)", self.id,
-                               exit_result.error.message, self._settings.log_path)
+                logger.warning(
+                    "nbtrack: run %s: %s (the transaction log %s keeps every row)",
+                    self.id,
+                    exit_result.error.message,
+                    self._settings.log_path,
+                )
             self._final_summary = self._fetch_summary()
         finally:
             self._shutdown()
 
     def _wait_for_exit(self, exit_code: int) -> pb.ExitResult:
         slot = self._mailbox.new_slot()
-        self._send(pb.Record(exit=pb.ExitRecord(exit_code=exit_code), control=pb.Control(mailbox_slot=slot.id)), urgent=True)
+        self._send(
+            pb.Record(exit=pb.ExitRecord(exit_code=exit_code), control=pb.Control(mailbox_slot=slot.id)),
+            urgent=True,
+        )
         started = last_progress = time.monotonic()
         last_pending: tuple[int, int] | None = None
         announced = False
@@ -244,7 +262,9 @@ class Run:
             result = slot.wait_a_while(0.25, f"finishing run {self.id}")
             if result is not None:
                 return result.exit_result
-            poll = self._request(pb.Request(poll_exit=pb.PollExitRequest()), "polling the exit").response.poll_exit
+            poll = self._request(
+                pb.Request(poll_exit=pb.PollExitRequest()), "polling the exit"
+            ).response.poll_exit
             if poll.done:
                 return poll.exit_result
             pending = (poll.rows_pending, self._outbox.pending() if self._outbox else 0)
@@ -258,7 +278,10 @@ class Run:
                 )
             if not announced and now - started > PROGRESS_AFTER:
                 announced = True
-                print(f"nbtrack: waiting for {poll.rows_pending + pending[1]} rows to reach the store...", file=sys.stderr)
+                print(
+                    f"nbtrack: waiting for {poll.rows_pending + pending[1]} rows to reach the store...",
+                    file=sys.stderr,
+                )
 
     def _fetch_summary(self) -> dict[str, Any]:
         try:
@@ -272,10 +295,10 @@ class Run:
         process, outbox = self._process, self._outbox
         if process is None or outbox is None:
             return
-        try:
-            self._request(pb.Request(shutdown=pb.ShutdownRequest()), "stopping the internal process", timeout=5.0)
-        except InternalProcessError:
-            pass
+        with contextlib.suppress(InternalProcessError):  # then join() and kill() below make sure
+            self._request(
+                pb.Request(shutdown=pb.ShutdownRequest()), "stopping the internal process", timeout=5.0
+            )
         outbox.close(1.0)
         if not process.join(10.0):
             logger.warning("nbtrack: the internal process of run %s did not exit; killing it", self.id)
@@ -304,7 +327,9 @@ class Run:
     def __enter__(self) -> Run:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.finish(exit_code=0 if exc_type is None else 1)
 
 

@@ -47,15 +47,15 @@ class Config(MutableMapping[str, Any]):
         del self._values[key]
         self._run._send(pb.Record(config=pb.ConfigRecord(remove=[key])))
 
-    def update(self, other: Any = (), /, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Add keys all-or-nothing: every value is checked before any is kept."""
         self._run._check_live("config")
         incoming = check_config({**dict(other), **kwargs}, "config")
         for key, value in incoming.items():
             if key in self._values and self._values[key] != value:
                 raise UsageError(
-                    f"config key {key!r} is already {self._values[key]!r}; refusing to change it to {value!r}. "
-                    "Use a new key, or start a new run for new hyperparameters"
+                    f"config key {key!r} is already {self._values[key]!r}; refusing to change it to "
+                    f"{value!r}. Use a new key, or start a new run for new hyperparameters"
                 )
         changed = {k: v for k, v in incoming.items() if k not in self._values}
         if changed:
@@ -96,7 +96,7 @@ class Summary(MutableMapping[str, Any]):
             raise KeyError(key)
         self._run._send(pb.Record(summary=pb.SummaryRecord(remove=[key])))
 
-    def update(self, other: Any = (), /, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
         self._run._check_live("summary")
         values = check_config({**dict(other), **kwargs}, "summary")
         self._run._send(pb.Record(summary=pb.SummaryRecord(update_json=jsonutil.dumps(values))))

@@ -31,7 +31,14 @@ def init(
 ) -> Run:
     """Start a run and make it `nbtrack.run`; arguments override NBTRACK_* environment variables."""
     settings = resolve_settings(
-        project=project, entity=entity, id=id, mode=mode, dir=dir, base_url=base_url, api_key=api_key, resume=resume
+        project=project,
+        entity=entity,
+        id=id,
+        mode=mode,
+        dir=dir,
+        base_url=base_url,
+        api_key=api_key,
+        resume=resume,
     )
     if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
         raise TypeError("tags must be a list of str, e.g. tags=['baseline']")

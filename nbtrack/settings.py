@@ -87,7 +87,9 @@ def resolve_settings(
         raise UsageError(f"resume must be None, 'allow', 'must' or 'never', not {resume!r}")
     return Settings(
         mode=chosen_mode,
-        project=_name(project if project is not None else env.get("NBTRACK_PROJECT", DEFAULT_PROJECT), "project"),
+        project=_name(
+            project if project is not None else env.get("NBTRACK_PROJECT", DEFAULT_PROJECT), "project"
+        ),
         entity=_name(entity if entity is not None else env.get("NBTRACK_ENTITY", DEFAULT_ENTITY), "entity"),
         run_id=_name(id, "id") if id is not None else new_run_id(),
         root=Path(dir if dir is not None else env.get("NBTRACK_DIR", DEFAULT_ROOT)).expanduser().absolute(),

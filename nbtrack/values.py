@@ -70,7 +70,9 @@ def _config_value(value: Any, where: str, depth: int) -> Any:
     if depth > MAX_DEPTH:
         raise ValueError(f"{where} is nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, Mapping):
-        return {_check_key(k, where): _config_value(v, f"{where}[{k!r}]", depth + 1) for k, v in value.items()}
+        return {
+            _check_key(k, where): _config_value(v, f"{where}[{k!r}]", depth + 1) for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [_config_value(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
     return _scalar(value, where)
@@ -112,7 +114,9 @@ def _scalar(value: Any, key: str) -> Any:
         return value if not isinstance(value, float) or type(value) is float else float(value)
     if isinstance(value, int):
         if not _INT_MIN <= value <= _INT_MAX:
-            raise ValueError(f"value of {key!r} is an int too large to store exactly ({value.bit_length()} bits)")
+            raise ValueError(
+                f"value of {key!r} is an int too large to store exactly ({value.bit_length()} bits)"
+            )
         return int(value)
     if isinstance(value, str):
         _check_text(value, f"value of {key!r}")
@@ -129,7 +133,7 @@ def _scalar(value: Any, key: str) -> Any:
 def _number(value: Any, key: str) -> float | int | None:
     result = _scalar(value, key)
     if result is None or isinstance(result, (int, float)):
-        return result  # type: ignore[no-any-return]
+        return result
     raise TypeError(f"value of {key!r} has type {type(value).__name__}; lists may hold numbers only")
 
 

@@ -40,13 +40,17 @@ def wait_for(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
 
 def test_killed_user_process_leaves_a_crashed_run_with_every_row(root: Path) -> None:
     rows = 20000
-    user = subprocess.Popen([sys.executable, "-c", SCRIPT, str(root), str(rows)], stdout=subprocess.PIPE, text=True)
+    user = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(root), str(rows)], stdout=subprocess.PIPE, text=True
+    )
     assert user.stdout is not None
     internal_pid = int(user.stdout.readline())
     os.kill(user.pid, signal.SIGKILL)
     user.wait(10)
 
-    assert wait_for(lambda: not psutil.pid_exists(internal_pid) or psutil.Process(internal_pid).status() == "zombie", 30)
+    assert wait_for(
+        lambda: not psutil.pid_exists(internal_pid) or psutil.Process(internal_pid).status() == "zombie", 30
+    )
     run = stored_run(root, "victim")
     assert run.state == "crashed"
     history = stored_history(root, "victim")

@@ -18,4 +18,6 @@ def test_generated_code_is_current(tmp_path: Path) -> None:
     for path in fresh:
         committed = REPO / "nbtrack" / "proto" / path.name
         assert committed.exists(), f"{path.name} is not committed; run `python proto/generate.py`"
-        assert committed.read_bytes() == path.read_bytes(), f"{path.name} is stale; run `python proto/generate.py`"
+        assert committed.read_bytes() == path.read_bytes(), (
+            f"{path.name} is stale; run `python proto/generate.py`"
+        )

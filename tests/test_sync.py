@@ -37,7 +37,9 @@ def test_sync_cli_takes_a_folder_of_logs(root: Path) -> None:
     offline_run(root, 20, "offb")
     out = subprocess.run(
         [sys.executable, "-m", "nbtrack.cli", "sync", str(root / "runs"), "--dir", str(root)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "local/test/offa 10 rows, finished" in out and "local/test/offb 20 rows, finished" in out
     assert len(stored_history(root, "offa")) == 10 and len(stored_history(root, "offb")) == 20

@@ -50,10 +50,29 @@ def test_bad_rows_raise_naming_the_culprit(data: object, error: type[Exception],
 
 def test_accepted_values_are_normalised() -> None:
     row, finite = check_row(
-        {"f": np.float32(1.5), "i": np.int64(3), "b": np.bool_(True), "t": np.array(2.0), "n": None, "s": "é",
-         "l": (1, 2.5), "d": {"x": {"y": 1}}, "_private": 1}
+        {
+            "f": np.float32(1.5),
+            "i": np.int64(3),
+            "b": np.bool_(True),
+            "t": np.array(2.0),
+            "n": None,
+            "s": "é",
+            "l": (1, 2.5),
+            "d": {"x": {"y": 1}},
+            "_private": 1,
+        }
     )
-    assert row == {"f": 1.5, "i": 3, "b": True, "t": 2.0, "n": None, "s": "é", "l": [1, 2.5], "d/x/y": 1, "_private": 1}
+    assert row == {
+        "f": 1.5,
+        "i": 3,
+        "b": True,
+        "t": 2.0,
+        "n": None,
+        "s": "é",
+        "l": [1, 2.5],
+        "d/x/y": 1,
+        "_private": 1,
+    }
     assert type(row["i"]) is int and type(row["f"]) is float and finite
 
 
@@ -72,7 +91,12 @@ def test_the_fast_path_copies_the_callers_dict() -> None:
 
 @pytest.mark.parametrize(
     ("step", "error", "message"),
-    [(-1, ValueError, "non-negative"), (1.5, TypeError, "not float"), (True, TypeError, "not bool"), ("3", TypeError, "not str")],
+    [
+        (-1, ValueError, "non-negative"),
+        (1.5, TypeError, "not float"),
+        (True, TypeError, "not bool"),
+        ("3", TypeError, "not str"),
+    ],
 )
 def test_bad_steps(step: object, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):

@@ -72,7 +72,7 @@ class StoreBackend:
         self._store.update_config(*self._key, update, remove)
 
     def set_metrics(self, metrics: list[dict[str, str]]) -> None:
-        self._store.set_metrics(*self._key, metrics)  # type: ignore[arg-type]
+        self._store.set_metrics(*self._key, metrics)
 
     def finish_run(self, state: str, exit_code: int | None, runtime: float | None) -> None:
         self._store.finish_run(*self._key, state=state, exit_code=exit_code, runtime=runtime)

@@ -139,13 +139,20 @@ class Handler:
         self._send_summary()
 
     def _log_call(
-        self, data: dict[str, Any], step: int | None, commit: bool, timestamp: float, finite: bool, out: list[pb.Record]
+        self,
+        data: dict[str, Any],
+        step: int | None,
+        commit: bool,
+        timestamp: float,
+        finite: bool,
+        out: list[pb.Record],
     ) -> None:
         if step is not None and step != self.step:
             if step < self.step:
                 self._notice(
                     f"step {step} is below the current step {self.step}: the row with keys "
-                    f"{sorted(data)[:5]} was not logged (steps must not go backwards; omit step= to let nbtrack count)"
+                    f"{sorted(data)[:5]} was not logged "
+                    "(steps must not go backwards; omit step= to let nbtrack count)"
                 )
                 return
             self._commit(out)  # a row pending at the old step is complete now
@@ -178,18 +185,21 @@ class Handler:
         row["_runtime"] = runtime
         row["_timestamp"] = timestamp
         data_json = jsonutil.dumps(row, finite=self._pending_finite)
-        out.append(pb.Record(history=pb.HistoryRecord(step=step, runtime=runtime, timestamp=timestamp, data_json=data_json)))
+        out.append(
+            pb.Record(
+                history=pb.HistoryRecord(step=step, runtime=runtime, timestamp=timestamp, data_json=data_json)
+            )
+        )
         self.rows_logged += 1
         self._summary_dirty = True
 
     def _send_summary(self, force: bool = False) -> None:
         now = time.monotonic()
-        if self._summary_dirty or force:
-            if force or now - self._summary_sent >= SUMMARY_SECONDS:
-                self._summary_sent = now
-                self._summary_dirty = False
-                summary = pb.SummaryRecord(update_json=jsonutil.dumps(self.summary.values), full=True)
-                self._writer.put([pb.Record(summary=summary)])
+        if force or (self._summary_dirty and now - self._summary_sent >= SUMMARY_SECONDS):
+            self._summary_sent = now
+            self._summary_dirty = False
+            summary = pb.SummaryRecord(update_json=jsonutil.dumps(self.summary.values), full=True)
+            self._writer.put([pb.Record(summary=summary)])
 
     # -- exit --------------------------------------------------------------------------------
 

@@ -95,6 +95,9 @@ def _handle_records(records: Connection, handler: Handler, done: threading.Event
             handler.handle(record)
         except Exception:
             logger.exception("nbtrack: the handler failed on a %s record", record.WhichOneof("record_type"))
-        if record.WhichOneof("record_type") == "request" and record.request.WhichOneof("request_type") == "shutdown":
+        if (
+            record.WhichOneof("record_type") == "request"
+            and record.request.WhichOneof("request_type") == "shutdown"
+        ):
             break
     done.set()

@@ -13,6 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from operator import methodcaller
 from typing import Any
 
 from nbtrack import jsonutil
@@ -75,12 +76,16 @@ class Sender:
             elif kind == "config":
                 self._flush()
                 update = jsonutil.loads(record.config.update_json) if record.config.update_json else {}
-                self._deliver(lambda b: b.update_config(update, list(record.config.remove)))
+                self._deliver(methodcaller("update_config", update, list(record.config.remove)))
             elif kind == "metric":
                 metric = record.metric
-                self._metrics[metric.name] = {"name": metric.name, "summary": metric.summary, "step_metric": metric.step_metric}
+                self._metrics[metric.name] = {
+                    "name": metric.name,
+                    "summary": metric.summary,
+                    "step_metric": metric.step_metric,
+                }
                 metrics = list(self._metrics.values())
-                self._deliver(lambda b: b.set_metrics(metrics))
+                self._deliver(methodcaller("set_metrics", metrics))
             elif kind == "exit":
                 self._on_exit(record)
         if len(self._history) >= BATCH_ROWS or time.monotonic() - self._last_flush >= BATCH_SECONDS:
@@ -122,7 +127,7 @@ class Sender:
     def _on_exit(self, record: pb.Record) -> None:
         self._flush()
         state = exit_state(record.exit)
-        self._deliver(lambda b: b.finish_run(state, record.exit.exit_code, record.exit.runtime))
+        self._deliver(methodcaller("finish_run", state, record.exit.exit_code, record.exit.runtime))
         result = pb.ExitResult(state=state)
         if self._failed is not None:
             result.error.message = self._failed
@@ -135,18 +140,18 @@ class Sender:
             lines, steps, offset = self._history, self._steps, self._history_offset
             self._history, self._steps = [], []
             self._history_offset += len(lines)
-            if self._deliver(lambda b: b.write_history(offset, lines, steps)):
+            if self._deliver(methodcaller("write_history", offset, lines, steps)):
                 self.rows_stored += len(lines)
         if self._output:
             out, out_offset = self._output, self._output_offset
             self._output = []
             self._output_offset += len(out)
-            self._deliver(lambda b: b.write_output(out_offset, out))
+            self._deliver(methodcaller("write_output", out_offset, out))
         if self._summary is not None:
             summary, self._summary = self._summary, None
-            self._deliver(lambda b: b.write_summary(summary))
+            self._deliver(methodcaller("write_summary", summary))
 
-    def _deliver(self, call: Callable[[Backend], None]) -> bool:
+    def _deliver(self, call: Callable[[Backend], object]) -> bool:
         """Run one backend call; a failure is reported once and the data stays in the log."""
         if self.backend is None:
             return False
@@ -157,7 +162,9 @@ class Sender:
             if self._failed is None:
                 self._failed = f"could not write to the store: {type(exc).__name__}: {exc}"
                 logger.exception("nbtrack: %s", self._failed)
-                self._notice(self._failed + "; the transaction log keeps every row (replay it with `nbtrack sync`)")
+                self._notice(
+                    self._failed + "; the transaction log keeps every row (replay it with `nbtrack sync`)"
+                )
             return False
 
 

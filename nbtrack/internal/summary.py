@@ -15,7 +15,9 @@ def parse_summary_kinds(spec: str) -> tuple[str, ...]:
     kinds = tuple(k.strip() for k in spec.split(",") if k.strip()) or ("last",)
     for kind in kinds:
         if kind not in SUMMARY_KINDS:
-            raise ValueError(f"unknown summary {kind!r}; use one of {', '.join(SUMMARY_KINDS)} (or a comma list)")
+            raise ValueError(
+                f"unknown summary {kind!r}; use one of {', '.join(SUMMARY_KINDS)} (or a comma list)"
+            )
     if "none" in kinds and len(kinds) > 1:
         raise ValueError("summary 'none' cannot be combined with other kinds")
     return kinds

@@ -116,7 +116,9 @@ class WriterThread:
         try:
             action(self._log)
         except OSError as exc:
-            self.failed = f"cannot write the transaction log {self.path}: {os.strerror(exc.errno or 0) or exc}"
+            self.failed = (
+                f"cannot write the transaction log {self.path}: {os.strerror(exc.errno or 0) or exc}"
+            )
             logger.error("nbtrack: %s", self.failed)
             self._notice(self.failed + "; rows still go to the store, but a crash could now lose them")
 

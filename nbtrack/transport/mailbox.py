@@ -89,7 +89,9 @@ class Mailbox:
 class ResultReader:
     """Reads result_q on a named daemon thread; replies go to the mailbox, the rest to on_result."""
 
-    def __init__(self, result_q: Connection, mailbox: Mailbox, on_result: Callable[[pb.Result], None]) -> None:
+    def __init__(
+        self, result_q: Connection, mailbox: Mailbox, on_result: Callable[[pb.Result], None]
+    ) -> None:
         self._conn = result_q
         self._mailbox = mailbox
         self._on_result = on_result

@@ -112,6 +112,8 @@ class Outbox:
             self._send_calls(calls)
 
     def _send_calls(self, calls: list[LogCall]) -> None:
-        request = pb.Request(partial_history=pb.PartialHistoryRequest(calls_json=orjson.dumps(calls), count=len(calls)))
+        request = pb.Request(
+            partial_history=pb.PartialHistoryRequest(calls_json=orjson.dumps(calls), count=len(calls))
+        )
         self._conn.send_bytes(pb.Record(request=request, control=pb.Control(local=True)).SerializeToString())
         self.calls_sent += len(calls)

@@ -14,7 +14,6 @@ import multiprocessing
 import sys
 import types
 from collections.abc import Iterator
-from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
 __all__ = ["InternalProcess"]
@@ -27,7 +26,7 @@ class InternalProcess:
         ctx = multiprocessing.get_context("spawn")
         record_reader, self.record_q = ctx.Pipe(duplex=False)
         self.result_q, result_writer = ctx.Pipe(duplex=False)
-        from nbtrack.internal.main import serve  # noqa: PLC0415 - keep the internal side off the import path
+        from nbtrack.internal.main import serve
 
         self._process: BaseProcess = ctx.Process(
             target=serve,
