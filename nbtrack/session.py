@@ -8,7 +8,7 @@ from typing import Any
 import nbtrack
 from nbtrack.errors import UsageError
 from nbtrack.run import Run
-from nbtrack.settings import resolve_settings
+from nbtrack.settings import Settings, resolve_settings
 
 __all__ = ["finish", "init", "log"]
 
@@ -45,11 +45,30 @@ def init(
     for what, value in (("name", name), ("notes", notes), ("group", group), ("job_type", job_type)):
         if value is not None and not isinstance(value, str):
             raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    if settings.mode != "disabled":
+        _check_run_id_is_free(settings)
     run = Run(
         settings, name=name, config=config, tags=list(tags or []), notes=notes, group=group, job_type=job_type
     )
     nbtrack.run = run
     return run
+
+
+def _check_run_id_is_free(settings: Settings) -> None:
+    """A reused id would overwrite the stored run's rows: refuse it until resuming exists."""
+    existing = next(iter(sorted((settings.root / "runs").glob(f"run-*-{settings.run_id}"))), None)
+    if existing is None:
+        if settings.resume == "must":
+            raise UsageError(f"resume='must' but there is no run {settings.run_id!r} under {settings.root}")
+        return
+    if settings.resume in ("allow", "must"):
+        raise UsageError(
+            f"run {settings.run_id!r} exists ({existing}) but resuming a run is not available in this "
+            "version; start a new run (leave id= out)"
+        )
+    raise UsageError(
+        f"run id {settings.run_id!r} is already taken by {existing}; pick another id or leave id= out"
+    )
 
 
 def log(data: dict[str, Any], step: int | None = None, commit: bool = True) -> None:

@@ -239,3 +239,15 @@ def test_a_dead_internal_process_never_hangs_the_user(root: Path) -> None:
     with pytest.raises(InternalProcessError):
         run.finish()
     assert time.monotonic() - started < 5
+
+
+def test_a_run_id_cannot_be_reused_by_accident(root: Path) -> None:
+    with nbtrack.init(project="test", dir=root, id="same") as run:
+        run.log({"a": 1})
+    with pytest.raises(UsageError, match="run id 'same' is already taken"):
+        nbtrack.init(project="test", dir=root, id="same")
+    with pytest.raises(UsageError, match="resuming a run is not available"):
+        nbtrack.init(project="test", dir=root, id="same", resume="allow")
+    with pytest.raises(UsageError, match="resume='must' but there is no run 'other'"):
+        nbtrack.init(project="test", dir=root, id="other", resume="must")
+    assert [r["a"] for r in stored_history(root, "same")] == [1]  # untouched
