@@ -17,7 +17,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, ColumnElement, Connection, Select, Table, case, create_engine, event, func, select
+from sqlalchemy import (
+    URL,
+    ColumnElement,
+    Connection,
+    Select,
+    Table,
+    bindparam,
+    case,
+    create_engine,
+    event,
+    func,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -75,6 +87,7 @@ class Store:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             _configure_sqlite(engine)
         self._engine = engine
+        self._upsert_cache: dict[str, tuple[str, tuple[str, ...], bool]] = {}
         try:
             with self._write() as conn:
                 metadata.create_all(conn)
@@ -334,12 +347,30 @@ class Store:
         return sqlite.insert(table) if self._dialect == "sqlite" else postgresql.insert(table)
 
     def _upsert_lines(self, conn: Connection, table: Table, params: list[dict[str, Any]]) -> None:
-        """Insert line rows through executemany, replacing the non-key columns of lines that exist."""
-        insert = self._insert(table)
-        replace = {c.name: insert.excluded[c.name] for c in table.columns if not c.primary_key}
-        conn.execute(
-            insert.on_conflict_do_update(index_elements=list(table.primary_key), set_=replace), params
-        )
+        """Insert line rows through executemany, replacing the non-key columns of lines that exist.
+
+        The hot path of a run's history: the statement is compiled once per table and handed to
+        the driver's executemany, which skips SQLAlchemy's per-row parameter processing (half
+        the cost of a row). The values are still bound parameters.
+        """
+        sql, names, positional = self._upsert_sql(table)
+        if positional:
+            conn.exec_driver_sql(sql, [tuple(row[name] for name in names) for row in params])
+        else:
+            conn.exec_driver_sql(sql, params)  # type: ignore[arg-type]
+
+    def _upsert_sql(self, table: Table) -> tuple[str, tuple[str, ...], bool]:
+        cached = self._upsert_cache.get(table.name)
+        if cached is None:
+            insert = self._insert(table)
+            replace = {c.name: insert.excluded[c.name] for c in table.columns if not c.primary_key}
+            statement = insert.on_conflict_do_update(index_elements=list(table.primary_key), set_=replace)
+            compiled = statement.values({c.name: bindparam(c.name) for c in table.columns}).compile(
+                dialect=self._engine.dialect
+            )
+            names = tuple(compiled.positiontup or ())
+            cached = self._upsert_cache[table.name] = (str(compiled), names, bool(compiled.positional))
+        return cached
 
     def _set_fields(self, entity: str, project: str, run_id: str, **fields: Any) -> None:
         now = time.time()
