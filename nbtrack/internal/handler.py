@@ -133,7 +133,10 @@ class Handler:
             finite = False
         out: list[pb.Record] = []
         for data, step, commit, timestamp in calls:
-            self._log_call(data, step, commit, timestamp, finite, out)
+            if step is None and commit and self._pending is None:
+                self._emit(data, timestamp, finite, out)  # the common case: a plain log(row)
+            else:
+                self._log_call(data, step, commit, timestamp, finite, out)
         if out:
             self._writer.put(out)
         self._send_summary()
@@ -169,12 +172,15 @@ class Handler:
             self._commit(out)
 
     def _commit(self, out: list[pb.Record]) -> None:
-        """Emit the pending row at the current step; its JSON is the line the store keeps."""
+        """Emit the pending row, if any, at the current step."""
         row = self._pending
-        if row is None:
-            return
-        self._pending = None
-        step, timestamp = self.step, self._pending_time
+        if row is not None:
+            self._pending = None
+            self._emit(row, self._pending_time, self._pending_finite, out)
+
+    def _emit(self, row: dict[str, Any], timestamp: float, finite: bool, out: list[pb.Record]) -> None:
+        """Commit row at the current step; its JSON is the line the store keeps."""
+        step = self.step
         self.step = step + 1
         self.summary.update(row)
         self.sampled.add_row(step, row)
@@ -189,7 +195,7 @@ class Handler:
         history.step = step
         history.runtime = runtime
         history.timestamp = timestamp
-        history.data_json = jsonutil.dumps(row, finite=self._pending_finite)
+        history.data_json = orjson.dumps(row) if finite else jsonutil.dumps(row)
         out.append(record)
         self.rows_logged += 1
         self._summary_dirty = True

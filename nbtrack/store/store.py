@@ -57,6 +57,8 @@ __all__ = ["DB_FILENAME", "ProjectRow", "RunRow", "Store", "StoreError"]
 
 DB_FILENAME = "nbtrack.db"
 _SQLITE_BUSY_TIMEOUT_MS = 5000
+# Bound parameters per multi-row INSERT: under SQLite's historical limit of 999 on any build.
+LINES_PER_STATEMENT = 999
 # Execution option that makes the SQLite "begin" hook open the transaction as a writer.
 _WRITER = "nbtrack_writer"
 # Upserts need the dialect's own INSERT; these are the dialects the schema is tested on.
@@ -87,7 +89,7 @@ class Store:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             _configure_sqlite(engine)
         self._engine = engine
-        self._upsert_cache: dict[str, tuple[str, tuple[str, ...], bool]] = {}
+        self._upsert_cache: dict[tuple[str, int], tuple[str, bool]] = {}
         try:
             with self._write() as conn:
                 metadata.create_all(conn)
@@ -193,10 +195,7 @@ class Store:
             self._upsert_lines(
                 conn,
                 history,
-                [
-                    {"run_pk": pk, "line": n, "step": s, "data": d}
-                    for n, s, d in zip(lines, steps, rows, strict=True)
-                ],
+                [(pk, n, s, d) for n, s, d in zip(lines, steps, rows, strict=True)],
             )
             values: dict[str, Any] = {
                 "history_line_count": _greatest(runs.c.history_line_count, offset + len(rows)),
@@ -218,7 +217,7 @@ class Store:
             self._upsert_lines(
                 conn,
                 output,
-                [{"run_pk": pk, "line": offset + i, "text": text} for i, text in enumerate(lines)],
+                [(pk, offset + i, text) for i, text in enumerate(lines)],
             )
             conn.execute(runs.update().where(runs.c.pk == pk).values(updated_at=now))
 
@@ -346,30 +345,47 @@ class Store:
     def _insert(self, table: Table) -> sqlite.Insert | postgresql.Insert:
         return sqlite.insert(table) if self._dialect == "sqlite" else postgresql.insert(table)
 
-    def _upsert_lines(self, conn: Connection, table: Table, params: list[dict[str, Any]]) -> None:
-        """Insert line rows through executemany, replacing the non-key columns of lines that exist.
+    def _upsert_lines(self, conn: Connection, table: Table, rows: list[tuple[Any, ...]]) -> None:
+        """Insert rows (tuples in the table's column order), replacing lines that exist.
 
-        The hot path of a run's history: the statement is compiled once per table and handed to
-        the driver's executemany, which skips SQLAlchemy's per-row parameter processing (half
-        the cost of a row). The values are still bound parameters.
+        The hot path of a run's history. Rows go in multi-row INSERT statements of up to
+        LINES_PER_STATEMENT parameters, compiled once per (table, row count) and handed straight to
+        the driver: one statement step per chunk instead of one per row, and none of SQLAlchemy's
+        per-row parameter processing. The values are still bound parameters.
         """
-        sql, names, positional = self._upsert_sql(table)
-        if positional:
-            conn.exec_driver_sql(sql, [tuple(row[name] for name in names) for row in params])
-        else:
-            conn.exec_driver_sql(sql, params)  # type: ignore[arg-type]
+        names = [c.name for c in table.columns]
+        chunk = max(1, LINES_PER_STATEMENT // len(names))
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            sql, positional = self._upsert_sql(table, len(part))
+            if positional:
+                conn.exec_driver_sql(sql, tuple(value for row in part for value in row))
+            else:
+                bound = {
+                    f"{name}_{i}": value for i, row in enumerate(part) for name, value in zip(names, row)
+                }
+                conn.exec_driver_sql(sql, bound)
 
-    def _upsert_sql(self, table: Table) -> tuple[str, tuple[str, ...], bool]:
-        cached = self._upsert_cache.get(table.name)
+    def _upsert_sql(self, table: Table, count: int) -> tuple[str, bool]:
+        """SQL upserting `count` rows; positional drivers take the values row by row, column by column."""
+        key = (table.name, count)
+        cached = self._upsert_cache.get(key)
         if cached is None:
-            insert = self._insert(table)
-            replace = {c.name: insert.excluded[c.name] for c in table.columns if not c.primary_key}
-            statement = insert.on_conflict_do_update(index_elements=list(table.primary_key), set_=replace)
-            compiled = statement.values({c.name: bindparam(c.name) for c in table.columns}).compile(
-                dialect=self._engine.dialect
+            names = [c.name for c in table.columns]
+            binds = [f"{name}_{i}" for i in range(count) for name in names]
+            insert = self._insert(table).values(
+                [{n: bindparam(f"{n}_{i}") for n in names} for i in range(count)]
             )
-            names = tuple(compiled.positiontup or ())
-            cached = self._upsert_cache[table.name] = (str(compiled), names, bool(compiled.positional))
+            replace = {c.name: insert.excluded[c.name] for c in table.columns if not c.primary_key}
+            compiled = insert.on_conflict_do_update(
+                index_elements=list(table.primary_key), set_=replace
+            ).compile(dialect=self._engine.dialect)
+            positional = bool(compiled.positional)
+            if positional and list(compiled.positiontup or ()) != binds:
+                raise StoreError(
+                    f"unexpected bind order compiling the {table.name} upsert"
+                )  # never silently mix
+            cached = self._upsert_cache[key] = (str(compiled), positional)
         return cached
 
     def _set_fields(self, entity: str, project: str, run_id: str, **fields: Any) -> None:
