@@ -210,7 +210,8 @@ class Run:
             program=sys.argv[0] if sys.argv and sys.argv[0] else "",
         )
         slot = self._mailbox.new_slot()
-        self._send(pb.Record(run=run, control=pb.Control(mailbox_slot=slot.id, req_resp=True)), urgent=True)
+        control = pb.Control(mailbox_slot=slot.id, req_resp=True, always_send=True)
+        self._send(pb.Record(run=run, control=control), urgent=True)
         try:
             result = slot.wait(START_TIMEOUT, "starting the run").run_result
         except InternalProcessError:
@@ -252,7 +253,10 @@ class Run:
     def _wait_for_exit(self, exit_code: int) -> pb.ExitResult:
         slot = self._mailbox.new_slot()
         self._send(
-            pb.Record(exit=pb.ExitRecord(exit_code=exit_code), control=pb.Control(mailbox_slot=slot.id)),
+            pb.Record(
+                exit=pb.ExitRecord(exit_code=exit_code),
+                control=pb.Control(mailbox_slot=slot.id, always_send=True),
+            ),
             urgent=True,
         )
         started = last_progress = time.monotonic()

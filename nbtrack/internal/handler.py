@@ -82,7 +82,7 @@ class Handler:
         if kind == "setup":
             self.setup = request.setup
             if request.setup.log_path:
-                self._writer.open(Path(request.setup.log_path))
+                self._writer.open(Path(request.setup.log_path), offline=request.setup.mode == "offline")
             return
         response = pb.Response()
         if kind == "run_start":

@@ -87,7 +87,8 @@ def _handle_records(records: Connection, handler: Handler, done: threading.Event
             # The user process is gone (killed, crashed, exited without finish): deliver what we
             # have and mark the run crashed, unless it had already finished.
             if handler.run is not None and not handler.exited:
-                handler.finish(pb.Record(exit=pb.ExitRecord(exit_code=CRASH_EXIT_CODE, state="crashed")))
+                crashed = pb.ExitRecord(exit_code=CRASH_EXIT_CODE, state="crashed")
+                handler.finish(pb.Record(exit=crashed, control=pb.Control(always_send=True)))
             break
         record = pb.Record()
         record.ParseFromString(data)

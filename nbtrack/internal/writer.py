@@ -35,6 +35,7 @@ class WriterThread:
         self.path: Path | None = None
         self.records_written = 0
         self.failed: str | None = None
+        self._offline = False
         self._queue: queue.SimpleQueue[list[pb.Record] | Path | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="Writer", daemon=True)
         self._thread.start()
@@ -45,8 +46,12 @@ class WriterThread:
         log = self._log
         return 0 if log is None else log.bytes_written - log.bytes_synced
 
-    def open(self, path: Path) -> None:
-        """Create the log at path before the records put after this call."""
+    def open(self, path: Path, *, offline: bool = False) -> None:
+        """Create the log at path before the records put after this call.
+
+        Offline, only records flagged always_send (those that need a reply) reach the sender.
+        """
+        self._offline = offline
         self._queue.put(path)
 
     def _open(self, path: Path) -> None:
@@ -81,11 +86,15 @@ class WriterThread:
                 self._open(records)
                 continue
             for record in records:
-                if not record.control.local:
+                # HasField first: reading an unset sub-message builds one, and history rows have none.
+                if not (record.HasField("control") and record.control.local):
                     self._append(record)
-                    if record.WhichOneof("record_type") == "exit":
+                    if record.HasField("exit"):
                         self._finish_log()
-            self._forward(records)
+            if self._offline:
+                records = [r for r in records if r.HasField("control") and r.control.always_send]
+            if records:
+                self._forward(records)
             now = time.monotonic()
             if now - last_flush >= FLUSH_SECONDS:
                 last_flush = now

@@ -362,7 +362,9 @@ class Store:
                 conn.exec_driver_sql(sql, tuple(value for row in part for value in row))
             else:
                 bound = {
-                    f"{name}_{i}": value for i, row in enumerate(part) for name, value in zip(names, row)
+                    f"{name}_{i}": value
+                    for i, row in enumerate(part)
+                    for name, value in zip(names, row, strict=True)
                 }
                 conn.exec_driver_sql(sql, bound)
 
