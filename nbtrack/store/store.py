@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     URL,
@@ -30,9 +30,11 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 from nbtrack import jsonutil
 from nbtrack.errors import NbtrackError, UsageError
@@ -343,7 +345,12 @@ class Store:
             raise StoreError(f"the store at {self._engine.url!r} failed a read: {exc}") from exc
 
     def _insert(self, table: Table) -> sqlite.Insert | postgresql.Insert:
-        return sqlite.insert(table) if self._dialect == "sqlite" else postgresql.insert(table)
+        # Imported here: each dialect module costs tens of milliseconds, and a run needs one.
+        if self._dialect == "sqlite":
+            from sqlalchemy.dialects import sqlite as dialect
+        else:
+            from sqlalchemy.dialects import postgresql as dialect  # type: ignore[no-redef]
+        return dialect.insert(table)
 
     def _upsert_lines(self, conn: Connection, table: Table, rows: list[tuple[Any, ...]]) -> None:
         """Insert rows (tuples in the table's column order), replacing lines that exist.
