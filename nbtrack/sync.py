@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nbtrack.internal.backend import StoreBackend
 from nbtrack.internal.sender import Sender
 from nbtrack.internal.txlog import Corruption, iter_records
 from nbtrack.proto import nbtrack_pb2 as pb
@@ -54,7 +53,7 @@ def sync_log(path: Path, store_url: str) -> SyncReport:
         if result.WhichOneof("result_type") == "run_result" and result.run_result.error.message:
             errors.append(result.run_result.error.message)
 
-    sender = Sender(lambda run: StoreBackend(store_url, run), on_run_result, errors.append)
+    sender = Sender(on_run_result, errors.append, setup=pb.SetupRequest(mode="local", store_url=store_url))
     batch: list[pb.Record] = []
     try:
         for record in iter_records(path, on_corruption=report.corruption.append):

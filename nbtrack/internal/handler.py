@@ -38,7 +38,6 @@ class Handler:
         self._writer = writer
         self._sender = sender
         self._reply = reply
-        self.setup: pb.SetupRequest | None = None
         self.run: pb.RunRecord | None = None
         self.state = "starting"
         self.step = 0  # the step the next committed row gets
@@ -80,7 +79,7 @@ class Handler:
             self._on_partial_history(request.partial_history)
             return
         if kind == "setup":
-            self.setup = request.setup
+            self._sender.setup = request.setup  # read by the sender only after the run record
             if request.setup.log_path:
                 self._writer.open(Path(request.setup.log_path), offline=request.setup.mode == "offline")
             return

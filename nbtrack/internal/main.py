@@ -2,7 +2,7 @@
 
 The process serves one run. It ends after a shutdown request, or, when the user process dies
 (record_q reaches EOF), after it has delivered everything it received and marked the run
-crashed. A watchdog bounds that last phase, so no internal process ever outlives its run.
+crashed. Draining is bounded by STOP_SECONDS per thread, so no internal process outlives its run.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import signal
 import threading
 from multiprocessing.connection import Connection
 
-from nbtrack.internal.backend import open_backend
 from nbtrack.internal.handler import Handler
 from nbtrack.internal.sender import Sender, SenderThread
 from nbtrack.internal.writer import WriterThread
@@ -46,29 +45,20 @@ class _Results:
             except (OSError, ValueError):
                 self.closed = True
 
-    def notice(self, message: str, level: int = pb.NoticeResult.WARNING) -> None:
-        self.send(pb.Result(notice=pb.NoticeResult(level=level, message=message)))  # type: ignore[arg-type]
+    def notice(self, message: str) -> None:
+        self.send(pb.Result(notice=pb.NoticeResult(level=pb.NoticeResult.WARNING, message=message)))
 
 
-def serve(records: Connection, results_conn: Connection, parent_pid: int | None) -> None:
+def serve(records: Connection, results_conn: Connection) -> None:
     """Run one internal process until shutdown or until the user process is gone."""
     # Ctrl-C in a terminal reaches the whole process group; it is meant for the user's loop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     results = _Results(results_conn)
-    handler_box: list[Handler] = []
-
-    def backend_for(run: pb.RunRecord):  # type: ignore[no-untyped-def]
-        setup = handler_box[0].setup
-        return None if setup is None else open_backend(setup, run)
-
-    sender = Sender(backend_for, results.send, results.notice)
+    sender = Sender(results.send, results.notice)
     sender_thread = SenderThread(sender)
     writer = WriterThread(sender_thread.put, results.notice)
     handler = Handler(writer, sender, results.send)
-    handler_box.append(handler)
-
-    done = threading.Event()
-    thread = threading.Thread(target=_handle_records, args=(records, handler, done), name="Handler")
+    thread = threading.Thread(target=_handle_records, args=(records, handler), name="Handler")
     thread.start()
     thread.join()
     # Drain in order: the writer finishes the log, then the sender delivers the rest.
@@ -79,7 +69,7 @@ def serve(records: Connection, results_conn: Connection, parent_pid: int | None)
     logger.debug("nbtrack internal process %d exits", os.getpid())
 
 
-def _handle_records(records: Connection, handler: Handler, done: threading.Event) -> None:
+def _handle_records(records: Connection, handler: Handler) -> None:
     while True:
         try:
             data = records.recv_bytes()
@@ -101,4 +91,3 @@ def _handle_records(records: Connection, handler: Handler, done: threading.Event
             and record.request.WhichOneof("request_type") == "shutdown"
         ):
             break
-    done.set()

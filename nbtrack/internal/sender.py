@@ -17,7 +17,7 @@ from operator import methodcaller
 from typing import Any
 
 from nbtrack import jsonutil
-from nbtrack.internal.backend import Backend
+from nbtrack.internal.backend import Backend, open_backend
 from nbtrack.proto import nbtrack_pb2 as pb
 
 __all__ = ["Sender", "SenderThread", "exit_state"]
@@ -37,11 +37,11 @@ class Sender:
 
     def __init__(
         self,
-        open_backend: Callable[[pb.RunRecord], Backend | None],
         reply: Callable[[pb.Result], None],
         notice: Callable[[str], None],
+        setup: pb.SetupRequest | None = None,
     ) -> None:
-        self._open_backend = open_backend
+        self.setup = setup  # where the run goes; the handler sets it from the setup request
         self._reply = reply
         self._notice = notice
         self.backend: Backend | None = None
@@ -104,7 +104,7 @@ class Sender:
     def _on_run(self, record: pb.Record) -> None:
         result = pb.RunUpdateResult(run=record.run)
         try:
-            self.backend = self._open_backend(record.run)
+            self.backend = None if self.setup is None else open_backend(self.setup, record.run)
             config = jsonutil.loads(record.run.config_json) if record.run.config_json else {}
             if self.backend is not None:
                 result.url = self.backend.upsert_run(record.run, config) or ""

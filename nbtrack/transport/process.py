@@ -30,7 +30,7 @@ class InternalProcess:
 
         self._process: BaseProcess = ctx.Process(
             target=serve,
-            args=(record_reader, result_writer, multiprocessing.current_process().pid),
+            args=(record_reader, result_writer),
             name="nbtrack-internal",
             daemon=False,  # it must outlive a crashed parent long enough to deliver the run
         )
