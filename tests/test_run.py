@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import psutil
 import pytest
 
 import nbtrack
@@ -20,9 +21,12 @@ def test_init_log_finish_stores_every_row_config_and_summary(root: Path) -> None
     assert nbtrack.run is run
     for i in range(100):
         run.log({"loss": 1 / (i + 1), "nested": {"acc": i / 100}})
+    assert run._process is not None
+    internal_pid = run._process.pid
     run.finish()
     assert nbtrack.run is None
     assert run.state == "finished"
+    assert internal_pid is not None and not psutil.pid_exists(internal_pid)  # no orphan left behind
 
     stored = stored_run(root, run.id)
     assert stored.state == "finished"
@@ -251,3 +255,15 @@ def test_a_run_id_cannot_be_reused_by_accident(root: Path) -> None:
     with pytest.raises(UsageError, match="resume='must' but there is no run 'other'"):
         nbtrack.init(project="test", dir=root, id="other", resume="must")
     assert [r["a"] for r in stored_history(root, "same")] == [1]  # untouched
+
+
+def test_poll_exit_reports_what_is_pending(root: Path) -> None:
+    from nbtrack.proto import nbtrack_pb2 as pb
+
+    with nbtrack.init(project="test", dir=root) as run:
+        for i in range(20000):
+            run.log({"x": i})
+        poll = run._request(pb.Request(poll_exit=pb.PollExitRequest()), "polling").response.poll_exit
+        assert not poll.done  # no exit record yet
+        assert 0 <= poll.rows_pending <= 20000 and poll.bytes_pending >= 0
+    assert len(stored_history(root, run.id)) == 20000
