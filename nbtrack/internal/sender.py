@@ -26,6 +26,7 @@ logger = logging.getLogger("nbtrack")
 
 BATCH_ROWS = 5000  # lines per store write: large enough to amortise a transaction
 BATCH_SECONDS = 0.05  # and a live run's rows are at most this late
+QUEUE_BATCHES = 16  # batches (of up to 1,000 records) waiting for the sender thread
 
 
 def exit_state(record: pb.ExitRecord) -> str:
@@ -173,7 +174,9 @@ class SenderThread:
 
     def __init__(self, sender: Sender) -> None:
         self.sender = sender
-        self._queue: queue.SimpleQueue[list[pb.Record] | None] = queue.SimpleQueue()
+        # Bounded: when the store is slower than the run, the writer waits instead of piling up
+        # records here (backpressure reaches the user side, where waiting rows stay encoded).
+        self._queue: queue.Queue[list[pb.Record] | None] = queue.Queue(maxsize=QUEUE_BATCHES)
         self._thread = threading.Thread(target=self._loop, name="Sender", daemon=True)
         self._thread.start()
 

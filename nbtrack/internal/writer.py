@@ -23,6 +23,7 @@ logger = logging.getLogger("nbtrack")
 
 FLUSH_SECONDS = 0.02  # hand buffered bytes to the OS this often: a killed process loses nothing
 SYNC_SECONDS = 1.0  # fsync this often: a power loss loses at most this much
+QUEUE_BATCHES = 16  # batches (of up to 1,000 records) waiting for the writer thread
 
 
 class WriterThread:
@@ -36,7 +37,8 @@ class WriterThread:
         self.records_written = 0
         self.failed: str | None = None
         self._offline = False
-        self._queue: queue.SimpleQueue[list[pb.Record] | Path | None] = queue.SimpleQueue()
+        # Bounded for the same reason as the sender's queue: backpressure, not memory growth.
+        self._queue: queue.Queue[list[pb.Record] | Path | None] = queue.Queue(maxsize=QUEUE_BATCHES)
         self._thread = threading.Thread(target=self._loop, name="Writer", daemon=True)
         self._thread.start()
 
