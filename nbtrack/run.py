@@ -261,17 +261,26 @@ class Run:
         )
         started = last_progress = time.monotonic()
         last_pending: tuple[int, int] | None = None
+        rows_pending = 0
+        poll_slot = None
         announced = False
         while True:
             result = slot.wait_a_while(0.25, f"finishing run {self.id}")
             if result is not None:
                 return result.exit_result
-            poll = self._request(
-                pb.Request(poll_exit=pb.PollExitRequest()), "polling the exit"
-            ).response.poll_exit
-            if poll.done:
-                return poll.exit_result
-            pending = (poll.rows_pending, self._outbox.pending() if self._outbox else 0)
+            # A poll waits in line behind the rows still in the pipe, so it is never awaited
+            # with a deadline: its answer is taken whenever it comes.
+            if poll_slot is None:
+                poll_slot = self._mailbox.new_slot()
+                poll = pb.Request(poll_exit=pb.PollExitRequest())
+                self._send(
+                    pb.Record(request=poll, control=pb.Control(mailbox_slot=poll_slot.id, req_resp=True))
+                )
+            answer = poll_slot.wait_a_while(0.0, f"finishing run {self.id}")
+            if answer is not None:
+                poll_slot = None
+                rows_pending = answer.response.poll_exit.rows_pending
+            pending = (rows_pending, self._outbox.pending() if self._outbox else 0)
             now = time.monotonic()
             if pending != last_pending:
                 last_pending, last_progress = pending, now
@@ -282,10 +291,7 @@ class Run:
                 )
             if not announced and now - started > PROGRESS_AFTER:
                 announced = True
-                print(
-                    f"nbtrack: waiting for {poll.rows_pending + pending[1]} rows to reach the store...",
-                    file=sys.stderr,
-                )
+                print(f"nbtrack: waiting for {sum(pending)} rows to reach the store...", file=sys.stderr)
 
     def _fetch_summary(self) -> dict[str, Any]:
         try:

@@ -267,3 +267,13 @@ def test_poll_exit_reports_what_is_pending(root: Path) -> None:
         assert not poll.done  # no exit record yet
         assert 0 <= poll.rows_pending <= 20000 and poll.bytes_pending >= 0
     assert len(stored_history(root, run.id)) == 20000
+
+
+def test_finish_waits_out_a_large_backlog(root: Path) -> None:
+    run = nbtrack.init(project="test", dir=root)
+    rows = 200_000
+    for i in range(rows):
+        run.log({"i": i})
+    run.finish()  # the rows are mostly still in flight here
+    assert run.state == "finished"
+    assert [r["i"] for r in stored_history(root, run.id)] == list(range(rows))

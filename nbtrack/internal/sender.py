@@ -26,7 +26,7 @@ logger = logging.getLogger("nbtrack")
 
 BATCH_ROWS = 5000  # lines per store write: large enough to amortise a transaction
 BATCH_SECONDS = 0.05  # and a live run's rows are at most this late
-QUEUE_BATCHES = 16  # batches (of up to 1,000 records) waiting for the sender thread
+QUEUE_BATCHES = 4  # batches (of up to 1,000 records) waiting for the sender thread
 
 
 def exit_state(record: pb.ExitRecord) -> str:

@@ -23,7 +23,7 @@ logger = logging.getLogger("nbtrack")
 
 FLUSH_SECONDS = 0.02  # hand buffered bytes to the OS this often: a killed process loses nothing
 SYNC_SECONDS = 1.0  # fsync this often: a power loss loses at most this much
-QUEUE_BATCHES = 16  # batches (of up to 1,000 records) waiting for the writer thread
+QUEUE_BATCHES = 4  # batches (of up to 1,000 records) waiting for the writer thread
 
 
 class WriterThread:
