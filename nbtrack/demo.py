@@ -42,7 +42,8 @@ def run_demo(out: TextIO, steps: int = 2000, dir: str | None = None, project: st
         f"logged {steps} steps in {loop_s * 1000:.1f} ms ({loop_s / steps * 1e6:.2f} us per log call); "
         f"finish took {(time.perf_counter() - finish_started) * 1000:.0f} ms\n"
     )
-    out.write(f"transaction log: {run.dir}\n")
+    log = next(run.dir.glob("*.nbt"))
+    out.write(f"transaction log: {log}\n")
     out.write(f"store:           {run.dir.parent.parent / 'nbtrack.db'}\n\n")
 
     stored = nbtrack.Api(dir=dir).run(f"{run.entity}/{project}/{run.id}")

@@ -1,0 +1,18 @@
+"""The benchmark script still runs end to end (a smoke run; its figures are not judged here)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_core.py"
+
+
+def test_bench_core_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH), "--quick"], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for row in ("log() per call", "init()", "into the store", "internal process peak RSS", "targets"):
+        assert row in result.stdout
