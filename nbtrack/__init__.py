@@ -23,6 +23,20 @@ run: Run | None = None  # the run started last by init(), until it finishes
 __all__ = ["Api", "InternalProcessError", "NbtrackError", "Run", "UsageError", "finish", "init", "log", "run"]
 
 
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext nbtrack` (the extension is imported only when loaded)."""
+    from nbtrack.extension import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """`%unload_ext nbtrack`: undoes exactly what loading did."""
+    from nbtrack.extension import unload_ipython_extension as unload
+
+    unload(ipython)
+
+
 def __getattr__(name: str) -> Any:
     if name == "Api":  # the read API pulls in SQLAlchemy: import it only when asked for
         from nbtrack.api import Api

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -45,13 +46,20 @@ class Run:
         notes: str | None = None,
         group: str | None = None,
         job_type: str | None = None,
+        process: InternalProcess | None = None,
+        live_interval: float = 0.0,
     ) -> None:
+        """process: a started (warm spare) internal process to use; live_interval: see on_live."""
         self._settings = settings
         self._name = name or settings.run_id
         self._finished = False
         self._exit_state: str | None = None
         self.notices: list[str] = []  # warnings the internal process sent (also logged)
         self.rows_lost = 0  # rows logged after the internal process was gone
+        # Called on the results thread with each LiveResult (every live_interval while it changes).
+        self.on_live: Callable[[pb.LiveResult], None] | None = None
+        self._live_interval = live_interval
+        self.on_finished: list[Callable[[Run], object]] = []  # called once finish() is done
         self._final_summary: dict[str, Any] | None = None
         self.config = Config(self, config or {})
         self.summary = Summary(self)
@@ -59,7 +67,9 @@ class Run:
         self._outbox: Outbox | None = None
         self._mailbox = Mailbox()
         if settings.mode != "disabled":
-            self._start(tags or [], notes or "", group or "", job_type or "")
+            self._start(process or InternalProcess(), tags or [], notes or "", group or "", job_type or "")
+        elif process is not None:
+            process.kill()  # a spare offered to a disabled run is not needed
         atexit.register(self._finish_at_exit)
 
     # -- properties --------------------------------------------------------------------------
@@ -187,13 +197,18 @@ class Run:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def _start(self, tags: list[str], notes: str, group: str, job_type: str) -> None:
+    def _start(
+        self, process: InternalProcess, tags: list[str], notes: str, group: str, job_type: str
+    ) -> None:
         settings = self._settings
-        self._process = process = InternalProcess()
+        self._process = process
         self._outbox = Outbox(process.record_q)
         ResultReader(process.result_q, self._mailbox, self._on_result)
         setup = pb.SetupRequest(
-            mode=settings.mode, log_path=str(settings.log_path), store_url=settings.store_url
+            mode=settings.mode,
+            log_path=str(settings.log_path),
+            store_url=settings.store_url,
+            live_interval=self._live_interval,
         )
         self._send(pb.Record(request=pb.Request(setup=setup), control=pb.Control(local=True)))
         run = pb.RunRecord(
@@ -249,6 +264,11 @@ class Run:
             self._final_summary = self._fetch_summary()
         finally:
             self._shutdown()
+            for callback in self.on_finished:
+                try:
+                    callback(self)
+                except Exception:
+                    logger.exception("nbtrack: a callback after finishing run %s failed", self.id)
 
     def _wait_for_exit(self, exit_code: int) -> pb.ExitResult:
         slot = self._mailbox.new_slot()
@@ -330,9 +350,12 @@ class Run:
             print(f"nbtrack: could not finish run {self.id} at exit: {exc}", file=sys.stderr)
 
     def _on_result(self, result: pb.Result) -> None:
-        if result.WhichOneof("result_type") == "notice":
+        kind = result.WhichOneof("result_type")
+        if kind == "notice":
             self.notices.append(result.notice.message)
             logger.warning("nbtrack: %s", result.notice.message)
+        elif kind == "live" and self.on_live is not None:
+            self.on_live(result.live)
 
     def __enter__(self) -> Run:
         return self

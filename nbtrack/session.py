@@ -1,16 +1,47 @@
-"""Module-level API: `nbtrack.init()`, `nbtrack.log()`, `nbtrack.finish()` and `nbtrack.run`."""
+"""Module-level API: `nbtrack.init()`, `nbtrack.log()`, `nbtrack.finish()` and `nbtrack.run`.
+
+`init()` has one seam, `init_hook`: the Jupyter extension sets it to supply defaults from its
+configuration, a warm internal process, and a live panel for each run started in the kernel.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 import nbtrack
 from nbtrack.errors import UsageError
 from nbtrack.run import Run
 from nbtrack.settings import Settings, resolve_settings
+from nbtrack.transport.process import InternalProcess
 
-__all__ = ["finish", "init", "log"]
+__all__ = ["InitHook", "finish", "init", "init_hook", "log"]
+
+logger = logging.getLogger("nbtrack")
+T = TypeVar("T")
+
+
+class InitHook(Protocol):
+    """What the Jupyter extension adds to init(); none of it may make init() fail."""
+
+    live_interval: float
+
+    def defaults(self) -> dict[str, Any]:
+        """Settings to use where init() got None (project, mode, dir, base_url)."""
+
+    def before_start(self) -> None:
+        """Called before a run starts (e.g. to finish the previous run of the same cell)."""
+
+    def take_process(self) -> InternalProcess | None:
+        """A warm internal process, if one is ready."""
+
+    def started(self, run: Run) -> None:
+        """Called with every run started while the hook is installed."""
+
+
+init_hook: InitHook | None = None
 
 
 def init(
@@ -30,6 +61,13 @@ def init(
     entity: str | None = None,
 ) -> Run:
     """Start a run and make it `nbtrack.run`; arguments override NBTRACK_* environment variables."""
+    hook = init_hook
+    if hook is not None:
+        defaults = _safely(hook.defaults) or {}
+        project = project if project is not None else defaults.get("project")
+        mode = mode if mode is not None else defaults.get("mode")
+        dir = dir if dir is not None else defaults.get("dir")
+        base_url = base_url if base_url is not None else defaults.get("base_url")
     settings = resolve_settings(
         project=project,
         entity=entity,
@@ -47,11 +85,34 @@ def init(
             raise TypeError(f"{what} must be a str, not {type(value).__name__}")
     if settings.mode != "disabled":
         _check_run_id_is_free(settings)
+    process = None
+    if hook is not None:
+        _safely(hook.before_start)
+        process = _safely(hook.take_process) if settings.mode != "disabled" else None
     run = Run(
-        settings, name=name, config=config, tags=list(tags or []), notes=notes, group=group, job_type=job_type
+        settings,
+        name=name,
+        config=config,
+        tags=list(tags or []),
+        notes=notes,
+        group=group,
+        job_type=job_type,
+        process=process,
+        live_interval=hook.live_interval if hook is not None else 0.0,
     )
     nbtrack.run = run
+    if hook is not None:
+        _safely(lambda: hook.started(run))
     return run
+
+
+def _safely(call: Callable[[], T]) -> T | None:
+    """The extension's part of init() is a nicety: a failure there is logged, never raised."""
+    try:
+        return call()
+    except Exception:
+        logger.exception("nbtrack: the Jupyter extension failed during init(); the run goes on without it")
+        return None
 
 
 def _check_run_id_is_free(settings: Settings) -> None:

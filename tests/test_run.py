@@ -277,3 +277,28 @@ def test_finish_waits_out_a_large_backlog(root: Path) -> None:
     run.finish()  # the rows are mostly still in flight here
     assert run.state == "finished"
     assert [r["i"] for r in stored_history(root, run.id)] == list(range(rows))
+
+
+def test_live_results_are_pushed_while_the_run_changes_and_stay_bounded(root: Path) -> None:
+    import itertools
+    import time
+
+    from nbtrack.run import Run
+    from nbtrack.settings import resolve_settings
+
+    received = []
+    run = Run(resolve_settings(project="test", dir=root), live_interval=0.1)
+    run.on_live = received.append
+    for i in range(20):
+        for j in range(2000):
+            run.log({f"k{k}": float(i * 2000 + j) for k in range(20)})
+        time.sleep(0.05)
+    run.finish()
+    assert len(received) >= 5
+    last = received[-1]
+    assert last.rows_logged == 40000 and last.step == 40000
+    assert len(last.series) <= 16 and all(len(s.steps) <= 128 for s in last.series)
+    assert last.series[0].steps[-1] == 39999
+    gaps = [b.runtime - a.runtime for a, b in itertools.pairwise(received[:-1])]
+    assert min(gaps) >= 0.09  # never faster than the interval (the push at finish excepted)
+    assert last.state == "finishing"

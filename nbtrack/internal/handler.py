@@ -29,6 +29,8 @@ __all__ = ["Handler"]
 logger = logging.getLogger("nbtrack")
 
 SUMMARY_SECONDS = 1.0  # a changing summary reaches the log and the store this often
+LIVE_SERIES = 16  # series in one LiveResult
+LIVE_POINTS = 128  # points per series in one LiveResult
 
 
 class Handler:
@@ -48,6 +50,10 @@ class Handler:
         self._pending_time = 0.0
         self._pending_finite = True  # known free of NaN/inf, so the fast encoder is exact
         self._start_time = time.time()  # replaced by the run's own start time
+        self.latest: dict[str, Any] = {}  # the newest value of every key, for a live panel
+        self._live_interval = 0.0
+        self._live_sent = 0.0
+        self._live_seen: tuple[str, int, int] | None = None  # (state, rows logged, rows stored) last pushed
         self._summary_dirty = False
         self._summary_sent = 0.0
         self.exited = False
@@ -80,6 +86,7 @@ class Handler:
             return
         if kind == "setup":
             self._sender.setup = request.setup  # read by the sender only after the run record
+            self._live_interval = request.setup.live_interval
             if request.setup.log_path:
                 self._writer.open(Path(request.setup.log_path), offline=request.setup.mode == "offline")
             return
@@ -182,6 +189,7 @@ class Handler:
         step = self.step
         self.step = step + 1
         self.summary.update(row)
+        self.latest.update(row)
         self.sampled.add_row(step, row)
         runtime = timestamp - self._start_time
         if runtime < 0.0:
@@ -198,6 +206,37 @@ class Handler:
         out.append(record)
         self.rows_logged += 1
         self._summary_dirty = True
+
+    def tick(self, force: bool = False) -> None:
+        """Called between records and when idle: push a LiveResult if one is due and something changed."""
+        if not self._live_interval or self.run is None:
+            return
+        now = time.monotonic()
+        if now - self._live_sent < self._live_interval and not force:
+            return
+        seen = (self.state, self.rows_logged, self._sender.rows_stored)
+        if seen == self._live_seen:
+            return
+        self._live_sent, self._live_seen = now, seen
+        self._reply(pb.Result(live=self.live_result()))
+
+    def live_result(self) -> pb.LiveResult:
+        live = pb.LiveResult(
+            state=self.state,
+            step=self.step,
+            runtime=max(0.0, time.time() - self._start_time),
+            latest_json=jsonutil.dumps(self.latest),
+            rows_logged=self.rows_logged,
+            rows_pending=self.rows_logged - self._sender.rows_stored,
+        )
+        for key, series in list(self.sampled.series.items())[:LIVE_SERIES]:
+            steps, values = series.points()
+            if len(steps) > LIVE_POINTS:  # evenly spaced, and always the newest point
+                stride = len(steps) / (LIVE_POINTS - 1)
+                picks = [int(i * stride) for i in range(LIVE_POINTS - 1)] + [len(steps) - 1]
+                steps, values = [steps[i] for i in picks], [values[i] for i in picks]
+            live.series.add(key=key, steps=steps, values=values)
+        return live
 
     def _send_summary(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -220,6 +259,7 @@ class Handler:
         if out:
             self._writer.put(out)
         self._send_summary(force=True)
+        self.tick(force=True)  # a live panel sees every row before the run ends
         if self.run is not None and not record.exit.runtime:
             record.exit.runtime = max(0.0, time.time() - self.run.start_time)
         self._writer.put([record])

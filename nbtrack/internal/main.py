@@ -25,6 +25,7 @@ logger = logging.getLogger("nbtrack")
 
 STOP_SECONDS = 60.0  # longest a shutdown may take to deliver what is left before the process quits
 CRASH_EXIT_CODE = -1
+IDLE_TICK = 0.1  # seconds the handler waits for a record before it looks at its timers
 
 
 class _Results:
@@ -49,10 +50,16 @@ class _Results:
         self.send(pb.Result(notice=pb.NoticeResult(level=pb.NoticeResult.WARNING, message=message)))
 
 
-def serve(records: Connection, results_conn: Connection) -> None:
-    """Run one internal process until shutdown or until the user process is gone."""
+def serve(records: Connection, results_conn: Connection, preload: bool = False) -> None:
+    """Run one internal process until shutdown or until the user process is gone.
+
+    preload: a warm spare imports the store before any run arrives, so init() need not wait.
+    """
     # Ctrl-C in a terminal reaches the whole process group; it is meant for the user's loop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if preload:
+        import nbtrack.store  # noqa: F401
+
     results = _Results(results_conn)
     sender = Sender(results.send, results.notice)
     sender_thread = SenderThread(sender)
@@ -72,6 +79,9 @@ def serve(records: Connection, results_conn: Connection) -> None:
 def _handle_records(records: Connection, handler: Handler) -> None:
     while True:
         try:
+            if not records.poll(IDLE_TICK):
+                handler.tick()  # idle: a live panel still hears about finishing, pending rows, ...
+                continue
             data = records.recv_bytes()
         except (EOFError, OSError):
             # The user process is gone (killed, crashed, exited without finish): deliver what we
@@ -84,6 +94,7 @@ def _handle_records(records: Connection, handler: Handler) -> None:
         record.ParseFromString(data)
         try:
             handler.handle(record)
+            handler.tick()
         except Exception:
             logger.exception("nbtrack: the handler failed on a %s record", record.WhichOneof("record_type"))
         if (

@@ -589,6 +589,7 @@ class SetupRequest(_message.Message):
     STORE_URL_FIELD_NUMBER: _builtins.int
     BASE_URL_FIELD_NUMBER: _builtins.int
     API_KEY_FIELD_NUMBER: _builtins.int
+    LIVE_INTERVAL_FIELD_NUMBER: _builtins.int
     mode: _builtins.str
     """"local", "online" or "offline" """
     log_path: _builtins.str
@@ -598,6 +599,8 @@ class SetupRequest(_message.Message):
     base_url: _builtins.str
     """online mode: the tracking server"""
     api_key: _builtins.str
+    live_interval: _builtins.float
+    """seconds between LiveResults for a live panel; 0: none"""
     def __init__(
         self,
         *,
@@ -606,10 +609,11 @@ class SetupRequest(_message.Message):
         store_url: _builtins.str = ...,
         base_url: _builtins.str = ...,
         api_key: _builtins.str = ...,
+        live_interval: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key", b"api_key", "base_url", b"base_url", "log_path", b"log_path", "mode", b"mode", "store_url", b"store_url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key", b"api_key", "base_url", b"base_url", "live_interval", b"live_interval", "log_path", b"log_path", "mode", b"mode", "store_url", b"store_url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -752,6 +756,7 @@ class Result(_message.Message):
     EXIT_RESULT_FIELD_NUMBER: _builtins.int
     RESPONSE_FIELD_NUMBER: _builtins.int
     NOTICE_FIELD_NUMBER: _builtins.int
+    LIVE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def control(self) -> Global___Control: ...
     @_builtins.property
@@ -762,6 +767,8 @@ class Result(_message.Message):
     def response(self) -> Global___Response: ...
     @_builtins.property
     def notice(self) -> Global___NoticeResult: ...
+    @_builtins.property
+    def live(self) -> Global___LiveResult: ...
     def __init__(
         self,
         *,
@@ -770,16 +777,62 @@ class Result(_message.Message):
         exit_result: Global___ExitResult | None = ...,
         response: Global___Response | None = ...,
         notice: Global___NoticeResult | None = ...,
+        live: Global___LiveResult | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["control", b"control", "exit_result", b"exit_result", "notice", b"notice", "response", b"response", "result_type", b"result_type", "run_result", b"run_result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["control", b"control", "exit_result", b"exit_result", "live", b"live", "notice", b"notice", "response", b"response", "result_type", b"result_type", "run_result", b"run_result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["control", b"control", "exit_result", b"exit_result", "notice", b"notice", "response", b"response", "result_type", b"result_type", "run_result", b"run_result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["control", b"control", "exit_result", b"exit_result", "live", b"live", "notice", b"notice", "response", b"response", "result_type", b"result_type", "run_result", b"run_result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_result_type: _TypeAlias = _typing.Literal["run_result", "exit_result", "response", "notice"]  # noqa: Y015
+    _WhichOneofReturnType_result_type: _TypeAlias = _typing.Literal["run_result", "exit_result", "response", "notice", "live"]  # noqa: Y015
     _WhichOneofArgType_result_type: _TypeAlias = _typing.Literal["result_type", b"result_type"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_result_type) -> _WhichOneofReturnType_result_type | None: ...
 
 Global___Result: _TypeAlias = Result  # noqa: Y015
+
+@_typing.final
+class LiveResult(_message.Message):
+    """What a live panel shows, pushed by the handler at most every live_interval while it changes.
+    Bounded whatever the run's length: a few points per series, a capped number of keys.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    RUNTIME_FIELD_NUMBER: _builtins.int
+    LATEST_JSON_FIELD_NUMBER: _builtins.int
+    SERIES_FIELD_NUMBER: _builtins.int
+    ROWS_LOGGED_FIELD_NUMBER: _builtins.int
+    ROWS_PENDING_FIELD_NUMBER: _builtins.int
+    state: _builtins.str
+    step: _builtins.int
+    """the next step to assign"""
+    runtime: _builtins.float
+    latest_json: _builtins.bytes
+    """JSON object: the latest value of each key"""
+    rows_logged: _builtins.int
+    rows_pending: _builtins.int
+    """not yet in the store"""
+    @_builtins.property
+    def series(self) -> _containers.RepeatedCompositeFieldContainer[Global___SampledHistoryResponse.Series]: ...
+    def __init__(
+        self,
+        *,
+        state: _builtins.str = ...,
+        step: _builtins.int = ...,
+        runtime: _builtins.float = ...,
+        latest_json: _builtins.bytes = ...,
+        series: _abc.Iterable[Global___SampledHistoryResponse.Series] | None = ...,
+        rows_logged: _builtins.int = ...,
+        rows_pending: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["latest_json", b"latest_json", "rows_logged", b"rows_logged", "rows_pending", b"rows_pending", "runtime", b"runtime", "series", b"series", "state", b"state", "step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LiveResult: _TypeAlias = LiveResult  # noqa: Y015
 
 @_typing.final
 class ErrorInfo(_message.Message):

@@ -22,7 +22,8 @@ __all__ = ["InternalProcess"]
 class InternalProcess:
     """A spawned `nbtrack.internal.main.serve` process and the user side of its pipes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, preload: bool = False) -> None:
+        """Spawn the process; preload=True makes a warm spare that imports everything up front."""
         ctx = multiprocessing.get_context("spawn")
         record_reader, self.record_q = ctx.Pipe(duplex=False)
         self.result_q, result_writer = ctx.Pipe(duplex=False)
@@ -30,7 +31,7 @@ class InternalProcess:
 
         self._process: BaseProcess = ctx.Process(
             target=serve,
-            args=(record_reader, result_writer),
+            args=(record_reader, result_writer, preload),
             name="nbtrack-internal",
             daemon=False,  # it must outlive a crashed parent long enough to deliver the run
         )
