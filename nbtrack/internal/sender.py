@@ -9,8 +9,6 @@ same offsets: a second sync replaces rather than duplicates.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable
 from operator import methodcaller
@@ -18,6 +16,7 @@ from typing import Any
 
 from nbtrack import jsonutil
 from nbtrack.internal.backend import Backend, open_backend
+from nbtrack.internal.worker import QueueWorker
 from nbtrack.proto import nbtrack_pb2 as pb
 
 __all__ = ["Sender", "SenderThread", "exit_state"]
@@ -26,7 +25,6 @@ logger = logging.getLogger("nbtrack")
 
 BATCH_ROWS = 5000  # lines per store write: large enough to amortise a transaction
 BATCH_SECONDS = 0.05  # and a live run's rows are at most this late
-QUEUE_BATCHES = 4  # batches (of up to 1,000 records) waiting for the sender thread
 
 
 def exit_state(record: pb.ExitRecord) -> str:
@@ -169,36 +167,23 @@ class Sender:
             return False
 
 
-class SenderThread:
+class SenderThread(QueueWorker["list[pb.Record]"]):
     """Runs a Sender on the thread named "Sender", fed by the writer."""
+
+    idle_seconds = BATCH_SECONDS
 
     def __init__(self, sender: Sender) -> None:
         self.sender = sender
-        # Bounded: when the store is slower than the run, the writer waits instead of piling up
-        # records here (backpressure reaches the user side, where waiting rows stay encoded).
-        self._queue: queue.Queue[list[pb.Record] | None] = queue.Queue(maxsize=QUEUE_BATCHES)
-        self._thread = threading.Thread(target=self._loop, name="Sender", daemon=True)
-        self._thread.start()
+        super().__init__("Sender")
 
-    def put(self, records: list[pb.Record]) -> None:
-        self._queue.put(records)
+    def handle(self, item: list[pb.Record]) -> None:
+        try:
+            self.sender.handle(item)
+        except Exception:  # never lose the thread: the log still has everything
+            logger.exception("nbtrack: sender failed on a batch of %d records", len(item))
 
-    def stop(self, timeout: float) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout)
+    def idle(self) -> None:
+        self.sender.tick()
 
-    def _loop(self) -> None:
-        sender = self.sender
-        while True:
-            try:
-                records = self._queue.get(timeout=BATCH_SECONDS)
-            except queue.Empty:
-                sender.tick()
-                continue
-            if records is None:
-                break
-            try:
-                sender.handle(records)
-            except Exception:  # never lose the thread: the log still has everything
-                logger.exception("nbtrack: sender failed on a batch of %d records", len(records))
-        sender.close()
+    def finished(self) -> None:
+        self.sender.close()

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from nbtrack.internal.txlog import LogWriter
+from nbtrack.internal.worker import QueueWorker
 from nbtrack.proto import nbtrack_pb2 as pb
 
 __all__ = ["WriterThread"]
@@ -23,11 +22,12 @@ logger = logging.getLogger("nbtrack")
 
 FLUSH_SECONDS = 0.02  # hand buffered bytes to the OS this often: a killed process loses nothing
 SYNC_SECONDS = 1.0  # fsync this often: a power loss loses at most this much
-QUEUE_BATCHES = 4  # batches (of up to 1,000 records) waiting for the writer thread
 
 
-class WriterThread:
-    """Runs on the thread named "Writer"; `forward` is the sender's input (None: no sender)."""
+class WriterThread(QueueWorker["list[pb.Record] | Path"]):
+    """Runs on the thread named "Writer"; `forward` is the sender's input."""
+
+    idle_seconds = FLUSH_SECONDS
 
     def __init__(self, forward: Callable[[list[pb.Record]], None], notice: Callable[[str], None]) -> None:
         self._forward = forward
@@ -37,10 +37,8 @@ class WriterThread:
         self.records_written = 0
         self.failed: str | None = None
         self._offline = False
-        # Bounded for the same reason as the sender's queue: backpressure, not memory growth.
-        self._queue: queue.Queue[list[pb.Record] | Path | None] = queue.Queue(maxsize=QUEUE_BATCHES)
-        self._thread = threading.Thread(target=self._loop, name="Writer", daemon=True)
-        self._thread.start()
+        self._last_flush = self._last_sync = time.monotonic()
+        super().__init__("Writer")
 
     @property
     def bytes_pending(self) -> int:
@@ -54,7 +52,35 @@ class WriterThread:
         Offline, only records flagged always_send (those that need a reply) reach the sender.
         """
         self._offline = offline
-        self._queue.put(path)
+        self.put(path)
+
+    def handle(self, item: list[pb.Record] | Path) -> None:
+        if isinstance(item, Path):
+            self._open(item)
+            return
+        records = item
+        for record in records:
+            # HasField first: reading an unset sub-message builds one, and history rows have none.
+            if not (record.HasField("control") and record.control.local):
+                self._append(record)
+                if record.HasField("exit"):
+                    self._finish_log()
+        if self._offline:
+            records = [r for r in records if r.HasField("control") and r.control.always_send]
+        if records:
+            self._forward(records)
+
+    def idle(self) -> None:
+        now = time.monotonic()
+        if now - self._last_flush >= FLUSH_SECONDS:
+            self._last_flush = now
+            self._guard(lambda log: log.flush())
+        if now - self._last_sync >= SYNC_SECONDS:
+            self._last_sync = now
+            self._guard(lambda log: log.sync())
+
+    def finished(self) -> None:
+        self._guard(lambda log: log.close())
 
     def _open(self, path: Path) -> None:
         self.path = path
@@ -67,44 +93,6 @@ class WriterThread:
             self._notice(self.failed + "; rows still go to the store, but a crash could now lose them")
             return
         self._append(pb.Record(header=pb.HeaderRecord(version=_version(), timestamp=time.time())))
-
-    def put(self, records: list[pb.Record]) -> None:
-        self._queue.put(records)
-
-    def stop(self, timeout: float) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout)
-
-    def _loop(self) -> None:
-        last_flush = last_sync = time.monotonic()
-        while True:
-            try:
-                records = self._queue.get(timeout=FLUSH_SECONDS)
-            except queue.Empty:
-                records = []
-            if records is None:
-                break
-            if isinstance(records, Path):
-                self._open(records)
-                continue
-            for record in records:
-                # HasField first: reading an unset sub-message builds one, and history rows have none.
-                if not (record.HasField("control") and record.control.local):
-                    self._append(record)
-                    if record.HasField("exit"):
-                        self._finish_log()
-            if self._offline:
-                records = [r for r in records if r.HasField("control") and r.control.always_send]
-            if records:
-                self._forward(records)
-            now = time.monotonic()
-            if now - last_flush >= FLUSH_SECONDS:
-                last_flush = now
-                self._guard(lambda log: log.flush())
-            if now - last_sync >= SYNC_SECONDS:
-                last_sync = now
-                self._guard(lambda log: log.sync())
-        self._guard(lambda log: log.close())
 
     def _append(self, record: pb.Record) -> None:
         self.records_written += 1
