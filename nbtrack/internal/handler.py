@@ -30,7 +30,7 @@ logger = logging.getLogger("nbtrack")
 
 SUMMARY_SECONDS = 1.0  # a changing summary reaches the log and the store this often
 LIVE_SERIES = 16  # series in one LiveResult
-LIVE_POINTS = 128  # points per series in one LiveResult
+LIVE_POINTS = 100  # points per series in one LiveResult (what the panel draws)
 
 
 class Handler:

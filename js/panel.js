@@ -1,0 +1,300 @@
+// The live run panel (anywidget front-end).
+//
+// Shipped as one module: nbtrack/extension/panel.py inlines chart.js in place of the import
+// below (anywidget loads the module from a blob URL, where "./chart.js" cannot resolve). Node's
+// test runner imports this file directly, where the import resolves normally. Keep top-level
+// names distinct from chart.js's, and touch the DOM only inside render().
+//
+// Synced traits (see panel.py): header, state, step, runtime, metrics, metrics_omitted, series,
+// series_omitted, pending, notices. Every user string is written with textContent, never HTML.
+import { extent, formatBytes, formatDuration, formatNumber, linearScale, niceTicks, seriesPath } from "./chart.js";
+
+const PANEL_CLASS = "nbtrack-run-panel";
+const SVG_NS = "http://www.w3.org/2000/svg";
+const TRAITS = [
+  "header",
+  "state",
+  "step",
+  "runtime",
+  "metrics",
+  "metrics_omitted",
+  "series",
+  "series_omitted",
+  "pending",
+  "notices",
+];
+const KNOWN_STATES = new Set(["starting", "running", "finishing", "finished", "failed", "crashed", "offline"]);
+const CHART_WIDTH = 200;
+const CHART_HEIGHT = 44;
+
+// Colours come from the Jupyter theme when there is one, then VS Code's, then fallbacks that
+// follow the OS colour scheme. Everything is scoped under .nbtrack-run-panel.
+const PANEL_CSS = `
+.${PANEL_CLASS} {
+  --nbt-fg: var(--jp-ui-font-color0, var(--vscode-editor-foreground, #1f2328));
+  --nbt-muted: var(--jp-ui-font-color2, var(--vscode-descriptionForeground, #656d76));
+  --nbt-bg: var(--jp-layout-color1, var(--vscode-editor-background, #ffffff));
+  --nbt-card: var(--jp-layout-color2, rgba(127, 127, 127, 0.08));
+  --nbt-border: var(--jp-border-color2, rgba(127, 127, 127, 0.3));
+  --nbt-grid: var(--jp-border-color3, rgba(127, 127, 127, 0.18));
+  --nbt-accent: var(--jp-brand-color1, #3b82f6);
+  --nbt-ok: var(--jp-success-color1, #22a06b);
+  --nbt-warn: var(--jp-warn-color1, #d69e2e);
+  --nbt-err: var(--jp-error-color1, #e5484d);
+  --nbt-neutral: var(--jp-ui-font-color3, #8b949e);
+  font-family: var(--jp-ui-font-family, system-ui, -apple-system, "Segoe UI", sans-serif);
+  font-size: var(--jp-ui-font-size1, 13px);
+  color: var(--nbt-fg);
+  background: var(--nbt-bg);
+  border: 1px solid var(--nbt-border);
+  border-radius: 6px;
+  padding: 8px 10px;
+  max-width: 960px;
+  box-sizing: border-box;
+}
+@media (prefers-color-scheme: dark) {
+  .${PANEL_CLASS} {
+    --nbt-fg: var(--jp-ui-font-color0, var(--vscode-editor-foreground, #e6edf3));
+    --nbt-muted: var(--jp-ui-font-color2, var(--vscode-descriptionForeground, #8b949e));
+    --nbt-bg: var(--jp-layout-color1, var(--vscode-editor-background, #0d1117));
+  }
+}
+.${PANEL_CLASS} * { box-sizing: border-box; }
+.${PANEL_CLASS} .nbt-head { display: flex; flex-wrap: wrap; align-items: baseline; gap: 4px 10px; }
+.${PANEL_CLASS} .nbt-name { font-weight: 600; font-size: 1.1em; overflow-wrap: anywhere; }
+.${PANEL_CLASS} .nbt-id, .${PANEL_CLASS} .nbt-value, .${PANEL_CLASS} .nbt-step, .${PANEL_CLASS} .nbt-runtime {
+  font-family: var(--jp-code-font-family, ui-monospace, SFMono-Regular, Menlo, monospace);
+}
+.${PANEL_CLASS} .nbt-id, .${PANEL_CLASS} .nbt-project, .${PANEL_CLASS} .nbt-muted { color: var(--nbt-muted); }
+.${PANEL_CLASS} .nbt-link { color: var(--nbt-accent); text-decoration: none; margin-left: auto; }
+.${PANEL_CLASS} .nbt-link:hover { text-decoration: underline; }
+.${PANEL_CLASS} .nbt-status { display: flex; flex-wrap: wrap; align-items: center; gap: 4px 12px; margin: 6px 0 8px; }
+.${PANEL_CLASS} .nbt-badge {
+  --nbt-state: var(--nbt-neutral);
+  display: inline-flex; align-items: center; gap: 5px;
+  padding: 0 8px; border-radius: 10px; line-height: 18px;
+  border: 1px solid var(--nbt-state); color: var(--nbt-state);
+  background: transparent;
+  background: color-mix(in srgb, var(--nbt-state) 12%, transparent);
+  font-weight: 600;
+}
+.${PANEL_CLASS} .nbt-badge::before {
+  content: ""; width: 7px; height: 7px; border-radius: 50%; background: var(--nbt-state);
+}
+.${PANEL_CLASS} .nbt-badge[data-state="running"] { --nbt-state: var(--nbt-accent); }
+.${PANEL_CLASS} .nbt-badge[data-state="finishing"] { --nbt-state: var(--nbt-warn); }
+.${PANEL_CLASS} .nbt-badge[data-state="offline"] { --nbt-state: var(--nbt-warn); }
+.${PANEL_CLASS} .nbt-badge[data-state="finished"] { --nbt-state: var(--nbt-ok); }
+.${PANEL_CLASS} .nbt-badge[data-state="failed"] { --nbt-state: var(--nbt-err); }
+.${PANEL_CLASS} .nbt-badge[data-state="crashed"] { --nbt-state: var(--nbt-err); }
+.${PANEL_CLASS} .nbt-badge[data-state="running"]::before { animation: nbt-pulse 1.6s ease-in-out infinite; }
+@keyframes nbt-pulse { 50% { opacity: 0.3; } }
+@media (prefers-reduced-motion: reduce) {
+  .${PANEL_CLASS} .nbt-badge::before { animation: none !important; }
+}
+.${PANEL_CLASS} .nbt-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 6px; }
+.${PANEL_CLASS} .nbt-card {
+  background: var(--nbt-card); border: 1px solid var(--nbt-border); border-radius: 5px;
+  padding: 4px 7px; min-width: 0;
+}
+.${PANEL_CLASS} .nbt-key {
+  color: var(--nbt-muted); font-size: 0.92em; white-space: nowrap; overflow: hidden; text-overflow: ellipsis;
+}
+.${PANEL_CLASS} .nbt-value { font-size: 1.15em; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.${PANEL_CLASS} .nbt-chart { display: block; width: 100%; height: ${CHART_HEIGHT}px; margin-top: 2px; }
+.${PANEL_CLASS} .nbt-chart .nbt-line {
+  fill: none; stroke: var(--nbt-accent); stroke-width: 1.5; vector-effect: non-scaling-stroke;
+  stroke-linejoin: round;
+}
+.${PANEL_CLASS} .nbt-chart .nbt-area { fill: var(--nbt-accent); opacity: 0.1; stroke: none; }
+.${PANEL_CLASS} .nbt-chart .nbt-gridline { stroke: var(--nbt-grid); stroke-width: 1; vector-effect: non-scaling-stroke; }
+.${PANEL_CLASS} .nbt-range { font-size: 0.85em; color: var(--nbt-muted); display: flex; justify-content: space-between; gap: 6px; }
+.${PANEL_CLASS} .nbt-foot { margin-top: 6px; display: flex; flex-direction: column; gap: 2px; }
+.${PANEL_CLASS} .nbt-notice { color: var(--nbt-warn); overflow-wrap: anywhere; }
+.${PANEL_CLASS} [hidden] { display: none !important; }
+`;
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function svgElement(tag, attributes) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+  return node;
+}
+
+function valueLabel(value) {
+  if (value === null || value === undefined) return "—";
+  if (typeof value === "number") return formatNumber(value);
+  return String(value);
+}
+
+function isWebLink(url) {
+  return typeof url === "string" && /^https?:\/\//i.test(url);
+}
+
+function createCard(key) {
+  const card = element("div", "nbt-card");
+  const keyLabel = element("div", "nbt-key", key);
+  keyLabel.title = key;
+  const value = element("div", "nbt-value");
+  const svg = svgElement("svg", {
+    class: "nbt-chart",
+    viewBox: `0 0 ${CHART_WIDTH} ${CHART_HEIGHT}`,
+    preserveAspectRatio: "none",
+    "aria-hidden": "true",
+  });
+  const grid = svgElement("g", {});
+  const area = svgElement("path", { class: "nbt-area" });
+  const line = svgElement("path", { class: "nbt-line" });
+  svg.append(grid, area, line);
+  const range = element("div", "nbt-range");
+  const low = element("span");
+  const high = element("span");
+  range.append(low, high);
+  card.append(keyLabel, value, svg, range);
+  return { card, value, svg, grid, area, line, range, low, high };
+}
+
+function drawChart(parts, points) {
+  const steps = points && Array.isArray(points.steps) ? points.steps : [];
+  const values = points && Array.isArray(points.values) ? points.values : [];
+  const yExtent = extent(values);
+  const xExtent = extent(steps);
+  const visible = values.length >= 2 && yExtent !== null && xExtent !== null;
+  parts.svg.toggleAttribute("hidden", !visible);
+  parts.range.hidden = !visible;
+  if (!visible) return;
+  const pad = 3;
+  const x = linearScale(xExtent, [0, CHART_WIDTH]);
+  const y = linearScale(yExtent, [CHART_HEIGHT - pad, pad]);
+  const d = seriesPath(steps, values, x, y);
+  parts.line.setAttribute("d", d);
+  const first = d.match(/^M([-\d.]+),/);
+  const last = d.match(/L([-\d.]+),[-\d.]+$/);
+  parts.area.setAttribute("d", first && last && !d.includes("M", 1) ? `${d}L${last[1]},${CHART_HEIGHT}L${first[1]},${CHART_HEIGHT}Z` : "");
+  parts.grid.replaceChildren(
+    ...niceTicks(yExtent[0], yExtent[1], 3).map((tick) =>
+      svgElement("line", { class: "nbt-gridline", x1: 0, x2: CHART_WIDTH, y1: y(tick), y2: y(tick) }),
+    ),
+  );
+  parts.low.textContent = `min ${formatNumber(yExtent[0])}`;
+  parts.high.textContent = `max ${formatNumber(yExtent[1])}`;
+}
+
+export default {
+  render({ model, el }) {
+    const style = element("style", undefined, PANEL_CSS);
+    const root = element("div", PANEL_CLASS);
+
+    const head = element("div", "nbt-head");
+    const name = element("span", "nbt-name");
+    const runId = element("span", "nbt-id");
+    const project = element("span", "nbt-project");
+    const link = element("a", "nbt-link", "open run ↗");
+    link.target = "_blank";
+    link.rel = "noopener noreferrer";
+    head.append(name, runId, project, link);
+
+    const status = element("div", "nbt-status");
+    const badge = element("span", "nbt-badge");
+    const step = element("span", "nbt-step");
+    const runtime = element("span", "nbt-runtime nbt-muted");
+    status.append(badge, step, runtime);
+
+    const grid = element("div", "nbt-grid");
+    const foot = element("div", "nbt-foot");
+    const pending = element("div", "nbt-muted");
+    const omitted = element("div", "nbt-muted");
+    const notices = element("div");
+    foot.append(pending, omitted, notices);
+
+    root.append(head, status, grid, foot);
+    el.append(style, root);
+
+    const cards = new Map();
+    let frame = 0; // a pending animation frame, 0 when none
+
+    function draw() {
+      frame = 0;
+      const header = model.get("header") || {};
+      name.textContent = header.name || "";
+      runId.textContent = header.id || "";
+      project.textContent = header.entity ? `${header.entity}/${header.project || ""}` : header.project || "";
+      if (isWebLink(header.url)) {
+        link.href = header.url;
+        link.hidden = false;
+      } else {
+        link.removeAttribute("href");
+        link.hidden = true;
+      }
+
+      const state = String(model.get("state") || "starting");
+      badge.textContent = state;
+      badge.dataset.state = KNOWN_STATES.has(state) ? state : "other";
+      step.textContent = `step ${model.get("step") ?? 0}`;
+      runtime.textContent = formatDuration(model.get("runtime"));
+
+      const metrics = model.get("metrics") || {};
+      const series = model.get("series") || {};
+      const keys = [...Object.keys(metrics), ...Object.keys(series).filter((k) => !(k in metrics))];
+      for (const [key, parts] of cards) {
+        if (!keys.includes(key)) {
+          parts.card.remove();
+          cards.delete(key);
+        }
+      }
+      keys.forEach((key, index) => {
+        let parts = cards.get(key);
+        if (!parts) {
+          parts = createCard(key);
+          cards.set(key, parts);
+        }
+        if (grid.children[index] !== parts.card) grid.insertBefore(parts.card, grid.children[index] || null);
+        parts.value.textContent = key in metrics ? valueLabel(metrics[key]) : "";
+        drawChart(parts, series[key]);
+      });
+
+      const waiting = model.get("pending") || {};
+      const rows = Number(waiting.rows) || 0;
+      const bytes = Number(waiting.bytes) || 0;
+      pending.hidden = !(state === "finishing" && (rows || bytes));
+      pending.textContent = `uploading: ${rows} rows${bytes ? `, ${formatBytes(bytes)}` : ""} pending`;
+
+      const moreMetrics = model.get("metrics_omitted") || 0;
+      const moreSeries = model.get("series_omitted") || 0;
+      const more = [];
+      if (moreMetrics) more.push(`${moreMetrics} more metrics not shown`);
+      if (moreSeries) more.push(`${moreSeries} more charts not shown`);
+      omitted.hidden = more.length === 0;
+      omitted.textContent = more.join(" · ");
+
+      notices.replaceChildren(...(model.get("notices") || []).map((text) => element("div", "nbt-notice", `⚠ ${text}`)));
+    }
+
+    // One comm message fires several change events: draw once per animation frame.
+    const requestFrame = globalThis.requestAnimationFrame
+      ? (fn) => globalThis.requestAnimationFrame(fn)
+      : (fn) => setTimeout(fn, 16);
+    const cancelFrame = globalThis.cancelAnimationFrame
+      ? (id) => globalThis.cancelAnimationFrame(id)
+      : (id) => clearTimeout(id);
+    const schedule = () => {
+      if (!frame) frame = requestFrame(draw);
+    };
+    for (const trait of TRAITS) model.on(`change:${trait}`, schedule);
+    draw();
+
+    return () => {
+      for (const trait of TRAITS) model.off(`change:${trait}`, schedule);
+      if (frame) cancelFrame(frame);
+      frame = 0;
+      root.remove();
+      style.remove();
+    };
+  },
+};

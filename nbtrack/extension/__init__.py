@@ -1,0 +1,58 @@
+"""The IPython extension: `%load_ext nbtrack` shows a live panel under every run started in a cell.
+
+Loading installs the init() hook (defaults from `c.NBTrack`, a warm internal process, a panel
+per run), the cell hooks and the magics; unloading undoes exactly that, after finishing the
+kernel's live runs.
+"""
+
+from __future__ import annotations
+
+import atexit
+from typing import Any
+
+__all__ = ["load_ipython_extension", "unload_ipython_extension"]
+
+_loaded: dict[int, Any] = {}  # id(shell) -> (tracker, previous init hook, pushed the name?)
+
+
+def load_ipython_extension(shell: Any) -> None:
+    from nbtrack import session
+    from nbtrack.extension.config import NBTrack
+    from nbtrack.extension.kernel import KernelTracker
+    from nbtrack.extension.magics import NBTrackMagics
+
+    if id(shell) in _loaded:
+        return
+    import nbtrack
+
+    config = NBTrack(parent=shell)
+    tracker = KernelTracker(shell, config)
+    # `%load_ext nbtrack` then `nbtrack.init()` works without an import, as in the docs.
+    added_name = "nbtrack" not in shell.user_ns
+    if added_name:
+        shell.push({"nbtrack": nbtrack})
+    _loaded[id(shell)] = (tracker, session.init_hook, added_name)
+    session.init_hook = tracker
+    shell.events.register("pre_run_cell", tracker.pre_run_cell)
+    shell.events.register("post_run_cell", tracker.post_run_cell)
+    shell.register_magics(NBTrackMagics(shell, tracker))
+    atexit.register(tracker.close)  # kernel shutdown: finish runs, stop the spare
+
+
+def unload_ipython_extension(shell: Any) -> None:
+    from nbtrack import session
+
+    entry = _loaded.pop(id(shell), None)
+    if entry is None:
+        return
+    tracker, previous_hook, added_name = entry
+    atexit.unregister(tracker.close)
+    tracker.close()
+    session.init_hook = previous_hook
+    shell.events.unregister("pre_run_cell", tracker.pre_run_cell)
+    shell.events.unregister("post_run_cell", tracker.post_run_cell)
+    magics = shell.magics_manager.magics
+    magics["line"].pop("nbtrack", None)
+    magics["cell"].pop("nbtrack", None)
+    if added_name:
+        shell.user_ns.pop("nbtrack", None)

@@ -1,0 +1,226 @@
+"""The extension's state in one kernel: the warm spare, the runs started here, and their panels.
+
+`KernelTracker` is installed as `nbtrack.session.init_hook`. Everything it does on the user's
+behalf (cell hooks, live updates, the final snapshot) is wrapped so that a broken tracker can
+never break the notebook: failures are logged, never raised into a cell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from nbtrack import jsonutil
+from nbtrack.extension.config import NBTrack
+from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.run import Run
+from nbtrack.transport.process import InternalProcess
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+__all__ = ["KernelTracker", "TrackedRun"]
+
+logger = logging.getLogger("nbtrack")
+T = TypeVar("T")
+
+
+def guarded(call: Callable[[], T], what: str) -> T | None:
+    """Run call; log and swallow any failure (a tracker problem must not reach the user's cell)."""
+    try:
+        return call()
+    except Exception:
+        logger.exception("nbtrack: %s failed", what)
+        return None
+
+
+@dataclass
+class TrackedRun:
+    """A run started in this kernel, the cell execution that started it, and its panel."""
+
+    run: Run
+    cell: tuple[str, int] | None  # (cell key, execution count)
+    panel: Any = None
+    handle: Any = None  # the DisplayHandle of the panel's output
+    last_live: pb.LiveResult | None = field(default=None, repr=False)
+
+
+class KernelTracker:
+    """Implements nbtrack.session.InitHook for an IPython kernel."""
+
+    def __init__(self, shell: InteractiveShell, config: NBTrack) -> None:
+        self.shell = shell
+        self.config = config
+        self.live_interval = config.live_interval if config.display == "widget" else 0.0
+        self.runs: list[TrackedRun] = []
+        self._cell: tuple[str, int] | None = None
+        self._spare: InternalProcess | None = None
+        self._spare_lock = threading.Lock()
+        if config.prewarm:
+            self._start_spare()
+
+    # -- InitHook ----------------------------------------------------------------------------
+
+    def defaults(self) -> dict[str, Any]:
+        names = ("project", "mode", "dir", "base_url")
+        return {name: getattr(self.config, name) for name in names if getattr(self.config, name) is not None}
+
+    def before_start(self) -> None:
+        """Re-running a cell finishes the runs its previous execution left running."""
+        if self._cell is None:
+            return
+        key, count = self._cell
+        for tracked in self.runs:
+            earlier = tracked.cell is not None and tracked.cell[0] == key and tracked.cell[1] != count
+            if earlier and not tracked.run.finished:
+                guarded(tracked.run.finish, f"finishing run {tracked.run.id} of a re-run cell")
+
+    def take_process(self) -> InternalProcess | None:
+        with self._spare_lock:
+            spare, self._spare = self._spare, None
+        if spare is not None and not spare.is_alive():
+            spare.close_pipes()
+            spare = None
+        if self.config.prewarm:
+            threading.Thread(target=self._start_spare, name="nbtrack-spare", daemon=True).start()
+        return spare
+
+    def started(self, run: Run) -> None:
+        tracked = TrackedRun(run=run, cell=self._cell)
+        self.runs.append(tracked)
+        run.on_finished.append(lambda _run: guarded(lambda: self._show_final(tracked), "the final snapshot"))
+        if self.config.display != "none":
+            guarded(lambda: self._show(tracked), "displaying the run panel")
+
+    # -- cell hooks: accept anything, raise nothing ------------------------------------------
+
+    def pre_run_cell(self, *args: Any, **kwargs: Any) -> None:
+        guarded(lambda: self._note_cell(args[0] if args else kwargs.get("info")), "the pre_run_cell hook")
+
+    def post_run_cell(self, *args: Any, **kwargs: Any) -> None:
+        # Runs stay live across cells; all this does is forget runs that ended.
+        guarded(lambda: self._forget_finished(), "the post_run_cell hook")
+
+    def _note_cell(self, info: Any) -> None:
+        cell_id = getattr(info, "cell_id", None)
+        raw = getattr(info, "raw_cell", "") or ""
+        key = cell_id or hashlib.sha1(raw.encode("utf-8", "replace")).hexdigest()[:16]
+        self._cell = (key, int(getattr(self.shell, "execution_count", 0) or 0))
+
+    def _forget_finished(self) -> None:
+        self.runs = [t for t in self.runs if not t.run.finished or t is self.runs[-1]]
+
+    # -- panels ------------------------------------------------------------------------------
+
+    def _show(self, tracked: TrackedRun) -> None:
+        from IPython.display import display
+
+        from nbtrack.extension.panel import RunPanel
+
+        run = tracked.run
+        name = run.name
+        if self.config.deterministic and name == run.id:  # a default name is the random id
+            name = f"{run.project}-{len(self.runs)}"
+        panel = RunPanel(
+            name=name,
+            run_id=run.id,
+            project=run.project,
+            entity=run.entity,
+            url=run.url,
+            deterministic=self.config.deterministic,
+        )
+        tracked.panel = panel
+        if self.config.display == "widget":
+            tracked.handle = display(panel, display_id=True)  # type: ignore[no-untyped-call]
+            # The results thread calls this; widget updates are comm messages, which ipykernel
+            # routes by comm id, so they reach the panel whichever cell is running now.
+            run.on_live = lambda live: guarded(lambda: self._apply_live(tracked, live), "a live panel update")
+        else:
+            tracked.handle = display(_static_bundle(panel), raw=True, display_id=True)  # type: ignore[no-untyped-call]
+
+    def _apply_live(self, tracked: TrackedRun, live: pb.LiveResult) -> None:
+        tracked.last_live = live
+        tracked.panel.set_state(
+            state=live.state,
+            step=live.step,
+            runtime=live.runtime,
+            metrics=jsonutil.loads(live.latest_json) if live.latest_json else {},
+            series={s.key: {"steps": list(s.steps), "values": list(s.values)} for s in live.series},
+            pending={"rows": live.rows_pending, "bytes": 0},
+            notices=tracked.run.notices[-5:],
+        )
+
+    def _show_final(self, tracked: TrackedRun) -> None:
+        """At finish: the panel's final state, and a static snapshot saved notebooks keep."""
+        from IPython.display import display
+
+        panel, handle, run = tracked.panel, tracked.handle, tracked.run
+        if panel is None or handle is None:
+            return
+        live = tracked.last_live
+        summary = run.get_summary()
+        panel.set_state(
+            state=run.state,
+            step=live.step if live is not None else None,
+            metrics={k: v for k, v in summary.items() if not isinstance(v, dict)} or None,
+            pending={"rows": 0, "bytes": 0},
+            notices=run.notices[-5:],
+        )
+        if self.config.deterministic:
+            # Test mode: a separate, final output. nbval ignores display updates, so an updated
+            # display would compare its first state against the saved final one.
+            display(_static_bundle(panel), raw=True)  # type: ignore[no-untyped-call]
+        elif self.config.display == "widget":
+            handle.update(panel)  # the bundle carries the final text/plain and text/html
+        else:
+            handle.update(_static_bundle(panel), raw=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def live_runs(self) -> list[Run]:
+        return [t.run for t in self.runs if not t.run.finished]
+
+    def finish_all(self, timeout: float = 30.0) -> None:
+        """Finish every live run of this kernel, saying what it waits for."""
+        live = self.live_runs()
+        if not live:
+            return
+        pending = sum(_pending_rows(run) for run in live)
+        if pending:
+            print(f"nbtrack: waiting up to {timeout:g} s for {pending} records", file=sys.stderr)
+        deadline = time.monotonic() + timeout
+        for run in live:
+            if time.monotonic() > deadline:
+                break
+            guarded(run.finish, f"finishing run {run.id}")
+
+    def close(self) -> None:
+        self.finish_all()
+        with self._spare_lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.kill()
+            spare.close_pipes()
+
+    def _start_spare(self) -> None:
+        spare = guarded(lambda: InternalProcess(preload=True), "starting a warm internal process")
+        with self._spare_lock:
+            old, self._spare = self._spare, spare
+        if old is not None:
+            old.kill()
+            old.close_pipes()
+
+
+def _pending_rows(run: Run) -> int:
+    outbox = run._outbox
+    return 0 if outbox is None else outbox.pending()
+
+
+def _static_bundle(panel: Any) -> dict[str, str]:
+    return {"text/plain": panel.text_summary(), "text/html": panel.html_summary()}

@@ -1,0 +1,113 @@
+"""`%nbtrack` (status), `%nbtrack finish [RUN]` and `%%nbtrack [init options]` (a cell-scoped run)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from typing import TYPE_CHECKING
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+
+import nbtrack
+from nbtrack.tables import render_table
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from nbtrack.extension.kernel import KernelTracker
+
+__all__ = ["NBTrackMagics"]
+
+HELP = """\
+%nbtrack                     the runs of this kernel: name, id, project, state, rows
+%nbtrack finish [RUN]        finish RUN (an id or a name), or the current run
+%%nbtrack [options]          run the cell inside its own run: started before the cell,
+                             finished after it, failed if the cell raises
+    options: --project P --name N --id ID --mode MODE --dir D --tags a,b --notes TEXT
+             --group G --job-type J
+%nbtrack --help              this text"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"%%nbtrack: {message}. See %nbtrack --help")
+
+
+def _init_parser() -> _Parser:
+    parser = _Parser(prog="%%nbtrack", add_help=False)
+    for option in ("project", "name", "id", "mode", "dir", "tags", "notes", "group", "job-type"):
+        parser.add_argument(f"--{option}")
+    return parser
+
+
+@magics_class
+class NBTrackMagics(Magics):
+    def __init__(self, shell: InteractiveShell, tracker: KernelTracker) -> None:
+        super().__init__(shell)
+        self.tracker = tracker
+
+    @line_cell_magic
+    def nbtrack(self, line: str, cell: str | None = None) -> None:
+        words = shlex.split(line)
+        if "--help" in words or "-h" in words:
+            print(HELP)
+            return None
+        if cell is not None:
+            self._cell_run(words, cell)
+            return None
+        if not words:
+            print(self._status())
+            return None
+        if words[0] == "finish":
+            self._finish(words[1:])
+            return None
+        raise UsageError(f"%nbtrack: unknown command {words[0]!r}. See %nbtrack --help")
+
+    def _status(self) -> str:
+        if not self.tracker.runs:
+            return "no runs in this kernel yet: run = nbtrack.init(project=...)"
+        stable = self.tracker.config.deterministic  # ids are random: left out of a test's text output
+        rows = []
+        for tracked in self.tracker.runs:
+            run = tracked.run
+            live = tracked.last_live
+            rows.append(
+                (
+                    run.name,
+                    *(() if stable else (run.id,)),
+                    run.project,
+                    run.state,
+                    live.rows_logged if live else "-",
+                )
+            )
+        headers = ["name", *(() if stable else ("id",)), "project", "state", "rows"]
+        return render_table(headers, rows)
+
+    def _finish(self, words: list[str]) -> None:
+        if len(words) > 1:
+            raise UsageError("%nbtrack finish takes at most one run (an id or a name)")
+        live = self.tracker.live_runs()
+        if not words:
+            target = nbtrack.run or (live[-1] if live else None)
+            if target is None:
+                raise UsageError("%nbtrack finish: no live run in this kernel")
+        else:
+            matches = [run for run in live if words[0] in (run.id, run.name)]
+            if not matches:
+                names = ", ".join(f"{r.name} ({r.id})" for r in live) or "none"
+                raise UsageError(f"%nbtrack finish: no live run {words[0]!r}; live runs: {names}")
+            target = matches[-1]
+        target.finish()
+
+    def _cell_run(self, words: list[str], cell: str) -> None:
+        options = vars(_init_parser().parse_args(words))
+        job_type = options.pop("job-type", None) or options.pop("job_type", None)
+        tags = options.pop("tags")
+        kwargs = {k: v for k, v in options.items() if v is not None}
+        try:
+            run = nbtrack.init(**kwargs, job_type=job_type, tags=tags.split(",") if tags else None)
+        except (TypeError, ValueError, nbtrack.UsageError) as exc:
+            raise UsageError(f"%%nbtrack: {exc}") from None
+        result = self.shell.run_cell(cell, store_history=False)  # type: ignore[union-attr]
+        run.finish(exit_code=0 if result.success else 1)

@@ -1,0 +1,541 @@
+"""The live run panel: an anywidget whose synced state stays small however long the run.
+
+The front-end is `js/panel.js` plus the chart helpers of `js/chart.js`, shipped in the package as
+`nbtrack/static/` (a symlink to `../js` in the repository; setuptools copies the real files into
+wheels). An anywidget module is loaded from a blob URL, where panel.js's relative
+`import ... from "./chart.js"` cannot resolve, so `bundle_esm` inlines chart.js into one module
+(see its docstring for the exact, checked transformation). The price: `_esm` is a string, so
+anywidget's file watching does not apply; after editing `js/`, restart the kernel.
+
+Size invariant: `set_state` sends one comm message holding only the traits whose value changed,
+and every part of it is capped (keys, strings, metric count, series count, points per series,
+digits per point), so that message never exceeds `MAX_UPDATE_BYTES` of UTF-8 JSON.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib.resources
+import math
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from numbers import Integral, Real
+from typing import Any
+
+import anywidget
+import traitlets
+
+__all__ = [
+    "MAX_METRICS",
+    "MAX_NOTICES",
+    "MAX_POINTS",
+    "MAX_SERIES",
+    "MAX_UPDATE_BYTES",
+    "STATES",
+    "RunPanel",
+    "bundle_esm",
+    "downsample_min_max",
+    "format_bytes",
+    "format_duration",
+    "format_number",
+]
+
+STATES = ("starting", "running", "finishing", "finished", "failed", "crashed", "offline")
+
+MAX_POINTS = 100  # per series: the first and last points plus 49 min/max buckets
+MAX_SERIES = 12  # charts per panel; further series are only counted
+MAX_METRICS = 50  # latest values per panel; further keys are only counted
+MAX_NOTICES = 5
+MAX_KEY_CHARS = 40
+MAX_TEXT_CHARS = 64  # a string metric value
+MAX_NOTICE_CHARS = 160
+MAX_HEADER_CHARS = 200
+MAX_STATE_CHARS = 16
+SERIES_DIGITS = 6  # significant digits of a charted value: plenty for a 40-pixel-high line
+_SAFE_INT = 2**53  # beyond this JavaScript numbers are not exact; steps past it are dropped
+
+
+def _json_str(chars: int) -> int:
+    # Quotes plus at most 4 UTF-8 bytes per character: control characters are replaced before
+    # sending, so the only escapes left are \" and \\ (2 bytes). Jupyter encodes messages with
+    # ensure_ascii=False (jupyter_client.session.json_packer), which this counts.
+    return 2 + 4 * chars
+
+
+_JSON_INT = len(str(-(2**63)))  # 20: an int64, the longest integer we send
+_JSON_STEP = len(str(-_SAFE_INT))  # 17
+_JSON_FLOAT = len(repr(-2.2250738585072014e-308))  # 24: the longest float repr
+_JSON_SERIES_VALUE = len(repr(-1.23457e-308))  # 13: a float rounded to SERIES_DIGITS
+_JSON_VALUE = max(_JSON_FLOAT, _json_str(MAX_TEXT_CHARS), len("false"))
+_SERIES_ENTRY = (
+    _json_str(MAX_KEY_CHARS)
+    + len(': {"steps": [], "values": []}, ')
+    + MAX_POINTS * (_JSON_STEP + 2)
+    + MAX_POINTS * (_JSON_SERIES_VALUE + 2)
+)
+MAX_UPDATE_BYTES = (
+    256  # {"method": "update", "state": {...}, "buffer_paths": []} and the ten trait names
+    + _json_str(MAX_STATE_CHARS)
+    + _JSON_INT  # step
+    + _JSON_FLOAT  # runtime
+    + 2 + MAX_METRICS * (_json_str(MAX_KEY_CHARS) + 2 + _JSON_VALUE + 2)
+    + 2 + MAX_SERIES * _SERIES_ENTRY
+    + len('{"rows": , "bytes": }') + 2 * _JSON_INT
+    + 2 + MAX_NOTICES * (_json_str(MAX_NOTICE_CHARS) + 2)
+    + 2 * _JSON_INT  # metrics_omitted, series_omitted
+)  # fmt: skip
+
+
+# -- the front-end module ---------------------------------------------------------------------
+
+_CHART_IMPORT = re.compile(r"""^import\s*\{([^}]*)\}\s*from\s*["']\./chart\.js["'];?[ \t]*$""", re.M)
+_ANY_IMPORT = re.compile(r"^\s*import\b", re.M)
+_EXPORT = re.compile(r"^export\s+(?!(?:async\s+)?function\b|const\b)", re.M)
+_EXPORT_PREFIX = re.compile(r"^export\s+(?=(?:async\s+)?function\b|const\b)", re.M)
+_EXPORTED_NAME = re.compile(r"^export\s+(?:async\s+)?(?:function\*?|const)\s+([A-Za-z_$][\w$]*)", re.M)
+_TOP_LEVEL_NAME = re.compile(
+    r"^(?:export\s+)?(?:async\s+)?(?:function\*?|const|let|var|class)\s+([A-Za-z_$][\w$]*)", re.M
+)
+
+
+def bundle_esm(chart_source: str, panel_source: str) -> str:
+    """One ES module from chart.js and panel.js, or ValueError if either breaks the contract.
+
+    chart.js imports nothing and exports only `export function NAME` / `export const NAME`
+    declarations: the `export ` keyword is removed from those lines. panel.js imports from
+    "./chart.js" only, in a single `import { a, b } from "./chart.js";` statement naming exported
+    functions (no `as`): that statement is removed. The two files' top-level names must not
+    collide. Everything else is kept byte for byte, chart.js first, so the names are in scope.
+    """
+    if _ANY_IMPORT.search(chart_source):
+        raise ValueError("chart.js must not import anything: it is inlined into the widget module")
+    if _EXPORT.search(chart_source):
+        raise ValueError("chart.js may only export `export function NAME` or `export const NAME`")
+    exported = set(_EXPORTED_NAME.findall(chart_source))
+    imports = _CHART_IMPORT.findall(panel_source)
+    if len(imports) != 1:
+        raise ValueError('panel.js needs exactly one `import { ... } from "./chart.js";` statement')
+    panel_body = _CHART_IMPORT.sub("", panel_source)
+    if _ANY_IMPORT.search(panel_body):
+        raise ValueError('panel.js may import from "./chart.js" only: the widget module is one file')
+    names = {name.strip() for name in imports[0].split(",") if name.strip()}
+    if any(not re.fullmatch(r"[A-Za-z_$][\w$]*", name) for name in names):
+        raise ValueError("panel.js imports from chart.js by plain names (no `as`)")
+    if names - exported:
+        raise ValueError(f"chart.js does not export {sorted(names - exported)}")
+    clash = set(_TOP_LEVEL_NAME.findall(chart_source)) & set(_TOP_LEVEL_NAME.findall(panel_body))
+    if clash:
+        raise ValueError(f"chart.js and panel.js both declare {sorted(clash)}")
+    chart_body = _EXPORT_PREFIX.sub("", chart_source)
+    return f"// chart.js, inlined by nbtrack's bundle_esm\n{chart_body}\n// panel.js\n{panel_body}"
+
+
+def _read_static(name: str) -> str:
+    return (importlib.resources.files("nbtrack") / "static" / name).read_text(encoding="utf-8")
+
+
+def panel_esm() -> str:
+    """The widget's ES module, read from the installed package."""
+    return bundle_esm(_read_static("chart.js"), _read_static("panel.js"))
+
+
+# -- formatting and downsampling (Python twins of js/chart.js, same rules) --------------------
+
+
+def _trim_zeros(text: str) -> str:
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def format_number(value: object) -> str:
+    """A short label for a metric value, as chart.js's formatNumber writes it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int) and abs(value) < 10**15:
+        return str(value)
+    if not isinstance(value, (int, float)):
+        return str(value)
+    v = float(value)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if v.is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    size = abs(v)
+    if size >= 1e5 or size < 1e-3:
+        mantissa, exponent = f"{v:.2e}".split("e")
+        return f"{_trim_zeros(mantissa)}e{int(exponent):+d}"
+    decimals = min(6, max(0, 3 - math.floor(math.log10(size))))
+    return _trim_zeros(f"{v:.{decimals}f}")
+
+
+def format_duration(seconds: float) -> str:
+    """ "12.3 s", "4 min 05 s", "2 h 03 min", as chart.js's formatDuration."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = math.floor(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+def format_bytes(n: float) -> str:
+    """ "512 B", "3.4 kB", "12 MB", as chart.js's formatBytes."""
+    if not math.isfinite(n) or n < 0:
+        return ""
+    units = ("B", "kB", "MB", "GB", "TB")
+    value, unit = float(n), 0
+    while value >= 1000 and unit < len(units) - 1:
+        value /= 1000
+        unit += 1
+    if unit == 0:
+        return f"{math.floor(value + 0.5)} B"  # Math.round, not banker's rounding
+    return f"{_trim_zeros(f'{value:.1f}') if value < 10 else math.floor(value + 0.5)} {units[unit]}"
+
+
+def _finite(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def downsample_min_max(
+    steps: Sequence[float], values: Sequence[Any], max_points: int
+) -> tuple[list[Any], list[Any]]:
+    """At most max_points points: the first and last finite points plus each bucket's min and max.
+
+    The points between the first and last are cut into floor((max_points - 2) / 2) equal buckets;
+    each contributes its minimum and maximum (first occurrence, in step order), so the global
+    extremes always survive. Non-finite or non-numeric values are dropped. Same rule as
+    chart.js's downsampleMinMax.
+    """
+    try:
+        clean = math.isfinite(sum(values))  # C speed; a None, str, NaN or inf anywhere fails it
+    except (TypeError, OverflowError):
+        clean = False
+    if clean:
+        count = min(len(steps), len(values))
+        xs, ys = list(steps[:count]), list(values[:count])
+    else:
+        kept = [(s, f) for s, v in zip(steps, values, strict=False) if (f := _finite(v)) is not None]
+        xs, ys = [s for s, _ in kept], [v for _, v in kept]
+    n = len(ys)
+    if n <= max_points:
+        return xs, ys
+    if max_points < 2:
+        return (xs[-1:], ys[-1:]) if max_points == 1 else ([], [])
+    buckets = (max_points - 2) // 2
+    inner = n - 2
+    out_x, out_y = [xs[0]], [ys[0]]
+    for b in range(buckets):
+        start = 1 + b * inner // buckets
+        end = 1 + (b + 1) * inner // buckets
+        if start >= end:
+            continue
+        chunk = ys[start:end]
+        lo = start + chunk.index(min(chunk))
+        hi = start + chunk.index(max(chunk))
+        for i in (lo,) if lo == hi else sorted((lo, hi)):
+            out_x.append(xs[i])
+            out_y.append(ys[i])
+    out_x.append(xs[-1])
+    out_y.append(ys[-1])
+    return out_x, out_y
+
+
+# -- capping user values ----------------------------------------------------------------------
+
+_CONTROL = {i: " " for i in (*range(32), 127)}
+
+
+def _clean_text(value: str, limit: int) -> str:
+    """At most `limit` characters, no control characters, encodable as UTF-8."""
+    if len(value) > limit:
+        value = value[: limit - 1] + "…"
+    value = value.translate(_CONTROL)
+    if not value.isascii():
+        value = value.encode("utf-8", "replace").decode("utf-8")  # lone surrogates become "?"
+    return value
+
+
+def _clean_value(value: object) -> float | int | str | bool | None:
+    """A metric's latest value as the panel shows it: a JSON scalar of bounded length."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, Integral):
+        number = int(value)
+        if abs(number) <= _SAFE_INT:
+            return number
+        try:
+            return float(number)  # what JavaScript would make of it anyway
+        except OverflowError:
+            return "inf" if number > 0 else "-inf"
+    if isinstance(value, Real):
+        f = float(value)
+        return f if math.isfinite(f) else format_number(f)
+    if isinstance(value, str):
+        return _clean_text(value, MAX_TEXT_CHARS)
+    if isinstance(value, Mapping):
+        return f"{{{len(value)} keys}}"
+    if isinstance(value, (list, tuple)):
+        return f"[{len(value)} items]"
+    return _clean_text(f"<{type(value).__name__}>", MAX_TEXT_CHARS)
+
+
+def _shown(key: object) -> bool:
+    # Keys starting with "_" are reserved for the tracker itself (_step, _runtime, _timestamp).
+    return isinstance(key, str) and bool(key) and not key.startswith("_")
+
+
+def _series_points(raw: object) -> tuple[Sequence[Any], Sequence[Any]]:
+    if isinstance(raw, Mapping):
+        return raw.get("steps") or (), raw.get("values") or ()
+    if isinstance(raw, (tuple, list)) and len(raw) == 2:
+        return raw[0], raw[1]
+    return (), ()
+
+
+def _clean_series(raw: object) -> dict[str, list[Any]]:
+    steps, values = _series_points(raw)
+    xs, ys = downsample_min_max(steps, values, MAX_POINTS)
+    out_steps: list[int] = []
+    out_values: list[float] = []
+    for s, v in zip(xs, ys, strict=True):
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s):
+            continue
+        step = int(s)
+        if abs(step) <= _SAFE_INT:
+            out_steps.append(step)
+            out_values.append(float(f"{v:.{SERIES_DIGITS}g}"))
+    return {"steps": out_steps, "values": out_values}
+
+
+def _safe_url(url: str | None) -> str | None:
+    if not url or not re.match(r"https?://", url, re.I):
+        return None  # never a javascript: or data: link
+    return _clean_text(url, 2000)
+
+
+# -- the widget -------------------------------------------------------------------------------
+
+
+class RunPanel(anywidget.AnyWidget):
+    """The live panel of one run; fed by `set_state`, snapshotted by `text_summary`/`html_summary`."""
+
+    _esm = panel_esm()
+
+    header = traitlets.Dict().tag(sync=True)  # name, id, project, entity, url (http(s) or None)
+    state = traitlets.Unicode("starting").tag(sync=True)
+    step = traitlets.Int(0).tag(sync=True)
+    runtime = traitlets.Float(0.0).tag(sync=True)
+    metrics = traitlets.Dict().tag(sync=True)  # key -> latest value, at most MAX_METRICS keys
+    metrics_omitted = traitlets.Int(0).tag(sync=True)
+    series = traitlets.Dict().tag(sync=True)  # key -> {"steps": [...], "values": [...]}
+    series_omitted = traitlets.Int(0).tag(sync=True)
+    pending = traitlets.Dict({"rows": 0, "bytes": 0}).tag(sync=True)
+    notices = traitlets.List(traitlets.Unicode()).tag(sync=True)
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        run_id: str,
+        project: str,
+        entity: str,
+        url: str | None = None,
+        deterministic: bool = False,
+    ) -> None:
+        header = {
+            "name": _clean_text(str(name), MAX_HEADER_CHARS),
+            "id": _clean_text(str(run_id), MAX_HEADER_CHARS),
+            "project": _clean_text(str(project), MAX_HEADER_CHARS),
+            "entity": _clean_text(str(entity), MAX_HEADER_CHARS),
+            "url": _safe_url(url),
+        }
+        super().__init__(header=header)
+        self.deterministic = deterministic
+        self._update_lock = threading.Lock()  # set_state runs on the kernel's results thread
+
+    def set_state(
+        self,
+        *,
+        state: str | None = None,
+        step: int | None = None,
+        runtime: float | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        series: Mapping[str, Any] | None = None,
+        pending: Mapping[str, int] | None = None,
+        notices: Sequence[str] | None = None,
+    ) -> None:
+        """Update the panel in one comm message holding only the traits whose value changed.
+
+        None leaves a trait as it is. Values are capped as the module docstring says; a series is
+        {"steps": [...], "values": [...]} (or a (steps, values) pair) of any length.
+        """
+        with self._update_lock, self.hold_sync():
+            if state:
+                self.state = _clean_text(str(state).lower(), MAX_STATE_CHARS)
+            if step is not None:
+                self.step = max(-(2**63), min(2**63 - 1, int(step)))
+            if runtime is not None and math.isfinite(runtime):
+                self.runtime = float(runtime)
+            if metrics is not None:
+                keys = [k for k in metrics if _shown(k)]
+                self.metrics = {
+                    _clean_text(k, MAX_KEY_CHARS): _clean_value(metrics[k]) for k in keys[:MAX_METRICS]
+                }
+                self.metrics_omitted = max(0, len(keys) - MAX_METRICS)
+            if series is not None:
+                self._set_series(series)
+            if pending is not None:
+                self.pending = {
+                    "rows": max(0, min(2**63 - 1, int(pending.get("rows", 0)))),
+                    "bytes": max(0, min(2**63 - 1, int(pending.get("bytes", 0)))),
+                }
+            if notices is not None:
+                self.notices = [_clean_text(str(n), MAX_NOTICE_CHARS) for n in list(notices)[-MAX_NOTICES:]]
+
+    def _set_series(self, series: Mapping[str, Any]) -> None:
+        by_key = {_clean_text(k, MAX_KEY_CHARS): k for k in series if _shown(k)}
+        # Charts follow the order of the metrics shown, then any other series.
+        order = [k for k in self.metrics if k in by_key] + [k for k in by_key if k not in self.metrics]
+        self.series = {k: _clean_series(series[by_key[k]]) for k in order[:MAX_SERIES]}
+        self.series_omitted = max(0, len(order) - MAX_SERIES)
+
+    # -- static snapshots ----------------------------------------------------------------------
+
+    def _status(self) -> str:
+        parts = [self.state, f"step {self.step}"]
+        if not self.deterministic:
+            parts.append(format_duration(self.runtime))
+        return ", ".join(parts)
+
+    def _pending_text(self) -> str | None:
+        # Pending counts depend on timing, so a deterministic snapshot leaves them out.
+        rows, size = int(self.pending.get("rows", 0)), int(self.pending.get("bytes", 0))
+        if self.deterministic or self.state != "finishing" or not (rows or size):
+            return None
+        return f"pending upload: {rows} rows, {format_bytes(size)}"
+
+    def text_summary(self) -> str:
+        """A plain-text snapshot: a status line, then one line per metric, pending, notices, link."""
+        h = self.header
+        run_id = "" if self.deterministic else f" ({h.get('id', '')})"  # ids are random: not in test output
+        lines = [f"run {h.get('name', '')}{run_id} project {h.get('project', '')} — {self._status()}"]
+        width = max((len(k) for k in self.metrics), default=0)
+        lines += [f"  {k.ljust(width)}  {format_number(v)}" for k, v in self.metrics.items()]
+        if self.metrics_omitted:
+            lines.append(f"  (+{self.metrics_omitted} more)")
+        pending = self._pending_text()
+        if pending:
+            lines.append(f"  {pending}")
+        lines += [f"  ! {n}" for n in self.notices]
+        if h.get("url"):
+            lines.append(f"  {h['url']}")
+        return "\n".join(lines)
+
+    def html_summary(self) -> str:
+        """A static HTML snapshot (inline styles, an SVG sparkline per charted metric)."""
+        h, esc = self.header, html.escape
+        color = _STATE_COLORS.get(self.state, "#8b949e")
+        run_id = "" if self.deterministic else f' <code style="opacity:.7">{esc(h.get("id", ""))}</code>'
+        title = f"<b>{esc(h.get('name', ''))}</b>{run_id}"
+        title += f' <span style="opacity:.7">{esc(_project_label(h))}</span>'
+        if h.get("url"):
+            title += f' <a href="{esc(h["url"])}" target="_blank" rel="noopener noreferrer">open run ↗</a>'
+        badge = (
+            f'<span style="border:1px solid {color};color:{color};border-radius:9px;padding:0 7px">'
+            f"{esc(self.state)}</span>"
+        )
+        status = f"step {self.step}" + (
+            "" if self.deterministic else f" · {esc(format_duration(self.runtime))}"
+        )
+        rows = []
+        for key, value in self.metrics.items():
+            points = self.series.get(key)
+            spark = _sparkline_svg(points["steps"], points["values"]) if points else ""
+            rows.append(
+                f'<tr><td style="padding:1px 8px 1px 0;opacity:.75">{esc(key)}</td>'
+                '<td style="padding:1px 8px;font-family:monospace;text-align:right">'
+                f"{esc(format_number(value))}</td><td>{spark}</td></tr>"
+            )
+        extra = []
+        if self.metrics_omitted:
+            extra.append(f"<div style='opacity:.7'>+{self.metrics_omitted} more</div>")
+        pending = self._pending_text()
+        if pending:
+            extra.append(f"<div>{esc(pending)}</div>")
+        extra += [f"<div>⚠ {esc(n)}</div>" for n in self.notices]
+        return (
+            '<div class="nbtrack-run-snapshot" style="font-family:var(--jp-ui-font-family,sans-serif);'
+            "font-size:13px;border:1px solid rgba(127,127,127,.35);border-radius:6px;padding:8px 10px;"
+            'max-width:640px">'
+            f'<div style="margin-bottom:4px">{title}</div>'
+            f'<div style="margin-bottom:6px">{badge} {status}</div>'
+            f'<table style="border-collapse:collapse">{"".join(rows)}</table>{"".join(extra)}</div>'
+        )
+
+    # -- display -------------------------------------------------------------------------------
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The widget view plus text/plain and text/html snapshots for non-widget front-ends."""
+        bundle: Any = super()._repr_mimebundle_(**kwargs)
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle or {}, {})
+        data = {**data, "text/plain": self.text_summary(), "text/html": self.html_summary()}
+        return data, metadata
+
+    # ipywidgets' close() sets _repr_mimebundle_ to None on the instance; IPython then falls back
+    # to these, so a closed panel still displays as its snapshot.
+    def _repr_html_(self) -> str:
+        return self.html_summary()
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(self.text_summary())
+
+
+_STATE_COLORS = {
+    "starting": "#8b949e",
+    "running": "#3b82f6",
+    "finishing": "#d69e2e",
+    "finished": "#22a06b",
+    "failed": "#e5484d",
+    "crashed": "#e5484d",
+    "offline": "#d69e2e",
+}
+
+
+def _project_label(header: Mapping[str, Any]) -> str:
+    entity, project = header.get("entity") or "", header.get("project") or ""
+    return f"{entity}/{project}" if entity else str(project)
+
+
+def _sparkline_svg(
+    steps: Sequence[float], values: Sequence[float], width: int = 120, height: int = 24
+) -> str:
+    """A polyline of the (already downsampled) series; empty for fewer than two points."""
+    if len(values) < 2:
+        return ""
+    x0, x1, y0, y1 = min(steps), max(steps), min(values), max(values)
+
+    def sx(s: float) -> float:
+        return width / 2 if x1 == x0 else (s - x0) / (x1 - x0) * width
+
+    def sy(v: float) -> float:
+        return height / 2 if y1 == y0 else height - 1 - (v - y0) / (y1 - y0) * (height - 2)
+
+    points = " ".join(f"{sx(s):.1f},{sy(v):.1f}" for s, v in zip(steps, values, strict=True))
+    return (
+        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
+        f'<polyline points="{points}" fill="none" stroke="#3b82f6" stroke-width="1.5"/></svg>'
+    )

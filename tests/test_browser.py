@@ -1,0 +1,145 @@
+"""A person's view: JupyterLab in Debian's Chromium (driven by Playwright) runs a cell that logs
+for a few seconds, and the live panel renders under it with a step counter that rises.
+
+Skipped unless Chromium, JupyterLab and Playwright are installed (`.ci/run` installs them).
+A screenshot is saved under test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+PANEL = ".nbtrack-run-panel"  # the panel's root element (js/panel.js)
+STEP = f"{PANEL} .nbt-step"
+FINISHED = f"{PANEL} .nbt-badge[data-state='finished']"
+
+pytestmark = [
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
+    pytest.mark.timeout(300),
+]
+sync_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("jupyterlab")
+
+CELLS = [
+    "%load_ext nbtrack",
+    "import time\nrun = nbtrack.init(project='browser', name='watched')\n"
+    "for i in range(120):\n"
+    "    run.log({'loss': 1 / (i + 1), 'acc': i / 120})\n"
+    "    time.sleep(0.05)\n"
+    "run.finish()",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def lab(tmp_path: Path, root: Path) -> Iterator[str]:
+    """A JupyterLab server on a free loopback port, with a token; yields the notebook's URL."""
+    notebook = {
+        "cells": [
+            {"cell_type": "code", "metadata": {}, "source": src, "outputs": [], "execution_count": None}
+            for src in CELLS
+        ],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    (tmp_path / "watch.ipynb").write_text(json.dumps(notebook))
+    port, token = free_port(), secrets.token_hex(16)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NBTRACK_")}
+    env.update(NBTRACK_DIR=str(root), JUPYTER_CONFIG_DIR=str(tmp_path / ".jupyter"))
+    command = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
+        f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}",
+        "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_until(ready, 60, "JupyterLab to start")
+        yield f"{base}/lab/tree/watch.ipynb?token={token}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def test_the_panel_renders_and_its_step_rises_while_the_cell_runs(lab: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )  # fmt: skip
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(lab)
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+        page.locator(".jp-Cell").first.click()
+        page.keyboard.press("Shift+Enter")  # %load_ext nbtrack
+        page.keyboard.press("Shift+Enter")  # the logging loop
+        page.wait_for_selector(STEP, timeout=60_000)
+        first = _step(page)
+        page.wait_for_function(
+            """([selector, first]) => {
+                const node = document.querySelector(selector);
+                const match = node && /\\d+/.exec(node.textContent.replace(/,/g, ""));
+                return match !== null && parseInt(match[0], 10) > first;
+            }""",
+            arg=[STEP, first],
+            timeout=30_000,
+        )
+        second = _step(page)
+        page.screenshot(path=str(ARTIFACTS / "panel-running.png"))
+        page.wait_for_selector(FINISHED, timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "panel-finished.png"))
+        browser.close()
+    assert second > first
+    assert not errors, errors
+
+
+def _step(page) -> int:  # type: ignore[no-untyped-def]
+    text = page.locator(STEP).first.text_content() or ""
+    match = re.search(r"\d+", text.replace(",", ""))
+    return int(match.group()) if match else -1

@@ -1,0 +1,110 @@
+"""The extension in a real ipykernel, driven through jupyter_client as a front end would:
+the panel is displayed, its updates arrive at a bounded rate and size, the final state lands,
+and a dead internal process never breaks the next cell."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+jupyter_client = pytest.importorskip("jupyter_client")
+pytest.importorskip("ipykernel")
+pytest.importorskip("anywidget")
+
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+class Kernel:
+    """A real kernel and a client that collects every iopub message of each execution."""
+
+    def __init__(self, cwd: Path, root: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NBTRACK_")}
+        env["NBTRACK_DIR"] = str(root)
+        self.manager = jupyter_client.KernelManager(kernel_name="python3")
+        self.manager.start_kernel(cwd=str(cwd), env=env)
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=60)
+
+    def execute(self, code: str, timeout: float = 60) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Run code; return the execute_reply content and the iopub messages it caused."""
+        msg_id = self.client.execute(code)
+        messages: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self.client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+            message["received"] = time.monotonic()
+            mine = message["parent_header"].get("msg_id") == msg_id
+            if mine and message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
+                break
+            messages.append(message)
+        reply = self.client.get_shell_msg(timeout=timeout)
+        return reply["content"], messages
+
+    def close(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=False)
+
+
+@pytest.fixture
+def kernel(tmp_path: Path, root: Path) -> Iterator[Kernel]:
+    k = Kernel(tmp_path, root)
+    yield k
+    k.close()
+
+
+def panel_updates(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        m for m in messages if m["msg_type"] == "comm_msg" and m["content"]["data"].get("method") == "update"
+    ]
+
+
+def test_live_panel_in_a_real_kernel(kernel: Kernel) -> None:
+    reply, _ = kernel.execute("%load_ext nbtrack")
+    assert reply["status"] == "ok"
+    code = (
+        "import time\n"
+        "run = nbtrack.init(project='kernel', name='live')\n"
+        "for i in range(60):\n"
+        "    run.log({'loss': 1 / (i + 1), 'acc': i / 60})\n"
+        "    time.sleep(0.05)\n"
+    )
+    started = time.monotonic()
+    reply, messages = kernel.execute(code)
+    duration = time.monotonic() - started
+    assert reply["status"] == "ok", reply
+    displays = [m for m in messages if m["msg_type"] == "display_data"]
+    assert len(displays) == 1
+    bundle = displays[0]["content"]["data"]
+    assert WIDGET in bundle and "text/plain" in bundle and "text/html" in bundle
+
+    updates = panel_updates(messages)
+    steps = [
+        u["content"]["data"]["state"]["step"] for u in updates if "step" in u["content"]["data"]["state"]
+    ]
+    assert steps == sorted(steps) and steps and steps[-1] >= 40  # the step counter rises while the cell runs
+    rate = len(updates) / duration
+    assert 1.5 <= rate <= 10.5, f"{len(updates)} updates in {duration:.1f} s"
+    assert max(len(json.dumps(u["content"]["data"])) for u in updates) < 64_000
+
+    reply, messages = kernel.execute("run.finish()")
+    assert reply["status"] == "ok"
+    finals = [m for m in messages if m["msg_type"] == "update_display_data"]
+    assert finals and "finished" in finals[-1]["content"]["data"]["text/plain"]
+
+
+def test_a_dead_internal_process_never_breaks_the_next_cell(kernel: Kernel) -> None:
+    kernel.execute("%load_ext nbtrack")
+    reply, _ = kernel.execute("run = nbtrack.init(project='kernel')\nrun._process.kill()")
+    assert reply["status"] == "ok"
+    reply, messages = kernel.execute("run.log({'a': 1})\nprint(1 + 1)")
+    assert reply["status"] == "ok"
+    assert any(m["msg_type"] == "stream" and "2" in m["content"]["text"] for m in messages)
+    reply, _ = kernel.execute("%unload_ext nbtrack")
+    assert reply["status"] == "ok"
