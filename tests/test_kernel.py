@@ -108,3 +108,28 @@ def test_a_dead_internal_process_never_breaks_the_next_cell(kernel: Kernel) -> N
     assert any(m["msg_type"] == "stream" and "2" in m["content"]["text"] for m in messages)
     reply, _ = kernel.execute("%unload_ext nbtrack")
     assert reply["status"] == "ok"
+
+
+def test_ctrl_c_in_a_cell_does_not_crash_the_run(kernel: Kernel, root: Path) -> None:
+    kernel.execute("%load_ext nbtrack")
+    kernel.execute("run = nbtrack.init(project='kernel', name='interrupted')\nrun.log({'before': 1})")
+    msg_id = kernel.client.execute(
+        "import time\nfor i in range(10**9):\n    run.log({'i': i})\n    time.sleep(0.001)"
+    )
+    time.sleep(1.5)
+    kernel.manager.interrupt_kernel()
+    reply = kernel.client.get_shell_msg(timeout=30)
+    assert reply["parent_header"]["msg_id"] == msg_id and reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    reply, _ = kernel.execute("run.log({'after': 1})\nrun.finish()\nprint(run.state)")
+    assert reply["status"] == "ok"
+    from tests.helpers import stored_history, stored_run
+
+    assert stored_run(root, kernel_run_id(kernel), project="kernel").state == "finished"
+    rows = stored_history(root, kernel_run_id(kernel), project="kernel")
+    assert rows[0]["before"] == 1 and rows[-1]["after"] == 1 and len(rows) > 100
+
+
+def kernel_run_id(kernel: Kernel) -> str:
+    _, messages = kernel.execute("print(run.id)")
+    return next(m["content"]["text"].strip() for m in messages if m["msg_type"] == "stream")
