@@ -92,8 +92,8 @@ def panel_traffic(kernel: Kernel, rows: int) -> dict[str, float]:
         if m["msg_type"] == "comm_msg" and m["content"]["data"].get("method") == "update"
     ]
     sizes = [len(json.dumps(m["content"]["data"])) for m in updates]
-    arrivals = [m["received"] for m in updates]
-    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    sent = [m["header"]["date"] for m in updates]  # the kernel's own send times
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(sent)]
     return {
         "seconds": ended - started,
         "updates": len(updates),

@@ -60,6 +60,7 @@ class Run:
         self.on_live: Callable[[pb.LiveResult], None] | None = None
         self._live_interval = live_interval
         self.on_finished: list[Callable[[Run], object]] = []  # called once finish() is done
+        self.on_process_gone: list[Callable[[Run], object]] = []  # the internal process died mid-run
         self._final_summary: dict[str, Any] | None = None
         self.config = Config(self, config or {})
         self.summary = Summary(self)
@@ -140,16 +141,21 @@ class Run:
             outbox.send(pb.Record(request=request, control=pb.Control(local=True)))
 
     def _lose_row(self) -> None:
-        """The internal process is gone: count the row as lost and say so once, loudly."""
+        """The internal process is gone: count the row as lost (it was said once, when it died)."""
         self.rows_lost += 1
-        if self.rows_lost == 1:
-            logger.error(
-                "nbtrack: the internal process of run %s has exited (%s); rows logged from now on are NOT "
-                "stored. Everything logged before is in %s",
-                self.id,
-                self._mailbox.closed_reason,
-                self._settings.log_path,
-            )
+
+    def _on_process_gone(self) -> None:
+        """Called on the results thread when result_q ends; unexpected unless we were finishing."""
+        if self._finished:
+            return
+        message = (
+            f"the internal process of run {self.id} has exited; rows logged from now on are NOT stored. "
+            f"Everything logged before is in {self._settings.log_path}"
+        )
+        self.notices.append(message)
+        logger.error("nbtrack: %s", message)
+        for callback in self.on_process_gone:
+            callback(self)
 
     def define_metric(self, name: str, summary: str = "last", step_metric: str | None = None) -> None:
         """How the summary keeps `name` (a key or a glob): last, min, max, mean, none, or 'min,max'."""
@@ -203,7 +209,7 @@ class Run:
         settings = self._settings
         self._process = process
         self._outbox = Outbox(process.record_q)
-        ResultReader(process.result_q, self._mailbox, self._on_result)
+        ResultReader(process.result_q, self._mailbox, self._on_result, self._on_process_gone)
         setup = pb.SetupRequest(
             mode=settings.mode,
             log_path=str(settings.log_path),

@@ -4,6 +4,7 @@ and a dead internal process never breaks the next cell."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -92,20 +93,26 @@ def test_live_panel_in_a_real_kernel(kernel: Kernel) -> None:
     rate = len(updates) / duration
     assert 1.5 <= rate <= 10.5, f"{len(updates)} updates in {duration:.1f} s"
     assert max(len(json.dumps(u["content"]["data"])) for u in updates) < 64_000
+    sent = [u["header"]["date"] for u in updates]  # the kernel's own send times
+    assert min((b - a).total_seconds() for a, b in itertools.pairwise(sent)) >= 0.09
 
     reply, messages = kernel.execute("run.finish()")
     assert reply["status"] == "ok"
+    sent += [u["header"]["date"] for u in panel_updates(messages)]
+    assert min((b - a).total_seconds() for a, b in itertools.pairwise(sent)) >= 0.09  # the final one too
     finals = [m for m in messages if m["msg_type"] == "update_display_data"]
     assert finals and "finished" in finals[-1]["content"]["data"]["text/plain"]
 
 
 def test_a_dead_internal_process_never_breaks_the_next_cell(kernel: Kernel) -> None:
     kernel.execute("%load_ext nbtrack")
-    reply, _ = kernel.execute("run = nbtrack.init(project='kernel')\nrun._process.kill()")
+    reply, first = kernel.execute("run = nbtrack.init(project='kernel')\nrun._process.kill()\nimport time")
     assert reply["status"] == "ok"
-    reply, messages = kernel.execute("run.log({'a': 1})\nprint(1 + 1)")
+    reply, messages = kernel.execute("time.sleep(0.5)\nrun.log({'a': 1})\nprint(1 + 1)")
     assert reply["status"] == "ok"
     assert any(m["msg_type"] == "stream" and "2" in m["content"]["text"] for m in messages)
+    states = [u["content"]["data"]["state"].get("state") for u in panel_updates(first + messages)]
+    assert "crashed" in states  # the panel says what happened
     reply, _ = kernel.execute("%unload_ext nbtrack")
     assert reply["status"] == "ok"
 

@@ -29,6 +29,7 @@ __all__ = ["KernelTracker", "TrackedRun"]
 
 logger = logging.getLogger("nbtrack")
 T = TypeVar("T")
+MIN_UPDATE_GAP = 0.1  # seconds: a panel updates at most ten times a second
 
 
 def guarded(call: Callable[[], T], what: str) -> T | None:
@@ -49,6 +50,15 @@ class TrackedRun:
     panel: Any = None
     handle: Any = None  # the DisplayHandle of the panel's output
     last_live: pb.LiveResult | None = field(default=None, repr=False)
+    last_update: float = 0.0  # monotonic time of the panel's last update
+
+    def update_panel(self, **state: Any) -> None:
+        """Send a panel update, never sooner than MIN_UPDATE_GAP after the previous one."""
+        wait = self.last_update + MIN_UPDATE_GAP - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self.panel.set_state(**state)
+        self.last_update = time.monotonic()
 
 
 class KernelTracker:
@@ -95,6 +105,7 @@ class KernelTracker:
         tracked = TrackedRun(run=run, cell=self._cell)
         self.runs.append(tracked)
         run.on_finished.append(lambda _run: guarded(lambda: self._show_final(tracked), "the final snapshot"))
+        run.on_process_gone.append(lambda _run: guarded(lambda: self._show_gone(tracked), "a panel update"))
         if self.config.display != "none":
             guarded(lambda: self._show(tracked), "displaying the run panel")
 
@@ -146,7 +157,7 @@ class KernelTracker:
 
     def _apply_live(self, tracked: TrackedRun, live: pb.LiveResult) -> None:
         tracked.last_live = live
-        tracked.panel.set_state(
+        tracked.update_panel(
             state=live.state,
             step=live.step,
             runtime=live.runtime,
@@ -155,6 +166,11 @@ class KernelTracker:
             pending={"rows": live.rows_pending, "bytes": 0},
             notices=tracked.run.notices[-5:],
         )
+
+    def _show_gone(self, tracked: TrackedRun) -> None:
+        """The internal process died: the panel says so (the run cannot reach the store now)."""
+        if tracked.panel is not None:
+            tracked.update_panel(state="crashed", notices=tracked.run.notices[-5:])
 
     def _show_final(self, tracked: TrackedRun) -> None:
         """At finish: the panel's final state, and a static snapshot saved notebooks keep."""
@@ -165,7 +181,7 @@ class KernelTracker:
             return
         live = tracked.last_live
         summary = run.get_summary()
-        panel.set_state(
+        tracked.update_panel(
             state=run.state,
             step=live.step if live is not None else None,
             metrics={k: v for k, v in summary.items() if not isinstance(v, dict)} or None,

@@ -90,11 +90,17 @@ class ResultReader:
     """Reads result_q on a named daemon thread; replies go to the mailbox, the rest to on_result."""
 
     def __init__(
-        self, result_q: Connection, mailbox: Mailbox, on_result: Callable[[pb.Result], None]
+        self,
+        result_q: Connection,
+        mailbox: Mailbox,
+        on_result: Callable[[pb.Result], None],
+        on_closed: Callable[[], None] | None = None,
     ) -> None:
+        """on_closed runs (on this thread) once result_q reaches EOF: the internal process is gone."""
         self._conn = result_q
         self._mailbox = mailbox
         self._on_result = on_result
+        self._on_closed = on_closed
         self._thread = threading.Thread(target=self._loop, name="nbtrack-results", daemon=True)
         self._thread.start()
 
@@ -104,6 +110,11 @@ class ResultReader:
                 data = self._conn.recv_bytes()
             except (EOFError, OSError):
                 self._mailbox.close("the internal process has exited")
+                if self._on_closed is not None:
+                    try:
+                        self._on_closed()
+                    except Exception:
+                        logger.exception("nbtrack: error while handling the internal process's exit")
                 return
             result = pb.Result()
             result.ParseFromString(data)
