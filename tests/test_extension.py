@@ -140,3 +140,11 @@ def test_config_mistakes_raise_usage_errors() -> None:
     with pytest.raises(UsageError, match="live_interval"):
         NBTrack(live_interval=0.01)
     assert nbtrack.session.init_hook is None
+
+
+def test_unload_says_what_it_waits_for(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    run_cell(shell, "run = nbtrack.init()\nfor i in range(300_000):\n    run.log({'i': i})")
+    shell.run_cell("%unload_ext nbtrack")
+    assert shell.user_ns["run"].state == "finished"
+    assert "nbtrack: waiting up to 30 s for" in capsys.readouterr().err
+    shell.run_cell("%load_ext nbtrack")

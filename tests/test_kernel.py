@@ -140,3 +140,19 @@ def test_ctrl_c_in_a_cell_does_not_crash_the_run(kernel: Kernel, root: Path) -> 
 def kernel_run_id(kernel: Kernel) -> str:
     _, messages = kernel.execute("print(run.id)")
     return next(m["content"]["text"].strip() for m in messages if m["msg_type"] == "stream")
+
+
+def test_kernel_shutdown_finishes_the_live_runs(tmp_path: Path, root: Path) -> None:
+    from tests.helpers import stored_history, stored_run
+
+    k = Kernel(tmp_path, root)
+    try:
+        k.execute("%load_ext nbtrack")
+        k.execute(
+            "run = nbtrack.init(project='kernel', id='leftopen')\n"
+            "for i in range(5000):\n    run.log({'i': i})"
+        )
+    finally:
+        k.close()  # a clean shutdown: the extension finishes what is still live
+    assert stored_run(root, "leftopen", project="kernel").state == "finished"
+    assert len(stored_history(root, "leftopen", project="kernel")) == 5000

@@ -36,7 +36,8 @@ def load_ipython_extension(shell: Any) -> None:
     shell.events.register("pre_run_cell", tracker.pre_run_cell)
     shell.events.register("post_run_cell", tracker.post_run_cell)
     shell.register_magics(NBTrackMagics(shell, tracker))
-    atexit.register(tracker.close)  # kernel shutdown: finish runs, stop the spare
+    atexit.register(tracker.close)  # interpreter exit: finish runs, stop the spare
+    _wrap_kernel_shutdown(shell, tracker)
 
 
 def unload_ipython_extension(shell: Any) -> None:
@@ -47,6 +48,7 @@ def unload_ipython_extension(shell: Any) -> None:
         return
     tracker, previous_hook, added_name = entry
     atexit.unregister(tracker.close)
+    _unwrap_kernel_shutdown(shell)
     tracker.close()
     session.init_hook = previous_hook
     shell.events.unregister("pre_run_cell", tracker.pre_run_cell)
@@ -56,3 +58,28 @@ def unload_ipython_extension(shell: Any) -> None:
     magics["cell"].pop("nbtrack", None)
     if added_name:
         shell.user_ns.pop("nbtrack", None)
+
+
+def _wrap_kernel_shutdown(shell: Any, tracker: Any) -> None:
+    """Finish the kernel's runs when Jupyter asks it to shut down.
+
+    ipykernel answers a shutdown request by terminating its children and then stopping; the
+    interpreter's atexit comes too late (Jupyter may have killed the kernel by then), so the
+    runs are finished first, from the kernel's own do_shutdown.
+    """
+    kernel = getattr(shell, "kernel", None)
+    if kernel is None or not hasattr(kernel, "do_shutdown"):
+        return  # a plain IPython terminal: atexit is enough
+    original = kernel.do_shutdown
+
+    def do_shutdown(restart: bool) -> Any:
+        tracker.close()
+        return original(restart)
+
+    kernel.do_shutdown = do_shutdown
+
+
+def _unwrap_kernel_shutdown(shell: Any) -> None:
+    kernel = getattr(shell, "kernel", None)
+    if kernel is not None and "do_shutdown" in vars(kernel):
+        del kernel.do_shutdown  # the class's own method shows through again

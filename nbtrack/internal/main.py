@@ -55,7 +55,11 @@ def serve(records: Connection, results_conn: Connection, preload: bool = False) 
 
     preload: a warm spare imports the store before any run arrives, so init() need not wait.
     """
-    # Ctrl-C in a terminal reaches the whole process group; it is meant for the user's loop.
+    # A session of its own: a signal for the user's process group (Ctrl-C in a terminal, a
+    # kernel interrupt, Jupyter's SIGTERM/SIGKILL of a kernel's group at shutdown) must not take
+    # the run's data with it. The process still ends: record_q's EOF tells it the user side is gone.
+    with contextlib.suppress(OSError):
+        os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if preload:
         import nbtrack.store  # noqa: F401
