@@ -157,8 +157,9 @@ class KernelTracker:
 
     def _apply_live(self, tracked: TrackedRun, live: pb.LiveResult) -> None:
         tracked.last_live = live
+        offline = tracked.run.mode == "offline" and live.state == "running"
         tracked.update_panel(
-            state=live.state,
+            state="offline" if offline else live.state,
             step=live.step,
             runtime=live.runtime,
             metrics=jsonutil.loads(live.latest_json) if live.latest_json else {},
