@@ -15,6 +15,8 @@ from comm import DummyComm
 from IPython.core.formatters import DisplayFormatter
 
 from nbtrack.extension import panel as panel_module
+from nbtrack.extension.esm import bundle_esm
+from nbtrack.extension.formatting import downsample_min_max, format_bytes, format_duration, format_number
 from nbtrack.extension.panel import (
     MAX_METRICS,
     MAX_NOTICES,
@@ -22,11 +24,6 @@ from nbtrack.extension.panel import (
     MAX_SERIES,
     MAX_UPDATE_BYTES,
     RunPanel,
-    bundle_esm,
-    downsample_min_max,
-    format_bytes,
-    format_duration,
-    format_number,
 )
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"

@@ -1,11 +1,7 @@
 """The live run panel: an anywidget whose synced state stays small however long the run.
 
-The front-end is `js/panel.js` plus the chart helpers of `js/chart.js`, shipped in the package as
-`nbtrack/static/` (a symlink to `../js` in the repository; setuptools copies the real files into
-wheels). An anywidget module is loaded from a blob URL, where panel.js's relative
-`import ... from "./chart.js"` cannot resolve, so `bundle_esm` inlines chart.js into one module
-(see its docstring for the exact, checked transformation). The price: `_esm` is a string, so
-anywidget's file watching does not apply; after editing `js/`, restart the kernel.
+The front-end is `js/panel.js` plus `js/chart.js`, bundled into one module by `esm.py`. `_esm`
+is a string, so anywidget's file watching does not apply; after editing `js/`, restart the kernel.
 
 Size invariant: `set_state` sends one comm message holding only the traits whose value changed,
 and every part of it is capped (keys, strings, metric count, series count, points per series,
@@ -15,7 +11,6 @@ digits per point), so that message never exceeds `MAX_UPDATE_BYTES` of UTF-8 JSO
 from __future__ import annotations
 
 import html
-import importlib.resources
 import math
 import re
 import threading
@@ -26,20 +21,15 @@ from typing import Any
 import anywidget
 import traitlets
 
-__all__ = [
-    "MAX_METRICS",
-    "MAX_NOTICES",
-    "MAX_POINTS",
-    "MAX_SERIES",
-    "MAX_UPDATE_BYTES",
-    "STATES",
-    "RunPanel",
-    "bundle_esm",
-    "downsample_min_max",
-    "format_bytes",
-    "format_duration",
-    "format_number",
-]
+from nbtrack.extension.esm import panel_esm
+from nbtrack.extension.formatting import (
+    downsample_min_max,
+    format_bytes,
+    format_duration,
+    format_number,
+)
+
+__all__ = ["MAX_METRICS", "MAX_NOTICES", "MAX_POINTS", "MAX_SERIES", "MAX_UPDATE_BYTES", "STATES", "RunPanel"]
 
 STATES = ("starting", "running", "finishing", "finished", "failed", "crashed", "offline")
 
@@ -85,173 +75,6 @@ MAX_UPDATE_BYTES = (
     + 2 + MAX_NOTICES * (_json_str(MAX_NOTICE_CHARS) + 2)
     + 2 * _JSON_INT  # metrics_omitted, series_omitted
 )  # fmt: skip
-
-
-# -- the front-end module ---------------------------------------------------------------------
-
-_CHART_IMPORT = re.compile(r"""^import\s*\{([^}]*)\}\s*from\s*["']\./chart\.js["'];?[ \t]*$""", re.M)
-_ANY_IMPORT = re.compile(r"^\s*import\b", re.M)
-_EXPORT = re.compile(r"^export\s+(?!(?:async\s+)?function\b|const\b)", re.M)
-_EXPORT_PREFIX = re.compile(r"^export\s+(?=(?:async\s+)?function\b|const\b)", re.M)
-_EXPORTED_NAME = re.compile(r"^export\s+(?:async\s+)?(?:function\*?|const)\s+([A-Za-z_$][\w$]*)", re.M)
-_TOP_LEVEL_NAME = re.compile(
-    r"^(?:export\s+)?(?:async\s+)?(?:function\*?|const|let|var|class)\s+([A-Za-z_$][\w$]*)", re.M
-)
-
-
-def bundle_esm(chart_source: str, panel_source: str) -> str:
-    """One ES module from chart.js and panel.js, or ValueError if either breaks the contract.
-
-    chart.js imports nothing and exports only `export function NAME` / `export const NAME`
-    declarations: the `export ` keyword is removed from those lines. panel.js imports from
-    "./chart.js" only, in a single `import { a, b } from "./chart.js";` statement naming exported
-    functions (no `as`): that statement is removed. The two files' top-level names must not
-    collide. Everything else is kept byte for byte, chart.js first, so the names are in scope.
-    """
-    if _ANY_IMPORT.search(chart_source):
-        raise ValueError("chart.js must not import anything: it is inlined into the widget module")
-    if _EXPORT.search(chart_source):
-        raise ValueError("chart.js may only export `export function NAME` or `export const NAME`")
-    exported = set(_EXPORTED_NAME.findall(chart_source))
-    imports = _CHART_IMPORT.findall(panel_source)
-    if len(imports) != 1:
-        raise ValueError('panel.js needs exactly one `import { ... } from "./chart.js";` statement')
-    panel_body = _CHART_IMPORT.sub("", panel_source)
-    if _ANY_IMPORT.search(panel_body):
-        raise ValueError('panel.js may import from "./chart.js" only: the widget module is one file')
-    names = {name.strip() for name in imports[0].split(",") if name.strip()}
-    if any(not re.fullmatch(r"[A-Za-z_$][\w$]*", name) for name in names):
-        raise ValueError("panel.js imports from chart.js by plain names (no `as`)")
-    if names - exported:
-        raise ValueError(f"chart.js does not export {sorted(names - exported)}")
-    clash = set(_TOP_LEVEL_NAME.findall(chart_source)) & set(_TOP_LEVEL_NAME.findall(panel_body))
-    if clash:
-        raise ValueError(f"chart.js and panel.js both declare {sorted(clash)}")
-    chart_body = _EXPORT_PREFIX.sub("", chart_source)
-    return f"// chart.js, inlined by nbtrack's bundle_esm\n{chart_body}\n// panel.js\n{panel_body}"
-
-
-def _read_static(name: str) -> str:
-    return (importlib.resources.files("nbtrack") / "static" / name).read_text(encoding="utf-8")
-
-
-def panel_esm() -> str:
-    """The widget's ES module, read from the installed package."""
-    return bundle_esm(_read_static("chart.js"), _read_static("panel.js"))
-
-
-# -- formatting and downsampling (Python twins of js/chart.js, same rules) --------------------
-
-
-def _trim_zeros(text: str) -> str:
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
-
-
-def format_number(value: object) -> str:
-    """A short label for a metric value, as chart.js's formatNumber writes it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int) and abs(value) < 10**15:
-        return str(value)
-    if not isinstance(value, (int, float)):
-        return str(value)
-    v = float(value)
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    if v.is_integer() and abs(v) < 1e15:
-        return str(int(v))
-    size = abs(v)
-    if size >= 1e5 or size < 1e-3:
-        mantissa, exponent = f"{v:.2e}".split("e")
-        return f"{_trim_zeros(mantissa)}e{int(exponent):+d}"
-    decimals = min(6, max(0, 3 - math.floor(math.log10(size))))
-    return _trim_zeros(f"{v:.{decimals}f}")
-
-
-def format_duration(seconds: float) -> str:
-    """ "12.3 s", "4 min 05 s", "2 h 03 min", as chart.js's formatDuration."""
-    if not math.isfinite(seconds) or seconds < 0:
-        return ""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    whole = math.floor(seconds)
-    if whole < 3600:
-        return f"{whole // 60} min {whole % 60:02d} s"
-    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
-
-
-def format_bytes(n: float) -> str:
-    """ "512 B", "3.4 kB", "12 MB", as chart.js's formatBytes."""
-    if not math.isfinite(n) or n < 0:
-        return ""
-    units = ("B", "kB", "MB", "GB", "TB")
-    value, unit = float(n), 0
-    while value >= 1000 and unit < len(units) - 1:
-        value /= 1000
-        unit += 1
-    if unit == 0:
-        return f"{math.floor(value + 0.5)} B"  # Math.round, not banker's rounding
-    return f"{_trim_zeros(f'{value:.1f}') if value < 10 else math.floor(value + 0.5)} {units[unit]}"
-
-
-def _finite(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def downsample_min_max(
-    steps: Sequence[float], values: Sequence[Any], max_points: int
-) -> tuple[list[Any], list[Any]]:
-    """At most max_points points: the first and last finite points plus each bucket's min and max.
-
-    The points between the first and last are cut into floor((max_points - 2) / 2) equal buckets;
-    each contributes its minimum and maximum (first occurrence, in step order), so the global
-    extremes always survive. Non-finite or non-numeric values are dropped. Same rule as
-    chart.js's downsampleMinMax.
-    """
-    try:
-        clean = math.isfinite(sum(values))  # C speed; a None, str, NaN or inf anywhere fails it
-    except (TypeError, OverflowError):
-        clean = False
-    if clean:
-        count = min(len(steps), len(values))
-        xs, ys = list(steps[:count]), list(values[:count])
-    else:
-        kept = [(s, f) for s, v in zip(steps, values, strict=False) if (f := _finite(v)) is not None]
-        xs, ys = [s for s, _ in kept], [v for _, v in kept]
-    n = len(ys)
-    if n <= max_points:
-        return xs, ys
-    if max_points < 2:
-        return (xs[-1:], ys[-1:]) if max_points == 1 else ([], [])
-    buckets = (max_points - 2) // 2
-    inner = n - 2
-    out_x, out_y = [xs[0]], [ys[0]]
-    for b in range(buckets):
-        start = 1 + b * inner // buckets
-        end = 1 + (b + 1) * inner // buckets
-        if start >= end:
-            continue
-        chunk = ys[start:end]
-        lo = start + chunk.index(min(chunk))
-        hi = start + chunk.index(max(chunk))
-        for i in (lo,) if lo == hi else sorted((lo, hi)):
-            out_x.append(xs[i])
-            out_y.append(ys[i])
-    out_x.append(xs[-1])
-    out_y.append(ys[-1])
-    return out_x, out_y
 
 
 # -- capping user values ----------------------------------------------------------------------

@@ -1,0 +1,123 @@
+"""Formatting and downsampling for the panel's snapshots: Python twins of js/chart.js, same rules.
+
+tests/test_panel.py runs chart.js in node and checks both give the same results.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["downsample_min_max", "format_bytes", "format_duration", "format_number"]
+
+
+def _trim_zeros(text: str) -> str:
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def format_number(value: object) -> str:
+    """A short label for a metric value, as chart.js's formatNumber writes it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int) and abs(value) < 10**15:
+        return str(value)
+    if not isinstance(value, (int, float)):
+        return str(value)
+    v = float(value)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if v.is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    size = abs(v)
+    if size >= 1e5 or size < 1e-3:
+        mantissa, exponent = f"{v:.2e}".split("e")
+        return f"{_trim_zeros(mantissa)}e{int(exponent):+d}"
+    decimals = min(6, max(0, 3 - math.floor(math.log10(size))))
+    return _trim_zeros(f"{v:.{decimals}f}")
+
+
+def format_duration(seconds: float) -> str:
+    """ "12.3 s", "4 min 05 s", "2 h 03 min", as chart.js's formatDuration."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = math.floor(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+def format_bytes(n: float) -> str:
+    """ "512 B", "3.4 kB", "12 MB", as chart.js's formatBytes."""
+    if not math.isfinite(n) or n < 0:
+        return ""
+    units = ("B", "kB", "MB", "GB", "TB")
+    value, unit = float(n), 0
+    while value >= 1000 and unit < len(units) - 1:
+        value /= 1000
+        unit += 1
+    if unit == 0:
+        return f"{math.floor(value + 0.5)} B"  # Math.round, not banker's rounding
+    return f"{_trim_zeros(f'{value:.1f}') if value < 10 else math.floor(value + 0.5)} {units[unit]}"
+
+
+def _finite(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def downsample_min_max(
+    steps: Sequence[float], values: Sequence[Any], max_points: int
+) -> tuple[list[Any], list[Any]]:
+    """At most max_points points: the first and last finite points plus each bucket's min and max.
+
+    The points between the first and last are cut into floor((max_points - 2) / 2) equal buckets;
+    each contributes its minimum and maximum (first occurrence, in step order), so the global
+    extremes always survive. Non-finite or non-numeric values are dropped. Same rule as
+    chart.js's downsampleMinMax.
+    """
+    try:
+        clean = math.isfinite(sum(values))  # C speed; a None, str, NaN or inf anywhere fails it
+    except (TypeError, OverflowError):
+        clean = False
+    if clean:
+        count = min(len(steps), len(values))
+        xs, ys = list(steps[:count]), list(values[:count])
+    else:
+        kept = [(s, f) for s, v in zip(steps, values, strict=False) if (f := _finite(v)) is not None]
+        xs, ys = [s for s, _ in kept], [v for _, v in kept]
+    n = len(ys)
+    if n <= max_points:
+        return xs, ys
+    if max_points < 2:
+        return (xs[-1:], ys[-1:]) if max_points == 1 else ([], [])
+    buckets = (max_points - 2) // 2
+    inner = n - 2
+    out_x, out_y = [xs[0]], [ys[0]]
+    for b in range(buckets):
+        start = 1 + b * inner // buckets
+        end = 1 + (b + 1) * inner // buckets
+        if start >= end:
+            continue
+        chunk = ys[start:end]
+        lo = start + chunk.index(min(chunk))
+        hi = start + chunk.index(max(chunk))
+        for i in (lo,) if lo == hi else sorted((lo, hi)):
+            out_x.append(xs[i])
+            out_y.append(ys[i])
+    out_x.append(xs[-1])
+    out_y.append(ys[-1])
+    return out_x, out_y
