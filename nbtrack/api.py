@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from nbtrack.errors import NbtrackError, UsageError
+from nbtrack.settings import resolve_root
 from nbtrack.store import DB_FILENAME, ProjectRow, RunRow, Store
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped, unused-ignore]  # pandas-stubs is optional
 
 __all__ = ["Api", "Run", "RunNotFoundError"]
-
-DEFAULT_DIR = ".nbtrack"
 
 
 class RunNotFoundError(NbtrackError, LookupError):
@@ -47,7 +45,7 @@ class Api:
                 "read a local nbtrack folder instead with Api(dir=...)"
             )
         self._api_key = api_key
-        root = Path(dir if dir is not None else os.environ.get("NBTRACK_DIR") or DEFAULT_DIR)
+        root = resolve_root(dir)
         # Check before opening: opening the store would create an empty database as a side effect.
         if not (root / DB_FILENAME).is_file():
             raise UsageError(

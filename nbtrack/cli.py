@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,7 +63,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _root(dir: str | None) -> Path:
-    return Path(dir or os.environ.get("NBTRACK_DIR") or ".nbtrack").expanduser().absolute()
+    from nbtrack.settings import resolve_root
+
+    return resolve_root(dir or None)
 
 
 def _demo(args: argparse.Namespace) -> int:

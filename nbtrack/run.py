@@ -189,6 +189,9 @@ class Run:
     def get_summary(self) -> dict[str, Any]:
         if self._final_summary is not None or self._outbox is None or self._finished:
             return dict(self._final_summary or {})
+        return self._request_summary()
+
+    def _request_summary(self) -> dict[str, Any]:
         result = self._request(pb.Request(get_summary=pb.GetSummaryRequest()), "reading the summary")
         return dict(jsonutil.loads(result.response.get_summary.summary_json))
 
@@ -321,8 +324,7 @@ class Run:
 
     def _fetch_summary(self) -> dict[str, Any]:
         try:
-            result = self._request(pb.Request(get_summary=pb.GetSummaryRequest()), "reading the summary")
-            return dict(jsonutil.loads(result.response.get_summary.summary_json))
+            return self._request_summary()
         except InternalProcessError:
             return {}
 

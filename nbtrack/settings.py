@@ -13,7 +13,15 @@ from typing import Any
 
 from nbtrack.errors import UsageError
 
-__all__ = ["DEFAULT_ENTITY", "MODES", "Settings", "new_run_id", "resolve_settings", "store_url"]
+__all__ = [
+    "DEFAULT_ENTITY",
+    "MODES",
+    "Settings",
+    "new_run_id",
+    "resolve_root",
+    "resolve_settings",
+    "store_url",
+]
 
 MODES = ("local", "online", "offline", "disabled")
 DEFAULT_ROOT = ".nbtrack"
@@ -49,6 +57,12 @@ class Settings:
     @property
     def log_path(self) -> Path:
         return self.run_dir / f"run-{self.run_id}.nbt"
+
+
+def resolve_root(dir: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Path:
+    """The nbtrack root: dir, else $NBTRACK_DIR, else ./.nbtrack (absolute)."""
+    env = dict(os.environ) if env is None else env
+    return Path(dir if dir is not None else env.get("NBTRACK_DIR") or DEFAULT_ROOT).expanduser().absolute()
 
 
 def store_url(root: Path) -> str:
@@ -92,7 +106,7 @@ def resolve_settings(
         ),
         entity=_name(entity if entity is not None else env.get("NBTRACK_ENTITY", DEFAULT_ENTITY), "entity"),
         run_id=_name(id, "id") if id is not None else new_run_id(),
-        root=Path(dir if dir is not None else env.get("NBTRACK_DIR", DEFAULT_ROOT)).expanduser().absolute(),
+        root=resolve_root(dir, env),
         base_url=base_url,
         api_key=api_key or env.get("NBTRACK_API_KEY") or None,
         resume=resume,
