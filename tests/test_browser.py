@@ -116,10 +116,13 @@ def test_the_panel_renders_and_its_step_rises_while_the_cell_runs(lab: str) -> N
         page.goto(lab)
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
-        page.locator(".jp-Cell").first.click()
-        page.keyboard.press("Shift+Enter")  # %load_ext nbtrack
-        page.keyboard.press("Shift+Enter")  # the logging loop
-        page.wait_for_selector(STEP, timeout=60_000)
+        try:
+            _run_cell(page, 0)  # %load_ext nbtrack
+            _run_cell(page, 1)  # the logging loop
+            page.wait_for_selector(STEP, timeout=60_000)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "panel-failed.png"))
+            raise
         first = _step(page)
         page.wait_for_function(
             """([selector, first]) => {
@@ -143,3 +146,22 @@ def _step(page) -> int:  # type: ignore[no-untyped-def]
     text = page.locator(STEP).first.text_content() or ""
     match = re.search(r"\d+", text.replace(",", ""))
     return int(match.group()) if match else -1
+
+
+def _run_cell(page, index: int) -> None:  # type: ignore[no-untyped-def]
+    """Run one cell with Shift+Enter and wait until the kernel has taken it ("[*]" or "[n]").
+
+    A key press that lands while JupyterLab is still settling (kernel connecting, focus moving) is
+    lost without a trace, so an untaken cell is run again — never a taken one."""
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    prompt = cell.locator(".jp-InputPrompt")
+    for _ in range(5):
+        cell.locator(".jp-InputArea-prompt").click()
+        page.keyboard.press("Shift+Enter")
+        try:
+            taken = "node => /\\[(\\*|\\d+)\\]/.test(node.textContent)"
+            page.wait_for_function(taken, arg=prompt.element_handle(), timeout=10_000)
+            return
+        except sync_api.TimeoutError:
+            continue
+    raise AssertionError(f"cell {index} was never executed")
