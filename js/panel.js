@@ -23,7 +23,7 @@ const TRAITS = [
   "pending",
   "notices",
 ];
-const KNOWN_STATES = new Set(["starting", "running", "finishing", "finished", "failed", "crashed", "offline"]);
+const KNOWN_STATES = new Set(["starting", "running", "finishing", "finished", "failed", "crashed", "offline", "retrying"]);
 const CHART_WIDTH = 200;
 const CHART_HEIGHT = 44;
 
@@ -84,6 +84,7 @@ const PANEL_CSS = `
 .${PANEL_CLASS} .nbt-badge[data-state="running"] { --nbt-state: var(--nbt-accent); }
 .${PANEL_CLASS} .nbt-badge[data-state="finishing"] { --nbt-state: var(--nbt-warn); }
 .${PANEL_CLASS} .nbt-badge[data-state="offline"] { --nbt-state: var(--nbt-warn); }
+.${PANEL_CLASS} .nbt-badge[data-state="retrying"] { --nbt-state: var(--nbt-warn); }
 .${PANEL_CLASS} .nbt-badge[data-state="finished"] { --nbt-state: var(--nbt-ok); }
 .${PANEL_CLASS} .nbt-badge[data-state="failed"] { --nbt-state: var(--nbt-err); }
 .${PANEL_CLASS} .nbt-badge[data-state="crashed"] { --nbt-state: var(--nbt-err); }
@@ -262,7 +263,7 @@ export default {
       const waiting = model.get("pending") || {};
       const rows = Number(waiting.rows) || 0;
       const bytes = Number(waiting.bytes) || 0;
-      pending.hidden = !(state === "finishing" && (rows || bytes));
+      pending.hidden = !((state === "finishing" || state === "retrying") && (rows || bytes));
       pending.textContent = `uploading: ${rows} rows${bytes ? `, ${formatBytes(bytes)}` : ""} pending`;
 
       const moreMetrics = model.get("metrics_omitted") || 0;

@@ -1,6 +1,7 @@
 """The read API: finished and running runs, their config, summary and history, from Python.
 
     api = nbtrack.Api()                      # the local store under ./.nbtrack (or NBTRACK_DIR)
+    api = nbtrack.Api(base_url="http://127.0.0.1:8080")   # or a tracking server, the same way
     for run in api.runs("mnist"):
         print(run.id, run.state, run.summary.get("loss"))
     df = api.run("mnist/abc123").history(keys=["loss"], pandas=True)
@@ -13,14 +14,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, overload
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 from nbtrack.errors import NbtrackError, UsageError
-from nbtrack.settings import resolve_root
+from nbtrack.settings import check_base_url, resolve_root
 from nbtrack.store import DB_FILENAME, ProjectRow, RunRow, Store
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped, unused-ignore]  # pandas-stubs is optional
+
+    from nbtrack.online.reader import ServerReader
 
 __all__ = ["Api", "Run", "RunNotFoundError"]
 
@@ -29,8 +33,20 @@ class RunNotFoundError(NbtrackError, LookupError):
     """No stored run matches the path given to `Api.run`."""
 
 
+class RunSource(Protocol):
+    """Where runs are read from: the embedded store (`Store`) or a server (`ServerReader`)."""
+
+    def list_projects(self, entity: str | None = None) -> list[ProjectRow]: ...
+    def list_runs(self, project: str, entity: str | None = None) -> list[RunRow]: ...
+    def get_run(self, entity: str | None, project: str, run_id: str) -> RunRow | None: ...
+    def read_history(
+        self, entity: str, project: str, run_id: str, keys: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]: ...
+    def close(self) -> None: ...
+
+
 class Api:
-    """Read access to the runs of an nbtrack folder."""
+    """Read access to the runs of an nbtrack folder or of a tracking server."""
 
     def __init__(
         self,
@@ -38,13 +54,22 @@ class Api:
         base_url: str | None = None,
         api_key: str | None = None,
     ) -> None:
-        """Open the store under dir (default: $NBTRACK_DIR, else ./.nbtrack); UsageError if it has no runs."""
+        """Read the server at base_url (with api_key, default $NBTRACK_API_KEY), else the store under
+        dir (default: $NBTRACK_DIR, else ./.nbtrack); UsageError if that folder has no runs."""
+        self._source: RunSource
+        self._reader: ServerReader | None = None
+        self.dir: Path | None = None  # the folder read, or None when reading a server
+        self.base_url: str | None = None
         if base_url is not None:
-            raise UsageError(
-                f"reading runs from a tracking server (base_url={base_url!r}) is not available yet; "
-                "read a local nbtrack folder instead with Api(dir=...)"
-            )
-        self._api_key = api_key
+            from nbtrack.online.reader import ServerReader
+
+            try:
+                base_url = check_base_url(base_url)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+            self.base_url = base_url
+            self._source = self._reader = ServerReader(base_url, api_key or os.environ.get("NBTRACK_API_KEY"))
+            return
         root = resolve_root(dir)
         # Check before opening: opening the store would create an empty database as a side effect.
         if not (root / DB_FILENAME).is_file():
@@ -53,10 +78,10 @@ class Api:
                 "or pass dir= with the folder that holds your runs"
             )
         self.dir = root
-        self._store = Store.at_root(root)
+        self._source = Store.at_root(root)
 
     def close(self) -> None:
-        self._store.close()
+        self._source.close()
 
     def __enter__(self) -> Api:
         return self
@@ -66,13 +91,13 @@ class Api:
 
     def projects(self, entity: str | None = None) -> list[ProjectRow]:
         """Every project (of one entity, or all), most recently active first."""
-        return self._store.list_projects(entity)
+        return self._source.list_projects(entity)
 
     def runs(self, path: str) -> list[Run]:
         """Runs of "project" or "entity/project", newest first."""
         parts = _split(path, "a project path ('project' or 'entity/project')", (1, 2))
         entity = parts[0] if len(parts) == 2 else None
-        return [Run(row, self._store) for row in self._store.list_runs(parts[-1], entity)]
+        return [self._view(row) for row in self._source.list_runs(parts[-1], entity)]
 
     def run(self, path: str) -> Run:
         """The run at "project/run_id" or "entity/project/run_id"; RunNotFoundError if there is none."""
@@ -83,22 +108,29 @@ class Api:
             del parts[2]
         entity = parts[0] if len(parts) == 3 else None
         project, run_id = parts[-2:]
-        row = self._store.get_run(entity, project, run_id)
+        row = self._source.get_run(entity, project, run_id)
         if row is None:
             where = f"{entity}/{project}" if entity is not None else project
             raise RunNotFoundError(
-                f"no run {run_id!r} in project {where!r} under {self.dir.resolve()}; "
+                f"no run {run_id!r} in project {where!r} {self._where()}; "
                 f"Api().runs({where!r}) lists the runs there"
             )
-        return Run(row, self._store)
+        return self._view(row)
+
+    def _view(self, row: RunRow) -> Run:
+        return Run(row, self._source, self._reader.run_url(row) if self._reader is not None else None)
+
+    def _where(self) -> str:
+        return f"on {self.base_url}" if self.dir is None else f"under {self.dir.resolve()}"
 
 
 class Run:
     """A read-only view of one stored run, as it was when fetched (refresh() fetches again)."""
 
-    def __init__(self, row: RunRow, store: Store) -> None:
+    def __init__(self, row: RunRow, source: RunSource, url: str | None = None) -> None:
         self._row = row
-        self._store = store
+        self._source = source
+        self._url = url
 
     def __repr__(self) -> str:
         return f"<Run {self.path} ({self.state})>"
@@ -171,13 +203,13 @@ class Run:
     @property
     def url(self) -> str | None:
         """The run's page on a tracking server; None while runs are read from a local folder."""
-        return None
+        return self._url
 
     def refresh(self) -> None:
         """Fetch the run again, e.g. to follow one that is still running."""
-        row = self._store.get_run(self.entity, self.project, self.id)
+        row = self._source.get_run(self.entity, self.project, self.id)
         if row is None:
-            raise RunNotFoundError(f"run {self.path!r} is no longer in the store")
+            raise RunNotFoundError(f"run {self.path!r} is no longer there")
         self._row = row
 
     @overload
@@ -196,7 +228,7 @@ class Run:
         """Every logged row with its _step; with keys, only rows holding one of them, cut to those keys."""
         if isinstance(keys, str):
             keys = [keys]  # a lone key name would otherwise be read as a sequence of letters
-        rows = self._store.read_history(self.entity, self.project, self.id, keys=keys)
+        rows = self._source.read_history(self.entity, self.project, self.id, keys=keys)
         if not pandas:
             return rows
         try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
+import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -21,7 +23,7 @@ from nbtrack.settings import Settings
 from nbtrack.transport.mailbox import Mailbox, ResultReader
 from nbtrack.transport.outbox import Outbox
 from nbtrack.transport.process import InternalProcess
-from nbtrack.values import check_row, check_step
+from nbtrack.values import check_file_name, check_row, check_step
 
 __all__ = ["Run"]
 
@@ -30,6 +32,7 @@ logger = logging.getLogger("nbtrack")
 START_TIMEOUT = 30.0  # a cold internal process answers in well under a second
 REQUEST_TIMEOUT = 10.0
 STALL_TIMEOUT = 60.0  # finish() gives up when the internal process makes no progress this long
+FINISH_TIMEOUT = 300.0  # online: finish() waits this long for an unreachable server by default
 PROGRESS_AFTER = 2.0  # finish() says what it waits for once it has waited this long
 
 
@@ -52,6 +55,8 @@ class Run:
         """process: a started (warm spare) internal process to use; live_interval: see on_live."""
         self._settings = settings
         self._name = name or settings.run_id
+        self._entity = settings.entity  # the server may name it (online, the API key's entity)
+        self._url: str | None = None
         self._finished = False
         self._exit_state: str | None = None
         self.notices: list[str] = []  # warnings the internal process sent (also logged)
@@ -89,7 +94,7 @@ class Run:
 
     @property
     def entity(self) -> str:
-        return self._settings.entity
+        return self._entity
 
     @property
     def mode(self) -> str:
@@ -103,7 +108,7 @@ class Run:
     @property
     def url(self) -> str | None:
         """The run's page on a tracking server; None when no server is known (local mode)."""
-        return None
+        return self._url
 
     @property
     def finished(self) -> bool:
@@ -167,6 +172,25 @@ class Run:
             pb.Record(metric=pb.MetricRecord(name=name, summary=summary, step_metric=step_metric or ""))
         )
 
+    def save(self, path: str | os.PathLike[str], name: str | None = None) -> str:
+        """Keep a copy of a file with the run (uploaded to the server in online mode).
+
+        The copy is taken now, into the run's folder, so later changes to the file do not
+        change what is stored and `nbtrack sync` can deliver it again. Returns the file's name.
+        """
+        self._check_live("save()")
+        source = Path(path)
+        if not source.is_file():
+            raise FileNotFoundError(f"save(): there is no file at {source}")
+        name = check_file_name(source.name if name is None else name)
+        if self._outbox is None:
+            return name  # disabled mode
+        target = self._settings.files_dir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        self._send(pb.Record(files=pb.FilesRecord(files=[pb.FilesRecord.File(path=name, policy="now")])))
+        return name
+
     def _send(self, record: pb.Record, urgent: bool = False) -> None:
         if self._outbox is not None:
             self._outbox.send(record, urgent=urgent)
@@ -217,6 +241,8 @@ class Run:
             mode=settings.mode,
             log_path=str(settings.log_path),
             store_url=settings.store_url,
+            base_url=settings.base_url or "",
+            api_key=settings.api_key or "",
             live_interval=self._live_interval,
         )
         self._send(pb.Record(request=pb.Request(setup=setup), control=pb.Control(local=True)))
@@ -242,18 +268,28 @@ class Run:
             self._abandon()
             raise
         if result.error.message:
+            self._finished = True  # the process exits on purpose: not a death to report
             self._shutdown()
             raise InternalProcessError(f"run {self.id}: {result.error.message}")
+        self._entity = result.run.entity or self._entity
+        self._url = result.url or None
         self._send(
             pb.Record(request=pb.Request(run_start=pb.RunStartRequest()), control=pb.Control(local=True))
         )
 
-    def finish(self, exit_code: int = 0) -> None:
-        """End the run: wait until every row is durable and delivered, then stop the internal process."""
+    def finish(self, exit_code: int = 0, timeout: float | None = None) -> None:
+        """End the run: wait until every row is durable and delivered, then stop the internal process.
+
+        timeout: the longest wait for a tracking server (online; default FINISH_TIMEOUT). On
+        timeout the rows not delivered stay in the transaction log, and a warning says how to
+        deliver them with `nbtrack sync`.
+        """
         if self._finished:
             return
         if not isinstance(exit_code, int) or isinstance(exit_code, bool):
             raise TypeError(f"exit_code must be an int, not {type(exit_code).__name__}")
+        if timeout is not None and (not isinstance(timeout, int | float) or timeout < 0):
+            raise TypeError(f"timeout must be a number of seconds >= 0, not {timeout!r}")
         self._finished = True
         atexit.unregister(self._finish_at_exit)
         _forget_current(self)
@@ -261,14 +297,21 @@ class Run:
             self._exit_state = "finished" if exit_code == 0 else "failed"
             return
         try:
-            exit_result = self._wait_for_exit(exit_code)
+            patience = FINISH_TIMEOUT if timeout is None else float(timeout)
+            exit_result = self._wait_for_exit(exit_code, patience)
+            if exit_result is None:
+                self._exit_state = "finished" if exit_code == 0 else "failed"
+                self._warn(
+                    f"run {self.id}: gave up waiting for {self._settings.base_url} after {patience:g} s; "
+                    f"the rows not yet delivered are in {self._settings.log_path} — deliver them with "
+                    f"`nbtrack sync {self._settings.log_path} --base-url {self._settings.base_url}`"
+                )
+                return
             self._exit_state = exit_result.state
             if exit_result.error.message:
-                logger.warning(
-                    "nbtrack: run %s: %s (the transaction log %s keeps every row)",
-                    self.id,
-                    exit_result.error.message,
-                    self._settings.log_path,
+                self._warn(
+                    f"run {self.id}: {exit_result.error.message} (the transaction log "
+                    f"{self._settings.log_path} keeps every row; replay it with `nbtrack sync`)"
                 )
             self._final_summary = self._fetch_summary()
         finally:
@@ -279,7 +322,12 @@ class Run:
                 except Exception:
                     logger.exception("nbtrack: a callback after finishing run %s failed", self.id)
 
-    def _wait_for_exit(self, exit_code: int) -> pb.ExitResult:
+    def _warn(self, message: str) -> None:
+        self.notices.append(message)
+        logger.warning("nbtrack: %s", message)
+
+    def _wait_for_exit(self, exit_code: int, timeout: float) -> pb.ExitResult | None:
+        """The exit result; None when a tracking server kept us waiting longer than timeout."""
         slot = self._mailbox.new_slot()
         self._send(
             pb.Record(
@@ -290,37 +338,51 @@ class Run:
         )
         started = last_progress = time.monotonic()
         last_pending: tuple[int, int] | None = None
-        rows_pending = 0
+        poll = pb.PollExitResponse()
         poll_slot = None
-        announced = False
+        announced = ""
         while True:
             result = slot.wait_a_while(0.25, f"finishing run {self.id}")
             if result is not None:
+                if announced:
+                    print(file=sys.stderr)
                 return result.exit_result
             # A poll waits in line behind the rows still in the pipe, so it is never awaited
             # with a deadline: its answer is taken whenever it comes.
             if poll_slot is None:
                 poll_slot = self._mailbox.new_slot()
-                poll = pb.Request(poll_exit=pb.PollExitRequest())
+                request = pb.Request(poll_exit=pb.PollExitRequest())
                 self._send(
-                    pb.Record(request=poll, control=pb.Control(mailbox_slot=poll_slot.id, req_resp=True))
+                    pb.Record(request=request, control=pb.Control(mailbox_slot=poll_slot.id, req_resp=True))
                 )
             answer = poll_slot.wait_a_while(0.0, f"finishing run {self.id}")
             if answer is not None:
                 poll_slot = None
-                rows_pending = answer.response.poll_exit.rows_pending
-            pending = (rows_pending, self._outbox.pending() if self._outbox else 0)
+                poll = answer.response.poll_exit
+            pending = (poll.rows_pending, self._outbox.pending() if self._outbox else 0)
             now = time.monotonic()
-            if pending != last_pending:
-                last_pending, last_progress = pending, now
+            if pending != last_pending or poll.retrying:
+                last_pending, last_progress = pending, now  # retrying an outage is not a stall
             elif now - last_progress > STALL_TIMEOUT:
                 raise InternalProcessError(
                     f"finishing run {self.id}: no progress for {STALL_TIMEOUT:g} s; every row is in "
                     f"{self._settings.log_path} (replay it with `nbtrack sync`)"
                 )
-            if not announced and now - started > PROGRESS_AFTER:
-                announced = True
-                print(f"nbtrack: waiting for {sum(pending)} rows to reach the store...", file=sys.stderr)
+            if self.mode == "online" and now - started > timeout:
+                if announced:
+                    print(file=sys.stderr)
+                return None
+            if now - started > PROGRESS_AFTER:
+                line = self._progress_line(sum(pending), poll)
+                if line != announced:  # one line, rewritten in place
+                    print(f"\r{line}", end="", file=sys.stderr, flush=True)
+                    announced = line
+
+    def _progress_line(self, rows: int, poll: pb.PollExitResponse) -> str:
+        where = self._settings.base_url if self.mode == "online" else "the store"
+        size = f" ({poll.bytes_pending / 1e6:.1f} MB)" if poll.bytes_pending else ""
+        retrying = " — server unreachable, retrying" if poll.retrying else ""
+        return f"nbtrack: waiting for {rows} rows{size} to reach {where}{retrying}"
 
     def _fetch_summary(self) -> dict[str, Any]:
         try:

@@ -10,13 +10,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from nbtrack.errors import UsageError
 
 __all__ = [
     "DEFAULT_ENTITY",
     "MODES",
+    "RUN_FILES",
     "Settings",
+    "check_base_url",
     "new_run_id",
     "resolve_root",
     "resolve_settings",
@@ -27,6 +30,7 @@ MODES = ("local", "online", "offline", "disabled")
 DEFAULT_ROOT = ".nbtrack"
 DEFAULT_PROJECT = "uncategorized"
 DEFAULT_ENTITY = "local"
+RUN_FILES = "files"  # the folder of a run's saved files, beside its transaction log
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")  # safe in a path, a URL and a folder name
 
@@ -37,7 +41,7 @@ class Settings:
 
     mode: str
     project: str
-    entity: str
+    entity: str  # "" in online mode until the server names the API key's entity
     run_id: str
     root: Path  # the nbtrack root: the store and the runs/ folder live here
     base_url: str | None = None
@@ -53,6 +57,11 @@ class Settings:
     def run_dir(self) -> Path:
         stamp = time.strftime("%Y%m%d_%H%M%S", time.localtime(self.start_time))
         return self.root / "runs" / f"run-{stamp}-{self.run_id}"
+
+    @property
+    def files_dir(self) -> Path:
+        """Copies of the files saved with run.save(), by name."""
+        return self.run_dir / RUN_FILES
 
     @property
     def log_path(self) -> Path:
@@ -89,14 +98,17 @@ def resolve_settings(
     """Apply the precedence rule and check every value, with an error that says what to do."""
     env = dict(os.environ) if env is None else env
     base_url = base_url or env.get("NBTRACK_BASE_URL") or None
+    if base_url is not None:
+        base_url = _base_url(base_url)
     chosen_mode = mode or env.get("NBTRACK_MODE") or ("online" if base_url else "local")
     if chosen_mode not in MODES:
         raise UsageError(f"unknown mode {chosen_mode!r}; use one of: {', '.join(MODES)}")
     if chosen_mode == "online":
-        raise UsageError(
-            "online mode (streaming to a tracking server) is not available in this version; "
-            "use mode='local' (the default) or mode='offline' and `nbtrack sync` later"
-        )
+        if not base_url:
+            raise UsageError(
+                "mode='online' needs a tracking server: pass base_url='http://host:8080' or set "
+                "NBTRACK_BASE_URL (start one with `nbtrack server`)"
+            )
     if resume not in (None, "allow", "must", "never"):
         raise UsageError(f"resume must be None, 'allow', 'must' or 'never', not {resume!r}")
     return Settings(
@@ -104,13 +116,37 @@ def resolve_settings(
         project=_name(
             project if project is not None else env.get("NBTRACK_PROJECT", DEFAULT_PROJECT), "project"
         ),
-        entity=_name(entity if entity is not None else env.get("NBTRACK_ENTITY", DEFAULT_ENTITY), "entity"),
+        entity=_entity(entity if entity is not None else env.get("NBTRACK_ENTITY"), chosen_mode),
         run_id=_name(id, "id") if id is not None else new_run_id(),
         root=resolve_root(dir, env),
         base_url=base_url,
         api_key=api_key or env.get("NBTRACK_API_KEY") or None,
         resume=resume,
     )
+
+
+def _entity(entity: str | None, mode: str) -> str:
+    """The entity runs belong to; online without one, "" lets the server answer with the key's own."""
+    if entity is None:
+        return "" if mode == "online" else DEFAULT_ENTITY
+    return _name(entity, "entity")
+
+
+def check_base_url(base_url: str) -> str:
+    """The base URL without a trailing slash; ValueError unless it is an http(s) URL."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"base_url must be an http:// or https:// URL, not {base_url!r}")
+    return base_url.rstrip("/")
+
+
+def _base_url(base_url: Any) -> str:
+    if not isinstance(base_url, str):
+        raise TypeError(f"base_url must be a str, not {type(base_url).__name__}")
+    try:
+        return check_base_url(base_url)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _name(value: Any, what: str) -> str:

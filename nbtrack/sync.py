@@ -1,13 +1,15 @@
-"""`nbtrack sync PATH`: replay transaction logs into the store with the sender's own code.
+"""`nbtrack sync PATH`: replay transaction logs into the store or to a tracking server, with the
+sender's own code.
 
 Replaying is idempotent because the sender addresses history and console lines by their line
-number in the run: a second sync writes the same lines to the same places.
+number in the run: a second sync writes the same lines to the same places, which also makes it
+safe to sync a run whose live delivery was cut short.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,16 +46,33 @@ def find_logs(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise FileNotFoundError(f"no transaction log at {root}")
 
 
-def sync_log(path: Path, store_url: str) -> SyncReport:
-    """Deliver one log to the store at store_url; a log without its exit record ends `crashed`."""
+def sync_log(
+    path: Path,
+    store_url: str | None = None,
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    on_notice: Callable[[str], None] | None = None,
+) -> SyncReport:
+    """Deliver one log to the store at store_url, or to the server at base_url; a log without its
+    exit record ends `crashed`. on_notice hears what the sender says on the way (e.g. retrying)."""
+    if (store_url is None) == (base_url is None):
+        raise ValueError("sync_log() needs one destination: store_url or base_url")
+    if base_url is not None:
+        setup = pb.SetupRequest(mode="online", base_url=base_url, api_key=api_key or "", log_path=str(path))
+    else:
+        setup = pb.SetupRequest(mode="local", store_url=store_url or "", log_path=str(path))
     report = SyncReport(path=path)
     errors: list[str] = []
 
-    def on_run_result(result: pb.Result) -> None:
-        if result.WhichOneof("result_type") == "run_result" and result.run_result.error.message:
+    def on_result(result: pb.Result) -> None:
+        kind = result.WhichOneof("result_type")
+        if kind == "run_result" and result.run_result.error.message:
             errors.append(result.run_result.error.message)
+        elif kind == "exit_result" and result.exit_result.error.message:
+            errors.append(result.exit_result.error.message)
 
-    sender = Sender(on_run_result, errors.append, setup=pb.SetupRequest(mode="local", store_url=store_url))
+    sender = Sender(on_result, on_notice or (lambda message: None), setup=setup)
     batch: list[pb.Record] = []
     try:
         for record in iter_records(path, on_corruption=report.corruption.append):

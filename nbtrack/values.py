@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "RESERVED_KEYS", "check_config", "check_row", "check_step"]
+__all__ = ["MAX_DEPTH", "RESERVED_KEYS", "check_config", "check_file_name", "check_row", "check_step"]
 
 MAX_DEPTH = 32
 RESERVED_KEYS = frozenset({"_step", "_runtime", "_timestamp"})
@@ -57,6 +57,25 @@ def check_step(step: object) -> int:
     if value < 0 or value > _INT_MAX:
         raise ValueError(f"step must be a non-negative int that fits in 64 bits, got {value}")
     return value
+
+
+def check_file_name(name: object) -> str:
+    """A run file's name: a relative path with '/' between parts, such as 'model.pt' or 'plots/a.png'."""
+    if not isinstance(name, str):
+        raise TypeError(f"a file name must be a str, not {type(name).__name__}")
+    parts = name.split("/")
+    if (
+        not name
+        or len(name) > 1024
+        or "\\" in name
+        or "\x00" in name
+        or any(part in ("", ".", "..") for part in parts)
+    ):
+        raise ValueError(
+            f"file name {name!r} must be a relative path such as 'model.pt' or 'plots/loss.png' "
+            "(no leading '/', no '..', no backslashes)"
+        )
+    return name
 
 
 def check_config(data: object, where: str = "config") -> dict[str, Any]:

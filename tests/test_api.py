@@ -71,9 +71,9 @@ def test_the_folder_comes_from_nbtrack_dir_then_dot_nbtrack(
     assert len(Api().runs("me/mnist")) == 2
 
 
-def test_a_server_url_is_refused_for_now(filled: Path) -> None:
-    with pytest.raises(UsageError, match="not available yet"):
-        Api(dir=filled, base_url="http://localhost:8080")
+def test_a_server_url_must_be_http(filled: Path) -> None:
+    with pytest.raises(UsageError, match="http"):
+        Api(base_url="localhost:8080")
 
 
 # ---- runs and run ------------------------------------------------------------------------------

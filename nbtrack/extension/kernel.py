@@ -164,7 +164,7 @@ class KernelTracker:
             runtime=live.runtime,
             metrics=jsonutil.loads(live.latest_json) if live.latest_json else {},
             series={s.key: {"steps": list(s.steps), "values": list(s.values)} for s in live.series},
-            pending={"rows": live.rows_pending, "bytes": 0},
+            pending={"rows": live.rows_pending, "bytes": live.bytes_pending},
             notices=tracked.run.notices[-5:],
         )
 

@@ -3,21 +3,31 @@
 The methods mirror the wire protocol's file stream (history and output are lines addressed by
 offset, so delivering the same lines again replaces them and a retry never duplicates), which
 lets the embedded store (local mode, `nbtrack sync`) and an HTTP client for a tracking server
-(online mode) be interchangeable.
+(online mode, `nbtrack.online.backend.HttpBackend`) be interchangeable. The store's calls are
+done when they return; the HTTP backend's only queue, so progress is counted by the backend
+(`rows_delivered`, `pending()`) rather than by its caller.
 """
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.settings import DEFAULT_ENTITY
 
-__all__ = ["Backend", "StoreBackend", "open_backend"]
+__all__ = ["Backend", "StoreBackend", "open_backend", "run_files_dir"]
 
 
 class Backend(Protocol):
-    def upsert_run(self, run: pb.RunRecord, config: dict[str, Any]) -> str | None:
-        """Create or update the run; return its URL if it has one."""
+    rows_delivered: int  # history rows the store/server has acknowledged
+    retrying: bool  # the server is unreachable for now and the backend is retrying
+    failure: str | None  # the first thing the server refused (already reported as a notice)
+
+    def upsert_run(self, run: pb.RunRecord, config: dict[str, Any]) -> tuple[str, str | None]:
+        """Create or update the run; return its entity and its URL (None without a server)."""
 
     def write_history(self, offset: int, lines: list[str], steps: list[int]) -> None: ...
 
@@ -29,7 +39,17 @@ class Backend(Protocol):
 
     def set_metrics(self, metrics: list[dict[str, str]]) -> None: ...
 
-    def finish_run(self, state: str, exit_code: int | None, runtime: float | None) -> None: ...
+    def save_file(self, name: str, path: Path) -> None:
+        """Keep a copy of the file at path as the run's file `name` (a relative path)."""
+
+    def finish_run(self, state: str, exit_code: int | None, runtime: float | None) -> None:
+        """Mark the run ended; returns once everything before it is delivered (or abort())."""
+
+    def pending(self) -> tuple[int, int]:
+        """History rows and their bytes handed over but not yet acknowledged."""
+
+    def abort(self) -> None:
+        """Give up delivering (the user stopped waiting); the transaction log keeps the rest."""
 
     def close(self) -> None: ...
 
@@ -37,13 +57,19 @@ class Backend(Protocol):
 class StoreBackend:
     """Delivers one run into the embedded store (SQLite under the nbtrack root)."""
 
+    retrying: bool = False  # a local database either answers or fails
+    failure: str | None = None  # failures raise, and the sender reports them
+
     def __init__(self, store_url: str, run: pb.RunRecord) -> None:
         from nbtrack.store import Store  # SQLAlchemy is the slowest import: only where it is used
 
         self._store = Store(store_url)
-        self._key = (run.entity, run.project, run.run_id)
+        # A run logged for a server without naming an entity is "the key's own": here, the default.
+        self._key = (run.entity or DEFAULT_ENTITY, run.project, run.run_id)
+        self._files = run_files_dir(store_url, *self._key)
+        self.rows_delivered = 0
 
-    def upsert_run(self, run: pb.RunRecord, config: dict[str, Any]) -> str | None:
+    def upsert_run(self, run: pb.RunRecord, config: dict[str, Any]) -> tuple[str, str | None]:
         self._store.upsert_run(
             *self._key,
             display_name=run.display_name or None,
@@ -57,10 +83,11 @@ class StoreBackend:
             state="running",
             created_at=run.start_time or None,
         )
-        return None
+        return self._key[0], None
 
     def write_history(self, offset: int, lines: list[str], steps: list[int]) -> None:
         self._store.write_history(*self._key, offset, lines, steps=steps)
+        self.rows_delivered += len(lines)
 
     def write_output(self, offset: int, lines: list[str]) -> None:
         self._store.write_output(*self._key, offset, lines)
@@ -74,17 +101,47 @@ class StoreBackend:
     def set_metrics(self, metrics: list[dict[str, str]]) -> None:
         self._store.set_metrics(*self._key, metrics)
 
+    def save_file(self, name: str, path: Path) -> None:
+        if self._files is None:
+            raise ValueError("run files are kept beside a SQLite store only")
+        target = self._files / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        shutil.copyfile(path, partial)
+        partial.replace(target)  # a reader never sees half a file
+
     def finish_run(self, state: str, exit_code: int | None, runtime: float | None) -> None:
         self._store.finish_run(*self._key, state=state, exit_code=exit_code, runtime=runtime)
+
+    def pending(self) -> tuple[int, int]:
+        return 0, 0
+
+    def abort(self) -> None:
+        """Nothing to give up: every call is done when it returns."""
 
     def close(self) -> None:
         self._store.close()
 
 
-def open_backend(setup: pb.SetupRequest, run: pb.RunRecord) -> Backend | None:
+def run_files_dir(store_url: str, entity: str, project: str, run_id: str) -> Path | None:
+    """Where a SQLite store's runs keep their files: <root>/files/<entity>/<project>/<run_id>
+    (the layout `nbtrack server --dir <root>` serves)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(store_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database).parent / "files" / entity / project / run_id
+
+
+def open_backend(setup: pb.SetupRequest, run: pb.RunRecord, notice: Callable[[str], None]) -> Backend | None:
     """The backend for this run's mode; None in offline mode (the transaction log is all)."""
     if setup.mode == "local":
         return StoreBackend(setup.store_url, run)
+    if setup.mode == "online":
+        from nbtrack.online.backend import HttpBackend
+
+        return HttpBackend(setup.base_url, setup.api_key or None, run, notice)
     if setup.mode == "offline":
         return None
-    raise ValueError(f"mode {setup.mode!r} has no backend in this version")
+    raise ValueError(f"mode {setup.mode!r} has no backend")

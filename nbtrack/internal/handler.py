@@ -97,6 +97,8 @@ class Handler:
         elif kind == "poll_exit":
             poll = response.poll_exit
             poll.rows_pending = self.rows_logged - self._sender.rows_stored
+            poll.bytes_pending = self._sender.bytes_pending
+            poll.retrying = self._sender.retrying
             poll.bytes_pending = self._writer.bytes_pending
             exit_result = self._sender.exit_result
             poll.done = exit_result is not None
@@ -112,7 +114,7 @@ class Handler:
                     response.sampled_history.series.add(key=key, steps=steps, values=values)
         elif kind == "status":
             status = response.status
-            status.state, status.step, status.rows_logged = self.state, self.step, self.rows_logged
+            status.state, status.step, status.rows_logged = self.shown_state, self.step, self.rows_logged
             status.rows_stored = self._sender.rows_stored
             status.runtime = time.time() - self.run.start_time if self.run is not None else 0.0
         elif kind == "shutdown":
@@ -214,20 +216,28 @@ class Handler:
         now = time.monotonic()
         if now - self._live_sent < self._live_interval and not force:
             return
-        seen = (self.state, self.rows_logged, self._sender.rows_stored)
+        seen = (self.shown_state, self.rows_logged, self._sender.rows_stored)
         if seen == self._live_seen:
             return
         self._live_sent, self._live_seen = now, seen
         self._reply(pb.Result(live=self.live_result()))
 
+    @property
+    def shown_state(self) -> str:
+        """The state a person sees: "retrying" while a live run cannot reach its server."""
+        if self.state in ("running", "finishing") and self._sender.retrying:
+            return "retrying"
+        return self.state
+
     def live_result(self) -> pb.LiveResult:
         live = pb.LiveResult(
-            state=self.state,
+            state=self.shown_state,
             step=self.step,
             runtime=max(0.0, time.time() - self._start_time),
             latest_json=jsonutil.dumps(self.latest),
             rows_logged=self.rows_logged,
             rows_pending=self.rows_logged - self._sender.rows_stored,
+            bytes_pending=self._sender.bytes_pending,
         )
         for key, series in list(self.sampled.series.items())[:LIVE_SERIES]:
             steps, values = series.points()

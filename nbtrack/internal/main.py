@@ -69,9 +69,14 @@ def serve(records: Connection, results_conn: Connection, preload: bool = False) 
     sender_thread = SenderThread(sender)
     writer = WriterThread(sender_thread.put, results.notice)
     handler = Handler(writer, sender, results.send)
-    thread = threading.Thread(target=_handle_records, args=(records, handler), name="Handler")
+    shutdown = threading.Event()
+    thread = threading.Thread(target=_handle_records, args=(records, handler, shutdown), name="Handler")
     thread.start()
     thread.join()
+    if shutdown.is_set():
+        # The user side asked us to stop, after finish() got its answer or gave up waiting for
+        # an unreachable server: what is not delivered stays in the log for `nbtrack sync`.
+        sender.abort()
     # Drain in order: the writer finishes the log, then the sender delivers the rest.
     writer.stop(STOP_SECONDS)
     sender_thread.stop(STOP_SECONDS)
@@ -80,7 +85,7 @@ def serve(records: Connection, results_conn: Connection, preload: bool = False) 
     logger.debug("nbtrack internal process %d exits", os.getpid())
 
 
-def _handle_records(records: Connection, handler: Handler) -> None:
+def _handle_records(records: Connection, handler: Handler, shutdown: threading.Event) -> None:
     while True:
         try:
             if not records.poll(IDLE_TICK):
@@ -105,4 +110,5 @@ def _handle_records(records: Connection, handler: Handler) -> None:
             record.WhichOneof("record_type") == "request"
             and record.request.WhichOneof("request_type") == "shutdown"
         ):
+            shutdown.set()
             break

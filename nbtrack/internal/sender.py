@@ -12,12 +12,15 @@ import logging
 import time
 from collections.abc import Callable
 from operator import methodcaller
+from pathlib import Path
 from typing import Any
 
 from nbtrack import jsonutil
+from nbtrack.errors import NbtrackError
 from nbtrack.internal.backend import Backend, open_backend
 from nbtrack.internal.worker import QueueWorker
 from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.settings import RUN_FILES
 
 __all__ = ["Sender", "SenderThread", "exit_state"]
 
@@ -44,7 +47,6 @@ class Sender:
         self._reply = reply
         self._notice = notice
         self.backend: Backend | None = None
-        self.rows_stored = 0
         self.exit_result: pb.ExitResult | None = None
         self._history: list[str] = []
         self._steps: list[int] = []
@@ -57,8 +59,23 @@ class Sender:
         self._failed: str | None = None  # first delivery error; reported once, at exit too
 
     @property
-    def rows_pending(self) -> int:
-        return len(self._history)
+    def rows_stored(self) -> int:
+        """History rows the store or server has acknowledged."""
+        return self.backend.rows_delivered if self.backend is not None else 0
+
+    @property
+    def bytes_pending(self) -> int:
+        """Bytes of history on their way to the server (0 for the embedded store)."""
+        return self.backend.pending()[1] if self.backend is not None else 0
+
+    @property
+    def retrying(self) -> bool:
+        return self.backend is not None and self.backend.retrying
+
+    def abort(self) -> None:
+        """Stop waiting for an unreachable server: the transaction log keeps what is left."""
+        if self.backend is not None:
+            self.backend.abort()
 
     def handle(self, records: list[pb.Record]) -> None:
         for record in records:
@@ -85,6 +102,8 @@ class Sender:
                 }
                 metrics = list(self._metrics.values())
                 self._deliver(methodcaller("set_metrics", metrics))
+            elif kind == "files":
+                self._on_files(record.files)
             elif kind == "exit":
                 self._on_exit(record)
         if len(self._history) >= BATCH_ROWS or time.monotonic() - self._last_flush >= BATCH_SECONDS:
@@ -103,13 +122,18 @@ class Sender:
     def _on_run(self, record: pb.Record) -> None:
         result = pb.RunUpdateResult(run=record.run)
         try:
-            self.backend = None if self.setup is None else open_backend(self.setup, record.run)
+            self.backend = None if self.setup is None else open_backend(self.setup, record.run, self._notice)
             config = jsonutil.loads(record.run.config_json) if record.run.config_json else {}
             if self.backend is not None:
-                result.url = self.backend.upsert_run(record.run, config) or ""
+                entity, url = self.backend.upsert_run(record.run, config)
+                result.run.entity, result.url = entity, url or ""
         except Exception as exc:
-            logger.exception("nbtrack: could not start the run in the store")
-            result.error.message = f"could not start the run: {type(exc).__name__}: {exc}"
+            logger.exception("nbtrack: could not start the run")
+            reason = str(exc) if isinstance(exc, NbtrackError) else f"{type(exc).__name__}: {exc}"
+            result.error.message = f"could not start the run: {reason}"
+            if self.backend is not None:
+                self.backend.abort()
+                self.backend.close()
             self.backend = None
             self._failed = result.error.message
         self._reply(pb.Result(control=record.control, run_result=result))
@@ -123,13 +147,23 @@ class Sender:
         for key in summary.remove:
             self._summary.pop(key, None)
 
+    def _on_files(self, files: pb.FilesRecord) -> None:
+        run_dir = Path(self.setup.log_path).parent if self.setup is not None and self.setup.log_path else None
+        for file in files.files:
+            if run_dir is not None:
+                self._deliver(methodcaller("save_file", file.path, run_dir / RUN_FILES / file.path))
+
     def _on_exit(self, record: pb.Record) -> None:
         self._flush()
         state = exit_state(record.exit)
         self._deliver(methodcaller("finish_run", state, record.exit.exit_code, record.exit.runtime))
         result = pb.ExitResult(state=state)
-        if self._failed is not None:
-            result.error.message = self._failed
+        failure = self._failed or (self.backend.failure if self.backend is not None else None)
+        undelivered = self.backend.pending()[0] if self.backend is not None else 0
+        if failure is not None:
+            result.error.message = failure
+        elif undelivered:
+            result.error.message = f"{undelivered} history rows were not delivered"
         self.exit_result = result
         self._reply(pb.Result(control=record.control, exit_result=result))
 
@@ -139,8 +173,7 @@ class Sender:
             lines, steps, offset = self._history, self._steps, self._history_offset
             self._history, self._steps = [], []
             self._history_offset += len(lines)
-            if self._deliver(methodcaller("write_history", offset, lines, steps)):
-                self.rows_stored += len(lines)
+            self._deliver(methodcaller("write_history", offset, lines, steps))
         if self._output:
             out, out_offset = self._output, self._output_offset
             self._output = []

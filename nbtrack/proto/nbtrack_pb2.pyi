@@ -450,7 +450,7 @@ class FilesRecord(_message.Message):
         PATH_FIELD_NUMBER: _builtins.int
         POLICY_FIELD_NUMBER: _builtins.int
         path: _builtins.str
-        """relative to the run folder"""
+        """the file's name: its path under the run folder's files/"""
         policy: _builtins.str
         """"now", "end", "live" """
         def __init__(
@@ -804,6 +804,7 @@ class LiveResult(_message.Message):
     SERIES_FIELD_NUMBER: _builtins.int
     ROWS_LOGGED_FIELD_NUMBER: _builtins.int
     ROWS_PENDING_FIELD_NUMBER: _builtins.int
+    BYTES_PENDING_FIELD_NUMBER: _builtins.int
     state: _builtins.str
     step: _builtins.int
     """the next step to assign"""
@@ -812,7 +813,9 @@ class LiveResult(_message.Message):
     """JSON object: the latest value of each key"""
     rows_logged: _builtins.int
     rows_pending: _builtins.int
-    """not yet in the store"""
+    """not yet in the store / at the server"""
+    bytes_pending: _builtins.int
+    """bytes of history on their way to the server"""
     @_builtins.property
     def series(self) -> _containers.RepeatedCompositeFieldContainer[Global___SampledHistoryResponse.Series]: ...
     def __init__(
@@ -825,10 +828,11 @@ class LiveResult(_message.Message):
         series: _abc.Iterable[Global___SampledHistoryResponse.Series] | None = ...,
         rows_logged: _builtins.int = ...,
         rows_pending: _builtins.int = ...,
+        bytes_pending: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["latest_json", b"latest_json", "rows_logged", b"rows_logged", "rows_pending", b"rows_pending", "runtime", b"runtime", "series", b"series", "state", b"state", "step", b"step"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_pending", b"bytes_pending", "latest_json", b"latest_json", "rows_logged", b"rows_logged", "rows_pending", b"rows_pending", "runtime", b"runtime", "series", b"series", "state", b"state", "step", b"step"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1010,11 +1014,14 @@ class PollExitResponse(_message.Message):
     ROWS_PENDING_FIELD_NUMBER: _builtins.int
     BYTES_PENDING_FIELD_NUMBER: _builtins.int
     EXIT_RESULT_FIELD_NUMBER: _builtins.int
+    RETRYING_FIELD_NUMBER: _builtins.int
     done: _builtins.bool
     rows_pending: _builtins.int
     """history rows not yet in the store / at the server"""
     bytes_pending: _builtins.int
-    """transaction log bytes not yet fsynced"""
+    """bytes of history on their way to the server"""
+    retrying: _builtins.bool
+    """the server is unreachable for now; delivery is being retried"""
     @_builtins.property
     def exit_result(self) -> Global___ExitResult: ...
     def __init__(
@@ -1024,10 +1031,11 @@ class PollExitResponse(_message.Message):
         rows_pending: _builtins.int = ...,
         bytes_pending: _builtins.int = ...,
         exit_result: Global___ExitResult | None = ...,
+        retrying: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["exit_result", b"exit_result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_pending", b"bytes_pending", "done", b"done", "exit_result", b"exit_result", "rows_pending", b"rows_pending"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_pending", b"bytes_pending", "done", b"done", "exit_result", b"exit_result", "retrying", b"retrying", "rows_pending", b"rows_pending"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,1 @@
+"""Online mode: the HTTP client of a tracking server and the sender backend built on it."""

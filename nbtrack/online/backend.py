@@ -1,0 +1,400 @@
+"""The sender's backend for online mode: one run delivered to a tracking server over HTTP.
+
+The sender hands rows over and goes on: every call here only queues. A delivery thread posts the
+file stream (at most one post in flight, bounded in rows and bytes, at least every
+FLUSH_SECONDS while rows arrive), upserts the run when its config or metrics change, uploads
+files, and retries transient failures with the client's RetryPolicy. While the server is
+unreachable the rows wait here, and durably in the transaction log the writer already made, so
+the user's loop never slows down. History and console lines carry their line offset: a post
+retried after the server had applied it replaces the same lines, never duplicates them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from nbtrack import jsonutil
+from nbtrack.online.client import ServerClient
+from nbtrack.online.retry import Rejected, RetryPolicy, Transient
+from nbtrack.proto import nbtrack_pb2 as pb
+
+__all__ = ["HttpBackend", "run_url"]
+
+logger = logging.getLogger("nbtrack")
+
+FLUSH_SECONDS = 0.5  # a live run's rows reach the server at most this late (when it answers)
+MAX_POST_ROWS = 10_000
+MAX_POST_BYTES = 8 << 20  # well under the server's request limit
+START_RETRY_SECONDS = 5.0  # init() waits this long for an unreachable server, then goes on without it
+
+UPSERT_BUCKET = """
+mutation UpsertBucket($name: String, $project: String, $entity: String, $displayName: String,
+    $notes: String, $groupName: String, $jobType: String, $tags: [String!], $config: JSONString,
+    $summaryMetrics: JSONString, $host: String, $program: String, $state: String,
+    $metrics: JSONString, $createdAt: Float) {
+  upsertBucket(input: {name: $name, project: $project, entity: $entity, displayName: $displayName,
+      notes: $notes, groupName: $groupName, jobType: $jobType, tags: $tags, config: $config,
+      summaryMetrics: $summaryMetrics, host: $host, program: $program, state: $state,
+      metrics: $metrics, createdAt: $createdAt}) {
+    bucket { id name displayName project { id name entity { id name } } }
+    inserted
+  }
+}
+"""
+
+CREATE_RUN_FILES = """
+mutation CreateRunFiles($entity: String, $project: String!, $run: String!, $files: [String!]!) {
+  createRunFiles(input: {entityName: $entity, project: $project, run: $run, files: $files}) {
+    runID uploadHeaders files { name uploadUrl }
+  }
+}
+"""
+
+
+def run_url(base_url: str, entity: str, project: str, run_id: str) -> str:
+    """The run's page in the server's web UI."""
+    return f"{base_url}/{entity}/{project}/runs/{run_id}"
+
+
+@dataclass
+class _Lines:
+    """Lines waiting for the server, addressed by the line number of the first one."""
+
+    offset: int = 0
+    lines: list[str] = field(default_factory=list)
+    nbytes: int = 0
+
+    def add(self, offset: int, lines: list[str]) -> None:
+        if not self.lines:
+            self.offset = offset
+        elif offset != self.offset + len(self.lines):  # the sender's offsets are contiguous
+            raise ValueError(f"lines at {offset} do not follow lines {self.offset}..{self.end}")
+        self.lines.extend(lines)
+        self.nbytes += sum(map(len, lines))
+
+    @property
+    def end(self) -> int:
+        return self.offset + len(self.lines)
+
+    def take(self, max_lines: int, max_bytes: int) -> tuple[int, list[str]]:
+        taken, size = 0, 0
+        for line in self.lines:
+            if taken and (taken >= max_lines or size + len(line) > max_bytes):
+                break
+            taken += 1
+            size += len(line)
+        chunk, offset = self.lines[:taken], self.offset
+        del self.lines[:taken]
+        self.offset += taken
+        self.nbytes -= size
+        return offset, chunk
+
+
+@dataclass
+class _Post:
+    """One unit of work for the delivery thread, taken from the queues under the lock."""
+
+    upsert: dict[str, Any] | None = None
+    files: list[tuple[str, Path]] = field(default_factory=list)
+    history: tuple[int, list[str]] = (0, [])
+    output: tuple[int, list[str]] = (0, [])
+    summary: dict[str, Any] | None = None
+    complete: int | None = None  # exit code, on the run's last post
+    final_upsert: dict[str, Any] | None = None  # after the last post (a crashed run says so)
+
+
+class HttpBackend:
+    """Implements the sender's Backend for a tracking server (see nbtrack.internal.backend)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        run: pb.RunRecord,
+        notice: Callable[[str], None],
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self._client = ServerClient(base_url, api_key, policy=policy)
+        self._notice = notice
+        self._entity = run.entity  # "" until the server says whose key this is
+        self._project, self._run_id = run.project, run.run_id
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._done = threading.Event()  # the final post is delivered (or given up)
+        self._config: dict[str, Any] = {}
+        self._upsert: dict[str, Any] | None = None
+        self._history = _Lines()
+        self._output = _Lines()
+        self._summary: dict[str, Any] | None = None
+        self._files: list[tuple[str, Path]] = []
+        self._uploaded: list[str] = []
+        self._complete: int | None = None
+        self._final_upsert: dict[str, Any] | None = None
+        self._in_flight_rows = 0
+        self._in_flight_bytes = 0
+        self._last_post = time.monotonic()
+        self._closing = False
+        self.rows_delivered = 0
+        self.retrying = False
+        self.failure: str | None = None  # the first thing the server refused, said once
+        self._thread = threading.Thread(target=self._deliver_forever, name="FileStream", daemon=True)
+        self._thread.start()
+
+    # -- the Backend calls (sender thread) ----------------------------------------------------
+
+    def upsert_run(self, run: pb.RunRecord, config: dict[str, Any]) -> tuple[str, str | None]:
+        """Create the run on the server: (entity, url). An unreachable server does not stop init():
+        the upsert is queued and retried; a refusal (bad key, bad name) raises Rejected."""
+        self._config = dict(config)
+        fields: dict[str, Any] = {
+            "name": run.run_id,
+            "project": run.project,
+            "entity": run.entity or None,
+            "displayName": run.display_name or None,
+            "notes": run.notes or None,
+            "groupName": run.group or None,
+            "jobType": run.job_type or None,
+            "tags": list(run.tags),
+            "config": self._config_json(),
+            "host": run.host or None,
+            "program": run.program or None,
+            "state": "running",
+            "createdAt": run.start_time or None,
+        }
+        deadline = time.monotonic() + START_RETRY_SECONDS
+        try:
+            self._client.retrying(lambda: self._upsert_now(fields), stop=self._stop, deadline=deadline)
+        except Transient as exc:
+            self._queue_upsert(fields)
+            self._on_transient(exc)
+        return self._entity, self.url
+
+    @property
+    def url(self) -> str | None:
+        if not self._entity:
+            return None
+        return run_url(self._client.base_url, self._entity, self._project, self._run_id)
+
+    def write_history(self, offset: int, lines: list[str], steps: list[int]) -> None:
+        with self._cond:
+            self._history.add(offset, lines)
+            if len(self._history.lines) >= MAX_POST_ROWS:
+                self._cond.notify()
+
+    def write_output(self, offset: int, lines: list[str]) -> None:
+        with self._cond:
+            self._output.add(offset, lines)
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        with self._cond:
+            self._summary = summary
+
+    def update_config(self, update: dict[str, Any], remove: list[str]) -> None:
+        self._config.update(update)
+        for key in remove:
+            self._config.pop(key, None)
+        self._queue_upsert({"config": self._config_json()})
+
+    def set_metrics(self, metrics: list[dict[str, str]]) -> None:
+        self._queue_upsert({"metrics": jsonutil.dumps_str(metrics)})
+
+    def save_file(self, name: str, path: Path) -> None:
+        with self._cond:
+            self._files.append((name, path))
+            self._cond.notify()
+
+    def finish_run(self, state: str, exit_code: int | None, runtime: float | None) -> None:
+        """Queue the last post and wait until it is delivered (or abort() gives up)."""
+        with self._cond:
+            self._complete = exit_code if exit_code is not None else (0 if state == "finished" else 1)
+            if state == "crashed":  # the file stream knows only finished/failed
+                self._final_upsert = {"state": "crashed"}
+            self._cond.notify()
+        while not self._done.wait(0.2):
+            if self._stop.is_set() or not self._thread.is_alive():
+                break
+
+    def pending(self) -> tuple[int, int]:
+        """(history rows, bytes) handed over but not yet acknowledged by the server."""
+        with self._cond:
+            return (
+                len(self._history.lines) + self._in_flight_rows,
+                self._history.nbytes + self._in_flight_bytes,
+            )
+
+    def abort(self) -> None:
+        """Stop delivering now (the user gave up waiting); the transaction log keeps the rest."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify()
+
+    def close(self) -> None:
+        """Deliver what is queued (bounded by the caller's patience: see abort), then stop."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        while self._thread.is_alive() and not self._stop.is_set():
+            self._thread.join(0.2)
+        self._client.close()
+
+    # -- the delivery thread ------------------------------------------------------------------
+
+    def _deliver_forever(self) -> None:
+        try:
+            while not self._stop.is_set():
+                post = self._next_post()
+                if post is None:
+                    break
+                self._deliver(post)
+                if post.complete is not None:
+                    break
+        except Exception:  # never die silently: the log keeps everything, say where
+            logger.exception("nbtrack: delivery to %s failed", self._client.base_url)
+            self._refused(f"delivery to {self._client.base_url} stopped after an internal error")
+        finally:
+            self._done.set()
+
+    def _next_post(self) -> _Post | None:
+        """Wait until something is due, then take it; None when closing with nothing left."""
+        with self._cond:
+            while True:
+                if self._stop.is_set():
+                    return None
+                has_work = bool(
+                    self._upsert
+                    or self._files
+                    or self._history.lines
+                    or self._output.lines
+                    or self._summary is not None
+                )
+                due = (
+                    self._upsert is not None
+                    or self._files
+                    or len(self._history.lines) >= MAX_POST_ROWS
+                    or self._complete is not None
+                    or self._closing
+                    or time.monotonic() - self._last_post >= FLUSH_SECONDS
+                )
+                if due and (has_work or self._complete is not None):
+                    break
+                if self._closing and not has_work:
+                    return None
+                self._cond.wait(FLUSH_SECONDS)
+            post = _Post(upsert=self._upsert, files=self._files)
+            self._upsert, self._files = None, []
+            post.history = self._history.take(MAX_POST_ROWS, MAX_POST_BYTES)
+            post.output = self._output.take(MAX_POST_ROWS, MAX_POST_BYTES)
+            post.summary, self._summary = self._summary, None
+            self._in_flight_rows = len(post.history[1])
+            self._in_flight_bytes = sum(map(len, post.history[1]))
+            if self._complete is not None and not self._history.lines and not self._output.lines:
+                post.complete, post.final_upsert = self._complete, self._final_upsert
+            self._last_post = time.monotonic()
+            return post
+
+    def _deliver(self, post: _Post) -> None:
+        if post.upsert is not None:
+            self._attempt(lambda: self._upsert_now(post.upsert or {}), "updating the run")
+        for name, path in post.files:
+            if self._attempt(lambda n=name, p=path: self._upload(n, p), f"uploading {name}"):  # type: ignore[misc]
+                self._uploaded.append(name)
+        body = self._file_stream_body(post)
+        if body is not None:
+            offset, rows = post.history
+            what = f"sending history lines {offset}..{offset + len(rows) - 1}" if rows else "sending the run"
+            delivered = self._attempt(
+                lambda: self._client.file_stream(self._entity, self._project, self._run_id, body), what
+            )
+            with self._cond:
+                if delivered:
+                    self.rows_delivered += len(rows)
+                self._in_flight_rows = self._in_flight_bytes = 0
+        if post.final_upsert is not None:
+            self._attempt(lambda: self._upsert_now(post.final_upsert or {}), "marking the run crashed")
+
+    def _file_stream_body(self, post: _Post) -> bytes | None:
+        files: dict[str, Any] = {}
+        offset, rows = post.history
+        if rows:
+            files["wandb-history.jsonl"] = {"offset": offset, "content": rows}
+        out_offset, out = post.output
+        if out:
+            files["output.log"] = {"offset": out_offset, "content": out}
+        if post.summary is not None:
+            files["wandb-summary.json"] = {"offset": 0, "content": [jsonutil.dumps_str(post.summary)]}
+        if not files and post.complete is None and not self._uploaded:
+            return None
+        body: dict[str, Any] = {"files": files}
+        if self._uploaded:
+            body["uploaded"], self._uploaded = self._uploaded, []
+        if post.complete is not None:
+            body["complete"], body["exitcode"] = True, post.complete
+        return orjson.dumps(body)
+
+    def _attempt(self, call: Callable[[], object], what: str) -> bool:
+        """call() with retries until it succeeds (True), is refused or aborted (False)."""
+        try:
+            self._client.retrying(
+                call, stop=self._stop, on_retry=lambda exc, n, wait: self._on_transient(exc)
+            )
+        except Transient:
+            return False  # aborted while retrying: the transaction log keeps it for `nbtrack sync`
+        except Rejected as exc:
+            self._refused(f"{what}: {exc}")
+            return False
+        if self.retrying:
+            self.retrying = False
+            self._notice(f"the tracking server at {self._client.base_url} answers again; delivery resumed")
+        return True
+
+    # -- server calls -------------------------------------------------------------------------
+
+    def _upsert_now(self, fields: dict[str, Any]) -> None:
+        variables = {"name": self._run_id, "project": self._project, "entity": self._entity or None, **fields}
+        data = self._client.graphql(UPSERT_BUCKET, variables)
+        bucket = (data.get("upsertBucket") or {}).get("bucket") or {}
+        entity = ((bucket.get("project") or {}).get("entity") or {}).get("name")
+        if isinstance(entity, str) and entity:
+            self._entity = entity
+
+    def _upload(self, name: str, path: Path) -> None:
+        data = self._client.graphql(
+            CREATE_RUN_FILES,
+            {"entity": self._entity or None, "project": self._project, "run": self._run_id, "files": [name]},
+        )
+        created = data.get("createRunFiles") or {}
+        headers = dict(h.split(":", 1) for h in created.get("uploadHeaders") or [] if ":" in h)
+        for item in created.get("files") or []:
+            if item.get("name") == name and item.get("uploadUrl"):
+                self._client.upload(
+                    item["uploadUrl"], path, {k.strip(): v.strip() for k, v in headers.items()}
+                )
+                return
+        raise Rejected(f"the tracking server gave no upload URL for {name}")
+
+    def _queue_upsert(self, fields: dict[str, Any]) -> None:
+        with self._cond:
+            self._upsert = {**(self._upsert or {}), **fields}
+            self._cond.notify()
+
+    def _config_json(self) -> str:
+        return jsonutil.dumps_str({key: {"value": value} for key, value in self._config.items()})
+
+    def _on_transient(self, exc: Transient) -> None:
+        if not self.retrying:
+            self.retrying = True
+            self._notice(f"{exc}; retrying — logging goes on, every row is kept in the transaction log")
+
+    def _refused(self, message: str) -> None:
+        logger.error("nbtrack: %s", message)
+        if self.failure is None:
+            self.failure = message
+            self._notice(message + " (the transaction log keeps every row; replay it with `nbtrack sync`)")

@@ -1,0 +1,123 @@
+"""Reading runs from a tracking server with GraphQL, in the shapes the embedded store returns.
+
+`ServerReader` answers the same questions as `nbtrack.store.Store` (projects, runs, one run, its
+history), so `nbtrack.Api` reads a server and a local folder with one code path.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from nbtrack import jsonutil
+from nbtrack.online.backend import run_url
+from nbtrack.online.client import ServerClient
+from nbtrack.online.retry import RetryPolicy
+from nbtrack.store.schema import ProjectRow, RunRow
+
+__all__ = ["ServerReader"]
+
+_RUN_FIELDS = """
+  name displayName state config summaryMetrics metrics tags notes group jobType host program
+  createdAt updatedAt runtime exitCode historyLineCount lastStep
+  project { name entityName }
+"""
+PROJECTS = "query Projects($entity: String) { projects(entityName: $entity) { name entityName createdAt runCount lastActivity } }"  # noqa: E501
+RUNS = f"""query Runs($project: String!, $entity: String) {{
+  project(name: $project, entityName: $entity) {{ runs {{ {_RUN_FIELDS} }} }} }}"""
+RUN = f"""query Run($project: String!, $entity: String, $run: String!) {{
+  project(name: $project, entityName: $entity) {{ run(name: $run) {{ {_RUN_FIELDS} }} }} }}"""
+HISTORY = """query History($project: String!, $entity: String, $run: String!, $keys: [String!]) {
+  project(name: $project, entityName: $entity) { run(name: $run) { history(keys: $keys) } } }"""
+
+# A reader gives a busy or restarting server a little time, then says what is wrong.
+READ_RETRY_SECONDS = 20.0
+
+
+class ServerReader:
+    """Runs on one tracking server, read through its GraphQL API."""
+
+    def __init__(self, base_url: str, api_key: str | None = None) -> None:
+        self._client = ServerClient(base_url, api_key, policy=RetryPolicy(cap=5.0))
+        self.base_url = self._client.base_url
+
+    def close(self) -> None:
+        self._client.close()
+
+    def list_projects(self, entity: str | None = None) -> list[ProjectRow]:
+        found = self._query(PROJECTS, entity=entity).get("projects") or []
+        return [
+            ProjectRow(
+                entity=p["entityName"],
+                name=p["name"],
+                created_at=p["createdAt"],
+                run_count=p["runCount"],
+                last_activity=p["lastActivity"],
+            )
+            for p in found
+        ]
+
+    def list_runs(self, project: str, entity: str | None = None) -> list[RunRow]:
+        found = self._query(RUNS, project=project, entity=entity).get("project") or {}
+        return [_run_row(run) for run in found.get("runs") or []]
+
+    def get_run(self, entity: str | None, project: str, run_id: str) -> RunRow | None:
+        found = self._query(RUN, project=project, entity=entity, run=run_id).get("project") or {}
+        run = found.get("run")
+        return _run_row(run) if run else None
+
+    def read_history(
+        self, entity: str, project: str, run_id: str, keys: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        variables = {
+            "project": project,
+            "entity": entity,
+            "run": run_id,
+            "keys": list(keys) if keys else None,
+        }
+        run = (self._query(HISTORY, **variables).get("project") or {}).get("run")
+        if not run:
+            return []
+        rows: list[dict[str, Any]] = jsonutil.loads(run["history"])
+        return rows
+
+    def run_url(self, row: RunRow) -> str:
+        return run_url(self.base_url, row.entity, row.project, row.run_id)
+
+    def _query(self, query: str, **variables: Any) -> dict[str, Any]:
+        import time
+
+        deadline = time.monotonic() + READ_RETRY_SECONDS
+        return self._client.retrying(
+            lambda: self._client.graphql(query, variables), stop=threading.Event(), deadline=deadline
+        )
+
+
+def _run_row(run: dict[str, Any]) -> RunRow:
+    return RunRow(
+        entity=run["project"]["entityName"],
+        project=run["project"]["name"],
+        run_id=run["name"],
+        display_name=run.get("displayName"),
+        state=run["state"],
+        config=_config(jsonutil.loads(run["config"])),
+        summary=jsonutil.loads(run["summaryMetrics"]),
+        metrics=jsonutil.loads(run["metrics"]),
+        tags=list(run.get("tags") or []),
+        notes=run.get("notes"),
+        group=run.get("group"),
+        job_type=run.get("jobType"),
+        host=run.get("host"),
+        program=run.get("program"),
+        created_at=run["createdAt"],
+        updated_at=run["updatedAt"],
+        runtime=run["runtime"],
+        exit_code=run.get("exitCode"),
+        history_line_count=run["historyLineCount"],
+        last_step=run.get("lastStep"),
+    )
+
+
+def _config(config: dict[str, Any]) -> dict[str, Any]:
+    return config

@@ -1,0 +1,218 @@
+"""Online mode end to end: runs stream to a real `nbtrack server` on a loopback port, through
+outages (a fault-injecting proxy, a server killed and restarted), and are read back exactly."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+import nbtrack
+from nbtrack.errors import InternalProcessError, UsageError
+from tests.faultproxy import FaultProxy, Faults
+from tests.serving import ServerProcess, create_key, start_server
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A real `nbtrack server` (SQLite under tmp_path) on a free loopback port."""
+    served = start_server(tmp_path / "server")
+    yield served
+    served.stop()
+
+
+def read_back(url: str, project: str, run_id: str, api_key: str | None = None) -> Any:
+    return nbtrack.Api(base_url=url, api_key=api_key).run(f"{project}/{run_id}")
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_a_run_streams_to_a_server_and_reads_back_exactly(server: ServerProcess, tmp_path: Path) -> None:
+    rows = 100_000
+    run = nbtrack.init(base_url=server.url, project="e2e", name="exact", config={"lr": 0.1, "layers": [1, 2]})
+    assert (run.mode, run.entity) == ("online", "local")
+    assert run.url == f"{server.url}/local/e2e/runs/{run.id}"
+    specials = {10: float("nan"), 11: float("inf"), 12: float("-inf")}
+    for i in range(rows):
+        run.log({"loss": specials.get(i, 1.0 / (i + 1)), "i": i})
+    run.config["batch"] = 32
+    run.summary["best"] = 0.5
+    model = tmp_path / "model.txt"
+    model.write_text("weights v1")
+    assert run.save(model, name="ckpt/model.txt") == "ckpt/model.txt"
+    model.write_text("changed after save()")  # the run keeps what was saved
+    run.finish()
+    assert run.state == "finished"
+
+    stored = read_back(server.url, "e2e", run.id)
+    assert stored.state == "finished"
+    assert stored.name == "exact"
+    assert stored.config == {"lr": 0.1, "layers": [1, 2], "batch": 32}
+    assert stored.summary["best"] == 0.5
+    assert stored.summary["i"] == rows - 1
+    assert stored.url == run.url
+    history = stored.history()
+    assert len(history) == rows
+    assert [row["_step"] for row in history] == list(range(rows))
+    assert [row["i"] for row in history] == list(range(rows))
+    assert math.isnan(history[10]["loss"])
+    assert history[11]["loss"] == math.inf and history[12]["loss"] == -math.inf
+    assert history[99]["loss"] == 1.0 / 100
+    download = requests.get(f"{server.url}/files/local/e2e/{run.id}/ckpt/model.txt", timeout=10)
+    assert download.status_code == 200 and download.content == b"weights v1"
+
+
+def test_online_mode_needs_a_usable_base_url() -> None:
+    with pytest.raises(UsageError, match="base_url"):
+        nbtrack.init(mode="online")
+    with pytest.raises(UsageError, match="http"):
+        nbtrack.init(base_url="ftp://example.org")
+
+
+def test_a_wrong_key_fails_init_in_one_sentence_and_a_right_key_names_the_entity(tmp_path: Path) -> None:
+    served = start_server(tmp_path / "keyed")
+    try:
+        key = create_key(served, "alice")
+        with pytest.raises(InternalProcessError, match="refused the API key"):
+            nbtrack.init(base_url=served.url, api_key="nbt_" + "0" * 40, project="p")
+        run = nbtrack.init(base_url=served.url, api_key=key, project="p")
+        assert run.entity == "alice"
+        assert run.url == f"{served.url}/alice/p/runs/{run.id}"
+        run.log({"x": 1})
+        run.finish()
+        assert read_back(served.url, "p", run.id, api_key=key).history() == [
+            {
+                "_step": 0,
+                "_runtime": pytest.approx(0, abs=60),
+                "_timestamp": pytest.approx(time.time(), abs=60),
+                "x": 1,
+            }
+        ]
+    finally:
+        served.stop()
+
+
+def test_every_row_arrives_exactly_once_when_30_percent_of_requests_fail(server: ServerProcess) -> None:
+    faults = Faults(fail_rate=0.3, kinds=("drop", "reset", "500", "429", "503", "drop_after_forward"), seed=4)
+    rows = 20_000
+    with FaultProxy(server.url, faults) as proxy:
+        run = nbtrack.init(base_url=proxy.url, project="faults")
+        for i in range(rows):
+            run.log({"x": i})
+            if i % 2000 == 0:
+                time.sleep(0.3)  # spread the rows over many posts
+        run.finish(timeout=180)
+        injected = sum(count for kind, count in proxy.stats.items() if kind != "forwarded")
+    assert run.state == "finished"
+    assert injected >= 3, proxy.stats
+    stored = read_back(server.url, "faults", run.id)
+    assert stored.state == "finished"
+    history = stored.history()
+    assert [row["x"] for row in history] == list(range(rows))
+    assert [row["_step"] for row in history] == list(range(rows))
+
+
+def test_a_server_killed_for_10_seconds_mid_run_loses_nothing(tmp_path: Path) -> None:
+    served = start_server(tmp_path / "outage")
+    try:
+        run = nbtrack.init(base_url=served.url, project="outage")
+        for i in range(5000):
+            run.log({"x": i})
+        wait_for(lambda: run.status().rows_stored == 5000, 30, "the first rows to arrive")
+        served.kill()
+        down_since = time.monotonic()
+        i = 5000
+        while time.monotonic() - down_since < 10:
+            for _ in range(500):
+                run.log({"x": i})
+                i += 1
+            time.sleep(0.05)
+        assert run.status().state == "retrying"
+        assert any("retrying" in notice for notice in run.notices)
+        served.start()
+        for _ in range(5000):
+            run.log({"x": i})
+            i += 1
+        run.finish(timeout=120)
+        assert run.state == "finished"
+        history = read_back(served.url, "outage", run.id).history()
+        assert [row["x"] for row in history] == list(range(i))
+    finally:
+        served.stop()
+
+
+def test_finish_gives_up_after_its_timeout_and_sync_delivers_the_rest(tmp_path: Path) -> None:
+    served = start_server(tmp_path / "later")
+    try:
+        run = nbtrack.init(base_url=served.url, project="later")
+        for i in range(1000):
+            run.log({"x": i})
+        wait_for(lambda: run.status().rows_stored == 1000, 30, "the first rows to arrive")
+        served.stop()
+        for i in range(1000, 3000):
+            run.log({"x": i})
+        started = time.monotonic()
+        run.finish(timeout=2)
+        assert time.monotonic() - started < 20
+        log_path = next(run.dir.glob("*.nbt"))
+        assert any("nbtrack sync" in notice and str(log_path) in notice for notice in run.notices), (
+            run.notices
+        )
+
+        served.start()
+        assert len(read_back(served.url, "later", run.id).history()) < 3000
+        for _ in range(2):  # a second sync replaces, never duplicates
+            synced = subprocess.run(
+                [sys.executable, "-m", "nbtrack.cli", "sync", str(log_path), "--base-url", served.url],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert synced.returncode == 0, synced.stderr
+            assert "3000 rows, finished" in synced.stdout
+            stored = read_back(served.url, "later", run.id)
+            assert stored.state == "finished"
+            assert [row["x"] for row in stored.history()] == list(range(3000))
+    finally:
+        served.stop()
+
+
+def test_an_offline_run_syncs_to_a_server(server: ServerProcess, root: Path) -> None:
+    run = nbtrack.init(mode="offline", project="offline", dir=root, config={"a": 1})
+    for i in range(500):
+        run.log({"x": i * 0.5})
+    run.finish()
+    from nbtrack.sync import sync_log
+
+    report = sync_log(next(run.dir.glob("*.nbt")), base_url=server.url)
+    assert (report.error, report.rows, report.state) == (None, 500, "finished")
+    stored = read_back(server.url, "offline", run.id)
+    assert stored.config == {"a": 1}
+    assert [row["x"] for row in stored.history()] == [i * 0.5 for i in range(500)]
+
+
+def test_api_reads_projects_and_runs_from_a_server(server: ServerProcess) -> None:
+    for name in ("a", "b"):
+        with nbtrack.init(base_url=server.url, project="listed", name=name) as run:
+            run.log({"loss": 1.0})
+    api = nbtrack.Api(base_url=server.url)
+    assert [(p.entity, p.name, p.run_count) for p in api.projects()] == [("local", "listed", 2)]
+    assert sorted(r.name for r in api.runs("listed")) == ["a", "b"]
+    assert api.runs("listed")[0].history(keys=["loss"]) == [{"_step": 0, "loss": 1.0}]
+    with pytest.raises(nbtrack.api.RunNotFoundError, match="missing"):
+        api.run("listed/missing")
