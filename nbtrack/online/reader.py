@@ -120,4 +120,8 @@ def _run_row(run: dict[str, Any]) -> RunRow:
 
 
 def _config(config: dict[str, Any]) -> dict[str, Any]:
-    return config
+    """Plain values from the wire's {"key": {"value": v}} form."""
+    return {
+        key: item["value"] if isinstance(item, dict) and "value" in item else item
+        for key, item in config.items()
+    }
