@@ -17,7 +17,7 @@ import requests
 import nbtrack
 from nbtrack.errors import InternalProcessError, UsageError
 from tests.faultproxy import FaultProxy, Faults
-from tests.serving import ServerProcess, create_key, start_server
+from tests.serving import POSTGRES_URL, ServerProcess, create_key, start_server, unique_name
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -42,11 +42,28 @@ def wait_for(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def test_a_run_streams_to_a_server_and_reads_back_exactly(server: ServerProcess, tmp_path: Path) -> None:
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_run_streams_to_a_server_and_reads_back_exactly(database: str, tmp_path: Path) -> None:
+    if database == "postgresql" and not POSTGRES_URL:
+        pytest.skip("set NBTRACK_TEST_POSTGRES_URL to run the server on PostgreSQL")
+    server = start_server(tmp_path / "server", db_url=POSTGRES_URL if database == "postgresql" else None)
+    try:
+        # The PostgreSQL database is shared with other tests, which create keys: use one of our own.
+        entity = "local" if database == "sqlite" else unique_name("team")
+        key = None if database == "sqlite" else create_key(server, entity)
+        _stream_and_read_back(server, tmp_path, unique_name("e2e"), entity, key)
+    finally:
+        server.stop()
+
+
+def _stream_and_read_back(
+    server: ServerProcess, tmp_path: Path, project: str, entity: str, key: str | None
+) -> None:
     rows = 100_000
-    run = nbtrack.init(base_url=server.url, project="e2e", name="exact", config={"lr": 0.1, "layers": [1, 2]})
-    assert (run.mode, run.entity) == ("online", "local")
-    assert run.url == f"{server.url}/local/e2e/runs/{run.id}"
+    config = {"lr": 0.1, "layers": [1, 2]}
+    run = nbtrack.init(base_url=server.url, api_key=key, project=project, name="exact", config=config)
+    assert (run.mode, run.entity) == ("online", entity)
+    assert run.url == f"{server.url}/{entity}/{project}/runs/{run.id}"
     specials = {10: float("nan"), 11: float("inf"), 12: float("-inf")}
     for i in range(rows):
         run.log({"loss": specials.get(i, 1.0 / (i + 1)), "i": i})
@@ -59,7 +76,7 @@ def test_a_run_streams_to_a_server_and_reads_back_exactly(server: ServerProcess,
     run.finish()
     assert run.state == "finished"
 
-    stored = read_back(server.url, "e2e", run.id)
+    stored = read_back(server.url, project, run.id, api_key=key)
     assert stored.state == "finished"
     assert stored.name == "exact"
     assert stored.config == {"lr": 0.1, "layers": [1, 2], "batch": 32}
@@ -73,7 +90,10 @@ def test_a_run_streams_to_a_server_and_reads_back_exactly(server: ServerProcess,
     assert math.isnan(history[10]["loss"])
     assert history[11]["loss"] == math.inf and history[12]["loss"] == -math.inf
     assert history[99]["loss"] == 1.0 / 100
-    download = requests.get(f"{server.url}/files/local/e2e/{run.id}/ckpt/model.txt", timeout=10)
+    auth = ("api", key) if key else None
+    download = requests.get(
+        f"{server.url}/files/{entity}/{project}/{run.id}/ckpt/model.txt", auth=auth, timeout=10
+    )
     assert download.status_code == 200 and download.content == b"weights v1"
 
 

@@ -37,7 +37,7 @@ class RetryPolicy:
 
     base: float = 0.5
     factor: float = 2.0
-    cap: float = 15.0
+    cap: float = 8.0  # a server back from an outage is found again within seconds
     jitter: float = 0.5  # fraction of each delay that is random, so clients do not retry in lockstep
     retry_after_cap: float = 60.0  # longest Retry-After honoured (a server may ask for hours)
 
