@@ -141,7 +141,8 @@ def open_backend(setup: pb.SetupRequest, run: pb.RunRecord, notice: Callable[[st
     if setup.mode == "online":
         from nbtrack.online.backend import HttpBackend
 
-        return HttpBackend(setup.base_url, setup.api_key or None, run, notice)
+        log_path = Path(setup.log_path) if setup.log_path else None
+        return HttpBackend(setup.base_url, setup.api_key or None, run, notice, log_path)
     if setup.mode == "offline":
         return None
     raise ValueError(f"mode {setup.mode!r} has no backend")

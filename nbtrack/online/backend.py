@@ -23,6 +23,7 @@ import orjson
 
 from nbtrack import jsonutil
 from nbtrack.online.client import ServerClient
+from nbtrack.online.line_queue import LineQueue
 from nbtrack.online.retry import Rejected, RetryPolicy, Transient
 from nbtrack.proto import nbtrack_pb2 as pb
 
@@ -65,40 +66,6 @@ def run_url(base_url: str, entity: str, project: str, run_id: str) -> str:
 
 
 @dataclass
-class _Lines:
-    """Lines waiting for the server, addressed by the line number of the first one."""
-
-    offset: int = 0
-    lines: list[str] = field(default_factory=list)
-    nbytes: int = 0
-
-    def add(self, offset: int, lines: list[str]) -> None:
-        if not self.lines:
-            self.offset = offset
-        elif offset != self.offset + len(self.lines):  # the sender's offsets are contiguous
-            raise ValueError(f"lines at {offset} do not follow lines {self.offset}..{self.end}")
-        self.lines.extend(lines)
-        self.nbytes += sum(map(len, lines))
-
-    @property
-    def end(self) -> int:
-        return self.offset + len(self.lines)
-
-    def take(self, max_lines: int, max_bytes: int) -> tuple[int, list[str]]:
-        taken, size = 0, 0
-        for line in self.lines:
-            if taken and (taken >= max_lines or size + len(line) > max_bytes):
-                break
-            taken += 1
-            size += len(line)
-        chunk, offset = self.lines[:taken], self.offset
-        del self.lines[:taken]
-        self.offset += taken
-        self.nbytes -= size
-        return offset, chunk
-
-
-@dataclass
 class _Post:
     """One unit of work for the delivery thread, taken from the queues under the lock."""
 
@@ -120,8 +87,10 @@ class HttpBackend:
         api_key: str | None,
         run: pb.RunRecord,
         notice: Callable[[str], None],
+        log_path: Path | None = None,
         policy: RetryPolicy | None = None,
     ) -> None:
+        """log_path: the run's transaction log, where history waits once too much is in memory."""
         self._client = ServerClient(base_url, api_key, policy=policy)
         self._notice = notice
         self._entity = run.entity  # "" until the server says whose key this is
@@ -131,8 +100,8 @@ class HttpBackend:
         self._done = threading.Event()  # the final post is delivered (or given up)
         self._config: dict[str, Any] = {}
         self._upsert: dict[str, Any] | None = None
-        self._history = _Lines()
-        self._output = _Lines()
+        self._history = LineQueue(log_path)
+        self._output = LineQueue()
         self._summary: dict[str, Any] | None = None
         self._files: list[tuple[str, Path]] = []
         self._uploaded: list[str] = []
@@ -184,14 +153,13 @@ class HttpBackend:
         return run_url(self._client.base_url, self._entity, self._project, self._run_id)
 
     def write_history(self, offset: int, lines: list[str], steps: list[int]) -> None:
-        with self._cond:
-            self._history.add(offset, lines)
-            if len(self._history.lines) >= MAX_POST_ROWS:
+        self._history.add(offset, lines)
+        if len(self._history) >= MAX_POST_ROWS:
+            with self._cond:
                 self._cond.notify()
 
     def write_output(self, offset: int, lines: list[str]) -> None:
-        with self._cond:
-            self._output.add(offset, lines)
+        self._output.add(offset, lines)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         with self._cond:
@@ -225,10 +193,7 @@ class HttpBackend:
     def pending(self) -> tuple[int, int]:
         """(history rows, bytes) handed over but not yet acknowledged by the server."""
         with self._cond:
-            return (
-                len(self._history.lines) + self._in_flight_rows,
-                self._history.nbytes + self._in_flight_bytes,
-            )
+            return len(self._history) + self._in_flight_rows, self._history.nbytes + self._in_flight_bytes
 
     def abort(self) -> None:
         """Stop delivering now (the user gave up waiting); the transaction log keeps the rest."""
@@ -271,14 +236,14 @@ class HttpBackend:
                 has_work = bool(
                     self._upsert
                     or self._files
-                    or self._history.lines
-                    or self._output.lines
+                    or len(self._history)
+                    or len(self._output)
                     or self._summary is not None
                 )
                 due = (
                     self._upsert is not None
                     or self._files
-                    or len(self._history.lines) >= MAX_POST_ROWS
+                    or len(self._history) >= MAX_POST_ROWS
                     or self._complete is not None
                     or self._closing
                     or time.monotonic() - self._last_post >= FLUSH_SECONDS
@@ -290,15 +255,18 @@ class HttpBackend:
                 self._cond.wait(FLUSH_SECONDS)
             post = _Post(upsert=self._upsert, files=self._files)
             self._upsert, self._files = None, []
-            post.history = self._history.take(MAX_POST_ROWS, MAX_POST_BYTES)
             post.output = self._output.take(MAX_POST_ROWS, MAX_POST_BYTES)
             post.summary, self._summary = self._summary, None
+            self._last_post = time.monotonic()
+        # Outside the lock: lines may have to be read back from the log, and the sender goes on.
+        post.history = self._history.take(MAX_POST_ROWS, MAX_POST_BYTES)
+        with self._cond:
             self._in_flight_rows = len(post.history[1])
             self._in_flight_bytes = sum(map(len, post.history[1]))
-            if self._complete is not None and not self._history.lines and not self._output.lines:
+            # After the exit record the sender adds nothing, so "all taken" stays true.
+            if self._complete is not None and not len(self._history) and not len(self._output):
                 post.complete, post.final_upsert = self._complete, self._final_upsert
-            self._last_post = time.monotonic()
-            return post
+        return post
 
     def _deliver(self, post: _Post) -> None:
         if post.upsert is not None:
