@@ -1,4 +1,4 @@
-"""The benchmark script still runs end to end (a smoke run; its figures are not judged here)."""
+"""The benchmark scripts still run end to end (smoke runs; their figures are not judged here)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_core.py"
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+BENCH = BENCHMARKS / "bench_core.py"
 
 
 def test_bench_core_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
@@ -15,4 +16,17 @@ def test_bench_core_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     for row in ("log() per call", "init()", "into the store", "internal process peak RSS", "targets"):
+        assert row in result.stdout
+
+
+def test_bench_online_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_online.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for row in ("log() per call", "finish() straight after the loop", "end to end", "server down"):
         assert row in result.stdout

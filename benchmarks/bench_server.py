@@ -1,0 +1,187 @@
+"""The tracking server's two hot paths, against a real `nbtrack server` process on this machine.
+
+    python benchmarks/bench_server.py [--rows 200000] [--history-rows 1000000] [--repeats 3] [--quick]
+
+1. Ingest: history rows/s through POST /files/.../file_stream, posts of 10,000 rows (bodies built
+   before the clock starts; each post is timed from send to answer, so the client's JSON encoding
+   is not counted). The store is SQLite, and PostgreSQL too when NBTRACK_TEST_POSTGRES_URL is
+   set (in a schema of its own, dropped afterwards).
+2. History: the GraphQL query of a run of --history-rows rows: the full history (one JSON string,
+   built from the stored texts without parsing them) and history(samples: 1000).
+Each figure is the median of --repeats. The targets come from the server's design brief (ingest)
+or are set here (history); ratio > 1 means better than the target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.serving starts the server
+from tests.serving import Client, create_key, start_server
+
+POST_ROWS = 10_000
+SAMPLES = 1000
+# (metric, unit, target, higher is better)
+TARGETS = {
+    "ingest": ("k rows/s", 50.0, True),
+    "full history": ("s", 3.0, False),
+    f"history(samples: {SAMPLES})": ("s", 0.5, False),
+}
+
+
+def history_bodies(total: int) -> Iterator[bytes]:
+    """File-stream bodies of POST_ROWS rows each, like a training loop logs them."""
+    for offset in range(0, total, POST_ROWS):
+        rows = [
+            json.dumps(
+                {
+                    "_step": s,
+                    "_runtime": s * 0.01,
+                    "_timestamp": 1.7e9 + s * 0.01,
+                    "loss": 1 / (s + 1),
+                    "acc": s / total,
+                    "lr": 3e-4,
+                    "grad_norm": 0.5,
+                    "epoch": s // 1000,
+                }
+            )
+            for s in range(offset, min(offset + POST_ROWS, total))
+        ]
+        yield json.dumps({"files": {"wandb-history.jsonl": {"offset": offset, "content": rows}}}).encode()
+
+
+def ingest(client: Client, project: str, run: str, bodies: list[bytes]) -> float:
+    """Seconds spent in the posts of bodies to a new run."""
+    client.upsert(project, run)
+    spent = 0.0
+    for body in bodies:
+        started = time.perf_counter()
+        response = client.stream(project, run, body)
+        spent += time.perf_counter() - started
+        response.raise_for_status()
+    return spent
+
+
+def timed_query(client: Client, query: str, **variables: str) -> float:
+    started = time.perf_counter()
+    response = client.graphql(query, **variables)
+    elapsed = time.perf_counter() - started
+    if response.status_code != 200 or "errors" in response.json():
+        raise RuntimeError(f"the history query failed: {response.text[:300]}")
+    return elapsed
+
+
+def measure(client: Client, rows: int, history_rows: int, repeats: int) -> dict[str, float]:
+    project = f"bench-{uuid.uuid4().hex[:8]}"
+    bodies = list(history_bodies(rows))
+    ingest_seconds = [ingest(client, project, f"ingest{i}", bodies) for i in range(repeats)]
+    results = {"ingest": rows / statistics.median(ingest_seconds) / 1000}
+    ingest(client, project, "history", list(history_bodies(history_rows)))
+    query = 'query ($p: String!) { project(name: $p) { run(name: "history") { %s } } }'
+    for metric, field in [
+        ("full history", "history"),
+        (f"history(samples: {SAMPLES})", f"history(samples: {SAMPLES})"),
+    ]:
+        results[metric] = statistics.median(
+            timed_query(client, query % field, p=project) for _ in range(repeats)
+        )
+    return results
+
+
+@contextmanager
+def postgres_schema(url: str) -> Iterator[str]:
+    """url, pointed at a schema made for this run and dropped after it: the test database stays clean."""
+    from sqlalchemy import create_engine, text
+
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
+
+
+def run_backend(
+    name: str, tmp: Path, db_url: str | None, measure_with: Callable[[Client], dict[str, float]]
+) -> dict[str, float]:
+    server = start_server(tmp / name, db_url=db_url)
+    try:
+        # With PostgreSQL, act as an entity with a key: a database shared with tests may hold keys.
+        client = Client(server.url, "bench", create_key(server, "bench")) if db_url else Client(server.url)
+        return measure_with(client)
+    finally:
+        server.stop()
+
+
+def print_table(results: dict[str, dict[str, float]], rows: int, history_rows: int) -> None:
+    print(f"\ningest: {rows:,} rows in posts of {POST_ROWS:,}; history: a run of {history_rows:,} rows\n")
+    header = f"{'store':<12} {'metric':<26} {'value':>12}  {'target':>12}  {'ratio':>6}"
+    print(header)
+    print("-" * len(header))
+    for backend, figures in results.items():
+        for metric, value in figures.items():
+            unit, target, higher = TARGETS[metric]
+            ratio = value / target if higher else target / value
+            shown = f"{value:,.1f} {unit}" if unit.startswith("k") else f"{value:.3f} {unit}"
+            goal = f"{'>=' if higher else '<='} {target:g} {unit}"
+            print(f"{backend:<12} {metric:<26} {shown:>12}  {goal:>12}  {ratio:>5.2f}x")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000, help="rows per ingest measurement (200,000)")
+    parser.add_argument(
+        "--history-rows", type=int, default=1_000_000, help="rows of the queried run (1,000,000)"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="repeats per figure (median shown)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 20,000 and 50,000 rows, 1 repeat")
+    args = parser.parse_args()
+    rows, history_rows, repeats = (
+        (20_000, 50_000, 1) if args.quick else (args.rows, args.history_rows, args.repeats)
+    )
+    print(
+        f"bench_server {time.strftime('%Y-%m-%d %H:%M')}, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
+        flush=True,
+    )
+
+    def measure_with(client: Client) -> dict[str, float]:
+        return measure(client, rows, history_rows, repeats)
+
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        results["sqlite"] = run_backend("sqlite", tmp, None, measure_with)
+        postgres = os.environ.get("NBTRACK_TEST_POSTGRES_URL")
+        if postgres:
+            with postgres_schema(postgres) as url:
+                results["postgresql"] = run_backend("postgresql", tmp, url, measure_with)
+    print_table(results, rows, history_rows)
+    if not postgres:
+        print("\nPostgreSQL skipped: set NBTRACK_TEST_POSTGRES_URL to measure it too")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except requests.RequestException as exc:
+        print(f"bench_server: the server failed: {exc}", file=sys.stderr)
+        sys.exit(1)
