@@ -7,6 +7,7 @@ never break the notebook: failures are logged, never raised into a cell.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import sys
@@ -213,9 +214,11 @@ class KernelTracker:
             print(f"nbtrack: waiting up to {timeout:g} s for {pending} records", file=sys.stderr)
         deadline = time.monotonic() + timeout
         for run in live:
-            if time.monotonic() > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 break
-            guarded(run.finish, f"finishing run {run.id}")
+            # An unreachable server may keep an online run waiting: bounded by what is left.
+            guarded(functools.partial(run.finish, timeout=left), f"finishing run {run.id}")
 
     def close(self) -> None:
         self.finish_all()
