@@ -221,6 +221,10 @@ class HttpBackend:
                 self._deliver(post)
                 if post.complete is not None:
                     break
+                if not post.history[1] and len(self._history):
+                    # Lines the writer has not handed to the OS yet (it does every 20 ms): not a
+                    # reason to scan the log again at once.
+                    self._stop.wait(0.05)
         except Exception:  # never die silently: the log keeps everything, say where
             logger.exception("nbtrack: delivery to %s failed", self._client.base_url)
             self._refused(f"delivery to {self._client.base_url} stopped after an internal error")
