@@ -1,4 +1,4 @@
-"""The `nbtrack` command: demo, runs, dump, sync."""
+"""The `nbtrack` command: demo, runs, dump, sync, server."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nbtrack.store import Store
 
 __all__ = ["main"]
 
@@ -53,13 +57,56 @@ def _parser() -> argparse.ArgumentParser:
     dump.add_argument("path", type=Path)
     dump.set_defaults(func=_dump)
 
-    sync = command("sync", "replay transaction logs (a file or a folder of them) into the store")
+    sync = command(
+        "sync", "replay transaction logs (a file or a folder of them) into the store or to a tracking server"
+    )
     sync.add_argument("path", type=Path)
-    sync.add_argument(
+    target = sync.add_mutually_exclusive_group()
+    target.add_argument(
         "--dir", help="nbtrack root whose store receives the runs (default $NBTRACK_DIR or ./.nbtrack)"
     )
+    target.add_argument("--base-url", help="a tracking server to deliver to (default $NBTRACK_BASE_URL)")
+    sync.add_argument("--api-key", help="the server's API key (default $NBTRACK_API_KEY)")
     sync.set_defaults(func=_sync)
+
+    _server_parser(
+        command("server", "serve runs over HTTP (the W&B wire protocol) to online runs and clients")
+    )
     return parser
+
+
+def _server_parser(server: argparse.ArgumentParser) -> None:
+    server.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    server.add_argument(
+        "--port", type=int, default=8080, help="port to listen on (default 8080; 0: any free)"
+    )
+    _store_options(server)
+    server.add_argument("--files", help="folder of uploaded run files (default ROOT/files)")
+    server.add_argument("--max-body", type=int, help="largest JSON body in bytes (default 64 MiB)")
+    server.add_argument("--max-upload", type=int, help="largest uploaded file in bytes (default 1 GiB)")
+    server.set_defaults(func=_server, dir=None, db=None)
+    key = server.add_subparsers(dest="server_command", metavar="key").add_parser(
+        "key", help="manage API keys", description="manage API keys"
+    )
+    key_commands = key.add_subparsers(dest="key_command", metavar="COMMAND", required=True)
+    create = key_commands.add_parser("create", help="print a new API key acting as ENTITY")
+    create.add_argument("entity")
+    _store_options(create)
+    create.set_defaults(func=_key_create)
+    listing = key_commands.add_parser("list", help="list API keys (entity, key prefix, created)")
+    _store_options(listing)
+    listing.set_defaults(func=_key_list)
+
+
+def _store_options(parser: argparse.ArgumentParser) -> None:
+    # No defaults (SUPPRESS; `server` sets them): an option given before `key create` would be reset.
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--dir", default=argparse.SUPPRESS, help="nbtrack root whose store to serve (default ./.nbtrack)"
+    )
+    where.add_argument(
+        "--db", default=argparse.SUPPRESS, help="database URL instead, e.g. postgresql://host/db"
+    )
 
 
 def _root(dir: str | None) -> Path:
@@ -106,13 +153,25 @@ def _dump(args: argparse.Namespace) -> int:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from nbtrack.settings import store_url
+    import os
+
+    from nbtrack.settings import check_base_url, store_url
     from nbtrack.sync import find_logs, sync_log
 
-    root = _root(args.dir)
+    base_url = None if args.dir else args.base_url or os.environ.get("NBTRACK_BASE_URL") or None
+    if base_url is not None:
+        base_url = check_base_url(base_url)
+        api_key = args.api_key or os.environ.get("NBTRACK_API_KEY")
+        where = base_url
+    else:
+        root = _root(args.dir)
+        where = str(root / "nbtrack.db")
     status = 0
     for path in find_logs(args.path):
-        report = sync_log(path, store_url(root))
+        if base_url is not None:
+            report = sync_log(path, base_url=base_url, api_key=api_key, on_notice=_say)
+        else:
+            report = sync_log(path, store_url(root), on_notice=_say)
         line = f"{path}: {report.run or '?'} {report.rows} rows, {report.state or 'unknown'}"
         if not report.complete and report.run:
             line += " (the log ends without an exit record: marked crashed)"
@@ -123,8 +182,58 @@ def _sync(args: argparse.Namespace) -> int:
             line += f"; error: {report.error}"
             status = 1
         print(line)
-    print(f"synced into {root / 'nbtrack.db'}")
+    print(f"synced to {where}")
     return status
+
+
+def _say(message: str) -> None:
+    print(f"nbtrack sync: {message}", file=sys.stderr)
+
+
+def _server(args: argparse.Namespace) -> int:
+    from nbtrack.server.config import server_config
+
+    try:
+        from nbtrack.server.main import serve
+    except ImportError as exc:  # the server's libraries are an extra: say which install brings them
+        print(
+            f"nbtrack server: {exc.name or 'a library'} is missing; "
+            "install the server with: pip install 'nbtrack[server]'",
+            file=sys.stderr,
+        )
+        return 2
+
+    options = ("host", "port", "dir", "db", "files", "max_body", "max_upload")
+    return serve(server_config(**{name: getattr(args, name) for name in options}))
+
+
+def _key_store(args: argparse.Namespace) -> Store:
+    from nbtrack.server.config import resolve_store
+    from nbtrack.store import Store
+
+    url, _files = resolve_store(args.dir, args.db, None)
+    return Store(url)
+
+
+def _key_create(args: argparse.Namespace) -> int:
+    from nbtrack.server.names import check_name
+
+    with _key_store(args) as store:
+        print(store.create_key(check_name(args.entity, "entity")))
+    return 0
+
+
+def _key_list(args: argparse.Namespace) -> int:
+    from nbtrack.tables import render_table
+
+    with _key_store(args) as store:
+        keys = store.list_keys()
+    if not keys:
+        print("no API keys (open mode on loopback); create one with `nbtrack server key create ENTITY`")
+        return 0
+    rows = [(k.entity, k.prefix + "...", _when(k.created_at)) for k in keys]
+    print(render_table(["entity", "key", "created"], rows))
+    return 0
 
 
 if __name__ == "__main__":

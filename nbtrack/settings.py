@@ -103,21 +103,20 @@ def resolve_settings(
     chosen_mode = mode or env.get("NBTRACK_MODE") or ("online" if base_url else "local")
     if chosen_mode not in MODES:
         raise UsageError(f"unknown mode {chosen_mode!r}; use one of: {', '.join(MODES)}")
-    if chosen_mode == "online":
-        if not base_url:
-            raise UsageError(
-                "mode='online' needs a tracking server: pass base_url='http://host:8080' or set "
-                "NBTRACK_BASE_URL (start one with `nbtrack server`)"
-            )
+    if chosen_mode == "online" and not base_url:
+        raise UsageError(
+            "mode='online' needs a tracking server: pass base_url='http://host:8080' or set "
+            "NBTRACK_BASE_URL (start one with `nbtrack server`)"
+        )
     if resume not in (None, "allow", "must", "never"):
         raise UsageError(f"resume must be None, 'allow', 'must' or 'never', not {resume!r}")
     return Settings(
         mode=chosen_mode,
-        project=_name(
+        project=check_name(
             project if project is not None else env.get("NBTRACK_PROJECT", DEFAULT_PROJECT), "project"
         ),
         entity=_entity(entity if entity is not None else env.get("NBTRACK_ENTITY"), chosen_mode),
-        run_id=_name(id, "id") if id is not None else new_run_id(),
+        run_id=check_name(id, "id") if id is not None else new_run_id(),
         root=resolve_root(dir, env),
         base_url=base_url,
         api_key=api_key or env.get("NBTRACK_API_KEY") or None,
@@ -129,7 +128,7 @@ def _entity(entity: str | None, mode: str) -> str:
     """The entity runs belong to; online without one, "" lets the server answer with the key's own."""
     if entity is None:
         return "" if mode == "online" else DEFAULT_ENTITY
-    return _name(entity, "entity")
+    return check_name(entity, "entity")
 
 
 def check_base_url(base_url: str) -> str:
@@ -149,7 +148,8 @@ def _base_url(base_url: Any) -> str:
         raise UsageError(str(exc)) from None
 
 
-def _name(value: Any, what: str) -> str:
+def check_name(value: Any, what: str) -> str:
+    """value if it is a valid entity, project or run name; it also names folders, so never . or .."""
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, not {type(value).__name__}")
     if not value.strip():
@@ -158,4 +158,6 @@ def _name(value: Any, what: str) -> str:
         raise UsageError(
             f"{what} {value!r} may hold only letters, digits, '_', '-' and '.' (at most 128 characters)"
         )
+    if value in (".", ".."):
+        raise UsageError(f"{what} {value!r} is not a name; it would be a folder step")
     return value

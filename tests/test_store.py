@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import sqlite3
@@ -18,8 +19,8 @@ from sqlalchemy import create_engine
 
 from nbtrack import jsonutil
 from nbtrack.errors import UsageError
-from nbtrack.store import DB_FILENAME, Store, StoreError
-from nbtrack.store.schema import metadata
+from nbtrack.store import DB_FILENAME, LineBatch, Store, StoreError
+from nbtrack.store.schema import metadata, sample_positions
 
 POSTGRES_URL = os.environ.get("NBTRACK_TEST_POSTGRES_URL")
 RUN = ("me", "mnist", "run1")
@@ -365,3 +366,121 @@ def test_a_damaged_database_raises_store_error(tmp_path: Path) -> None:
 def test_other_databases_are_refused_before_loading_a_driver() -> None:
     with pytest.raises(UsageError, match="'mysql' is not supported"):
         Store("mysql+nosuchdriver://user@localhost/db")
+
+
+# ---- what the tracking server adds ---------------------------------------------------------
+
+
+def test_upsert_tells_whether_it_inserted_and_sets_summary_and_metrics(store: Store) -> None:
+    run, inserted = store.upsert_run_inserted(*RUN, summary={"loss": 0.5}, metrics=[{"name": "loss"}])
+    assert inserted and run.summary == {"loss": 0.5} and run.metrics == [{"name": "loss"}]
+    run, inserted = store.upsert_run_inserted(*RUN, notes="again")
+    assert not inserted and run.notes == "again" and run.summary == {"loss": 0.5}
+
+
+def test_write_stream_applies_every_part_in_one_go(store: Store) -> None:
+    store.upsert_run(*RUN)
+    applied = store.write_stream(
+        *RUN,
+        history_lines=LineBatch(0, rows_for(range(5)), list(range(5))),
+        output_lines=LineBatch(0, ["hello", "world"]),
+        event_lines=LineBatch(0, ['{"cpu": 1}']),
+        summary={"loss": 0.2},
+        finish=("failed", 3),
+    )
+    run = store.get_run(*RUN)
+    assert applied and run is not None
+    assert (run.history_line_count, run.last_step, run.state, run.exit_code) == (5, 4, "failed", 3)
+    assert run.summary == {"loss": 0.2}
+    assert store.read_output(*RUN) == ["hello", "world"] and store.read_events(*RUN) == ['{"cpu": 1}']
+
+
+def test_write_stream_never_creates_a_run(store: Store) -> None:
+    assert not store.write_stream(*RUN, history_lines=LineBatch(0, rows_for(range(3))))
+    assert store.get_run(*RUN) is None and store.list_projects() == []
+
+
+def test_events_and_output_read_by_offset_and_limit(store: Store) -> None:
+    store.write_events(*RUN, 0, [f'{{"n": {i}}}' for i in range(5)])
+    store.write_events(*RUN, 3, ['{"n": 30}'])
+    assert store.read_events(*RUN) == ['{"n": 0}', '{"n": 1}', '{"n": 2}', '{"n": 30}', '{"n": 4}']
+    store.write_output(*RUN, 0, ["a", "b", "c", "d"])
+    assert store.read_output(*RUN, offset=1, limit=2) == ["b", "c"]
+
+
+def test_history_json_is_the_rows_as_one_array(store: Store) -> None:
+    store.write_history(*RUN, 0, [*rows_for(range(3)), '{"_step": 3, "x": NaN, "y": -Infinity}'])
+    text = store.history_json(*RUN)
+    assert same(jsonutil.loads(text), [*store.read_history(*RUN)])
+    assert "NaN" in text and "-Infinity" in text
+    assert store.history_json(*RUN, keys=["x"]) == '[{"_step":3,"x":NaN}]'
+    assert [r["_step"] for r in jsonutil.loads(store.history_json(*RUN, min_step=1, max_step=2))] == [1, 2]
+    assert store.history_json("me", "mnist", "absent") == "[]"
+
+
+@pytest.mark.parametrize(
+    ("count", "samples"), [(0, 5), (3, 5), (5, 5), (10, 1), (10, 2), (10, 3), (101, 10), (1000, 7)]
+)
+def test_sampled_history_keeps_evenly_spaced_rows_with_the_first_and_last(
+    store: Store, count: int, samples: int
+) -> None:
+    store.write_history(*RUN, 0, rows_for(range(count)))
+    steps = [row["_step"] for row in jsonutil.loads(store.history_json(*RUN, samples=samples))]
+    assert steps == sample_positions(count, samples)  # SQL and Python pick the same rows
+    assert len(steps) == min(count, samples)
+    if count > samples > 1:
+        assert steps[0] == 0 and steps[-1] == count - 1
+        gaps = [b - a for a, b in itertools.pairwise(steps)]
+        assert max(gaps) - min(gaps) <= 1  # evenly spaced
+
+
+def test_sampling_lines_with_gaps_picks_by_position(store: Store) -> None:
+    store.write_history(*RUN, 0, rows_for(range(10)))
+    store.write_history(*RUN, 50, rows_for(range(50, 60)))  # lines 10..49 never arrived
+    present = [*range(10), *range(50, 60)]
+    steps = [row["_step"] for row in jsonutil.loads(store.history_json(*RUN, samples=6))]
+    assert steps == [present[i] for i in sample_positions(20, 6)]
+    assert [row["_step"] for row in jsonutil.loads(store.history_json(*RUN, samples=1))] == [0]
+
+
+def test_sampling_follows_the_step_range_and_the_keys(store: Store) -> None:
+    rows = [
+        jsonutil.dumps_str({"_step": s, **({"val": s} if s % 10 == 0 else {"loss": s})}) for s in range(100)
+    ]
+    store.write_history(*RUN, 0, rows)
+    within = jsonutil.loads(store.history_json(*RUN, samples=3, min_step=20, max_step=60))
+    assert [r["_step"] for r in within] == [20, 40, 60]
+    keyed = jsonutil.loads(store.history_json(*RUN, keys=["val"], samples=4))
+    assert keyed == [
+        {"_step": 0, "val": 0},
+        {"_step": 30, "val": 30},
+        {"_step": 60, "val": 60},
+        {"_step": 90, "val": 90},
+    ]
+
+
+def test_api_keys_are_stored_hashed_and_map_to_their_entity(store: Store) -> None:
+    assert store.key_count() == 0
+    key = store.create_key("alice")
+    other = store.create_key("bob")
+    assert key.startswith("nbt_") and len(key) == 44 and key != other
+    assert (store.entity_for_key(key), store.entity_for_key(other)) == ("alice", "bob")
+    assert store.entity_for_key(key + "x") is None and store.entity_for_key("") is None
+    assert store.key_count() == 2
+    assert [(k.entity, k.prefix) for k in store.list_keys()] == [("alice", key[:10]), ("bob", other[:10])]
+
+
+def test_server_secret_is_made_once_and_shared(store: Store) -> None:
+    first = store.server_secret("signing")
+    assert len(first) == 64 and store.server_secret("signing") == first
+    assert store.server_secret("other") != first
+
+
+def test_list_runs_limit_and_order_and_get_project(store: Store) -> None:
+    for i in range(3):
+        store.upsert_run("me", "p", f"r{i}", created_at=1000.0 + i)
+    assert [r.run_id for r in store.list_runs("p", "me", limit=2)] == ["r2", "r1"]
+    assert [r.run_id for r in store.list_runs("p", "me", oldest_first=True)] == ["r0", "r1", "r2"]
+    project = store.get_project("me", "p")
+    assert project is not None and (project.name, project.run_count) == ("p", 3)
+    assert store.get_project("me", "absent") is None and store.get_project("you", "p") is None

@@ -13,9 +13,9 @@ facts the store reads off a history row ("_step", "_runtime"). No SQL here; that
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import (
     BigInteger,
@@ -36,12 +36,17 @@ from nbtrack.jsonutil import loads
 
 __all__ = [
     "RUN_STATES",
+    "KeyRow",
+    "LineBatch",
     "ProjectRow",
+    "RunFields",
     "RunRow",
+    "api_keys",
     "check_offset",
     "check_state",
     "decode_run",
     "entities",
+    "events",
     "history",
     "history_facts",
     "metadata",
@@ -50,6 +55,8 @@ __all__ = [
     "pick_keys",
     "projects",
     "runs",
+    "sample_positions",
+    "server_secrets",
 ]
 
 # Every value runs.state may hold; the store validates against this before writing.
@@ -119,6 +126,34 @@ output = Table(
     Column("text", Text, nullable=False),
 )
 
+# The system-metrics stream ("wandb-events.jsonl" on the wire): JSON lines, addressed like output.
+events = Table(
+    "events",
+    metadata,
+    Column("run_pk", Integer, ForeignKey("runs.pk"), primary_key=True, autoincrement=False),
+    Column("line", Integer, primary_key=True, autoincrement=False),
+    Column("text", Text, nullable=False),
+)
+
+# The tracking server's API keys. Only a hash is kept: a leaked database does not leak keys.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("entity_id", Integer, ForeignKey("entities.id"), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),  # enough of the key to tell keys apart in a listing
+    Column("created_at", Float, nullable=False),
+)
+
+# Secrets every server process on one database must share (the key that signs upload URLs).
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class ProjectRow:
@@ -151,6 +186,39 @@ class RunRow:
     exit_code: int | None
     history_line_count: int
     last_step: int | None
+
+
+class RunFields(TypedDict, total=False):
+    """What describes a run (Store.upsert_run's keywords); a field left out or None stays as it is."""
+
+    display_name: str | None
+    notes: str | None
+    tags: Sequence[str] | None
+    group: str | None
+    job_type: str | None
+    host: str | None
+    program: str | None
+    config: Mapping[str, Any] | None
+    summary: Mapping[str, Any] | None
+    metrics: Sequence[Mapping[str, Any]] | None
+    state: str | None
+    created_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LineBatch:
+    """Lines offset.. of one of a run's line streams (history, output, events); they replace lines there."""
+
+    offset: int
+    lines: Sequence[str]
+    steps: Sequence[int] | None = None  # history only: the rows' _step values, if the caller parsed them
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    entity: str
+    prefix: str
+    created_at: float
 
 
 def decode_run(row: Row[Any]) -> RunRow:
@@ -235,6 +303,20 @@ def pick_keys(rows: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[str,
         if values:
             picked.append({"_step": row.get("_step"), **values})
     return picked
+
+
+def sample_positions(count: int, samples: int) -> list[int]:
+    """Positions of at most `samples` of `count` items, evenly spaced, the first and last among them.
+
+    The first position of each of `samples` equal buckets over 0..count-1; Store.history_json
+    computes the same set in SQL (pos 0, and every pos where (pos * (samples-1)) // (count-1) steps up).
+    """
+    if count <= samples:
+        return list(range(count))
+    if samples == 1:
+        return [0]
+    span, width = samples - 1, count - 1
+    return [-(-bucket * width // span) for bucket in range(samples)]
 
 
 def _step_of(row: Any, line: int) -> int:

@@ -11,14 +11,16 @@ second sync idempotent.
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from sqlalchemy import (
     URL,
+    BigInteger,
     ColumnElement,
     Connection,
     Select,
@@ -28,6 +30,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    literal,
     select,
 )
 from sqlalchemy.engine import make_url
@@ -38,13 +41,19 @@ if TYPE_CHECKING:
 
 from nbtrack import jsonutil
 from nbtrack.errors import NbtrackError, UsageError
+from nbtrack.store.keys import hash_key, new_key, shown_prefix
 from nbtrack.store.schema import (
+    KeyRow,
+    LineBatch,
     ProjectRow,
+    RunFields,
     RunRow,
+    api_keys,
     check_offset,
     check_state,
     decode_run,
     entities,
+    events,
     history,
     history_facts,
     metadata,
@@ -53,9 +62,11 @@ from nbtrack.store.schema import (
     pick_keys,
     projects,
     runs,
+    sample_positions,
+    server_secrets,
 )
 
-__all__ = ["DB_FILENAME", "ProjectRow", "RunRow", "Store", "StoreError"]
+__all__ = ["DB_FILENAME", "KeyRow", "LineBatch", "ProjectRow", "RunRow", "Store", "StoreError"]
 
 DB_FILENAME = "nbtrack.db"
 _SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -115,49 +126,53 @@ class Store:
 
     # ---- writes -------------------------------------------------------------------------
 
-    def upsert_run(
-        self,
-        entity: str,
-        project: str,
-        run_id: str,
-        *,
-        display_name: str | None = None,
-        notes: str | None = None,
-        tags: Sequence[str] | None = None,
-        group: str | None = None,
-        job_type: str | None = None,
-        host: str | None = None,
-        program: str | None = None,
-        config: Mapping[str, Any] | None = None,
-        state: str | None = None,
-        created_at: float | None = None,
-    ) -> RunRow:
-        """Create or update a run; None leaves a field unchanged (or at its default on insert)."""
+    def upsert_run(self, entity: str, project: str, run_id: str, **fields: Unpack[RunFields]) -> RunRow:
+        """Create or update a run; a field left out or None stays unchanged (or at its default on insert)."""
+        return self.upsert_run_inserted(entity, project, run_id, **fields)[0]
+
+    def upsert_run_inserted(
+        self, entity: str, project: str, run_id: str, **fields: Unpack[RunFields]
+    ) -> tuple[RunRow, bool]:
+        """upsert_run, also telling whether this call created the run."""
+        state = fields.get("state")
         if state is not None:
             check_state(state)
+        tags, config = fields.get("tags"), fields.get("config")
+        summary, metrics = fields.get("summary"), fields.get("metrics")
         given: dict[str, Any] = {
-            "display_name": display_name,
-            "notes": notes,
+            "display_name": fields.get("display_name"),
+            "notes": fields.get("notes"),
             "tags": None if tags is None else jsonutil.dumps_str(list(tags)),
-            "group_name": group,
-            "job_type": job_type,
-            "host": host,
-            "program": program,
+            "group_name": fields.get("group"),
+            "job_type": fields.get("job_type"),
+            "host": fields.get("host"),
+            "program": fields.get("program"),
             "config": None if config is None else jsonutil.dumps_str(dict(config)),
+            "summary": None if summary is None else jsonutil.dumps_str(dict(summary)),
+            "metrics": None if metrics is None else jsonutil.dumps_str([dict(m) for m in metrics]),
             "state": state,
-            "created_at": created_at,
+            "created_at": fields.get("created_at"),
         }
         changes = {key: value for key, value in given.items() if value is not None}
         now = time.time()
         with self._write() as conn:
             project_id = self._project_id(conn, entity, project, now)
-            stmt = self._insert(runs).values({**new_run_values(project_id, run_id, now), **changes})
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[runs.c.project_id, runs.c.run_id], set_={**changes, "updated_at": now}
+            # Insert-or-nothing then update, rather than one upsert: RETURNING tells whether the row is new.
+            insert = (
+                self._insert(runs)
+                .values({**new_run_values(project_id, run_id, now), **changes})
+                .on_conflict_do_nothing(index_elements=[runs.c.project_id, runs.c.run_id])
+                .returning(runs.c.pk)
             )
-            conn.execute(stmt)
+            inserted = conn.execute(insert).first() is not None
+            if not inserted:
+                conn.execute(
+                    runs.update()
+                    .where(runs.c.project_id == project_id, runs.c.run_id == run_id)
+                    .values({**changes, "updated_at": now})
+                )
             found = conn.execute(_select_runs(entity, project, run_id)).one()
-            return decode_run(found)
+            return decode_run(found), inserted
 
     def update_config(
         self, entity: str, project: str, run_id: str, update: Mapping[str, Any], remove: Sequence[str] = ()
@@ -187,41 +202,67 @@ class Store:
         steps: Sequence[int] | None = None,
     ) -> None:
         """Store JSON rows as lines offset.. (replacing any there); steps, if given, saves parsing "_step"."""
-        steps, runtime = history_facts(rows, offset, steps)
+        batch = LineBatch(offset, rows, steps)
+        facts = history_facts(rows, offset, steps)
         if not rows:
             return
         now = time.time()
         with self._write() as conn:
             pk = self._run_pk(conn, entity, project, run_id, now)
-            lines = range(offset, offset + len(rows))
-            self._upsert_lines(
-                conn,
-                history,
-                [(pk, n, s, d) for n, s, d in zip(lines, steps, rows, strict=True)],
-            )
-            values: dict[str, Any] = {
-                "history_line_count": _greatest(runs.c.history_line_count, offset + len(rows)),
-                "last_step": _greatest(runs.c.last_step, max(steps)),
-                "updated_at": now,
-            }
-            if runtime is not None:
-                values["runtime"] = _greatest(runs.c.runtime, runtime)
-            conn.execute(runs.update().where(runs.c.pk == pk).values(values))
+            self._write_history(conn, pk, batch, facts, now)
 
     def write_output(self, entity: str, project: str, run_id: str, offset: int, lines: Sequence[str]) -> None:
         """Store console lines as lines offset.. of the run's output, replacing any there."""
-        check_offset(offset)
-        if not lines:
-            return
+        self._write_lines(output, entity, project, run_id, LineBatch(offset, lines))
+
+    def write_events(self, entity: str, project: str, run_id: str, offset: int, lines: Sequence[str]) -> None:
+        """Store system-metrics lines (JSON text) as lines offset.. of the run's events, replacing any."""
+        self._write_lines(events, entity, project, run_id, LineBatch(offset, lines))
+
+    def write_stream(
+        self,
+        entity: str,
+        project: str,
+        run_id: str,
+        *,
+        history_lines: LineBatch | None = None,
+        output_lines: LineBatch | None = None,
+        event_lines: LineBatch | None = None,
+        summary: Mapping[str, Any] | None = None,
+        finish: tuple[str, int | None] | None = None,
+    ) -> bool:
+        """Apply one file-stream post to an existing run in one transaction; False (and no change) if absent.
+
+        finish is (state, exit code). Unlike the other writes this never creates the run: the
+        server answers a post about a run nobody created with "not found".
+        """
+        facts = None
+        if history_lines is not None:
+            facts = history_facts(history_lines.lines, history_lines.offset, history_lines.steps)
+        for batch in (output_lines, event_lines):
+            if batch is not None:
+                check_offset(batch.offset)
+        if finish is not None:
+            check_state(finish[0])
         now = time.time()
         with self._write() as conn:
-            pk = self._run_pk(conn, entity, project, run_id, now)
-            self._upsert_lines(
-                conn,
-                output,
-                [(pk, offset + i, text) for i, text in enumerate(lines)],
+            pk = conn.scalar(
+                select(runs.c.pk).select_from(_RUN_JOIN).where(*_run_filter(entity, project, run_id))
             )
-            conn.execute(runs.update().where(runs.c.pk == pk).values(updated_at=now))
+            if pk is None:
+                return False
+            if history_lines is not None and facts is not None and history_lines.lines:
+                self._write_history(conn, pk, history_lines, facts, now)
+            for table, batch in ((output, output_lines), (events, event_lines)):
+                if batch is not None and batch.lines:
+                    self._upsert_lines(conn, table, _numbered(pk, batch))
+            fields: dict[str, Any] = {"updated_at": now}
+            if summary is not None:
+                fields["summary"] = jsonutil.dumps_str(dict(summary))
+            if finish is not None:
+                fields["state"], fields["exit_code"] = finish
+            conn.execute(runs.update().where(runs.c.pk == pk).values(fields))
+        return True
 
     def write_summary(self, entity: str, project: str, run_id: str, summary: Mapping[str, Any]) -> None:
         """Replace the run's summary."""
@@ -254,25 +295,23 @@ class Store:
 
     def list_projects(self, entity: str | None = None) -> list[ProjectRow]:
         """Projects (of one entity, or all) with their run count, most recently active first."""
-        last_activity = func.coalesce(func.max(runs.c.updated_at), projects.c.created_at).label(
-            "last_activity"
-        )
-        stmt = (
-            select(
-                entities.c.name, projects.c.name, projects.c.created_at, func.count(runs.c.pk), last_activity
-            )
-            .select_from(projects.join(entities).outerjoin(runs))
-            .group_by(projects.c.id, entities.c.name, projects.c.name, projects.c.created_at)
-            .order_by(last_activity.desc(), entities.c.name, projects.c.name)
-        )
-        if entity is not None:
-            stmt = stmt.where(entities.c.name == entity)
         with self._read() as conn:
-            return [ProjectRow(*row) for row in conn.execute(stmt)]
+            return [ProjectRow(*row) for row in conn.execute(_select_projects(entity))]
 
-    def list_runs(self, project: str, entity: str | None = None) -> list[RunRow]:
+    def get_project(self, entity: str, name: str) -> ProjectRow | None:
+        stmt = _select_projects(entity).where(projects.c.name == name)
+        with self._read() as conn:
+            found = conn.execute(stmt).first()
+        return None if found is None else ProjectRow(*found)
+
+    def list_runs(
+        self, project: str, entity: str | None = None, *, limit: int | None = None, oldest_first: bool = False
+    ) -> list[RunRow]:
         """Runs of the project (in one entity, or in every entity that has it), newest first."""
-        stmt = _select_runs(entity, project).order_by(runs.c.created_at.desc(), runs.c.pk.desc())
+        order = (
+            (runs.c.created_at, runs.c.pk) if oldest_first else (runs.c.created_at.desc(), runs.c.pk.desc())
+        )
+        stmt = _select_runs(entity, project).order_by(*order).limit(limit)
         with self._read() as conn:
             return [decode_run(row) for row in conn.execute(stmt)]
 
@@ -298,30 +337,108 @@ class Store:
         max_step: int | None = None,
     ) -> list[dict[str, Any]]:
         """History rows in line order; with keys, only rows holding one of them, cut to _step and keys."""
-        stmt = (
-            select(history.c.data)
-            .select_from(history.join(_RUN_JOIN))
-            .where(*_run_filter(entity, project, run_id))
-            .order_by(history.c.line)
-        )
-        if min_step is not None:
-            stmt = stmt.where(history.c.step >= min_step)
-        if max_step is not None:
-            stmt = stmt.where(history.c.step <= max_step)
+        stmt = _select_history(entity, project, run_id, min_step, max_step)
         with self._read() as conn:
             rows = [jsonutil.loads(data) for data in conn.scalars(stmt)]
         return rows if keys is None else pick_keys(rows, keys)
 
-    def read_output(self, entity: str, project: str, run_id: str) -> list[str]:
-        """The run's console lines in line order."""
+    def history_json(
+        self,
+        entity: str,
+        project: str,
+        run_id: str,
+        *,
+        keys: Sequence[str] | None = None,
+        samples: int | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> str:
+        """History rows as the text of one JSON array, in line order (read_history's rows, as JSON).
+
+        samples N keeps at most N rows, evenly spaced by line, the first and last among them.
+        Without keys the rows are never parsed: the array is the stored texts joined, and the
+        sampling happens in SQL, so a million-line run costs one scan. With keys the rows holding
+        them are sampled, which needs every row parsed.
+        """
+        if samples is not None and samples < 1:
+            raise ValueError(f"samples must be at least 1, got {samples}")
+        stmt = _select_history(entity, project, run_id, min_step, max_step)
+        with self._read() as conn:
+            if keys is not None:
+                rows = pick_keys([jsonutil.loads(data) for data in conn.scalars(stmt)], keys)
+                if samples is not None:
+                    rows = [rows[i] for i in sample_positions(len(rows), samples)]
+                return jsonutil.dumps_str(rows)
+            if samples is not None:
+                stmt = self._sampled(conn, stmt, samples)
+            return "[" + ",".join(conn.scalars(stmt)) + "]"
+
+    def read_output(
+        self, entity: str, project: str, run_id: str, offset: int = 0, limit: int | None = None
+    ) -> list[str]:
+        """The run's console lines in line order (limit of them from line offset on)."""
+        return self._read_lines(output, entity, project, run_id, offset, limit)
+
+    def read_events(
+        self, entity: str, project: str, run_id: str, offset: int = 0, limit: int | None = None
+    ) -> list[str]:
+        """The run's system-metrics lines (JSON text) in line order."""
+        return self._read_lines(events, entity, project, run_id, offset, limit)
+
+    # ---- the tracking server's keys and secrets -----------------------------------------
+
+    def create_key(self, entity: str) -> str:
+        """A new API key acting as entity; only its hash is stored, so this is the one time it is seen."""
+        key = new_key()
+        with self._write() as conn:
+            entity_id = self._id_of(conn, entities, {"name": entity}, {})
+            conn.execute(
+                api_keys.insert().values(
+                    entity_id=entity_id,
+                    key_hash=hash_key(key),
+                    prefix=shown_prefix(key),
+                    created_at=time.time(),
+                )
+            )
+        return key
+
+    def entity_for_key(self, key: str) -> str | None:
+        """The entity a key acts as, or None for an unknown key."""
+        # The lookup is by hash of a high-entropy key: timing reveals nothing an attacker can use.
         stmt = (
-            select(output.c.text)
-            .select_from(output.join(_RUN_JOIN))
-            .where(*_run_filter(entity, project, run_id))
-            .order_by(output.c.line)
+            select(entities.c.name)
+            .select_from(api_keys.join(entities))
+            .where(api_keys.c.key_hash == hash_key(key))
         )
         with self._read() as conn:
-            return list(conn.scalars(stmt))
+            return conn.scalar(stmt)
+
+    def key_count(self) -> int:
+        with self._read() as conn:
+            return int(conn.scalar(select(func.count()).select_from(api_keys)) or 0)
+
+    def list_keys(self) -> list[KeyRow]:
+        stmt = (
+            select(entities.c.name, api_keys.c.prefix, api_keys.c.created_at)
+            .select_from(api_keys.join(entities))
+            .order_by(api_keys.c.created_at)
+        )
+        with self._read() as conn:
+            return [KeyRow(*row) for row in conn.execute(stmt)]
+
+    def server_secret(self, name: str) -> str:
+        """The named secret every server on this database shares, created at first use."""
+        with self._write() as conn:
+            # DO NOTHING: when two servers start at once, the first insert wins and both read it.
+            conn.execute(
+                self._insert(server_secrets)
+                .values(name=name, value=secrets.token_hex(32))
+                .on_conflict_do_nothing(index_elements=[server_secrets.c.name])
+            )
+            value: str = conn.execute(
+                select(server_secrets.c.value).where(server_secrets.c.name == name)
+            ).scalar_one()
+            return value
 
     # ---- internals ----------------------------------------------------------------------
 
@@ -403,6 +520,91 @@ class Store:
             pk = self._run_pk(conn, entity, project, run_id, now)
             conn.execute(runs.update().where(runs.c.pk == pk).values(**fields, updated_at=now))
 
+    def _write_history(
+        self, conn: Connection, pk: int, batch: LineBatch, facts: tuple[list[int], float | None], now: float
+    ) -> None:
+        steps, runtime = facts
+        lines = range(batch.offset, batch.offset + len(batch.lines))
+        self._upsert_lines(
+            conn, history, [(pk, n, s, d) for n, s, d in zip(lines, steps, batch.lines, strict=True)]
+        )
+        values: dict[str, Any] = {
+            "history_line_count": _greatest(runs.c.history_line_count, batch.offset + len(batch.lines)),
+            "last_step": _greatest(runs.c.last_step, max(steps)),
+            "updated_at": now,
+        }
+        if runtime is not None:
+            values["runtime"] = _greatest(runs.c.runtime, runtime)
+        conn.execute(runs.update().where(runs.c.pk == pk).values(values))
+
+    def _write_lines(self, table: Table, entity: str, project: str, run_id: str, batch: LineBatch) -> None:
+        check_offset(batch.offset)
+        if not batch.lines:
+            return
+        now = time.time()
+        with self._write() as conn:
+            pk = self._run_pk(conn, entity, project, run_id, now)
+            self._upsert_lines(conn, table, _numbered(pk, batch))
+            conn.execute(runs.update().where(runs.c.pk == pk).values(updated_at=now))
+
+    def _sampled(self, conn: Connection, stmt: Select[Any], samples: int) -> Select[Any]:
+        """stmt (history data in line order) cut to `samples` rows evenly spaced by position.
+
+        The rows kept are those at sample_positions(count, samples): the first position of each
+        of `samples` equal buckets, ceil(b * (count - 1) / (samples - 1)) for bucket b. Lines are
+        usually contiguous, and then position p is line first + p: the wanted lines are counted
+        out in SQL (a recursive CTE of the buckets) and fetched by key, `samples` index lookups.
+        With gaps (lines skipped, or a step range that skips some) the rows are numbered instead.
+        """
+        lines = stmt.with_only_columns(history.c.line).order_by(None).subquery()
+        count, first, last = conn.execute(
+            select(func.count(), func.min(lines.c.line), func.max(lines.c.line))
+        ).one()
+        if count <= samples:
+            return stmt
+        if samples == 1:
+            return stmt.limit(1)
+        span, width = samples - 1, count - 1
+        if last - first == width:
+            buckets = select(literal(0, BigInteger).label("b")).cte("buckets", recursive=True)
+            buckets = buckets.union_all(select(buckets.c.b + 1).where(buckets.c.b < span))
+            # IN, not a join: both databases then look each wanted line up by key.
+            return stmt.where(history.c.line.in_(select(first + (buckets.c.b * width + span - 1) // span)))
+        numbered = (
+            stmt.with_only_columns(
+                history.c.run_pk,
+                history.c.line,
+                (func.row_number().over(order_by=history.c.line) - 1).label("pos"),
+            )
+            .order_by(None)
+            .subquery()
+        )
+        pos = numbered.c.pos
+        keep = (pos == 0) | ((pos * span) // width > ((pos - 1) * span) // width)
+        return (
+            select(history.c.data)
+            .select_from(
+                history.join(
+                    numbered, (numbered.c.run_pk == history.c.run_pk) & (numbered.c.line == history.c.line)
+                )
+            )
+            .where(keep)
+            .order_by(history.c.line)
+        )
+
+    def _read_lines(
+        self, table: Table, entity: str, project: str, run_id: str, offset: int, limit: int | None
+    ) -> list[str]:
+        stmt = (
+            select(table.c.text)
+            .select_from(table.join(_RUN_JOIN))
+            .where(*_run_filter(entity, project, run_id), table.c.line >= offset)
+            .order_by(table.c.line)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return list(conn.scalars(stmt))
+
     def _id_of(self, conn: Connection, table: Table, key: dict[str, Any], extra: dict[str, Any]) -> int:
         """The primary key of table's row with the unique values key, inserting key | extra if missing."""
         (pk_column,) = table.primary_key
@@ -471,6 +673,37 @@ def _select_runs(entity: str | None, project: str, run_id: str | None = None) ->
         .select_from(_RUN_JOIN)
         .where(*_run_filter(entity, project, run_id))
     )
+
+
+def _select_projects(entity: str | None) -> Select[Any]:
+    last_activity = func.coalesce(func.max(runs.c.updated_at), projects.c.created_at).label("last_activity")
+    stmt = (
+        select(entities.c.name, projects.c.name, projects.c.created_at, func.count(runs.c.pk), last_activity)
+        .select_from(projects.join(entities).outerjoin(runs))
+        .group_by(projects.c.id, entities.c.name, projects.c.name, projects.c.created_at)
+        .order_by(last_activity.desc(), entities.c.name, projects.c.name)
+    )
+    return stmt if entity is None else stmt.where(entities.c.name == entity)
+
+
+def _select_history(
+    entity: str, project: str, run_id: str, min_step: int | None, max_step: int | None
+) -> Select[Any]:
+    """The run's history data in line order, within the step range given."""
+    # The run's key as a subquery rather than a join: both databases then read the run's lines
+    # straight off the primary key's index, already in line order.
+    run_pk = select(runs.c.pk).select_from(_RUN_JOIN).where(*_run_filter(entity, project, run_id))
+    stmt = select(history.c.data).where(history.c.run_pk == run_pk.scalar_subquery()).order_by(history.c.line)
+    if min_step is not None:
+        stmt = stmt.where(history.c.step >= min_step)
+    if max_step is not None:
+        stmt = stmt.where(history.c.step <= max_step)
+    return stmt
+
+
+def _numbered(pk: int, batch: LineBatch) -> list[tuple[int, int, str]]:
+    """Rows of a text line table (output, events): (run_pk, line, text)."""
+    return [(pk, batch.offset + i, text) for i, text in enumerate(batch.lines)]
 
 
 def _greatest(column: Any, value: float) -> ColumnElement[Any]:

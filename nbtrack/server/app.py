@@ -1,0 +1,163 @@
+"""The ASGI app: routes, who is asking, and the handlers that turn every failure into the one error shape.
+
+    GET  /healthz                                        200 {"ok": true} while the store answers
+    POST /graphql                                        GraphQL (graphql_http.py)
+    POST /files/{entity}/{project}/{run}/file_stream     history, summary, events, output (filestream.py)
+    PUT  /files/{entity}/{project}/{run}/{name}?token=   upload a run file to a signed URL (no key needed)
+    GET  /files/{entity}/{project}/{run}/{name}          download a run file
+
+Everything blocking (the store, the GraphQL resolvers) runs in Starlette's thread pool, so the
+event loop keeps serving while a large post is written.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+
+from nbtrack.server.auth import CHALLENGE, Authenticator
+from nbtrack.server.body import body_chunks, check_json_type, check_length, parse_object, read_body
+from nbtrack.server.config import ServerConfig, is_loopback
+from nbtrack.server.context import RequestContext
+from nbtrack.server.errors import ApiError, error_response
+from nbtrack.server.files import FileStore
+from nbtrack.server.filestream import apply_post, parse_post
+from nbtrack.server.graphql_http import run_graphql
+from nbtrack.server.names import check_name
+from nbtrack.server.signing import UrlSigner
+from nbtrack.store import Store
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("nbtrack.server")
+
+# Starlette's own HTTP errors (unknown path, wrong method) in the error shape.
+_HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+_UPLOAD_SECRET = "upload_urls"
+
+
+class Endpoints:
+    """The server's endpoints, sharing one store."""
+
+    def __init__(self, config: ServerConfig, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.auth = Authenticator(store, open_allowed=is_loopback(config.host))
+        self.files = FileStore(config.files_dir)
+        self.signer = UrlSigner(store.server_secret(_UPLOAD_SECRET))
+
+    async def healthz(self, request: Request) -> Response:
+        try:
+            await run_in_threadpool(self.store.key_count)
+        except Exception as exc:
+            log.warning("health check failed: %s", exc)
+            return error_response(ApiError("INTERNAL", "the store does not answer"), status=503)
+        return _json({"ok": True})
+
+    async def graphql(self, request: Request) -> Response:
+        entity = await self._caller(request)
+        check_json_type(request)
+        body = await read_body(request, self.config.max_body)
+        context = RequestContext(
+            self.store, self.files, self.signer, entity, str(request.base_url).rstrip("/")
+        )
+        status, payload = await run_in_threadpool(run_graphql, body, context)
+        return Response(payload, status_code=status, media_type="application/json")
+
+    async def file_stream(self, request: Request) -> Response:
+        entity, project, run_id = self._run_path(request, await self._caller(request))
+        check_json_type(request)
+        body = await read_body(request, self.config.max_body)
+        await run_in_threadpool(self._apply_stream, body, entity, project, run_id)
+        return _json({"exitcode": None, "limits": {}})
+
+    async def run_file(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name == "file_stream":  # the file stream's path, asked with GET or PUT
+            raise ApiError("METHOD_NOT_ALLOWED", f"{request.method} is not allowed on {request.url.path}")
+        if request.method == "PUT":
+            return await self._upload(request, name)
+        entity, project, run_id = self._run_path(request, await self._caller(request))
+        path = self.files.path(entity, project, run_id, name)
+        if not path.is_file():
+            raise ApiError("NOT_FOUND", f"run {entity}/{project}/{run_id} has no file {name!r}")
+        return FileResponse(path)
+
+    async def _upload(self, request: Request, name: str) -> Response:
+        # No Authorization: the signed token in the URL is the permission (signing.py).
+        entity, project, run_id = (
+            check_name(request.path_params[part], part) for part in ("entity", "project", "run")
+        )
+        self.files.path(entity, project, run_id, name)  # checks the name before the token, for a clear 400
+        self.signer.check(request.query_params.get("token"), entity, project, run_id, name)
+        check_length(request, self.config.max_upload)
+        size = await self.files.save(
+            entity, project, run_id, name, body_chunks(request), self.config.max_upload
+        )
+        return _json({"name": name, "sizeBytes": size})
+
+    def _apply_stream(self, body: bytes, entity: str, project: str, run_id: str) -> None:
+        apply_post(self.store, entity, project, run_id, parse_post(parse_object(body, "file stream")))
+
+    async def _caller(self, request: Request) -> str:
+        """The entity the request acts as (ApiError UNAUTHENTICATED without a valid key)."""
+        return await run_in_threadpool(self.auth.entity, request.headers.get("authorization"))
+
+    def _run_path(self, request: Request, caller: str) -> tuple[str, str, str]:
+        """The checked (entity, project, run) of a /files/ path; NOT_FOUND if not the caller's entity."""
+        entity, project, run_id = (
+            check_name(request.path_params[part], part) for part in ("entity", "project", "run")
+        )
+        if entity != caller:
+            raise ApiError("NOT_FOUND", f"run {entity}/{project}/{run_id} does not exist or is not yours")
+        return entity, project, run_id
+
+
+def create_app(config: ServerConfig, store: Store) -> Starlette:
+    endpoints = Endpoints(config, store)
+    run_path = "/files/{entity}/{project}/{run}"
+    routes = [
+        Route("/healthz", endpoints.healthz, methods=["GET"]),
+        Route("/graphql", endpoints.graphql, methods=["POST"]),
+        Route(f"{run_path}/file_stream", endpoints.file_stream, methods=["POST"]),
+        Route(f"{run_path}/{{name:path}}", endpoints.run_file, methods=["GET", "PUT"]),
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
+    )
+
+
+def _json(value: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(value), status_code=status, media_type="application/json")
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, ApiError):  # Starlette routes only ApiErrors here
+        raise exc
+    return error_response(exc, headers=CHALLENGE if exc.code == "UNAUTHENTICATED" else None)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, HTTPException):
+        raise exc
+    code = _HTTP_CODES.get(exc.status_code, "BAD_REQUEST")
+    if code == "NOT_FOUND":
+        message = f"nothing is served at {request.url.path}"
+    elif code == "METHOD_NOT_ALLOWED":
+        message = f"{request.method} is not allowed on {request.url.path}"
+    else:
+        message = str(exc.detail)
+    return error_response(ApiError(code, message), headers=exc.headers, status=exc.status_code)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    # Starlette's ServerErrorMiddleware calls this, then re-raises, and uvicorn logs the traceback.
+    return error_response(ApiError("INTERNAL", f"the server failed on {request.method} {request.url.path}"))

@@ -1,0 +1,129 @@
+"""The executable GraphQL schema: schema.graphql's SDL, its scalars, resolvers and a depth limit."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+from graphql import (
+    ConstValueNode,
+    FieldNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    StringValueNode,
+    ValidationRule,
+    build_schema,
+)
+
+from nbtrack import jsonutil
+from nbtrack.server.body import MAX_NESTING, too_deep
+from nbtrack.server.mutations import MUTATIONS
+from nbtrack.server.resolvers import RESOLVERS
+
+__all__ = ["MAX_DEPTH", "MaxDepthRule", "schema"]
+
+MAX_DEPTH = 10  # the deepest query nbtrack's clients send (W&B's UpsertBucket) is 5 fields deep
+_INT64 = range(-(2**63), 2**63)
+
+
+@cache
+def schema() -> GraphQLSchema:
+    built = build_schema((files("nbtrack.server") / "schema.graphql").read_text(encoding="utf-8"))
+    _define_json_string(_scalar(built, "JSONString"))
+    _define_int64(_scalar(built, "Int64"))
+    for type_name, resolvers in {**RESOLVERS, "Mutation": MUTATIONS}.items():
+        object_type = built.get_type(type_name)
+        if not isinstance(object_type, GraphQLObjectType):
+            raise TypeError(f"schema.graphql has no object type {type_name}")
+        for field_name, resolve in resolvers.items():
+            object_type.fields[field_name].resolve = resolve
+    return built
+
+
+def _scalar(built: GraphQLSchema, name: str) -> GraphQLScalarType:
+    scalar = built.get_type(name)
+    if not isinstance(scalar, GraphQLScalarType):
+        raise TypeError(f"schema.graphql has no scalar {name}")
+    return scalar
+
+
+def _define_json_string(scalar: GraphQLScalarType) -> None:
+    """JSONString: JSON text out (resolvers return text), parsed JSON in (a bad input is a bad request)."""
+
+    def parse_value(value: Any) -> Any:
+        if not isinstance(value, str):
+            raise GraphQLError(f"a JSONString must be a string holding JSON, not {type(value).__name__}")
+        try:
+            parsed = jsonutil.loads(value)
+        except (ValueError, RecursionError) as exc:
+            raise GraphQLError(f"the string is not valid JSON: {exc}") from None
+        if too_deep(parsed):
+            raise GraphQLError(f"the JSON nests deeper than {MAX_NESTING} levels")
+        return parsed
+
+    def parse_literal(node: ConstValueNode) -> Any:
+        if not isinstance(node, StringValueNode):
+            raise GraphQLError("a JSONString must be a string holding JSON")
+        return parse_value(node.value)
+
+    # Set on the scalar build_schema made: graphql-core's way of giving an SDL scalar its behaviour.
+    scalar.coerce_output_value = lambda value: value
+    scalar.coerce_input_value = parse_value
+    scalar.coerce_input_literal = parse_literal
+
+
+def _define_int64(scalar: GraphQLScalarType) -> None:
+    """Int64: GraphQL's Int is 32-bit, a step is not."""
+
+    def parse_value(value: Any) -> int:
+        if type(value) is not int or value not in _INT64:
+            raise GraphQLError(f"an Int64 must be a 64-bit integer, not {value!r:.40}")
+        return value
+
+    def parse_literal(node: ConstValueNode) -> int:
+        if not isinstance(node, IntValueNode):
+            raise GraphQLError("an Int64 must be an integer")
+        return parse_value(int(node.value))
+
+    scalar.coerce_output_value = parse_value
+    scalar.coerce_input_value = parse_value
+    scalar.coerce_input_literal = parse_literal
+
+
+class MaxDepthRule(ValidationRule):
+    """Refuses operations whose fields nest deeper than MAX_DEPTH (introspection excepted)."""
+
+    def enter_operation_definition(self, node: OperationDefinitionNode, *_args: Any) -> None:
+        depth = self._depth(node.selection_set, 0, set())
+        if depth > MAX_DEPTH:
+            self.report_error(GraphQLError(f"the operation nests fields more than {MAX_DEPTH} deep", node))
+
+    def _depth(self, selection_set: SelectionSetNode | None, above: int, expanding: set[str]) -> int:
+        """The depth of the deepest field below; stops counting once past MAX_DEPTH."""
+        if selection_set is None or above > MAX_DEPTH:
+            return above
+        deepest = above
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                if selection.name.value.startswith("__"):  # introspection: bounded by the schema itself
+                    continue
+                deepest = max(deepest, self._depth(selection.selection_set, above + 1, expanding))
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self.context.get_fragment(name)
+                if fragment is None or name in expanding:  # unknown or cyclic: other rules report it
+                    continue
+                expanding.add(name)
+                deepest = max(deepest, self._depth(fragment.selection_set, above, expanding))
+                expanding.discard(name)
+            elif isinstance(selection, InlineFragmentNode):
+                deepest = max(deepest, self._depth(selection.selection_set, above, expanding))
+        return deepest

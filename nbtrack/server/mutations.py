@@ -1,0 +1,144 @@
+"""Resolvers of the write side of the schema: upsertBucket (create or update a run), createRunFiles.
+
+Inputs are checked whole before the store is touched; JSONString inputs arrive parsed (see
+graphql_schema.py). A run of another entity is "not found", never "forbidden".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from nbtrack.server.context import RequestContext
+from nbtrack.server.errors import ApiError
+from nbtrack.server.files import check_file_name
+from nbtrack.server.names import check_name
+from nbtrack.server.resolvers import Info, Resolver, run_key
+from nbtrack.settings import DEFAULT_PROJECT
+from nbtrack.store.schema import RUN_STATES, RunFields
+
+__all__ = ["MUTATIONS"]
+
+# Text columns PostgreSQL holds as VARCHAR(255); longer values are refused rather than cut.
+_SHORT_TEXT = 255
+
+
+def _upsert_bucket(_root: None, info: Info, input: dict[str, Any]) -> dict[str, Any]:
+    context = info.context
+    entity = _entity(context, _either(input, "entity", "entityName"))
+    project = check_name(_either(input, "project", "modelName") or DEFAULT_PROJECT, "project")
+    name = input.get("name")
+    if name is None:
+        raise ApiError("BAD_REQUEST", "upsertBucket needs the run id in input.name")
+    run_id = check_name(name, "run name")
+    fields: RunFields = {
+        "display_name": _text(input.get("displayName"), "displayName"),
+        "notes": _text(_either(input, "notes", "description"), "notes"),
+        "tags": _tags(input.get("tags")),
+        "group": _text(input.get("groupName"), "groupName", _SHORT_TEXT),
+        "job_type": _text(input.get("jobType"), "jobType", _SHORT_TEXT),
+        "host": _text(input.get("host"), "host", _SHORT_TEXT),
+        "program": _text(_either(input, "program", "jobProgram"), "program"),
+        "config": _config(input.get("config")),
+        "summary": _summary(input.get("summaryMetrics")),
+        "metrics": _metrics(input.get("metrics")),
+        "state": _state(input.get("state")),
+        "created_at": _created_at(input.get("createdAt")),
+    }
+    run, inserted = context.store.upsert_run_inserted(entity, project, run_id, **fields)
+    return {"bucket": run, "inserted": inserted}
+
+
+def _create_run_files(_root: None, info: Info, input: dict[str, Any]) -> dict[str, Any]:
+    context = info.context
+    entity = _entity(context, input.get("entityName"))
+    project, run_id = check_name(input["project"], "project"), check_name(input["run"], "run")
+    names = [check_file_name(name) for name in input["files"]]
+    run = context.store.get_run(entity, project, run_id)
+    if run is None:
+        raise ApiError("NOT_FOUND", f"run {entity}/{project}/{run_id} does not exist")
+    return {
+        "runID": run_key(run),
+        "uploadHeaders": [],
+        "files": [{"name": n, "uploadUrl": context.upload_url(entity, project, run_id, n)} for n in names],
+    }
+
+
+MUTATIONS: dict[str, Resolver] = {"upsertBucket": _upsert_bucket, "createRunFiles": _create_run_files}
+
+
+def _entity(context: RequestContext, given: str | None) -> str:
+    """The entity a mutation is about: the caller's (NOT_FOUND for any other)."""
+    if given is None or given == context.entity:
+        return context.entity
+    check_name(given, "entity")
+    raise ApiError("NOT_FOUND", f"entity {given!r} does not exist or is not yours")
+
+
+def _either(input: Mapping[str, Any], name: str, other_name: str) -> Any:
+    """A field with two names (nbtrack's and W&B's); if both are given, they must agree."""
+    ours, theirs = input.get(name), input.get(other_name)
+    if ours is not None and theirs is not None and ours != theirs:
+        raise ApiError(
+            "BAD_REQUEST", f"input.{name} ({ours!r:.60}) and input.{other_name} ({theirs!r:.60}) differ"
+        )
+    return ours if ours is not None else theirs
+
+
+def _text(value: str | None, name: str, limit: int | None = None) -> str | None:
+    if value is None:
+        return None
+    if "\0" in value:  # PostgreSQL text cannot hold NUL
+        raise ApiError("BAD_REQUEST", f"input.{name} holds a NUL character")
+    if limit is not None and len(value) > limit:
+        raise ApiError("BAD_REQUEST", f"input.{name} is longer than {limit} characters")
+    return value
+
+
+def _tags(tags: list[str] | None) -> list[str] | None:
+    if tags is not None and any(len(tag) > _SHORT_TEXT for tag in tags):
+        raise ApiError("BAD_REQUEST", f"a tag is longer than {_SHORT_TEXT} characters")
+    return tags
+
+
+def _config(config: Any) -> dict[str, Any] | None:
+    """W&B's {"key": {"value": v, "desc": ...}} as the plain {"key": v} the store keeps."""
+    if config is None:
+        return None
+    if not isinstance(config, dict):
+        raise ApiError("BAD_REQUEST", 'input.config must hold a JSON object such as {"lr": {"value": 0.1}}')
+    return {
+        key: item["value"] if isinstance(item, dict) and "value" in item else item
+        for key, item in config.items()
+    }
+
+
+def _summary(summary: Any) -> dict[str, Any] | None:
+    if summary is not None and not isinstance(summary, dict):
+        raise ApiError("BAD_REQUEST", "input.summaryMetrics must hold a JSON object")
+    return summary
+
+
+def _metrics(metrics: Any) -> list[dict[str, Any]] | None:
+    if metrics is None:
+        return None
+    if not isinstance(metrics, list) or not all(
+        isinstance(m, dict) and isinstance(m.get("name"), str) for m in metrics
+    ):
+        raise ApiError(
+            "BAD_REQUEST",
+            'input.metrics must hold a JSON array of objects like {"name": "loss", "summary": "min"}',
+        )
+    return metrics
+
+
+def _state(state: str | None) -> str | None:
+    if state is not None and state not in RUN_STATES:
+        raise ApiError("BAD_REQUEST", f"input.state {state!r:.40} is not one of {', '.join(RUN_STATES)}")
+    return state
+
+
+def _created_at(created_at: float | None) -> float | None:
+    if created_at is not None and created_at < 0:
+        raise ApiError("BAD_REQUEST", f"input.createdAt must be unix seconds, not {created_at}")
+    return created_at

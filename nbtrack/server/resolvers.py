@@ -1,0 +1,175 @@
+"""Resolvers of the read side of the schema: Query, and the fields of Project, Run and Bucket.
+
+Projects resolve to store ProjectRows and runs (and buckets) to RunRows; every lookup is
+confined to the caller's entity, so another entity's project or run reads as absent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from graphql import GraphQLResolveInfo
+
+from nbtrack import jsonutil
+from nbtrack.server.context import RequestContext
+from nbtrack.server.errors import ApiError
+from nbtrack.store import ProjectRow, RunRow
+
+__all__ = ["FEATURES", "RESOLVERS", "Info", "Resolver", "run_key"]
+
+Resolver = Callable[..., Any]
+Info = GraphQLResolveInfo[RequestContext]
+
+# What this server can do beyond W&B's core protocol, for clients that ask (serverInfo.features).
+FEATURES = ("NBTRACK_RUN_METRICS", "NBTRACK_HISTORY_SAMPLING")
+
+
+def run_key(run: RunRow) -> str:
+    """The opaque, stable id of a run (W&B's bucket id)."""
+    return f"{run.entity}/{run.project}/{run.run_id}"
+
+
+def _wrapped_config(run: RunRow) -> str:
+    """The run's config in W&B's form: {"key": {"value": v}}."""
+    return jsonutil.dumps_str({key: {"value": value} for key, value in run.config.items()})
+
+
+def _viewer(_root: None, info: Info) -> dict[str, str]:
+    entity = info.context.entity
+    return {"id": entity, "username": entity, "entity": entity}
+
+
+def _server_info(_root: None, _info: Info) -> dict[str, Any]:
+    return {"features": [{"name": name, "isEnabled": True} for name in FEATURES]}
+
+
+def _projects(_root: None, info: Info, entityName: str | None = None) -> list[ProjectRow]:
+    context = info.context
+    if entityName is not None and entityName != context.entity:
+        return []
+    return context.store.list_projects(context.entity)
+
+
+def _project(_root: None, info: Info, name: str, entityName: str | None = None) -> ProjectRow | None:
+    context = info.context
+    if entityName is not None and entityName != context.entity:
+        return None
+    return context.store.get_project(context.entity, name)
+
+
+def _project_runs(
+    project: ProjectRow, info: Info, first: int | None = None, order: str | None = None
+) -> list[RunRow]:
+    if first is not None and first < 0:
+        raise ApiError("BAD_REQUEST", f"runs(first:) must be >= 0, not {first}")
+    if order not in (None, "-created_at", "created_at"):
+        raise ApiError(
+            "BAD_REQUEST", f'runs(order:) must be "-created_at" or "created_at", not {order!r:.40}'
+        )
+    return info.context.store.list_runs(
+        project.name, project.entity, limit=first, oldest_first=order == "created_at"
+    )
+
+
+def _project_run(project: ProjectRow, info: Info, name: str) -> RunRow | None:
+    return info.context.store.get_run(project.entity, project.name, name)
+
+
+def _run_project(run: RunRow, info: Info) -> ProjectRow | None:
+    return info.context.store.get_project(run.entity, run.project)
+
+
+def _run_history(
+    run: RunRow,
+    info: Info,
+    keys: list[str] | None = None,
+    samples: int | None = None,
+    minStep: int | None = None,
+    maxStep: int | None = None,
+) -> str:
+    if samples is not None and samples < 1:
+        raise ApiError("BAD_REQUEST", f"history(samples:) must be at least 1, not {samples}")
+    return info.context.store.history_json(
+        run.entity, run.project, run.run_id, keys=keys, samples=samples, min_step=minStep, max_step=maxStep
+    )
+
+
+def _run_output(run: RunRow, info: Info, offset: int | None = None, limit: int | None = None) -> list[str]:
+    start = _check_window("output", offset, limit)
+    return info.context.store.read_output(run.entity, run.project, run.run_id, start, limit)
+
+
+def _run_events(run: RunRow, info: Info, offset: int | None = None, limit: int | None = None) -> list[str]:
+    start = _check_window("events", offset, limit)
+    return info.context.store.read_events(run.entity, run.project, run.run_id, start, limit)
+
+
+def _check_window(field: str, offset: int | None, limit: int | None) -> int:
+    """The first line to read (arguments may be null, as a GraphQL client may send them)."""
+    if (offset is not None and offset < 0) or (limit is not None and limit < 0):
+        raise ApiError("BAD_REQUEST", f"{field}(offset:, limit:) must be >= 0")
+    return offset or 0
+
+
+def _run_files(run: RunRow, info: Info) -> list[dict[str, Any]]:
+    context = info.context
+    return [
+        {
+            "name": file.name,
+            "sizeBytes": file.size,
+            "url": context.file_url(run.entity, run.project, run.run_id, file.name),
+            "updatedAt": file.updated_at,
+        }
+        for file in context.files.list(run.entity, run.project, run.run_id)
+    ]
+
+
+def _attr(name: str) -> Resolver:
+    return lambda row, _info: getattr(row, name)
+
+
+def _value(compute: Callable[[Any], Any]) -> Resolver:
+    return lambda row, _info: compute(row)
+
+
+# Fields a Run and a Bucket (the same run, as upsertBucket returns it) share.
+_RUN_COMMON: dict[str, Resolver] = {
+    "id": _value(run_key),
+    "name": _attr("run_id"),
+    "displayName": _attr("display_name"),
+    "description": _attr("notes"),
+    "config": _value(_wrapped_config),
+    "historyLineCount": _attr("history_line_count"),
+    "project": _run_project,
+}
+
+RESOLVERS: dict[str, dict[str, Resolver]] = {
+    "Query": {"viewer": _viewer, "serverInfo": _server_info, "projects": _projects, "project": _project},
+    "Project": {
+        "id": _value(lambda p: f"{p.entity}/{p.name}"),
+        "entityName": _attr("entity"),
+        "entity": _value(lambda p: {"id": p.entity, "name": p.entity}),
+        "runCount": _attr("run_count"),
+        "createdAt": _attr("created_at"),
+        "lastActivity": _attr("last_activity"),
+        "runs": _project_runs,
+        "run": _project_run,
+    },
+    "Run": {
+        **_RUN_COMMON,
+        "summaryMetrics": _value(lambda run: jsonutil.dumps_str(run.summary)),
+        "metrics": _value(lambda run: jsonutil.dumps_str(run.metrics)),
+        "jobType": _attr("job_type"),
+        "createdAt": _attr("created_at"),
+        "updatedAt": _attr("updated_at"),
+        "heartbeatAt": _attr("updated_at"),
+        "exitCode": _attr("exit_code"),
+        "lastStep": _attr("last_step"),
+        "history": _run_history,
+        "output": _run_output,
+        "events": _run_events,
+        "files": _run_files,
+    },
+    "Bucket": {**_RUN_COMMON, "sweepName": _value(lambda _run: None)},
+}
