@@ -18,6 +18,7 @@ from nbtrack import jsonutil
 from nbtrack.errors import InternalProcessError, UsageError
 from nbtrack.internal.summary import parse_summary_kinds
 from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.resume import ResumePoint
 from nbtrack.run_state import Config, Summary
 from nbtrack.settings import Settings
 from nbtrack.transport.mailbox import Mailbox, ResultReader
@@ -51,9 +52,12 @@ class Run:
         job_type: str | None = None,
         process: InternalProcess | None = None,
         live_interval: float = 0.0,
+        resume_point: ResumePoint | None = None,
     ) -> None:
-        """process: a started (warm spare) internal process to use; live_interval: see on_live."""
+        """process: a started (warm spare) internal process to use; live_interval: see on_live;
+        resume_point: the stored run this one continues (config already merged by init())."""
         self._settings = settings
+        self._resume_point = resume_point
         self._name = name or settings.run_id
         self._entity = settings.entity  # the server may name it (online, the API key's entity)
         self._url: str | None = None
@@ -259,6 +263,12 @@ class Run:
             start_time=settings.start_time,
             program=sys.argv[0] if sys.argv and sys.argv[0] else "",
         )
+        point = self._resume_point
+        if point is not None:
+            run.resumed = True
+            run.starting_step, run.runtime_offset = point.next_step, point.runtime
+            run.history_offset, run.output_offset = point.history_offset, point.output_offset
+            run.summary_json = jsonutil.dumps(point.summary)
         slot = self._mailbox.new_slot()
         control = pb.Control(mailbox_slot=slot.id, req_resp=True, always_send=True)
         self._send(pb.Record(run=run, control=control), urgent=True)

@@ -6,13 +6,16 @@ configuration, a warm internal process, and a live panel for each run started in
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 import nbtrack
+from nbtrack import jsonutil
 from nbtrack.errors import UsageError
+from nbtrack.resume import ResumePoint, find_resume_point, segment_logs
 from nbtrack.run import Run
 from nbtrack.settings import Settings, resolve_settings
 from nbtrack.transport.process import InternalProcess
@@ -83,8 +86,10 @@ def init(
     for what, value in (("name", name), ("notes", notes), ("group", group), ("job_type", job_type)):
         if value is not None and not isinstance(value, str):
             raise TypeError(f"{what} must be a str, not {type(value).__name__}")
-    if settings.mode != "disabled":
-        _check_run_id_is_free(settings)
+    resume_point = _resume_point(settings) if settings.mode != "disabled" else None
+    if resume_point is not None:
+        settings = dataclasses.replace(settings, resumed=True)
+        config = _resumed_config(resume_point.config, config)
     process = None
     if hook is not None:
         _safely(hook.before_start)
@@ -99,6 +104,7 @@ def init(
         job_type=job_type,
         process=process,
         live_interval=hook.live_interval if hook is not None else 0.0,
+        resume_point=resume_point,
     )
     nbtrack.run = run
     if hook is not None:
@@ -115,21 +121,34 @@ def _safely(call: Callable[[], T]) -> T | None:
         return None
 
 
-def _check_run_id_is_free(settings: Settings) -> None:
-    """A reused id would overwrite the stored run's rows: refuse it until resuming exists."""
-    existing = next(iter(sorted((settings.root / "runs").glob(f"run-*-{settings.run_id}"))), None)
-    if existing is None:
-        if settings.resume == "must":
-            raise UsageError(f"resume='must' but there is no run {settings.run_id!r} under {settings.root}")
-        return
+def _resume_point(settings: Settings) -> ResumePoint | None:
+    """Where a resumed run goes on, or None for a new run; a reused id without resume= is refused."""
     if settings.resume in ("allow", "must"):
+        point = find_resume_point(settings)
+        if point is None and settings.resume == "must":
+            raise UsageError(f"resume='must' but there is no stored run {settings.run_id!r} to resume")
+        return point
+    existing = segment_logs(settings)
+    if existing:
         raise UsageError(
-            f"run {settings.run_id!r} exists ({existing}) but resuming a run is not available in this "
-            "version; start a new run (leave id= out)"
+            f"run id {settings.run_id!r} is already taken by {existing[0].parent}; pick another id, "
+            "leave id= out, or continue that run with resume='allow'"
         )
-    raise UsageError(
-        f"run id {settings.run_id!r} is already taken by {existing}; pick another id or leave id= out"
-    )
+    return None
+
+
+def _resumed_config(stored: dict[str, Any], given: dict[str, Any] | None) -> dict[str, Any]:
+    """The stored config plus the keys init() adds; a key given another value is refused (as
+    run.config refuses it), before anything starts."""
+    merged = dict(stored)
+    for key, value in (given or {}).items():
+        if key in merged and jsonutil.dumps(merged[key]) != jsonutil.dumps(value):
+            raise UsageError(
+                f"config key {key!r} of the resumed run is {merged[key]!r}; refusing to change it to "
+                f"{value!r}. Use a new key, or start a new run for new hyperparameters"
+            )
+        merged.setdefault(key, value)
+    return merged
 
 
 def log(data: dict[str, Any], step: int | None = None, commit: bool = True) -> None:

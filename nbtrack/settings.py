@@ -48,6 +48,7 @@ class Settings:
     api_key: str | None = None
     resume: str | None = None
     start_time: float = field(default_factory=time.time)
+    resumed: bool = False  # this run continues a stored one: its folder is a new segment
 
     @property
     def store_url(self) -> str:
@@ -56,6 +57,8 @@ class Settings:
     @property
     def run_dir(self) -> Path:
         stamp = time.strftime("%Y%m%d_%H%M%S", time.localtime(self.start_time))
+        if self.resumed:  # milliseconds: a segment may start in the same second as the one before
+            stamp += f"_{int(self.start_time * 1000) % 1000:03d}"
         return self.root / "runs" / f"run-{stamp}-{self.run_id}"
 
     @property

@@ -250,11 +250,9 @@ def test_a_run_id_cannot_be_reused_by_accident(root: Path) -> None:
         run.log({"a": 1})
     with pytest.raises(UsageError, match="run id 'same' is already taken"):
         nbtrack.init(project="test", dir=root, id="same")
-    with pytest.raises(UsageError, match="resuming a run is not available"):
-        nbtrack.init(project="test", dir=root, id="same", resume="allow")
-    with pytest.raises(UsageError, match="resume='must' but there is no run 'other'"):
+    with pytest.raises(UsageError, match="resume='must' but there is no stored run 'other'"):
         nbtrack.init(project="test", dir=root, id="other", resume="must")
-    assert [r["a"] for r in stored_history(root, "same")] == [1]  # untouched
+    assert [r["a"] for r in stored_history(root, "same")] == [1]  # untouched (resuming: test_resume.py)
 
 
 def test_poll_exit_reports_what_is_pending(root: Path) -> None:

@@ -1,4 +1,5 @@
-"""`%nbtrack` (status), `%nbtrack finish [RUN]` and `%%nbtrack [init options]` (a cell-scoped run)."""
+"""`%nbtrack` (status), `%nbtrack finish [RUN]`, `%nbtrack resume ID` and `%%nbtrack [init options]`
+(a cell-scoped run)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 import nbtrack
+from nbtrack.run import Run
 from nbtrack.tables import render_table
 
 if TYPE_CHECKING:
@@ -22,6 +24,9 @@ __all__ = ["NBTrackMagics"]
 HELP = """\
 %nbtrack                     the runs of this kernel: name, id, project, state, rows
 %nbtrack finish [RUN]        finish RUN (an id or a name), or the current run
+run = %nbtrack resume ID [--project P --mode MODE --dir D]
+                             continue the stored run ID (e.g. after a kernel restart):
+                             steps go on from its last one
 %%nbtrack [options]          run the cell inside its own run: started before the cell,
                              finished after it, failed if the cell raises
     options: --project P --name N --id ID --mode MODE --dir D --tags a,b --notes TEXT
@@ -31,12 +36,20 @@ HELP = """\
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"%%nbtrack: {message}. See %nbtrack --help")
+        raise UsageError(f"{self.prog}: {message}. See %nbtrack --help")
 
 
 def _init_parser() -> _Parser:
     parser = _Parser(prog="%%nbtrack", add_help=False)
     for option in ("project", "name", "id", "mode", "dir", "tags", "notes", "group", "job-type"):
+        parser.add_argument(f"--{option}")
+    return parser
+
+
+def _resume_parser() -> _Parser:
+    parser = _Parser(prog="%nbtrack resume", add_help=False)
+    parser.add_argument("id")
+    for option in ("project", "mode", "dir"):
         parser.add_argument(f"--{option}")
     return parser
 
@@ -48,7 +61,7 @@ class NBTrackMagics(Magics):
         self.tracker = tracker
 
     @line_cell_magic
-    def nbtrack(self, line: str, cell: str | None = None) -> None:
+    def nbtrack(self, line: str, cell: str | None = None) -> Run | None:
         words = shlex.split(line)
         if "--help" in words or "-h" in words:
             print(HELP)
@@ -62,6 +75,8 @@ class NBTrackMagics(Magics):
         if words[0] == "finish":
             self._finish(words[1:])
             return None
+        if words[0] == "resume":
+            return self._resume(words[1:])
         raise UsageError(f"%nbtrack: unknown command {words[0]!r}. See %nbtrack --help")
 
     def _status(self) -> str:
@@ -99,6 +114,14 @@ class NBTrackMagics(Magics):
                 raise UsageError(f"%nbtrack finish: no live run {words[0]!r}; live runs: {names}")
             target = matches[-1]
         target.finish()
+
+    def _resume(self, words: list[str]) -> Run:
+        """Continue a stored run; the magic's value is the run (`run = %nbtrack resume ID`)."""
+        options = {k: v for k, v in vars(_resume_parser().parse_args(words)).items() if v is not None}
+        try:
+            return nbtrack.init(**options, resume="must")
+        except (TypeError, ValueError, nbtrack.UsageError) as exc:
+            raise UsageError(f"%nbtrack resume: {exc}") from None
 
     def _cell_run(self, words: list[str], cell: str) -> None:
         options = vars(_init_parser().parse_args(words))

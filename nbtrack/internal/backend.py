@@ -81,7 +81,7 @@ class StoreBackend:
             program=run.program or None,
             config=config,
             state="running",
-            created_at=run.start_time or None,
+            created_at=None if run.resumed else run.start_time or None,
         )
         return self._key[0], None
 

@@ -97,9 +97,9 @@ class Handler:
         elif kind == "poll_exit":
             poll = response.poll_exit
             poll.rows_pending = self.rows_logged - self._sender.rows_stored
-            poll.bytes_pending = self._sender.bytes_pending
+            # The same bytes may be both unsynced and undelivered: show the larger backlog.
+            poll.bytes_pending = max(self._sender.bytes_pending, self._writer.bytes_pending)
             poll.retrying = self._sender.retrying
-            poll.bytes_pending = self._writer.bytes_pending
             exit_result = self._sender.exit_result
             poll.done = exit_result is not None
             if exit_result is not None:
@@ -116,7 +116,7 @@ class Handler:
             status = response.status
             status.state, status.step, status.rows_logged = self.shown_state, self.step, self.rows_logged
             status.rows_stored = self._sender.rows_stored
-            status.runtime = time.time() - self.run.start_time if self.run is not None else 0.0
+            status.runtime = time.time() - self._start_time if self.run is not None else 0.0
         elif kind == "shutdown":
             response.shutdown.SetInParent()
         if record.control.req_resp:
@@ -124,8 +124,11 @@ class Handler:
 
     def _on_run(self, record: pb.Record) -> None:
         self.run = record.run
-        self._start_time = record.run.start_time
+        # A resumed run's _runtime goes on from where it stopped, not from this segment's start.
+        self._start_time = record.run.start_time - record.run.runtime_offset
         self.step = record.run.starting_step
+        if record.run.summary_json:
+            self.summary.set(jsonutil.loads(record.run.summary_json), [])
         if not record.run.host:
             record.run.host = socket.gethostname()
         self._writer.put([record])
@@ -271,7 +274,7 @@ class Handler:
         self._send_summary(force=True)
         self.tick(force=True)  # a live panel sees every row before the run ends
         if self.run is not None and not record.exit.runtime:
-            record.exit.runtime = max(0.0, time.time() - self.run.start_time)
+            record.exit.runtime = max(0.0, time.time() - self._start_time)
         self._writer.put([record])
 
     def _notice(self, message: str) -> None:

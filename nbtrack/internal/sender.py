@@ -121,6 +121,9 @@ class Sender:
 
     def _on_run(self, record: pb.Record) -> None:
         result = pb.RunUpdateResult(run=record.run)
+        # A resumed run's lines go after those already stored (the record says where, so a
+        # replay of this log by `nbtrack sync` puts them at the same offsets).
+        self._history_offset, self._output_offset = record.run.history_offset, record.run.output_offset
         try:
             self.backend = None if self.setup is None else open_backend(self.setup, record.run, self._notice)
             config = jsonutil.loads(record.run.config_json) if record.run.config_json else {}

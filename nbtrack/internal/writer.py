@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from nbtrack import run_lock
 from nbtrack.internal.txlog import LogWriter
 from nbtrack.internal.worker import QueueWorker
 from nbtrack.proto import nbtrack_pb2 as pb
@@ -33,6 +34,7 @@ class WriterThread(QueueWorker["list[pb.Record] | Path"]):
         self._forward = forward
         self._notice = notice
         self._log: LogWriter | None = None
+        self._lock_fd: int | None = None
         self.path: Path | None = None
         self.records_written = 0
         self.failed: str | None = None
@@ -88,6 +90,8 @@ class WriterThread(QueueWorker["list[pb.Record] | Path"]):
             path.parent.mkdir(parents=True, exist_ok=True)
             self._log = LogWriter.create(path)
             _fsync_dir(path.parent)  # the new file's name must survive a power loss too
+            # Held until this process exits, however it exits: resuming the run waits for it.
+            self._lock_fd = run_lock.hold(path)
         except OSError as exc:
             self.failed = f"cannot create the transaction log {path}: {exc}"
             self._notice(self.failed + "; rows still go to the store, but a crash could now lose them")

@@ -136,7 +136,7 @@ class HttpBackend:
             "host": run.host or None,
             "program": run.program or None,
             "state": "running",
-            "createdAt": run.start_time or None,
+            "createdAt": None if run.resumed else run.start_time or None,
         }
         deadline = time.monotonic() + START_RETRY_SECONDS
         try:

@@ -30,6 +30,9 @@ RUN = f"""query Run($project: String!, $entity: String, $run: String!) {{
   project(name: $project, entityName: $entity) {{ run(name: $run) {{ {_RUN_FIELDS} }} }} }}"""
 HISTORY = """query History($project: String!, $entity: String, $run: String!, $keys: [String!]) {
   project(name: $project, entityName: $entity) { run(name: $run) { history(keys: $keys) } } }"""
+OUTPUT = """query Output($project: String!, $entity: String, $run: String!, $offset: Int, $limit: Int) {
+  project(name: $project, entityName: $entity) {
+    run(name: $run) { output(offset: $offset, limit: $limit) } } }"""
 
 # A reader gives a busy or restarting server a little time, then says what is wrong.
 READ_RETRY_SECONDS = 20.0
@@ -81,6 +84,14 @@ class ServerReader:
             return []
         rows: list[dict[str, Any]] = jsonutil.loads(run["history"])
         return rows
+
+    def read_output(
+        self, entity: str, project: str, run_id: str, offset: int = 0, limit: int | None = None
+    ) -> list[str]:
+        """The run's console lines in line order (limit of them from line offset on)."""
+        variables = {"project": project, "entity": entity, "run": run_id, "offset": offset, "limit": limit}
+        run = (self._query(OUTPUT, **variables).get("project") or {}).get("run")
+        return list(run["output"]) if run else []
 
     def run_url(self, row: RunRow) -> str:
         return run_url(self.base_url, row.entity, row.project, row.run_id)

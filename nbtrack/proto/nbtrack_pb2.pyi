@@ -197,6 +197,10 @@ class RunRecord(_message.Message):
     PROGRAM_FIELD_NUMBER: _builtins.int
     RESUMED_FIELD_NUMBER: _builtins.int
     STARTING_STEP_FIELD_NUMBER: _builtins.int
+    HISTORY_OFFSET_FIELD_NUMBER: _builtins.int
+    OUTPUT_OFFSET_FIELD_NUMBER: _builtins.int
+    RUNTIME_OFFSET_FIELD_NUMBER: _builtins.int
+    SUMMARY_JSON_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     entity: _builtins.str
     project: _builtins.str
@@ -213,6 +217,13 @@ class RunRecord(_message.Message):
     resumed: _builtins.bool
     starting_step: _builtins.int
     """first step to assign (non-zero when resuming)"""
+    history_offset: _builtins.int
+    """Resuming: where this segment's lines go (after the lines already stored), the runtime the
+    run had when it stopped (so _runtime goes on from there) and its summary then.
+    """
+    output_offset: _builtins.int
+    runtime_offset: _builtins.float
+    summary_json: _builtins.bytes
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -232,10 +243,14 @@ class RunRecord(_message.Message):
         program: _builtins.str = ...,
         resumed: _builtins.bool = ...,
         starting_step: _builtins.int = ...,
+        history_offset: _builtins.int = ...,
+        output_offset: _builtins.int = ...,
+        runtime_offset: _builtins.float = ...,
+        summary_json: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_json", b"config_json", "display_name", b"display_name", "entity", b"entity", "group", b"group", "host", b"host", "job_type", b"job_type", "notes", b"notes", "program", b"program", "project", b"project", "resumed", b"resumed", "run_id", b"run_id", "start_time", b"start_time", "starting_step", b"starting_step", "tags", b"tags"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_json", b"config_json", "display_name", b"display_name", "entity", b"entity", "group", b"group", "history_offset", b"history_offset", "host", b"host", "job_type", b"job_type", "notes", b"notes", "output_offset", b"output_offset", "program", b"program", "project", b"project", "resumed", b"resumed", "run_id", b"run_id", "runtime_offset", b"runtime_offset", "start_time", b"start_time", "starting_step", b"starting_step", "summary_json", b"summary_json", "tags", b"tags"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
