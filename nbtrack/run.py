@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,7 @@ from nbtrack.settings import Settings
 from nbtrack.transport.mailbox import Mailbox, ResultReader
 from nbtrack.transport.outbox import Outbox
 from nbtrack.transport.process import InternalProcess
+from nbtrack.transport.restart import MAX_RESTARTS, describe_exit, replace_process
 from nbtrack.values import check_file_name, check_row, check_step
 
 __all__ = ["Run"]
@@ -64,7 +66,12 @@ class Run:
         self._finished = False
         self._exit_state: str | None = None
         self.notices: list[str] = []  # warnings the internal process sent (also logged)
-        self.rows_lost = 0  # rows logged after the internal process was gone
+        self.rows_lost = 0  # rows logged after the internal process was gone for good
+        self.restarts = 0  # internal processes that died mid-run and were replaced
+        self._lost_reason: str | None = None  # set when a dead internal process cannot be replaced
+        self._started = False  # the internal process has accepted the run
+        self._stopping = False  # we asked the internal process to exit: its end is expected
+        self._setup: pb.SetupRequest | None = None
         # Called on the results thread with each LiveResult (every live_interval while it changes).
         self.on_live: Callable[[pb.LiveResult], None] | None = None
         self._live_interval = live_interval
@@ -139,7 +146,7 @@ class Run:
         outbox = self._outbox
         if outbox is None:
             return  # disabled mode
-        if self._mailbox.closed_reason is not None:
+        if self._lost_reason is not None:
             self._lose_row()
             return
         if finite:
@@ -154,12 +161,46 @@ class Run:
         self.rows_lost += 1
 
     def _on_process_gone(self) -> None:
-        """Called on the results thread when result_q ends; unexpected unless we were finishing."""
+        """Called on the results thread when result_q ends: expected after a shutdown request;
+        otherwise the process died, and a new one takes over (up to MAX_RESTARTS)."""
+        if self._stopping:
+            self._mailbox.close("the internal process has exited")
+            return
+        if self._started and self._outbox is not None and self.restarts < MAX_RESTARTS:
+            self.restarts += 1
+            threading.Thread(target=self._restart, name="nbtrack-restart", daemon=True).start()
+            return
+        self._give_up("the internal process has exited")
+
+    def _restart(self) -> None:
+        dead, outbox, setup = self._process, self._outbox, self._setup
+        assert dead is not None and outbox is not None and setup is not None
+        try:
+            process = replace_process(dead, setup, outbox)
+        except Exception as exc:
+            logger.exception("nbtrack: could not restart the internal process of run %s", self.id)
+            self._give_up(f"the internal process has exited and could not be restarted ({exc})")
+            return
+        self._process = process
+        ResultReader(process.result_q, self._mailbox, self._on_result, self._on_process_gone)
+        self._warn(
+            f"run {self.id}: its internal process died ({describe_exit(dead)}); a new one took over "
+            f"from the transaction log and nothing logged was lost (restart {self.restarts})"
+        )
+
+    def _give_up(self, reason: str) -> None:
+        """No internal process any more: waiters are woken, and later rows are counted as lost."""
+        if self._lost_reason is not None:
+            return
+        self._lost_reason = reason
+        self._mailbox.close(reason)
         if self._finished:
             return
+        unsent = self._outbox.retained_calls if self._outbox is not None else 0
         message = (
-            f"the internal process of run {self.id} has exited; rows logged from now on are NOT stored. "
-            f"Everything logged before is in {self._settings.log_path}"
+            f"{reason}: rows logged in run {self.id} from now on are NOT stored"
+            + (f", nor the last {unsent} rows before it" if unsent else "")
+            + f". Everything else is in {self._settings.log_path}"
         )
         self.notices.append(message)
         logger.error("nbtrack: %s", message)
@@ -195,9 +236,9 @@ class Run:
         self._send(pb.Record(files=pb.FilesRecord(files=[pb.FilesRecord.File(path=name, policy="now")])))
         return name
 
-    def _send(self, record: pb.Record, urgent: bool = False) -> None:
+    def _send(self, record: pb.Record, urgent: bool = False, retain: bool = True) -> None:
         if self._outbox is not None:
-            self._outbox.send(record, urgent=urgent)
+            self._outbox.send(record, urgent=urgent, retain=retain)
 
     def _check_live(self, what: str) -> None:
         if self._finished:
@@ -249,7 +290,8 @@ class Run:
             api_key=settings.api_key or "",
             live_interval=self._live_interval,
         )
-        self._send(pb.Record(request=pb.Request(setup=setup), control=pb.Control(local=True)))
+        self._setup = setup
+        self._send(pb.Record(request=pb.Request(setup=setup), control=pb.Control(local=True)), retain=False)
         run = pb.RunRecord(
             run_id=settings.run_id,
             entity=settings.entity,
@@ -271,7 +313,8 @@ class Run:
             run.summary_json = jsonutil.dumps(point.summary)
         slot = self._mailbox.new_slot()
         control = pb.Control(mailbox_slot=slot.id, req_resp=True, always_send=True)
-        self._send(pb.Record(run=run, control=control), urgent=True)
+        # Not retained: a process that replaces a dead one reads the run from the log.
+        self._send(pb.Record(run=run, control=control), urgent=True, retain=False)
         try:
             result = slot.wait(START_TIMEOUT, "starting the run").run_result
         except InternalProcessError:
@@ -283,6 +326,7 @@ class Run:
             raise InternalProcessError(f"run {self.id}: {result.error.message}")
         self._entity = result.run.entity or self._entity
         self._url = result.url or None
+        self._started = True
         self._send(
             pb.Record(request=pb.Request(run_start=pb.RunStartRequest()), control=pb.Control(local=True))
         )
@@ -405,6 +449,7 @@ class Run:
         process, outbox = self._process, self._outbox
         if process is None or outbox is None:
             return
+        self._stopping = True
         with contextlib.suppress(InternalProcessError):  # then join() and kill() below make sure
             self._request(
                 pb.Request(shutdown=pb.ShutdownRequest()), "stopping the internal process", timeout=5.0
@@ -417,6 +462,7 @@ class Run:
 
     def _abandon(self) -> None:
         self._finished = True
+        self._stopping = True
         atexit.unregister(self._finish_at_exit)
         if self._process is not None:
             self._process.kill()
@@ -434,6 +480,8 @@ class Run:
         if kind == "notice":
             self.notices.append(result.notice.message)
             logger.warning("nbtrack: %s", result.notice.message)
+        elif kind == "ack" and self._outbox is not None:
+            self._outbox.acknowledge(result.ack.seq)
         elif kind == "live" and self.on_live is not None:
             self.on_live(result.live)
 

@@ -87,17 +87,24 @@ def test_rerunning_a_cell_finishes_its_previous_run(shell: InteractiveShell) -> 
     shell.run_cell("%load_ext nbtrack")
 
 
-def test_cell_hooks_never_raise_whatever_state_the_run_is_in(shell: InteractiveShell) -> None:
+@pytest.mark.parametrize("replaceable", [True, False])
+def test_cell_hooks_never_raise_whatever_state_the_run_is_in(
+    shell: InteractiveShell, replaceable: bool
+) -> None:
+    from nbtrack.transport.restart import MAX_RESTARTS
+
     run_cell(shell, "run = nbtrack.init()")
     run = shell.user_ns["run"]
-    run._process.kill()  # a dead internal process
+    if not replaceable:
+        run.restarts = MAX_RESTARTS
+    run._process.kill()  # a dead internal process: replaced, or (budget spent) gone for good
     tracker = session.init_hook
     tracker.pre_run_cell(object(), 1, x=2)  # type: ignore[union-attr]
     tracker.post_run_cell()  # type: ignore[union-attr]
     result = shell.run_cell("1 + 1")
     assert result.success and result.result == 2
-    result = shell.run_cell("run.log({'a': 1})")  # reported lost, not raised
-    assert result.success and run.rows_lost == 1
+    result = shell.run_cell("run.log({'a': 1})")  # stored by the new process, or reported lost
+    assert result.success and run.rows_lost == (0 if replaceable else 1)
 
 
 def test_magic_status_and_finish(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:

@@ -112,9 +112,31 @@ def test_live_panel_in_a_real_kernel(kernel: Kernel) -> None:
     assert finals and "finished" in finals[-1]["content"]["data"]["text/plain"]
 
 
+def test_a_killed_internal_process_is_replaced_and_the_panel_says_so(kernel: Kernel, root: Path) -> None:
+    from tests.helpers import stored_history
+
+    kernel.execute("%load_ext nbtrack")
+    reply, _ = kernel.execute(
+        "run = nbtrack.init(project='kernel', id='reborn')\nrun.log({'a': 1})\nrun._process.kill()"
+    )
+    assert reply["status"] == "ok"
+    kernel.wait_for(
+        lambda m: (
+            m["msg_type"] == "comm_msg"
+            and any("took over" in n for n in m["content"]["data"]["state"].get("notices", []))
+        )
+    )
+    reply, _ = kernel.execute("run.log({'a': 2})\nrun.finish()")
+    assert reply["status"] == "ok"
+    assert [r["a"] for r in stored_history(root, "reborn", project="kernel")] == [1, 2]
+
+
 def test_a_dead_internal_process_never_breaks_the_next_cell(kernel: Kernel) -> None:
     kernel.execute("%load_ext nbtrack")
-    reply, first = kernel.execute("run = nbtrack.init(project='kernel')\nrun._process.kill()")
+    reply, first = kernel.execute(
+        "from nbtrack.transport.restart import MAX_RESTARTS\n"
+        "run = nbtrack.init(project='kernel')\nrun.restarts = MAX_RESTARTS\nrun._process.kill()"
+    )
     assert reply["status"] == "ok"
     # The panel says what happened, as soon as the results thread sees the process gone.
     states = [u["content"]["data"]["state"].get("state") for u in panel_updates(first)]

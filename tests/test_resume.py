@@ -6,13 +6,15 @@ from __future__ import annotations
 import math
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 import nbtrack
-from nbtrack.errors import InternalProcessError, UsageError
+from nbtrack.errors import UsageError
 from nbtrack.sync import find_logs, sync_log
 from tests.helpers import stored_history, stored_run
 
@@ -95,28 +97,35 @@ def test_offline_runs_cannot_resume(root: Path) -> None:
         nbtrack.init(project="test", dir=root, id="off", mode="offline", resume="allow")
 
 
-def test_resume_after_the_internal_process_was_killed_replays_its_log(root: Path) -> None:
-    first = nbtrack.init(project="test", dir=root, id="killed")
-    log_rows(first, 0, 500)
-    first.status()  # every row has reached the handler
-    assert first._process is not None
-    deadline = time.monotonic() + 30
-    while first.status().rows_stored < 500 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.kill(first._process.pid, signal.SIGKILL)  # the run stays "running" in the store
-    deadline = time.monotonic() + 10
-    while first._mailbox.closed_reason is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert stored_run(root, "killed").state == "running"
+VICTIM = """
+import sys, time
+import nbtrack
+run = nbtrack.init(project="test", dir=sys.argv[1], id="both")
+for i in range(20000):
+    run.log({"i": i})
+run.status()  # a round trip: every row is with the internal process
+time.sleep(0.2)  # and in its log (handed to the OS every 20 ms)
+print(run._process.pid, flush=True)
+time.sleep(60)
+"""
 
-    again = nbtrack.init(project="test", dir=root, id="killed", resume="allow")
-    log_rows(again, 500, 100)
+
+def test_resume_after_both_processes_died_replays_the_log(root: Path) -> None:
+    user = subprocess.Popen([sys.executable, "-c", VICTIM, str(root)], stdout=subprocess.PIPE, text=True)
+    assert user.stdout is not None
+    internal = int(user.stdout.readline())
+    os.kill(user.pid, signal.SIGSTOP)  # frozen: it cannot start a new internal process
+    os.kill(internal, signal.SIGKILL)  # dies mid-run: the run is left "running"
+    os.kill(user.pid, signal.SIGKILL)
+    user.wait(10)
+    assert stored_run(root, "both").state == "running"
+
+    again = nbtrack.init(project="test", dir=root, id="both", resume="allow")
+    log_rows(again, 20000, 100)
     again.finish()
-    history = stored_history(root, "killed")
-    assert [r["i"] for r in history] == list(range(600))
-    assert [r["_step"] for r in history] == list(range(600))
-    with pytest.raises(InternalProcessError, match="has exited"):
-        first.finish()  # the dead segment's run says so (restarting its process is not built yet)
+    history = stored_history(root, "both")
+    assert [r["i"] for r in history] == list(range(20100))  # what the store had not got came from the log
+    assert [r["_step"] for r in history] == list(range(20100))
 
 
 def test_resume_on_a_tracking_server(tmp_path: Path) -> None:

@@ -226,13 +226,31 @@ def test_environment_settings_apply_and_arguments_win(root: Path, monkeypatch: p
         assert (run.project, run.mode) == ("arg", "local")
 
 
-def test_a_dead_internal_process_never_hangs_the_user(root: Path) -> None:
+def test_a_killed_internal_process_is_replaced_and_nothing_is_lost(root: Path) -> None:
+    run = nbtrack.init(project="test", dir=root, id="phoenix")
+    run.log({"a": 1})
+    run.summary["note"] = "kept"
+    assert run._process is not None
+    run._process.kill()
+    assert run.summary["a"] == 1  # answered by the new process, rebuilt from the log
+    run.log({"a": 2})
+    run.finish()
+    assert run.restarts == 1
+    assert any("a new one took over" in notice for notice in run.notices)
+    assert [r["a"] for r in stored_history(root, "phoenix")] == [1, 2]
+    stored = stored_run(root, "phoenix")
+    assert (stored.state, stored.summary["note"], stored.summary["a"]) == ("finished", "kept", 2)
+
+
+def test_an_irreplaceable_internal_process_never_hangs_the_user(root: Path) -> None:
     import time
 
     from nbtrack.errors import InternalProcessError
+    from nbtrack.transport.restart import MAX_RESTARTS
 
     run = nbtrack.init(project="test", dir=root)
     run.log({"a": 1})
+    run.restarts = MAX_RESTARTS  # the budget is spent: this death is final
     assert run._process is not None
     run._process.kill()
     started = time.monotonic()
@@ -240,6 +258,7 @@ def test_a_dead_internal_process_never_hangs_the_user(root: Path) -> None:
         run.summary["a"]
     run.log({"a": 2})  # does not raise into the training loop; counted and reported as lost
     assert run.rows_lost == 1
+    assert any("NOT stored" in notice for notice in run.notices)
     with pytest.raises(InternalProcessError):
         run.finish()
     assert time.monotonic() - started < 5

@@ -3,6 +3,12 @@
 It reads record_q, assigns steps to log() calls (commit=False merges into the pending row; a
 step below the current one is refused with a notice naming it), keeps the summary and a
 sampled history per metric, answers requests, and forwards persisted records to the writer.
+
+Everything the user side sends is numbered (control.seq; each log() call its own). After each
+message the handler tells the writer how far the user side may forget (`_acknowledge`): up to
+that message, or to just before the oldest call of a row still pending (not in the log yet).
+A handler started to recover a run whose process died (`SetupRequest.recover`) rebuilds its
+state from the log, and then skips what the user side re-sends that the log already holds.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from nbtrack import jsonutil
 from nbtrack.internal.sampler import SampledHistory
 from nbtrack.internal.sender import Sender
 from nbtrack.internal.summary import Summary, parse_summary_kinds
+from nbtrack.internal.txlog import iter_records
 from nbtrack.internal.writer import WriterThread
 from nbtrack.proto import nbtrack_pb2 as pb
 
@@ -28,6 +35,7 @@ __all__ = ["Handler"]
 
 logger = logging.getLogger("nbtrack")
 
+RECOVERY_BATCH = 1000  # records of a recovered log per batch to the sender
 SUMMARY_SECONDS = 1.0  # a changing summary reaches the log and the store this often
 LIVE_SERIES = 16  # series in one LiveResult
 LIVE_POINTS = 100  # points per series in one LiveResult (what the panel draws)
@@ -57,10 +65,32 @@ class Handler:
         self._summary_dirty = False
         self._summary_sent = 0.0
         self.exited = False
+        self._call_seq = 0  # the seq of the log() call being handled
+        self._pending_first_seq = 0  # the oldest call merged into the pending row
+        self._pending_last_seq = 0
+        self._acknowledged = 0
+        # Recovering: calls up to this seq are in the log; so are the records with these seqs.
+        self._logged_through = 0
+        self._logged_records: set[int] = set()
 
     # -- dispatch ----------------------------------------------------------------------------
 
     def handle(self, record: pb.Record) -> None:
+        seq = record.control.seq if record.HasField("control") else 0
+        # Recovering: a re-sent message the log already holds is skipped (a batch of calls that
+        # straddles what the log holds is cut in _on_partial_history).
+        if not (seq and (seq <= self._logged_through or seq in self._logged_records)):
+            self._dispatch(record)
+        if seq:
+            self._acknowledge(seq)
+
+    def _acknowledge(self, seq: int) -> None:
+        safe = self._pending_first_seq - 1 if self._pending is not None else seq
+        if safe > self._acknowledged:
+            self._acknowledged = safe
+            self._writer.mark(safe)
+
+    def _dispatch(self, record: pb.Record) -> None:
         kind = record.WhichOneof("record_type")
         if kind == "request":
             self._on_request(record)
@@ -85,10 +115,14 @@ class Handler:
             self._on_partial_history(request.partial_history)
             return
         if kind == "setup":
-            self._sender.setup = request.setup  # read by the sender only after the run record
-            self._live_interval = request.setup.live_interval
-            if request.setup.log_path:
-                self._writer.open(Path(request.setup.log_path), offline=request.setup.mode == "offline")
+            setup = request.setup
+            self._sender.setup = setup  # read by the sender only after the run record
+            self._live_interval = setup.live_interval
+            if setup.log_path:
+                path = Path(setup.log_path)
+                records = self._recover(path) if setup.recover else 0
+                offline = setup.mode == "offline"
+                self._writer.open(path, offline=offline, recover=setup.recover, records=records)
             return
         response = pb.Response()
         if kind == "run_start":
@@ -122,7 +156,53 @@ class Handler:
         if record.control.req_resp:
             self._reply(pb.Result(control=record.control, response=response))
 
-    def _on_run(self, record: pb.Record) -> None:
+    def _recover(self, path: Path) -> int:
+        """Rebuild the run's state from its log after its process died; pass what the log holds
+        to the sender again (delivery is idempotent). Returns the number of records read."""
+        count = 0
+        batch: list[pb.Record] = []
+        for record in iter_records(path):
+            count += 1
+            kind = record.WhichOneof("record_type")
+            seq = record.control.seq if record.HasField("control") else 0
+            if seq:
+                self._logged_records.add(seq)
+            if kind == "run":
+                self._on_run(record, persist=False)
+                self.state = "running"
+            elif kind == "history":
+                self._recover_row(record.history)
+            elif kind == "summary" and record.summary.full:
+                # The summary as it was then (user-set values included); rows after it update it.
+                self.summary.values = dict(jsonutil.loads(record.summary.update_json))
+            elif kind == "metric":
+                self.summary.define(record.metric.name, parse_summary_kinds(record.metric.summary))
+            elif kind == "exit":
+                self.exited = True
+                self.state = "finishing"
+            if kind not in ("header", "footer", "final"):
+                batch.append(record)
+            if len(batch) >= RECOVERY_BATCH:
+                self._writer.replay(batch)
+                batch = []
+        if batch:
+            self._writer.replay(batch)
+        self._summary_dirty = True
+        self._acknowledged = self._logged_through
+        return count
+
+    def _recover_row(self, history: pb.HistoryRecord) -> None:
+        row = jsonutil.loads(history.data_json)
+        for key in ("_step", "_runtime", "_timestamp"):
+            row.pop(key, None)
+        self.step = history.step + 1
+        self.summary.update(row)
+        self.latest.update(row)
+        self.sampled.add_row(history.step, row)
+        self.rows_logged += 1
+        self._logged_through = max(self._logged_through, history.seq)
+
+    def _on_run(self, record: pb.Record, persist: bool = True) -> None:
         self.run = record.run
         # A resumed run's _runtime goes on from where it stopped, not from this segment's start.
         self._start_time = record.run.start_time - record.run.runtime_offset
@@ -131,7 +211,8 @@ class Handler:
             self.summary.set(jsonutil.loads(record.run.summary_json), [])
         if not record.run.host:
             record.run.host = socket.gethostname()
-        self._writer.put([record])
+        if persist:
+            self._writer.put([record])
 
     # -- history -----------------------------------------------------------------------------
 
@@ -143,11 +224,18 @@ class Handler:
             calls = json.loads(batch.calls_json)
             finite = False
         out: list[pb.Record] = []
+        seq = batch.first_seq  # 0: unnumbered (a replay), and rows carry no seq
+        if seq and seq <= self._logged_through:  # recovering: the log has the first of these
+            calls = calls[self._logged_through - seq + 1 :]
+            seq = self._logged_through + 1
         for data, step, commit, timestamp in calls:
+            self._call_seq = seq
             if step is None and commit and self._pending is None:
-                self._emit(data, timestamp, finite, out)  # the common case: a plain log(row)
+                self._emit(data, timestamp, finite, out, seq)  # the common case: a plain log(row)
             else:
                 self._log_call(data, step, commit, timestamp, finite, out)
+            if seq:
+                seq += 1
         if out:
             self._writer.put(out)
         self._send_summary()
@@ -175,9 +263,11 @@ class Handler:
         if pending is None:
             self._pending = data
             self._pending_finite = finite
+            self._pending_first_seq = self._call_seq
         else:
             pending.update(data)
             self._pending_finite = self._pending_finite and finite
+        self._pending_last_seq = self._call_seq
         self._pending_time = timestamp
         if commit:
             self._commit(out)
@@ -187,9 +277,11 @@ class Handler:
         row = self._pending
         if row is not None:
             self._pending = None
-            self._emit(row, self._pending_time, self._pending_finite, out)
+            self._emit(row, self._pending_time, self._pending_finite, out, self._pending_last_seq)
 
-    def _emit(self, row: dict[str, Any], timestamp: float, finite: bool, out: list[pb.Record]) -> None:
+    def _emit(
+        self, row: dict[str, Any], timestamp: float, finite: bool, out: list[pb.Record], seq: int
+    ) -> None:
         """Commit row at the current step; its JSON is the line the store keeps."""
         step = self.step
         self.step = step + 1
@@ -208,6 +300,7 @@ class Handler:
         history.runtime = runtime
         history.timestamp = timestamp
         history.data_json = orjson.dumps(row) if finite else jsonutil.dumps(row)
+        history.seq = seq
         out.append(record)
         self.rows_logged += 1
         self._summary_dirty = True

@@ -46,6 +46,9 @@ class _Results:
             except (OSError, ValueError):
                 self.closed = True
 
+    def acknowledge(self, seq: int) -> None:
+        self.send(pb.Result(ack=pb.AckResult(seq=seq)))
+
     def notice(self, message: str) -> None:
         self.send(pb.Result(notice=pb.NoticeResult(level=pb.NoticeResult.WARNING, message=message)))
 
@@ -67,7 +70,7 @@ def serve(records: Connection, results_conn: Connection, preload: bool = False) 
     results = _Results(results_conn)
     sender = Sender(results.send, results.notice)
     sender_thread = SenderThread(sender)
-    writer = WriterThread(sender_thread.put, results.notice)
+    writer = WriterThread(sender_thread.put, results.notice, results.acknowledge)
     handler = Handler(writer, sender, results.send)
     shutdown = threading.Event()
     thread = threading.Thread(target=_handle_records, args=(records, handler, shutdown), name="Handler")

@@ -2,6 +2,11 @@
 
 Records reach the sender only after they are in the log (written to the OS; fsynced at least
 every SYNC_SECONDS and at exit), so whatever the sender loses, the log can replay.
+
+The handler also queues acknowledgement marks (`ack`): once the records before a mark are
+handed to the OS, the writer tells the user side (`ack` callback), which then stops keeping
+them for a restart. A restarted process reopens the log (`open(..., recover=True)`) and
+passes what the log already held to the sender as it is (`replay`).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from nbtrack import run_lock
 from nbtrack.internal.txlog import LogWriter
@@ -25,14 +31,35 @@ FLUSH_SECONDS = 0.02  # hand buffered bytes to the OS this often: a killed proce
 SYNC_SECONDS = 1.0  # fsync this often: a power loss loses at most this much
 
 
-class WriterThread(QueueWorker["list[pb.Record] | Path"]):
+class _Open(NamedTuple):
+    path: Path
+    recover: bool
+    records: int  # recovering: records the log holds (numbering goes on after them)
+
+
+class _Replay(NamedTuple):
+    records: list[pb.Record]
+
+
+_Item = list[pb.Record] | _Open | _Replay | int  # an int is an acknowledgement mark
+
+
+class WriterThread(QueueWorker[_Item]):
     """Runs on the thread named "Writer"; `forward` is the sender's input."""
 
     idle_seconds = FLUSH_SECONDS
 
-    def __init__(self, forward: Callable[[list[pb.Record]], None], notice: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        forward: Callable[[list[pb.Record]], None],
+        notice: Callable[[str], None],
+        ack: Callable[[int], None] = lambda seq: None,
+    ) -> None:
         self._forward = forward
         self._notice = notice
+        self._ack = ack
+        self._ack_due = 0  # the newest mark whose records are appended (flushed at the next flush)
+        self._ack_sent = 0
         self._log: LogWriter | None = None
         self._lock_fd: int | None = None
         self.path: Path | None = None
@@ -48,25 +75,43 @@ class WriterThread(QueueWorker["list[pb.Record] | Path"]):
         log = self._log
         return 0 if log is None else log.bytes_written - log.bytes_synced
 
-    def open(self, path: Path, *, offline: bool = False) -> None:
-        """Create the log at path before the records put after this call.
-
-        Offline, only records flagged always_send (those that need a reply) reach the sender.
+    def open(self, path: Path, *, offline: bool = False, recover: bool = False, records: int = 0) -> None:
+        """Create the log at path (recover: reopen it after its last intact record) before the
+        records put after this call. Offline, only records flagged always_send (those that need
+        a reply) reach the sender.
         """
         self._offline = offline
-        self.put(path)
+        self.put(_Open(path, recover, records))
 
-    def handle(self, item: list[pb.Record] | Path) -> None:
-        if isinstance(item, Path):
-            self._open(item)
+    def replay(self, records: list[pb.Record]) -> None:
+        """Pass records the log already holds to the sender, in order with everything else."""
+        self.put(_Replay(records))
+
+    def mark(self, seq: int) -> None:
+        """Acknowledge the user side's seq once what was put before is handed to the OS."""
+        self.put(seq)
+
+    def handle(self, item: _Item) -> None:
+        if type(item) is int:
+            self._ack_due = item
             return
-        records = item
+        if isinstance(item, _Open):
+            self.records_written = item.records
+            self._open(item.path, item.recover)
+            return
+        if isinstance(item, _Replay):
+            self._forward_records(item.records)
+            return
+        records: list[pb.Record] = item  # type: ignore[assignment]
         for record in records:
             # HasField first: reading an unset sub-message builds one, and history rows have none.
             if not (record.HasField("control") and record.control.local):
                 self._append(record)
                 if record.HasField("exit"):
                     self._finish_log()
+        self._forward_records(records)
+
+    def _forward_records(self, records: list[pb.Record]) -> None:
         if self._offline:
             records = [r for r in records if r.HasField("control") and r.control.always_send]
         if records:
@@ -77,6 +122,11 @@ class WriterThread(QueueWorker["list[pb.Record] | Path"]):
         if now - self._last_flush >= FLUSH_SECONDS:
             self._last_flush = now
             self._guard(lambda log: log.flush())
+            # Without a log (it could not be written) there is nothing better to wait for: the
+            # user was told once that a crash could now lose rows.
+            if self._ack_due > self._ack_sent:
+                self._ack_sent = self._ack_due
+                self._ack(self._ack_due)
         if now - self._last_sync >= SYNC_SECONDS:
             self._last_sync = now
             self._guard(lambda log: log.sync())
@@ -84,13 +134,18 @@ class WriterThread(QueueWorker["list[pb.Record] | Path"]):
     def finished(self) -> None:
         self._guard(lambda log: log.close())
 
-    def _open(self, path: Path) -> None:
+    def _open(self, path: Path, recover: bool) -> None:
         self.path = path
         try:
+            if recover and path.exists():
+                # Held until this process exits, however it exits: resuming or restarting the
+                # run waits for it. Taken before reopening: the dead writer must be gone.
+                self._lock_fd = run_lock.hold(path)
+                self._log = LogWriter.open_for_append(path)
+                return
             path.parent.mkdir(parents=True, exist_ok=True)
             self._log = LogWriter.create(path)
             _fsync_dir(path.parent)  # the new file's name must survive a power loss too
-            # Held until this process exits, however it exits: resuming the run waits for it.
             self._lock_fd = run_lock.hold(path)
         except OSError as exc:
             self.failed = f"cannot create the transaction log {path}: {exc}"

@@ -31,6 +31,7 @@ class Control(_message.Message):
     REQ_RESP_FIELD_NUMBER: _builtins.int
     LOCAL_FIELD_NUMBER: _builtins.int
     ALWAYS_SEND_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
     mailbox_slot: _builtins.str
     """where the reply goes; empty for fire-and-forget records"""
     req_resp: _builtins.bool
@@ -39,6 +40,10 @@ class Control(_message.Message):
     """never persisted in the transaction log"""
     always_send: _builtins.bool
     """reaches the sender even in offline mode"""
+    seq: _builtins.int
+    """The user side numbers everything it sends (log() calls included) and keeps it until the
+    writer acknowledges it (AckResult), so a restarted internal process can be sent the rest.
+    """
     def __init__(
         self,
         *,
@@ -46,10 +51,11 @@ class Control(_message.Message):
         req_resp: _builtins.bool = ...,
         local: _builtins.bool = ...,
         always_send: _builtins.bool = ...,
+        seq: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["always_send", b"always_send", "local", b"local", "mailbox_slot", b"mailbox_slot", "req_resp", b"req_resp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["always_send", b"always_send", "local", b"local", "mailbox_slot", b"mailbox_slot", "req_resp", b"req_resp", "seq", b"seq"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -270,10 +276,13 @@ class HistoryRecord(_message.Message):
     RUNTIME_FIELD_NUMBER: _builtins.int
     TIMESTAMP_FIELD_NUMBER: _builtins.int
     DATA_JSON_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
     step: _builtins.int
     runtime: _builtins.float
     timestamp: _builtins.float
     data_json: _builtins.bytes
+    seq: _builtins.int
+    """the seq of the last log() call merged into this row"""
     def __init__(
         self,
         *,
@@ -281,10 +290,11 @@ class HistoryRecord(_message.Message):
         runtime: _builtins.float = ...,
         timestamp: _builtins.float = ...,
         data_json: _builtins.bytes = ...,
+        seq: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_json", b"data_json", "runtime", b"runtime", "step", b"step", "timestamp", b"timestamp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_json", b"data_json", "runtime", b"runtime", "seq", b"seq", "step", b"step", "timestamp", b"timestamp"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -605,6 +615,7 @@ class SetupRequest(_message.Message):
     BASE_URL_FIELD_NUMBER: _builtins.int
     API_KEY_FIELD_NUMBER: _builtins.int
     LIVE_INTERVAL_FIELD_NUMBER: _builtins.int
+    RECOVER_FIELD_NUMBER: _builtins.int
     mode: _builtins.str
     """"local", "online" or "offline" """
     log_path: _builtins.str
@@ -616,6 +627,11 @@ class SetupRequest(_message.Message):
     api_key: _builtins.str
     live_interval: _builtins.float
     """seconds between LiveResults for a live panel; 0: none"""
+    recover: _builtins.bool
+    """A restart after the run's internal process died: reopen log_path after its torn tail,
+    rebuild the run's state from it, deliver it again, and skip what the user side re-sends
+    that the log already holds.
+    """
     def __init__(
         self,
         *,
@@ -625,10 +641,11 @@ class SetupRequest(_message.Message):
         base_url: _builtins.str = ...,
         api_key: _builtins.str = ...,
         live_interval: _builtins.float = ...,
+        recover: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key", b"api_key", "base_url", b"base_url", "live_interval", b"live_interval", "log_path", b"log_path", "mode", b"mode", "store_url", b"store_url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key", b"api_key", "base_url", b"base_url", "live_interval", b"live_interval", "log_path", b"log_path", "mode", b"mode", "recover", b"recover", "store_url", b"store_url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -742,17 +759,21 @@ class PartialHistoryRequest(_message.Message):
 
     CALLS_JSON_FIELD_NUMBER: _builtins.int
     COUNT_FIELD_NUMBER: _builtins.int
+    FIRST_SEQ_FIELD_NUMBER: _builtins.int
     calls_json: _builtins.bytes
     count: _builtins.int
+    first_seq: _builtins.int
+    """the calls' seqs are first_seq, first_seq + 1, ..."""
     def __init__(
         self,
         *,
         calls_json: _builtins.bytes = ...,
         count: _builtins.int = ...,
+        first_seq: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["calls_json", b"calls_json", "count", b"count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calls_json", b"calls_json", "count", b"count", "first_seq", b"first_seq"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -772,6 +793,7 @@ class Result(_message.Message):
     RESPONSE_FIELD_NUMBER: _builtins.int
     NOTICE_FIELD_NUMBER: _builtins.int
     LIVE_FIELD_NUMBER: _builtins.int
+    ACK_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def control(self) -> Global___Control: ...
     @_builtins.property
@@ -784,6 +806,8 @@ class Result(_message.Message):
     def notice(self) -> Global___NoticeResult: ...
     @_builtins.property
     def live(self) -> Global___LiveResult: ...
+    @_builtins.property
+    def ack(self) -> Global___AckResult: ...
     def __init__(
         self,
         *,
@@ -793,16 +817,40 @@ class Result(_message.Message):
         response: Global___Response | None = ...,
         notice: Global___NoticeResult | None = ...,
         live: Global___LiveResult | None = ...,
+        ack: Global___AckResult | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["control", b"control", "exit_result", b"exit_result", "live", b"live", "notice", b"notice", "response", b"response", "result_type", b"result_type", "run_result", b"run_result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "control", b"control", "exit_result", b"exit_result", "live", b"live", "notice", b"notice", "response", b"response", "result_type", b"result_type", "run_result", b"run_result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["control", b"control", "exit_result", b"exit_result", "live", b"live", "notice", b"notice", "response", b"response", "result_type", b"result_type", "run_result", b"run_result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "control", b"control", "exit_result", b"exit_result", "live", b"live", "notice", b"notice", "response", b"response", "result_type", b"result_type", "run_result", b"run_result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_result_type: _TypeAlias = _typing.Literal["run_result", "exit_result", "response", "notice", "live"]  # noqa: Y015
+    _WhichOneofReturnType_result_type: _TypeAlias = _typing.Literal["run_result", "exit_result", "response", "notice", "live", "ack"]  # noqa: Y015
     _WhichOneofArgType_result_type: _TypeAlias = _typing.Literal["result_type", b"result_type"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_result_type) -> _WhichOneofReturnType_result_type | None: ...
 
 Global___Result: _TypeAlias = Result  # noqa: Y015
+
+@_typing.final
+class AckResult(_message.Message):
+    """Everything the user side sent up to seq is in the transaction log (handed to the OS, so it
+    survives the internal process), or was a request already answered: it need not be kept.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["seq", b"seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AckResult: _TypeAlias = AckResult  # noqa: Y015
 
 @_typing.final
 class LiveResult(_message.Message):

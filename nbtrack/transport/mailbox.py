@@ -96,7 +96,9 @@ class ResultReader:
         on_result: Callable[[pb.Result], None],
         on_closed: Callable[[], None] | None = None,
     ) -> None:
-        """on_closed runs (on this thread) once result_q reaches EOF: the internal process is gone."""
+        """on_closed runs (on this thread) once result_q reaches EOF: the internal process is gone.
+        It decides what that means (a restart, or closing the mailbox); without it, the mailbox
+        is closed at once."""
         self._conn = result_q
         self._mailbox = mailbox
         self._on_result = on_result
@@ -109,12 +111,14 @@ class ResultReader:
             try:
                 data = self._conn.recv_bytes()
             except (EOFError, OSError):
-                self._mailbox.close("the internal process has exited")
-                if self._on_closed is not None:
-                    try:
-                        self._on_closed()
-                    except Exception:
-                        logger.exception("nbtrack: error while handling the internal process's exit")
+                if self._on_closed is None:
+                    self._mailbox.close("the internal process has exited")
+                    return
+                try:
+                    self._on_closed()
+                except Exception:
+                    logger.exception("nbtrack: error while handling the internal process's exit")
+                    self._mailbox.close("the internal process has exited")
                 return
             result = pb.Result()
             result.ParseFromString(data)

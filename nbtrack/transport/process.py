@@ -45,6 +45,11 @@ class InternalProcess:
     def pid(self) -> int | None:
         return self._process.pid
 
+    @property
+    def exitcode(self) -> int | None:
+        """None while it runs; negative: the signal that ended it."""
+        return self._process.exitcode
+
     def is_alive(self) -> bool:
         return self._process.is_alive()
 

@@ -1,0 +1,102 @@
+"""Chaos: the internal process is killed (SIGKILL) at random moments while a run logs 20,000 rows;
+each time a new one takes over from the transaction log. What is stored must equal what was
+logged exactly: no loss, no duplicates, same order, merged rows intact. Local and online."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import nbtrack
+from tests.helpers import stored_history, stored_run
+
+ROWS = 20_000
+KILLS_PER_RUN = 10
+pytestmark = pytest.mark.timeout(300)
+
+
+class Killer(threading.Thread):
+    """Kills the run's internal process every 0.2-0.6 s (random), each time once its successor is up."""
+
+    def __init__(self, run: nbtrack.Run, kills: int, seed: int) -> None:
+        super().__init__(name="chaos-killer", daemon=True)
+        self.victim, self.kills_wanted, self.random = run, kills, random.Random(seed)
+        self.kills = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while self.kills < self.kills_wanted and not self.stop.wait(self.random.uniform(0.2, 0.6)):
+            process = self.victim._process
+            if process is None or process.pid is None or self.victim._stopping:
+                return  # finish() has its answer (kills while it waits are fair game)
+            os.kill(process.pid, signal.SIGKILL)
+            self.kills += 1
+            deadline = time.monotonic() + 30
+            while self.victim._process is process and time.monotonic() < deadline:
+                time.sleep(0.01)  # the next kill is for the next process
+
+
+def log_with_chaos(run: nbtrack.Run, seed: int) -> tuple[list[dict[str, Any]], int]:
+    """Log ROWS rows (every 7th in two parts, commit=False then commit=True) while a Killer
+    works; returns the rows as the store should have them and the number of kills."""
+    killer = Killer(run, KILLS_PER_RUN, seed)
+    killer.start()
+    expected: list[dict[str, Any]] = []
+    for i in range(ROWS):
+        if i % 7 == 0:
+            run.log({"part": i}, commit=False)
+            run.log({"i": i, "x": i * 0.5})
+            expected.append({"i": i, "x": i * 0.5, "part": i})
+        else:
+            run.log({"i": i, "x": i * 0.5})
+            expected.append({"i": i, "x": i * 0.5})
+        if i % 20 == 0:
+            time.sleep(0.008)  # a training step's pace, so the kills land mid-run
+        if i == ROWS // 2:
+            run.config["halfway"] = True
+            run.summary["note"] = "set mid-run"
+    run.finish()
+    killer.stop.set()
+    killer.join(30)
+    return expected, killer.kills
+
+
+def check(stored: list[dict[str, Any]], expected: list[dict[str, Any]]) -> None:
+    assert len(stored) == len(expected), f"{len(stored)} rows stored, {len(expected)} logged"
+    assert [r["_step"] for r in stored] == list(range(len(expected)))
+    for row, want in zip(stored, expected, strict=True):
+        assert {k: v for k, v in row.items() if not k.startswith("_")} == want
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_killing_the_internal_process_loses_and_duplicates_nothing_locally(root: Path, seed: int) -> None:
+    run = nbtrack.init(project="test", dir=root, id=f"chaos{seed}")
+    expected, kills = log_with_chaos(run, seed)
+    assert kills == KILLS_PER_RUN and run.restarts >= kills
+    check(stored_history(root, f"chaos{seed}"), expected)
+    stored = stored_run(root, f"chaos{seed}")
+    assert (stored.state, stored.config) == ("finished", {"halfway": True})
+    assert stored.summary["note"] == "set mid-run"
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_killing_the_internal_process_loses_and_duplicates_nothing_online(tmp_path: Path, seed: int) -> None:
+    from tests.serving import start_server
+
+    server = start_server(tmp_path / "server")
+    try:
+        run = nbtrack.init(project="test", dir=tmp_path / "client", id=f"chaos{seed}", base_url=server.url)
+        expected, kills = log_with_chaos(run, seed)
+        assert kills == KILLS_PER_RUN and run.restarts >= kills
+        stored = nbtrack.Api(base_url=server.url).run(f"test/chaos{seed}")
+        check(stored.history(), expected)
+        assert (stored.state, stored.summary["note"]) == ("finished", "set mid-run")
+    finally:
+        server.stop()
