@@ -22,7 +22,7 @@ from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.resume import ResumePoint
 from nbtrack.run_state import Config, Summary
 from nbtrack.settings import Settings
-from nbtrack.transport.mailbox import Mailbox, ResultReader
+from nbtrack.transport.mailbox import Mailbox, ResultReader, Slot
 from nbtrack.transport.outbox import Outbox
 from nbtrack.transport.process import InternalProcess
 from nbtrack.transport.restart import MAX_RESTARTS, describe_exit, replace_process
@@ -72,6 +72,7 @@ class Run:
         self._started = False  # the internal process has accepted the run
         self._stopping = False  # we asked the internal process to exit: its end is expected
         self._setup: pb.SetupRequest | None = None
+        self._exit_slot: Slot | None = None  # the exit record's reply, once finish() has sent it
         # Called on the results thread with each LiveResult (every live_interval while it changes).
         self.on_live: Callable[[pb.LiveResult], None] | None = None
         self._live_interval = live_interval
@@ -196,7 +197,7 @@ class Run:
         self._mailbox.close(reason)
         if self._finished:
             return
-        unsent = self._outbox.retained_calls if self._outbox is not None else 0
+        unsent = self._outbox.calls_not_acknowledged() if self._outbox is not None else 0
         message = (
             f"{reason}: rows logged in run {self.id} from now on are NOT stored"
             + (f", nor the last {unsent} rows before it" if unsent else "")
@@ -336,9 +337,10 @@ class Run:
 
         timeout: the longest wait for a tracking server (online; default FINISH_TIMEOUT). On
         timeout the rows not delivered stay in the transaction log, and a warning says how to
-        deliver them with `nbtrack sync`.
+        deliver them with `nbtrack sync`. Interrupted (Ctrl-C), the run is left finishing: call
+        finish() again to wait for the rest (at exit, that happens by itself).
         """
-        if self._finished:
+        if self._finished and self._exit_slot is None:
             return
         if not isinstance(exit_code, int) or isinstance(exit_code, bool):
             raise TypeError(f"exit_code must be an int, not {type(exit_code).__name__}")
@@ -350,6 +352,7 @@ class Run:
         if self._outbox is None:
             self._exit_state = "finished" if exit_code == 0 else "failed"
             return
+        interrupted = False
         try:
             patience = FINISH_TIMEOUT if timeout is None else float(timeout)
             exit_result = self._wait_for_exit(exit_code, patience)
@@ -368,8 +371,23 @@ class Run:
                     f"{self._settings.log_path} keeps every row; replay it with `nbtrack sync`)"
                 )
             self._final_summary = self._fetch_summary()
+        except KeyboardInterrupt:
+            # The exit record is on its way and the internal process goes on delivering: keep
+            # it, so that a second finish() (or the one at exit) waits for the same answer.
+            interrupted = True
+            if self._exit_slot is None:
+                self._finished = False  # interrupted before the exit record left: start over
+            atexit.register(self._finish_at_exit)
+            raise
         finally:
+            if not interrupted:
+                self._finish_done()
+
+    def _finish_done(self) -> None:
+        self._exit_slot = None
+        try:
             self._shutdown()
+        finally:
             for callback in self.on_finished:
                 try:
                     callback(self)
@@ -382,14 +400,16 @@ class Run:
 
     def _wait_for_exit(self, exit_code: int, timeout: float) -> pb.ExitResult | None:
         """The exit result; None when a tracking server kept us waiting longer than timeout."""
-        slot = self._mailbox.new_slot()
-        self._send(
-            pb.Record(
-                exit=pb.ExitRecord(exit_code=exit_code),
-                control=pb.Control(mailbox_slot=slot.id, always_send=True),
-            ),
-            urgent=True,
-        )
+        slot = self._exit_slot
+        if slot is None:  # not sent yet (else: an interrupted finish() sent it)
+            slot = self._exit_slot = self._mailbox.new_slot()
+            self._send(
+                pb.Record(
+                    exit=pb.ExitRecord(exit_code=exit_code),
+                    control=pb.Control(mailbox_slot=slot.id, always_send=True),
+                ),
+                urgent=True,
+            )
         started = last_progress = time.monotonic()
         last_pending: tuple[int, int] | None = None
         poll = pb.PollExitResponse()

@@ -4,6 +4,7 @@ summary, define_metric, finish, and the step rules."""
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import psutil
@@ -319,3 +320,22 @@ def test_live_results_are_pushed_while_the_run_changes_and_stay_bounded(root: Pa
     gaps = [b.runtime - a.runtime for a, b in itertools.pairwise(received[:-1])]
     assert min(gaps) >= 0.09  # never faster than the interval (the push at finish excepted)
     assert last.state == "finishing"
+
+
+def test_ctrl_c_in_finish_leaves_the_run_finishing_and_a_second_finish_completes(root: Path) -> None:
+    import _thread
+    import threading
+
+    run = nbtrack.init(project="test", dir=root, id="hasty")
+    for i in range(200_000):
+        run.log({"i": i})
+    threading.Timer(0.3, _thread.interrupt_main).start()  # Ctrl-C while finish() waits
+    with pytest.raises(KeyboardInterrupt):
+        run.finish()
+        time.sleep(5)  # finish() was quicker than the timer: the interrupt lands here instead
+    with pytest.raises(UsageError, match="finished"):
+        run.log({"i": -1})  # finishing: no more rows
+    run.finish()
+    assert run.state == "finished"
+    assert [r["i"] for r in stored_history(root, "hasty")] == list(range(200_000))
+    assert stored_run(root, "hasty").state == "finished"

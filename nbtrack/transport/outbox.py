@@ -108,10 +108,10 @@ class Outbox:
         """Messages kept until the internal process acknowledges them."""
         return len(self._retained)
 
-    @property
-    def retained_calls(self) -> int:
-        """log() calls kept until the internal process acknowledges them."""
-        return sum(message.calls for message in list(self._retained))
+    def calls_not_acknowledged(self) -> int:
+        """log() calls the internal process has not acknowledged: retained, or not encoded yet."""
+        waiting = sum(1 for item in list(self._items) if type(item) is tuple)
+        return waiting + sum(message.calls for message in list(self._retained))
 
     def acknowledge(self, seq: int) -> None:
         """The internal process's log holds everything up to seq: stop keeping it."""
