@@ -365,11 +365,8 @@ class Run:
                 )
                 return
             self._exit_state = exit_result.state
-            if exit_result.error.message:
-                self._warn(
-                    f"run {self.id}: {exit_result.error.message} (the transaction log "
-                    f"{self._settings.log_path} keeps every row; replay it with `nbtrack sync`)"
-                )
+            if exit_result.error.message:  # it says whether the log keeps the rows
+                self._warn(f"run {self.id}: {exit_result.error.message} (log: {self._settings.log_path})")
             self._final_summary = self._fetch_summary()
         except KeyboardInterrupt:
             # The exit record is on its way and the internal process goes on delivering: keep

@@ -71,6 +71,7 @@ def serve(records: Connection, results_conn: Connection, preload: bool = False) 
     sender = Sender(results.send, results.notice)
     sender_thread = SenderThread(sender)
     writer = WriterThread(sender_thread.put, results.notice, results.acknowledge)
+    sender.log_failure = lambda: writer.failed
     handler = Handler(writer, sender, results.send)
     shutdown = threading.Event()
     thread = threading.Thread(target=_handle_records, args=(records, handler, shutdown), name="Handler")

@@ -57,6 +57,9 @@ class Sender:
         self._metrics: dict[str, dict[str, str]] = {}
         self._last_flush = time.monotonic()
         self._failed: str | None = None  # first delivery error; reported once, at exit too
+        # Why the transaction log cannot be written (the writer's own report), or None: decides
+        # whether a delivery failure loses rows or only delays them.
+        self.log_failure: Callable[[], str | None] = lambda: None
 
     @property
     def rows_stored(self) -> int:
@@ -164,9 +167,9 @@ class Sender:
         failure = self._failed or (self.backend.failure if self.backend is not None else None)
         undelivered = self.backend.pending()[0] if self.backend is not None else 0
         if failure is not None:
-            result.error.message = failure
+            result.error.message = f"{failure}; {self._advice()}"
         elif undelivered:
-            result.error.message = f"{undelivered} history rows were not delivered"
+            result.error.message = f"{undelivered} history rows were not delivered; {self._advice()}"
         self.exit_result = result
         self._reply(pb.Result(control=record.control, exit_result=result))
 
@@ -186,6 +189,12 @@ class Sender:
             summary, self._summary = self._summary, None
             self._deliver(methodcaller("write_summary", summary))
 
+    def _advice(self) -> str:
+        """What a delivery failure means for the user's rows."""
+        if self.log_failure() is None:
+            return "the transaction log keeps every row (replay it with `nbtrack sync`)"
+        return "the transaction log could not be written either, so the rows not stored are lost"
+
     def _deliver(self, call: Callable[[Backend], object]) -> bool:
         """Run one backend call; a failure is reported once and the data stays in the log."""
         if self.backend is None:
@@ -197,9 +206,7 @@ class Sender:
             if self._failed is None:
                 self._failed = f"could not write to the store: {type(exc).__name__}: {exc}"
                 logger.exception("nbtrack: %s", self._failed)
-                self._notice(
-                    self._failed + "; the transaction log keeps every row (replay it with `nbtrack sync`)"
-                )
+                self._notice(f"{self._failed}; {self._advice()}")
             return False
 
 

@@ -130,6 +130,21 @@ class WriterThread(QueueWorker[_Item]):
         if now - self._last_sync >= SYNC_SECONDS:
             self._last_sync = now
             self._guard(lambda log: log.sync())
+            self._check_still_there()
+
+    def _check_still_there(self) -> None:
+        """A removed log (or run folder) still takes writes on Linux, into a file nobody can
+        read: say so once, like a write error."""
+        if self._log is None or self.failed is not None or self._lock_fd is None:
+            return
+        try:
+            gone = os.fstat(self._lock_fd).st_nlink == 0
+        except OSError:
+            gone = True
+        if gone:
+            self.failed = f"the transaction log {self.path} was deleted (or its folder was)"
+            logger.error("nbtrack: %s", self.failed)
+            self._notice(self.failed + "; rows still go to the store, but a crash could now lose them")
 
     def finished(self) -> None:
         self._guard(lambda log: log.close())
