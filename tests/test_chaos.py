@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import nbtrack
+from nbtrack.sync import sync_log
 from tests.helpers import stored_history, stored_run
 
 ROWS = 20_000
@@ -84,6 +85,11 @@ def test_killing_the_internal_process_loses_and_duplicates_nothing_locally(root:
     stored = stored_run(root, f"chaos{seed}")
     assert (stored.state, stored.config) == ("finished", {"halfway": True})
     assert stored.summary["note"] == "set mid-run"
+    # The log, reopened after each kill, replays to the same run: every row once.
+    copy = root.parent / "replayed"
+    report = sync_log(run.dir / f"run-{run.id}.nbt", f"sqlite:///{copy / 'nbtrack.db'}")
+    assert report.error is None and report.complete
+    check(stored_history(copy, f"chaos{seed}"), expected)
 
 
 @pytest.mark.parametrize("seed", [3, 4])
