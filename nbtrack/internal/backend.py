@@ -23,6 +23,9 @@ __all__ = ["Backend", "StoreBackend", "open_backend", "run_files_dir"]
 
 class Backend(Protocol):
     rows_delivered: int  # history rows the store/server has acknowledged
+    # Lines of the run's history the store/server held when upsert_run() answered: a recovered
+    # run's sender need not deliver those again.
+    history_lines_stored: int
     retrying: bool  # the server is unreachable for now and the backend is retrying
     failure: str | None  # the first thing the server refused (already reported as a notice)
 
@@ -68,6 +71,7 @@ class StoreBackend:
         self._key = (run.entity or DEFAULT_ENTITY, run.project, run.run_id)
         self._files = run_files_dir(store_url, *self._key)
         self.rows_delivered = 0
+        self.history_lines_stored = 0
 
     def upsert_run(self, run: pb.RunRecord, config: dict[str, Any]) -> tuple[str, str | None]:
         self._store.upsert_run(
@@ -83,6 +87,8 @@ class StoreBackend:
             state="running",
             created_at=None if run.resumed else run.start_time or None,
         )
+        stored = self._store.get_run(*self._key)
+        self.history_lines_stored = stored.history_line_count if stored is not None else 0
         return self._key[0], None
 
     def write_history(self, offset: int, lines: list[str], steps: list[int]) -> None:

@@ -51,6 +51,8 @@ class Sender:
         self._history: list[str] = []
         self._steps: list[int] = []
         self._history_offset = 0  # line number of _history[0]
+        self._stored_through = 0  # recovering: lines below this are stored already
+        self._rows_skipped = 0
         self._output: list[str] = []
         self._output_offset = 0
         self._summary: dict[str, Any] | None = None
@@ -64,7 +66,9 @@ class Sender:
     @property
     def rows_stored(self) -> int:
         """History rows the store or server has acknowledged."""
-        return self.backend.rows_delivered if self.backend is not None else 0
+        if self.backend is None:
+            return 0
+        return self.backend.rows_delivered + self._rows_skipped
 
     @property
     def bytes_pending(self) -> int:
@@ -84,6 +88,10 @@ class Sender:
         for record in records:
             kind = record.WhichOneof("record_type")
             if kind == "history":
+                if self._history_offset < self._stored_through and not self._history:
+                    self._history_offset += 1  # a recovered line the store or server has
+                    self._rows_skipped += 1
+                    continue
                 self._history.append(record.history.data_json.decode())
                 self._steps.append(record.history.step)
             elif kind == "summary":
@@ -133,6 +141,9 @@ class Sender:
             if self.backend is not None:
                 entity, url = self.backend.upsert_run(record.run, config)
                 result.run.entity, result.url = entity, url or ""
+                if self.setup is not None and self.setup.recover:
+                    # The dead process's sender got this far; its lines are the log's lines.
+                    self._stored_through = self.backend.history_lines_stored
         except Exception as exc:
             logger.exception("nbtrack: could not start the run")
             reason = str(exc) if isinstance(exc, NbtrackError) else f"{type(exc).__name__}: {exc}"

@@ -45,7 +45,7 @@ mutation UpsertBucket($name: String, $project: String, $entity: String, $display
       notes: $notes, groupName: $groupName, jobType: $jobType, tags: $tags, config: $config,
       summaryMetrics: $summaryMetrics, host: $host, program: $program, state: $state,
       metrics: $metrics, createdAt: $createdAt}) {
-    bucket { id name displayName project { id name entity { id name } } }
+    bucket { id name displayName historyLineCount project { id name entity { id name } } }
     inserted
   }
 }
@@ -112,6 +112,7 @@ class HttpBackend:
         self._last_post = time.monotonic()
         self._closing = False
         self.rows_delivered = 0
+        self.history_lines_stored = 0  # as the last UpsertBucket answered (0 until one did)
         self.retrying = False
         self.failure: str | None = None  # the first thing the server refused, said once
         self._thread = threading.Thread(target=self._deliver_forever, name="FileStream", daemon=True)
@@ -336,6 +337,9 @@ class HttpBackend:
         entity = ((bucket.get("project") or {}).get("entity") or {}).get("name")
         if isinstance(entity, str) and entity:
             self._entity = entity
+        lines = bucket.get("historyLineCount")
+        if isinstance(lines, int):
+            self.history_lines_stored = lines
 
     def _upload(self, name: str, path: Path) -> None:
         data = self._client.graphql(
