@@ -42,6 +42,7 @@ class ResumePoint:
     next_step: int
     history_offset: int  # lines already stored
     output_offset: int
+    events_offset: int
     runtime: float
     config: dict[str, Any]
     summary: dict[str, Any]
@@ -50,6 +51,9 @@ class ResumePoint:
 class _Source(Protocol):
     def get_run(self, entity: str | None, project: str, run_id: str) -> RunRow | None: ...
     def read_output(
+        self, entity: str, project: str, run_id: str, offset: int = 0, limit: int | None = None
+    ) -> list[str]: ...
+    def read_events(
         self, entity: str, project: str, run_id: str, offset: int = 0, limit: int | None = None
     ) -> list[str]: ...
     def close(self) -> None: ...
@@ -85,12 +89,14 @@ def find_resume_point(settings: Settings) -> ResumePoint | None:
         if row is None:
             return None
         output = len(source.read_output(row.entity, row.project, row.run_id))
+        events = len(source.read_events(row.entity, row.project, row.run_id))
     finally:
         source.close()
     return ResumePoint(
         next_step=0 if row.last_step is None else row.last_step + 1,
         history_offset=row.history_line_count,
         output_offset=output,
+        events_offset=events,
         runtime=row.runtime,
         config=dict(row.config),
         summary=dict(row.summary),

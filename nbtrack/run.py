@@ -290,6 +290,7 @@ class Run:
             base_url=settings.base_url or "",
             api_key=settings.api_key or "",
             live_interval=self._live_interval,
+            stats_interval=settings.stats_interval,
         )
         self._setup = setup
         self._send(pb.Record(request=pb.Request(setup=setup), control=pb.Control(local=True)), retain=False)
@@ -311,6 +312,7 @@ class Run:
             run.resumed = True
             run.starting_step, run.runtime_offset = point.next_step, point.runtime
             run.history_offset, run.output_offset = point.history_offset, point.output_offset
+            run.events_offset = point.events_offset
             run.summary_json = jsonutil.dumps(point.summary)
         slot = self._mailbox.new_slot()
         control = pb.Control(mailbox_slot=slot.id, req_resp=True, always_send=True)

@@ -49,6 +49,7 @@ class Settings:
     resume: str | None = None
     start_time: float = field(default_factory=time.time)
     resumed: bool = False  # this run continues a stored one: its folder is a new segment
+    stats_interval: float = 5.0  # seconds between system-metrics samples; 0: none
 
     @property
     def store_url(self) -> str:
@@ -113,6 +114,7 @@ def resolve_settings(
         )
     if resume not in (None, "allow", "must", "never"):
         raise UsageError(f"resume must be None, 'allow', 'must' or 'never', not {resume!r}")
+    stats_interval = _stats_interval(env.get("NBTRACK_STATS_INTERVAL"))
     return Settings(
         mode=chosen_mode,
         project=check_name(
@@ -124,6 +126,7 @@ def resolve_settings(
         base_url=base_url,
         api_key=api_key or env.get("NBTRACK_API_KEY") or None,
         resume=resume,
+        stats_interval=stats_interval,
     )
 
 
@@ -132,6 +135,21 @@ def _entity(entity: str | None, mode: str) -> str:
     if entity is None:
         return "" if mode == "online" else DEFAULT_ENTITY
     return check_name(entity, "entity")
+
+
+def _stats_interval(text: str | None) -> float:
+    if text is None or not text.strip():
+        return Settings.stats_interval
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        raise UsageError(
+            f"NBTRACK_STATS_INTERVAL must be seconds between system-metrics samples (0 turns them "
+            f"off), not {text!r}"
+        )
+    return seconds
 
 
 def check_base_url(base_url: str) -> str:

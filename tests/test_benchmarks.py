@@ -30,3 +30,16 @@ def test_bench_online_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     for row in ("log() per call", "finish() straight after the loop", "end to end", "server down"):
         assert row in result.stdout
+
+
+def test_bench_stats_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_stats.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for row in ("sample() alone", "in a run", "% core @ 5 s"):
+        assert row in result.stdout

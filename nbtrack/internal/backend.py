@@ -36,6 +36,9 @@ class Backend(Protocol):
 
     def write_output(self, offset: int, lines: list[str]) -> None: ...
 
+    def write_events(self, offset: int, lines: list[str]) -> None:
+        """System-metrics lines (JSON objects), addressed like history lines."""
+
     def write_summary(self, summary: dict[str, Any]) -> None: ...
 
     def update_config(self, update: dict[str, Any], remove: list[str]) -> None: ...
@@ -97,6 +100,9 @@ class StoreBackend:
 
     def write_output(self, offset: int, lines: list[str]) -> None:
         self._store.write_output(*self._key, offset, lines)
+
+    def write_events(self, offset: int, lines: list[str]) -> None:
+        self._store.write_events(*self._key, offset, lines)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         self._store.write_summary(*self._key, summary)

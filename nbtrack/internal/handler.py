@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from nbtrack import jsonutil
 from nbtrack.internal.sampler import SampledHistory
 from nbtrack.internal.sender import Sender
 from nbtrack.internal.summary import Summary, parse_summary_kinds
+from nbtrack.internal.system_metrics import StatsThread, SystemSampler
 from nbtrack.internal.txlog import iter_records
 from nbtrack.internal.writer import WriterThread
 from nbtrack.proto import nbtrack_pb2 as pb
@@ -72,6 +74,8 @@ class Handler:
         # Recovering: calls up to this seq are in the log; so are the records with these seqs.
         self._logged_through = 0
         self._logged_records: set[int] = set()
+        self._stats: StatsThread | None = None
+        self._stats_interval = 0.0
 
     # -- dispatch ----------------------------------------------------------------------------
 
@@ -118,6 +122,7 @@ class Handler:
             setup = request.setup
             self._sender.setup = setup  # read by the sender only after the run record
             self._live_interval = setup.live_interval
+            self._stats_interval = setup.stats_interval
             if setup.log_path:
                 path = Path(setup.log_path)
                 records = self._recover(path) if setup.recover else 0
@@ -213,6 +218,17 @@ class Handler:
             record.run.host = socket.gethostname()
         if persist:
             self._writer.put([record])
+        self._start_stats()
+
+    def _start_stats(self) -> None:
+        """System metrics go straight to the writer: they touch none of the handler's state."""
+        if self._stats_interval > 0 and self._stats is None and not self.exited:
+            try:
+                sampler = SystemSampler(os.getppid())
+            except Exception:
+                logger.exception("nbtrack: system metrics are not available here")
+                return
+            self._stats = StatsThread(sampler, self._stats_interval, self._writer.put)
 
     # -- history -----------------------------------------------------------------------------
 
@@ -360,6 +376,8 @@ class Handler:
             return
         self.exited = True
         self.state = "finishing"
+        if self._stats is not None:
+            self._stats.stop()  # no sample after the exit record
         out: list[pb.Record] = []
         self._commit(out)
         if out:

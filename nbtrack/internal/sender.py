@@ -55,6 +55,9 @@ class Sender:
         self._rows_skipped = 0
         self._output: list[str] = []
         self._output_offset = 0
+        self._events: list[str] = []  # system metrics, one JSON object a line
+        self._events_offset = 0
+        self._runtime_origin = 0.0  # the run's start, minus a resumed run's earlier runtime
         self._summary: dict[str, Any] | None = None
         self._metrics: dict[str, dict[str, str]] = {}
         self._last_flush = time.monotonic()
@@ -98,6 +101,8 @@ class Sender:
                 self._on_summary(record.summary)
             elif kind == "output":
                 self._output.append(record.output.line)
+            elif kind == "stats":
+                self._events.append(self._event_line(record.stats))
             elif kind == "run":
                 self._on_run(record)
             elif kind == "config":
@@ -135,6 +140,8 @@ class Sender:
         # A resumed run's lines go after those already stored (the record says where, so a
         # replay of this log by `nbtrack sync` puts them at the same offsets).
         self._history_offset, self._output_offset = record.run.history_offset, record.run.output_offset
+        self._events_offset = record.run.events_offset
+        self._runtime_origin = record.run.start_time - record.run.runtime_offset
         try:
             self.backend = None if self.setup is None else open_backend(self.setup, record.run, self._notice)
             config = jsonutil.loads(record.run.config_json) if record.run.config_json else {}
@@ -154,6 +161,10 @@ class Sender:
             self.backend = None
             self._failed = result.error.message
         self._reply(pb.Result(control=record.control, run_result=result))
+
+    def _event_line(self, stats: pb.StatsRecord) -> str:
+        runtime = max(0.0, stats.timestamp - self._runtime_origin)
+        return jsonutil.dumps_str({"_timestamp": stats.timestamp, "_runtime": runtime, **stats.items})
 
     def _on_summary(self, summary: pb.SummaryRecord) -> None:
         update = jsonutil.loads(summary.update_json) if summary.update_json else {}
@@ -196,6 +207,11 @@ class Sender:
             self._output = []
             self._output_offset += len(out)
             self._deliver(methodcaller("write_output", out_offset, out))
+        if self._events:
+            events, events_offset = self._events, self._events_offset
+            self._events = []
+            self._events_offset += len(events)
+            self._deliver(methodcaller("write_events", events_offset, events))
         if self._summary is not None:
             summary, self._summary = self._summary, None
             self._deliver(methodcaller("write_summary", summary))

@@ -73,6 +73,7 @@ class _Post:
     files: list[tuple[str, Path]] = field(default_factory=list)
     history: tuple[int, list[str]] = (0, [])
     output: tuple[int, list[str]] = (0, [])
+    events: tuple[int, list[str]] = (0, [])
     summary: dict[str, Any] | None = None
     complete: int | None = None  # exit code, on the run's last post
     final_upsert: dict[str, Any] | None = None  # after the last post (a crashed run says so)
@@ -102,6 +103,7 @@ class HttpBackend:
         self._upsert: dict[str, Any] | None = None
         self._history = LineQueue(log_path)
         self._output = LineQueue()
+        self._events = LineQueue()
         self._summary: dict[str, Any] | None = None
         self._files: list[tuple[str, Path]] = []
         self._uploaded: list[str] = []
@@ -161,6 +163,9 @@ class HttpBackend:
 
     def write_output(self, offset: int, lines: list[str]) -> None:
         self._output.add(offset, lines)
+
+    def write_events(self, offset: int, lines: list[str]) -> None:
+        self._events.add(offset, lines)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         with self._cond:
@@ -243,6 +248,7 @@ class HttpBackend:
                     or self._files
                     or len(self._history)
                     or len(self._output)
+                    or len(self._events)
                     or self._summary is not None
                 )
                 due = (
@@ -261,6 +267,7 @@ class HttpBackend:
             post = _Post(upsert=self._upsert, files=self._files)
             self._upsert, self._files = None, []
             post.output = self._output.take(MAX_POST_ROWS, MAX_POST_BYTES)
+            post.events = self._events.take(MAX_POST_ROWS, MAX_POST_BYTES)
             post.summary, self._summary = self._summary, None
             self._last_post = time.monotonic()
         # Outside the lock: lines may have to be read back from the log, and the sender goes on.
@@ -269,7 +276,8 @@ class HttpBackend:
             self._in_flight_rows = len(post.history[1])
             self._in_flight_bytes = sum(map(len, post.history[1]))
             # After the exit record the sender adds nothing, so "all taken" stays true.
-            if self._complete is not None and not len(self._history) and not len(self._output):
+            left = len(self._history) + len(self._output) + len(self._events)
+            if self._complete is not None and not left:
                 post.complete, post.final_upsert = self._complete, self._final_upsert
         return post
 
@@ -301,6 +309,9 @@ class HttpBackend:
         out_offset, out = post.output
         if out:
             files["output.log"] = {"offset": out_offset, "content": out}
+        events_offset, events = post.events
+        if events:
+            files["wandb-events.jsonl"] = {"offset": events_offset, "content": events}
         if post.summary is not None:
             files["wandb-summary.json"] = {"offset": 0, "content": [jsonutil.dumps_str(post.summary)]}
         if not files and post.complete is None and not self._uploaded:

@@ -33,6 +33,9 @@ HISTORY = """query History($project: String!, $entity: String, $run: String!, $k
 OUTPUT = """query Output($project: String!, $entity: String, $run: String!, $offset: Int, $limit: Int) {
   project(name: $project, entityName: $entity) {
     run(name: $run) { output(offset: $offset, limit: $limit) } } }"""
+EVENTS = """query Events($project: String!, $entity: String, $run: String!, $offset: Int, $limit: Int) {
+  project(name: $project, entityName: $entity) {
+    run(name: $run) { events(offset: $offset, limit: $limit) } } }"""
 
 # A reader gives a busy or restarting server a little time, then says what is wrong.
 READ_RETRY_SECONDS = 20.0
@@ -92,6 +95,14 @@ class ServerReader:
         variables = {"project": project, "entity": entity, "run": run_id, "offset": offset, "limit": limit}
         run = (self._query(OUTPUT, **variables).get("project") or {}).get("run")
         return list(run["output"]) if run else []
+
+    def read_events(
+        self, entity: str, project: str, run_id: str, offset: int = 0, limit: int | None = None
+    ) -> list[str]:
+        """The run's system-metrics lines (JSON text) in line order."""
+        variables = {"project": project, "entity": entity, "run": run_id, "offset": offset, "limit": limit}
+        run = (self._query(EVENTS, **variables).get("project") or {}).get("run")
+        return list(run["events"]) if run else []
 
     def run_url(self, row: RunRow) -> str:
         return run_url(self.base_url, row.entity, row.project, row.run_id)

@@ -207,6 +207,7 @@ class RunRecord(_message.Message):
     OUTPUT_OFFSET_FIELD_NUMBER: _builtins.int
     RUNTIME_OFFSET_FIELD_NUMBER: _builtins.int
     SUMMARY_JSON_FIELD_NUMBER: _builtins.int
+    EVENTS_OFFSET_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     entity: _builtins.str
     project: _builtins.str
@@ -230,6 +231,7 @@ class RunRecord(_message.Message):
     output_offset: _builtins.int
     runtime_offset: _builtins.float
     summary_json: _builtins.bytes
+    events_offset: _builtins.int
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -253,10 +255,11 @@ class RunRecord(_message.Message):
         output_offset: _builtins.int = ...,
         runtime_offset: _builtins.float = ...,
         summary_json: _builtins.bytes = ...,
+        events_offset: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_json", b"config_json", "display_name", b"display_name", "entity", b"entity", "group", b"group", "history_offset", b"history_offset", "host", b"host", "job_type", b"job_type", "notes", b"notes", "output_offset", b"output_offset", "program", b"program", "project", b"project", "resumed", b"resumed", "run_id", b"run_id", "runtime_offset", b"runtime_offset", "start_time", b"start_time", "starting_step", b"starting_step", "summary_json", b"summary_json", "tags", b"tags"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_json", b"config_json", "display_name", b"display_name", "entity", b"entity", "events_offset", b"events_offset", "group", b"group", "history_offset", b"history_offset", "host", b"host", "job_type", b"job_type", "notes", b"notes", "output_offset", b"output_offset", "program", b"program", "project", b"project", "resumed", b"resumed", "run_id", b"run_id", "runtime_offset", b"runtime_offset", "start_time", b"start_time", "starting_step", b"starting_step", "summary_json", b"summary_json", "tags", b"tags"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -616,6 +619,7 @@ class SetupRequest(_message.Message):
     API_KEY_FIELD_NUMBER: _builtins.int
     LIVE_INTERVAL_FIELD_NUMBER: _builtins.int
     RECOVER_FIELD_NUMBER: _builtins.int
+    STATS_INTERVAL_FIELD_NUMBER: _builtins.int
     mode: _builtins.str
     """"local", "online" or "offline" """
     log_path: _builtins.str
@@ -632,6 +636,8 @@ class SetupRequest(_message.Message):
     rebuild the run's state from it, deliver it again, and skip what the user side re-sends
     that the log already holds.
     """
+    stats_interval: _builtins.float
+    """seconds between system-metrics samples; 0: none"""
     def __init__(
         self,
         *,
@@ -642,10 +648,11 @@ class SetupRequest(_message.Message):
         api_key: _builtins.str = ...,
         live_interval: _builtins.float = ...,
         recover: _builtins.bool = ...,
+        stats_interval: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key", b"api_key", "base_url", b"base_url", "live_interval", b"live_interval", "log_path", b"log_path", "mode", b"mode", "recover", b"recover", "store_url", b"store_url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key", b"api_key", "base_url", b"base_url", "live_interval", b"live_interval", "log_path", b"log_path", "mode", b"mode", "recover", b"recover", "stats_interval", b"stats_interval", "store_url", b"store_url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
