@@ -8,6 +8,8 @@
    set (in a schema of its own, dropped afterwards).
 2. History: the GraphQL query of a run of --history-rows rows: the full history (one JSON string,
    built from the stored texts without parsing them) and history(samples: 1000).
+3. Chart: the run page's query of the same run, Run.chart over all its metric keys (1,000 points
+   each, min/max per bucket): the full range, and a zoom on 10% of it (not aligned to buckets).
 Each figure is the median of --repeats. The targets come from the server's design brief (ingest)
 or are set here (history); ratio > 1 means better than the target.
 """
@@ -34,11 +36,16 @@ from tests.serving import Client, create_key, start_server
 
 POST_ROWS = 10_000
 SAMPLES = 1000
+METRIC_KEYS = ("loss", "acc", "lr", "grad_norm", "epoch")  # what history_bodies logs besides _ fields
+CHART_FULL, CHART_ZOOM = f"chart ({len(METRIC_KEYS)} keys)", "chart (zoom 10%)"
 # (metric, unit, target, higher is better)
 TARGETS = {
     "ingest": ("k rows/s", 50.0, True),
     "full history": ("s", 3.0, False),
     f"history(samples: {SAMPLES})": ("s", 0.5, False),
+    # The run page of a million-row run must be interactive within 1 s: half of it for the server.
+    CHART_FULL: ("s", 0.5, False),
+    CHART_ZOOM: ("s", 0.5, False),
 }
 
 
@@ -75,7 +82,7 @@ def ingest(client: Client, project: str, run: str, bodies: list[bytes]) -> float
     return spent
 
 
-def timed_query(client: Client, query: str, **variables: str) -> float:
+def timed_query(client: Client, query: str, **variables: str | float) -> float:
     started = time.perf_counter()
     response = client.graphql(query, **variables)
     elapsed = time.perf_counter() - started
@@ -98,7 +105,26 @@ def measure(client: Client, rows: int, history_rows: int, repeats: int) -> dict[
         results[metric] = statistics.median(
             timed_query(client, query % field, p=project) for _ in range(repeats)
         )
+    check_chart(client, project)
+    chart = """query ($p: String!, $minX: Float, $maxX: Float) {
+        project(name: $p) { run(name: "history") { chart(minX: $minX, maxX: $maxX) } } }"""
+    # The zoom starts mid-bucket, so its ends are read as lines, as a user's drag would have it.
+    low = history_rows * 0.45 + 37
+    for metric, bounds in [(CHART_FULL, {}), (CHART_ZOOM, {"minX": low, "maxX": low + history_rows / 10})]:
+        results[metric] = statistics.median(
+            timed_query(client, chart, p=project, **bounds) for _ in range(repeats)
+        )
     return results
+
+
+def check_chart(client: Client, project: str) -> None:
+    """The chart being timed is the one the run page draws: every key, at most 1,000 points each."""
+    query = 'query ($p: String!) { project(name: $p) { run(name: "history") { chart } } }'
+    chart = json.loads(client.data(query, p=project)["project"]["run"]["chart"])
+    if sorted(chart["series"]) != sorted(METRIC_KEYS) or not all(
+        0 < len(points) <= 1000 for points in chart["series"].values()
+    ):
+        raise RuntimeError(f"unexpected chart: keys {sorted(chart['series'])}")
 
 
 @contextmanager
@@ -131,7 +157,7 @@ def run_backend(
 
 
 def print_table(results: dict[str, dict[str, float]], rows: int, history_rows: int) -> None:
-    print(f"\ningest: {rows:,} rows in posts of {POST_ROWS:,}; history: a run of {history_rows:,} rows\n")
+    print(f"\ningest: {rows:,} rows in posts of {POST_ROWS:,}; history and chart: {history_rows:,} rows\n")
     header = f"{'store':<12} {'metric':<26} {'value':>12}  {'target':>12}  {'ratio':>6}"
     print(header)
     print("-" * len(header))

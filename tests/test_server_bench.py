@@ -14,5 +14,5 @@ def test_bench_server_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
         [sys.executable, str(BENCH), "--quick"], capture_output=True, text=True, timeout=300, cwd=tmp_path
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    for row in ("sqlite", "ingest", "full history", "history(samples: 1000)", "target"):
+    for row in ("sqlite", "ingest", "full history", "history(samples: 1000)", "chart (5 keys)", "target"):
         assert row in result.stdout

@@ -264,7 +264,8 @@ CASES = [
     Case("upload: to the file stream", "PUT", STREAM, 405, "METHOD_NOT_ALLOWED", data=b"x"),
     Case("download: absent file", "GET", f"{FILE}/nope.txt", 404, "NOT_FOUND"),
     Case("unknown path: telemetry", "POST", "/sdk/otel/v1/traces", 404, "NOT_FOUND", data=b"\x00\x01"),
-    Case("unknown path: root", "GET", "/", 404, "NOT_FOUND"),
+    Case("unknown path: beyond a page", "GET", "/local/victim/runs/r1/more", 404, "NOT_FOUND"),
+    Case("unknown path: a page's shape, posted", "POST", "/local/victim", 404, "NOT_FOUND", data=b"x"),
 ]
 
 

@@ -5,6 +5,7 @@
     POST /files/{entity}/{project}/{run}/file_stream     history, summary, events, output (filestream.py)
     PUT  /files/{entity}/{project}/{run}/{name}?token=   upload a run file to a signed URL (no key needed)
     GET  /files/{entity}/{project}/{run}/{name}          download a run file
+    GET  /, /{entity}/{project}[/runs/{run}|/compare]    the web UI's page; GET /static/... its files (ui.py)
 
 Everything blocking (the store, the GraphQL resolvers) runs in Starlette's thread pool, so the
 event loop keeps serving while a large post is written.
@@ -32,14 +33,18 @@ from nbtrack.server.filestream import apply_post, parse_post
 from nbtrack.server.graphql_http import run_graphql
 from nbtrack.server.names import check_name
 from nbtrack.server.signing import UrlSigner
+from nbtrack.server.ui import ui_routes
 from nbtrack.store import Store
 
-__all__ = ["create_app"]
+__all__ = ["CLIENT_HEADER", "create_app"]
 
 log = logging.getLogger("nbtrack.server")
 
 # Starlette's own HTTP errors (unknown path, wrong method) in the error shape.
 _HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+# Sent by nbtrack's own clients (the web UI): they ask for the key themselves, so a 401 must not
+# carry the Basic challenge that makes a browser pop up its native login dialog.
+CLIENT_HEADER = "X-Nbtrack-Client"
 _UPLOAD_SECRET = "upload_urls"
 
 
@@ -128,6 +133,8 @@ def create_app(config: ServerConfig, store: Store) -> Starlette:
         Route("/graphql", endpoints.graphql, methods=["POST"]),
         Route(f"{run_path}/file_stream", endpoints.file_stream, methods=["POST"]),
         Route(f"{run_path}/{{name:path}}", endpoints.run_file, methods=["GET", "PUT"]),
+        # After the API's routes: none of their paths has the shape of a page.
+        *ui_routes(),
     ]
     return Starlette(
         routes=routes,
@@ -142,7 +149,8 @@ def _json(value: object, status: int = 200) -> Response:
 async def _api_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, ApiError):  # Starlette routes only ApiErrors here
         raise exc
-    return error_response(exc, headers=CHALLENGE if exc.code == "UNAUTHENTICATED" else None)
+    challenge = exc.code == "UNAUTHENTICATED" and CLIENT_HEADER not in request.headers
+    return error_response(exc, headers=CHALLENGE if challenge else None)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

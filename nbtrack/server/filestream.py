@@ -53,8 +53,12 @@ def parse_post(body: dict[str, Any]) -> StreamPost:
     history = output = events = summary = None
     if (part := _part(files, HISTORY)) is not None:
         offset, content = part
-        steps = [_history_step(HISTORY, text, offset + i) for i, text in enumerate(content)]
-        history = LineBatch(offset, content, steps)
+        # Parsed once: the store reads the steps and builds the history's rollup from these objects.
+        parsed, steps = [], []
+        for i, text in enumerate(content):
+            parsed.append(row := _object_line(HISTORY, text, offset + i))
+            steps.append(_history_step(HISTORY, row, offset + i))
+        history = LineBatch(offset, content, steps, parsed)
     if (part := _part(files, OUTPUT)) is not None:
         offset, content = part
         output = LineBatch(offset, [_text_line(OUTPUT, text, offset + i) for i, text in enumerate(content)])
@@ -109,9 +113,8 @@ def _part(files: dict[str, Any], name: str) -> tuple[int, list[Any]] | None:
     return offset, content
 
 
-def _history_step(name: str, text: Any, line: int) -> int:
-    """The _step of a history row (the one parse the row gets on the way in)."""
-    row = _object_line(name, text, line)
+def _history_step(name: str, row: dict[str, Any], line: int) -> int:
+    """The _step of a parsed history row."""
     step = row.get("_step")
     if type(step) is not int or step not in _INT64:
         raise ApiError("BAD_REQUEST", f"{name} line {line} has no integer _step (got {step!r:.40})")

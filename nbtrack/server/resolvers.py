@@ -14,7 +14,8 @@ from graphql import GraphQLResolveInfo
 from nbtrack import jsonutil
 from nbtrack.server.context import RequestContext
 from nbtrack.server.errors import ApiError
-from nbtrack.store import ProjectRow, RunRow
+from nbtrack.store import ChartRequest, ProjectRow, RunRow
+from nbtrack.store.rollup import X_KEYS
 
 __all__ = ["FEATURES", "RESOLVERS", "Info", "Resolver", "run_key"]
 
@@ -22,7 +23,8 @@ Resolver = Callable[..., Any]
 Info = GraphQLResolveInfo[RequestContext]
 
 # What this server can do beyond W&B's core protocol, for clients that ask (serverInfo.features).
-FEATURES = ("NBTRACK_RUN_METRICS", "NBTRACK_HISTORY_SAMPLING")
+FEATURES = ("NBTRACK_RUN_METRICS", "NBTRACK_HISTORY_SAMPLING", "NBTRACK_RUN_CHART")
+MAX_CHART_POINTS = 5000  # per key: more than any screen is wide, and the answer stays under ~1 MB a key
 
 
 def run_key(run: RunRow) -> str:
@@ -93,6 +95,35 @@ def _run_history(
     return info.context.store.history_json(
         run.entity, run.project, run.run_id, keys=keys, samples=samples, min_step=minStep, max_step=maxStep
     )
+
+
+def _run_history_keys(run: RunRow, info: Info) -> list[str]:
+    return info.context.store.history_keys(run.entity, run.project, run.run_id)
+
+
+def _run_chart(
+    run: RunRow,
+    info: Info,
+    keys: list[str] | None = None,
+    x: str | None = "_step",
+    minX: float | None = None,
+    maxX: float | None = None,
+    points: int | None = 1000,
+) -> str:
+    # Arguments may be null, as a GraphQL client may send them: null means the default.
+    x = "_step" if x is None else x
+    points = 1000 if points is None else points
+    if x not in X_KEYS:
+        raise ApiError("BAD_REQUEST", f"chart(x:) must be one of {', '.join(X_KEYS)}, not {x!r:.40}")
+    if not 1 <= points <= MAX_CHART_POINTS:
+        raise ApiError("BAD_REQUEST", f"chart(points:) must be 1 to {MAX_CHART_POINTS}, not {points}")
+    if minX is not None and maxX is not None and minX > maxX:
+        raise ApiError("BAD_REQUEST", f"chart(minX:, maxX:) is an empty range: {minX} > {maxX}")
+    request = ChartRequest(None if keys is None else tuple(dict.fromkeys(keys)), x, minX, maxX, points)
+    chart = info.context.store.chart(run.entity, run.project, run.run_id, request)
+    if chart is None:  # deleted between the run's lookup and this field: as absent as it is now
+        raise ApiError("NOT_FOUND", f"run {run_key(run)} does not exist")
+    return chart.to_json()
 
 
 def _run_output(run: RunRow, info: Info, offset: int | None = None, limit: int | None = None) -> list[str]:
@@ -167,6 +198,8 @@ RESOLVERS: dict[str, dict[str, Resolver]] = {
         "exitCode": _attr("exit_code"),
         "lastStep": _attr("last_step"),
         "history": _run_history,
+        "historyKeys": _run_history_keys,
+        "chart": _run_chart,
         "output": _run_output,
         "events": _run_events,
         "files": _run_files,

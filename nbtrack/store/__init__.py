@@ -1,5 +1,25 @@
 """The embedded store of runs, history and output (SQLite by default, PostgreSQL for teams)."""
 
-from nbtrack.store.store import DB_FILENAME, KeyRow, LineBatch, ProjectRow, RunRow, Store, StoreError
+from nbtrack.store.store import (
+    DB_FILENAME,
+    Chart,
+    ChartRequest,
+    KeyRow,
+    LineBatch,
+    ProjectRow,
+    RunRow,
+    Store,
+    StoreError,
+)
 
-__all__ = ["DB_FILENAME", "KeyRow", "LineBatch", "ProjectRow", "RunRow", "Store", "StoreError"]
+__all__ = [
+    "DB_FILENAME",
+    "Chart",
+    "ChartRequest",
+    "KeyRow",
+    "LineBatch",
+    "ProjectRow",
+    "RunRow",
+    "Store",
+    "StoreError",
+]

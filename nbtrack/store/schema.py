@@ -12,7 +12,6 @@ facts the store reads off a history row ("_step", "_runtime"). No SQL here; that
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -49,6 +48,7 @@ __all__ = [
     "events",
     "history",
     "history_facts",
+    "history_rollup",
     "metadata",
     "new_run_values",
     "output",
@@ -116,6 +116,29 @@ history = Table(
     Column("line", Integer, primary_key=True, autoincrement=False),
     Column("step", BigInteger, nullable=False),
     Column("data", Text, nullable=False),
+)
+
+# The history's rollup, kept at ingest in the transaction that writes the lines (rollup.py): per
+# run, key and bucket of BUCKET_LINES lines, how many rows hold a finite value of the key, their
+# x ranges (step, runtime, timestamp; NULL when one of those rows lacks that x) and the values'
+# extremes. A key with numeric values that are all NaN or infinite has count 0 and NULL ranges.
+# Key "_step" is on every line, so its count is the bucket's line count: what tells a reader
+# which buckets the rollup covers (runs stored before it existed have no rows).
+history_rollup = Table(
+    "history_rollup",
+    metadata,
+    Column("run_pk", Integer, ForeignKey("runs.pk"), primary_key=True, autoincrement=False),
+    Column("key", Text, primary_key=True),
+    Column("bucket", Integer, primary_key=True, autoincrement=False),
+    Column("count", Integer, nullable=False),
+    Column("step_min", BigInteger),
+    Column("step_max", BigInteger),
+    Column("runtime_min", Float),
+    Column("runtime_max", Float),
+    Column("ts_min", Float),
+    Column("ts_max", Float),
+    Column("y_min", Float),
+    Column("y_max", Float),
 )
 
 output = Table(
@@ -212,6 +235,7 @@ class LineBatch:
     offset: int
     lines: Sequence[str]
     steps: Sequence[int] | None = None  # history only: the rows' _step values, if the caller parsed them
+    parsed: Sequence[dict[str, Any]] | None = None  # history only: the rows as parsed, if the caller did
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,22 +301,22 @@ def check_state(state: str) -> None:
 
 
 def history_facts(
-    rows: Sequence[str], offset: int, steps: Sequence[int] | None
-) -> tuple[list[int], float | None]:
-    """The steps of JSON history rows (parsed unless given) and their largest finite _runtime."""
+    rows: Sequence[str], offset: int, steps: Sequence[int] | None, parsed: Sequence[Any] | None = None
+) -> tuple[list[int], list[dict[str, Any]]]:
+    """The steps and the parsed objects of JSON history rows (each parsed, or read off them, unless given)."""
     check_offset(offset)
-    if steps is None:
+    if parsed is None:
         parsed = [loads(row) for row in rows]
+    elif len(parsed) != len(rows):
+        raise ValueError(f"got {len(parsed)} parsed rows for {len(rows)} history rows")
+    if set(map(type, parsed)) - {dict}:  # one C-level pass; the loop only finds the culprit
+        line, row = next((offset + i, row) for i, row in enumerate(parsed) if type(row) is not dict)
+        raise ValueError(f"history line {line} is not a JSON object: {row!r:.200}")
+    if steps is None:
         steps = [_step_of(row, offset + i) for i, row in enumerate(parsed)]
     elif len(steps) != len(rows):
         raise ValueError(f"got {len(steps)} steps for {len(rows)} history rows")
-    else:
-        # Rows arrive in logging order, so the last one carries the largest _runtime.
-        parsed = [loads(rows[-1])] if rows else []
-    runtimes = [
-        row["_runtime"] for row in parsed if isinstance(row, dict) and _is_number(row.get("_runtime"))
-    ]
-    return list(steps), (float(max(runtimes)) if runtimes else None)
+    return list(steps), list(parsed)
 
 
 def pick_keys(rows: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
@@ -324,7 +348,3 @@ def _step_of(row: Any, line: int) -> int:
     if not isinstance(step, int) or isinstance(step, bool):
         raise ValueError(f"history line {line} has no integer _step: {row!r:.200}")
     return step
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -13,8 +13,10 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 
@@ -41,7 +43,10 @@ if TYPE_CHECKING:
 
 from nbtrack import jsonutil
 from nbtrack.errors import NbtrackError, UsageError
+from nbtrack.store.chart_read import ChartRequest, read_chart, read_history_keys, read_lines
+from nbtrack.store.downsample import Chart
 from nbtrack.store.keys import hash_key, new_key, shown_prefix
+from nbtrack.store.rollup import BUCKET_LINES, RollupRow, summarize
 from nbtrack.store.schema import (
     KeyRow,
     LineBatch,
@@ -56,6 +61,7 @@ from nbtrack.store.schema import (
     events,
     history,
     history_facts,
+    history_rollup,
     metadata,
     new_run_values,
     output,
@@ -66,12 +72,24 @@ from nbtrack.store.schema import (
     server_secrets,
 )
 
-__all__ = ["DB_FILENAME", "KeyRow", "LineBatch", "ProjectRow", "RunRow", "Store", "StoreError"]
+__all__ = [
+    "DB_FILENAME",
+    "Chart",
+    "ChartRequest",
+    "KeyRow",
+    "LineBatch",
+    "ProjectRow",
+    "RunRow",
+    "Store",
+    "StoreError",
+]
 
 DB_FILENAME = "nbtrack.db"
 _SQLITE_BUSY_TIMEOUT_MS = 5000
 # Bound parameters per multi-row INSERT: under SQLite's historical limit of 999 on any build.
 LINES_PER_STATEMENT = 999
+# PostgreSQL: rows per statement when each column travels as one array.
+ROWS_PER_ARRAY = 10_000
 # Execution option that makes the SQLite "begin" hook open the transaction as a writer.
 _WRITER = "nbtrack_writer"
 # Upserts need the dialect's own INSERT; these are the dialects the schema is tested on.
@@ -201,15 +219,14 @@ class Store:
         rows: Sequence[str],
         steps: Sequence[int] | None = None,
     ) -> None:
-        """Store JSON rows as lines offset.. (replacing any there); steps, if given, saves parsing "_step"."""
-        batch = LineBatch(offset, rows, steps)
-        facts = history_facts(rows, offset, steps)
+        """Store JSON rows as lines offset.. (replacing any there), and their rollup."""
+        steps, parsed = history_facts(rows, offset, steps)
         if not rows:
             return
         now = time.time()
         with self._write() as conn:
             pk = self._run_pk(conn, entity, project, run_id, now)
-            self._write_history(conn, pk, batch, facts, now)
+            self._write_history(conn, pk, LineBatch(offset, rows, steps, parsed), now)
 
     def write_output(self, entity: str, project: str, run_id: str, offset: int, lines: Sequence[str]) -> None:
         """Store console lines as lines offset.. of the run's output, replacing any there."""
@@ -236,9 +253,11 @@ class Store:
         finish is (state, exit code). Unlike the other writes this never creates the run: the
         server answers a post about a run nobody created with "not found".
         """
-        facts = None
         if history_lines is not None:
-            facts = history_facts(history_lines.lines, history_lines.offset, history_lines.steps)
+            steps, parsed = history_facts(
+                history_lines.lines, history_lines.offset, history_lines.steps, history_lines.parsed
+            )
+            history_lines = LineBatch(history_lines.offset, history_lines.lines, steps, parsed)
         for batch in (output_lines, event_lines):
             if batch is not None:
                 check_offset(batch.offset)
@@ -251,8 +270,8 @@ class Store:
             )
             if pk is None:
                 return False
-            if history_lines is not None and facts is not None and history_lines.lines:
-                self._write_history(conn, pk, history_lines, facts, now)
+            if history_lines is not None and history_lines.lines:
+                self._write_history(conn, pk, history_lines, now)
             for table, batch in ((output, output_lines), (events, event_lines)):
                 if batch is not None and batch.lines:
                     self._upsert_lines(conn, table, _numbered(pk, batch))
@@ -373,6 +392,19 @@ class Store:
                 stmt = self._sampled(conn, stmt, samples)
             return "[" + ",".join(conn.scalars(stmt)) + "]"
 
+    def history_keys(self, entity: str, project: str, run_id: str) -> list[str]:
+        """The run's metric keys: those with a numeric value in some history row, but _step,
+        _runtime and _timestamp; sorted. Read from the rollup (and the lines it lacks)."""
+        with self._snapshot() as conn:
+            found = _run_lines(conn, entity, project, run_id)
+            return [] if found is None else read_history_keys(conn, *found)
+
+    def chart(self, entity: str, project: str, run_id: str, request: ChartRequest) -> Chart | None:
+        """The run's chart (downsample.py says what it holds), or None if the run does not exist."""
+        with self._snapshot() as conn:
+            found = _run_lines(conn, entity, project, run_id)
+            return None if found is None else read_chart(conn, *found, request)
+
     def read_output(
         self, entity: str, project: str, run_id: str, offset: int = 0, limit: int | None = None
     ) -> list[str]:
@@ -461,6 +493,16 @@ class Store:
         except SQLAlchemyError as exc:
             raise StoreError(f"the store at {self._engine.url!r} failed a read: {exc}") from exc
 
+    @contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        """A read whose statements all see one state of the database (a chart reads several times)."""
+        with self._read() as conn:
+            if self._dialect == "postgresql":
+                # READ COMMITTED would let a write land between the rollup's read and the lines'.
+                # (SQLite's read transaction is one snapshot already.)
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            yield conn
+
     def _insert(self, table: Table) -> sqlite.Insert | postgresql.Insert:
         # Imported here: each dialect module costs tens of milliseconds, and a run needs one.
         if self._dialect == "sqlite":
@@ -472,18 +514,26 @@ class Store:
     def _upsert_lines(self, conn: Connection, table: Table, rows: list[tuple[Any, ...]]) -> None:
         """Insert rows (tuples in the table's column order), replacing lines that exist.
 
-        The hot path of a run's history. Rows go in multi-row INSERT statements of up to
-        LINES_PER_STATEMENT parameters, compiled once per (table, row count) and handed straight to
-        the driver: one statement step per chunk instead of one per row, and none of SQLAlchemy's
-        per-row parameter processing. The values are still bound parameters.
+        The hot path of a run's history, so none of SQLAlchemy's per-row parameter processing: the
+        statements are compiled once and handed straight to the driver, values still bound.
+        SQLite takes multi-row INSERT statements of up to LINES_PER_STATEMENT parameters (one
+        statement step per chunk instead of one per row). PostgreSQL takes each column as one
+        array parameter, sent in binary and unnested by the server: psycopg would re-parse a
+        statement of thousands of placeholders on every call, which cost more than the insert.
         """
+        if self._dialect == "postgresql":
+            sql = self._unnest_sql(table)
+            for start in range(0, len(rows), ROWS_PER_ARRAY):
+                columns = zip(*rows[start : start + ROWS_PER_ARRAY], strict=True)
+                conn.exec_driver_sql(sql, {f"c{i}": list(column) for i, column in enumerate(columns)})
+            return
         names = [c.name for c in table.columns]
         chunk = max(1, LINES_PER_STATEMENT // len(names))
         for start in range(0, len(rows), chunk):
             part = rows[start : start + chunk]
             sql, positional = self._upsert_sql(table, len(part))
             if positional:
-                conn.exec_driver_sql(sql, tuple(value for row in part for value in row))
+                conn.exec_driver_sql(sql, tuple(chain.from_iterable(part)))
             else:
                 bound = {
                     f"{name}_{i}": value
@@ -491,6 +541,26 @@ class Store:
                     for name, value in zip(names, row, strict=True)
                 }
                 conn.exec_driver_sql(sql, bound)
+
+    def _unnest_sql(self, table: Table) -> str:
+        """PostgreSQL: upsert the rows of column arrays %(c0)b, %(c1)b, ... (binary parameters)."""
+        key = (table.name, -1)
+        cached = self._upsert_cache.get(key)
+        if cached is None:
+            dialect = self._engine.dialect
+            quote = dialect.identifier_preparer.quote
+            names = [quote(c.name) for c in table.columns]
+            arrays = [f"%(c{i})b::{c.type.compile(dialect=dialect)}[]" for i, c in enumerate(table.columns)]
+            keys = [quote(c.name) for c in table.primary_key]
+            values = [quote(c.name) for c in table.columns if not c.primary_key]
+            updates = [f"{name} = excluded.{name}" for name in values]
+            sql = (
+                f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({', '.join(names)}) "
+                f"SELECT * FROM unnest({', '.join(arrays)}) "
+                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(updates)}"
+            )
+            cached = self._upsert_cache[key] = (sql, False)
+        return cached[0]
 
     def _upsert_sql(self, table: Table, count: int) -> tuple[str, bool]:
         """SQL upserting `count` rows; positional drivers take the values row by row, column by column."""
@@ -520,22 +590,66 @@ class Store:
             pk = self._run_pk(conn, entity, project, run_id, now)
             conn.execute(runs.update().where(runs.c.pk == pk).values(**fields, updated_at=now))
 
-    def _write_history(
-        self, conn: Connection, pk: int, batch: LineBatch, facts: tuple[list[int], float | None], now: float
-    ) -> None:
-        steps, runtime = facts
+    def _write_history(self, conn: Connection, pk: int, batch: LineBatch, now: float) -> None:
+        """Write the lines of batch (steps and parsed rows given) and recompute their buckets' rollup."""
+        if batch.steps is None or batch.parsed is None:
+            raise ValueError("_write_history needs the batch's steps and parsed rows")
+        # FOR UPDATE: two PostgreSQL writers of one run's history take turns, so neither computes
+        # a bucket's rollup without the other's lines. (SQLite's writer transaction already does.)
+        stored = conn.execute(
+            select(runs.c.history_line_count).where(runs.c.pk == pk).with_for_update()
+        ).scalar_one()
         lines = range(batch.offset, batch.offset + len(batch.lines))
         self._upsert_lines(
-            conn, history, [(pk, n, s, d) for n, s, d in zip(lines, steps, batch.lines, strict=True)]
+            conn, history, [(pk, n, s, d) for n, s, d in zip(lines, batch.steps, batch.lines, strict=True)]
         )
+        rollup_rows = self._write_rollup(conn, pk, lines, batch.steps, batch.parsed, stored)
         values: dict[str, Any] = {
-            "history_line_count": _greatest(runs.c.history_line_count, batch.offset + len(batch.lines)),
-            "last_step": _greatest(runs.c.last_step, max(steps)),
+            "history_line_count": _greatest(runs.c.history_line_count, lines.stop),
+            "last_step": _greatest(runs.c.last_step, max(batch.steps)),
             "updated_at": now,
         }
-        if runtime is not None:
-            values["runtime"] = _greatest(runs.c.runtime, runtime)
+        runtimes = [row[-1] for row in rollup_rows if row[0] == "_runtime" and row[-1] is not None]
+        if runtimes:
+            values["runtime"] = _greatest(runs.c.runtime, max(runtimes))
         conn.execute(runs.update().where(runs.c.pk == pk).values(values))
+
+    def _write_rollup(
+        self,
+        conn: Connection,
+        pk: int,
+        lines: range,
+        steps: Sequence[int],
+        parsed: Sequence[dict[str, Any]],
+        stored: int,
+    ) -> list[RollupRow]:
+        """Recompute the rollup of every bucket lines touch, from those lines and the bucket's others.
+
+        Each touched bucket is summarized whole, never merged: lines already stored in it (before
+        lines, or after them when a retried post replaces lines) are read back. So a replaced line
+        cannot leave a stale extreme behind, and a bucket written before the rollup existed is
+        healed by the first write that touches it.
+        """
+        first, last = lines.start // BUCKET_LINES, (lines.stop - 1) // BUCKET_LINES
+        head = range(first * BUCKET_LINES, min(lines.start, stored))
+        tail = range(lines.stop, min((last + 1) * BUCKET_LINES, stored))
+        all_lines, all_steps, rows = list(lines), list(steps), list(parsed)
+        if head or tail:
+            kept = read_lines(conn, pk, [(part.start, part.stop) for part in (head, tail) if part])
+            cut = bisect_left(kept.lines, lines.start)
+            all_lines = [*kept.lines[:cut], *all_lines, *kept.lines[cut:]]
+            all_steps = [*kept.steps[:cut], *all_steps, *kept.steps[cut:]]
+            rows = [*kept.rows[:cut], *rows, *kept.rows[cut:]]
+        summary = summarize(all_lines, all_steps, rows)
+        if lines.start < stored:
+            # Lines were replaced: a key they no longer hold must lose its rows in these buckets.
+            conn.execute(
+                history_rollup.delete().where(
+                    history_rollup.c.run_pk == pk, history_rollup.c.bucket.between(first, last)
+                )
+            )
+        self._upsert_lines(conn, history_rollup, [(pk, *row) for row in summary])
+        return summary
 
     def _write_lines(self, table: Table, entity: str, project: str, run_id: str, batch: LineBatch) -> None:
         check_offset(batch.offset)
@@ -699,6 +813,17 @@ def _select_history(
     if max_step is not None:
         stmt = stmt.where(history.c.step <= max_step)
     return stmt
+
+
+def _run_lines(conn: Connection, entity: str, project: str, run_id: str) -> tuple[int, int] | None:
+    """(pk, history line count) of the run, or None if it does not exist."""
+    stmt = (
+        select(runs.c.pk, runs.c.history_line_count)
+        .select_from(_RUN_JOIN)
+        .where(*_run_filter(entity, project, run_id))
+    )
+    found = conn.execute(stmt).first()
+    return None if found is None else (found.pk, found.history_line_count)
 
 
 def _numbered(pk: int, batch: LineBatch) -> list[tuple[int, int, str]]:
