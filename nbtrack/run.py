@@ -10,6 +10,7 @@ import shutil
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -38,6 +39,8 @@ STALL_TIMEOUT = 60.0  # finish() gives up when the internal process makes no pro
 FINISH_TIMEOUT = 300.0  # online: finish() waits this long for an unreachable server by default
 PROGRESS_AFTER = 2.0  # finish() says what it waits for once it has waited this long
 
+_runs: weakref.WeakSet[Run] = weakref.WeakSet()  # every Run of this process, for _after_fork_in_child
+
 
 class Run:
     """A live run. Create it with `nbtrack.init()`; end it with `finish()` or a `with` block."""
@@ -59,6 +62,8 @@ class Run:
         """process: a started (warm spare) internal process to use; live_interval: see on_live;
         resume_point: the stored run this one continues (config already merged by init())."""
         self._settings = settings
+        self._owner_pid = os.getpid()  # the process whose threads and pipes serve this run
+        self._disowned = False  # set in a forked child: the run is its parent's
         self._resume_point = resume_point
         self._name = name or settings.run_id
         self._entity = settings.entity  # the server may name it (online, the API key's entity)
@@ -79,8 +84,8 @@ class Run:
         self.on_finished: list[Callable[[Run], object]] = []  # called once finish() is done
         self.on_process_gone: list[Callable[[Run], object]] = []  # the internal process died mid-run
         self._final_summary: dict[str, Any] | None = None
-        self.config = Config(self, config or {})
-        self.summary = Summary(self)
+        self._config = Config(self, config or {})
+        self._summary = Summary(self)
         self._process: InternalProcess | None = None
         self._outbox: Outbox | None = None
         self._mailbox = Mailbox()
@@ -89,6 +94,7 @@ class Run:
         elif process is not None:
             process.kill()  # a spare offered to a disabled run is not needed
         atexit.register(self._finish_at_exit)
+        _runs.add(self)
 
     # -- properties --------------------------------------------------------------------------
 
@@ -127,6 +133,23 @@ class Run:
         return self._finished
 
     @property
+    def config(self) -> Config:
+        return self._config
+
+    @config.setter
+    def config(self, value: object) -> None:
+        # A plain attribute would take the dict and store none of it.
+        raise AttributeError("run.config cannot be replaced; add keys with run.config.update({...})")
+
+    @property
+    def summary(self) -> Summary:
+        return self._summary
+
+    @summary.setter
+    def summary(self, value: object) -> None:
+        raise AttributeError("run.summary cannot be replaced; set keys with run.summary.update({...})")
+
+    @property
     def state(self) -> str:
         return self._exit_state or ("finished" if self._finished else "running")
 
@@ -138,7 +161,7 @@ class Run:
     def log(self, data: dict[str, Any], step: int | None = None, commit: bool = True) -> None:
         """Record one row of metrics; returns at once. Bad input raises and logs nothing."""
         if self._finished:
-            raise UsageError(f"run {self.id} is finished; start a new one with nbtrack.init() to log more")
+            raise self._closed("log()")
         row, finite = check_row(data)
         if step is not None:
             step = check_step(step)
@@ -213,6 +236,14 @@ class Run:
         self._check_live("define_metric()")
         if not isinstance(name, str) or not name:
             raise TypeError("define_metric() needs a metric name (a non-empty str)")
+        if not isinstance(summary, str):
+            raise TypeError(
+                f"define_metric(): summary must be a str such as 'min,max', not {type(summary).__name__}"
+            )
+        if step_metric is not None and not isinstance(step_metric, str):
+            raise TypeError(
+                f"define_metric(): step_metric must be a metric name, not {type(step_metric).__name__}"
+            )
         parse_summary_kinds(summary)
         self._send(
             pb.Record(metric=pb.MetricRecord(name=name, summary=summary, step_metric=step_metric or ""))
@@ -243,11 +274,35 @@ class Run:
 
     def _check_live(self, what: str) -> None:
         if self._finished:
-            raise UsageError(f"{what}: run {self.id} is finished; start a new one with nbtrack.init()")
+            raise self._closed(what)
+
+    def _closed(self, what: str) -> UsageError:
+        """The error for a call on a run this process can no longer write to."""
+        if self._disowned:
+            return UsageError(
+                f"{what}: run {self.id} belongs to process {self._owner_pid}; a forked child (this is "
+                f"pid {os.getpid()}) cannot write to it. Start a run of its own here with nbtrack.init()"
+            )
+        return UsageError(f"{what}: run {self.id} is finished; start a new one with nbtrack.init()")
+
+    def _disown(self) -> None:
+        """Called in a forked child. fork copies only the calling thread, so the outbox and results
+        threads that serve this run are not there: rows logged in the child would never leave it,
+        and finish() would wait for answers that cannot come. Every call now fails at once instead
+        (finish() and the exit hook do nothing), and the child lets go of its copies of the pipes, so
+        the internal process still sees EOF when the parent dies."""
+        self._disowned = True
+        self._finished = True
+        self._exit_slot = None
+        atexit.unregister(self._finish_at_exit)
+        if self._process is not None:
+            self._process.close_pipes()
 
     # -- requests ----------------------------------------------------------------------------
 
     def _request(self, request: pb.Request, what: str, timeout: float = REQUEST_TIMEOUT) -> pb.Result:
+        if self._disowned:
+            raise self._closed(what)
         if self._outbox is None:
             raise InternalProcessError(f"{what}: run {self.id} has no internal process (mode={self.mode})")
         slot = self._mailbox.new_slot()
@@ -257,6 +312,8 @@ class Run:
         return slot.wait(timeout, what)
 
     def get_summary(self) -> dict[str, Any]:
+        if self._disowned:  # the parent's summary moves on without us: an old copy would mislead
+            raise self._closed("reading the summary")
         if self._final_summary is not None or self._outbox is None or self._finished:
             return dict(self._final_summary or {})
         return self._request_summary()
@@ -511,6 +568,14 @@ class Run:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.finish(exit_code=0 if exc_type is None else 1)
+
+
+def _after_fork_in_child() -> None:
+    for run in list(_runs):
+        run._disown()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _forget_current(run: Run) -> None:

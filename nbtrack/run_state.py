@@ -16,6 +16,17 @@ if TYPE_CHECKING:
 __all__ = ["Config", "Summary"]
 
 
+def _merged(other: Any, kwargs: dict[str, Any], where: str) -> dict[str, Any]:
+    """update()'s arguments as one dict; dict() alone would fail on a str or a number with a
+    message that names neither the call nor the argument."""
+    try:
+        return {**dict(other), **kwargs}
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{where}.update() takes a dict (or key=value arguments), not {type(other).__name__}"
+        ) from None
+
+
 class Config(MutableMapping[str, Any]):
     """The run's hyperparameters. A key keeps its first value: setting it again to another value
     is an error (silently changed hyperparameters make runs impossible to compare)."""
@@ -50,7 +61,7 @@ class Config(MutableMapping[str, Any]):
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Add keys all-or-nothing: every value is checked before any is kept."""
         self._run._check_live("config")
-        incoming = check_config({**dict(other), **kwargs}, "config")
+        incoming = check_config(_merged(other, kwargs, "config"), "config")
         for key, value in incoming.items():
             if key in self._values and self._values[key] != value:
                 raise UsageError(
@@ -98,7 +109,7 @@ class Summary(MutableMapping[str, Any]):
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         self._run._check_live("summary")
-        values = check_config({**dict(other), **kwargs}, "summary")
+        values = check_config(_merged(other, kwargs, "summary"), "summary")
         self._run._send(pb.Record(summary=pb.SummaryRecord(update_json=jsonutil.dumps(values))))
 
     def __iter__(self) -> Iterator[str]:

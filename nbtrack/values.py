@@ -1,8 +1,9 @@
 """What a logged value may be, checked before anything is queued (a call is all-or-nothing).
 
 Accepted: int, float, bool, str, None, numpy scalars and 0-d arrays/tensors (anything with
-`.item()` and a size of one), lists/tuples of numbers, and nested dicts, which are flattened
-to "a/b" keys. Everything else raises TypeError naming the key and the type.
+`.item()` and no axes), lists/tuples of numbers, and nested dicts, which are flattened to "a/b"
+keys. Everything else raises TypeError naming the key and the type. No size limit is enforced
+(docs/guarantees.md says what was tested).
 
 `check_row` is the hot path of `Run.log()`: a flat dict of floats costs one pass over its
 items with no allocation but the copy; everything unusual falls to the slow path.
@@ -14,11 +15,22 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "RESERVED_KEYS", "check_config", "check_file_name", "check_row", "check_step"]
+__all__ = [
+    "MAX_DEPTH",
+    "RESERVED_KEYS",
+    "STEP_MAX",
+    "check_config",
+    "check_file_name",
+    "check_row",
+    "check_step",
+]
 
 MAX_DEPTH = 32
 RESERVED_KEYS = frozenset({"_step", "_runtime", "_timestamp"})
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what JSON encoders and SQL columns carry exactly
+# Steps are int64 in records and the store, and the handler counts on from the last one, so a step
+# must leave room above it; 2**53 - 1 is also the largest integer a browser (the panel) holds exactly.
+STEP_MAX = 2**53 - 1
 
 
 def check_row(data: object) -> tuple[dict[str, Any], bool]:
@@ -54,8 +66,8 @@ def check_step(step: object) -> int:
     if isinstance(step, bool) or not hasattr(step, "__index__"):
         raise TypeError(f"step must be a non-negative int, not {type(step).__name__}")
     value = int(step.__index__())
-    if value < 0 or value > _INT_MAX:
-        raise ValueError(f"step must be a non-negative int that fits in 64 bits, got {value}")
+    if value < 0 or value > STEP_MAX:
+        raise ValueError(f"step must be a non-negative int of at most 2**53 - 1, got {value}")
     return value
 
 
@@ -106,7 +118,10 @@ def _flatten(data: Mapping[Any, Any], prefix: str, out: dict[str, Any], depth: i
             raise ValueError(f"key {key!r} is reserved: nbtrack sets _step, _runtime and _timestamp itself")
         if isinstance(value, Mapping):
             _flatten(value, key + "/", out, depth + 1)
-        elif isinstance(value, (list, tuple)):
+            continue
+        if key in out:  # {"a/b": 1, "a": {"b": 2}}: one of the two would vanish without a word
+            raise ValueError(f"log(): key {key!r} is given twice (a nested dict flattens to the same name)")
+        if isinstance(value, (list, tuple)):
             out[key] = [_number(v, f"{key}[{i}]") for i, v in enumerate(value)]
         else:
             out[key] = _scalar(value, key)
@@ -118,7 +133,9 @@ def _check_key(key: object, where: str) -> str:
     if not key:
         raise ValueError(f"{where}: empty key; name each value")
     _check_text(key, f"key {key!r}")
-    return key
+    # A str subclass (numpy.str_, a str Enum) as a key makes the JSON encoder fail later, far from
+    # the call: keep its text as a plain str.
+    return key if type(key) is str else str.__str__(key)
 
 
 def _check_text(text: str, what: str) -> None:
