@@ -1,12 +1,13 @@
-// Pure chart helpers shared by the live panel (panel.js) and, later, the web UI.
+// Pure chart helpers shared by the live panel (panel.js) and the web UI (ui/), through the one
+// SVG drawing module both use (chart_svg.js).
 //
 // No DOM access: every function takes plain numbers/arrays and returns numbers, strings or arrays,
 // so node's test runner covers all of it (js/test/chart.test.mjs).
 //
-// Bundling contract (nbtrack/extension/panel.py inlines this file into the widget's ESM, because
+// Bundling contract (nbtrack/extension/esm.py inlines this file into the widget's ESM, because
 // an anywidget module is loaded from a blob URL where relative imports cannot resolve): top-level
 // exports are written `export function NAME` or `export const NAME` only, and this file imports
-// nothing. panel.py refuses to bundle anything else.
+// nothing. esm.py refuses to bundle anything else.
 //
 // downsampleMinMax and formatNumber/formatDuration/formatBytes follow the same rules as their
 // Python twins in panel.py (a parity test runs both).
@@ -19,6 +20,8 @@ export function linearScale(domain, range) {
   const scale = (v) => (span === 0 ? (r0 + r1) / 2 : r0 + ((v - d0) / span) * (r1 - r0));
   scale.domain = [d0, d1];
   scale.range = [r0, r1];
+  // Pixels back to data (pointer positions): a flat range maps back to the domain's start.
+  scale.invert = (p) => (r1 === r0 ? d0 : d0 + ((p - r0) / (r1 - r0)) * span);
   return scale;
 }
 
@@ -185,4 +188,157 @@ export function seriesPath(steps, values, xScale, yScale) {
 function round1(v) {
   const r = Math.round(v * 10) / 10;
   return Object.is(r, -0) ? 0 : r;
+}
+
+// -- what the web UI adds: pointer maths, several series, min/max bands, time axes ---------------
+
+/**
+ * The index of the value in `xs` (ascending) nearest to `x`, the earlier one on a tie; -1 when xs
+ * is empty or x is not a number. A binary search: hover runs it on every pointer move.
+ */
+export function nearestIndex(xs, x) {
+  const n = xs.length;
+  if (n === 0 || typeof x !== "number" || Number.isNaN(x)) return -1;
+  let lo = 0;
+  let hi = n - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (xs[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  // lo is the first index with xs[lo] >= x (or the last one): the answer is it or its neighbour.
+  if (lo > 0 && x - xs[lo - 1] <= xs[lo] - x) return lo - 1;
+  return lo;
+}
+
+/**
+ * The data range a drag between pointer positions p0 and p1 selects on `scale` (a linearScale over
+ * pixels), in order and clamped to the scale's range, since a drag may end outside the plot;
+ * null when it is narrower than minPixels, which makes it a click, not a zoom.
+ */
+export function zoomDomain(scale, p0, p1, minPixels = 4) {
+  const [r0, r1] = scale.range;
+  const left = Math.min(r0, r1);
+  const right = Math.max(r0, r1);
+  const a = Math.min(Math.max(Math.min(p0, p1), left), right);
+  const b = Math.min(Math.max(Math.max(p0, p1), left), right);
+  if (!(b - a >= minPixels)) return null;
+  const x0 = scale.invert(a);
+  const x1 = scale.invert(b);
+  return x0 <= x1 ? [x0, x1] : [x1, x0];
+}
+
+/**
+ * The x and y extents of several series, each {xs, lo, hi?} (hi present when a point is a min/max
+ * band, as the server's downsampled charts are): {x, y}, each [min, max] or null.
+ */
+export function seriesExtent(series) {
+  let x = null;
+  let y = null;
+  const widen = (range, next) => (next === null ? range : range === null ? next : [Math.min(range[0], next[0]), Math.max(range[1], next[1])]);
+  for (const s of series) {
+    x = widen(x, extent(s.xs));
+    y = widen(y, extent(s.lo));
+    if (s.hi) y = widen(y, extent(s.hi));
+  }
+  return { x, y };
+}
+
+/**
+ * A domain with `fraction` of its span added on both sides, so a line does not run along the
+ * plot's edge; a flat domain gets ±10% of its value (±1 around zero). null stays null.
+ */
+export function padDomain(domain, fraction = 0.05) {
+  if (!domain) return null;
+  const [lo, hi] = domain;
+  if (hi > lo) return [lo - (hi - lo) * fraction, hi + (hi - lo) * fraction];
+  const margin = lo === 0 ? 1 : Math.abs(lo) * 0.1;
+  return [lo - margin, hi + margin];
+}
+
+/**
+ * seriesPath for min/max bands: a point whose hi differs from its lo is drawn as a vertical stroke
+ * from one to the other, entered from the end nearer the previous point, so a downsampled series
+ * keeps every spike the raw one had. hi may be omitted (plain points).
+ */
+export function rangePath(xs, lo, hi, xScale, yScale) {
+  const parts = [];
+  let pen = "M";
+  let last = null;
+  for (let i = 0; i < xs.length; i++) {
+    const x = xs[i];
+    const a = lo[i];
+    const b = hi ? hi[i] : a;
+    if (!Number.isFinite(x) || !Number.isFinite(a) || !Number.isFinite(b)) {
+      pen = "M";
+      last = null;
+      continue;
+    }
+    const px = round1(xScale(x));
+    const [first, second] = last !== null && Math.abs(b - last) < Math.abs(a - last) ? [b, a] : [a, b];
+    parts.push(`${pen}${px},${round1(yScale(first))}`);
+    pen = "L";
+    if (second !== first) parts.push(`L${px},${round1(yScale(second))}`);
+    last = second;
+  }
+  return parts.join("");
+}
+
+// Tick steps for time axes, in seconds: round minutes and hours rather than decimal seconds.
+const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+
+/**
+ * Ticks for an axis in seconds, on round times: steps from TIME_STEPS (whole days beyond), aligned
+ * so that (tick + offsetSeconds) is a multiple of the step: a wall-clock axis passes the local
+ * time zone's offset and ticks on local hours. Spans under `count` seconds fall back to niceTicks.
+ */
+export function timeTicks(min, max, count = 5, offsetSeconds = 0) {
+  if (!Number.isFinite(min) || !Number.isFinite(max)) return [];
+  const lo = Math.min(min, max);
+  const hi = Math.max(min, max);
+  if (hi - lo < count) return niceTicks(lo, hi, count);
+  const raw = (hi - lo) / count;
+  const step = TIME_STEPS.find((s) => s >= raw) ?? Math.max(1, Math.round(tickStep(0, raw / 86400, 1))) * 86400;
+  const ticks = [];
+  for (let i = Math.ceil((lo + offsetSeconds) / step); i * step - offsetSeconds <= hi; i++) ticks.push(i * step - offsetSeconds);
+  return ticks;
+}
+
+/** An elapsed time for a runtime axis: "45s", "0.25s", "2m", "1m30s", "1h05m", "2h". */
+export function formatElapsed(seconds) {
+  if (typeof seconds !== "number" || !Number.isFinite(seconds)) return "";
+  const sign = seconds < 0 ? "-" : "";
+  const size = Math.abs(seconds);
+  if (size < 60) return `${sign}${formatNumber(size)}s`;
+  const whole = Math.round(size);
+  const h = Math.floor(whole / 3600);
+  const m = Math.floor((whole % 3600) / 60);
+  const s = whole % 60;
+  const pad = (n) => String(n).padStart(2, "0");
+  if (h > 0) return `${sign}${h}h${m || s ? `${pad(m)}m` : ""}${s ? `${pad(s)}s` : ""}`;
+  return `${sign}${m}m${s ? `${pad(s)}s` : ""}`;
+}
+
+/**
+ * A unix time as local wall-clock text, as precise as a tick step needs: "14:03:27.25" below a
+ * second, "14:03:27" below a minute, "14:03" below a day, "03-18" (month-day) beyond.
+ * offsetMinutes is Date's getTimezoneOffset() (UTC minus local), a parameter so the tests do not
+ * depend on the machine's zone.
+ */
+export function formatClock(seconds, step = 1, offsetMinutes = undefined) {
+  if (typeof seconds !== "number" || !Number.isFinite(seconds)) return "";
+  const offset = offsetMinutes ?? new Date(seconds * 1000).getTimezoneOffset();
+  const local = new Date(Math.round((seconds - offset * 60) * 1000)).toISOString(); // "YYYY-MM-DDTHH:MM:SS.sssZ"
+  if (step >= 86400) return local.slice(5, 10);
+  if (step >= 60) return local.slice(11, 16);
+  if (step >= 1) return local.slice(11, 19);
+  const decimals = Math.min(3, Math.ceil(-Math.log10(step) - 1e-9));
+  return local.slice(11, 20 + decimals);
+}
+
+/** A unix time as "YYYY-MM-DD HH:MM:SS" in local time (offsetMinutes as for formatClock). */
+export function formatDateTime(seconds, offsetMinutes = undefined) {
+  if (typeof seconds !== "number" || !Number.isFinite(seconds)) return "";
+  const offset = offsetMinutes ?? new Date(seconds * 1000).getTimezoneOffset();
+  return new Date(Math.round((seconds - offset * 60) * 1000)).toISOString().slice(0, 19).replace("T", " ");
 }

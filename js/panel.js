@@ -1,16 +1,17 @@
 // The live run panel (anywidget front-end).
 //
-// Shipped as one module: nbtrack/extension/panel.py inlines chart.js in place of the import
-// below (anywidget loads the module from a blob URL, where "./chart.js" cannot resolve). Node's
-// test runner imports this file directly, where the import resolves normally. Keep top-level
-// names distinct from chart.js's, and touch the DOM only inside render().
+// Shipped as one module: nbtrack/extension/esm.py inlines chart.js and chart_svg.js in place of
+// the imports below (anywidget loads the module from a blob URL, where "./chart.js" cannot
+// resolve). Node's test runner imports this file directly, where the imports resolve normally.
+// Keep top-level names distinct from those modules', and touch the DOM only inside render().
+// The sparklines are drawn by chart_svg.js, the same code that draws the web UI's charts.
 //
 // Synced traits (see panel.py): header, state, step, runtime, metrics, metrics_omitted, series,
 // series_omitted, pending, notices. Every user string is written with textContent, never HTML.
-import { extent, formatBytes, formatDuration, formatNumber, linearScale, niceTicks, seriesPath } from "./chart.js";
+import { extent, formatBytes, formatDuration, formatNumber } from "./chart.js";
+import { drawLineChart, svgNode } from "./chart_svg.js";
 
 const PANEL_CLASS = "nbtrack-run-panel";
-const SVG_NS = "http://www.w3.org/2000/svg";
 const TRAITS = [
   "header",
   "state",
@@ -122,12 +123,6 @@ function element(tag, className, text) {
   return node;
 }
 
-function svgElement(tag, attributes) {
-  const node = document.createElementNS(SVG_NS, tag);
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
-  return node;
-}
-
 function valueLabel(value) {
   if (value === null || value === undefined) return "—";
   if (typeof value === "number") return formatNumber(value);
@@ -143,22 +138,18 @@ function createCard(key) {
   const keyLabel = element("div", "nbt-key", key);
   keyLabel.title = key;
   const value = element("div", "nbt-value");
-  const svg = svgElement("svg", {
+  const svg = svgNode(document, "svg", {
     class: "nbt-chart",
     viewBox: `0 0 ${CHART_WIDTH} ${CHART_HEIGHT}`,
     preserveAspectRatio: "none",
     "aria-hidden": "true",
   });
-  const grid = svgElement("g", {});
-  const area = svgElement("path", { class: "nbt-area" });
-  const line = svgElement("path", { class: "nbt-line" });
-  svg.append(grid, area, line);
   const range = element("div", "nbt-range");
   const low = element("span");
   const high = element("span");
   range.append(low, high);
   card.append(keyLabel, value, svg, range);
-  return { card, value, svg, grid, area, line, range, low, high };
+  return { card, value, svg, range, low, high };
 }
 
 function drawChart(parts, points) {
@@ -170,19 +161,13 @@ function drawChart(parts, points) {
   parts.svg.toggleAttribute("hidden", !visible);
   parts.range.hidden = !visible;
   if (!visible) return;
-  const pad = 3;
-  const x = linearScale(xExtent, [0, CHART_WIDTH]);
-  const y = linearScale(yExtent, [CHART_HEIGHT - pad, pad]);
-  const d = seriesPath(steps, values, x, y);
-  parts.line.setAttribute("d", d);
-  const first = d.match(/^M([-\d.]+),/);
-  const last = d.match(/L([-\d.]+),[-\d.]+$/);
-  parts.area.setAttribute("d", first && last && !d.includes("M", 1) ? `${d}L${last[1]},${CHART_HEIGHT}L${first[1]},${CHART_HEIGHT}Z` : "");
-  parts.grid.replaceChildren(
-    ...niceTicks(yExtent[0], yExtent[1], 3).map((tick) =>
-      svgElement("line", { class: "nbt-gridline", x1: 0, x2: CHART_WIDTH, y1: y(tick), y2: y(tick) }),
-    ),
-  );
+  drawLineChart(parts.svg, [{ xs: steps, lo: values }], {
+    width: CHART_WIDTH,
+    height: CHART_HEIGHT,
+    margin: { top: 3, bottom: 3 },
+    yGrid: 3,
+    area: true,
+  });
   parts.low.textContent = `min ${formatNumber(yExtent[0])}`;
   parts.high.textContent = `max ${formatNumber(yExtent[1])}`;
 }

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 BENCH = BENCHMARKS / "bench_core.py"
 
@@ -42,4 +44,19 @@ def test_bench_stats_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     for row in ("sample() alone", "in a run", "% core @ 5 s"):
+        assert row in result.stdout
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed")
+def test_bench_ui_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
+    pytest.importorskip("playwright.sync_api")
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_ui.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for row in ("server: run page queries", "browser: navigation to charts drawn", "50,000 history rows"):
         assert row in result.stdout

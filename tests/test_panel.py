@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,7 +16,7 @@ from comm import DummyComm
 from IPython.core.formatters import DisplayFormatter
 
 from nbtrack.extension import panel as panel_module
-from nbtrack.extension.esm import bundle_esm
+from nbtrack.extension.esm import PANEL_MODULES, bundle_esm, bundle_modules
 from nbtrack.extension.formatting import downsample_min_max, format_bytes, format_duration, format_number
 from nbtrack.extension.panel import (
     MAX_METRICS,
@@ -277,7 +278,58 @@ def test_bundle_refuses_what_it_cannot_inline_safely(chart: str, panel: str, err
 
 def test_the_shipped_module_is_the_bundle_of_the_js_sources() -> None:
     shipped = RunPanel._esm
-    assert str(shipped) == bundle_esm((JS / "chart.js").read_text(), (JS / "panel.js").read_text())
+    assert str(shipped) == bundle_modules([(name, (JS / name).read_text()) for name in PANEL_MODULES])
+    assert "function drawLineChart(" in str(shipped), "the panel draws with the UI's chart module"
+
+
+SVG = 'import { a } from "./chart.js";\nexport function draw() {\n  return a(1);\n}\n'
+
+
+def test_a_chain_of_modules_is_inlined_in_order() -> None:
+    bundled = bundle_modules(
+        [
+            ("chart.js", CHART),
+            ("chart_svg.js", SVG),
+            ("panel.js", PANEL + 'import { draw } from "./chart_svg.js";\n'),
+        ]
+    )
+    assert "import" not in bundled and "export function" not in bundled
+    assert bundled.index("function a(x)") < bundled.index("function draw()") < bundled.index("export default")
+
+
+@pytest.mark.parametrize(
+    ("modules", "error"),
+    [
+        (
+            [("chart.js", CHART), ("chart_svg.js", SVG + "export default {};\n"), ("panel.js", PANEL)],
+            "may only export",
+        ),
+        ([("chart_svg.js", SVG), ("chart.js", CHART), ("panel.js", PANEL)], "must not import"),
+        (
+            [("chart.js", CHART), ("chart_svg.js", SVG.replace("{ a }", "{ b, zzz }")), ("panel.js", PANEL)],
+            "zzz",
+        ),
+        (
+            [("chart.js", CHART), ("chart_svg.js", SVG + SVG.split("\n")[0] + "\n"), ("panel.js", PANEL)],
+            "exactly one",
+        ),
+        (
+            [("chart.js", CHART), ("chart_svg.js", SVG + "const b = 3;\n"), ("panel.js", PANEL)],
+            "both declare ['b']",
+        ),
+        (
+            [
+                ("chart.js", CHART),
+                ("chart_svg.js", SVG),
+                ("panel.js", PANEL + 'import { draw } from "./later.js";\n'),
+            ],
+            "only",
+        ),
+    ],
+)
+def test_a_chain_refuses_what_it_cannot_inline_safely(modules: list[tuple[str, str]], error: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(error)):
+        bundle_modules(modules)
 
 
 needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")

@@ -1,7 +1,8 @@
 """The live run panel: an anywidget whose synced state stays small however long the run.
 
-The front-end is `js/panel.js` plus `js/chart.js`, bundled into one module by `esm.py`. `_esm`
-is a string, so anywidget's file watching does not apply; after editing `js/`, restart the kernel.
+The front-end is `js/panel.js` plus `js/chart.js` and `js/chart_svg.js` (the chart drawing the
+web UI uses too), bundled into one module by `esm.py`. `_esm` is a string, so anywidget's file
+watching does not apply; after editing `js/`, restart the kernel.
 
 Size invariant: `set_state` sends one comm message holding only the traits whose value changed,
 and every part of it is capped (keys, strings, metric count, series count, points per series,

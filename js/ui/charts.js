@@ -1,0 +1,260 @@
+// A grid of line charts, one per metric, each with one series per run: the run page shows one run,
+// the compare page several (series i is run i, and takes colour i). Drawing is chart_svg.js's, the
+// same as the notebook panel's; this module adds what a page needs around it: axes for step,
+// runtime or wall time, hover (the values at the nearest x), drag-to-zoom and double-click to reset.
+// It does not fetch: the page does, and calls update() with what it got; onZoom tells the page
+// which x range to fetch next (null: the whole run).
+import {
+  formatDateTime,
+  formatDuration,
+  formatElapsed,
+  formatClock,
+  formatNumber,
+  formatTicks,
+  nearestIndex,
+  niceTicks,
+  timeTicks,
+  zoomDomain,
+} from "../chart.js";
+import { drawLineChart, svgNode } from "../chart_svg.js";
+import { X_AXES } from "./routes.js";
+import { h } from "./dom.js";
+import { naturalCompare } from "./model.js";
+
+const HEIGHT = 210;
+const MARGIN = { top: 10, right: 14, bottom: 24, left: 54 };
+
+/** How an x field is ticked and labelled. */
+export function xScheme(field) {
+  if (field === "_runtime") {
+    return {
+      name: "runtime",
+      ticks: (lo, hi, count) => timeTicks(lo, hi, count),
+      labels: (ticks) => ticks.map(formatElapsed),
+      hover: (x) => `runtime ${formatDuration(x)}`,
+    };
+  }
+  if (field === "_timestamp") {
+    // Ticks on local round times: timeTicks aligns (t + offset) to the step.
+    const offset = (t) => -new Date(t * 1000).getTimezoneOffset() * 60;
+    return {
+      name: "wall time",
+      ticks: (lo, hi, count) => timeTicks(lo, hi, count, offset(lo)),
+      labels: (ticks) => ticks.map((t) => formatClock(t, ticks.length > 1 ? ticks[1] - ticks[0] : 1)),
+      hover: (x) => formatDateTime(x),
+    };
+  }
+  return { name: "step", ticks: stepTicks, labels: formatTicks, hover: (x) => `step ${formatNumber(x)}` };
+}
+
+/** Steps are whole numbers: no "0.5" tick on a run of three steps (unless zoomed between two). */
+function stepTicks(lo, hi, count) {
+  const ticks = niceTicks(lo, hi, count);
+  const whole = ticks.filter(Number.isInteger);
+  return whole.length >= 2 ? whole : ticks;
+}
+
+function valueLabel(series, i) {
+  const lo = series.lo[i];
+  const hi = series.hi ? series.hi[i] : lo;
+  return hi === lo || (Number.isNaN(lo) && Number.isNaN(hi)) ? formatNumber(lo) : `${formatNumber(lo)} … ${formatNumber(hi)}`;
+}
+
+/**
+ * A chart grid in `container`. labels: one per run (the tooltip's row names; a single run's tooltip
+ * names the metric instead). onZoom(range | null) is called when the user zooms or resets.
+ * Returns {update(data, view), destroy()} where data is one Map key -> {xs, lo, hi} per run and
+ * view is {x: "_step" | "_runtime" | "_timestamp", range: [min, max] | null}.
+ */
+export function createChartGrid(container, { labels, onZoom }) {
+  const grid = h("div", { class: "chart-grid" });
+  const empty = h("p", { class: "muted empty-charts", hidden: true }, "No metrics logged yet.");
+  container.append(empty, grid);
+  const cards = new Map(); // key -> card
+  let data = [];
+  let view = { x: "_step", range: null };
+
+  function card(key) {
+    const svg = svgNode(document, "svg", { class: "chart", "data-key": key, role: "img", "aria-label": `Chart of ${key}` });
+    const overlay = svgNode(document, "g", { class: "chart-overlay" });
+    const cursor = svgNode(document, "line", { class: "chart-cursor", visibility: "hidden" });
+    const brush = svgNode(document, "rect", { class: "chart-brush", visibility: "hidden", height: 0, width: 0 });
+    const dots = svgNode(document, "g", {});
+    overlay.append(cursor, dots, brush);
+    svg.append(overlay);
+    const tip = h("div", { class: "chart-tip", hidden: true, role: "status" });
+    const title = h("h3", { class: "chart-title", title: key }, key);
+    const box = h("div", { class: "chart-box" }, svg, tip);
+    const node = h("section", { class: "chart-card", dataset: { key } }, title, box);
+    const parts = { key, node, svg, overlay, cursor, brush, dots, tip, box, layout: null, series: [] };
+    wire(parts);
+    return parts;
+  }
+
+  function pointerX(parts, event) {
+    const rect = parts.svg.getBoundingClientRect();
+    const width = Number(parts.svg.viewBox.baseVal.width) || rect.width;
+    return ((event.clientX - rect.left) * width) / (rect.width || 1);
+  }
+
+  function hideHover(parts) {
+    parts.cursor.setAttribute("visibility", "hidden");
+    parts.dots.replaceChildren();
+    parts.tip.hidden = true;
+  }
+
+  function showHover(parts, px) {
+    const { layout, series } = parts;
+    if (!layout) return;
+    const x = layout.x.invert(px);
+    // Snap to the nearest point of any series; each series then shows its own nearest point.
+    let snapped = null;
+    for (const s of series) {
+      const i = nearestIndex(s.xs, x);
+      if (i >= 0 && (snapped === null || Math.abs(s.xs[i] - x) < Math.abs(snapped - x))) snapped = s.xs[i];
+    }
+    if (snapped === null) return hideHover(parts);
+    const sx = layout.x(snapped);
+    if (sx < layout.plot.left - 1 || sx > layout.plot.right + 1) return hideHover(parts);
+    parts.cursor.setAttribute("x1", sx);
+    parts.cursor.setAttribute("x2", sx);
+    parts.cursor.setAttribute("y1", layout.plot.top);
+    parts.cursor.setAttribute("y2", layout.plot.bottom);
+    parts.cursor.setAttribute("visibility", "visible");
+    const rows = [];
+    const dots = [];
+    series.forEach((s, runIndex) => {
+      const i = nearestIndex(s.xs, snapped);
+      if (i < 0) return;
+      if (Number.isFinite(s.lo[i])) {
+        dots.push(svgNode(document, "circle", { class: "chart-dot", "data-series": runIndex, cx: layout.x(s.xs[i]), cy: layout.y(s.lo[i]), r: 3 }));
+      }
+      const name = labels.length > 1 ? labels[runIndex] : parts.key;
+      rows.push(h("div", { class: "tip-row" }, h("span", { class: "swatch", "data-series": runIndex }), h("span", { class: "tip-name" }, name), h("span", { class: "tip-value" }, valueLabel(s, i))));
+    });
+    parts.dots.replaceChildren(...dots);
+    parts.tip.replaceChildren(h("div", { class: "tip-x" }, xScheme(view.x).hover(snapped)), ...rows);
+    parts.tip.hidden = false;
+    // Beside the cursor, on whichever side has room.
+    const boxWidth = parts.box.clientWidth;
+    const tipWidth = parts.tip.offsetWidth;
+    const left = sx + 12 + tipWidth > boxWidth ? sx - 12 - tipWidth : sx + 12;
+    parts.tip.style.left = `${Math.max(0, left)}px`;
+  }
+
+  function wire(parts) {
+    let dragFrom = null;
+    parts.svg.addEventListener("pointerdown", (event) => {
+      if (event.button !== 0 || !parts.layout) return;
+      dragFrom = pointerX(parts, event);
+      parts.svg.setPointerCapture(event.pointerId);
+      event.preventDefault(); // no text selection while dragging
+    });
+    parts.svg.addEventListener("pointermove", (event) => {
+      const px = pointerX(parts, event);
+      if (dragFrom === null) return showHover(parts, px);
+      hideHover(parts);
+      const { plot } = parts.layout;
+      const a = Math.max(plot.left, Math.min(dragFrom, px));
+      const b = Math.min(plot.right, Math.max(dragFrom, px));
+      parts.brush.setAttribute("x", a);
+      parts.brush.setAttribute("width", Math.max(0, b - a));
+      parts.brush.setAttribute("y", plot.top);
+      parts.brush.setAttribute("height", plot.bottom - plot.top);
+      parts.brush.setAttribute("visibility", "visible");
+    });
+    const endDrag = (event, apply) => {
+      if (dragFrom === null) return;
+      const range = apply ? zoomDomain(parts.layout.x, dragFrom, pointerX(parts, event)) : null;
+      dragFrom = null;
+      parts.brush.setAttribute("visibility", "hidden");
+      if (range) onZoom(range);
+    };
+    parts.svg.addEventListener("pointerup", (event) => endDrag(event, true));
+    parts.svg.addEventListener("pointercancel", (event) => endDrag(event, false));
+    parts.svg.addEventListener("pointerleave", () => dragFrom === null && hideHover(parts));
+    parts.svg.addEventListener("dblclick", () => view.range && onZoom(null));
+  }
+
+  function draw(parts) {
+    const width = Math.max(160, Math.floor(parts.box.clientWidth));
+    // The viewBox is the box's size in pixels (CSS scales the svg to the box's width), so labels
+    // keep their size and pointer maths stays 1:1.
+    parts.series = data.map((run) => run.get(parts.key) || { xs: [], lo: [], hi: null });
+    parts.layout = drawLineChart(parts.svg, parts.series, {
+      width,
+      height: HEIGHT,
+      margin: MARGIN,
+      xDomain: view.range || undefined,
+      yPadding: 0.05,
+      yGrid: 4,
+      axes: true,
+      xTicks: xScheme(view.x),
+      xTickCount: Math.max(2, Math.floor(width / 110)),
+    });
+    hideHover(parts);
+  }
+
+  function update(nextData, nextView) {
+    data = nextData;
+    view = nextView;
+    const keys = new Set();
+    for (const run of data) {
+      for (const [key, s] of run) if (s.xs.length) keys.add(key);
+    }
+    const ordered = [...keys].sort(naturalCompare);
+    for (const [key, parts] of cards) {
+      if (!keys.has(key)) {
+        parts.node.remove();
+        cards.delete(key);
+      }
+    }
+    ordered.forEach((key, index) => {
+      let parts = cards.get(key);
+      if (!parts) {
+        parts = card(key);
+        cards.set(key, parts);
+      }
+      if (grid.children[index] !== parts.node) grid.insertBefore(parts.node, grid.children[index] || null);
+    });
+    // Drawn after every card is in place: each measures its own width.
+    for (const parts of cards.values()) draw(parts);
+    empty.hidden = cards.size > 0;
+    grid.dataset.charts = String(cards.size);
+  }
+
+  // The charts' widths follow the page's: redraw when the grid is resized (not on every update).
+  let lastWidth = 0;
+  const resize = new ResizeObserver(() => {
+    if (grid.clientWidth === lastWidth) return;
+    lastWidth = grid.clientWidth;
+    for (const parts of cards.values()) draw(parts);
+  });
+  resize.observe(grid);
+
+  return {
+    update,
+    destroy() {
+      resize.disconnect();
+      grid.remove();
+      empty.remove();
+    },
+  };
+}
+
+/**
+ * The charts' toolbar: the x axis (step, runtime, wall time) as a group of toggle buttons, and a
+ * "Reset zoom" button enabled while zoomed. onX(field) and onReset() do the rest.
+ */
+export function chartToolbar({ x, zoomed, onX, onReset }) {
+  const axes = h(
+    "div",
+    { class: "segmented", role: "group", "aria-label": "X axis" },
+    X_AXES.map(([field, label]) =>
+      h("button", { type: "button", "aria-pressed": String(field === x), dataset: { x: field }, on: { click: () => field !== x && onX(field) } }, label),
+    ),
+  );
+  const reset = h("button", { type: "button", class: "button", disabled: !zoomed, on: { click: onReset } }, "Reset zoom");
+  const hint = h("span", { class: "muted hint" }, zoomed ? "Zoomed: double-click a chart to see the whole run" : "Drag across a chart to zoom");
+  return h("div", { class: "chart-toolbar" }, h("span", { class: "toolbar-label muted" }, "X axis"), axes, reset, hint);
+}

@@ -1,0 +1,45 @@
+// Text for values the UI shows (pure: node's tests cover it). Numbers follow chart.js's rules, so
+// a value reads the same in the panel, the tables and the charts' tooltips.
+import { formatNumber } from "../chart.js";
+
+/** A config or summary value in a table cell: numbers as formatNumber, objects as compact JSON. */
+export function valueText(value) {
+  if (value === undefined) return "";
+  if (value === null) return "null";
+  if (typeof value === "number") return formatNumber(value);
+  if (typeof value === "string") return value;
+  if (typeof value === "boolean") return String(value);
+  return jsonText(value);
+}
+
+/** A value as JSON, NaN and infinities written as nbtrack's dialect writes them ("NaN", "-Infinity"). */
+export function jsonText(value) {
+  if (typeof value === "number") {
+    if (Number.isFinite(value)) return JSON.stringify(value);
+    return Number.isNaN(value) ? "NaN" : value > 0 ? "Infinity" : "-Infinity";
+  }
+  if (Array.isArray(value)) return `[${value.map(jsonText).join(", ")}]`;
+  if (value !== null && typeof value === "object") {
+    return `{${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}: ${jsonText(v)}`).join(", ")}}`;
+  }
+  return JSON.stringify(value) ?? "null"; // strings, booleans, null (undefined, as in an array: null)
+}
+
+/** How long ago a unix time was, coarsely: "just now", "5 min ago", "3 h ago", "4 days ago", or a date. */
+export function formatAgo(seconds, now = Date.now() / 1000) {
+  if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds <= 0) return "";
+  const age = now - seconds;
+  if (age < 45) return "just now";
+  if (age < 3600) return `${Math.max(1, Math.round(age / 60))} min ago`;
+  if (age < 86400) return `${Math.round(age / 3600)} h ago`;
+  if (age < 30 * 86400) {
+    const days = Math.round(age / 86400);
+    return `${days} day${days === 1 ? "" : "s"} ago`;
+  }
+  return new Date(seconds * 1000).toISOString().slice(0, 10);
+}
+
+/** "3 runs", "1 run". */
+export function plural(count, noun) {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}

@@ -1,0 +1,202 @@
+// "/{entity}/{project}/compare?runs=a,b": runs side by side. Each metric's chart overlays the runs
+// (run i in colour i, named in the legend); the config and summary tables have one column per run,
+// and the keys whose values differ are highlighted (and can be shown alone). Live runs refresh
+// every second, as on a run's own page.
+import { graphql } from "../api.js";
+import { chartToolbar, createChartGrid } from "../charts.js";
+import { fill, h } from "../dom.js";
+import { plural, valueText } from "../format.js";
+import { parseJSON } from "../json.js";
+import { startPolling } from "../live.js";
+import { chartSeries, comparisonRows, normalizeRun } from "../model.js";
+import { COMPARE_FIELDS, COMPARE_LIVE_FIELDS, compareQuery } from "../queries.js";
+import { projectPath, runPath, xAxisOf } from "../routes.js";
+import { navLink, stateBadge } from "../widgets.js";
+
+// Runs beyond this many are not compared: the palette (ui.css) has ten distinct colours.
+const MAX_RUNS = 10;
+const LIVE_MS = 1000;
+
+export async function compareView(main, route, ctx) {
+  const { entity, project } = route;
+  const ids = route.runs.slice(0, MAX_RUNS);
+  const view = { x: xAxisOf(route.query), range: null };
+  ctx.setCrumbs([{ label: "Projects", href: "/" }, { label: `${entity} / ${project}`, href: projectPath(entity, project) }, { label: "Compare" }]);
+  ctx.setTitle("Compare", project);
+  if (ids.length === 0) {
+    fill(main, h("h1", {}, "Compare runs"), h("p", {}, "No runs were chosen. Select runs in ", navLink(projectPath(entity, project), "the project's table"), " and press Compare."));
+    ctx.ready();
+    return;
+  }
+
+  /** The runs' fields (and charts, for the current view) with one query; one answer per id, or null. */
+  async function fetchRuns(list, fields, chart) {
+    const vars = { entity, project };
+    if (chart) Object.assign(vars, { x: view.x, minX: view.range ? view.range[0] : null, maxX: view.range ? view.range[1] : null });
+    list.forEach((id, i) => (vars[`r${i}`] = id));
+    const data = await graphql(compareQuery(list.length, fields, chart), vars, { signal: ctx.signal });
+    return list.map((_id, i) => (data.project ? data.project[`r${i}`] : null));
+  }
+
+  const answers = await fetchRuns(ids, COMPARE_FIELDS, true);
+  if (ctx.signal.aborted) return;
+  const found = ids.map((id, i) => ({ id, raw: answers[i] }));
+  const missing = found.filter((f) => !f.raw).map((f) => f.id);
+  const present = found.filter((f) => f.raw);
+  // Colours and tables follow the runs that exist, in the order the URL gives.
+  let runs = present.map((f) => normalizeRun(f.raw));
+  let charts = present.map((f) => chartSeries(parseJSON(f.raw.chart)));
+  const presentIds = present.map((f) => f.id);
+
+  const legend = h("ul", { class: "legend", "aria-label": "Runs compared" });
+  const toolbarSlot = h("div");
+  const chartsSection = h("section", { class: "section", "aria-labelledby": "charts-title" }, h("div", { class: "section-head" }, h("h2", { id: "charts-title" }, "Charts"), toolbarSlot));
+  const onlyDiff = h("input", { type: "checkbox", id: "only-diff", on: { change: () => renderTables() } });
+  const tablesSlot = h("div");
+  fill(
+    main,
+    h("div", { class: "page-head" }, h("h1", {}, `Compare ${plural(runs.length, "run")}`), h("span", { class: "muted" }, `${entity} / ${project}`)),
+    missing.length ? h("p", { class: "notice" }, `Not found in this project: ${missing.join(", ")}`) : null,
+    route.runs.length > MAX_RUNS ? h("p", { class: "notice" }, `Only the first ${MAX_RUNS} of the ${route.runs.length} runs chosen are compared.`) : null,
+    legend,
+    chartsSection,
+    h(
+      "section",
+      { class: "section", "aria-labelledby": "tables-title" },
+      h("div", { class: "section-head" }, h("h2", { id: "tables-title" }, "Config and summary"), h("label", { class: "check" }, onlyDiff, " Only keys that differ")),
+      tablesSlot,
+    ),
+  );
+
+  function renderLegend() {
+    fill(
+      legend,
+      runs.map((run, i) => h("li", { dataset: { run: run.id } }, h("span", { class: "swatch", "data-series": i, "aria-hidden": "true" }), navLink(runPath(entity, project, run.id), run.name), stateBadge(run.state))),
+    );
+  }
+
+  function table(title, rows) {
+    const shown = onlyDiff.checked ? rows.filter((row) => row[2]) : rows;
+    const empty = rows.length === 0 ? `No ${title.toLowerCase()}.` : "No key differs.";
+    return h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        { class: "table compare", dataset: { table: title.toLowerCase() } },
+        h("caption", {}, title),
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Key"), runs.map((run, i) => h("th", { scope: "col" }, h("span", { class: "swatch", "data-series": i, "aria-hidden": "true" }), run.name)))),
+        h(
+          "tbody",
+          {},
+          shown.length
+            ? shown.map(([key, values, differs]) =>
+                h(
+                  "tr",
+                  { class: differs ? "differs" : "", dataset: { key } },
+                  h("th", { scope: "row" }, key, differs ? h("span", { class: "visually-hidden" }, " (differs)") : null),
+                  values.map((value) => h("td", { class: typeof value === "number" ? "num" : "value", title: valueText(value) }, value === undefined ? "—" : valueText(value))),
+                ),
+              )
+            : h("tr", {}, h("td", { colspan: runs.length + 1, class: "muted" }, empty)),
+        ),
+      ),
+    );
+  }
+
+  function renderTables() {
+    fill(
+      tablesSlot,
+      table("Config", comparisonRows(runs.map((r) => r.config))),
+      table("Summary", comparisonRows(runs.map((r) => r.summary), (key) => key.startsWith("_"))),
+    );
+  }
+
+  let chartRequest = 0;
+  const grid = createChartGrid(chartsSection, {
+    labels: runs.map((r) => r.name),
+    onZoom: (range) => {
+      view.range = range;
+      refreshCharts();
+    },
+  });
+  ctx.onCleanup(() => grid.destroy());
+
+  function renderToolbar() {
+    fill(
+      toolbarSlot,
+      chartToolbar({
+        x: view.x,
+        zoomed: view.range !== null,
+        onX: (x) => {
+          view.x = x;
+          view.range = null;
+          ctx.setQuery({ runs: route.runs.join(","), x: x === "_step" ? "" : x });
+          refreshCharts();
+        },
+        onReset: () => {
+          view.range = null;
+          refreshCharts();
+        },
+      }),
+    );
+  }
+
+  function draw() {
+    grid.update(charts, { ...view });
+    renderToolbar();
+  }
+
+  const lineCounts = present.map((f) => f.raw.historyLineCount);
+
+  /** Charts for the current view (all runs: a new axis or range), then drawn. */
+  async function refreshCharts() {
+    const request = ++chartRequest;
+    renderToolbar();
+    try {
+      const fresh = await fetchRuns(presentIds, "historyLineCount", true);
+      if (ctx.signal.aborted || request !== chartRequest) return;
+      charts = fresh.map((raw, i) => (raw ? chartSeries(parseJSON(raw.chart)) : charts[i]));
+      draw();
+    } catch (error) {
+      if (!ctx.signal.aborted) ctx.fail(error);
+    }
+  }
+
+  /** The poll: states and summaries of all runs, and new charts for those that grew. */
+  async function poll() {
+    try {
+      const fresh = await fetchRuns(presentIds, COMPARE_LIVE_FIELDS, false);
+      if (ctx.signal.aborted) return false;
+      runs = runs.map((run, i) => (fresh[i] ? { ...run, ...fresh[i], summary: normalizeRun({ summaryMetrics: fresh[i].summaryMetrics }).summary } : run));
+      const grown = presentIds.filter((_id, i) => fresh[i] && fresh[i].historyLineCount !== lineCounts[i]);
+      if (grown.length) {
+        const request = ++chartRequest;
+        const answers = await fetchRuns(grown, "historyLineCount", true);
+        if (ctx.signal.aborted) return false;
+        if (request === chartRequest) {
+          grown.forEach((id, j) => {
+            const i = presentIds.indexOf(id);
+            if (answers[j]) {
+              charts[i] = chartSeries(parseJSON(answers[j].chart));
+              lineCounts[i] = answers[j].historyLineCount;
+            }
+          });
+          draw();
+        }
+      }
+      renderLegend();
+      renderTables();
+      return runs.some((r) => r.state === "running");
+    } catch (error) {
+      if (!ctx.signal.aborted) ctx.fail(error);
+      throw error;
+    }
+  }
+
+  renderLegend();
+  renderTables();
+  draw();
+  ctx.ready();
+  if (runs.some((r) => r.state === "running")) ctx.onCleanup(startPolling(poll, LIVE_MS));
+}

@@ -1,0 +1,258 @@
+// "/{entity}/{project}/runs/{run}": one run. Its header (state, runtime, step, tags), one chart per
+// metric (the server downsamples: Run.chart), config and summary, console output and files.
+// The notebook panel links here (run.url). A running run polls every second while the tab is
+// visible: new points, console lines and summary values appear without a reload, and when the run
+// ends the page reads it once more (files are often saved at the end) and stops.
+import { formatBytes, formatDuration, formatNumber } from "../../chart.js";
+import { downloadFile, graphql } from "../api.js";
+import { chartToolbar, createChartGrid } from "../charts.js";
+import { fill, h } from "../dom.js";
+import { formatAgo, plural } from "../format.js";
+import { parseJSON } from "../json.js";
+import { startPolling } from "../live.js";
+import { chartSeries, naturalCompare, normalizeRun } from "../model.js";
+import { OUTPUT_PAGE, RUN, RUN_CHART, RUN_LIVE, RUN_OUTPUT } from "../queries.js";
+import { projectPath, xAxisOf } from "../routes.js";
+import { errorBox, keyValueTable, navLink, stateBadge, tagList } from "../widgets.js";
+
+const LIVE_MS = 1000;
+
+/** The metric entries of a summary, in natural key order, without the _step/_runtime bookkeeping. */
+function summaryEntries(summary) {
+  return Object.entries(summary)
+    .filter(([key]) => !key.startsWith("_"))
+    .sort(([a], [b]) => naturalCompare(a, b));
+}
+
+export async function runPage(main, route, ctx) {
+  const { entity, project } = route;
+  const names = { entity, project, run: route.run };
+  const view = { x: xAxisOf(route.query), range: null };
+  ctx.setCrumbs([{ label: "Projects", href: "/" }, { label: `${entity} / ${project}`, href: projectPath(entity, project) }, { label: route.run }]);
+  ctx.setTitle(route.run, project);
+
+  const first = await graphql(RUN, { ...names, x: view.x, outputLimit: OUTPUT_PAGE }, { signal: ctx.signal });
+  if (ctx.signal.aborted) return;
+  const raw = first.project && first.project.run;
+  if (!raw) {
+    fill(main, h("h1", {}, route.run), h("p", { class: "notice" }, `There is no run “${route.run}” in ${entity} / ${project}.`), h("p", {}, navLink(projectPath(entity, project), "See the project's runs")));
+    ctx.ready();
+    return;
+  }
+  let run = normalizeRun(raw);
+  let lineCount = raw.historyLineCount;
+  ctx.setTitle(run.name, project);
+
+  // -- layout -------------------------------------------------------------------------------
+  const head = h("div", { class: "run-head" });
+  const toolbarSlot = h("div");
+  const chartsSection = h("section", { class: "section", "aria-labelledby": "charts-title" }, h("div", { class: "section-head" }, h("h2", { id: "charts-title" }, "Charts"), toolbarSlot));
+  const configSlot = h("div");
+  const summarySlot = h("div");
+  const consoleText = h("pre", { class: "console", tabindex: "0", "aria-label": "Console output" });
+  const consoleInfo = h("span", { class: "muted" });
+  const moreOutput = h("button", { type: "button", class: "button", hidden: true, on: { click: () => loadOutput() } }, "Show more");
+  const filesSlot = h("div");
+  fill(
+    main,
+    head,
+    chartsSection,
+    h(
+      "div",
+      { class: "columns" },
+      h("section", { class: "section", "aria-labelledby": "config-title" }, h("h2", { id: "config-title" }, "Config"), configSlot),
+      h("section", { class: "section", "aria-labelledby": "summary-title" }, h("h2", { id: "summary-title" }, "Summary"), summarySlot),
+    ),
+    h("section", { class: "section", "aria-labelledby": "console-title" }, h("div", { class: "section-head" }, h("h2", { id: "console-title" }, "Console output"), consoleInfo, moreOutput), consoleText),
+    h("section", { class: "section", "aria-labelledby": "files-title" }, h("h2", { id: "files-title" }, "Files"), filesSlot),
+  );
+
+  function renderHead() {
+    const facts = [
+      ["Created", formatAgo(run.createdAt), new Date(run.createdAt * 1000).toLocaleString()],
+      ["Runtime", formatDuration(run.runtime)],
+      ["Step", run.lastStep === null || run.lastStep === undefined ? "—" : formatNumber(run.lastStep)],
+      ["Rows", formatNumber(run.historyLineCount)],
+      run.exitCode !== null && run.exitCode !== undefined ? ["Exit code", String(run.exitCode)] : null,
+      run.group ? ["Group", run.group] : null,
+      run.jobType ? ["Job type", run.jobType] : null,
+      run.host ? ["Host", run.host] : null,
+      run.program ? ["Program", run.program] : null,
+    ].filter(Boolean);
+    fill(
+      head,
+      h("div", { class: "title-row" }, h("h1", {}, run.name), stateBadge(run.state), h("span", { class: "run-id muted" }, run.id)),
+      h("dl", { class: "facts" }, facts.map(([term, value, title]) => h("div", {}, h("dt", {}, term), h("dd", { title }, value)))),
+      run.tags.length ? tagList(run.tags) : null,
+      run.notes ? h("p", { class: "notes" }, run.notes) : null,
+    );
+  }
+
+  function renderTables() {
+    fill(configSlot, keyValueTable(Object.entries(run.config).sort(([a], [b]) => naturalCompare(a, b)), "Config", "No config."));
+    fill(summarySlot, keyValueTable(summaryEntries(run.summary), "Summary", "No summary yet."));
+  }
+
+  function renderFiles(files) {
+    if (!files.length) return fill(filesSlot, h("p", { class: "muted" }, "No files saved with run.save()."));
+    fill(
+      filesSlot,
+      h(
+        "table",
+        { class: "table files" },
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col", class: "num" }, "Size"), h("th", { scope: "col" }, "Updated"), h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Download")))),
+        h(
+          "tbody",
+          {},
+          [...files]
+            .sort((a, b) => naturalCompare(a.name, b.name))
+            .map((file) => {
+              const status = h("span", { class: "muted file-status", role: "status" });
+              const button = h("button", {
+                type: "button",
+                class: "button small",
+                "aria-label": `Download ${file.name}`,
+                on: {
+                  click: async () => {
+                    button.disabled = true;
+                    status.textContent = "";
+                    try {
+                      await downloadFile(file.url, file.name.split("/").pop());
+                    } catch (error) {
+                      status.textContent = error.message;
+                      ctx.fail(error);
+                    } finally {
+                      button.disabled = false;
+                    }
+                  },
+                },
+              }, "Download");
+              return h("tr", { dataset: { file: file.name } }, h("td", { class: "value" }, file.name), h("td", { class: "num" }, formatBytes(file.sizeBytes)), h("td", {}, formatAgo(file.updatedAt)), h("td", {}, button, status));
+            }),
+        ),
+      ),
+    );
+  }
+
+  // -- console output: always the lines [0, seen) of the run's output ---------------------------
+  let seen = 0;
+  let outputComplete = false;
+
+  function appendOutput(lines) {
+    if (!lines.length) return;
+    const atBottom = consoleText.scrollTop + consoleText.clientHeight >= consoleText.scrollHeight - 4;
+    consoleText.append(document.createTextNode(`${seen ? "\n" : ""}${lines.join("\n")}`));
+    seen += lines.length;
+    if (atBottom) consoleText.scrollTop = consoleText.scrollHeight;
+  }
+
+  function renderOutputInfo() {
+    consoleInfo.textContent = seen ? plural(seen, "line") + (outputComplete ? "" : " so far") : "";
+    consoleText.hidden = seen === 0;
+    moreOutput.hidden = outputComplete || run.state === "running";
+    if (seen === 0) consoleInfo.textContent = run.state === "running" ? "Nothing printed yet." : "Nothing was printed.";
+  }
+
+  function takeOutput(lines) {
+    appendOutput(lines);
+    outputComplete = lines.length < OUTPUT_PAGE;
+    renderOutputInfo();
+  }
+
+  async function loadOutput() {
+    const data = await graphql(RUN_OUTPUT, { ...names, offset: seen, limit: OUTPUT_PAGE }, { signal: ctx.signal });
+    if (!ctx.signal.aborted && data.project && data.project.run) takeOutput(data.project.run.output);
+  }
+
+  // -- charts ---------------------------------------------------------------------------------
+  let chartRequest = 0; // answers to older requests (a previous zoom or axis) are dropped
+  const grid = createChartGrid(chartsSection, {
+    labels: [run.name],
+    onZoom: (range) => {
+      view.range = range;
+      refreshCharts();
+    },
+  });
+  ctx.onCleanup(() => grid.destroy());
+
+  function renderToolbar() {
+    fill(
+      toolbarSlot,
+      chartToolbar({
+        x: view.x,
+        zoomed: view.range !== null,
+        onX: (x) => {
+          view.x = x;
+          view.range = null;
+          ctx.setQuery({ x: x === "_step" ? "" : x });
+          refreshCharts();
+        },
+        onReset: () => {
+          view.range = null;
+          refreshCharts();
+        },
+      }),
+    );
+  }
+
+  function drawCharts(chartText) {
+    grid.update([chartSeries(parseJSON(chartText))], { ...view });
+    renderToolbar();
+  }
+
+  async function refreshCharts() {
+    const request = ++chartRequest;
+    const [minX, maxX] = view.range || [null, null];
+    renderToolbar();
+    try {
+      const data = await graphql(RUN_CHART, { ...names, x: view.x, minX, maxX }, { signal: ctx.signal });
+      if (ctx.signal.aborted || request !== chartRequest || !data.project || !data.project.run) return;
+      drawCharts(data.project.run.chart);
+    } catch (error) {
+      if (ctx.signal.aborted) return;
+      if (request === chartRequest) toolbarSlot.append(errorBox(error));
+      ctx.fail(error);
+    }
+  }
+
+  renderHead();
+  renderTables();
+  renderFiles(raw.files || []);
+  takeOutput(raw.output || []);
+  drawCharts(raw.chart);
+  ctx.ready();
+
+  // -- live -----------------------------------------------------------------------------------
+  if (run.state !== "running") return;
+  const tick = async () => {
+    try {
+      const data = await graphql(RUN_LIVE, { ...names, outputFrom: seen, outputLimit: OUTPUT_PAGE }, { signal: ctx.signal });
+      const live = data.project && data.project.run;
+      if (ctx.signal.aborted || !live) return false;
+      run = { ...run, ...live, summary: normalizeRun({ summaryMetrics: live.summaryMetrics }).summary };
+      appendOutput(live.output);
+      if (live.state !== "running") {
+        // The end: read everything once more (final summary, files saved at the end, all lines).
+        const last = await graphql(RUN, { ...names, x: view.x, minX: view.range?.[0], maxX: view.range?.[1], outputLimit: 0 }, { signal: ctx.signal });
+        const final = last.project && last.project.run;
+        if (ctx.signal.aborted || !final) return false;
+        run = normalizeRun(final);
+        renderFiles(final.files || []);
+        drawCharts(final.chart);
+        outputComplete = false;
+        await loadOutput();
+      } else if (live.historyLineCount !== lineCount) {
+        await refreshCharts();
+      }
+      lineCount = live.historyLineCount;
+      renderHead();
+      renderTables();
+      renderOutputInfo();
+      return run.state === "running";
+    } catch (error) {
+      ctx.fail(error);
+      throw error;
+    }
+  };
+  ctx.onCleanup(startPolling(tick, LIVE_MS));
+}

@@ -1,0 +1,402 @@
+"""The web UI in Debian's Chromium (driven by Playwright) against a real `nbtrack server`.
+
+Runs are seeded through the real client (`nbtrack.init(base_url=...)`, log, save, finish) and,
+for console lines and hostile names, through the file stream. Every page must load with no
+console error and no page error. Screenshots (light and dark) go to test-artifacts/ui-*.png.
+Skipped unless Chromium and Playwright are installed (`.ci/run` installs them).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import nbtrack
+from tests.serving import Client, ServerProcess, create_key, start_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+READY = "body[data-ready='1']"
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
+    pytest.mark.timeout(300),
+]
+sync_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("starlette")  # the server's extras
+
+LAUNCH_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@dataclass
+class Seeded:
+    server: ServerProcess
+    ids: dict[str, str]  # run name -> run id
+
+
+def _log_run(root: Path, url: str, project: str, name: str, steps: int, **init: Any) -> str:
+    exit_code = init.pop("exit_code", 0)
+    save = init.pop("save", None)
+    run = nbtrack.init(project=project, name=name, base_url=url, dir=str(root), **init)
+    for step in range(steps):
+        run.log({"loss": math.exp(-step / (steps / 3)), "acc": step / steps})
+    if save is not None:
+        run.save(str(save))
+    run.finish(exit_code=exit_code)
+    return run.id
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
+    """One server for the read-only tests: project mnist (three runs) and project hostile."""
+    tmp = tmp_path_factory.mktemp("ui")
+    server = start_server(tmp)
+    try:
+        client_root = tmp / "client"
+        weights = tmp / "weights.txt"
+        weights.write_text("weights 1 2 3\n")
+        ids = {
+            "alpha": _log_run(
+                client_root, server.url, "mnist", "alpha", 50,
+                config={"lr": 0.1, "batch_size": 64}, tags=["base"], save=weights,
+            ),
+            "beta": _log_run(
+                client_root, server.url, "mnist", "beta", 80,
+                config={"lr": 0.01, "batch_size": 64}, tags=["sweep"],
+            ),
+            "gamma": _log_run(
+                client_root, server.url, "mnist", "gamma", 30,
+                config={"lr": 0.001, "batch_size": 128}, exit_code=1,
+            ),
+        }  # fmt: skip
+        client = Client(server.url)
+        console = {"output.log": {"offset": 0, "content": ["epoch 1 <b>done</b>", "epoch 2 done"]}}
+        assert client.stream("mnist", ids["alpha"], {"files": console}).status_code == 200
+        # A run whose every string is markup, written the way any W&B client may write it.
+        client.upsert(
+            "hostile", "xss1", displayName=HOSTILE, tags=["<script>alert(2)</script>"],
+            config='{"<b>key</b>": {"value": "<img src=y onerror=alert(3)>"}}',
+        )  # fmt: skip
+        rows = [
+            json.dumps({"_step": s, "_runtime": s, "_timestamp": 1.7e9 + s, "<i>m</i>": s}) for s in range(5)
+        ]
+        history = {"wandb-history.jsonl": {"offset": 0, "content": rows}}
+        history["output.log"] = {"offset": 0, "content": ["<script>alert(4)</script>"]}
+        assert client.stream("hostile", "xss1", {"files": history}).status_code == 200
+        client.upsert("hostile", "xss1", state="finished")
+        ids["xss"] = "xss1"
+        yield Seeded(server, ids)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield launched
+        launched.close()
+
+
+class Watched:
+    """A page whose console errors, page errors and dialogs are collected."""
+
+    def __init__(self, browser: Any, scheme: str = "light") -> None:
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        self.page.on("console", lambda message: message.type == "error" and self.errors.append(message.text))
+        self.page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
+        self.page.on("dialog", self._dialog)
+
+    def _dialog(self, dialog: Any) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def open(self, url: str) -> Any:
+        self.page.goto(url)
+        self.page.wait_for_selector(READY, timeout=30_000)
+        return self.page
+
+    def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"ui-{name}.png"), full_page=True)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def watched(browser: Any) -> Iterator[Watched]:
+    page = Watched(browser)
+    yield page
+    page.close()
+
+
+def _charts(page: Any) -> dict[str, dict[str, int]]:
+    """Each chart's key -> {series drawn, series with a line, points}."""
+    result: dict[str, dict[str, int]] = page.eval_on_selector_all(
+        "svg.chart",
+        """charts => Object.fromEntries(charts.map(svg => [svg.dataset.key, {
+            series: Number(svg.dataset.seriesCount),
+            lines: [...svg.querySelectorAll('path.nbt-line')].filter(p => p.getAttribute('d')).length,
+            points: Number(svg.dataset.points),
+        }]))""",
+    )
+    return result
+
+
+def _points(key: str) -> str:
+    """A JS function: the number of points the chart of key draws (0 before it exists)."""
+    return f"() => Number(document.querySelector(`svg.chart[data-key='{key}']`)?.dataset.points || 0)"
+
+
+def _names(page: Any) -> list[str]:
+    return [text.strip() for text in page.locator("table.runs tbody td.name a").all_text_contents()]
+
+
+# -- every page --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_page_loads_without_errors(seeded: Seeded, browser: Any, scheme: str) -> None:
+    base, ids = seeded.server.url, seeded.ids
+    watched = Watched(browser, scheme)
+    try:
+        page = watched.open(base + "/")
+        assert page.locator("table.projects tbody tr").count() == 2
+        watched.shot(f"projects-{scheme}")
+        watched.open(f"{base}/local/mnist")
+        assert sorted(_names(page)) == ["alpha", "beta", "gamma"]
+        watched.shot(f"runs-{scheme}")
+        watched.open(f"{base}/local/mnist/runs/{ids['alpha']}")
+        watched.shot(f"run-{scheme}")
+        watched.open(f"{base}/local/mnist/compare?runs={ids['alpha']},{ids['beta']}")
+        watched.shot(f"compare-{scheme}")
+        # In-app navigation: a link click renders the next page without a reload.
+        page.evaluate("window.__sameDocument = true")
+        page.get_by_role("link", name="local / mnist").click()
+        page.wait_for_selector("table.runs")
+        assert page.evaluate("window.__sameDocument") is True
+        page.go_back()
+        page.wait_for_selector(".legend")
+        assert "/compare" in page.url
+    finally:
+        watched.close()
+    assert not watched.errors, watched.errors
+
+
+def test_an_empty_server_says_how_to_get_a_first_run(tmp_path: Path, watched: Watched) -> None:
+    server = start_server(tmp_path)
+    try:
+        page = watched.open(server.url + "/")
+        text = page.locator("main").inner_text()
+        assert "No runs yet" in text and "nbtrack demo" in text and server.url in text
+        watched.shot("empty")
+    finally:
+        server.stop()
+    assert not watched.errors, watched.errors
+
+
+# -- the runs table ------------------------------------------------------------------------------
+
+
+def test_the_runs_table_sorts_and_filters(seeded: Seeded, watched: Watched) -> None:
+    page = watched.open(f"{seeded.server.url}/local/mnist")
+    assert _names(page) == ["gamma", "beta", "alpha"], "newest first"
+    name = page.locator("th[data-column='name']")
+    name.locator("button").click()
+    assert name.get_attribute("aria-sort") == "ascending"
+    assert _names(page) == ["alpha", "beta", "gamma"]
+    # Keyboard: the header is a button, so Enter sorts too.
+    name.locator("button").focus()
+    page.keyboard.press("Enter")
+    assert name.get_attribute("aria-sort") == "descending"
+    assert _names(page) == ["gamma", "beta", "alpha"]
+    assert page.locator("th[data-column='created']").get_attribute("aria-sort") == "none"
+    page.locator("th[data-column='config:lr'] button").click()
+    assert _names(page) == ["gamma", "beta", "alpha"], "lr ascending: 0.001, 0.01, 0.1"
+    assert "sort=config%3Alr" in page.url, "the sort is in the URL"
+
+    page.get_by_label("Filter runs by name, id or tag").fill("sweep")
+    assert _names(page) == ["beta"]
+    page.get_by_label("Filter runs by name, id or tag").fill("")
+    page.get_by_label("Filter runs by state").select_option("failed")
+    assert _names(page) == ["gamma"]
+    assert page.locator("tr[data-run] .badge").first.get_attribute("data-state") == "failed"
+    assert "state=failed" in page.url
+    # The view is bookmarkable: loading its URL gives the same rows.
+    watched.open(page.url)
+    assert _names(page) == ["gamma"]
+    assert not watched.errors, watched.errors
+
+
+# -- one run -----------------------------------------------------------------------------------
+
+
+def test_a_run_page_draws_one_chart_per_metric_and_zooms(seeded: Seeded, watched: Watched) -> None:
+    page = watched.open(f"{seeded.server.url}/local/mnist/runs/{seeded.ids['alpha']}")
+    assert page.locator("h1").inner_text() == "alpha"
+    charts = _charts(page)
+    assert sorted(charts) == ["acc", "loss"]
+    assert all(c["series"] == 1 and c["lines"] == 1 and c["points"] == 50 for c in charts.values()), charts
+    assert page.locator("table.kv th", has_text="lr").count() == 1
+    assert page.locator("pre.console").inner_text() == "epoch 1 <b>done</b>\nepoch 2 done"
+
+    # Hover: the tooltip shows the step and value nearest the pointer.
+    svg = page.locator("svg.chart[data-key='loss']")
+    box = svg.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)
+    tip = page.locator(".chart-card[data-key='loss'] .chart-tip")
+    tip.wait_for(state="visible")
+    assert tip.inner_text().startswith("step ")
+
+    # Drag to zoom: the chart is fetched again for the range, with fewer points; double-click resets.
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.55, box["y"] + box["height"] / 2, steps=4)
+    page.mouse.up()
+    page.wait_for_function(f"() => ({_points('loss')})() < 50")
+    reset = page.get_by_role("button", name="Reset zoom")
+    assert reset.is_enabled()
+    svg.dblclick()
+    page.wait_for_function(f"() => ({_points('loss')})() === 50")
+    assert reset.is_disabled()
+
+    # The wall-time axis, kept in the URL.
+    page.get_by_role("button", name="Wall time").click()
+    page.wait_for_function("() => location.search.includes('x=_timestamp')")
+    page.wait_for_selector("[data-x='_timestamp'][aria-pressed='true']")
+
+    # A run file downloads through the authenticated fetch.
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download weights.txt").click()
+    assert Path(download.value.path()).read_text() == "weights 1 2 3\n"
+    assert not watched.errors, watched.errors
+
+
+def test_the_comparison_overlays_runs_and_marks_differing_config(seeded: Seeded, watched: Watched) -> None:
+    page = watched.open(f"{seeded.server.url}/local/mnist")
+    compare = page.get_by_role("button", name="Compare")
+    assert compare.is_disabled()
+    page.get_by_label("Select run alpha").check()
+    page.get_by_label("Select run beta").check()
+    page.get_by_role("button", name="Compare 2").click()
+    page.wait_for_selector(READY)
+    assert "/local/mnist/compare?runs=" in page.url
+    charts = _charts(page)
+    assert sorted(charts) == ["acc", "loss"]
+    assert all(c["series"] == 2 and c["lines"] == 2 for c in charts.values()), charts
+    assert charts["loss"]["points"] == 50 + 80
+    assert page.locator(".legend li a").all_inner_texts() == ["beta", "alpha"], "in the table's order"
+    config = page.locator("table[data-table='config']")
+    assert "differs" in (config.locator("tr[data-key='lr']").get_attribute("class") or "")
+    assert "differs" not in (config.locator("tr[data-key='batch_size']").get_attribute("class") or "")
+    page.get_by_label("Only keys that differ").check()
+    assert config.locator("tbody tr").count() == 1
+    watched.shot("compare-differs")
+    assert not watched.errors, watched.errors
+
+
+# -- a live run ------------------------------------------------------------------------------------
+
+
+def test_a_running_runs_chart_grows_while_it_logs(tmp_path: Path, watched: Watched) -> None:
+    server = start_server(tmp_path)
+    run = nbtrack.init(project="live", name="growing", base_url=server.url, dir=str(tmp_path / "client"))
+    try:
+        for step in range(5):
+            run.log({"loss": 1 / (step + 1)})
+        assert run.url == f"{server.url}/local/live/runs/{run.id}", "the panel's link is the run page"
+        page = watched.page
+        page.goto(run.url)
+        count = _points("loss")
+        page.wait_for_function(f"() => ({count})() >= 1", timeout=30_000)
+        assert page.locator(".run-head .badge").get_attribute("data-state") == "running"
+        first = page.evaluate(count)
+        for step in range(5, 40):
+            run.log({"loss": 1 / (step + 1)})
+        page.wait_for_function(f"() => ({count})() > {first}", timeout=30_000)
+        watched.shot("live")
+        run.finish()
+        page.wait_for_selector(".run-head .badge[data-state='finished']", timeout=30_000)
+        page.wait_for_function(f"() => ({count})() === 40", timeout=30_000)
+    finally:
+        if nbtrack.run is not None:
+            nbtrack.run.finish()
+        server.stop()
+    assert not watched.errors, watched.errors
+
+
+# -- hostile text ---------------------------------------------------------------------------------
+
+
+def test_markup_in_names_and_values_is_shown_as_text(seeded: Seeded, watched: Watched) -> None:
+    page = watched.open(f"{seeded.server.url}/local/hostile")
+    assert _names(page) == [HOSTILE]
+    assert page.locator("td .tag").inner_text() == "<script>alert(2)</script>"
+    page.get_by_role("link", name=HOSTILE).click()
+    page.wait_for_selector(READY)
+    assert page.locator("h1").inner_text() == HOSTILE
+    assert page.locator("table.kv th", has_text="<b>key</b>").count() == 1
+    assert page.locator("table.kv td", has_text="<img src=y onerror=alert(3)>").count() == 1
+    assert page.locator("pre.console").inner_text() == "<script>alert(4)</script>"
+    assert page.locator("svg.chart").get_attribute("data-key") == "<i>m</i>"
+    page.locator("svg.chart").hover()
+    assert page.evaluate("document.querySelectorAll('img, main script, b, i').length") == 0
+    assert page.title().startswith(HOSTILE)
+    watched.shot("hostile")
+    assert watched.dialogs == []
+    assert not watched.errors, watched.errors
+
+
+# -- API keys ---------------------------------------------------------------------------------------
+
+
+def test_with_keys_the_ui_asks_for_one_and_then_shows_the_runs(tmp_path: Path, watched: Watched) -> None:
+    server = start_server(tmp_path)
+    try:
+        key = create_key(server, "alice")
+        client_root = str(tmp_path / "client")
+        run = nbtrack.init(project="secret", name="hidden", base_url=server.url, api_key=key, dir=client_root)
+        run.log({"loss": 1.0})
+        run.finish()
+        page = watched.page
+        challenges: list[str] = []
+        page.on(
+            "response",
+            lambda r: r.status == 401 and "www-authenticate" in r.headers and challenges.append(r.url),
+        )
+        page.goto(server.url + "/")
+        page.wait_for_selector("#api-key")
+        watched.shot("key")
+        page.fill("#api-key", "nbt_not_a_key")
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".key-form .notice.error")
+        page.fill("#api-key", key)
+        page.keyboard.press("Enter")
+        page.wait_for_selector(READY)
+        assert page.locator("table.projects tbody tr").count() == 1
+        page.get_by_role("link", name="alice / secret").click()
+        page.wait_for_selector("table.runs")
+        assert _names(page) == ["hidden"]
+        assert page.evaluate("sessionStorage.getItem('nbtrack.apiKey')") == key
+        assert page.evaluate("localStorage.length") == 0, "the key is kept for the tab only"
+        assert challenges == [], "no WWW-Authenticate challenge: no native login dialog"
+        page.get_by_role("button", name="Forget key").click()
+        page.wait_for_selector("#api-key")
+    finally:
+        server.stop()
+    # The browser logs each 401 it was answered; anything else is a real error.
+    assert [e for e in watched.errors if "status of 401" not in e] == []
