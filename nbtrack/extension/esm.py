@@ -1,19 +1,25 @@
-"""The panel's front-end as one ES module: js/panel.js with js/chart.js inlined.
+"""The panel's front-end as one ES module: js/panel.js with the modules it imports inlined.
 
-anywidget loads a module from a blob URL, where panel.js's relative `import ... from "./chart.js"`
-cannot resolve, so `bundle_esm` pastes chart.js in front of panel.js, checking that the
-transformation is exactly the one documented in its docstring. The files ship in the package as
-`nbtrack/static/` (a symlink to `../js` in the repository; wheels get the real files).
+anywidget loads a module from a blob URL, where panel.js's relative imports (`./chart.js`,
+`./chart_svg.js`) cannot resolve, so `bundle_modules` pastes the modules one after the other,
+libraries first, checking that the transformation is exactly the one documented in its docstring.
+The web UI loads the same files over HTTP as they are, so both draw charts with the same code.
+The files ship in the package as `nbtrack/static/` (a symlink to `../js` in the repository;
+wheels get the real files).
 """
 
 from __future__ import annotations
 
 import importlib.resources
 import re
+from collections.abc import Sequence
 
-__all__ = ["bundle_esm", "panel_esm"]
+__all__ = ["PANEL_MODULES", "bundle_esm", "bundle_modules", "panel_esm"]
 
-_CHART_IMPORT = re.compile(r"""^import\s*\{([^}]*)\}\s*from\s*["']\./chart\.js["'];?[ \t]*$""", re.M)
+# panel.js and what it imports, libraries before the modules that import them.
+PANEL_MODULES = ("chart.js", "chart_svg.js", "panel.js")
+
+_IMPORT = re.compile(r"""^import\s*\{([^}]*)\}\s*from\s*["']\./([\w.-]+\.js)["'];?[ \t]*$""", re.M)
 _ANY_IMPORT = re.compile(r"^\s*import\b", re.M)
 _EXPORT = re.compile(r"^export\s+(?!(?:async\s+)?function\b|const\b)", re.M)
 _EXPORT_PREFIX = re.compile(r"^export\s+(?=(?:async\s+)?function\b|const\b)", re.M)
@@ -21,38 +27,63 @@ _EXPORTED_NAME = re.compile(r"^export\s+(?:async\s+)?(?:function\*?|const)\s+([A
 _TOP_LEVEL_NAME = re.compile(
     r"^(?:export\s+)?(?:async\s+)?(?:function\*?|const|let|var|class)\s+([A-Za-z_$][\w$]*)", re.M
 )
+_NAME = re.compile(r"[A-Za-z_$][\w$]*")
+
+
+def bundle_modules(modules: Sequence[tuple[str, str]]) -> str:
+    """One ES module from (file name, source) pairs, or ValueError if one breaks the contract.
+
+    The last module is the entry (it may `export default`); the others are libraries, listed
+    before any module that imports them. A library exports only `export function NAME` /
+    `export const NAME` declarations: the `export ` keyword is removed from those lines. A module
+    imports only from earlier modules of the list, with at most one
+    `import { a, b } from "./lib.js";` statement per library, naming exported functions or
+    constants (no `as`): those statements are removed. The entry imports at least one library.
+    No two modules declare the same top-level name. Everything else is kept byte for byte.
+    """
+    if not modules:
+        raise ValueError("nothing to bundle")
+    exports: dict[str, set[str]] = {}
+    declared: dict[str, str] = {}  # top-level name -> the module declaring it
+    parts = []
+    for index, (name, source) in enumerate(modules):
+        is_entry = index == len(modules) - 1
+        statements = _IMPORT.findall(source)
+        body = _IMPORT.sub("", source)
+        if _ANY_IMPORT.search(body) or any(lib not in exports for _names, lib in statements):
+            if not exports:
+                raise ValueError(f"{name} must not import anything: it is inlined into the widget module")
+            allowed = ", ".join(f'"./{lib}"' for lib in exports)
+            raise ValueError(f"{name} may import from {allowed} only: the widget module is one file")
+        libraries = [lib for _names, lib in statements]
+        if len(set(libraries)) != len(libraries):
+            raise ValueError(f"{name} needs exactly one `import {{ ... }}` statement per module it uses")
+        if is_entry and exports and not statements:
+            raise ValueError(f"{name} needs exactly one `import {{ ... }}` statement per module it uses")
+        for names_text, lib in statements:
+            names = {n.strip() for n in names_text.split(",") if n.strip()}
+            if any(not _NAME.fullmatch(n) for n in names):
+                raise ValueError(f"{name} imports from {lib} by plain names (no `as`)")
+            if names - exports[lib]:
+                raise ValueError(f"{lib} does not export {sorted(names - exports[lib])}")
+        if not is_entry:
+            if _EXPORT.search(source):
+                raise ValueError(f"{name} may only export `export function NAME` or `export const NAME`")
+            exports[name] = set(_EXPORTED_NAME.findall(source))
+            body = _EXPORT_PREFIX.sub("", body)
+        names_here = set(_TOP_LEVEL_NAME.findall(body))
+        clash = sorted(n for n in names_here if n in declared)
+        if clash:
+            owners = sorted({declared[n] for n in clash})
+            raise ValueError(f"{name} and {' and '.join(owners)} both declare {clash}")
+        declared.update(dict.fromkeys(names_here, name))
+        parts.append(f"// {name}{'' if is_entry else ', inlined by nbtrack.extension.esm'}\n{body}")
+    return "\n".join(parts)
 
 
 def bundle_esm(chart_source: str, panel_source: str) -> str:
-    """One ES module from chart.js and panel.js, or ValueError if either breaks the contract.
-
-    chart.js imports nothing and exports only `export function NAME` / `export const NAME`
-    declarations: the `export ` keyword is removed from those lines. panel.js imports from
-    "./chart.js" only, in a single `import { a, b } from "./chart.js";` statement naming exported
-    functions (no `as`): that statement is removed. The two files' top-level names must not
-    collide. Everything else is kept byte for byte, chart.js first, so the names are in scope.
-    """
-    if _ANY_IMPORT.search(chart_source):
-        raise ValueError("chart.js must not import anything: it is inlined into the widget module")
-    if _EXPORT.search(chart_source):
-        raise ValueError("chart.js may only export `export function NAME` or `export const NAME`")
-    exported = set(_EXPORTED_NAME.findall(chart_source))
-    imports = _CHART_IMPORT.findall(panel_source)
-    if len(imports) != 1:
-        raise ValueError('panel.js needs exactly one `import { ... } from "./chart.js";` statement')
-    panel_body = _CHART_IMPORT.sub("", panel_source)
-    if _ANY_IMPORT.search(panel_body):
-        raise ValueError('panel.js may import from "./chart.js" only: the widget module is one file')
-    names = {name.strip() for name in imports[0].split(",") if name.strip()}
-    if any(not re.fullmatch(r"[A-Za-z_$][\w$]*", name) for name in names):
-        raise ValueError("panel.js imports from chart.js by plain names (no `as`)")
-    if names - exported:
-        raise ValueError(f"chart.js does not export {sorted(names - exported)}")
-    clash = set(_TOP_LEVEL_NAME.findall(chart_source)) & set(_TOP_LEVEL_NAME.findall(panel_body))
-    if clash:
-        raise ValueError(f"chart.js and panel.js both declare {sorted(clash)}")
-    chart_body = _EXPORT_PREFIX.sub("", chart_source)
-    return f"// chart.js, inlined by nbtrack's bundle_esm\n{chart_body}\n// panel.js\n{panel_body}"
+    """The two-file case: chart.js inlined in front of a module that imports from it."""
+    return bundle_modules([("chart.js", chart_source), ("panel.js", panel_source)])
 
 
 def _read_static(name: str) -> str:
@@ -61,4 +92,4 @@ def _read_static(name: str) -> str:
 
 def panel_esm() -> str:
     """The widget's ES module, read from the installed package."""
-    return bundle_esm(_read_static("chart.js"), _read_static("panel.js"))
+    return bundle_modules([(name, _read_static(name)) for name in PANEL_MODULES])
