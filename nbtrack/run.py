@@ -289,14 +289,12 @@ class Run:
         """Called in a forked child. fork copies only the calling thread, so the outbox and results
         threads that serve this run are not there: rows logged in the child would never leave it,
         and finish() would wait for answers that cannot come. Every call now fails at once instead
-        (finish() and the exit hook do nothing), and the child lets go of its copies of the pipes, so
-        the internal process still sees EOF when the parent dies."""
+        (finish() and the exit hook do nothing). transport/process.py lets go of the child's copies
+        of the pipes."""
         self._disowned = True
         self._finished = True
         self._exit_slot = None
         atexit.unregister(self._finish_at_exit)
-        if self._process is not None:
-            self._process.close_pipes()
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -568,6 +566,11 @@ class Run:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.finish(exit_code=0 if exc_type is None else 1)
+
+
+def live_runs() -> list[Run]:
+    """The runs of this process that are not finished."""
+    return [run for run in list(_runs) if not run.finished]
 
 
 def _after_fork_in_child() -> None:

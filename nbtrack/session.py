@@ -124,6 +124,7 @@ def _safely(call: Callable[[], T]) -> T | None:
 def _resume_point(settings: Settings) -> ResumePoint | None:
     """Where a resumed run goes on, or None for a new run; a reused id without resume= is refused."""
     if settings.resume in ("allow", "must"):
+        _check_not_live_here(settings)
         point = find_resume_point(settings)
         if point is None and settings.resume == "must":
             raise UsageError(f"resume='must' but there is no stored run {settings.run_id!r} to resume")
@@ -135,6 +136,19 @@ def _resume_point(settings: Settings) -> ResumePoint | None:
             "leave id= out, or continue that run with resume='allow'"
         )
     return None
+
+
+def _check_not_live_here(settings: Settings) -> None:
+    """A run live in this process holds its log's lock until it ends: resuming it would wait for
+    a lock this very process holds, so say so at once."""
+    from nbtrack.run import live_runs
+
+    for run in live_runs():
+        if run.id == settings.run_id and run.dir.parent == settings.root / "runs":
+            raise UsageError(
+                f"run {run.id!r} is live in this process: keep logging to it, or run.finish() it "
+                "before resuming it"
+            )
 
 
 def _resumed_config(stored: dict[str, Any], given: dict[str, Any] | None) -> dict[str, Any]:

@@ -74,6 +74,8 @@ class Settings:
 
 def resolve_root(dir: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Path:
     """The nbtrack root: dir, else $NBTRACK_DIR, else ./.nbtrack (absolute)."""
+    if dir is not None and not isinstance(dir, str | os.PathLike):
+        raise TypeError(f"dir must be a path (a str or os.PathLike), not {type(dir).__name__}")
     env = dict(os.environ) if env is None else env
     return Path(dir if dir is not None else env.get("NBTRACK_DIR") or DEFAULT_ROOT).expanduser().absolute()
 

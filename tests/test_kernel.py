@@ -169,6 +169,9 @@ def test_ctrl_c_in_a_cell_does_not_crash_the_run(kernel: Kernel, root: Path) -> 
     assert stored_run(root, kernel_run_id(kernel), project="kernel").state == "finished"
     rows = stored_history(root, kernel_run_id(kernel), project="kernel")
     assert rows[0]["before"] == 1 and rows[-1]["after"] == 1 and len(rows) > 100
+    # The interrupted call's row is whole or absent, and no row before it went missing.
+    counted = [row["i"] for row in rows if "i" in row]
+    assert counted == list(range(len(counted)))
 
 
 def kernel_run_id(kernel: Kernel) -> str:

@@ -62,7 +62,10 @@ class NBTrackMagics(Magics):
 
     @line_cell_magic
     def nbtrack(self, line: str, cell: str | None = None) -> Run | None:
-        words = shlex.split(line)
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:  # "No closing quotation", "No escaped character"
+            raise UsageError(f"%nbtrack: cannot read {line!r}: {exc} (quote each argument fully)") from None
         if "--help" in words or "-h" in words:
             print(HELP)
             return None

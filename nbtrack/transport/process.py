@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import multiprocessing.process
+import os
 import sys
 import types
+import weakref
 from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
 
 __all__ = ["InternalProcess"]
+
+_started: weakref.WeakSet[InternalProcess] = weakref.WeakSet()  # for _after_fork_in_child
 
 
 class InternalProcess:
@@ -40,6 +45,7 @@ class InternalProcess:
         # Only the child keeps these ends; holding them here would hide the child's death.
         record_reader.close()
         result_writer.close()
+        _started.add(self)
 
     @property
     def pid(self) -> int | None:
@@ -67,6 +73,25 @@ class InternalProcess:
         for conn in (self.record_q, self.result_q):
             with contextlib.suppress(OSError):
                 conn.close()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child inherits the parent's processes and pipes but is not their parent.
+
+    multiprocessing keeps its started processes in a module-level set, and its exit hook joins
+    each of them: in a child that would fail ("can only join a child process") with a traceback
+    on every ordinary exit. The child forgets them (they are its parent's to run and end) and
+    lets go of its copies of the pipes, so the internal process still sees EOF when the parent
+    dies. (multiprocessing.process._children is private; there is no public way to say this.)
+    """
+    children = getattr(multiprocessing.process, "_children", None)
+    for internal in list(_started):
+        if isinstance(children, set):
+            children.discard(internal._process)
+        internal.close_pipes()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @contextlib.contextmanager
