@@ -1,6 +1,18 @@
 # Sourced by .ci/run: install (if needed) and start a local PostgreSQL for the store tests,
 # then export NBTRACK_TEST_POSTGRES_URL. Loopback only; a throwaway database per CI run.
-pg_port=54329
+# A free loopback port (54329 if it is free): another PostgreSQL on this machine must not clash.
+pg_port=$(python3 - <<'PY'
+import socket
+for port in [54329, 0]:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        print(s.getsockname()[1])
+        break
+PY
+)
 if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
