@@ -306,6 +306,18 @@ def test_the_comparison_overlays_runs_and_marks_differing_config(seeded: Seeded,
     page.get_by_label("Only keys that differ").check()
     assert config.locator("tbody tr").count() == 1
     watched.shot("compare-differs")
+
+    # Zoom and axis act on both runs at once, as on a run's page.
+    box = page.locator("svg.chart[data-key='loss']").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.55, box["y"] + box["height"] / 2, steps=4)
+    page.mouse.up()
+    page.wait_for_function(f"() => ({_points('loss')})() < 50 + 80")
+    assert _charts(page)["loss"]["series"] == 2
+    page.get_by_role("button", name="Runtime").click()
+    page.wait_for_function("() => location.search.includes('x=_runtime') && location.search.includes('runs=')")
+    page.wait_for_function(f"() => ({_points('loss')})() === 50 + 80")
     assert not watched.errors, watched.errors
 
 

@@ -2,8 +2,8 @@
 // the compare page several (series i is run i, and takes colour i). Drawing is chart_svg.js's, the
 // same as the notebook panel's; this module adds what a page needs around it: axes for step,
 // runtime or wall time, hover (the values at the nearest x), drag-to-zoom and double-click to reset.
-// It does not fetch: the page does, and calls update() with what it got; onZoom tells the page
-// which x range to fetch next (null: the whole run).
+// createChartSection is what a page uses: it holds the view (axis, zoomed range) and the toolbar,
+// and calls the page's loader for the view's data; the grid itself never fetches.
 import {
   formatDateTime,
   formatDuration,
@@ -19,6 +19,7 @@ import {
 import { drawLineChart, svgNode } from "../chart_svg.js";
 import { X_AXES } from "./routes.js";
 import { h } from "./dom.js";
+import { errorBox } from "./widgets.js";
 import { naturalCompare } from "./model.js";
 
 const HEIGHT = 210;
@@ -66,7 +67,7 @@ function valueLabel(series, i) {
  * Returns {update(data, view), destroy()} where data is one Map key -> {xs, lo, hi} per run and
  * view is {x: "_step" | "_runtime" | "_timestamp", range: [min, max] | null}.
  */
-export function createChartGrid(container, { labels, onZoom }) {
+function createChartGrid(container, { labels, onZoom }) {
   const grid = h("div", { class: "chart-grid" });
   const empty = h("p", { class: "muted empty-charts", hidden: true }, "No metrics logged yet.");
   container.append(empty, grid);
@@ -246,7 +247,7 @@ export function createChartGrid(container, { labels, onZoom }) {
  * The charts' toolbar: the x axis (step, runtime, wall time) as a group of toggle buttons, and a
  * "Reset zoom" button enabled while zoomed. onX(field) and onReset() do the rest.
  */
-export function chartToolbar({ x, zoomed, onX, onReset }) {
+function chartToolbar({ x, zoomed, onX, onReset }) {
   const axes = h(
     "div",
     { class: "segmented", role: "group", "aria-label": "X axis" },
@@ -257,4 +258,64 @@ export function chartToolbar({ x, zoomed, onX, onReset }) {
   const reset = h("button", { type: "button", class: "button", disabled: !zoomed, on: { click: onReset } }, "Reset zoom");
   const hint = h("span", { class: "muted hint" }, zoomed ? "Zoomed: double-click a chart to see the whole run" : "Drag across a chart to zoom");
   return h("div", { class: "chart-toolbar" }, h("span", { class: "toolbar-label muted" }, "X axis"), axes, reset, hint);
+}
+
+/**
+ * A page's charts: the grid, its toolbar and the view they share ({x, range}, changed in place).
+ * load(view) fetches the charts for a view (one series map per run, chartSeries' shape) or returns
+ * null when the page went away. refresh(loader = load) fetches and draws; an answer to a request
+ * older than the latest (a previous zoom, axis or poll) is dropped, so a slow answer never
+ * overwrites a newer one. onAxis(x) lets the page keep the axis in its URL; a failed fetch shows
+ * in the toolbar and goes to onError(error), unless signal says the page went away.
+ * Returns {draw(charts), refresh(loader?), charts(), destroy()}.
+ */
+export function createChartSection(container, toolbarSlot, { labels, view, load, onAxis, onError, signal }) {
+  let latest = 0;
+  let current = [];
+  const grid = createChartGrid(container, {
+    labels,
+    onZoom: (range) => {
+      view.range = range;
+      refresh();
+    },
+  });
+
+  function renderToolbar() {
+    const toolbar = chartToolbar({
+      x: view.x,
+      zoomed: view.range !== null,
+      onX: (x) => {
+        view.x = x;
+        view.range = null;
+        onAxis(x);
+        refresh();
+      },
+      onReset: () => {
+        view.range = null;
+        refresh();
+      },
+    });
+    toolbarSlot.replaceChildren(toolbar);
+  }
+
+  function draw(charts) {
+    current = charts;
+    grid.update(charts, { ...view });
+    renderToolbar();
+  }
+
+  async function refresh(loader = load) {
+    const request = ++latest;
+    renderToolbar();
+    try {
+      const charts = await loader({ ...view });
+      if (charts !== null && request === latest) draw(charts);
+    } catch (error) {
+      if (signal.aborted) return;
+      if (request === latest) toolbarSlot.append(errorBox(error));
+      onError(error);
+    }
+  }
+
+  return { draw, refresh, charts: () => current, destroy: () => grid.destroy() };
 }

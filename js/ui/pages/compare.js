@@ -3,7 +3,7 @@
 // and the keys whose values differ are highlighted (and can be shown alone). Live runs refresh
 // every second, as on a run's own page.
 import { graphql } from "../api.js";
-import { chartToolbar, createChartGrid } from "../charts.js";
+import { createChartSection } from "../charts.js";
 import { fill, h } from "../dom.js";
 import { plural, valueText } from "../format.js";
 import { parseJSON } from "../json.js";
@@ -45,7 +45,7 @@ export async function compareView(main, route, ctx) {
   const present = found.filter((f) => f.raw);
   // Colours and tables follow the runs that exist, in the order the URL gives.
   let runs = present.map((f) => normalizeRun(f.raw));
-  let charts = present.map((f) => chartSeries(parseJSON(f.raw.chart)));
+  const initialCharts = present.map((f) => chartSeries(parseJSON(f.raw.chart)));
   const presentIds = present.map((f) => f.id);
 
   const legend = h("ul", { class: "legend", "aria-label": "Runs compared" });
@@ -112,56 +112,22 @@ export async function compareView(main, route, ctx) {
     );
   }
 
-  let chartRequest = 0;
-  const grid = createChartGrid(chartsSection, {
+  const lineCounts = present.map((f) => f.raw.historyLineCount);
+  const charts = createChartSection(chartsSection, toolbarSlot, {
     labels: runs.map((r) => r.name),
-    onZoom: (range) => {
-      view.range = range;
-      refreshCharts();
+    view,
+    signal: ctx.signal,
+    onAxis: (x) => ctx.setQuery({ runs: route.runs.join(","), x: x === "_step" ? "" : x }),
+    onError: (error) => ctx.fail(error),
+    // All runs, for a new axis or range; a run that vanished keeps its last chart.
+    load: async () => {
+      const fresh = await fetchRuns(presentIds, "historyLineCount", true);
+      if (ctx.signal.aborted) return null;
+      const previous = charts.charts();
+      return fresh.map((raw, i) => (raw ? chartSeries(parseJSON(raw.chart)) : previous[i]));
     },
   });
-  ctx.onCleanup(() => grid.destroy());
-
-  function renderToolbar() {
-    fill(
-      toolbarSlot,
-      chartToolbar({
-        x: view.x,
-        zoomed: view.range !== null,
-        onX: (x) => {
-          view.x = x;
-          view.range = null;
-          ctx.setQuery({ runs: route.runs.join(","), x: x === "_step" ? "" : x });
-          refreshCharts();
-        },
-        onReset: () => {
-          view.range = null;
-          refreshCharts();
-        },
-      }),
-    );
-  }
-
-  function draw() {
-    grid.update(charts, { ...view });
-    renderToolbar();
-  }
-
-  const lineCounts = present.map((f) => f.raw.historyLineCount);
-
-  /** Charts for the current view (all runs: a new axis or range), then drawn. */
-  async function refreshCharts() {
-    const request = ++chartRequest;
-    renderToolbar();
-    try {
-      const fresh = await fetchRuns(presentIds, "historyLineCount", true);
-      if (ctx.signal.aborted || request !== chartRequest) return;
-      charts = fresh.map((raw, i) => (raw ? chartSeries(parseJSON(raw.chart)) : charts[i]));
-      draw();
-    } catch (error) {
-      if (!ctx.signal.aborted) ctx.fail(error);
-    }
-  }
+  ctx.onCleanup(() => charts.destroy());
 
   /** The poll: states and summaries of all runs, and new charts for those that grew. */
   async function poll() {
@@ -171,19 +137,20 @@ export async function compareView(main, route, ctx) {
       runs = runs.map((run, i) => (fresh[i] ? { ...run, ...fresh[i], summary: normalizeRun({ summaryMetrics: fresh[i].summaryMetrics }).summary } : run));
       const grown = presentIds.filter((_id, i) => fresh[i] && fresh[i].historyLineCount !== lineCounts[i]);
       if (grown.length) {
-        const request = ++chartRequest;
-        const answers = await fetchRuns(grown, "historyLineCount", true);
-        if (ctx.signal.aborted) return false;
-        if (request === chartRequest) {
+        // New charts for the runs that grew only; the others keep theirs.
+        await charts.refresh(async () => {
+          const answers = await fetchRuns(grown, "historyLineCount", true);
+          if (ctx.signal.aborted) return null;
+          const next = charts.charts().slice();
           grown.forEach((id, j) => {
             const i = presentIds.indexOf(id);
             if (answers[j]) {
-              charts[i] = chartSeries(parseJSON(answers[j].chart));
+              next[i] = chartSeries(parseJSON(answers[j].chart));
               lineCounts[i] = answers[j].historyLineCount;
             }
           });
-          draw();
-        }
+          return next;
+        });
       }
       renderLegend();
       renderTables();
@@ -196,7 +163,7 @@ export async function compareView(main, route, ctx) {
 
   renderLegend();
   renderTables();
-  draw();
+  charts.draw(initialCharts);
   ctx.ready();
   if (runs.some((r) => r.state === "running")) ctx.onCleanup(startPolling(poll, LIVE_MS));
 }

@@ -5,7 +5,7 @@
 // ends the page reads it once more (files are often saved at the end) and stops.
 import { formatBytes, formatDuration, formatNumber } from "../../chart.js";
 import { downloadFile, graphql } from "../api.js";
-import { chartToolbar, createChartGrid } from "../charts.js";
+import { createChartSection } from "../charts.js";
 import { fill, h } from "../dom.js";
 import { formatAgo, plural } from "../format.js";
 import { parseJSON } from "../json.js";
@@ -165,55 +165,21 @@ export async function runPage(main, route, ctx) {
   }
 
   // -- charts ---------------------------------------------------------------------------------
-  let chartRequest = 0; // answers to older requests (a previous zoom or axis) are dropped
-  const grid = createChartGrid(chartsSection, {
+  const charts = createChartSection(chartsSection, toolbarSlot, {
     labels: [run.name],
-    onZoom: (range) => {
-      view.range = range;
-      refreshCharts();
+    view,
+    signal: ctx.signal,
+    onAxis: (x) => ctx.setQuery({ x: x === "_step" ? "" : x }),
+    onError: (error) => ctx.fail(error),
+    load: async ({ x, range }) => {
+      const [minX, maxX] = range || [null, null];
+      const data = await graphql(RUN_CHART, { ...names, x, minX, maxX }, { signal: ctx.signal });
+      const found = data.project && data.project.run;
+      return ctx.signal.aborted || !found ? null : [chartSeries(parseJSON(found.chart))];
     },
   });
-  ctx.onCleanup(() => grid.destroy());
-
-  function renderToolbar() {
-    fill(
-      toolbarSlot,
-      chartToolbar({
-        x: view.x,
-        zoomed: view.range !== null,
-        onX: (x) => {
-          view.x = x;
-          view.range = null;
-          ctx.setQuery({ x: x === "_step" ? "" : x });
-          refreshCharts();
-        },
-        onReset: () => {
-          view.range = null;
-          refreshCharts();
-        },
-      }),
-    );
-  }
-
-  function drawCharts(chartText) {
-    grid.update([chartSeries(parseJSON(chartText))], { ...view });
-    renderToolbar();
-  }
-
-  async function refreshCharts() {
-    const request = ++chartRequest;
-    const [minX, maxX] = view.range || [null, null];
-    renderToolbar();
-    try {
-      const data = await graphql(RUN_CHART, { ...names, x: view.x, minX, maxX }, { signal: ctx.signal });
-      if (ctx.signal.aborted || request !== chartRequest || !data.project || !data.project.run) return;
-      drawCharts(data.project.run.chart);
-    } catch (error) {
-      if (ctx.signal.aborted) return;
-      if (request === chartRequest) toolbarSlot.append(errorBox(error));
-      ctx.fail(error);
-    }
-  }
+  ctx.onCleanup(() => charts.destroy());
+  const drawCharts = (chartText) => charts.draw([chartSeries(parseJSON(chartText))]);
 
   renderHead();
   renderTables();
@@ -242,7 +208,7 @@ export async function runPage(main, route, ctx) {
         outputComplete = false;
         await loadOutput();
       } else if (live.historyLineCount !== lineCount) {
-        await refreshCharts();
+        await charts.refresh();
       }
       lineCount = live.historyLineCount;
       renderHead();
