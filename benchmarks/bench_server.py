@@ -32,11 +32,10 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.serving starts the server
+from benchmarks.workload import METRIC_KEYS, POST_ROWS, history_bodies
 from tests.serving import Client, create_key, start_server
 
-POST_ROWS = 10_000
 SAMPLES = 1000
-METRIC_KEYS = ("loss", "acc", "lr", "grad_norm", "epoch")  # what history_bodies logs besides _ fields
 CHART_FULL, CHART_ZOOM = f"chart ({len(METRIC_KEYS)} keys)", "chart (zoom 10%)"
 # (metric, unit, target, higher is better)
 TARGETS = {
@@ -47,27 +46,6 @@ TARGETS = {
     CHART_FULL: ("s", 0.5, False),
     CHART_ZOOM: ("s", 0.5, False),
 }
-
-
-def history_bodies(total: int) -> Iterator[bytes]:
-    """File-stream bodies of POST_ROWS rows each, like a training loop logs them."""
-    for offset in range(0, total, POST_ROWS):
-        rows = [
-            json.dumps(
-                {
-                    "_step": s,
-                    "_runtime": s * 0.01,
-                    "_timestamp": 1.7e9 + s * 0.01,
-                    "loss": 1 / (s + 1),
-                    "acc": s / total,
-                    "lr": 3e-4,
-                    "grad_norm": 0.5,
-                    "epoch": s // 1000,
-                }
-            )
-            for s in range(offset, min(offset + POST_ROWS, total))
-        ]
-        yield json.dumps({"files": {"wandb-history.jsonl": {"offset": offset, "content": rows}}}).encode()
 
 
 def ingest(client: Client, project: str, run: str, bodies: list[bytes]) -> float:

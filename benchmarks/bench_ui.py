@@ -2,7 +2,7 @@
 
     python benchmarks/bench_ui.py [--rows 1000000] [--repeats 3] [--quick]
 
-A run of --rows history rows (_step, _runtime, _timestamp and four metrics) is posted through the
+A run of --rows history rows (_step, _runtime, _timestamp and five metrics) is posted through the
 file stream in posts of 10,000 rows, as bench_server.py does, with 1,000 console lines. Then:
 1. Server: the GraphQL requests the run page sends while loading, captured from a real page load
    and replayed with requests (their bodies byte for byte), timed from send to answer, summed.
@@ -22,16 +22,15 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.serving starts the server
+from benchmarks.workload import METRIC_KEYS, history_bodies
 from tests.serving import Client, start_server
 
-POST_ROWS = 10_000
 PROJECT = "bench"
 RUN = "big"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -40,26 +39,6 @@ TARGETS = {
     "server: run page queries": ("s", 0.5),
     "browser: navigation to charts drawn": ("s", 1.0),
 }
-
-
-def history_bodies(total: int) -> Iterator[bytes]:
-    """File-stream bodies of POST_ROWS rows each: a training loop's loss, accuracy, lr and grad norm."""
-    for offset in range(0, total, POST_ROWS):
-        rows = [
-            json.dumps(
-                {
-                    "_step": s,
-                    "_runtime": s * 0.01,
-                    "_timestamp": 1.7e9 + s * 0.01,
-                    "loss": 1 / (1 + s / 1000) + (s % 97) / 5000,
-                    "acc": s / total,
-                    "lr": 3e-4 * (1 - s / total),
-                    "grad_norm": 0.5 + (s % 13) / 26,
-                }
-            )
-            for s in range(offset, min(offset + POST_ROWS, total))
-        ]
-        yield json.dumps({"files": {"wandb-history.jsonl": {"offset": offset, "content": rows}}}).encode()
 
 
 def seed(client: Client, rows: int) -> None:
@@ -126,7 +105,8 @@ def measure(url: str, repeats: int) -> tuple[dict[str, float], int]:
 
 
 def print_table(results: dict[str, float], rows: int, queries: int) -> None:
-    print(f"\na run of {rows:,} history rows (4 metrics); the run page sends {queries} GraphQL request(s)\n")
+    print(f"\na run of {rows:,} history rows ({len(METRIC_KEYS)} metrics);", end=" ")
+    print(f"the run page sends {queries} GraphQL request(s)\n")
     header = f"{'metric':<38} {'value':>9}  {'target':>9}  {'ratio':>6}"
     print(header)
     print("-" * len(header))
