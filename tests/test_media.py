@@ -1,0 +1,228 @@
+"""Media values (nbtrack.Image, Histogram, Table): checked in log(), stored as run files with a
+reference in the history row, read back locally and through a real tracking server."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import requests
+
+import nbtrack
+from nbtrack.media import encode_png
+from tests.serving import ServerProcess, start_server
+
+PIL = pytest.importorskip("PIL.Image")
+
+
+def decode(data: bytes) -> np.ndarray:
+    return np.asarray(PIL.open(io.BytesIO(data)))
+
+
+def _log_everything(run: nbtrack.Run, tmp_path: Path) -> dict[str, Any]:
+    """Logs one of each media kind (and a plain number) in one row; what they should read back as."""
+    rgb = np.zeros((20, 30, 3), dtype=np.uint8)
+    rgb[:, :, 0] = np.arange(30, dtype=np.uint8) * 8
+    rgb[5, 7] = (1, 2, 3)
+    grey = np.linspace(0.0, 1.0, 12 * 8).reshape(12, 8)
+    jpeg = tmp_path / "photo.jpg"
+    PIL.fromarray(rgb).save(jpeg, format="JPEG")
+    values = np.arange(100, dtype=np.float64)
+    run.log(
+        {
+            "loss": 0.25,
+            "samples": nbtrack.Image(rgb, caption="first batch"),
+            "grey": nbtrack.Image(grey),
+            "photo": nbtrack.Image(str(jpeg)),
+            "pil": nbtrack.Image(PIL.fromarray(rgb).convert("RGBA")),
+            "weights": nbtrack.Histogram(values, num_bins=10),
+            "preds": nbtrack.Table(columns=["id", "label", "p"], data=[[1, "cat", 0.9], [2, "dog", 0.25]]),
+        }
+    )
+    rgb[:] = 0  # the run keeps what log() was given
+    return {"jpeg": jpeg.read_bytes()}
+
+
+def _check_read_back(stored: Any, jpeg_bytes: bytes) -> None:
+    history = stored.history()
+    assert len(history) == 1
+    row = history[0]
+    assert row["loss"] == 0.25
+    image = row["samples"]
+    assert image["_type"] == "image-file" and image["format"] == "png"
+    assert (image["width"], image["height"], image["caption"]) == (30, 20, "first batch")
+    assert image["path"].startswith("media/images/samples_") and image["path"].endswith(".png")
+    pixels = decode(stored.file(image["path"]))
+    assert pixels.shape == (20, 30, 3)
+    assert tuple(pixels[5, 7]) == (1, 2, 3) and pixels[0, 3, 0] == 24  # not the zeros written after log()
+    grey = decode(stored.file(row["grey"]["path"]))
+    assert grey.shape == (12, 8) and grey[0, 0] == 0 and grey[-1, -1] == 255
+    photo = row["photo"]
+    assert (photo["format"], photo["width"], photo["height"]) == ("jpeg", 30, 20)
+    assert photo["path"].endswith(".jpg") and stored.file(photo["path"]) == jpeg_bytes
+    assert decode(stored.file(row["pil"]["path"])).shape == (20, 30, 4)
+    histogram = row["weights"]
+    assert histogram["_type"] == "histogram"
+    assert histogram["values"] == [10] * 10 and len(histogram["bins"]) == 11
+    assert histogram["bins"][0] == 0.0 and histogram["bins"][-1] == 99.0
+    table = row["preds"]
+    assert (table["_type"], table["ncols"], table["nrows"]) == ("table-file", 3, 2)
+    assert json.loads(stored.file(table["path"])) == {
+        "columns": ["id", "label", "p"],
+        "data": [[1, "cat", 0.9], [2, "dog", 0.25]],
+    }
+    assert stored.summary["samples"]["path"] == image["path"]
+    with pytest.raises(FileNotFoundError, match="no file"):
+        stored.file("media/images/nothing.png")
+
+
+def test_media_round_trip_through_the_local_store(root: Path, tmp_path: Path) -> None:
+    run = nbtrack.init(project="media", dir=root)
+    expected = _log_everything(run, tmp_path)
+    run.finish()
+    assert run.state == "finished" and not run.notices
+    stored = nbtrack.Api(dir=root).run(f"media/{run.id}")
+    _check_read_back(stored, expected["jpeg"])
+    # The files sit under the store's files folder, where `nbtrack server --dir` serves them.
+    path = stored.history()[0]["samples"]["path"]
+    assert (root / "files" / "local" / "media" / run.id / path).is_file()
+
+
+def test_media_round_trip_through_a_server(tmp_path: Path) -> None:
+    server: ServerProcess = start_server(tmp_path / "server")
+    try:
+        run = nbtrack.init(base_url=server.url, project="media")
+        expected = _log_everything(run, tmp_path)
+        run.finish()
+        assert run.state == "finished" and not run.notices
+        stored = nbtrack.Api(base_url=server.url).run(f"media/{run.id}")
+        _check_read_back(stored, expected["jpeg"])
+        # Downloadable at the run file URL the web UI uses.
+        path = stored.history()[0]["samples"]["path"]
+        download = requests.get(f"{server.url}/files/local/media/{run.id}/{path}", timeout=10)
+        assert download.status_code == 200 and decode(download.content).shape == (20, 30, 3)
+    finally:
+        server.stop()
+
+
+def test_media_in_many_rows_get_distinct_files(root: Path) -> None:
+    run = nbtrack.init(project="media", dir=root)
+    for step in range(5):
+        run.log({"img": nbtrack.Image(np.full((4, 4), step * 50, dtype=np.uint8)), "x": step})
+    run.log({"img": nbtrack.Image(np.zeros((4, 4), dtype=np.uint8))})  # same pixels as step 0
+    run.finish()
+    stored = nbtrack.Api(dir=root).run(f"media/{run.id}")
+    paths = [row["img"]["path"] for row in stored.history()]
+    assert len(set(paths)) == 6
+    assert [int(decode(stored.file(p))[0, 0]) for p in paths] == [0, 50, 100, 150, 200, 0]
+
+
+def test_plain_rows_do_not_start_the_media_thread(root: Path) -> None:
+    run = nbtrack.init(project="media", dir=root)
+    run.log({"x": 1.0})
+    assert run._media is None
+    run.finish()
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "match"),
+    [
+        (nbtrack.Image(np.zeros((2, 3, 5))), ValueError, r"'bad'.*shape \(2, 3, 5\)"),
+        (nbtrack.Image(np.zeros((2, 3, 4, 1))), ValueError, r"'bad'.*shape"),
+        (nbtrack.Image(np.zeros(7)), ValueError, r"'bad'.*shape \(7,\)"),
+        (nbtrack.Image(np.zeros((0, 3))), ValueError, "'bad'.*empty"),
+        (nbtrack.Image(np.array([[0.5, np.nan]])), ValueError, "'bad'.*NaN"),
+        (nbtrack.Image(np.array([[0.5, 2.0]])), ValueError, r"'bad'.*\[0, 1\]"),
+        (nbtrack.Image(np.array([[0, 300]])), ValueError, "'bad'.*0..255"),
+        (nbtrack.Image(np.array([["a", "b"]])), ValueError, "'bad'.*dtype"),
+        (nbtrack.Image("does/not/exist.png"), FileNotFoundError, "'bad'.*no file"),
+        (nbtrack.Image(b"\x89PNG"), TypeError, "'bad'.*bytes"),
+        (nbtrack.Histogram(["a", "b"]), ValueError, "'bad'.*numbers"),
+        (nbtrack.Histogram([1.0, float("nan")]), ValueError, "'bad'.*NaN"),
+        (nbtrack.Histogram([]), ValueError, "'bad'.*no values"),
+        (nbtrack.Histogram(np_histogram=([1, 2], [0.0, 1.0])), ValueError, "'bad'.*n \\+ 1 edges"),
+        (nbtrack.Table(columns=["a", "b"], data=[[1, 2], [3]]), ValueError, "'bad'.*row 1 has 1 cells"),
+        (nbtrack.Table(data=[[1, 2], [3, 4, 5]]), ValueError, "'bad'.*row 1 has 3 cells"),
+        (nbtrack.Table(columns=["a"], data=[[object()]]), TypeError, r"'bad\[0\]\[0\]'"),
+        (nbtrack.Table(columns=["a", "a"], data=[[1, 2]]), ValueError, "'bad'.*column name twice"),
+        (nbtrack.Table(columns=["a"]), ValueError, "'bad'.*no data"),
+    ],
+)
+def test_bad_media_raises_from_log_naming_the_key_and_logs_nothing(
+    root: Path, value: Any, error: type[Exception], match: str
+) -> None:
+    run = nbtrack.init(project="media", dir=root)
+    good = nbtrack.Image(np.zeros((2, 2), dtype=np.uint8))
+    with pytest.raises(error, match=match):
+        run.log({"good": good, "bad": value, "x": 1})
+    run.log({"x": 2})
+    run.finish()
+    stored = nbtrack.Api(dir=root).run(f"media/{run.id}")
+    assert [row["x"] for row in stored.history()] == [2]  # nothing of the failed call
+    assert not (run.dir / "files").exists()  # no file of the good image either
+    assert run._media is None
+
+
+def test_bad_arguments_fail_at_construction() -> None:
+    with pytest.raises(ValueError, match="num_bins"):
+        nbtrack.Histogram([1.0], num_bins=0)
+    with pytest.raises(TypeError, match="np_histogram"):
+        nbtrack.Histogram()
+    with pytest.raises(TypeError, match="caption"):
+        nbtrack.Image(np.zeros((2, 2)), caption=3)  # type: ignore[arg-type]
+
+
+def test_a_damaged_or_foreign_image_file_is_refused(root: Path, tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes(encode_png(np.zeros((2, 2, 3), dtype=np.uint8))[:12])
+    run = nbtrack.init(project="media", dir=root)
+    with pytest.raises(ValueError, match=r"'a'.*neither a PNG nor a JPEG"):
+        run.log({"a": nbtrack.Image(text)})
+    with pytest.raises(ValueError, match=r"'b'.*damaged PNG"):
+        run.log({"b": nbtrack.Image(truncated)})
+    run.finish()
+
+
+def test_histogram_from_np_histogram_and_table_from_a_dataframe(root: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    counts, edges = np.histogram([0.0, 0.1, 0.9, 1.0], bins=2)
+    frame = pd.DataFrame({"a": [1, 2], "b": ["x", None], "c": [0.5, np.float32(1.5)]})
+    run = nbtrack.init(project="media", dir=root)
+    run.log({"h": nbtrack.Histogram(np_histogram=(counts, edges)), "t": nbtrack.Table(dataframe=frame)})
+    run.log({"t2": nbtrack.Table(frame)})
+    run.finish()
+    stored = nbtrack.Api(dir=root).run(f"media/{run.id}")
+    first, second = stored.history()
+    assert first["h"]["values"] == [2, 2] and first["h"]["bins"] == [0.0, 0.5, 1.0]
+    table = json.loads(stored.file(first["t"]["path"]))
+    assert table == {"columns": ["a", "b", "c"], "data": [[1, "x", 0.5], [2, None, 1.5]]}
+    assert json.loads(stored.file(second["t2"]["path"])) == table
+
+
+def test_encode_png_round_trips_every_channel_count() -> None:
+    rng = np.random.default_rng(1)
+    for shape in [(3, 5, 1), (7, 2, 3), (4, 4, 4)]:
+        pixels = rng.integers(0, 256, size=shape, dtype=np.uint8)
+        back = decode(encode_png(pixels))
+        assert np.array_equal(back.reshape(shape), pixels)
+
+
+def test_log_stays_quick_with_an_image(root: Path) -> None:
+    """The PNG is encoded on the media thread: log() of a large image costs a copy and a hash."""
+    pixels = np.random.default_rng(0).integers(0, 256, size=(1024, 1024, 3), dtype=np.uint8)
+    run = nbtrack.init(project="media", dir=root)
+    started = time.perf_counter()
+    run.log({"big": nbtrack.Image(pixels)})
+    took = time.perf_counter() - started
+    encode_started = time.perf_counter()
+    encode_png(pixels)
+    encode_took = time.perf_counter() - encode_started
+    run.finish()
+    assert took < encode_took / 2, (took, encode_took)
