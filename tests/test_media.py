@@ -226,3 +226,107 @@ def test_log_stays_quick_with_an_image(root: Path) -> None:
     encode_took = time.perf_counter() - encode_started
     run.finish()
     assert took < encode_took / 2, (took, encode_took)
+
+
+# -- the notebook panel ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def panel_comms(monkeypatch: pytest.MonkeyPatch) -> None:
+    comm = pytest.importorskip("comm")
+    from comm import DummyComm
+
+    monkeypatch.setattr(comm, "create_comm", DummyComm)
+
+
+def _panel_after_logging(root: Path) -> Any:
+    from nbtrack.extension.panel import RunPanel, media_preview
+
+    pixels = np.random.default_rng(2).integers(0, 256, size=(300, 200, 3), dtype=np.uint8)
+    run = nbtrack.init(project="media", dir=root)
+    run.log(
+        {
+            "loss": 0.5,
+            "samples": nbtrack.Image(pixels, caption="noise"),
+            "weights": nbtrack.Histogram(np.arange(1000), num_bins=100),
+        }
+    )
+    run.finish()
+    latest = nbtrack.Api(dir=root).run(f"media/{run.id}").history()[-1]  # what the live result carries
+    panel = RunPanel(name="n", run_id=run.id, project="media", entity="local")
+    panel.set_state(metrics=latest, media=media_preview(run, latest))
+    return panel
+
+
+def test_the_panel_shows_a_thumbnail_of_the_newest_image_and_the_histogram(
+    panel_comms: None, root: Path
+) -> None:
+    from nbtrack.extension.panel import MAX_HISTOGRAM_BARS, MAX_IMAGE_SRC_CHARS
+
+    panel = _panel_after_logging(root)
+    assert set(panel.metrics) == {"loss"}, "media are not metric cards"
+    image = panel.media["image"]
+    assert (image["key"], image["caption"], image["width"], image["height"]) == ("samples", "noise", 200, 300)
+    src = image["src"]
+    assert src.startswith("data:image/png;base64,") and len(src) <= MAX_IMAGE_SRC_CHARS
+    import base64
+
+    thumb = decode(base64.b64decode(src.split(",", 1)[1]))
+    assert max(thumb.shape[:2]) <= 64 and thumb.shape[2] == 3
+    histogram = panel.media["histogram"]
+    assert histogram["key"] == "weights" and len(histogram["values"]) <= MAX_HISTOGRAM_BARS
+    assert sum(histogram["values"]) == 1000 and len(histogram["bins"]) == len(histogram["values"]) + 1
+    snapshot = panel.html_summary()
+    assert src in snapshot and "<svg" in snapshot
+
+
+def test_the_panel_refuses_an_image_source_that_is_not_an_inline_png() -> None:
+    from nbtrack.extension.panel import _clean_image
+
+    for src in [
+        "javascript:alert(1)",
+        "https://example.org/x.png",
+        "data:image/svg+xml;base64,PHN2Zz4=",
+        "data:image/png;base64,<b>",
+    ]:
+        assert _clean_image({"key": "k", "src": src}) is None
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
+def test_the_panel_module_renders_the_image_and_histogram_in_chromium(panel_comms: None, root: Path) -> None:
+    """panel.js (the bundled module the widget ships) rendered in Chromium with a stand-in model."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from nbtrack.extension.panel import RunPanel
+
+    panel = _panel_after_logging(root)
+    traits = ["header", "state", "step", "runtime", "metrics", "series", "pending", "notices", "media"]
+    state = {name: getattr(panel, name) for name in traits}
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.set_content("<div id='out'></div>")
+            page.evaluate(
+                """async ([esm, state]) => {
+                    const url = URL.createObjectURL(new Blob([esm], { type: "text/javascript" }));
+                    const widget = (await import(url)).default;
+                    const model = { get: (name) => state[name], on() {}, off() {} };
+                    widget.render({ model, el: document.getElementById("out") });
+                }""",
+                [RunPanel._esm, state],
+            )
+            page.wait_for_function("() => document.querySelector('.nbt-media img')?.naturalWidth > 0")
+            assert page.locator(".nbt-media .nbt-hist rect").count() == len(
+                panel.media["histogram"]["values"]
+            )
+            assert page.locator(".nbt-media .nbt-key").first.inner_text() == "samples — noise"
+            assert errors == []
+        finally:
+            browser.close()
