@@ -15,7 +15,7 @@ import requests
 
 import nbtrack
 from nbtrack.media import encode_png
-from tests.serving import ServerProcess, start_server
+from tests.serving import POSTGRES_URL, ServerProcess, create_key, start_server, unique_name
 
 PIL = pytest.importorskip("PIL.Image")
 
@@ -93,21 +93,42 @@ def test_media_round_trip_through_the_local_store(root: Path, tmp_path: Path) ->
     assert (root / "files" / "local" / "media" / run.id / path).is_file()
 
 
-def test_media_round_trip_through_a_server(tmp_path: Path) -> None:
-    server: ServerProcess = start_server(tmp_path / "server")
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_media_round_trip_through_a_server(database: str, tmp_path: Path) -> None:
+    if database == "postgresql" and not POSTGRES_URL:
+        pytest.skip("set NBTRACK_TEST_POSTGRES_URL to run the server on PostgreSQL")
+    server: ServerProcess = start_server(
+        tmp_path / "server", db_url=POSTGRES_URL if database == "postgresql" else None
+    )
     try:
-        run = nbtrack.init(base_url=server.url, project="media")
+        # The PostgreSQL database is shared with other tests, which create keys: use one of our own.
+        entity = "local" if database == "sqlite" else unique_name("media")
+        key = None if database == "sqlite" else create_key(server, entity)
+        run = nbtrack.init(base_url=server.url, api_key=key, project="media")
         expected = _log_everything(run, tmp_path)
         run.finish()
         assert run.state == "finished" and not run.notices
-        stored = nbtrack.Api(base_url=server.url).run(f"media/{run.id}")
+        stored = nbtrack.Api(base_url=server.url, api_key=key).run(f"media/{run.id}")
         _check_read_back(stored, expected["jpeg"])
-        # Downloadable at the run file URL the web UI uses.
+        # Downloadable at the run file URL the web UI uses (with the key, when there are keys).
         path = stored.history()[0]["samples"]["path"]
-        download = requests.get(f"{server.url}/files/local/media/{run.id}/{path}", timeout=10)
+        auth = ("api", key) if key else None
+        download = requests.get(f"{server.url}/files/{entity}/media/{run.id}/{path}", auth=auth, timeout=10)
         assert download.status_code == 200 and decode(download.content).shape == (20, 30, 3)
     finally:
         server.stop()
+
+
+def test_an_offline_runs_media_arrive_with_nbtrack_sync(root: Path) -> None:
+    from nbtrack.settings import store_url
+    from nbtrack.sync import sync_log
+
+    with nbtrack.init(project="media", dir=root, mode="offline") as run:
+        run.log({"img": nbtrack.Image(np.full((3, 5), 7, dtype=np.uint8))})
+    report = sync_log(next(run.dir.glob("*.nbt")), store_url(root))
+    assert (report.rows, report.state) == (1, "finished")
+    stored = nbtrack.Api(dir=root).run(f"media/{run.id}")
+    assert decode(stored.file(stored.history()[0]["img"]["path"])).tolist() == [[7] * 5] * 3
 
 
 def test_media_in_many_rows_get_distinct_files(root: Path) -> None:

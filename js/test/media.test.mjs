@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
+import { valueText } from "../ui/format.js";
 import { histogramBars, isMedia, mediaEntries, runFilePath } from "../ui/media.js";
 
 test("mediaEntries picks media references from a summary: images, histograms, tables, by key", () => {
@@ -34,4 +35,11 @@ test("histogramBars scales counts to the box and refuses a malformed histogram",
   assert.deepEqual(histogramBars({ bins: [0, 1], values: [1, 2] }, 10, 10), []);
   assert.deepEqual(histogramBars({ bins: [0, 1], values: [0] }, 10, 10).map((b) => b.h), [0]);
   assert.deepEqual(histogramBars(null, 10, 10), []);
+});
+
+test("valueText names media in a few words (the runs table and the comparison show it so)", () => {
+  assert.equal(valueText({ _type: "image-file", path: "p", width: 64, height: 48 }), "image 64×48");
+  assert.equal(valueText({ _type: "histogram", bins: [0, 1, 2], values: [1, 2] }), "histogram (2 bins)");
+  assert.equal(valueText({ _type: "table-file", nrows: 3, ncols: 2 }), "table 3×2");
+  assert.equal(valueText({ _type: "other" }), '{"_type": "other"}');
 });
