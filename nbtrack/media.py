@@ -41,6 +41,7 @@ __all__ = ["Histogram", "Image", "Media", "PreparedFile", "Table", "encode_png"]
 MAX_BINS = 512
 MAX_CAPTION_CHARS = 1000
 MAX_IMAGE_PIXELS = 100_000_000  # 10k x 10k: beyond this the caller surely meant something else
+MAX_WAITING_BYTES = 256 * 2**20  # snapshots waiting for the media thread before log() waits for it
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
 
@@ -62,6 +63,7 @@ class PreparedFile:
     digest: str  # hex SHA-256 (see the module docstring)
     reference: dict[str, Any]
     write: Callable[[], bytes]  # the file's bytes; called on the media thread
+    nbytes: int  # what the snapshot holds in memory until its file is written
     preview: Any = None  # an image's uint8 HxWxC pixels (for the notebook panel), else None
 
     def file_name(self, key: str, number: int) -> str:
@@ -106,7 +108,9 @@ class Image(Media):
         height, width = int(pixels.shape[0]), int(pixels.shape[1])
         digest = hashlib.sha256(struct.pack("<3q", *pixels.shape) + pixels.tobytes()).hexdigest()
         reference.update(sha256=digest, width=width, height=height, format="png")
-        return PreparedFile("images", ".png", digest, reference, lambda: encode_png(pixels), pixels)
+        return PreparedFile(
+            "images", ".png", digest, reference, lambda: encode_png(pixels), pixels.nbytes, pixels
+        )
 
 
 def _pil_image(data: Any) -> bool:
@@ -179,7 +183,7 @@ def _image_file(key: str, path: Path, reference: dict[str, Any]) -> PreparedFile
         raise _bad(key, "Image", f"file {path} is a damaged {fmt.upper()} (no image size found)")
     digest = hashlib.sha256(data).hexdigest()
     reference.update(sha256=digest, size=len(data), width=size[0], height=size[1], format=fmt)
-    return PreparedFile("images", suffix, digest, reference, lambda: data)
+    return PreparedFile("images", suffix, digest, reference, lambda: data, len(data))
 
 
 def _png_size(data: bytes) -> tuple[int, int] | None:
@@ -383,7 +387,7 @@ class Table(Media):
             "ncols": len(names),
             "nrows": len(checked),
         }
-        return PreparedFile("tables", ".table.json", digest, reference, lambda: body)
+        return PreparedFile("tables", ".table.json", digest, reference, lambda: body, len(body))
 
 
 def _is_dataframe(value: Any) -> bool:
@@ -395,7 +399,11 @@ def _is_dataframe(value: Any) -> bool:
 
 class MediaWriter:
     """The run's "nbtrack-media" thread: encodes and writes media files into the run's files
-    folder (each whole or not at all), then announces each with `deliver(name)` (a FilesRecord)."""
+    folder (each whole or not at all), then announces each with `deliver(name)` (a FilesRecord).
+
+    Snapshots waiting for it are bounded: while more than MAX_WAITING_BYTES wait, submit() (and so
+    log() of more media) waits for the thread to catch up, rather than memory growing without end.
+    """
 
     def __init__(self, files_dir: Path, deliver: Callable[[str], None], warn: Callable[[str], None]) -> None:
         import queue
@@ -405,14 +413,18 @@ class MediaWriter:
         self._deliver = deliver
         self._warn = warn
         self._queue: queue.SimpleQueue[tuple[str, PreparedFile] | None] = queue.SimpleQueue()
-        self._pending = 0
+        self._pending = 0  # files submitted and not yet written
+        self._waiting_bytes = 0
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
         self._threading = threading
 
     def submit(self, jobs: list[tuple[str, PreparedFile]]) -> None:
         with self._idle:
+            # Never waits for an empty queue: one snapshot larger than the bound still goes through.
+            self._idle.wait_for(lambda: self._pending == 0 or self._waiting_bytes < MAX_WAITING_BYTES)
             self._pending += len(jobs)
+            self._waiting_bytes += sum(prepared.nbytes for _, prepared in jobs)
             if self._thread is None:
                 self._thread = self._threading.Thread(target=self._work, name="nbtrack-media", daemon=True)
                 self._thread.start()
@@ -442,4 +454,5 @@ class MediaWriter:
             finally:
                 with self._idle:
                     self._pending -= 1
+                    self._waiting_bytes -= prepared.nbytes
                     self._idle.notify_all()

@@ -143,6 +143,33 @@ def test_media_in_many_rows_get_distinct_files(root: Path) -> None:
     assert [int(decode(stored.file(p))[0, 0]) for p in paths] == [0, 50, 100, 150, 200, 0]
 
 
+def test_log_waits_for_the_media_thread_when_too_much_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from nbtrack import media
+
+    monkeypatch.setattr(media, "MAX_WAITING_BYTES", 100)
+    release, delivered = threading.Event(), []
+
+    def slow() -> bytes:
+        release.wait(10)
+        return b"x"
+
+    writer = media.MediaWriter(tmp_path, delivered.append, lambda message: None)
+    job = media.PreparedFile("images", ".png", "0" * 64, {}, slow, 150)
+    writer.submit([("a.png", job)])  # over the bound alone: still accepted
+    second = threading.Thread(target=writer.submit, args=([("b.png", job)],))
+    second.start()
+    second.join(0.3)
+    assert second.is_alive(), "waits while 150 bytes wait"
+    release.set()
+    second.join(10)
+    assert writer.drain(10) and delivered == ["a.png", "b.png"]
+    assert (tmp_path / "b.png").read_bytes() == b"x"
+
+
 def test_plain_rows_do_not_start_the_media_thread(root: Path) -> None:
     run = nbtrack.init(project="media", dir=root)
     run.log({"x": 1.0})
