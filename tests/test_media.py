@@ -375,6 +375,9 @@ def test_the_panel_module_renders_the_image_and_histogram_in_chromium(panel_comm
                 panel.media["histogram"]["values"]
             )
             assert page.locator(".nbt-media .nbt-key").first.inner_text() == "samples — noise"
+            artifacts = Path(__file__).resolve().parent.parent / "test-artifacts"
+            artifacts.mkdir(exist_ok=True)
+            page.screenshot(path=str(artifacts / "panel-media.png"))
             assert errors == []
         finally:
             browser.close()
