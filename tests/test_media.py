@@ -381,3 +381,31 @@ def test_the_panel_module_renders_the_image_and_histogram_in_chromium(panel_comm
             assert errors == []
         finally:
             browser.close()
+
+
+def test_the_panel_in_a_real_kernel_receives_the_image_and_histogram(tmp_path: Path, root: Path) -> None:
+    pytest.importorskip("ipykernel")
+    from tests.test_kernel import Kernel, panel_updates
+
+    kernel = Kernel(tmp_path, root)
+    try:
+        assert kernel.execute("%load_ext nbtrack")[0]["status"] == "ok"
+        code = (
+            "import time, numpy as np\n"
+            "run = nbtrack.init(project='kernel', name='media')\n"
+            "for i in range(10):\n"
+            "    pixels = np.full((8, 8), i * 20, dtype=np.uint8)\n"
+            "    run.log({'loss': 1 / (i + 1), 'img': nbtrack.Image(pixels),\n"
+            "             'h': nbtrack.Histogram(np.arange(50) + i, num_bins=8)})\n"
+            "    time.sleep(0.1)\n"
+            "run.finish()\n"
+        )
+        reply, messages = kernel.execute(code)
+        assert reply["status"] == "ok", reply
+        media = [u["content"]["data"]["state"].get("media") or {} for u in panel_updates(messages)]
+        media = [m for m in media if m.get("image")]
+        assert media, "an update carried the image"
+        assert media[-1]["image"]["key"] == "img" and media[-1]["image"]["src"].startswith("data:image/png")
+        assert media[-1]["histogram"]["key"] == "h" and sum(media[-1]["histogram"]["values"]) == 50
+    finally:
+        kernel.close()
