@@ -440,6 +440,20 @@ def test_a_run_page_shows_logged_media_fetched_with_the_key(tmp_path: Path, watc
         assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [64, 48]
         assert image.get_attribute("src").startswith("blob:"), "fetched with the key, shown from a blob"
         assert page.locator("figure[data-key='samples'] figcaption").inner_text() == "samples — step 2"
+        # A slider goes back through the image's steps (read from the history).
+        slider = page.locator("figure[data-key='samples'] input.media-step")
+        slider.wait_for()
+        assert (slider.get_attribute("max"), slider.input_value()) == ("2", "2")
+        last_src = image.get_attribute("src")
+        slider.evaluate("input => { input.value = '0'; input.dispatchEvent(new Event('input')); }")
+        page.wait_for_function(
+            "src => { const img = document.querySelector(\"figure[data-key='samples'] img\");"
+            " return img.src !== src && img.complete && img.naturalWidth > 0; }",
+            arg=last_src,
+            timeout=30_000,
+        )
+        assert page.locator("figure[data-key='samples'] figcaption").inner_text() == "samples — step 0"
+        assert page.locator("figure[data-key='samples'] .media-step-label").inner_text() == "step 0"
         assert page.locator("svg.histogram[data-key='weights']").get_attribute("data-bars") == "16"
         assert page.locator("svg.histogram[data-key='weights'] rect").count() == 16
         table = page.locator("figure[data-media='table'][data-key='preds'] table")

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { valueText } from "../ui/format.js";
-import { histogramBars, isMedia, mediaEntries, runFilePath } from "../ui/media.js";
+import { histogramBars, imageSteps, isMedia, mediaEntries, runFilePath } from "../ui/media.js";
 
 test("mediaEntries picks media references from a summary: images, histograms, tables, by key", () => {
   const summary = {
@@ -42,4 +42,13 @@ test("valueText names media in a few words (the runs table and the comparison sh
   assert.equal(valueText({ _type: "histogram", bins: [0, 1, 2], values: [1, 2] }), "histogram (2 bins)");
   assert.equal(valueText({ _type: "table-file", nrows: 3, ncols: 2 }), "table 3×2");
   assert.equal(valueText({ _type: "other" }), '{"_type": "other"}');
+});
+
+test("imageSteps lists each image key's steps from history rows, skipping other values", () => {
+  const image = (path) => ({ _type: "image-file", path });
+  const rows = [{ _step: 0, a: image("a0") }, { _step: 1, b: image("b1"), a: 3 }, { _step: 2, a: image("a2"), b: image("b2") }];
+  const found = imageSteps(rows, ["a", "b"]);
+  assert.deepEqual(found.get("a").map((s) => [s.step, s.ref.path]), [[0, "a0"], [2, "a2"]]);
+  assert.deepEqual(found.get("b").map((s) => [s.step, s.ref.path]), [[1, "b1"], [2, "b2"]]);
+  assert.deepEqual(imageSteps(null, ["a"]).get("a"), []);
 });

@@ -3,8 +3,9 @@
 //
 // Images and tables are run files. They are fetched with the API key (api.js fetchFile) and an
 // image is shown from a blob: URL (the CSP's img-src allows 'self' data: blob:), so a server with
-// keys shows them too; the blob URLs are revoked when the page goes. Histograms are inline: bars
-// drawn as SVG rects. Everything else is text.
+// keys shows them too; the blob URLs are revoked when the page goes. An image logged at several
+// steps gets a slider over them (at most MEDIA_STEPS, from Run.history(keys:, samples:)).
+// Histograms are inline: bars drawn as SVG rects. Everything else is text.
 import { formatNumber } from "../chart.js";
 import { svgNode } from "../chart_svg.js";
 import { fetchFile } from "./api.js";
@@ -13,6 +14,7 @@ import { naturalCompare } from "./model.js";
 
 const MEDIA_TYPES = new Set(["image-file", "histogram", "table-file"]);
 const TABLE_ROWS = 20; // rows of a table shown on the page
+export const MEDIA_STEPS = 500; // steps an image's slider offers at most
 const HIST_WIDTH = 320;
 const HIST_HEIGHT = 120;
 
@@ -75,52 +77,125 @@ function histogramFigure(key, histogram) {
   return h("figure", { class: "media-card", dataset: { key, media: "histogram" } }, h("figcaption", {}, key), svg, range);
 }
 
+const CACHE_LIMIT = 100; // blob URLs kept; the oldest are let go (an <img> that shows one keeps it)
+
+/** Fetches run files once each and hands out blob: URLs for them. */
+export function fileCache(names, { signal } = {}) {
+  const urls = new Map(); // path -> Promise of a blob URL
+  return {
+    url(path) {
+      let url = urls.get(path);
+      if (!url) {
+        url = fetchFile(runFilePath(names, path), { signal }).then((blob) => URL.createObjectURL(blob));
+        url.catch(() => urls.delete(path)); // a failed fetch is tried again next time
+        urls.set(path, url);
+        for (const [old, oldUrl] of urls) {
+          if (urls.size <= CACHE_LIMIT) break;
+          urls.delete(old);
+          oldUrl.then((u) => URL.revokeObjectURL(u), () => {});
+        }
+      }
+      return url;
+    },
+    /** A file's text, fetched each time (a blob: URL is no use to fetch: connect-src is 'self'). */
+    text(path) {
+      return fetchFile(runFilePath(names, path), { signal }).then((blob) => blob.text());
+    },
+    revoke() {
+      for (const url of urls.values()) url.then((u) => URL.revokeObjectURL(u), () => {});
+      urls.clear();
+    },
+  };
+}
+
+/** An image's figure; figure.setSteps([{step, ref}]) adds a slider over the image's earlier steps. */
+function imageFigure(key, ref, cache, report) {
+  const captionText = h("span", { class: "muted" });
+  const img = h("img", { class: "media-image" });
+  const size = h("div", { class: "muted" });
+  const stepLabel = h("span", { class: "muted media-step-label" });
+  const slider = h("input", { type: "range", class: "media-step", min: "0", max: "0", step: "1", hidden: true, "aria-label": `Step of ${key}` });
+  let request = 0;
+  let steps = [];
+  function show(shown, step) {
+    captionText.textContent = shown.caption ? ` — ${shown.caption}` : "";
+    size.textContent = `${shown.width} × ${shown.height} ${shown.format || ""}`;
+    img.alt = shown.caption || key;
+    img.width = Number(shown.width) || 0;
+    img.height = Number(shown.height) || 0;
+    img.classList.toggle("small", Number(shown.width) < 160 && Number(shown.height) < 160); // scaled up: sharp pixels
+    stepLabel.textContent = step === undefined || step === null ? "" : `step ${formatNumber(step)}`;
+    const mine = ++request;
+    cache.url(shown.path).then((url) => mine === request && (img.src = url), report);
+  }
+  slider.addEventListener("input", () => {
+    const chosen = steps[Number(slider.value)];
+    if (chosen) show(chosen.ref, chosen.step);
+  });
+  show(ref);
+  const figure = h("figure", { class: "media-card", dataset: { key, media: "image" } }, h("figcaption", {}, key, captionText), img, h("div", { class: "media-foot" }, size, stepLabel), slider);
+  figure.setSteps = (found) => {
+    steps = found;
+    if (steps.length < 2) return;
+    slider.max = String(steps.length - 1);
+    slider.value = String(steps.length - 1);
+    slider.hidden = false;
+    stepLabel.textContent = `step ${formatNumber(steps[steps.length - 1].step)}`;
+  };
+  return figure;
+}
+
 /**
- * Renders the media of `summary` into slot; returns a function that revokes its blob URLs.
- * `previous` (the last call's return value, or null) lets a live page skip a render when no media
- * changed, and keep the images it has already fetched when some did.
+ * The [{step, ref}] of each image key in history rows (a Run.history(keys:) answer), by key.
  */
-export function renderMedia(slot, summary, names, { signal, onError, previous = null } = {}) {
+export function imageSteps(rows, keys) {
+  const found = new Map(keys.map((key) => [key, []]));
+  for (const row of Array.isArray(rows) ? rows : []) {
+    for (const key of keys) {
+      const ref = row && row[key];
+      if (isMedia(ref) && ref._type === "image-file") found.get(key).push({ step: row._step, ref });
+    }
+  }
+  return found;
+}
+
+/**
+ * Renders the media of `summary` into slot. `previous` (the last call's return value, or null)
+ * lets a live page skip a render when no media changed. `cache` is a fileCache; `loadHistory(keys)`
+ * (optional) answers the rows holding the image keys, for a slider over each image's steps.
+ */
+export function renderMedia(slot, summary, { cache, loadHistory, onError, previous = null } = {}) {
   const entries = mediaEntries(summary);
   const signature = JSON.stringify(entries);
   if (previous && previous.signature === signature) return previous; // a live page's tick: nothing new
-  const urls = new Map(); // path -> blob URL
-  const kept = previous ? previous.urls : new Map();
+  const report = (error) => onError && onError(error);
   slot.closest("section")?.toggleAttribute("hidden", entries.length === 0);
+  const images = new Map();
   const figures = entries.map(([key, ref]) => {
     if (ref._type === "histogram") return histogramFigure(key, ref);
-    const caption = h("figcaption", {}, key, ref.caption ? h("span", { class: "muted" }, ` — ${ref.caption}`) : null);
     if (ref._type === "image-file") {
-      const small = Number(ref.width) < 160 && Number(ref.height) < 160; // scaled up: keep pixels sharp
-      const img = h("img", { alt: ref.caption || key, width: ref.width, height: ref.height, class: small ? "media-image small" : "media-image" });
-      const known = kept.get(ref.path);
-      if (known) {
-        img.src = known;
-        urls.set(ref.path, known);
-      } else {
-        fetchFile(runFilePath(names, ref.path), { signal })
-          .then((blob) => {
-            const url = URL.createObjectURL(blob);
-            urls.set(ref.path, url);
-            img.src = url;
-          })
-          .catch((error) => !(signal && signal.aborted) && onError && onError(error));
-      }
-      const size = h("div", { class: "muted" }, `${ref.width} × ${ref.height} ${ref.format || ""}`);
-      return h("figure", { class: "media-card", dataset: { key, media: "image" } }, caption, img, size);
+      const figure = imageFigure(key, ref, cache, report);
+      images.set(key, figure);
+      return figure;
     }
+    const caption = h("figcaption", {}, key);
     const body = h("div", { class: "muted" }, `${formatNumber(ref.nrows)} rows × ${formatNumber(ref.ncols)} columns`);
     const figure = h("figure", { class: "media-card wide", dataset: { key, media: "table" } }, caption, body);
-    fetchFile(runFilePath(names, ref.path), { signal })
-      .then((blob) => blob.text())
+    cache
+      .text(ref.path)
       .then((text) => figure.append(tablePreview(JSON.parse(text))))
-      .catch((error) => !(signal && signal.aborted) && onError && onError(error));
+      .catch(report);
     return figure;
   });
   fill(slot, h("div", { class: "media-grid" }, figures));
-  // The previous call's images that this one no longer shows are let go now; the rest on revoke().
-  for (const [path, url] of kept) if (urls.get(path) !== url) URL.revokeObjectURL(url);
-  return { signature, urls, revoke: () => urls.forEach((url) => URL.revokeObjectURL(url)) };
+  if (loadHistory && images.size) {
+    loadHistory([...images.keys()])
+      .then((rows) => {
+        for (const [key, steps] of imageSteps(rows, [...images.keys()])) images.get(key).setSteps(steps);
+      })
+      .catch(report);
+  }
+  return { signature };
 }
 
 function tablePreview(table) {

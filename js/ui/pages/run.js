@@ -10,9 +10,9 @@ import { fill, h } from "../dom.js";
 import { formatAgo, plural } from "../format.js";
 import { parseJSON } from "../json.js";
 import { startPolling } from "../live.js";
-import { isMedia, renderMedia } from "../media.js";
+import { MEDIA_STEPS, fileCache, isMedia, renderMedia } from "../media.js";
 import { chartSeries, naturalCompare, normalizeRun } from "../model.js";
-import { OUTPUT_PAGE, RUN, RUN_CHART, RUN_LIVE, RUN_OUTPUT } from "../queries.js";
+import { MEDIA_HISTORY, OUTPUT_PAGE, RUN, RUN_CHART, RUN_LIVE, RUN_OUTPUT } from "../queries.js";
 import { projectPath, xAxisOf } from "../routes.js";
 import { errorBox, keyValueTable, navLink, stateBadge, tagList } from "../widgets.js";
 
@@ -55,8 +55,13 @@ export async function runPage(main, route, ctx) {
   const moreOutput = h("button", { type: "button", class: "button", hidden: true, on: { click: () => loadOutput() } }, "Show more");
   const filesSlot = h("div");
   const mediaSlot = h("div");
-  let media = null; // what renderMedia drew last (its blob URLs)
-  ctx.onCleanup(() => media && media.revoke());
+  let media = null; // what renderMedia drew last
+  const files = fileCache(names, { signal: ctx.signal });
+  ctx.onCleanup(() => files.revoke());
+  const loadHistory = async (keys) => {
+    const data = await graphql(MEDIA_HISTORY, { ...names, keys, samples: MEDIA_STEPS }, { signal: ctx.signal });
+    return data.project && data.project.run ? parseJSON(data.project.run.history) : [];
+  };
   fill(
     main,
     head,
@@ -96,7 +101,8 @@ export async function runPage(main, route, ctx) {
   function renderTables() {
     fill(configSlot, keyValueTable(Object.entries(run.config).sort(([a], [b]) => naturalCompare(a, b)), "Config", "No config."));
     fill(summarySlot, keyValueTable(summaryEntries(run.summary), "Summary", "No summary yet."));
-    media = renderMedia(mediaSlot, run.summary, names, { signal: ctx.signal, onError: (error) => ctx.fail(error), previous: media });
+    const onError = (error) => !ctx.signal.aborted && ctx.fail(error);
+    media = renderMedia(mediaSlot, run.summary, { cache: files, loadHistory, onError, previous: media });
   }
 
   function renderFiles(files) {
