@@ -163,7 +163,11 @@ class Run:
     # -- logging -----------------------------------------------------------------------------
 
     def log(self, data: dict[str, Any], step: int | None = None, commit: bool = True) -> None:
-        """Record one row of metrics; returns at once. Bad input raises and logs nothing."""
+        """Record one row of metrics; returns at once. Bad input raises and logs nothing.
+
+        Values may be media (`nbtrack.Image`, `Histogram`, `Table`, see media.py): an image or a
+        table is written to a run file by the "nbtrack-media" thread, its reference goes in the row.
+        """
         if self._finished:
             raise self._closed("log()")
         row, finite = check_row(data)
