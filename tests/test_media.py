@@ -328,6 +328,24 @@ def test_the_panel_shows_a_thumbnail_of_the_newest_image_and_the_histogram(
     assert src in snapshot and "<svg" in snapshot
 
 
+def test_the_panel_shows_a_small_image_logged_from_a_file_as_it_is(
+    panel_comms: None, root: Path, tmp_path: Path
+) -> None:
+    from nbtrack.extension.panel import media_preview
+
+    jpeg = tmp_path / "small.jpg"
+    PIL.fromarray(np.full((10, 12, 3), 200, dtype=np.uint8)).save(jpeg, format="JPEG")
+    run = nbtrack.init(project="media", dir=root)
+    run.log({"photo": nbtrack.Image(jpeg)})
+    run.finish()
+    latest = nbtrack.Api(dir=root).run(f"media/{run.id}").history()[-1]
+    image = media_preview(run, latest)["image"]
+    assert image["src"].startswith("data:image/jpeg;base64,") and (image["width"], image["height"]) == (
+        12,
+        10,
+    )
+
+
 def test_the_panel_refuses_an_image_source_that_is_not_an_inline_png() -> None:
     from nbtrack.extension.panel import _clean_image
 

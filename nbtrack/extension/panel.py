@@ -17,6 +17,7 @@ import re
 import threading
 from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
+from pathlib import Path
 from typing import Any
 
 import anywidget
@@ -29,6 +30,7 @@ from nbtrack.extension.formatting import (
     format_duration,
     format_number,
 )
+from nbtrack.settings import RUN_FILES
 
 __all__ = [
     "MAX_HISTOGRAM_BARS",
@@ -233,16 +235,37 @@ def media_preview(run: Any, latest: Mapping[str, Any]) -> dict[str, Any]:
         elif value["_type"] == "histogram":
             histogram = {**value, "key": key}
     image = None
-    if image_key is not None and last_image is not None and latest[image_key].get("path") == last_image[0]:
+    if image_key is not None:
         reference = latest[image_key]
-        image = {
-            "key": image_key,
-            "caption": reference.get("caption"),
-            "src": _thumbnail_src(last_image[0], last_image[1]),
-            "width": reference.get("width"),
-            "height": reference.get("height"),
-        }
+        if last_image is not None and reference.get("path") == last_image[0]:
+            src: str | None = _thumbnail_src(last_image[0], last_image[1])
+        else:  # logged from a PNG or JPEG file: shown as it is when it is small enough
+            src = _small_file_src(run, reference)
+        if src is not None:
+            image = {
+                "key": image_key,
+                "caption": reference.get("caption"),
+                "src": src,
+                "width": reference.get("width"),
+                "height": reference.get("height"),
+            }
     return {"image": image, "histogram": histogram}
+
+
+def _small_file_src(run: Any, reference: Mapping[str, Any]) -> str | None:
+    """A data: URL of the run's image file, if it is written already and small enough; else None."""
+    import base64
+
+    from nbtrack.values import check_file_name
+
+    kind = {"png": "png", "jpeg": "jpeg"}.get(str(reference.get("format")))
+    try:
+        path = Path(run.dir) / RUN_FILES / check_file_name(reference.get("path"))
+        if kind is None or path.stat().st_size * 4 // 3 + 30 > MAX_IMAGE_SRC_CHARS:
+            return None
+        return f"data:image/{kind};base64," + base64.b64encode(path.read_bytes()).decode()
+    except (OSError, ValueError, TypeError):
+        return None  # not written yet (the media thread writes it soon), or not a file name
 
 
 _thumbnails: dict[str, str] = {}  # the newest file name -> its data: URL (encoded once)
