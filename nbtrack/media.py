@@ -106,7 +106,9 @@ class Image(Media):
             return _image_file(key, Path(data), reference)
         pixels = _pixels(key, data)
         height, width = int(pixels.shape[0]), int(pixels.shape[1])
-        digest = hashlib.sha256(struct.pack("<3q", *pixels.shape) + pixels.tobytes()).hexdigest()
+        hasher = hashlib.sha256(struct.pack("<3q", *pixels.shape))
+        hasher.update(pixels)  # the array's own buffer (C-contiguous): no copy
+        digest = hasher.hexdigest()
         reference.update(sha256=digest, width=width, height=height, format="png")
         return PreparedFile(
             "images", ".png", digest, reference, lambda: encode_png(pixels), pixels.nbytes, pixels
