@@ -173,6 +173,11 @@ def _scalar(value: Any, key: str) -> Any:
 
 
 def _number(value: Any, key: str) -> float | int | None:
+    if isinstance(value, Media):
+        raise TypeError(
+            f"value of {key!r} is an nbtrack.{type(value).__name__} in a list; lists hold numbers only, "
+            "so log each under a key of its own (e.g. {'images/0': ..., 'images/1': ...})"
+        )
     result = _scalar(value, key)
     if result is None or isinstance(result, (int, float)):
         return result

@@ -216,6 +216,13 @@ def test_bad_media_raises_from_log_naming_the_key_and_logs_nothing(
     assert run._media is None
 
 
+def test_a_list_of_images_says_how_to_log_them(root: Path) -> None:
+    run = nbtrack.init(project="media", dir=root)
+    with pytest.raises(TypeError, match=r"'many\[1\]' is an nbtrack.Image in a list.*'images/0'"):
+        run.log({"many": [1.0, nbtrack.Image(np.zeros((2, 2)))]})
+    run.finish()
+
+
 def test_bad_arguments_fail_at_construction() -> None:
     with pytest.raises(ValueError, match="num_bins"):
         nbtrack.Histogram([1.0], num_bins=0)
