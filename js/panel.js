@@ -7,7 +7,8 @@
 // The sparklines are drawn by chart_svg.js, the same code that draws the web UI's charts.
 //
 // Synced traits (see panel.py): header, state, step, runtime, metrics, metrics_omitted, series,
-// series_omitted, pending, notices. Every user string is written with textContent, never HTML.
+// series_omitted, pending, notices, media. Every user string is written with textContent, never HTML;
+// the one image is an inline PNG data: URL (panel.py checks its shape) set as an <img> src.
 import { extent, formatBytes, formatDuration, formatNumber } from "./chart.js";
 import { drawLineChart, svgNode } from "./chart_svg.js";
 
@@ -23,7 +24,10 @@ const TRAITS = [
   "series_omitted",
   "pending",
   "notices",
+  "media",
 ];
+const MEDIA_WIDTH = 160;
+const MEDIA_HEIGHT = 64;
 const KNOWN_STATES = new Set(["starting", "running", "finishing", "finished", "failed", "crashed", "offline", "retrying"]);
 const CHART_WIDTH = 200;
 const CHART_HEIGHT = 44;
@@ -113,6 +117,10 @@ const PANEL_CSS = `
 .${PANEL_CLASS} .nbt-range { font-size: 0.85em; color: var(--nbt-muted); display: flex; justify-content: space-between; gap: 6px; }
 .${PANEL_CLASS} .nbt-foot { margin-top: 6px; display: flex; flex-direction: column; gap: 2px; }
 .${PANEL_CLASS} .nbt-notice { color: var(--nbt-warn); overflow-wrap: anywhere; }
+.${PANEL_CLASS} .nbt-media { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 6px; }
+.${PANEL_CLASS} .nbt-media img { display: block; height: ${MEDIA_HEIGHT}px; width: auto; image-rendering: pixelated; }
+.${PANEL_CLASS} .nbt-hist { display: block; width: ${MEDIA_WIDTH}px; height: ${MEDIA_HEIGHT}px; }
+.${PANEL_CLASS} .nbt-hist rect { fill: var(--nbt-accent); opacity: 0.8; }
 .${PANEL_CLASS} [hidden] { display: none !important; }
 `;
 
@@ -150,6 +158,34 @@ function createCard(key) {
   range.append(low, high);
   card.append(keyLabel, value, svg, range);
   return { card, value, svg, range, low, high };
+}
+
+function isImageSource(src) {
+  return typeof src === "string" && /^data:image\/(png|jpeg);base64,[A-Za-z0-9+/]*={0,2}$/.test(src);
+}
+
+function drawMedia(parts, media) {
+  const image = media && media.image && isImageSource(media.image.src) ? media.image : null;
+  parts.imageCard.hidden = !image;
+  if (image) {
+    if (parts.img.getAttribute("src") !== image.src) parts.img.src = image.src;
+    parts.img.alt = image.key || "image";
+    parts.imageKey.textContent = image.caption ? `${image.key} — ${image.caption}` : image.key || "";
+    parts.imageKey.title = parts.imageKey.textContent;
+  }
+  const hist = media && media.histogram;
+  const counts = hist && Array.isArray(hist.values) ? hist.values.map((c) => (Number.isFinite(c) && c > 0 ? c : 0)) : [];
+  parts.histCard.hidden = counts.length === 0;
+  if (!counts.length) return;
+  const top = Math.max(...counts) || 1;
+  const width = MEDIA_WIDTH / counts.length;
+  parts.histSvg.replaceChildren(
+    ...counts.map((count, i) =>
+      svgNode(document, "rect", { x: i * width, y: MEDIA_HEIGHT - (count / top) * MEDIA_HEIGHT, width: Math.max(width - 1, 0.5), height: (count / top) * MEDIA_HEIGHT }),
+    ),
+  );
+  parts.histKey.textContent = hist.key || "";
+  parts.histKey.title = hist.key || "";
 }
 
 function drawChart(parts, points) {
@@ -199,7 +235,14 @@ export default {
     const notices = element("div");
     foot.append(pending, omitted, notices);
 
-    root.append(head, status, grid, foot);
+    const mediaRow = element("div", "nbt-media");
+    const mediaParts = { imageCard: element("div", "nbt-card"), img: element("img"), imageKey: element("div", "nbt-key"), histCard: element("div", "nbt-card"), histKey: element("div", "nbt-key") };
+    mediaParts.histSvg = svgNode(document, "svg", { class: "nbt-hist", viewBox: `0 0 ${MEDIA_WIDTH} ${MEDIA_HEIGHT}`, preserveAspectRatio: "none", "aria-hidden": "true" });
+    mediaParts.imageCard.append(mediaParts.imageKey, mediaParts.img);
+    mediaParts.histCard.append(mediaParts.histKey, mediaParts.histSvg);
+    mediaRow.append(mediaParts.imageCard, mediaParts.histCard);
+
+    root.append(head, status, grid, mediaRow, foot);
     el.append(style, root);
 
     const cards = new Map();
@@ -258,6 +301,9 @@ export default {
       if (moreSeries) more.push(`${moreSeries} more charts not shown`);
       omitted.hidden = more.length === 0;
       omitted.textContent = more.join(" · ");
+
+      drawMedia(mediaParts, model.get("media"));
+      mediaRow.hidden = mediaParts.imageCard.hidden && mediaParts.histCard.hidden;
 
       notices.replaceChildren(...(model.get("notices") || []).map((text) => element("div", "nbt-notice", `⚠ ${text}`)));
     }

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 from nbtrack.errors import InternalProcessError, NbtrackError, UsageError
+from nbtrack.media import Histogram, Image, Table
 from nbtrack.run import Run
 from nbtrack.session import finish, init, log
 
@@ -20,7 +21,20 @@ if TYPE_CHECKING:
 
 run: Run | None = None  # the run started last by init(), until it finishes
 
-__all__ = ["Api", "InternalProcessError", "NbtrackError", "Run", "UsageError", "finish", "init", "log", "run"]
+__all__ = [
+    "Api",
+    "Histogram",
+    "Image",
+    "InternalProcessError",
+    "NbtrackError",
+    "Run",
+    "Table",
+    "UsageError",
+    "finish",
+    "init",
+    "log",
+    "run",
+]
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 from nbtrack.errors import NbtrackError, UsageError
 from nbtrack.settings import check_base_url, resolve_root
 from nbtrack.store import DB_FILENAME, ProjectRow, RunRow, Store
+from nbtrack.values import check_file_name
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped, unused-ignore]  # pandas-stubs is optional
@@ -118,7 +119,10 @@ class Api:
         return self._view(row)
 
     def _view(self, row: RunRow) -> Run:
-        return Run(row, self._source, self._reader.run_url(row) if self._reader is not None else None)
+        if self._reader is not None:
+            return Run(row, self._source, self._reader.run_url(row), reader=self._reader)
+        assert self.dir is not None
+        return Run(row, self._source, files_root=self.dir / "files")  # see backend.run_files_dir
 
     def _where(self) -> str:
         return f"on {self.base_url}" if self.dir is None else f"under {self.dir.resolve()}"
@@ -127,10 +131,39 @@ class Api:
 class Run:
     """A read-only view of one stored run, as it was when fetched (refresh() fetches again)."""
 
-    def __init__(self, row: RunRow, source: RunSource, url: str | None = None) -> None:
+    def __init__(
+        self,
+        row: RunRow,
+        source: RunSource,
+        url: str | None = None,
+        *,
+        files_root: Path | None = None,
+        reader: ServerReader | None = None,
+    ) -> None:
         self._row = row
         self._source = source
         self._url = url
+        self._files_root = files_root  # <root>/files of a local folder
+        self._reader = reader
+
+    def file(self, name: str) -> bytes:
+        """The bytes of one of the run's files: a `run.save()` name, or the "path" of a logged
+        image or table as its history row holds it. FileNotFoundError if the run has no such file."""
+        name = check_file_name(name)
+        if self._reader is not None:
+            from nbtrack.online.retry import Rejected
+
+            try:
+                return self._reader.read_file(self.entity, self.project, self.id, name)
+            except Rejected as exc:
+                if exc.status == 404:
+                    raise FileNotFoundError(f"run {self.path} has no file {name!r}") from None
+                raise
+        assert self._files_root is not None
+        path = self._files_root / self.entity / self.project / self.id / name
+        if not path.is_file():
+            raise FileNotFoundError(f"run {self.path} has no file {name!r} (looked for {path})")
+        return path.read_bytes()
 
     def __repr__(self) -> str:
         return f"<Run {self.path} ({self.state})>"

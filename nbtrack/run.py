@@ -19,6 +19,7 @@ from typing import Any
 from nbtrack import jsonutil
 from nbtrack.errors import InternalProcessError, UsageError
 from nbtrack.internal.summary import parse_summary_kinds
+from nbtrack.media import MediaWriter, PreparedFile
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.resume import ResumePoint
 from nbtrack.run_state import Config, Summary
@@ -84,6 +85,9 @@ class Run:
         self.on_finished: list[Callable[[Run], object]] = []  # called once finish() is done
         self.on_process_gone: list[Callable[[Run], object]] = []  # the internal process died mid-run
         self._final_summary: dict[str, Any] | None = None
+        self._media: MediaWriter | None = None  # started with the first image or table
+        self._media_count = 0  # media files named so far (a part of each name)
+        self.last_image: tuple[str, Any] | None = None  # (file name, uint8 pixels) of the newest image
         self._config = Config(self, config or {})
         self._summary = Summary(self)
         self._process: InternalProcess | None = None
@@ -159,7 +163,11 @@ class Run:
     # -- logging -----------------------------------------------------------------------------
 
     def log(self, data: dict[str, Any], step: int | None = None, commit: bool = True) -> None:
-        """Record one row of metrics; returns at once. Bad input raises and logs nothing."""
+        """Record one row of metrics; returns at once. Bad input raises and logs nothing.
+
+        Values may be media (`nbtrack.Image`, `Histogram`, `Table`, see media.py): an image or a
+        table is written to a run file by the "nbtrack-media" thread, its reference goes in the row.
+        """
         if self._finished:
             raise self._closed("log()")
         row, finite = check_row(data)
@@ -176,9 +184,36 @@ class Run:
         if finite:
             outbox.log((row, step, commit, time.time()))
         else:  # rare: NaN/inf need the exact (slower) encoder, so this call travels on its own
+            files = self._name_media_files(row)  # images and tables: references now, files later
             calls = jsonutil.dumps([[row, step, commit, time.time()]])
             request = pb.Request(partial_history=pb.PartialHistoryRequest(calls_json=calls, count=1))
             outbox.send(pb.Record(request=request, control=pb.Control(local=True)))
+            if files:
+                self._media_writer().submit(files)
+
+    def _name_media_files(self, row: dict[str, Any]) -> list[tuple[str, PreparedFile]]:
+        """Give each media file of row its name and put its reference in the row (media.py)."""
+        files = []
+        for key, value in row.items():
+            if type(value) is PreparedFile:
+                name = value.file_name(key, self._media_count)
+                self._media_count += 1
+                reference = dict(value.reference)
+                row[key] = {"_type": reference.pop("_type"), "path": name, **reference}
+                files.append((name, value))
+                if value.preview is not None:
+                    self.last_image = (name, value.preview)
+        return files
+
+    def _media_writer(self) -> MediaWriter:
+        if self._media is None:
+            policy = pb.FilesRecord.File
+
+            def deliver(name: str) -> None:
+                self._send(pb.Record(files=pb.FilesRecord(files=[policy(path=name, policy="now")])))
+
+            self._media = MediaWriter(self._settings.files_dir, deliver, self._warn)
+        return self._media
 
     def _lose_row(self) -> None:
         """The internal process is gone: count the row as lost (it was said once, when it died)."""
@@ -412,6 +447,8 @@ class Run:
         interrupted = False
         try:
             patience = FINISH_TIMEOUT if timeout is None else float(timeout)
+            if self._media is not None and not self._media.drain(STALL_TIMEOUT):
+                self._warn(f"run {self.id}: media files still being written after {STALL_TIMEOUT:g} s")
             exit_result = self._wait_for_exit(exit_code, patience)
             if exit_result is None:
                 self._exit_state = "finished" if exit_code == 0 else "failed"

@@ -1,9 +1,10 @@
 """What a logged value may be, checked before anything is queued (a call is all-or-nothing).
 
 Accepted: int, float, bool, str, None, numpy scalars and 0-d arrays/tensors (anything with
-`.item()` and no axes), lists/tuples of numbers, and nested dicts, which are flattened to "a/b"
-keys. Everything else raises TypeError naming the key and the type. No size limit is enforced
-(docs/guarantees.md says what was tested).
+`.item()` and no axes), lists/tuples of numbers, media (`nbtrack.Image`, `Histogram`, `Table`;
+see media.py) and nested dicts, which are flattened to "a/b" keys. Everything else raises
+TypeError naming the key and the type. No size limit is enforced (docs/guarantees.md says what
+was tested).
 
 `check_row` is the hot path of `Run.log()`: a flat dict of floats costs one pass over its
 items with no allocation but the copy; everything unusual falls to the slow path.
@@ -14,6 +15,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from typing import Any
+
+from nbtrack.media import Media, PreparedFile
 
 __all__ = [
     "MAX_DEPTH",
@@ -34,7 +37,8 @@ STEP_MAX = 2**53 - 1
 
 
 def check_row(data: object) -> tuple[dict[str, Any], bool]:
-    """Validate and flatten one log() payload; return (row, finite) where finite means no NaN/inf."""
+    """Validate and flatten one log() payload; return (row, finite) where finite means no NaN/inf
+    and no media file (a row with an image or a table holds `PreparedFile`s that Run.log() resolves)."""
     if type(data) is dict:
         finite = True
         for key, value in data.items():
@@ -123,6 +127,8 @@ def _flatten(data: Mapping[Any, Any], prefix: str, out: dict[str, Any], depth: i
             raise ValueError(f"log(): key {key!r} is given twice (a nested dict flattens to the same name)")
         if isinstance(value, (list, tuple)):
             out[key] = [_number(v, f"{key}[{i}]") for i, v in enumerate(value)]
+        elif isinstance(value, Media):
+            out[key] = value._prepare(key)  # checked and snapshotted now; a file is written later
         else:
             out[key] = _scalar(value, key)
 
@@ -167,6 +173,11 @@ def _scalar(value: Any, key: str) -> Any:
 
 
 def _number(value: Any, key: str) -> float | int | None:
+    if isinstance(value, Media):
+        raise TypeError(
+            f"value of {key!r} is an nbtrack.{type(value).__name__} in a list; lists hold numbers only, "
+            "so log each under a key of its own (e.g. {'images/0': ..., 'images/1': ...})"
+        )
     result = _scalar(value, key)
     if result is None or isinstance(result, (int, float)):
         return result
@@ -188,6 +199,8 @@ def _item_of_scalar(value: Any) -> Any:
 
 
 def _nonfinite(value: Any) -> bool:
+    if isinstance(value, PreparedFile):
+        return True  # not for the fast path either: Run.log() gives it a file name first
     if isinstance(value, float):
         return not math.isfinite(value)
     return isinstance(value, list) and any(isinstance(v, float) and not math.isfinite(v) for v in value)

@@ -19,6 +19,8 @@ from nbtrack.extension import panel as panel_module
 from nbtrack.extension.esm import PANEL_MODULES, bundle_esm, bundle_modules
 from nbtrack.extension.formatting import downsample_min_max, format_bytes, format_duration, format_number
 from nbtrack.extension.panel import (
+    MAX_HISTOGRAM_BARS,
+    MAX_IMAGE_SRC_CHARS,
     MAX_METRICS,
     MAX_NOTICES,
     MAX_POINTS,
@@ -95,7 +97,7 @@ def test_one_update_stays_under_the_bound_for_a_million_steps_and_40_metrics() -
     )
     [message] = panel.comm.sent
     size = wire_size(message)
-    assert size <= MAX_UPDATE_BYTES <= 70_000
+    assert size <= MAX_UPDATE_BYTES <= 85_000
     assert size < 30_000, size  # what a realistic run costs, well under the worst case
     assert len(panel.series) == MAX_SERIES and panel.series_omitted == 40 - MAX_SERIES
     assert all(len(s["steps"]) <= MAX_POINTS for s in panel.series.values())
@@ -125,9 +127,24 @@ def test_the_bound_holds_for_hostile_keys_and_values() -> None:
         },
         pending={"rows": 2**70, "bytes": 2**70},
         notices=[hostile(i) for i in range(100)],
+        media={
+            "image": {
+                "key": hostile(1),
+                "caption": hostile(2),
+                "src": "data:image/png;base64," + "A" * (MAX_IMAGE_SRC_CHARS - 22),
+                "width": 10**30,
+                "height": -(10**30),
+            },
+            "histogram": {
+                "key": hostile(3),
+                "bins": [-1.23456789e-300 * (1 + j) for j in range(513)],
+                "values": [1.23456789e300 / (1 + j) for j in range(512)],
+            },
+        },
     )
     [message] = panel.comm.sent
     assert MAX_UPDATE_BYTES * 0.7 < wire_size(message) <= MAX_UPDATE_BYTES  # the bound is not loose
+    assert len(panel.media["histogram"]["values"]) <= MAX_HISTOGRAM_BARS
     assert len(panel.metrics) == MAX_METRICS and panel.metrics_omitted == 500 - MAX_METRICS
     assert len(panel.notices) == MAX_NOTICES
 

@@ -19,7 +19,7 @@ from tests.serving import Client, ServerProcess, create_key, start_server
 STATIC = Path(__file__).resolve().parent.parent / "nbtrack" / "static"
 SHELL = STATIC / "ui" / "index.html"
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 PAGES = ["/", "/local/mnist", "/local/mnist/runs/r1", "/local/mnist/compare", "/local/mnist/compare?runs=a,b"]

@@ -412,3 +412,69 @@ def test_with_keys_the_ui_asks_for_one_and_then_shows_the_runs(tmp_path: Path, w
         server.stop()
     # The browser logs each 401 it was answered; anything else is a real error.
     assert [e for e in watched.errors if "status of 401" not in e] == []
+
+
+# -- media ------------------------------------------------------------------------------------------
+
+
+def test_a_run_page_shows_logged_media_fetched_with_the_key(tmp_path: Path, watched: Watched) -> None:
+    np = pytest.importorskip("numpy")
+    server = start_server(tmp_path)
+    try:
+        key = create_key(server, "alice")
+        run = nbtrack.init(
+            project="media", name="pictures", base_url=server.url, api_key=key, dir=str(tmp_path / "c")
+        )
+        pixels = np.zeros((48, 64, 3), dtype=np.uint8)
+        pixels[:, :32, 0] = 255
+        for step in range(3):
+            pixels[:, :, 2] = step * 100
+            run.log(
+                {
+                    "loss": 1 / (step + 1),
+                    "samples": nbtrack.Image(pixels, caption=f"step {step}"),
+                    "weights": nbtrack.Histogram(np.arange(100) * (step + 1), num_bins=16),
+                    "preds": nbtrack.Table(columns=["id", "label"], data=[[1, HOSTILE], [2, "dog"]]),
+                }
+            )
+        run.finish()
+        page = watched.page
+        page.goto(server.url + "/")
+        page.fill("#api-key", key)
+        page.keyboard.press("Enter")
+        page.wait_for_selector(READY)
+        watched.open(f"{server.url}/alice/media/runs/{run.id}")
+        image = page.locator("figure[data-media='image'][data-key='samples'] img")
+        page.wait_for_function(
+            "() => document.querySelector(\"figure[data-key='samples'] img\")?.naturalWidth > 0",
+            timeout=30_000,
+        )
+        assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [64, 48]
+        assert image.get_attribute("src").startswith("blob:"), "fetched with the key, shown from a blob"
+        assert page.locator("figure[data-key='samples'] figcaption").inner_text() == "samples — step 2"
+        # A slider goes back through the image's steps (read from the history).
+        slider = page.locator("figure[data-key='samples'] input.media-step")
+        slider.wait_for()
+        assert (slider.get_attribute("max"), slider.input_value()) == ("2", "2")
+        last_src = image.get_attribute("src")
+        slider.evaluate("input => { input.value = '0'; input.dispatchEvent(new Event('input')); }")
+        page.wait_for_function(
+            "src => { const img = document.querySelector(\"figure[data-key='samples'] img\");"
+            " return img.src !== src && img.complete && img.naturalWidth > 0; }",
+            arg=last_src,
+            timeout=30_000,
+        )
+        assert page.locator("figure[data-key='samples'] figcaption").inner_text() == "samples — step 0"
+        assert page.locator("figure[data-key='samples'] .media-step-label").inner_text() == "step 0"
+        assert page.locator("svg.histogram[data-key='weights']").get_attribute("data-bars") == "16"
+        assert page.locator("svg.histogram[data-key='weights'] rect").count() == 16
+        table = page.locator("figure[data-media='table'][data-key='preds'] table")
+        table.wait_for()
+        assert table.locator("tbody td").all_inner_texts() == ["1", HOSTILE, "2", "dog"]
+        # The summary table leaves the media to their section.
+        assert page.locator("table.kv th", has_text="samples").count() == 0
+        watched.shot("media")
+    finally:
+        server.stop()
+    assert [e for e in watched.errors if "status of 401" not in e] == []
+    assert watched.dialogs == []

@@ -83,6 +83,13 @@ export async function graphql(query, variables = {}, { signal } = {}) {
   return body.data;
 }
 
+/** A run file's contents (a Blob), fetched with the key: `path` is on this page's origin. */
+export async function fetchFile(path, { signal } = {}) {
+  const response = await fetch(path, { headers: headers(), signal });
+  if (!response.ok) throw await errorOf(response);
+  return response.blob();
+}
+
 /**
  * Downloads a run file. A link cannot carry the Authorization header, so the file is fetched with
  * it and saved from a blob URL. The server's URL is absolute (its own base URL); only its path is

@@ -9,7 +9,16 @@ export function valueText(value) {
   if (typeof value === "number") return formatNumber(value);
   if (typeof value === "string") return value;
   if (typeof value === "boolean") return String(value);
-  return jsonText(value);
+  return mediaText(value) ?? jsonText(value);
+}
+
+/** A logged image, histogram or table (a reference in the summary or history) in a few words; else null. */
+export function mediaText(value) {
+  const type = value !== null && typeof value === "object" ? value._type : undefined;
+  if (type === "image-file") return `image ${value.width}×${value.height}`;
+  if (type === "histogram") return `histogram (${Array.isArray(value.values) ? value.values.length : 0} bins)`;
+  if (type === "table-file") return `table ${value.nrows}×${value.ncols}`;
+  return null;
 }
 
 /** A value as JSON, NaN and infinities written as nbtrack's dialect writes them ("NaN", "-Infinity"). */

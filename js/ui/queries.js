@@ -59,6 +59,12 @@ export const RUN_CHART = `query RunChart($entity: String, $project: String!, $ru
   }
 }`;
 
+// The rows holding some media keys (each cut to _step and those keys), at most $samples of them.
+export const MEDIA_HISTORY = `query MediaHistory($entity: String, $project: String!, $run: String!, $keys: [String!],
+    $samples: Int) {
+  project(name: $project, entityName: $entity) { run(name: $run) { history(keys: $keys, samples: $samples) } }
+}`;
+
 export const COMPARE_FIELDS = RUN_FIELDS;
 export const COMPARE_LIVE_FIELDS = "state runtime historyLineCount summaryMetrics";
 

@@ -157,13 +157,17 @@ class KernelTracker:
             tracked.handle = display(_static_bundle(panel), raw=True, display_id=True)  # type: ignore[no-untyped-call]
 
     def _apply_live(self, tracked: TrackedRun, live: pb.LiveResult) -> None:
+        from nbtrack.extension.panel import media_preview
+
         tracked.last_live = live
         offline = tracked.run.mode == "offline" and live.state == "running"
+        latest = jsonutil.loads(live.latest_json) if live.latest_json else {}
         tracked.update_panel(
             state="offline" if offline else live.state,
             step=live.step,
             runtime=live.runtime,
-            metrics=jsonutil.loads(live.latest_json) if live.latest_json else {},
+            metrics=latest,
+            media=media_preview(tracked.run, latest),
             series={s.key: {"steps": list(s.steps), "values": list(s.values)} for s in live.series},
             pending={"rows": live.rows_pending, "bytes": live.bytes_pending},
             notices=tracked.run.notices[-5:],

@@ -17,6 +17,7 @@ import re
 import threading
 from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
+from pathlib import Path
 from typing import Any
 
 import anywidget
@@ -29,8 +30,20 @@ from nbtrack.extension.formatting import (
     format_duration,
     format_number,
 )
+from nbtrack.settings import RUN_FILES
 
-__all__ = ["MAX_METRICS", "MAX_NOTICES", "MAX_POINTS", "MAX_SERIES", "MAX_UPDATE_BYTES", "STATES", "RunPanel"]
+__all__ = [
+    "MAX_HISTOGRAM_BARS",
+    "MAX_IMAGE_SRC_CHARS",
+    "MAX_METRICS",
+    "MAX_NOTICES",
+    "MAX_POINTS",
+    "MAX_SERIES",
+    "MAX_UPDATE_BYTES",
+    "STATES",
+    "RunPanel",
+    "media_preview",
+]
 
 STATES = ("starting", "running", "finishing", "finished", "failed", "crashed", "offline")
 
@@ -44,6 +57,9 @@ MAX_NOTICE_CHARS = 160
 MAX_HEADER_CHARS = 200
 MAX_STATE_CHARS = 16
 SERIES_DIGITS = 6  # significant digits of a charted value: plenty for a 40-pixel-high line
+MAX_IMAGE_SRC_CHARS = 12_000  # the newest image, as a data: URL of a thumbnail of at most this length
+THUMBNAIL_SIDES = (64, 32, 16)  # the largest that fits MAX_IMAGE_SRC_CHARS is sent
+MAX_HISTOGRAM_BARS = 32  # the newest histogram, its bins merged down to at most this many
 _SAFE_INT = 2**53  # beyond this JavaScript numbers are not exact; steps past it are dropped
 
 
@@ -75,6 +91,10 @@ MAX_UPDATE_BYTES = (
     + len('{"rows": , "bytes": }') + 2 * _JSON_INT
     + 2 + MAX_NOTICES * (_json_str(MAX_NOTICE_CHARS) + 2)
     + 2 * _JSON_INT  # metrics_omitted, series_omitted
+    + len('{"image": {"key": , "caption": , "src": , "width": , "height": }, "histogram": '
+          '{"key": , "bins": [], "values": []}}')
+    + 2 * _json_str(MAX_KEY_CHARS) + _json_str(MAX_TEXT_CHARS) + MAX_IMAGE_SRC_CHARS + 2 + 2 * _JSON_INT
+    + (2 * MAX_HISTOGRAM_BARS + 1) * (_JSON_SERIES_VALUE + 2)
 )  # fmt: skip
 
 
@@ -117,6 +137,11 @@ def _clean_value(value: object) -> float | int | str | bool | None:
     return _clean_text(f"<{type(value).__name__}>", MAX_TEXT_CHARS)
 
 
+def _is_media(value: object) -> bool:
+    """A media reference (an image, histogram or table that log() stored): not a metric card."""
+    return isinstance(value, Mapping) and value.get("_type") in ("image-file", "histogram", "table-file")
+
+
 def _shown(key: object) -> bool:
     # Keys starting with "_" are reserved for the tracker itself (_step, _runtime, _timestamp).
     return isinstance(key, str) and bool(key) and not key.startswith("_")
@@ -151,6 +176,121 @@ def _safe_url(url: str | None) -> str | None:
     return _clean_text(url, 2000)
 
 
+# -- media ------------------------------------------------------------------------------------
+
+_IMAGE_SRC = re.compile(r"data:image/(png|jpeg);base64,[A-Za-z0-9+/]*={0,2}")
+
+
+def _clean_image(raw: object) -> dict[str, Any] | None:
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("src"), str):
+        return None
+    src = raw["src"]
+    if len(src) > MAX_IMAGE_SRC_CHARS or not _IMAGE_SRC.fullmatch(src):
+        return None  # only a small inline PNG or JPEG: never a link the front-end would follow
+    caption = raw.get("caption")
+    return {
+        "key": _clean_text(str(raw.get("key", "")), MAX_KEY_CHARS),
+        "caption": _clean_text(caption, MAX_TEXT_CHARS) if isinstance(caption, str) else None,
+        "src": src,
+        "width": _clean_size(raw.get("width")),
+        "height": _clean_size(raw.get("height")),
+    }
+
+
+def _clean_size(value: object) -> int:
+    return max(0, min(2**31, int(value))) if isinstance(value, Integral) else 0
+
+
+def _clean_histogram(raw: object) -> dict[str, Any] | None:
+    """The histogram's bins merged to at most MAX_HISTOGRAM_BARS; None unless its shape is right."""
+    if not isinstance(raw, Mapping):
+        return None
+    edges, counts = raw.get("bins"), raw.get("values")
+    if not isinstance(edges, Sequence) or not isinstance(counts, Sequence) or len(edges) != len(counts) + 1:
+        return None
+    if not counts or not all(isinstance(v, Real) and math.isfinite(v) for v in (*edges, *counts)):
+        return None
+    group = math.ceil(len(counts) / MAX_HISTOGRAM_BARS)
+    merged = [float(sum(counts[i : i + group])) for i in range(0, len(counts), group)]
+    kept_edges = [float(edges[i]) for i in range(0, len(counts), group)] + [float(edges[-1])]
+    return {
+        "key": _clean_text(str(raw.get("key", "")), MAX_KEY_CHARS),
+        "bins": [float(f"{e:.{SERIES_DIGITS}g}") for e in kept_edges],
+        "values": [float(f"{c:.{SERIES_DIGITS}g}") for c in merged],
+    }
+
+
+def media_preview(run: Any, latest: Mapping[str, Any]) -> dict[str, Any]:
+    """What the panel shows of a run's media: its newest image (a thumbnail of the pixels the run
+    kept, as `run.last_image`) and a histogram, from the latest values. For set_state(media=...)."""
+    image_key = histogram = None
+    last_image = getattr(run, "last_image", None)
+    for key, value in latest.items():
+        if not _is_media(value):
+            continue
+        if value["_type"] == "image-file" and (
+            image_key is None or (last_image is not None and value.get("path") == last_image[0])
+        ):
+            image_key = key
+        elif value["_type"] == "histogram":
+            histogram = {**value, "key": key}
+    image = None
+    if image_key is not None:
+        reference = latest[image_key]
+        if last_image is not None and reference.get("path") == last_image[0]:
+            src: str | None = _thumbnail_src(last_image[0], last_image[1])
+        else:  # logged from a PNG or JPEG file: shown as it is when it is small enough
+            src = _small_file_src(run, reference)
+        if src is not None:
+            image = {
+                "key": image_key,
+                "caption": reference.get("caption"),
+                "src": src,
+                "width": reference.get("width"),
+                "height": reference.get("height"),
+            }
+    return {"image": image, "histogram": histogram}
+
+
+def _small_file_src(run: Any, reference: Mapping[str, Any]) -> str | None:
+    """A data: URL of the run's image file, if it is written already and small enough; else None."""
+    import base64
+
+    from nbtrack.values import check_file_name
+
+    kind = {"png": "png", "jpeg": "jpeg"}.get(str(reference.get("format")))
+    try:
+        path = Path(run.dir) / RUN_FILES / check_file_name(reference.get("path"))
+        if kind is None or path.stat().st_size * 4 // 3 + 30 > MAX_IMAGE_SRC_CHARS:
+            return None
+        return f"data:image/{kind};base64," + base64.b64encode(path.read_bytes()).decode()
+    except (OSError, ValueError, TypeError):
+        return None  # not written yet (the media thread writes it soon), or not a file name
+
+
+_thumbnails: dict[str, str] = {}  # the newest file name -> its data: URL (encoded once)
+
+
+def _thumbnail_src(name: str, pixels: Any) -> str:
+    import base64
+
+    from nbtrack.media import encode_png, thumbnail
+
+    if name in _thumbnails:
+        return _thumbnails[name]
+    src = ""
+    for side in THUMBNAIL_SIDES:
+        src = "data:image/png;base64," + base64.b64encode(encode_png(thumbnail(pixels, side), 9)).decode()
+        if len(src) <= MAX_IMAGE_SRC_CHARS:
+            break
+    _thumbnails.clear()
+    _thumbnails[name] = src
+    return src
+
+
+_NO_MEDIA: dict[str, Any] = {"image": None, "histogram": None}
+
+
 # -- the widget -------------------------------------------------------------------------------
 
 
@@ -169,6 +309,9 @@ class RunPanel(anywidget.AnyWidget):
     series_omitted = traitlets.Int(0).tag(sync=True)
     pending = traitlets.Dict({"rows": 0, "bytes": 0}).tag(sync=True)
     notices = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    # The newest image {key, caption, src (a PNG data: URL), width, height} and histogram
+    # {key, bins, values}, each None until one is logged (see media_preview).
+    media = traitlets.Dict(_NO_MEDIA).tag(sync=True)
 
     def __init__(
         self,
@@ -201,6 +344,7 @@ class RunPanel(anywidget.AnyWidget):
         series: Mapping[str, Any] | None = None,
         pending: Mapping[str, int] | None = None,
         notices: Sequence[str] | None = None,
+        media: Mapping[str, Any] | None = None,
     ) -> None:
         """Update the panel in one comm message holding only the traits whose value changed.
 
@@ -215,7 +359,7 @@ class RunPanel(anywidget.AnyWidget):
             if runtime is not None and math.isfinite(runtime):
                 self.runtime = float(runtime)
             if metrics is not None:
-                keys = [k for k in metrics if _shown(k)]
+                keys = [k for k in metrics if _shown(k) and not _is_media(metrics[k])]
                 self.metrics = {
                     _clean_text(k, MAX_KEY_CHARS): _clean_value(metrics[k]) for k in keys[:MAX_METRICS]
                 }
@@ -229,6 +373,11 @@ class RunPanel(anywidget.AnyWidget):
                 }
             if notices is not None:
                 self.notices = [_clean_text(str(n), MAX_NOTICE_CHARS) for n in list(notices)[-MAX_NOTICES:]]
+            if media is not None:
+                self.media = {
+                    "image": _clean_image(media.get("image")),
+                    "histogram": _clean_histogram(media.get("histogram")),
+                }
 
     def _set_series(self, series: Mapping[str, Any]) -> None:
         by_key = {_clean_text(k, MAX_KEY_CHARS): k for k in series if _shown(k)}
@@ -294,7 +443,7 @@ class RunPanel(anywidget.AnyWidget):
                 '<td style="padding:1px 8px;font-family:monospace;text-align:right">'
                 f"{esc(format_number(value))}</td><td>{spark}</td></tr>"
             )
-        extra = []
+        extra = [_media_html(self.media)] if any(self.media.values()) else []
         if self.metrics_omitted:
             extra.append(f"<div style='opacity:.7'>+{self.metrics_omitted} more</div>")
         pending = self._pending_text()
@@ -342,6 +491,33 @@ _STATE_COLORS = {
 def _project_label(header: Mapping[str, Any]) -> str:
     entity, project = header.get("entity") or "", header.get("project") or ""
     return f"{entity}/{project}" if entity else str(project)
+
+
+def _media_html(media: Mapping[str, Any]) -> str:
+    """The newest image (its inline thumbnail) and histogram (SVG bars) of a static snapshot."""
+    esc, parts = html.escape, []
+    image, histogram = media.get("image"), media.get("histogram")
+    if image:
+        caption = esc(image["key"]) + (f" — {esc(image['caption'])}" if image.get("caption") else "")
+        parts.append(
+            f'<figure style="margin:0"><img src="{esc(image["src"])}" alt="{esc(image["key"])}" '
+            'style="height:64px;image-rendering:pixelated">'
+            f'<figcaption style="opacity:.75">{caption}</figcaption></figure>'
+        )
+    if histogram:
+        counts = histogram["values"]
+        top = max(counts) or 1.0
+        width = 120 / len(counts)
+        bars = "".join(
+            f'<rect x="{i * width:.1f}" y="{48 - c / top * 48:.1f}" width="{max(width - 1, 0.5):.1f}" '
+            f'height="{c / top * 48:.1f}" fill="#3b82f6"/>'
+            for i, c in enumerate(counts)
+        )
+        parts.append(
+            f'<figure style="margin:0"><svg width="120" height="48" viewBox="0 0 120 48">{bars}</svg>'
+            f'<figcaption style="opacity:.75">{esc(histogram["key"])}</figcaption></figure>'
+        )
+    return f'<div style="display:flex;gap:12px;margin-top:6px">{"".join(parts)}</div>'
 
 
 def _sparkline_svg(

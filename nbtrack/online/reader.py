@@ -7,8 +7,10 @@ history), so `nbtrack.Api` reads a server and a local folder with one code path.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 from nbtrack import jsonutil
 from nbtrack.online.backend import run_url
@@ -104,12 +106,19 @@ class ServerReader:
         run = (self._query(EVENTS, **variables).get("project") or {}).get("run")
         return list(run["events"]) if run else []
 
+    def read_file(self, entity: str, project: str, run_id: str, name: str) -> bytes:
+        """The bytes of one of the run's files (GET /files/...); Rejected (404) if there is none."""
+        path = "/".join(quote(part, safe="") for part in (entity, project, run_id))
+        url = f"/files/{path}/{quote(name, safe='/')}"
+        deadline = time.monotonic() + READ_RETRY_SECONDS
+        stop = threading.Event()
+        response = self._client.retrying(lambda: self._client.get(url), stop=stop, deadline=deadline)
+        return response.content
+
     def run_url(self, row: RunRow) -> str:
         return run_url(self.base_url, row.entity, row.project, row.run_id)
 
     def _query(self, query: str, **variables: Any) -> dict[str, Any]:
-        import time
-
         deadline = time.monotonic() + READ_RETRY_SECONDS
         return self._client.retrying(
             lambda: self._client.graphql(query, variables), stop=threading.Event(), deadline=deadline

@@ -10,8 +10,9 @@ import { fill, h } from "../dom.js";
 import { formatAgo, plural } from "../format.js";
 import { parseJSON } from "../json.js";
 import { startPolling } from "../live.js";
+import { MEDIA_STEPS, fileCache, isMedia, renderMedia } from "../media.js";
 import { chartSeries, naturalCompare, normalizeRun } from "../model.js";
-import { OUTPUT_PAGE, RUN, RUN_CHART, RUN_LIVE, RUN_OUTPUT } from "../queries.js";
+import { MEDIA_HISTORY, OUTPUT_PAGE, RUN, RUN_CHART, RUN_LIVE, RUN_OUTPUT } from "../queries.js";
 import { projectPath, xAxisOf } from "../routes.js";
 import { errorBox, keyValueTable, navLink, stateBadge, tagList } from "../widgets.js";
 
@@ -20,7 +21,7 @@ const LIVE_MS = 1000;
 /** The metric entries of a summary, in natural key order, without the _step/_runtime bookkeeping. */
 function summaryEntries(summary) {
   return Object.entries(summary)
-    .filter(([key]) => !key.startsWith("_"))
+    .filter(([key, value]) => !key.startsWith("_") && !isMedia(value)) // media: their own section
     .sort(([a], [b]) => naturalCompare(a, b));
 }
 
@@ -53,10 +54,19 @@ export async function runPage(main, route, ctx) {
   const consoleInfo = h("span", { class: "muted" });
   const moreOutput = h("button", { type: "button", class: "button", hidden: true, on: { click: () => loadOutput() } }, "Show more");
   const filesSlot = h("div");
+  const mediaSlot = h("div");
+  let media = null; // what renderMedia drew last
+  const files = fileCache(names, { signal: ctx.signal });
+  ctx.onCleanup(() => files.revoke());
+  const loadHistory = async (keys) => {
+    const data = await graphql(MEDIA_HISTORY, { ...names, keys, samples: MEDIA_STEPS }, { signal: ctx.signal });
+    return data.project && data.project.run ? parseJSON(data.project.run.history) : [];
+  };
   fill(
     main,
     head,
     chartsSection,
+    h("section", { class: "section", "aria-labelledby": "media-title", hidden: true }, h("h2", { id: "media-title" }, "Media"), mediaSlot),
     h(
       "div",
       { class: "columns" },
@@ -91,6 +101,8 @@ export async function runPage(main, route, ctx) {
   function renderTables() {
     fill(configSlot, keyValueTable(Object.entries(run.config).sort(([a], [b]) => naturalCompare(a, b)), "Config", "No config."));
     fill(summarySlot, keyValueTable(summaryEntries(run.summary), "Summary", "No summary yet."));
+    const onError = (error) => !ctx.signal.aborted && ctx.fail(error);
+    media = renderMedia(mediaSlot, run.summary, { cache: files, loadHistory, onError, previous: media });
   }
 
   function renderFiles(files) {
