@@ -316,7 +316,7 @@ def test_the_comparison_overlays_runs_and_marks_differing_config(seeded: Seeded,
     page.wait_for_function(f"() => ({_points('loss')})() < 50 + 80")
     assert _charts(page)["loss"]["series"] == 2
     page.get_by_role("button", name="Runtime").click()
-    page.wait_for_function("() => location.search.includes('x=_runtime') && location.search.includes('runs=')")
+    page.wait_for_function("() => /runs=.*x=_runtime/.test(location.search)")
     page.wait_for_function(f"() => ({_points('loss')})() === 50 + 80")
     assert not watched.errors, watched.errors
 
