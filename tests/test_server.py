@@ -309,6 +309,22 @@ def test_run_files_upload_to_signed_urls_and_download(api: Client, project: str)
         assert downloaded.status_code == 200 and downloaded.content == contents[file["name"]]
 
 
+def test_a_run_file_is_always_a_sandboxed_download(api: Client, project: str) -> None:
+    """A saved page must not run script on the UI's origin when someone opens its URL."""
+    api.upsert(project, "f2")
+    query = """mutation ($input: CreateRunFilesInput!) {
+        createRunFiles(input: $input) { files { name uploadUrl } } }"""
+    name = "report/page.html"
+    created = api.data(query, input={"project": project, "run": "f2", "files": [name]})["createRunFiles"]
+    page = b"<script>alert(1)</script>"
+    assert requests.put(created["files"][0]["uploadUrl"], data=page, timeout=30).ok
+    downloaded = api.session.get(f"{api.url}/files/{api.entity}/{project}/f2/{name}", timeout=30)
+    assert downloaded.status_code == 200 and downloaded.content == page
+    assert downloaded.headers["Content-Disposition"].startswith('attachment; filename="page.html"')
+    assert downloaded.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
+    assert downloaded.headers["X-Content-Type-Options"] == "nosniff"
+
+
 def test_create_run_files_for_an_absent_run_is_not_found(api: Client, project: str) -> None:
     query = (
         'mutation ($p: String!) { createRunFiles(input: {project: $p, run: "nope", files: ["a"]}) { runID } }'

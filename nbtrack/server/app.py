@@ -14,6 +14,7 @@ event loop keeps serving while a large post is written.
 from __future__ import annotations
 
 import logging
+from pathlib import PurePosixPath
 
 import orjson
 from starlette.applications import Starlette
@@ -46,6 +47,10 @@ _HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 # carry the Basic challenge that makes a browser pop up its native login dialog.
 CLIENT_HEADER = "X-Nbtrack-Client"
 _UPLOAD_SECRET = "upload_urls"
+_DOWNLOAD_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 class Endpoints:
@@ -93,7 +98,15 @@ class Endpoints:
         path = self.files.path(entity, project, run_id, name)
         if not path.is_file():
             raise ApiError("NOT_FOUND", f"run {entity}/{project}/{run_id} has no file {name!r}")
-        return FileResponse(path)
+        # A run file is whatever a run saved: an .html or .svg one opened on this origin could run
+        # script with the UI's session. So it is always a download, sniffing is off, and a browser
+        # that renders it anyway does so in a sandbox with nothing allowed.
+        return FileResponse(
+            path,
+            filename=PurePosixPath(name).name,
+            content_disposition_type="attachment",
+            headers=_DOWNLOAD_HEADERS,
+        )
 
     async def _upload(self, request: Request, name: str) -> Response:
         # No Authorization: the signed token in the URL is the permission (signing.py).
