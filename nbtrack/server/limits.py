@@ -16,6 +16,7 @@ with Retry-After in whole seconds, which nbtrack's client (and W&B's) waits for 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import time
 from collections import OrderedDict
@@ -28,6 +29,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from nbtrack.server.errors import ApiError, error_response
 
 __all__ = ["RateLimitMiddleware", "RateLimiter", "TokenBucket"]
+
+log = logging.getLogger("nbtrack.server")
 
 # Buckets kept at most; the least recently used goes first. A forgotten bucket starts full again,
 # so forgetting never refuses anyone, and the table cannot grow with the addresses seen.
@@ -106,9 +109,11 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or not charged(scope["path"]):
             await self.app(scope, receive, send)
             return
-        wait = self.limiter.wait(await self._caller(scope))
+        caller = await self._caller(scope)
+        wait = self.limiter.wait(caller)
         if wait > 0.0:
             seconds = max(1, math.ceil(wait))  # Retry-After is whole seconds; 0 would invite a spin
+            log.info("rate limited %s: retry in %d s", caller, seconds)  # an entity name or address
             error = ApiError(
                 "RATE_LIMITED",
                 f"too many requests: this server allows {self.limiter.rate:g} a second "

@@ -1,0 +1,436 @@
+"""Server hardening: rate limits, slow clients, size limits, GraphQL cost, secrets kept out of logs.
+
+Every test runs a real `nbtrack server` on a loopback port, configured with small limits so
+each one is cheap to hit. Times are only ever bounded generously (a stalled client must be
+let go within many times its configured timeout), never measured.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import re
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from graphql import parse
+
+import nbtrack
+from nbtrack.online import backend, reader
+from nbtrack.server.graphql_cost import MAX_COST, MAX_QUERY_CHARS, MAX_SAME_FIELD, MAX_SELECTIONS, query_cost
+from nbtrack.server.graphql_schema import schema
+from tests import serving
+from tests.serving import Client, ServerProcess, create_key, start_server
+
+pytestmark = pytest.mark.timeout(300)
+server = serving.server  # the fixture, made this module's (an import would shadow test parameters)
+
+REPO = Path(__file__).resolve().parent.parent
+BODY_TIMEOUT = 2  # seconds, for the slow-client tests
+LET_GO_WITHIN = 30  # seconds: a stalled client is let go well within this
+
+
+@pytest.fixture
+def started(tmp_path: Path) -> Iterator[list[ServerProcess]]:
+    """Servers a test starts (through serve()), stopped after it."""
+    servers: list[ServerProcess] = []
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def serve(started: list[ServerProcess], tmp_path: Path, *args: str) -> ServerProcess:
+    server = start_server(tmp_path, extra_args=list(args))
+    started.append(server)
+    return server
+
+
+def assert_error_shape(response: requests.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body: dict[str, Any] = response.json()
+    assert body["errors"] and all(isinstance(e["message"], str) and e["message"] for e in body["errors"])
+    assert body["errors"][0]["extensions"]["code"] == code
+    return body
+
+
+def raw_http(url: str) -> socket.socket:
+    host, _, port = url.removeprefix("http://").partition(":")
+    return socket.create_connection((host, int(port)), timeout=LET_GO_WITHIN)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (socket timeout: LET_GO_WITHIN)."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def upload_url(client: Client, name: str) -> str:
+    """A signed URL to upload run p/r's file name to."""
+    query = """mutation ($f: [String!]!) {
+        createRunFiles(input: {project: "p", run: "r", files: $f}) { files { uploadUrl } }
+    }"""
+    url: str = client.data(query, f=[name])["createRunFiles"]["files"][0]["uploadUrl"]
+    return url
+
+
+def post_head(path: str, length: int) -> bytes:
+    """A POST request's head announcing a JSON body of length bytes."""
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+def parse_response(raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+# ---- rate limits ---------------------------------------------------------------------------
+
+
+def test_over_the_rate_limit_is_429_in_the_error_shape_with_retry_after(
+    started: list[ServerProcess], tmp_path: Path
+) -> None:
+    server = serve(started, tmp_path, "--rate-limit", "0.5", "--rate-burst", "3")
+    client = Client(server.url)
+    answers = [client.graphql("{ viewer { entity } }") for _ in range(6)]
+    assert [a.status_code for a in answers[:3]] == [200, 200, 200]
+    limited = [a for a in answers if a.status_code == 429]
+    assert limited
+    for answer in limited:
+        message = assert_error_shape(answer, 429, "RATE_LIMITED")["errors"][0]["message"]
+        assert "0.5 a second" in message
+        assert re.fullmatch(r"[1-9][0-9]*", answer.headers["Retry-After"])
+        assert int(answer.headers["Retry-After"]) <= 2  # one token at 0.5 a second
+
+
+def test_each_entity_has_its_own_budget_and_wrong_keys_are_charged_to_the_address(
+    started: list[ServerProcess], tmp_path: Path
+) -> None:
+    server = serve(started, tmp_path, "--rate-limit", "0.1", "--rate-burst", "2")
+    alice = Client(server.url, "alice", create_key(server, "alice"))
+    bob = Client(server.url, "bob", create_key(server, "bob"))
+    statuses = [alice.graphql("{ viewer { entity } }").status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    assert bob.data("{ viewer { entity } }") == {"viewer": {"entity": "bob"}}
+    # Guessing keys spends the address's budget, not alice's or bob's: guessing is throttled.
+    guesser = Client(server.url, "alice", "nbt_" + "0" * 40)
+    guesses = [guesser.graphql("{ viewer { entity } }") for _ in range(3)]
+    assert [g.status_code for g in guesses] == [401, 401, 429]
+    assert bob.graphql("{ viewer { entity } }").status_code == 200
+
+
+def test_pages_static_files_and_health_checks_are_not_charged(
+    started: list[ServerProcess], tmp_path: Path
+) -> None:
+    server = serve(started, tmp_path, "--rate-limit", "0.1", "--rate-burst", "1")
+    client = Client(server.url)
+    assert client.graphql("{ viewer { entity } }").status_code == 200
+    assert client.graphql("{ viewer { entity } }").status_code == 429
+    for path in ["/", "/local/p", "/local/p/runs/r", "/static/ui/app.js", "/healthz"] * 3:
+        assert requests.get(f"{server.url}{path}", timeout=10).status_code == 200, path
+    # Run files are charged: they read the disk for a caller.
+    assert_error_shape(requests.get(f"{server.url}/files/local/p/r/a.txt", timeout=10), 429, "RATE_LIMITED")
+
+
+def test_rate_limit_zero_is_off(started: list[ServerProcess], tmp_path: Path) -> None:
+    server = serve(started, tmp_path, "--rate-limit", "0", "--rate-burst", "1")
+    client = Client(server.url)
+    assert {client.graphql("{ viewer { entity } }").status_code for _ in range(30)} == {200}
+
+
+def test_a_run_logging_against_a_tiny_limit_stores_every_row(
+    started: list[ServerProcess], tmp_path: Path
+) -> None:
+    server = serve(started, tmp_path, "--rate-limit", "2", "--rate-burst", "2", "--log-level", "info")
+    rows = 3000
+    run = nbtrack.init(base_url=server.url, project="limited", config={"lr": 0.1})
+    for i in range(rows):
+        run.log({"x": i})
+        if i % 300 == 0:
+            time.sleep(0.2)  # spread the rows over many posts
+    run.summary["best"] = 1
+    run.finish(timeout=180)
+    assert run.state == "finished"
+    stored = nbtrack.Api(base_url=server.url).run(f"limited/{run.id}")
+    assert stored.state == "finished" and stored.summary["best"] == 1
+    history = stored.history()
+    assert [row["x"] for row in history] == list(range(rows))
+    assert [row["_step"] for row in history] == list(range(rows))
+    assert "rate limited address:127.0.0.1" in server.log()  # the limit was hit, and waited out
+
+
+# ---- slow clients --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/graphql", "/files/local/p/r/file_stream"])
+def test_a_body_that_stalls_is_answered_408_while_others_are_served(
+    started: list[ServerProcess], tmp_path: Path, path: str
+) -> None:
+    server = serve(started, tmp_path, "--body-timeout", str(BODY_TIMEOUT))
+    client = Client(server.url)
+    client.upsert("p", "r")
+    with raw_http(server.url) as sock:
+        sock.sendall(post_head(path, 1000) + b'{"query": "{ viewer')
+        started_at = time.monotonic()
+        served = 0
+        while time.monotonic() - started_at < BODY_TIMEOUT / 2:  # the stalled request holds nothing
+            assert client.data("{ viewer { entity } }") == {"viewer": {"entity": "local"}}
+            served += 1
+        status, headers, body = parse_response(read_until_closed(sock))
+    assert served >= 1
+    assert status == 408 and headers["connection"] == "close"
+    assert b'"code":"REQUEST_TIMEOUT"' in body
+    assert time.monotonic() - started_at < LET_GO_WITHIN
+
+
+def test_a_trickling_body_is_answered_408(started: list[ServerProcess], tmp_path: Path) -> None:
+    server = serve(started, tmp_path, "--body-timeout", str(BODY_TIMEOUT))
+    with raw_http(server.url) as sock:
+        sock.sendall(post_head("/graphql", 100_000))
+        started_at = time.monotonic()
+        answer = b""
+        sock.settimeout(0.3)
+        while not answer and time.monotonic() - started_at < LET_GO_WITHIN:
+            try:
+                sock.sendall(b" ")  # a byte well within every chunk's timeout, far below any real rate
+                answer = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                break
+    assert parse_response(answer)[0] == 408, answer
+
+
+def test_a_stalled_upload_leaves_no_partial_file(started: list[ServerProcess], tmp_path: Path) -> None:
+    server = serve(started, tmp_path, "--body-timeout", str(BODY_TIMEOUT))
+    client = Client(server.url)
+    client.upsert("p", "r")
+    url = upload_url(client, "m.bin")
+    with raw_http(server.url) as sock:
+        target = url.removeprefix(server.url)
+        sock.sendall(
+            f"PUT {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n".encode() + b"x" * 100
+        )
+        status, _, body = parse_response(read_until_closed(sock))
+    assert status == 408 and b"REQUEST_TIMEOUT" in body
+    uploads = tmp_path / f"server-{server.url.rpartition(':')[2]}" / "files"
+    assert [p.name for p in uploads.rglob("*") if p.is_file()] == []
+    assert client.run("p", "r", "files { name }") == {"files": []}
+
+
+def test_a_stalled_request_head_is_closed(started: list[ServerProcess], tmp_path: Path) -> None:
+    server = serve(started, tmp_path, "--body-timeout", str(BODY_TIMEOUT))
+    with raw_http(server.url) as sock:
+        sock.sendall(b"POST /graphql HTTP/1.1\r\nHost: x\r\n")  # and never the rest of the head
+        started_at = time.monotonic()
+        assert read_until_closed(sock) == b""
+    assert time.monotonic() - started_at < LET_GO_WITHIN
+
+
+def test_a_body_refused_unread_does_not_keep_the_connection(
+    started: list[ServerProcess], tmp_path: Path
+) -> None:
+    server = serve(started, tmp_path, "--body-timeout", str(BODY_TIMEOUT))
+    with raw_http(server.url) as sock:
+        # No token: refused before a byte of the body is read; the rest is never waited for.
+        sock.sendall(b"PUT /files/local/p/r/a.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\nxx")
+        status, _, body = parse_response(read_until_closed(sock))
+    assert status == 401 and b"UNAUTHENTICATED" in body
+
+
+# ---- size limits ---------------------------------------------------------------------------
+
+MAX_BODY = 4096
+
+
+@pytest.mark.parametrize("what", ["graphql", "file_stream", "upload"])
+def test_every_body_is_bounded_even_chunked_without_a_length(
+    started: list[ServerProcess], tmp_path: Path, what: str
+) -> None:
+    server = serve(started, tmp_path, "--max-body", str(MAX_BODY), "--max-upload", str(MAX_BODY))
+    client = Client(server.url)
+    client.upsert("p", "r")
+    url = {
+        "graphql": f"{server.url}/graphql",
+        "file_stream": f"{server.url}/files/local/p/r/file_stream",
+        "upload": upload_url(client, "a.bin"),
+    }[what]
+    chunks = iter([b'{"query": "', b"x" * MAX_BODY, b'"}'])  # a generator: sent chunked
+    method = "PUT" if what == "upload" else "POST"
+    response = requests.request(
+        method, url, data=chunks, headers={"Content-Type": "application/json"}, timeout=30
+    )
+    assert_error_shape(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+# ---- GraphQL limits ------------------------------------------------------------------------
+
+
+def graphql_refused(client: Client, query: str, **variables: Any) -> str:
+    """The message of a query refused 400 BAD_REQUEST."""
+    message: str = assert_error_shape(client.graphql(query, **variables), 400, "BAD_REQUEST")["errors"][0][
+        "message"
+    ]
+    return message
+
+
+def test_a_query_over_the_cost_limit_is_refused_naming_the_limit(server_for_graphql: Client) -> None:
+    client = server_for_graphql
+    assert str(MAX_COST) in graphql_refused(client, '{ project(name: "p") { runs(first: 100000) { name } } }')
+    query = "query ($n: Int) { project(name: $p) { runs(first: $n) { name } } }".replace("$p", '"p"')
+    assert str(MAX_COST) in graphql_refused(client, query, n=1_000_000)
+    # Unbounded runs within runs multiply too.
+    nested = '{ project(name: "p") { runs { project { runs { name } } } } }'
+    assert str(MAX_COST) in graphql_refused(client, nested)
+    assert client.data('{ project(name: "p") { runs(first: 10) { name history } } }')
+
+
+def test_aliases_cannot_repeat_a_field_past_the_limit(server_for_graphql: Client) -> None:
+    client = server_for_graphql
+    aliased = " ".join(f"a{i}: run(name: $r) {{ history }}" for i in range(MAX_SAME_FIELD + 1))
+    query = f'query ($r: String!) {{ project(name: "p") {{ {aliased} }} }}'
+    assert "aliases included" in graphql_refused(client, query, r="r")
+    assert str(MAX_SAME_FIELD) in graphql_refused(
+        client, "{ viewer { " + "id " * (MAX_SAME_FIELD + 1) + "} }"
+    )
+    fewer = " ".join(f"a{i}: run(name: $r) {{ name }}" for i in range(MAX_SAME_FIELD))
+    assert client.data(f'query ($r: String!) {{ project(name: "p") {{ {fewer} }} }}', r="r")
+
+
+def test_query_text_and_selections_are_bounded(server_for_graphql: Client) -> None:
+    client = server_for_graphql
+    long_query = "{ viewer { id } }" + " " * MAX_QUERY_CHARS
+    assert str(MAX_QUERY_CHARS) in graphql_refused(client, long_query)
+    # Distinct names, so only the count of selections is over: fragments each selecting a few fields.
+    fragments = "".join(
+        f"fragment F{i} on User {{ id username entity }}\n" for i in range(MAX_SELECTIONS // 3 + 1)
+    )
+    spreads = " ".join(f"...F{i}" for i in range(MAX_SELECTIONS // 3 + 1))
+    assert str(MAX_SELECTIONS) in graphql_refused(client, f"{{ viewer {{ {spreads} }} }}\n{fragments}")
+
+
+def test_a_fragment_bomb_is_refused_at_once(server_for_graphql: Client) -> None:
+    client = server_for_graphql
+    fragments = "".join(
+        f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} ...F{i + 1} }}\n" for i in range(40)
+    )
+    started_at = time.monotonic()
+    message = graphql_refused(client, "{ ...F0 }\n" + fragments + "fragment F40 on Query { viewer { id } }")
+    assert str(MAX_COST) in message
+    assert time.monotonic() - started_at < LET_GO_WITHIN
+
+
+@pytest.fixture
+def server_for_graphql(server: ServerProcess) -> Client:
+    client = Client(server.url)
+    client.upsert("p", "r")
+    return client
+
+
+def nbtracks_own_queries() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Every query nbtrack's clients send, with the largest variables they send it with."""
+    queries: dict[str, tuple[str, dict[str, Any]]] = {
+        name: (getattr(reader, name), {"limit": 10_000})
+        for name in ["PROJECTS", "RUNS", "RUN", "HISTORY", "OUTPUT", "EVENTS"]
+    }
+    queries["UPSERT_BUCKET"] = (backend.UPSERT_BUCKET, {})
+    queries["CREATE_RUN_FILES"] = (backend.CREATE_RUN_FILES, {})
+    js = (REPO / "js" / "ui" / "queries.js").read_text()
+    run_fields = re.search(r"const RUN_FIELDS = `(.*?)`;", js, re.S)
+    assert run_fields is not None
+    ui_variables = {"first": 1000, "outputLimit": 2000, "limit": 2000}
+    for match in re.finditer(r"export const (\w+) = `(.*?)`;", js, re.S):
+        if "query" in match.group(2):
+            queries[f"ui {match.group(1)}"] = (
+                match.group(2).replace("${RUN_FIELDS}", run_fields.group(1)),
+                ui_variables,
+            )
+    fields = run_fields.group(1) + " chart(x: $x, minX: $minX, maxX: $maxX)"
+    runs = " ".join(f"r{i}: run(name: $r{i}) {{ {fields} }}" for i in range(10))  # compare.js: MAX_RUNS = 10
+    queries["ui compare"] = (
+        f'query ($x: String, $minX: Float, $maxX: Float) {{ project(name: "p") {{ {runs} }} }}',
+        {},
+    )
+    return queries
+
+
+@pytest.mark.parametrize("name", sorted(nbtracks_own_queries()))
+def test_nbtracks_own_queries_are_well_within_the_limits(name: str) -> None:
+    query, variables = nbtracks_own_queries()[name]
+    assert len(query) < MAX_QUERY_CHARS // 4
+    assert query_cost(schema(), parse(query), None, variables) < MAX_COST // 2
+
+
+# ---- secrets -------------------------------------------------------------------------------
+
+
+def test_no_key_or_upload_token_reaches_a_debug_log(started: list[ServerProcess], tmp_path: Path) -> None:
+    server = serve(started, tmp_path, "--log-level", "debug")
+    key = create_key(server, "alice")
+    alice = Client(server.url, "alice", key)
+    alice.upsert("p", "r", config='{"lr": {"value": 0.1}}')
+    post = {"files": {"wandb-history.jsonl": {"offset": 0, "content": ['{"_step": 0, "x": 1}']}}}
+    assert alice.stream("p", "r", post).status_code == 200
+    url = upload_url(alice, "a.txt")
+    token = url.partition("?token=")[2]
+    assert requests.put(url, data=b"hello", timeout=10).status_code == 200
+    assert requests.put(url.replace(token, token[:-1] + "0"), data=b"x", timeout=10).status_code == 401
+    assert alice.session.get(f"{server.url}/files/alice/p/r/a.txt", timeout=10).content == b"hello"
+    wrong = "nbt_" + "1" * 40
+    assert Client(server.url, "alice", wrong).graphql("{ viewer { entity } }").status_code == 401
+    server.stop()
+    log = server.log()
+    assert " DEBUG " in log  # the level was on
+    secrets = [key, wrong, token, base64.b64encode(f"api:{key}".encode()).decode()]
+    for secret in secrets:
+        assert secret not in log
+    assert "sqlalchemy" not in log  # statements' parameters hold key hashes and the signing secret
+
+
+def test_sql_is_never_built_from_values_at_a_call_site() -> None:
+    """No SQL execution call in nbtrack/ is given text formatted where it is called (but from
+    module constants): values are bound.
+
+    (Store._upsert_sql and _unnest_sql build statements from the schema's table and column
+    names only, and bind every value.)
+    """
+    offenders = []
+    for path in (REPO / "nbtrack").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not (isinstance(node, ast.Call) and node.args):
+                continue
+            name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+            if name not in ("text", "exec_driver_sql", "execute", "executescript"):
+                continue
+            first = node.args[0]
+            formatted = isinstance(first, ast.JoinedStr | ast.BinOp) or (
+                isinstance(first, ast.Call) and getattr(first.func, "attr", "") == "format"
+            )
+            if formatted and not _only_constants(first):
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert offenders == []
+
+
+def _only_constants(node: ast.expr) -> bool:
+    """True for an f-string that only interpolates module constants (PRAGMA busy_timeout={MS})."""
+    return isinstance(node, ast.JoinedStr) and all(
+        isinstance(part, ast.Constant)
+        or (
+            isinstance(part, ast.FormattedValue)
+            and isinstance(part.value, ast.Name)
+            and part.value.id.isupper()
+        )
+        for part in node.values
+    )
