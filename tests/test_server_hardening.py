@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import ast
 import base64
+import json
 import re
 import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
-from graphql import parse
+from graphql import GraphQLInputObjectType, GraphQLObjectType, get_named_type, parse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import nbtrack
 from nbtrack.online import backend, reader
+from nbtrack.server.errors import CODES
 from nbtrack.server.graphql_cost import MAX_COST, MAX_QUERY_CHARS, MAX_SAME_FIELD, MAX_SELECTIONS, query_cost
 from nbtrack.server.graphql_schema import schema
 from tests import serving
@@ -434,3 +439,216 @@ def _only_constants(node: ast.expr) -> bool:
         )
         for part in node.values
     )
+
+
+# ---- fuzz: whatever arrives, never a 5xx, and every 4xx in the error shape ---------------
+
+FUZZ_MAX_BODY = 4096
+
+
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server with every limit small but the rate (tested above), so requests reach the handlers."""
+    served = start_server(
+        tmp_path_factory.mktemp("fuzz"),
+        extra_args=[
+            "--max-body",
+            str(FUZZ_MAX_BODY),
+            "--max-upload",
+            str(FUZZ_MAX_BODY),
+            "--rate-limit",
+            "0",
+            "--body-timeout",
+            "5",
+        ],
+    )
+    Client(served.url).upsert("fuzz", "r")
+    yield served
+    served.stop()
+    assert "Traceback" not in served.log(), served.log_tail()
+
+
+SEGMENTS = st.sampled_from(
+    ["local", "fuzz", "r", "..", "%2E%2E", "a%20b", "x" * 300, "%00", "~uploads"]
+) | st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12).map(
+    lambda text: quote(text, safe="")
+)
+PATHS = st.one_of(
+    st.sampled_from(["/graphql", "/healthz", "/", "/static/ui/app.js", "/files", "/files/local"]),
+    st.builds("/files/{}/{}/{}/file_stream".format, SEGMENTS, SEGMENTS, SEGMENTS),
+    st.builds("/files/{}/{}/{}/{}".format, SEGMENTS, SEGMENTS, SEGMENTS, SEGMENTS),
+    st.builds("/static/{}".format, SEGMENTS),
+    st.builds("/{}/{}".format, SEGMENTS, SEGMENTS),
+    st.builds("/{}/{}/runs/{}".format, SEGMENTS, SEGMENTS, SEGMENTS),
+    st.builds("/{}/{}/compare".format, SEGMENTS, SEGMENTS),
+    st.lists(SEGMENTS, max_size=6).map(lambda parts: "/" + "/".join(parts)),
+)
+QUERY_STRINGS = st.sampled_from(
+    ["", "?token=", "?token=1.a", "?token=99999999999.ab", "?runs=a,b"]
+) | st.text(max_size=10).map(lambda text: "?token=" + quote(text, safe=""))
+HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40).map(str.strip)
+HEADERS = st.fixed_dictionaries(
+    {},
+    optional={
+        "Content-Type": st.sampled_from(
+            [
+                "application/json",
+                "application/json; charset=utf-8",
+                "text/plain",
+                "application/x-www-form-urlencoded",
+                "",
+            ]
+        )
+        | HEADER_TEXT,
+        "Authorization": st.sampled_from(
+            ["Basic", "Bearer x", "Basic !!!", "Basic " + base64.b64encode(b"api:").decode()]
+        )
+        | st.binary(max_size=30).map(lambda raw: "Basic " + base64.b64encode(raw).decode())
+        | HEADER_TEXT,
+        "X-Nbtrack-Client": st.just("ui"),
+        "If-None-Match": HEADER_TEXT,
+        "Accept-Encoding": st.sampled_from(["gzip", "identity", "br"]),
+    },
+)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+def _arg_values(type_: Any, depth: int = 0) -> st.SearchStrategy[str]:
+    """GraphQL literals roughly of type_ (and sometimes not)."""
+    named = get_named_type(type_)
+    junk = st.sampled_from(["null", "true", "1.5", '""', "[]", "{}", "$v"])
+    if isinstance(named, GraphQLInputObjectType) and depth < 2:
+        fields = sorted(named.fields)
+        entries = st.lists(
+            st.sampled_from(fields).flatmap(
+                lambda f: _arg_values(named.fields[f].type, depth + 1).map(lambda v: f"{f}: {v}")
+            ),
+            max_size=5,
+        )
+        return entries.map(lambda parts: "{" + ", ".join(parts) + "}") | junk
+    numbers = st.integers(-(2**40), 2**40).map(str) | st.sampled_from(
+        ["0", "1", "1000", "100000", "2147483647"]
+    )
+    strings = st.text(max_size=8).map(json.dumps) | st.sampled_from(
+        ['"fuzz"', '"r"', '"_step"', '"{\\"a\\": 1}"']
+    )
+    items = st.lists(numbers | strings, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]")
+    return numbers | strings | items | junk
+
+
+@st.composite
+def _selection(draw: st.DrawFn, type_name: str, depth: int = 0) -> str:
+    """A selection set of type_name's fields (or bogus ones), with arguments, aliases and repeats."""
+    object_type = schema().get_type(type_name)
+    assert isinstance(object_type, GraphQLObjectType)
+    names = draw(
+        st.lists(
+            st.sampled_from([*sorted(object_type.fields), "__typename", "bogus"]), min_size=1, max_size=5
+        )
+    )
+    parts = []
+    for name in names:
+        field = object_type.fields.get(name)
+        alias = draw(st.sampled_from(["", "", "", "a: ", "b: "]))
+        arguments = ""
+        if field is not None and field.args and draw(st.booleans()):
+            chosen = draw(st.lists(st.sampled_from(sorted(field.args)), unique=True, min_size=1, max_size=4))
+            values = [f"{arg}: {draw(_arg_values(field.args[arg].type))}" for arg in chosen]
+            arguments = "(" + ", ".join(values) + ")"
+        below = ""
+        item_type = get_named_type(field.type) if field is not None else None
+        if isinstance(item_type, GraphQLObjectType):
+            below = (
+                " { " + (draw(_selection(item_type.name, depth + 1)) if depth < 3 else "__typename") + " }"
+            )
+        parts.append(f"{alias}{name}{arguments}{below}")
+    repeat = draw(st.sampled_from([1, 1, 1, 2, MAX_SAME_FIELD + 1]))  # aliases over the limit, now and then
+    return " ".join(parts * repeat)
+
+
+GRAPHQL_DOCUMENTS = st.one_of(
+    _selection("Query").map(lambda s: "{ " + s + " }"),
+    _selection("Query").map(lambda s: "query Q($v: Int) { " + s + " }"),
+    _selection("Query").map(lambda s: "{ " + s + " }"),
+    _selection("Mutation").map(lambda s: "mutation { " + s + " }"),
+    _selection("Project").map(
+        lambda s: 'query { project(name: "fuzz") { ...P } } fragment P on Project { ' + s + " }"
+    ),
+    _selection("Run").map(lambda s: '{ project(name: "fuzz") { runs(first: 3) { ' + s + " } } }"),
+    st.text(max_size=40),
+)
+_GRAPHQL_MORE = st.fixed_dictionaries(
+    {"query": GRAPHQL_DOCUMENTS},
+    optional={
+        "variables": st.dictionaries(st.sampled_from(["v", "p", "input"]), JSON_VALUES, max_size=2)
+        | JSON_VALUES,
+        "operationName": st.sampled_from(["Q", "P", ""]) | JSON_VALUES,
+    },
+)
+# Mostly a bare query, so most requests get past the envelope's checks and run.
+GRAPHQL_BODIES = st.one_of(*[GRAPHQL_DOCUMENTS.map(lambda query: {"query": query})] * 3, _GRAPHQL_MORE)
+BODIES = st.one_of(
+    st.none(),
+    st.binary(max_size=64),
+    JSON_VALUES.map(lambda value: json.dumps(value).encode()),
+    GRAPHQL_BODIES.map(lambda value: json.dumps(value).encode()),
+    st.just(b"x" * (FUZZ_MAX_BODY + 1)),
+    st.just("chunked"),  # a chunked body over the limit, without a length
+)
+METHODS = st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
+
+
+def assert_answered_in_shape(response: requests.Response, method: str) -> None:
+    assert response.status_code < 500, response.text
+    if response.status_code < 400 or method == "HEAD":
+        return
+    assert response.headers["content-type"] == "application/json", response.text
+    errors = response.json()["errors"]
+    assert errors and all(isinstance(e["message"], str) and e["message"] for e in errors), errors
+    codes = {e["extensions"]["code"] for e in errors}
+    assert "INTERNAL" not in codes and codes <= set(CODES), errors
+    assert response.status_code in {CODES[code] for code in codes}, (response.status_code, errors)
+
+
+def _send(url: str, method: str, headers: dict[str, str], body: bytes | str | None) -> requests.Response:
+    data: Any = body
+    if body == "chunked":
+        data = iter([b"[", b"1," * FUZZ_MAX_BODY, b"1]"])
+    return requests.request(method, url, headers=headers, data=data, timeout=60)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(method=METHODS, path=PATHS, query=QUERY_STRINGS, headers=HEADERS, body=BODIES)
+def test_no_request_makes_the_server_fail(
+    fuzzed: ServerProcess,
+    method: str,
+    path: str,
+    query: str,
+    headers: dict[str, str],
+    body: bytes | str | None,
+) -> None:
+    assert_answered_in_shape(_send(f"{fuzzed.url}{path}{query}", method, headers, body), method)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=GRAPHQL_BODIES, content_type=st.sampled_from(["application/json", "application/graphql+json"]))
+def test_no_graphql_request_makes_the_server_fail(
+    fuzzed: ServerProcess, body: dict[str, Any], content_type: str
+) -> None:
+    response = requests.post(
+        f"{fuzzed.url}/graphql",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": content_type},
+        timeout=60,
+    )
+    if response.status_code == 200:
+        assert "errors" not in response.json() or all(
+            e["extensions"]["code"] not in ("INTERNAL", "BAD_REQUEST") for e in response.json()["errors"]
+        )
+    assert_answered_in_shape(response, "POST")
