@@ -12,6 +12,8 @@ import base64
 import json
 import re
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,6 +176,20 @@ def test_a_run_logging_against_a_tiny_limit_stores_every_row(
     assert [row["x"] for row in history] == list(range(rows))
     assert [row["_step"] for row in history] == list(range(rows))
     assert "rate limited address:127.0.0.1" in server.log()  # the limit was hit, and waited out
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--rate-limit", "-1"), ("--rate-limit", "nan"), ("--rate-burst", "0.5"), ("--body-timeout", "0")],
+)
+def test_bad_limit_options_are_refused_naming_the_option(tmp_path: Path, option: str, value: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "nbtrack.cli", "server", "--dir", str(tmp_path / "root"), option, value],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0 and option in result.stderr and result.stdout == ""
 
 
 # ---- slow clients --------------------------------------------------------------------------
