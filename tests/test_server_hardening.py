@@ -271,6 +271,23 @@ def test_a_body_refused_unread_does_not_keep_the_connection(
     assert status == 401 and b"UNAUTHENTICATED" in body
 
 
+@pytest.mark.parametrize(
+    "parts",
+    [[b"NOT HTTP AT ALL\r\n\r\n"], [b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000, b"\r\n\r\n"]],
+    ids=["malformed", "head over 16 KiB"],
+)
+def test_requests_uvicorn_refuses_are_answered_in_the_error_shape(
+    server: ServerProcess, parts: list[bytes]
+) -> None:
+    with raw_http(server.url) as sock:
+        for part in parts:
+            sock.sendall(part)
+            time.sleep(0.2)  # the head arrives in pieces: h11 holds at most 16 KiB of an unfinished one
+        status, headers, body = parse_response(read_until_closed(sock))
+    assert status == 400 and headers["content-type"] == "application/json"
+    assert json.loads(body)["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
 # ---- size limits ---------------------------------------------------------------------------
 
 MAX_BODY = 4096

@@ -14,7 +14,8 @@ import uvicorn
 
 from nbtrack.server.app import create_app
 from nbtrack.server.config import ServerConfig, describe_store, is_loopback
-from nbtrack.server.timeouts import KEEP_ALIVE_SECONDS, guarded_protocol
+from nbtrack.server.protocol import guarded_protocol
+from nbtrack.server.timeouts import KEEP_ALIVE_SECONDS
 from nbtrack.store import Store
 
 __all__ = ["serve"]
@@ -86,7 +87,7 @@ def serve(config: ServerConfig, out: TextIO = sys.stdout) -> int:
             server_header=False,
             timeout_graceful_shutdown=_GRACE_SECONDS,
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
-            # uvicorn's h11 protocol with a deadline on request heads (timeouts.py).
+            # uvicorn's h11 protocol with a deadline on request heads (protocol.py).
             http=guarded_protocol(config.body_timeout),
         )
         _Server(uvicorn_config, announcement, out).run(sockets=[sock])

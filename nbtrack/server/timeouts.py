@@ -4,13 +4,13 @@ An asyncio server spends no thread on a waiting connection, but each one still h
 buffers and, mid-body, a handler (an upload's temporary file). Three deadlines bound them:
 
 - the head: once a connection is open (or has been answered), the next request's line and
-  headers must arrive within `body_timeout` seconds, or it is closed (uvicorn has no such timer:
-  a client trickling header bytes would otherwise keep a connection forever);
+  headers must arrive within `body_timeout` seconds, or it is closed (protocol.py: uvicorn has
+  no such timer, and a client trickling header bytes would otherwise keep a connection forever);
 - the body, while a handler reads it: no chunk for `body_timeout` seconds, or a body arriving
   slower than MIN_BODY_RATE on average after the first `body_timeout` seconds, is answered
   408 REQUEST_TIMEOUT and the connection closed;
 - a body the handler never read (a request refused before reading it) is not waited for
-  beyond the head deadline either.
+  beyond the head deadline either (protocol.py).
 Idle kept-alive connections are closed by uvicorn after KEEP_ALIVE_SECONDS.
 """
 
@@ -19,11 +19,10 @@ from __future__ import annotations
 import asyncio
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from nbtrack.server.errors import ApiError
 
-__all__ = ["KEEP_ALIVE_SECONDS", "MIN_BODY_RATE", "BodyDeadline", "guarded_protocol"]
+__all__ = ["KEEP_ALIVE_SECONDS", "MIN_BODY_RATE", "BodyDeadline"]
 
 # nbtrack's sender posts every 0.5 s and a run page polls every second, so 5 s of idleness keeps
 # their connections open between requests while idle ones go soon.
@@ -73,44 +72,3 @@ class BodyDeadline:
             return message
 
         await self.app(scope, timed_receive, send)
-
-
-def guarded_protocol(head_timeout: float) -> type[H11Protocol]:
-    """uvicorn's h11 protocol, closing a connection whose next request head is not in within head_timeout."""
-
-    class GuardedH11Protocol(H11Protocol):
-        _head_timer: asyncio.TimerHandle | None = None
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._arm_head_timer()
-
-        def handle_events(self) -> None:
-            super().handle_events()
-            if self.cycle is not None and not self.cycle.response_complete and self._head_timer is not None:
-                self._head_timer.cancel()  # a request's head arrived: the body has its own deadline
-                self._head_timer = None
-
-        def on_response_complete(self) -> None:
-            self._arm_head_timer()  # before: the base class may start a pipelined request at once
-            super().on_response_complete()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
-            super().connection_lost(exc)
-
-        def _arm_head_timer(self) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-            self._head_timer = self.loop.call_later(head_timeout, self._head_timed_out)
-
-        def _head_timed_out(self) -> None:
-            self._head_timer = None
-            if self.cycle is not None and not self.cycle.response_complete:
-                return  # a request is being handled; its body has its own deadline
-            if not self.transport.is_closing():
-                self.transport.close()  # connection_lost brings h11's state up to date
-
-    return GuardedH11Protocol
