@@ -191,9 +191,10 @@ class _Counter:
 
 def _default(argument: GraphQLArgument) -> int | None:
     """An argument's integer default in the schema (chart's points = 1000), else None."""
-    default = argument.default
+    default = getattr(argument, "default", None)  # graphql-core 3.3; 3.2 has default_value only
     if default is None:
-        return None
+        value = getattr(argument, "default_value", None)
+        return value if type(value) is int else None
     literal = getattr(default, "literal", None)
     if isinstance(literal, IntValueNode):
         return int(literal.value)
