@@ -32,7 +32,7 @@ from nbtrack.server.errors import CODES
 from nbtrack.server.graphql_cost import MAX_COST, MAX_QUERY_CHARS, MAX_SAME_FIELD, MAX_SELECTIONS, query_cost
 from nbtrack.server.graphql_schema import schema
 from tests import serving
-from tests.serving import Client, ServerProcess, create_key, start_server
+from tests.serving import POSTGRES_URL, Client, ServerProcess, create_key, start_server, unique_name
 
 pytestmark = pytest.mark.timeout(300)
 server = serving.server  # the fixture, made this module's (an import would shadow test parameters)
@@ -414,10 +414,21 @@ def test_nbtracks_own_queries_are_well_within_the_limits(name: str) -> None:
 # ---- secrets -------------------------------------------------------------------------------
 
 
-def test_no_key_or_upload_token_reaches_a_debug_log(started: list[ServerProcess], tmp_path: Path) -> None:
-    server = serve(started, tmp_path, "--log-level", "debug")
-    key = create_key(server, "alice")
-    alice = Client(server.url, "alice", key)
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_no_key_or_upload_token_reaches_a_debug_log(
+    started: list[ServerProcess], tmp_path: Path, database: str
+) -> None:
+    if database == "postgresql" and not POSTGRES_URL:
+        pytest.skip("set NBTRACK_TEST_POSTGRES_URL to run the server on PostgreSQL")
+    server = start_server(
+        tmp_path,
+        db_url=POSTGRES_URL if database == "postgresql" else None,
+        extra_args=["--log-level", "debug"],
+    )
+    started.append(server)
+    entity = unique_name("alice")  # the PostgreSQL database is shared: an entity of this test's own
+    key = create_key(server, entity)
+    alice = Client(server.url, entity, key)
     alice.upsert("p", "r", config='{"lr": {"value": 0.1}}')
     post = {"files": {"wandb-history.jsonl": {"offset": 0, "content": ['{"_step": 0, "x": 1}']}}}
     assert alice.stream("p", "r", post).status_code == 200
@@ -425,9 +436,9 @@ def test_no_key_or_upload_token_reaches_a_debug_log(started: list[ServerProcess]
     token = url.partition("?token=")[2]
     assert requests.put(url, data=b"hello", timeout=10).status_code == 200
     assert requests.put(url.replace(token, token[:-1] + "0"), data=b"x", timeout=10).status_code == 401
-    assert alice.session.get(f"{server.url}/files/alice/p/r/a.txt", timeout=10).content == b"hello"
+    assert alice.session.get(f"{server.url}/files/{entity}/p/r/a.txt", timeout=10).content == b"hello"
     wrong = "nbt_" + "1" * 40
-    assert Client(server.url, "alice", wrong).graphql("{ viewer { entity } }").status_code == 401
+    assert Client(server.url, entity, wrong).graphql("{ viewer { entity } }").status_code == 401
     server.stop()
     log = server.log()
     assert " DEBUG " in log  # the level was on

@@ -67,7 +67,8 @@ def serve(config: ServerConfig, out: TextIO = sys.stdout) -> int:
         level = getattr(logging, config.log_level.upper())
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         # SQLAlchemy logs statements with their parameters at INFO, and those hold key hashes and
-        # the URL-signing secret: its log stays at WARNING whatever the server's level.
+        # the URL-signing secret: its log stays at WARNING whatever the server's level (SQLAlchemy
+        # sets that itself on import; said here so that no logging change can undo it).
         logging.getLogger("sqlalchemy").setLevel(max(level, logging.WARNING))
         app = create_app(config, store)
         sock = _bind(config.host, config.port)
