@@ -31,6 +31,7 @@ from nbtrack.online import backend, reader
 from nbtrack.server.errors import CODES
 from nbtrack.server.graphql_cost import MAX_COST, MAX_QUERY_CHARS, MAX_SAME_FIELD, MAX_SELECTIONS, query_cost
 from nbtrack.server.graphql_schema import schema
+from nbtrack.server.limits import MAX_BUCKETS, RateLimiter, address_of
 from tests import serving
 from tests.serving import POSTGRES_URL, Client, ServerProcess, create_key, start_server, unique_name
 
@@ -190,6 +191,32 @@ def test_bad_limit_options_are_refused_naming_the_option(tmp_path: Path, option:
         timeout=60,
     )
     assert result.returncode != 0 and option in result.stderr and result.stdout == ""
+
+
+def test_a_bucket_refills_at_its_rate_and_the_table_stays_bounded() -> None:
+    now = [0.0]
+    limiter = RateLimiter(rate=2.0, burst=2.0, clock=lambda: now[0])
+    assert [limiter.wait("a"), limiter.wait("a")] == [0.0, 0.0]
+    assert limiter.wait("a") == pytest.approx(0.5)  # one token at 2 a second
+    assert limiter.wait("b") == 0.0  # another caller's bucket is full
+    now[0] += 0.5
+    assert limiter.wait("a") == 0.0
+    for i in range(MAX_BUCKETS + 10):
+        limiter.wait(f"address:{i}")
+    assert len(limiter._buckets) == MAX_BUCKETS
+
+
+def test_ipv6_callers_are_charged_by_their_64() -> None:
+    def scope(host: str) -> dict[str, Any]:
+        return {"client": (host, 1234)}
+
+    assert (
+        address_of(scope("2001:db8:1:2::1"))
+        == address_of(scope("2001:db8:1:2:ffff::9"))
+        == "2001:db8:1:2::/64"
+    )
+    assert address_of(scope("2001:db8:1:3::1")) != address_of(scope("2001:db8:1:2::1"))
+    assert address_of(scope("127.0.0.1")) == "127.0.0.1"
 
 
 # ---- slow clients --------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nbtrack.server.errors import ApiError, error_response
 
-__all__ = ["RateLimitMiddleware", "RateLimiter", "TokenBucket"]
+__all__ = ["MAX_BUCKETS", "RateLimitMiddleware", "RateLimiter", "TokenBucket", "address_of", "charged"]
 
 log = logging.getLogger("nbtrack.server")
 
