@@ -84,6 +84,30 @@ def _server_parser(server: argparse.ArgumentParser) -> None:
     server.add_argument("--files", help="folder of uploaded run files (default ROOT/files)")
     server.add_argument("--max-body", type=int, help="largest JSON body in bytes (default 64 MiB)")
     server.add_argument("--max-upload", type=int, help="largest uploaded file in bytes (default 1 GiB)")
+    server.add_argument(
+        "--rate-limit",
+        type=float,
+        metavar="PER_SECOND",
+        help="requests a second per entity (or per address without a key) to /graphql and /files; "
+        "0: no limit (default 100)",
+    )
+    server.add_argument(
+        "--rate-burst",
+        type=float,
+        metavar="REQUESTS",
+        help="requests at once beyond the rate (default 4 s worth)",
+    )
+    server.add_argument(
+        "--body-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="longest wait for a request's head or the next piece of its body (default 30)",
+    )
+    server.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        help="server log level (default warning)",
+    )
     server.set_defaults(func=_server, dir=None, db=None)
     key = server.add_subparsers(dest="server_command", metavar="key").add_parser(
         "key", help="manage API keys", description="manage API keys"
@@ -203,7 +227,19 @@ def _server(args: argparse.Namespace) -> int:
         )
         return 2
 
-    options = ("host", "port", "dir", "db", "files", "max_body", "max_upload")
+    options = (
+        "host",
+        "port",
+        "dir",
+        "db",
+        "files",
+        "max_body",
+        "max_upload",
+        "rate_limit",
+        "rate_burst",
+        "body_timeout",
+        "log_level",
+    )
     return serve(server_config(**{name: getattr(args, name) for name in options}))
 
 

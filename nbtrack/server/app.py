@@ -20,6 +20,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
@@ -32,8 +33,10 @@ from nbtrack.server.errors import ApiError, error_response
 from nbtrack.server.files import FileStore
 from nbtrack.server.filestream import apply_post, parse_post
 from nbtrack.server.graphql_http import run_graphql
+from nbtrack.server.limits import RateLimiter, RateLimitMiddleware
 from nbtrack.server.names import check_name
 from nbtrack.server.signing import UrlSigner
+from nbtrack.server.timeouts import BodyDeadline
 from nbtrack.server.ui import ui_routes
 from nbtrack.store import Store
 
@@ -149,8 +152,16 @@ def create_app(config: ServerConfig, store: Store) -> Starlette:
         # After the API's routes: none of their paths has the shape of a page.
         *ui_routes(),
     ]
+    # Outermost first: a caller over its budget is refused before anything else is done for it.
+    middleware = [Middleware(BodyDeadline, body_timeout=config.body_timeout)]
+    if config.rate_limit > 0:
+        limiter = RateLimiter(config.rate_limit, config.rate_burst)
+        middleware.insert(
+            0, Middleware(RateLimitMiddleware, limiter=limiter, key_entity=endpoints.auth.key_entity)
+        )
     return Starlette(
         routes=routes,
+        middleware=middleware,
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
     )
 

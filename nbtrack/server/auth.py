@@ -4,6 +4,10 @@ Open mode: a server bound to loopback whose store has no keys lets every request
 the default entity, like local mode does. Once a key exists, every request needs a valid key
 (checked on each request, so a key created while the server runs takes effect at once) and
 acts as the key's entity. Keys and Authorization headers are never logged.
+
+A key is only ever compared as its SHA-256 (the store looks the hash up; this cache is keyed by
+it): how long a comparison takes can tell at most how much of a guess's *hash* matches, which
+says nothing about the key, so no comparison here needs to be constant-time.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 from nbtrack.server.errors import ApiError
 from nbtrack.settings import DEFAULT_ENTITY
 from nbtrack.store import Store
+from nbtrack.store.keys import hash_key
 
 __all__ = ["CHALLENGE", "Authenticator"]
 
@@ -29,7 +34,8 @@ class Authenticator:
     def __init__(self, store: Store, *, open_allowed: bool) -> None:
         self._store = store
         self._open_allowed = open_allowed
-        self._known: dict[str, tuple[str, float]] = {}  # key -> (entity, until): the hot path skips the store
+        # sha256(key) -> (entity, until): the hot path skips the store, and no key is kept in clear
+        self._known: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
     def entity(self, authorization: str | None) -> str:
@@ -48,16 +54,22 @@ class Authenticator:
             "this server needs an API key: send HTTP Basic auth with user 'api' and the key as password",
         )
 
+    def key_entity(self, authorization: str | None) -> str | None:
+        """The entity of the header's key if it is a valid key, else None (open mode aside)."""
+        key = _basic_password(authorization)
+        return self._entity_for_key(key) if key else None
+
     def _entity_for_key(self, key: str) -> str | None:
         now = time.monotonic()
+        hashed = hash_key(key)
         with self._lock:
-            known = self._known.get(key)
+            known = self._known.get(hashed)
         if known is not None and known[1] > now:
             return known[0]
         entity = self._store.entity_for_key(key)
         if entity is not None:
             with self._lock:  # only valid keys are kept, so this stays as small as the api_keys table
-                self._known[key] = (entity, now + _KNOWN_KEY_SECONDS)
+                self._known[hashed] = (entity, now + _KNOWN_KEY_SECONDS)
         return entity
 
 

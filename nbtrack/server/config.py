@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,10 @@ from nbtrack.errors import UsageError
 from nbtrack.settings import resolve_root, store_url
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_BURST_SECONDS",
+    "DEFAULT_RATE",
+    "LOG_LEVELS",
     "MAX_BODY",
     "MAX_UPLOAD",
     "ServerConfig",
@@ -24,6 +29,14 @@ __all__ = [
 
 MAX_BODY = 64 * 1024 * 1024  # JSON bodies (GraphQL, file stream): a 10,000-row post is a few MB
 MAX_UPLOAD = 1024 * 1024 * 1024  # one uploaded run file
+LOG_LEVELS = ("debug", "info", "warning", "error")
+# Rate limit (limits.py), per entity or per address. nbtrack's sender posts at most twice a
+# second per run (one post in flight) and an open run page polls once a second: 100 requests a
+# second is ~40 busy runs of one entity at once, and past that the 429s only make posts fewer
+# and larger (every row still arrives).
+DEFAULT_RATE = 100.0
+DEFAULT_BURST_SECONDS = 4.0  # the default burst: this many seconds of the rate
+DEFAULT_BODY_TIMEOUT = 30.0  # seconds a request's head, or the next piece of its body, may take
 
 
 @dataclass(frozen=True)
@@ -34,6 +47,10 @@ class ServerConfig:
     port: int = 8080
     max_body: int = MAX_BODY
     max_upload: int = MAX_UPLOAD
+    rate_limit: float = DEFAULT_RATE  # requests a second per caller (limits.py); 0: no limit
+    rate_burst: float = DEFAULT_RATE * DEFAULT_BURST_SECONDS
+    body_timeout: float = DEFAULT_BODY_TIMEOUT  # seconds (timeouts.py)
+    log_level: str = "warning"
 
 
 def server_config(
@@ -45,6 +62,10 @@ def server_config(
     files: str | None,
     max_body: int | None,
     max_upload: int | None,
+    rate_limit: float | None = None,
+    rate_burst: float | None = None,
+    body_timeout: float | None = None,
+    log_level: str | None = None,
 ) -> ServerConfig:
     """The configuration `nbtrack server`'s options describe (None: the default); UsageError if invalid."""
     if not 0 <= port <= 65535:
@@ -52,6 +73,17 @@ def server_config(
     for option, value in (("--max-body", max_body), ("--max-upload", max_upload)):
         if value is not None and value < 1:
             raise UsageError(f"{option} must be a positive number of bytes, not {value}")
+    if rate_limit is not None and not (0 <= rate_limit < math.inf):
+        raise UsageError(
+            f"--rate-limit must be a number of requests a second >= 0 (0: off), not {rate_limit}"
+        )
+    if rate_burst is not None and not (1 <= rate_burst < math.inf):
+        raise UsageError(f"--rate-burst must be a number of requests >= 1, not {rate_burst}")
+    if body_timeout is not None and not (0 < body_timeout < math.inf):
+        raise UsageError(f"--body-timeout must be a positive number of seconds, not {body_timeout}")
+    if log_level is not None and log_level not in LOG_LEVELS:
+        raise UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
+    rate = DEFAULT_RATE if rate_limit is None else rate_limit
     url, files_dir = resolve_store(dir, db, files)
     return ServerConfig(
         store_url=url,
@@ -60,6 +92,12 @@ def server_config(
         port=port,
         max_body=max_body or MAX_BODY,
         max_upload=max_upload or MAX_UPLOAD,
+        rate_limit=rate,
+        # Unless given, a burst of DEFAULT_BURST_SECONDS' worth: a page load or a run's start
+        # (a few GraphQL calls and the first posts at once) never waits.
+        rate_burst=rate_burst or max(1.0, rate * DEFAULT_BURST_SECONDS),
+        body_timeout=body_timeout or DEFAULT_BODY_TIMEOUT,
+        log_level=log_level or "warning",
     )
 
 

@@ -22,8 +22,10 @@ CODES = {
     "UNAUTHENTICATED": 401,
     "NOT_FOUND": 404,
     "METHOD_NOT_ALLOWED": 405,
+    "REQUEST_TIMEOUT": 408,
     "PAYLOAD_TOO_LARGE": 413,
     "UNSUPPORTED_MEDIA_TYPE": 415,
+    "RATE_LIMITED": 429,
     "INTERNAL": 500,
 }
 
@@ -31,10 +33,11 @@ CODES = {
 class ApiError(NbtrackError):
     """A request the server refuses; raised anywhere below an endpoint, answered in the error shape."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.headers = dict(headers or {})  # sent with the answer (Retry-After, Connection: close)
 
     @property
     def status(self) -> int:
@@ -52,6 +55,6 @@ def error_response(
     return Response(
         orjson.dumps(error_body(error.code, error.message)),
         status_code=status or error.status,
-        headers=headers,
+        headers={**error.headers, **(headers or {})},
         media_type="application/json",
     )

@@ -1,11 +1,12 @@
 """POST /graphql: a GraphQL request body in, a status and a JSON body out.
 
 A request GraphQL cannot run at all (not JSON, no query, a syntax or validation error, bad
-variables, an unknown operation) is a 400 in the error shape. Once it runs, errors of resolvers
-travel beside the data, each with extensions.code, as GraphQL has it; the status is 200 (a
-NOT_FOUND is an answer), but 400 if an input was refused (BAD_REQUEST: resending cannot help,
-and a client that only looks at the status must not take it for success) and 500 if the server
-failed (INTERNAL). Blocking (resolvers call the store): run it in a worker thread.
+variables, an unknown operation, over a limit of graphql_cost.py) is a 400 in the error shape.
+Once it runs, errors of resolvers travel beside the data, each with extensions.code, as GraphQL
+has it; the status is 200 (a NOT_FOUND is an answer), but 400 if an input was refused
+(BAD_REQUEST: resending cannot help, and a client that only looks at the status must not take it
+for success) and 500 if the server failed (INTERNAL). Blocking (resolvers call the store): run
+it in a worker thread.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from graphql import ExecutionResult, GraphQLError, execute_sync, parse, specifie
 from nbtrack.server.body import parse_object
 from nbtrack.server.context import RequestContext
 from nbtrack.server.errors import ApiError
+from nbtrack.server.graphql_cost import MAX_COST, check_shape, check_text, query_cost
 from nbtrack.server.graphql_schema import MaxDepthRule, schema
 
 __all__ = ["run_graphql"]
@@ -41,12 +43,22 @@ def run_graphql(body: bytes, context: RequestContext) -> tuple[int, bytes]:
     if operation is not None and not isinstance(operation, str):
         raise ApiError("BAD_REQUEST", "the GraphQL request's 'operationName' must be a string")
     try:
+        check_text(query)
         document = parse(query, max_tokens=_MAX_TOKENS)
-    except GraphQLError as exc:  # a syntax error, or nesting beyond what the parser allows
+        check_shape(document)  # before validation, whose work grows with repeats of a field
+    except GraphQLError as exc:  # a syntax error, nesting beyond what the parser allows, too large
         return _errors(400, [exc])
     invalid = validate(schema(), document, _RULES)
     if invalid:
         return _errors(400, invalid)
+    cost = query_cost(schema(), document, operation, variables)
+    if cost > MAX_COST:
+        message = (
+            f"the query costs more than this server's limit of {MAX_COST} (each field 1, history and "
+            "chart 1000, output and events 10, times the items of each list around it: runs(first: N) "
+            "or 1000 runs without first); ask for fewer fields, runs or samples"
+        )
+        return _errors(400, [GraphQLError(message)])
     result = execute_sync(
         schema(), document, context_value=context, variable_values=variables, operation_name=operation
     )

@@ -19,6 +19,7 @@ from graphql import (
     OperationDefinitionNode,
     SelectionSetNode,
     StringValueNode,
+    ValidationContext,
     ValidationRule,
     build_schema,
 )
@@ -99,31 +100,49 @@ def _define_int64(scalar: GraphQLScalarType) -> None:
 
 
 class MaxDepthRule(ValidationRule):
-    """Refuses operations whose fields nest deeper than MAX_DEPTH (introspection excepted)."""
+    """Refuses operations whose fields nest deeper than MAX_DEPTH (introspection excepted).
+
+    A fragment's depth is worked out once and remembered: expanding every spread anew took time
+    exponential in the fragments of a "fragment bomb" (each spreading the next one four times).
+    """
+
+    def __init__(self, context: ValidationContext) -> None:
+        super().__init__(context)
+        self._fragment_depths: dict[str, int] = {}
 
     def enter_operation_definition(self, node: OperationDefinitionNode, *_args: Any) -> None:
-        depth = self._depth(node.selection_set, 0, set())
-        if depth > MAX_DEPTH:
+        if self._depth(node.selection_set, set()) > MAX_DEPTH:
             self.report_error(GraphQLError(f"the operation nests fields more than {MAX_DEPTH} deep", node))
 
-    def _depth(self, selection_set: SelectionSetNode | None, above: int, expanding: set[str]) -> int:
-        """The depth of the deepest field below; stops counting once past MAX_DEPTH."""
-        if selection_set is None or above > MAX_DEPTH:
-            return above
-        deepest = above
+    def _depth(self, selection_set: SelectionSetNode, expanding: set[str]) -> int:
+        """How many fields deep the selection set goes (1: leaves only); stops once past MAX_DEPTH."""
+        deepest = 0
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
                 if selection.name.value.startswith("__"):  # introspection: bounded by the schema itself
                     continue
-                deepest = max(deepest, self._depth(selection.selection_set, above + 1, expanding))
+                below = selection.selection_set
+                depth = 1 + (self._depth(below, expanding) if below is not None else 0)
             elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                fragment = self.context.get_fragment(name)
-                if fragment is None or name in expanding:  # unknown or cyclic: other rules report it
-                    continue
-                expanding.add(name)
-                deepest = max(deepest, self._depth(fragment.selection_set, above, expanding))
-                expanding.discard(name)
+                depth = self._fragment_depth(selection.name.value, expanding)
             elif isinstance(selection, InlineFragmentNode):
-                deepest = max(deepest, self._depth(selection.selection_set, above, expanding))
+                depth = self._depth(selection.selection_set, expanding)
+            else:
+                continue
+            deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:
+                break
         return deepest
+
+    def _fragment_depth(self, name: str, expanding: set[str]) -> int:
+        known = self._fragment_depths.get(name)
+        if known is not None:
+            return known
+        fragment = self.context.get_fragment(name)
+        if fragment is None or name in expanding:  # unknown or cyclic: other rules report it
+            return 0
+        expanding.add(name)
+        depth = self._depth(fragment.selection_set, expanding)
+        expanding.discard(name)
+        self._fragment_depths[name] = depth
+        return depth

@@ -14,6 +14,8 @@ import uvicorn
 
 from nbtrack.server.app import create_app
 from nbtrack.server.config import ServerConfig, describe_store, is_loopback
+from nbtrack.server.protocol import guarded_protocol
+from nbtrack.server.timeouts import KEEP_ALIVE_SECONDS
 from nbtrack.store import Store
 
 __all__ = ["serve"]
@@ -62,7 +64,12 @@ def serve(config: ServerConfig, out: TextIO = sys.stdout) -> int:
                 file=sys.stderr,
             )
             return REFUSED
-        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        level = getattr(logging, config.log_level.upper())
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        # SQLAlchemy logs statements with their parameters at INFO, and those hold key hashes and
+        # the URL-signing secret: its log stays at WARNING whatever the server's level (SQLAlchemy
+        # sets that itself on import; said here so that no logging change can undo it).
+        logging.getLogger("sqlalchemy").setLevel(max(level, logging.WARNING))
         app = create_app(config, store)
         sock = _bind(config.host, config.port)
         host, port = sock.getsockname()[:2]
@@ -73,12 +80,16 @@ def serve(config: ServerConfig, out: TextIO = sys.stdout) -> int:
         )
         # No access log: it would be one line per file-stream post, and the lines a user needs
         # (refused requests are answered, failures are logged) come from the app itself.
+        # Nor an access log at any level: upload URLs carry their token in the query string.
         uvicorn_config = uvicorn.Config(
             app,
-            log_level="warning",
+            log_level=config.log_level,
             access_log=False,
             server_header=False,
             timeout_graceful_shutdown=_GRACE_SECONDS,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            # uvicorn's h11 protocol with a deadline on request heads (protocol.py).
+            http=guarded_protocol(config.body_timeout),
         )
         _Server(uvicorn_config, announcement, out).run(sockets=[sock])
         return 0
