@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 from nbtrack.errors import NbtrackError, UsageError
 from nbtrack.settings import check_base_url, resolve_root
 from nbtrack.store import DB_FILENAME, ProjectRow, RunRow, Store
+from nbtrack.store.schema import pick_keys
 from nbtrack.values import check_file_name
 
 if TYPE_CHECKING:
@@ -43,6 +44,9 @@ class RunSource(Protocol):
     def read_history(
         self, entity: str, project: str, run_id: str, keys: Sequence[str] | None = None
     ) -> list[dict[str, Any]]: ...
+    def read_output(
+        self, entity: str, project: str, run_id: str, offset: int = 0, limit: int | None = None
+    ) -> list[str]: ...
     def close(self) -> None: ...
 
 
@@ -247,21 +251,34 @@ class Run:
 
     @overload
     def history(
-        self, keys: Sequence[str] | None = None, pandas: Literal[False] = False
+        self, keys: Sequence[str] | None = None, pandas: Literal[False] = False, attempt: int | None = None
     ) -> list[dict[str, Any]]: ...
     @overload
-    def history(self, keys: Sequence[str] | None = None, *, pandas: Literal[True]) -> pd.DataFrame: ...
+    def history(
+        self, keys: Sequence[str] | None = None, *, pandas: Literal[True], attempt: int | None = None
+    ) -> pd.DataFrame: ...
     @overload
     def history(
-        self, keys: Sequence[str] | None = None, pandas: bool = False
+        self, keys: Sequence[str] | None = None, pandas: bool = False, attempt: int | None = None
     ) -> list[dict[str, Any]] | pd.DataFrame: ...
     def history(
-        self, keys: Sequence[str] | None = None, pandas: bool = False
+        self, keys: Sequence[str] | None = None, pandas: bool = False, attempt: int | None = None
     ) -> list[dict[str, Any]] | pd.DataFrame:
-        """Every logged row with its _step; with keys, only rows holding one of them, cut to those keys."""
+        """Every logged row with its _step; with keys, only rows holding one of them, cut to those keys.
+
+        In a notebook rows also carry _cell (the execution count of the cell that logged them) and,
+        from the run's second attempt on (a re-run cell logging steps again), _attempt; attempt=N
+        keeps the rows of attempt N only (0: the first).
+        """
         if isinstance(keys, str):
             keys = [keys]  # a lone key name would otherwise be read as a sequence of letters
-        rows = self._source.read_history(self.entity, self.project, self.id, keys=keys)
+        if attempt is None:
+            rows = self._source.read_history(self.entity, self.project, self.id, keys=keys)
+        else:
+            rows = self._source.read_history(self.entity, self.project, self.id)
+            rows = [row for row in rows if row.get("_attempt", 0) == attempt]
+            if keys is not None:
+                rows = pick_keys(rows, keys)
         if not pandas:
             return rows
         try:
@@ -270,6 +287,14 @@ class Run:
             raise ImportError("Run.history(pandas=True) needs pandas: pip install pandas") from exc
         columns = None if keys is None else ["_step", *keys]
         return pandas_module.DataFrame.from_records(rows, columns=columns)
+
+    def output(self) -> list[dict[str, Any]]:
+        """The run's console lines, in order: {"line", "stream" ("stdout" or "stderr"), "_timestamp",
+        "_cell" (in a notebook: the cell that printed it)} (console_format.py)."""
+        from nbtrack.console_format import read_console_line
+
+        lines = self._source.read_output(self.entity, self.project, self.id)
+        return [read_console_line(text) for text in lines]
 
 
 def _split(path: str, what: str, counts: tuple[int, ...]) -> list[str]:

@@ -82,6 +82,7 @@ class Run:
         # Called on the results thread with each LiveResult (every live_interval while it changes).
         self.on_live: Callable[[pb.LiveResult], None] | None = None
         self._live_interval = live_interval
+        self.on_finishing: list[Callable[[Run], object]] = []  # called as finish() begins; must not raise
         self.on_finished: list[Callable[[Run], object]] = []  # called once finish() is done
         self.on_process_gone: list[Callable[[Run], object]] = []  # the internal process died mid-run
         self._final_summary: dict[str, Any] | None = None
@@ -135,6 +136,11 @@ class Run:
     @property
     def finished(self) -> bool:
         return self._finished
+
+    @property
+    def save_code(self) -> bool | None:
+        """init(save_code=...): store the code run with it (None: as the extension's config says)."""
+        return self._settings.save_code
 
     @property
     def config(self) -> Config:
@@ -303,6 +309,17 @@ class Run:
         self._send(pb.Record(files=pb.FilesRecord(files=[pb.FilesRecord.File(path=name, policy="now")])))
         return name
 
+    def _send_cell(self, cell: pb.CellRecord) -> None:
+        """The extension: a notebook cell began (rows and console lines after it are its)."""
+        if not self._finished:
+            self._send(pb.Record(cell=cell))
+
+    def _send_output(self, stream: str, line: str, timestamp: float) -> None:
+        """The extension: one console line (stream "stdout" or "stderr")."""
+        if not self._finished:
+            kind = pb.OutputRecord.STDERR if stream == "stderr" else pb.OutputRecord.STDOUT
+            self._send(pb.Record(output=pb.OutputRecord(stream=kind, line=line, timestamp=timestamp)))
+
     def _send(self, record: pb.Record, urgent: bool = False, retain: bool = True) -> None:
         if self._outbox is not None:
             self._outbox.send(record, urgent=urgent, retain=retain)
@@ -438,6 +455,9 @@ class Run:
             raise TypeError(f"exit_code must be an int, not {type(exit_code).__name__}")
         if timeout is not None and (not isinstance(timeout, int | float) or timeout < 0):
             raise TypeError(f"timeout must be a number of seconds >= 0, not {timeout!r}")
+        if not self._finished:
+            for hook in list(self.on_finishing):
+                hook(self)  # may still log and save (the extension saves the notebook's code)
         self._finished = True
         atexit.unregister(self._finish_at_exit)
         _forget_current(self)

@@ -62,6 +62,7 @@ def init(
     api_key: str | None = None,
     resume: str | None = None,
     entity: str | None = None,
+    save_code: bool | None = None,
 ) -> Run:
     """Start a run and make it `nbtrack.run`; arguments override NBTRACK_* environment variables."""
     hook = init_hook
@@ -81,6 +82,9 @@ def init(
         api_key=api_key,
         resume=resume,
     )
+    if save_code is not None and not isinstance(save_code, bool):
+        raise TypeError(f"save_code must be True or False, not {type(save_code).__name__}")
+    settings = dataclasses.replace(settings, save_code=save_code)
     if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
         raise TypeError("tags must be a list of str, e.g. tags=['baseline']")
     for what, value in (("name", name), ("notes", notes), ("group", group), ("job_type", job_type)):
@@ -109,7 +113,20 @@ def init(
     nbtrack.run = run
     if hook is not None:
         _safely(lambda: hook.started(run))
+    elif save_code:
+        _save_script(run)
     return run
+
+
+def _save_script(run: Run) -> None:
+    """save_code=True outside a notebook: the script being run, as the run's code/<name>."""
+    import __main__
+
+    script = getattr(__main__, "__file__", None)
+    if script and os.path.isfile(script):
+        run.save(script, name=f"code/{os.path.basename(script)}")
+    else:
+        logger.warning("nbtrack: save_code=True, but there is no script file to save (interactive?)")
 
 
 def _safely(call: Callable[[], T]) -> T | None:

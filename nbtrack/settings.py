@@ -50,6 +50,7 @@ class Settings:
     start_time: float = field(default_factory=time.time)
     resumed: bool = False  # this run continues a stored one: its folder is a new segment
     stats_interval: float = 5.0  # seconds between system-metrics samples; 0: none
+    save_code: bool | None = None  # init(save_code=): store the code (None: the extension's default)
 
     @property
     def store_url(self) -> str:

@@ -29,7 +29,8 @@ __all__ = [
 ]
 
 MAX_DEPTH = 32
-RESERVED_KEYS = frozenset({"_step", "_runtime", "_timestamp"})
+# nbtrack stamps these on rows itself (the last two in a notebook: internal/provenance.py).
+RESERVED_KEYS = frozenset({"_step", "_runtime", "_timestamp", "_cell", "_attempt"})
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what JSON encoders and SQL columns carry exactly
 # Steps are int64 in records and the store, and the handler counts on from the last one, so a step
 # must leave room above it; 2**53 - 1 is also the largest integer a browser (the panel) holds exactly.
@@ -119,7 +120,9 @@ def _flatten(data: Mapping[Any, Any], prefix: str, out: dict[str, Any], depth: i
     for raw_key, value in data.items():
         key = prefix + _check_key(raw_key, "log()")
         if depth == 0 and key in RESERVED_KEYS:
-            raise ValueError(f"key {key!r} is reserved: nbtrack sets _step, _runtime and _timestamp itself")
+            raise ValueError(
+                f"key {key!r} is reserved: nbtrack sets {', '.join(sorted(RESERVED_KEYS))} itself"
+            )
         if isinstance(value, Mapping):
             _flatten(value, key + "/", out, depth + 1)
             continue

@@ -35,7 +35,7 @@ from nbtrack.values import STEP_MAX
 
 BEFORE = {"good": "before"}
 AFTER = {"good": "after"}
-RESERVED = ("_step", "_runtime", "_timestamp")
+RESERVED = ("_step", "_runtime", "_timestamp", "_cell")  # _cell: a kernel case's rows know their cell
 BIG_TEXT = "x" * (10 * 2**20)  # 10 MB
 BIG_LIST = list(range(10**6))
 WIDE_ROW = {f"k{i}": i for i in range(10**5)}

@@ -32,6 +32,14 @@ class NBTrack(Configurable):
     deterministic = Bool(
         help="Stable text output without wall-clock values, for tests (default: $NBTRACK_DETERMINISTIC)."
     ).tag(config=True)
+    capture_console = Bool(
+        True, help="Keep what cells print (stdout and stderr) while a run is live in the run's console log."
+    ).tag(config=True)
+    save_code = Bool(
+        False,
+        help="Store the sources of the cells run while a run is live, as its file code/cells.py "
+        "(see %nbtrack code); init(save_code=...) wins.",
+    ).tag(config=True)
     live_interval = Float(0.25, help="Seconds between live panel updates from the internal process.").tag(
         config=True
     )

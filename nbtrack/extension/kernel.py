@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from nbtrack import jsonutil
+from nbtrack.extension.code_capture import CODE_FILE, CodeLog, notebook_name
 from nbtrack.extension.config import NBTrack
+from nbtrack.extension.console import ConsoleCapture
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.run import Run
 from nbtrack.transport.process import InternalProcess
@@ -52,6 +54,7 @@ class TrackedRun:
     handle: Any = None  # the DisplayHandle of the panel's output
     last_live: pb.LiveResult | None = field(default=None, repr=False)
     last_update: float = 0.0  # monotonic time of the panel's last update
+    code: CodeLog | None = None  # the cells run while it is live, when code capture is on
 
     def update_panel(self, **state: Any) -> None:
         """Send a panel update, never sooner than MIN_UPDATE_GAP after the previous one."""
@@ -71,6 +74,12 @@ class KernelTracker:
         self.live_interval = config.live_interval if config.display == "widget" else 0.0
         self.runs: list[TrackedRun] = []
         self._cell: tuple[str, int] | None = None
+        self._cell_record: pb.CellRecord | None = None  # the cell running now
+        self._cell_source = ""
+        self.console: ConsoleCapture | None = None
+        if config.capture_console:
+            self.console = ConsoleCapture(self._console_line)
+            self.console.install()
         self._spare: InternalProcess | None = None
         self._spare_lock = threading.Lock()
         if config.prewarm:
@@ -105,6 +114,17 @@ class KernelTracker:
     def started(self, run: Run) -> None:
         tracked = TrackedRun(run=run, cell=self._cell)
         self.runs.append(tracked)
+        if self._cell_record is not None:  # the cell that started the run is its first
+            run._send_cell(self._cell_record)
+        if self.console is not None:  # finish() in a cell: its unfinished line is the run's too
+            console = self.console
+            run.on_finishing.append(lambda _run: guarded(console.flush, "the console capture"))
+        save_code = run.save_code if run.save_code is not None else self.config.save_code
+        if save_code:
+            tracked.code = CodeLog(run.id, notebook_name(self.shell.user_ns))
+            if self._cell is not None:
+                tracked.code.add(self._cell[1], self._cell_source)
+            run.on_finishing.append(lambda _run: guarded(lambda: _store_code(tracked), "saving the code"))
         run.on_finished.append(lambda _run: guarded(lambda: self._show_final(tracked), "the final snapshot"))
         run.on_process_gone.append(lambda _run: guarded(lambda: self._show_gone(tracked), "a panel update"))
         if self.config.display != "none":
@@ -116,14 +136,45 @@ class KernelTracker:
         guarded(lambda: self._note_cell(args[0] if args else kwargs.get("info")), "the pre_run_cell hook")
 
     def post_run_cell(self, *args: Any, **kwargs: Any) -> None:
-        # Runs stay live across cells; all this does is forget runs that ended.
+        # Runs stay live across cells: the cell's unfinished console line is handed over, and
+        # runs that ended are forgotten.
+        if self.console is not None:
+            guarded(self.console.flush, "the console capture")
         guarded(lambda: self._forget_finished(), "the post_run_cell hook")
 
     def _note_cell(self, info: Any) -> None:
         cell_id = getattr(info, "cell_id", None)
         raw = getattr(info, "raw_cell", "") or ""
         key = cell_id or hashlib.sha1(raw.encode("utf-8", "replace")).hexdigest()[:16]
-        self._cell = (key, int(getattr(self.shell, "execution_count", 0) or 0))
+        count = int(getattr(self.shell, "execution_count", 0) or 0)
+        if getattr(info, "store_history", False):
+            count -= 1  # IPython counts the cell before pre_run_cell: its In[n] is the one before
+        self._cell = (key, count)
+        self._cell_source = raw
+        self._cell_record = pb.CellRecord(
+            execution_count=count,
+            cell_id=cell_id or "",
+            source_hash=hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()[:12],
+            timestamp=time.time(),
+        )
+        for tracked in self.runs:
+            if not tracked.run.finished:
+                tracked.run._send_cell(self._cell_record)
+                if tracked.code is not None:
+                    tracked.code.add(count, raw)
+
+    def _console_line(self, stream: str, line: str, timestamp: float) -> None:
+        """A line the kernel printed: it goes to every live run of this kernel."""
+        for tracked in self.runs:
+            if not tracked.run.finished:
+                tracked.run._send_output(stream, line, timestamp)
+
+    def code_of(self, run: Run) -> CodeLog:
+        """What code capture stores (or would store) for run, so far."""
+        tracked = next((t for t in self.runs if t.run is run), None)
+        if tracked is not None and tracked.code is not None:
+            return tracked.code
+        return CodeLog(run.id, notebook_name(self.shell.user_ns))
 
     def _forget_finished(self) -> None:
         self.runs = [t for t in self.runs if not t.run.finished or t is self.runs[-1]]
@@ -226,6 +277,9 @@ class KernelTracker:
 
     def close(self) -> None:
         self.finish_all()
+        if self.console is not None:
+            self.console.uninstall()
+            self.console = None
         with self._spare_lock:
             spare, self._spare = self._spare, None
         if spare is not None:
@@ -239,6 +293,19 @@ class KernelTracker:
         if old is not None:
             old.kill()
             old.close_pipes()
+
+
+def _store_code(tracked: TrackedRun) -> None:
+    """Save the run's code log as its file CODE_FILE (called as the run finishes)."""
+    import tempfile
+    from pathlib import Path
+
+    if tracked.code is None:
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "cells.py"
+        path.write_text(tracked.code.render(), encoding="utf-8")
+        tracked.run.save(path, name=CODE_FILE)
 
 
 def _pending_rows(run: Run) -> int:

@@ -1,5 +1,5 @@
-"""`%nbtrack` (status), `%nbtrack finish [RUN]`, `%nbtrack resume ID` and `%%nbtrack [init options]`
-(a cell-scoped run)."""
+"""`%nbtrack` (status), `%nbtrack finish [RUN]`, `%nbtrack resume ID`, `%nbtrack code [RUN]` and
+`%%nbtrack [init options]` (a cell-scoped run)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ __all__ = ["NBTrackMagics"]
 HELP = """\
 %nbtrack                     the runs of this kernel: name, id, project, state, rows
 %nbtrack finish [RUN]        finish RUN (an id or a name), or the current run
+%nbtrack code [RUN]          the code that will be stored with RUN (or the current run) when
+                             it finishes, if code capture is on (c.NBTrack.save_code = True
+                             or init(save_code=True)); nothing is stored otherwise
 run = %nbtrack resume ID [--project P --mode MODE --dir D]
                              continue the stored run ID (e.g. after a kernel restart):
                              steps go on from its last one
@@ -80,6 +83,9 @@ class NBTrackMagics(Magics):
             return None
         if words[0] == "resume":
             return self._resume(words[1:])
+        if words[0] == "code":
+            print(self._code(words[1:]))
+            return None
         raise UsageError(f"%nbtrack: unknown command {words[0]!r}. See %nbtrack --help")
 
     def _status(self) -> str:
@@ -103,20 +109,34 @@ class NBTrackMagics(Magics):
         return render_table(headers, rows)
 
     def _finish(self, words: list[str]) -> None:
+        self._live_run("finish", words).finish()
+
+    def _code(self, words: list[str]) -> str:
+        run = self._live_run("code", words)
+        code = self.tracker.code_of(run)
+        saving = run.save_code if run.save_code is not None else self.tracker.config.save_code
+        if not saving:
+            return (
+                f"code capture is off for run {run.name} ({run.id}): no code will be stored. Turn it "
+                "on with c.NBTrack.save_code = True (before init) or nbtrack.init(save_code=True)."
+            )
+        return code.render()
+
+    def _live_run(self, command: str, words: list[str]) -> Run:
+        """The run a command names (an id or a name), or the current run."""
         if len(words) > 1:
-            raise UsageError("%nbtrack finish takes at most one run (an id or a name)")
+            raise UsageError(f"%nbtrack {command} takes at most one run (an id or a name)")
         live = self.tracker.live_runs()
         if not words:
             target = nbtrack.run or (live[-1] if live else None)
-            if target is None:
-                raise UsageError("%nbtrack finish: no live run in this kernel")
-        else:
-            matches = [run for run in live if words[0] in (run.id, run.name)]
-            if not matches:
-                names = ", ".join(f"{r.name} ({r.id})" for r in live) or "none"
-                raise UsageError(f"%nbtrack finish: no live run {words[0]!r}; live runs: {names}")
-            target = matches[-1]
-        target.finish()
+            if target is None or target.finished:
+                raise UsageError(f"%nbtrack {command}: no live run in this kernel")
+            return target
+        matches = [run for run in live if words[0] in (run.id, run.name)]
+        if not matches:
+            names = ", ".join(f"{r.name} ({r.id})" for r in live) or "none"
+            raise UsageError(f"%nbtrack {command}: no live run {words[0]!r}; live runs: {names}")
+        return matches[-1]
 
     def _resume(self, words: list[str]) -> Run:
         """Continue a stored run; the magic's value is the run (`run = %nbtrack resume ID`)."""

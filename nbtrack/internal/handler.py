@@ -4,6 +4,11 @@ It reads record_q, assigns steps to log() calls (commit=False merges into the pe
 step below the current one is refused with a notice naming it), keeps the summary and a
 sampled history per metric, answers requests, and forwards persisted records to the writer.
 
+In a notebook the extension sends a CellRecord when a cell begins; the rows and console lines
+that follow carry that cell (`_cell`, its execution count). A step below the current one from a
+different cell than the last row's (a re-run cell) is not refused: it starts a new attempt of
+the run, whose rows carry `_attempt` (provenance.py).
+
 Everything the user side sends is numbered (control.seq; each log() call its own). After each
 message the handler tells the writer how far the user side may forget (`_acknowledge`): up to
 that message, or to just before the oldest call of a row still pending (not in the log yet).
@@ -25,6 +30,7 @@ from typing import Any
 import orjson
 
 from nbtrack import jsonutil
+from nbtrack.internal.provenance import Provenance
 from nbtrack.internal.sampler import SampledHistory
 from nbtrack.internal.sender import Sender
 from nbtrack.internal.summary import Summary, parse_summary_kinds
@@ -76,6 +82,7 @@ class Handler:
         self._logged_records: set[int] = set()
         self._stats: StatsThread | None = None
         self._stats_interval = 0.0
+        self.provenance = Provenance()
 
     # -- dispatch ----------------------------------------------------------------------------
 
@@ -109,8 +116,20 @@ class Handler:
         elif kind == "metric":
             self.summary.define(record.metric.name, parse_summary_kinds(record.metric.summary))
             self._writer.put([record])
+        elif kind == "cell":
+            self._on_cell(record)
+        elif kind == "output":
+            record.output.cell = self.provenance.cell
+            self._writer.put([record])
         else:
             self._writer.put([record])
+
+    def _on_cell(self, record: pb.Record) -> None:
+        """A cell began. (A commit=False row still pending is the new cell's once it commits.)"""
+        self._writer.put([record])
+        self.provenance.begin(record.cell)
+        self.summary.values["_cells"] = self.provenance.cells_summary()
+        self._summary_dirty = True
 
     def _on_request(self, record: pb.Record) -> None:
         request = record.request
@@ -182,6 +201,8 @@ class Handler:
                 self.summary.values = dict(jsonutil.loads(record.summary.update_json))
             elif kind == "metric":
                 self.summary.define(record.metric.name, parse_summary_kinds(record.metric.summary))
+            elif kind == "cell":
+                self.provenance.begin(record.cell)
             elif kind == "exit":
                 self.exited = True
                 self.state = "finishing"
@@ -200,6 +221,7 @@ class Handler:
         row = jsonutil.loads(history.data_json)
         for key in ("_step", "_runtime", "_timestamp"):
             row.pop(key, None)
+        self.provenance.recover_row(history.step, row.pop("_cell", 0), row.pop("_attempt", 0))
         self.step = history.step + 1
         self.summary.update(row)
         self.latest.update(row)
@@ -228,7 +250,9 @@ class Handler:
             except Exception:
                 logger.exception("nbtrack: system metrics are not available here")
                 return
-            self._stats = StatsThread(sampler, self._stats_interval, self._writer.put)
+            self._stats = StatsThread(
+                sampler, self._stats_interval, self._writer.put, cell=lambda: self.provenance.cell
+            )
 
     # -- history -----------------------------------------------------------------------------
 
@@ -267,13 +291,22 @@ class Handler:
     ) -> None:
         if step is not None and step != self.step:
             if step < self.step:
+                if not self.provenance.is_rerun():
+                    self._notice(
+                        f"step {step} is below the current step {self.step}: the row with keys "
+                        f"{sorted(data)[:5]} was not logged "
+                        "(steps must not go backwards; omit step= to let nbtrack count)"
+                    )
+                    return
+                self._commit(out)
+                attempt = self.provenance.new_attempt()
                 self._notice(
-                    f"step {step} is below the current step {self.step}: the row with keys "
-                    f"{sorted(data)[:5]} was not logged "
-                    "(steps must not go backwards; omit step= to let nbtrack count)"
+                    f"attempt {attempt + 1} started at step {step}: cell [{self.provenance.cell}] "
+                    f"logs steps below {self.step} (a re-run cell); its rows are kept as a "
+                    f"separate attempt (_attempt = {attempt})"
                 )
-                return
-            self._commit(out)  # a row pending at the old step is complete now
+            else:
+                self._commit(out)  # a row pending at the old step is complete now
             self.step = step
         pending = self._pending
         if pending is None:
@@ -310,6 +343,8 @@ class Handler:
         row["_step"] = step
         row["_runtime"] = runtime
         row["_timestamp"] = timestamp
+        if self.provenance.cell:  # a notebook's run: the cell (and attempt) the row came from
+            self.provenance.stamp(row, step)
         record = pb.Record()
         history = record.history  # filling fields in place is twice as fast as keyword construction
         history.step = step
@@ -351,6 +386,9 @@ class Handler:
             rows_pending=self.rows_logged - self._sender.rows_stored,
             bytes_pending=self._sender.bytes_pending,
         )
+        self.provenance.add_spans(live)
+        if self._stats is not None and self._stats.latest is not None:
+            live.system_json = jsonutil.dumps(self._stats.latest)
         for key, series in list(self.sampled.series.items())[:LIVE_SERIES]:
             steps, values = series.points()
             if len(steps) > LIVE_POINTS:  # evenly spaced, and always the newest point

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nbtrack import jsonutil
+from nbtrack.console_format import console_line
 from nbtrack.errors import NbtrackError
 from nbtrack.internal.backend import Backend, open_backend
 from nbtrack.internal.worker import QueueWorker
@@ -100,7 +101,7 @@ class Sender:
             elif kind == "summary":
                 self._on_summary(record.summary)
             elif kind == "output":
-                self._output.append(record.output.line)
+                self._output.append(console_line(record.output))
             elif kind == "stats":
                 self._events.append(self._event_line(record.stats))
             elif kind == "run":
@@ -164,7 +165,10 @@ class Sender:
 
     def _event_line(self, stats: pb.StatsRecord) -> str:
         runtime = max(0.0, stats.timestamp - self._runtime_origin)
-        return jsonutil.dumps_str({"_timestamp": stats.timestamp, "_runtime": runtime, **stats.items})
+        line = {"_timestamp": stats.timestamp, "_runtime": runtime, **stats.items}
+        if stats.cell:
+            line["_cell"] = stats.cell
+        return jsonutil.dumps_str(line)
 
     def _on_summary(self, summary: pb.SummaryRecord) -> None:
         update = jsonutil.loads(summary.update_json) if summary.update_json else {}

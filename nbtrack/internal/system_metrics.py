@@ -138,11 +138,18 @@ class StatsThread:
     """Samples every interval seconds on the thread named "Stats" and hands each sample to put."""
 
     def __init__(
-        self, sampler: SystemSampler, interval: float, put: Callable[[list[pb.Record]], None]
+        self,
+        sampler: SystemSampler,
+        interval: float,
+        put: Callable[[list[pb.Record]], None],
+        cell: Callable[[], int] = lambda: 0,
     ) -> None:
+        """cell() names the notebook cell running now (0: none), stamped on each sample."""
         self._sampler = sampler
         self._interval = interval
         self._put = put
+        self._cell = cell
+        self.latest: dict[str, float] | None = None  # the newest sample, for a live panel
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="Stats", daemon=True)
         self._thread.start()
@@ -161,4 +168,6 @@ class StatsThread:
                 continue
             if self._stop.is_set():
                 return
-            self._put([pb.Record(stats=pb.StatsRecord(timestamp=time.time(), items=items))])
+            self.latest = items
+            stats = pb.StatsRecord(timestamp=time.time(), items=items, cell=self._cell())
+            self._put([pb.Record(stats=stats)])

@@ -80,6 +80,7 @@ class Record(_message.Message):
     EXIT_FIELD_NUMBER: _builtins.int
     FINAL_FIELD_NUMBER: _builtins.int
     REQUEST_FIELD_NUMBER: _builtins.int
+    CELL_FIELD_NUMBER: _builtins.int
     num: _builtins.int
     """position in the transaction log, assigned by the writer (1-based)"""
     @_builtins.property
@@ -110,6 +111,8 @@ class Record(_message.Message):
     def final(self) -> Global___FinalRecord: ...
     @_builtins.property
     def request(self) -> Global___Request: ...
+    @_builtins.property
+    def cell(self) -> Global___CellRecord: ...
     def __init__(
         self,
         *,
@@ -128,12 +131,13 @@ class Record(_message.Message):
         exit: Global___ExitRecord | None = ...,
         final: Global___FinalRecord | None = ...,
         request: Global___Request | None = ...,
+        cell: Global___CellRecord | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "control", b"control", "exit", b"exit", "files", b"files", "final", b"final", "footer", b"footer", "header", b"header", "history", b"history", "metric", b"metric", "output", b"output", "record_type", b"record_type", "request", b"request", "run", b"run", "stats", b"stats", "summary", b"summary"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cell", b"cell", "config", b"config", "control", b"control", "exit", b"exit", "files", b"files", "final", b"final", "footer", b"footer", "header", b"header", "history", b"history", "metric", b"metric", "output", b"output", "record_type", b"record_type", "request", b"request", "run", b"run", "stats", b"stats", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "control", b"control", "exit", b"exit", "files", b"files", "final", b"final", "footer", b"footer", "header", b"header", "history", b"history", "metric", b"metric", "num", b"num", "output", b"output", "record_type", b"record_type", "request", b"request", "run", b"run", "stats", b"stats", "summary", b"summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cell", b"cell", "config", b"config", "control", b"control", "exit", b"exit", "files", b"files", "final", b"final", "footer", b"footer", "header", b"header", "history", b"history", "metric", b"metric", "num", b"num", "output", b"output", "record_type", b"record_type", "request", b"request", "run", b"run", "stats", b"stats", "summary", b"summary"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_record_type: _TypeAlias = _typing.Literal["header", "footer", "run", "history", "summary", "config", "metric", "output", "stats", "files", "exit", "final", "request"]  # noqa: Y015
+    _WhichOneofReturnType_record_type: _TypeAlias = _typing.Literal["header", "footer", "run", "history", "summary", "config", "metric", "output", "stats", "files", "exit", "final", "request", "cell"]  # noqa: Y015
     _WhichOneofArgType_record_type: _TypeAlias = _typing.Literal["record_type", b"record_type"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_record_type) -> _WhichOneofReturnType_record_type | None: ...
 
@@ -406,23 +410,61 @@ class OutputRecord(_message.Message):
     STREAM_FIELD_NUMBER: _builtins.int
     LINE_FIELD_NUMBER: _builtins.int
     TIMESTAMP_FIELD_NUMBER: _builtins.int
+    CELL_FIELD_NUMBER: _builtins.int
     stream: Global___OutputRecord.Stream.ValueType
     line: _builtins.str
     timestamp: _builtins.float
+    cell: _builtins.int
+    """the execution count of the cell it came from (set by the handler); 0: none"""
     def __init__(
         self,
         *,
         stream: Global___OutputRecord.Stream.ValueType = ...,
         line: _builtins.str = ...,
         timestamp: _builtins.float = ...,
+        cell: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["line", b"line", "stream", b"stream", "timestamp", b"timestamp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cell", b"cell", "line", b"line", "stream", b"stream", "timestamp", b"timestamp"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OutputRecord: _TypeAlias = OutputRecord  # noqa: Y015
+
+@_typing.final
+class CellRecord(_message.Message):
+    """A notebook cell began (sent by the Jupyter extension to each live run). The rows, console
+    lines and events that follow came from it, until the next one.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTION_COUNT_FIELD_NUMBER: _builtins.int
+    CELL_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_HASH_FIELD_NUMBER: _builtins.int
+    TIMESTAMP_FIELD_NUMBER: _builtins.int
+    execution_count: _builtins.int
+    cell_id: _builtins.str
+    """the front end's cell id, when it sends one"""
+    source_hash: _builtins.str
+    """the first 12 hex digits of the SHA-256 of the cell's source"""
+    timestamp: _builtins.float
+    def __init__(
+        self,
+        *,
+        execution_count: _builtins.int = ...,
+        cell_id: _builtins.str = ...,
+        source_hash: _builtins.str = ...,
+        timestamp: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cell_id", b"cell_id", "execution_count", b"execution_count", "source_hash", b"source_hash", "timestamp", b"timestamp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CellRecord: _TypeAlias = CellRecord  # noqa: Y015
 
 @_typing.final
 class StatsRecord(_message.Message):
@@ -450,7 +492,10 @@ class StatsRecord(_message.Message):
 
     TIMESTAMP_FIELD_NUMBER: _builtins.int
     ITEMS_FIELD_NUMBER: _builtins.int
+    CELL_FIELD_NUMBER: _builtins.int
     timestamp: _builtins.float
+    cell: _builtins.int
+    """the cell running when it was sampled (execution count); 0: none"""
     @_builtins.property
     def items(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]: ...
     def __init__(
@@ -458,10 +503,11 @@ class StatsRecord(_message.Message):
         *,
         timestamp: _builtins.float = ...,
         items: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        cell: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "timestamp", b"timestamp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cell", b"cell", "items", b"items", "timestamp", b"timestamp"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -875,6 +921,8 @@ class LiveResult(_message.Message):
     ROWS_LOGGED_FIELD_NUMBER: _builtins.int
     ROWS_PENDING_FIELD_NUMBER: _builtins.int
     BYTES_PENDING_FIELD_NUMBER: _builtins.int
+    CELLS_FIELD_NUMBER: _builtins.int
+    SYSTEM_JSON_FIELD_NUMBER: _builtins.int
     state: _builtins.str
     step: _builtins.int
     """the next step to assign"""
@@ -886,8 +934,14 @@ class LiveResult(_message.Message):
     """not yet in the store / at the server"""
     bytes_pending: _builtins.int
     """bytes of history on their way to the server"""
+    system_json: _builtins.bytes
+    """the newest system-metrics sample: {"cpu": %, "memory": %, ...}"""
     @_builtins.property
     def series(self) -> _containers.RepeatedCompositeFieldContainer[Global___SampledHistoryResponse.Series]: ...
+    @_builtins.property
+    def cells(self) -> _containers.RepeatedCompositeFieldContainer[Global___CellSpan]:
+        """the newest spans of steps by cell (the extension's runs)"""
+
     def __init__(
         self,
         *,
@@ -899,14 +953,49 @@ class LiveResult(_message.Message):
         rows_logged: _builtins.int = ...,
         rows_pending: _builtins.int = ...,
         bytes_pending: _builtins.int = ...,
+        cells: _abc.Iterable[Global___CellSpan] | None = ...,
+        system_json: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_pending", b"bytes_pending", "latest_json", b"latest_json", "rows_logged", b"rows_logged", "rows_pending", b"rows_pending", "runtime", b"runtime", "series", b"series", "state", b"state", "step", b"step"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_pending", b"bytes_pending", "cells", b"cells", "latest_json", b"latest_json", "rows_logged", b"rows_logged", "rows_pending", b"rows_pending", "runtime", b"runtime", "series", b"series", "state", b"state", "step", b"step", "system_json", b"system_json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LiveResult: _TypeAlias = LiveResult  # noqa: Y015
+
+@_typing.final
+class CellSpan(_message.Message):
+    """Consecutive rows of one cell and attempt: "steps 200-340 came from cell [12]"."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTION_COUNT_FIELD_NUMBER: _builtins.int
+    FIRST_STEP_FIELD_NUMBER: _builtins.int
+    LAST_STEP_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    ROWS_FIELD_NUMBER: _builtins.int
+    execution_count: _builtins.int
+    first_step: _builtins.int
+    last_step: _builtins.int
+    attempt: _builtins.int
+    rows: _builtins.int
+    def __init__(
+        self,
+        *,
+        execution_count: _builtins.int = ...,
+        first_step: _builtins.int = ...,
+        last_step: _builtins.int = ...,
+        attempt: _builtins.int = ...,
+        rows: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "execution_count", b"execution_count", "first_step", b"first_step", "last_step", b"last_step", "rows", b"rows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CellSpan: _TypeAlias = CellSpan  # noqa: Y015
 
 @_typing.final
 class ErrorInfo(_message.Message):

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, and_, func, or_, select
 
 from nbtrack import jsonutil
 from nbtrack.store.downsample import Chart, KeyValues, raw_points
-from nbtrack.store.rollup import BUCKET_LINES, X_KEYS, RollupRow, summarize
+from nbtrack.store.rollup import BOOKKEEPING_KEYS, BUCKET_LINES, RollupRow, summarize
 from nbtrack.store.schema import history, history_rollup
 
 __all__ = ["RAW_LINES", "ChartRequest", "HistoryLines", "read_chart", "read_history_keys", "read_lines"]
@@ -82,10 +82,10 @@ def read_lines(conn: Connection, pk: int, ranges: Sequence[tuple[int, int]]) -> 
 
 
 def read_history_keys(conn: Connection, pk: int, line_count: int) -> list[str]:
-    """The run's metric keys: those with a numeric value in some line, the x keys aside; sorted."""
+    """The run's metric keys: those with a numeric value in some line, bookkeeping aside; sorted."""
     coverage = _Coverage.read(conn, pk, line_count)
     keys = _rollup_keys(conn, pk) | coverage.healed_keys()
-    return sorted(keys.difference(X_KEYS))
+    return sorted(keys.difference(BOOKKEEPING_KEYS))
 
 
 def read_chart(conn: Connection, pk: int, line_count: int, request: ChartRequest) -> Chart:
@@ -100,7 +100,7 @@ def read_chart(conn: Connection, pk: int, line_count: int, request: ChartRequest
     found = raw_points(edges.lines, edges.rows, request.x, request.lo, request.hi, request.keys)
     keys = request.keys
     if keys is None:
-        keys = tuple(sorted((_rollup_keys(conn, pk) | coverage.healed_keys()).difference(X_KEYS)))
+        keys = tuple(sorted((_rollup_keys(conn, pk) | coverage.healed_keys()).difference(BOOKKEEPING_KEYS)))
     in_range = found.in_range + sum(coverage.counts[b] for b in inside)
     if in_range <= request.raw_limit:
         rest = _read_buckets(conn, pk, inside)

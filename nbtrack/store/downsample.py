@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from nbtrack.store.rollup import BUCKET_LINES, X_KEYS, finite, is_number
+from nbtrack.store.rollup import BOOKKEEPING_KEYS, BUCKET_LINES, finite, is_number
 
 __all__ = ["Chart", "KeyValues", "RawPoints", "group_width", "raw_points"]
 
@@ -151,7 +151,7 @@ def raw_points(
             else:
                 found_points.append((line, xv, y))
     if keys is None:
-        numeric.difference_update(X_KEYS)
-        for key in X_KEYS:
+        numeric.difference_update(BOOKKEEPING_KEYS)
+        for key in BOOKKEEPING_KEYS:
             points.pop(key, None)
     return found

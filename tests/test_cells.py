@@ -1,0 +1,180 @@
+"""Notebook-native tracking in a real kernel: each row and console line knows its cell, a re-run
+cell starts a new attempt, console output is captured (threads too, progress lines collapsed),
+and code capture stores exactly what `%nbtrack code` shows, only when asked."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import nbtrack
+from tests.test_kernel import Kernel
+
+PROJECT = "cells"
+
+
+@pytest.fixture
+def kernel(tmp_path: Path, root: Path) -> Iterator[Kernel]:
+    k = Kernel(tmp_path, root)
+    yield k
+    k.close()
+
+
+def run_cell(kernel: Kernel, code: str, cell_id: str | None = None) -> tuple[int, list[dict[str, Any]]]:
+    """Execute code as a front end would (with the cell's id in the request's metadata, as
+    JupyterLab sends it); return its execution count and iopub messages. A failing cell fails."""
+    content = {"code": code, "silent": False, "store_history": True, "user_expressions": {}}
+    metadata = {"cellId": cell_id} if cell_id else {}
+    message = kernel.client.session.msg("execute_request", content, metadata=metadata)
+    kernel.client.shell_channel.send(message)
+    msg_id = message["header"]["msg_id"]
+    messages: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 60
+    while True:
+        got = kernel.client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+        if got["parent_header"].get("msg_id") != msg_id:
+            continue
+        if got["msg_type"] == "status" and got["content"]["execution_state"] == "idle":
+            break
+        messages.append(got)
+    reply = kernel.client.get_shell_msg(timeout=60)["content"]
+    assert reply["status"] == "ok", "\n".join(reply.get("traceback", []))
+    return reply["execution_count"], messages
+
+
+def printed(messages: list[dict[str, Any]], stream: str = "stdout") -> str:
+    return "".join(
+        m["content"]["text"] for m in messages if m["msg_type"] == "stream" and m["content"]["name"] == stream
+    )
+
+
+def start_run(kernel: Kernel, options: str = "") -> tuple[int, str]:
+    run_cell(kernel, "%load_ext nbtrack")
+    count, messages = run_cell(kernel, f"run = nbtrack.init(project={PROJECT!r}{options})\nprint(run.id)")
+    return count, printed(messages).strip().splitlines()[-1]
+
+
+def stored(root: Path, run_id: str) -> nbtrack.api.Run:
+    return nbtrack.Api(dir=root).run(f"{PROJECT}/{run_id}")
+
+
+def sha(source: str) -> str:
+    return hashlib.sha256(source.encode()).hexdigest()[:12]
+
+
+def test_rows_and_console_lines_carry_the_cell_that_made_them(kernel: Kernel, root: Path) -> None:
+    first, run_id = start_run(kernel)
+    three = "for i in range(3):\n    run.log({'a': i})\nprint('from three')"
+    four = "import sys\nrun.log({'b': 1})\nprint('from four', file=sys.stderr)"
+    c3, _ = run_cell(kernel, three, cell_id="cell-three")
+    c4, _ = run_cell(kernel, four, cell_id="cell-four")
+    c5, _ = run_cell(kernel, "run.log({'c': 2})\nrun.finish()")
+    assert first < c3 < c4 < c5
+
+    run = stored(root, run_id)
+    assert [(row.get("a"), row.get("b"), row.get("c"), row["_cell"]) for row in run.history()] == [
+        (0, None, None, c3),
+        (1, None, None, c3),
+        (2, None, None, c3),
+        (None, 1, None, c4),
+        (None, None, 2, c5),
+    ]
+    lines = {line["line"]: line for line in run.output()}
+    assert lines[run_id]["_cell"] == first  # printed by the cell that started the run
+    assert (lines["from three"]["_cell"], lines["from three"]["stream"]) == (c3, "stdout")
+    assert (lines["from four"]["_cell"], lines["from four"]["stream"]) == (c4, "stderr")
+    assert all(line["_timestamp"] > 0 for line in lines.values())
+    cells = run.summary["_cells"]
+    assert cells[str(c3)] == {"id": "cell-three", "hash": sha(three)}
+    assert cells[str(c4)] == {"id": "cell-four", "hash": sha(four)}
+    assert "_cell" not in run.history(keys=["a"])[0], "keys= cuts rows to the keys asked for"
+
+
+def test_a_rerun_cell_starts_a_second_attempt_and_nothing_is_dropped(kernel: Kernel, root: Path) -> None:
+    _, run_id = start_run(kernel)
+    training = "for s in range(5):\n    run.log({'loss': 1.0 / (s + 1)}, step=s)"
+    first, _ = run_cell(kernel, training)
+    again, _ = run_cell(kernel, training)  # the classic re-run: steps 0..4 once more
+    _, messages = run_cell(kernel, "run.finish()\nprint(run.notices)")
+    assert "attempt 2 started at step 0" in printed(messages)
+
+    run = stored(root, run_id)
+    rows = run.history()
+    assert [(r["_step"], r.get("_attempt", 0), r["_cell"]) for r in rows] == [
+        *((s, 0, first) for s in range(5)),
+        *((s, 1, again) for s in range(5)),
+    ]
+    assert [r["_step"] for r in run.history(attempt=1)] == [0, 1, 2, 3, 4]
+    assert [r["loss"] for r in run.history(keys=["loss"], attempt=0)] == [1.0 / (s + 1) for s in range(5)]
+
+
+def test_within_one_cell_a_step_going_back_is_still_refused(kernel: Kernel, root: Path) -> None:
+    _, run_id = start_run(kernel)
+    _, messages = run_cell(
+        kernel, "run.log({'x': 1}, step=5)\nrun.log({'x': 2}, step=3)\nrun.finish()\nprint(run.notices)"
+    )
+    assert "step 3 is below the current step 6" in printed(messages)
+    assert [r["x"] for r in stored(root, run_id).history()] == [1]
+
+
+def test_a_threads_console_output_is_captured_and_progress_lines_collapse(kernel: Kernel, root: Path) -> None:
+    _, run_id = start_run(kernel)
+    started, messages = run_cell(
+        kernel,
+        "import threading, time\n"
+        "def work():\n"
+        "    for i in range(50):\n"
+        "        print(f'\\rprogress {i:>2}/49', end='')\n"
+        "    print()\n"
+        "    time.sleep(0.5)\n"
+        "    print('thread done')\n"
+        "worker = threading.Thread(target=work)\n"
+        "worker.start()\n"
+        "print('cell done')",
+    )
+    run_cell(kernel, "worker.join()\nrun.finish()")
+    # What the cell showed is what it printed: the capture only copies it.
+    assert "\rprogress  0/49" in printed(messages)
+
+    lines = [line["line"] for line in stored(root, run_id).output()]
+    assert "progress 49/49" in lines and "thread done" in lines and "cell done" in lines
+    assert not any(line.startswith("progress") and line != "progress 49/49" for line in lines)
+    thread_done = next(line for line in stored(root, run_id).output() if line["line"] == "thread done")
+    assert thread_done["_cell"] >= started  # the thread's line, whichever cell ran by then
+
+
+def test_console_capture_can_be_turned_off(kernel: Kernel, root: Path) -> None:
+    run_cell(kernel, "%config NBTrack.capture_console = False")
+    _, run_id = start_run(kernel)
+    run_cell(kernel, "print('not kept')\nrun.log({'a': 1})\nrun.finish()")
+    run = stored(root, run_id)
+    assert run.output() == [] and [r["a"] for r in run.history()] == [1]
+
+
+def test_code_capture_is_off_by_default(kernel: Kernel, root: Path) -> None:
+    _, run_id = start_run(kernel)
+    _, messages = run_cell(kernel, "%nbtrack code")
+    assert "code capture is off" in printed(messages)
+    run_cell(kernel, "run.finish()")
+    with pytest.raises(FileNotFoundError):
+        stored(root, run_id).file("code/cells.py")
+
+
+def test_code_capture_stores_exactly_what_nbtrack_code_shows(kernel: Kernel, root: Path) -> None:
+    started, run_id = start_run(kernel, ", save_code=True")
+    middle, _ = run_cell(kernel, "x = 41\nrun.log({'x': x + 1})")
+    last, messages = run_cell(kernel, "%nbtrack code\nrun.finish()")
+    shown = printed(messages)
+    stored_code = stored(root, run_id).file("code/cells.py").decode()
+    assert shown == stored_code + "\n"  # print() adds the newline
+    assert [line for line in stored_code.splitlines() if line.startswith("# In[")] == [
+        f"# In[{started}]:",
+        f"# In[{middle}]:",
+        f"# In[{last}]:",
+    ]
+    assert "x = 41\nrun.log({'x': x + 1})" in stored_code
