@@ -21,6 +21,7 @@ import nbtrack
 from tests.serving import Client, ServerProcess, create_key, start_server
 
 CHROMIUM = Path("/usr/bin/chromium")
+IMG_LINE = "<img src=z onerror=alert(5)>"  # a console line, printed to stderr by cell [7]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 READY = "body[data-ready='1']"
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -91,7 +92,9 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
             json.dumps({"_step": s, "_runtime": s, "_timestamp": 1.7e9 + s, "<i>m</i>": s}) for s in range(5)
         ]
         history = {"wandb-history.jsonl": {"offset": 0, "content": rows}}
-        history["output.log"] = {"offset": 0, "content": ["<script>alert(4)</script>"]}
+        # The second line as nbtrack's console capture writes it (console_format.py).
+        captured = {"line": IMG_LINE, "stream": "stderr", "_timestamp": 1.7e9, "_cell": 7}
+        history["output.log"] = {"offset": 0, "content": ["<script>alert(4)</script>", json.dumps(captured)]}
         assert client.stream("hostile", "xss1", {"files": history}).status_code == 200
         client.upsert("hostile", "xss1", state="finished")
         ids["xss"] = "xss1"
@@ -363,7 +366,8 @@ def test_markup_in_names_and_values_is_shown_as_text(seeded: Seeded, watched: Wa
     assert page.locator("h1").inner_text() == HOSTILE
     assert page.locator("table.kv th", has_text="<b>key</b>").count() == 1
     assert page.locator("table.kv td", has_text="<img src=y onerror=alert(3)>").count() == 1
-    assert page.locator("pre.console").inner_text() == "<script>alert(4)</script>"
+    assert page.locator("pre.console").inner_text() == f"<script>alert(4)</script>\n[7] {IMG_LINE}"
+    assert page.locator("pre.console .console-stderr").inner_text() == IMG_LINE
     assert page.locator("svg.chart").get_attribute("data-key") == "<i>m</i>"
     page.locator("svg.chart").hover()
     assert page.evaluate("document.querySelectorAll('img, main script, b, i').length") == 0

@@ -6,7 +6,7 @@ import { test } from "node:test";
 
 import { formatAgo, jsonText, plural, valueText } from "../ui/format.js";
 import { parseJSON } from "../ui/json.js";
-import { chartInfo, chartSeries, comparisonRows, metricKeys, naturalCompare, normalizeRun } from "../ui/model.js";
+import { chartInfo, chartSeries, comparisonRows, consoleLine, metricKeys, naturalCompare, normalizeRun } from "../ui/model.js";
 import { compareQuery } from "../ui/queries.js";
 import { comparePath, parseRoute, projectPath, runPath, xAxisOf } from "../ui/routes.js";
 import { compareValues, filterRuns, runColumns, sortRuns } from "../ui/table.js";
@@ -170,4 +170,11 @@ test("compareQuery aliases one run per variable; values never enter the text", (
   assert.match(text, /\$r0: String!, \$r1: String!, \$r2: String!/);
   assert.match(text, /r2: run\(name: \$r2\) \{ name state chart\(x: \$x, minX: \$minX, maxX: \$maxX\) \}/);
   assert.doesNotMatch(compareQuery(2, "state", false), /chart|\$x/);
+});
+
+test("consoleLine reads nbtrack's console lines and shows other text as it is", () => {
+  assert.deepEqual(consoleLine('{"line":"epoch 1","stream":"stderr","_timestamp":1.5,"_cell":12}'), { text: "epoch 1", stream: "stderr", cell: 12 });
+  assert.deepEqual(consoleLine('{"line":"no cell","stream":"stdout","_timestamp":1.5}'), { text: "no cell", stream: "stdout", cell: null });
+  assert.deepEqual(consoleLine("plain <b>text</b>"), { text: "plain <b>text</b>", stream: "stdout", cell: null });
+  assert.deepEqual(consoleLine('{"line": broken'), { text: '{"line": broken', stream: "stdout", cell: null });
 });

@@ -91,3 +91,21 @@ export function comparisonRows(objects, skip = () => false) {
     return [key, values, texts.size > 1];
   });
 }
+
+/**
+ * One stored console line, as console_format.py writes it ({"line", "stream", "_timestamp",
+ * "_cell"}), or another client's plain text: {text, stream: "stdout" | "stderr", cell (or null)}.
+ */
+export function consoleLine(stored) {
+  if (stored.startsWith('{"line":')) {
+    try {
+      const line = JSON.parse(stored);
+      if (line && typeof line.line === "string") {
+        return { text: line.line, stream: line.stream === "stderr" ? "stderr" : "stdout", cell: Number.isInteger(line._cell) ? line._cell : null };
+      }
+    } catch {
+      // not ours after all: shown as it is
+    }
+  }
+  return { text: stored, stream: "stdout", cell: null };
+}

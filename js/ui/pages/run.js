@@ -11,7 +11,7 @@ import { formatAgo, plural } from "../format.js";
 import { parseJSON } from "../json.js";
 import { startPolling } from "../live.js";
 import { MEDIA_STEPS, fileCache, isMedia, renderMedia } from "../media.js";
-import { chartSeries, naturalCompare, normalizeRun } from "../model.js";
+import { chartSeries, consoleLine, naturalCompare, normalizeRun } from "../model.js";
 import { MEDIA_HISTORY, OUTPUT_PAGE, RUN, RUN_CHART, RUN_LIVE, RUN_OUTPUT } from "../queries.js";
 import { projectPath, xAxisOf } from "../routes.js";
 import { errorBox, keyValueTable, navLink, stateBadge, tagList } from "../widgets.js";
@@ -153,7 +153,15 @@ export async function runPage(main, route, ctx) {
   function appendOutput(lines) {
     if (!lines.length) return;
     const atBottom = consoleText.scrollTop + consoleText.clientHeight >= consoleText.scrollHeight - 4;
-    consoleText.append(document.createTextNode(`${seen ? "\n" : ""}${lines.join("\n")}`));
+    const parts = [];
+    lines.forEach((stored, i) => {
+      const line = consoleLine(stored);
+      if (seen + i > 0) parts.push("\n");
+      // The cell that printed it (a notebook's run) in the gutter; stderr marked for the eye.
+      if (line.cell !== null) parts.push(h("span", { class: "console-cell", title: `printed by cell [${line.cell}]` }, `[${line.cell}] `));
+      parts.push(line.stream === "stderr" ? h("span", { class: "console-stderr" }, line.text) : line.text);
+    });
+    consoleText.append(...parts);
     seen += lines.length;
     if (atBottom) consoleText.scrollTop = consoleText.scrollHeight;
   }
