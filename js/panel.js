@@ -7,7 +7,7 @@
 // The sparklines are drawn by chart_svg.js, the same code that draws the web UI's charts.
 //
 // Synced traits (see panel.py): header, state, step, runtime, metrics, metrics_omitted, series,
-// series_omitted, pending, notices, media. Every user string is written with textContent, never HTML;
+// series_omitted, pending, notices, media, details. Every user string is written with textContent, never HTML;
 // the one image is an inline PNG data: URL (panel.py checks its shape) set as an <img> src.
 import { extent, formatBytes, formatDuration, formatNumber } from "./chart.js";
 import { drawLineChart, svgNode } from "./chart_svg.js";
@@ -25,6 +25,7 @@ const TRAITS = [
   "pending",
   "notices",
   "media",
+  "details",
 ];
 const MEDIA_WIDTH = 160;
 const MEDIA_HEIGHT = 64;
@@ -73,6 +74,7 @@ const PANEL_CSS = `
 .${PANEL_CLASS} .nbt-id, .${PANEL_CLASS} .nbt-project, .${PANEL_CLASS} .nbt-muted { color: var(--nbt-muted); }
 .${PANEL_CLASS} .nbt-link { color: var(--nbt-accent); text-decoration: none; margin-left: auto; }
 .${PANEL_CLASS} .nbt-link:hover { text-decoration: underline; }
+.${PANEL_CLASS} .nbt-details { font-size: 0.92em; margin: -4px 0 8px; }
 .${PANEL_CLASS} .nbt-status { display: flex; flex-wrap: wrap; align-items: center; gap: 4px 12px; margin: 6px 0 8px; }
 .${PANEL_CLASS} .nbt-badge {
   --nbt-state: var(--nbt-neutral);
@@ -227,6 +229,7 @@ export default {
     const step = element("span", "nbt-step");
     const runtime = element("span", "nbt-runtime nbt-muted");
     status.append(badge, step, runtime);
+    const details = element("div", "nbt-details nbt-muted");
 
     const grid = element("div", "nbt-grid");
     const foot = element("div", "nbt-foot");
@@ -242,7 +245,7 @@ export default {
     mediaParts.histCard.append(mediaParts.histKey, mediaParts.histSvg);
     mediaRow.append(mediaParts.imageCard, mediaParts.histCard);
 
-    root.append(head, status, grid, mediaRow, foot);
+    root.append(head, status, details, grid, mediaRow, foot);
     el.append(style, root);
 
     const cards = new Map();
@@ -306,6 +309,9 @@ export default {
       mediaRow.hidden = mediaParts.imageCard.hidden && mediaParts.histCard.hidden;
 
       notices.replaceChildren(...(model.get("notices") || []).map((text) => element("div", "nbt-notice", `⚠ ${text}`)));
+      const detailLines = model.get("details") || [];
+      details.hidden = detailLines.length === 0;
+      details.replaceChildren(...detailLines.map((text) => element("div", undefined, String(text))));
     }
 
     // One comm message fires several change events: draw once per animation frame.

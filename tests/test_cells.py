@@ -100,6 +100,11 @@ def test_a_rerun_cell_starts_a_second_attempt_and_nothing_is_dropped(kernel: Ker
     training = "for s in range(5):\n    run.log({'loss': 1.0 / (s + 1)}, step=s)"
     first, _ = run_cell(kernel, training)
     again, _ = run_cell(kernel, training)  # the classic re-run: steps 0..4 once more
+    # The panel names the cells the steps came from, the attempt too.
+    _, messages = run_cell(
+        kernel, "import time\ntime.sleep(1)\nprint(nbtrack.session.init_hook.runs[-1].panel.details)"
+    )
+    assert f"steps 0-4 from cell [{first}]; steps 0-4 from cell [{again}] (attempt 2)" in printed(messages)
     _, messages = run_cell(kernel, "run.finish()\nprint(run.notices)")
     assert "attempt 2 started at step 0" in printed(messages)
 

@@ -19,6 +19,7 @@ from nbtrack.extension import panel as panel_module
 from nbtrack.extension.esm import PANEL_MODULES, bundle_esm, bundle_modules
 from nbtrack.extension.formatting import downsample_min_max, format_bytes, format_duration, format_number
 from nbtrack.extension.panel import (
+    MAX_DETAILS,
     MAX_HISTOGRAM_BARS,
     MAX_IMAGE_SRC_CHARS,
     MAX_METRICS,
@@ -27,7 +28,9 @@ from nbtrack.extension.panel import (
     MAX_SERIES,
     MAX_UPDATE_BYTES,
     RunPanel,
+    panel_details,
 )
+from nbtrack.proto import nbtrack_pb2 as pb
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 JS = Path(panel_module.__file__).resolve().parents[2] / "js"
@@ -127,6 +130,7 @@ def test_the_bound_holds_for_hostile_keys_and_values() -> None:
         },
         pending={"rows": 2**70, "bytes": 2**70},
         notices=[hostile(i) for i in range(100)],
+        details=[hostile(i) for i in range(10)],
         media={
             "image": {
                 "key": hostile(1),
@@ -146,7 +150,7 @@ def test_the_bound_holds_for_hostile_keys_and_values() -> None:
     assert MAX_UPDATE_BYTES * 0.7 < wire_size(message) <= MAX_UPDATE_BYTES  # the bound is not loose
     assert len(panel.media["histogram"]["values"]) <= MAX_HISTOGRAM_BARS
     assert len(panel.metrics) == MAX_METRICS and panel.metrics_omitted == 500 - MAX_METRICS
-    assert len(panel.notices) == MAX_NOTICES
+    assert len(panel.notices) == MAX_NOTICES and len(panel.details) == MAX_DETAILS
 
 
 def test_downsampling_keeps_the_extremes_and_the_last_point() -> None:
@@ -399,3 +403,18 @@ def test_the_js_files_ship_inside_the_package() -> None:
 
     static = importlib.resources.files("nbtrack") / "static"
     assert (static / "panel.js").is_file() and (static / "chart.js").is_file()
+
+
+def test_details_name_the_cells_of_the_newest_steps_and_the_machines_load() -> None:
+    live = pb.LiveResult(
+        system_json=b'{"system.cpu": 12.4, "system.memory": 40.0, '
+        b'"system.proc.cpu": 95.2, "system.proc.memory.rss_mb": 1536.0}'
+    )
+    live.cells.add(execution_count=3, first_step=0, last_step=0, attempt=0, rows=1)
+    live.cells.add(execution_count=12, first_step=200, last_step=340, attempt=0, rows=141)
+    live.cells.add(execution_count=14, first_step=0, last_step=99, attempt=1, rows=100)
+    assert panel_details(live) == [
+        "step 0 from cell [3]; steps 200-340 from cell [12]; steps 0-99 from cell [14] (attempt 2)",
+        "CPU 12% · memory 40% · this kernel 95% CPU, 1.5 GB",
+    ]
+    assert panel_details(pb.LiveResult()) == []  # a script's run: neither

@@ -208,7 +208,7 @@ class KernelTracker:
             tracked.handle = display(_static_bundle(panel), raw=True, display_id=True)  # type: ignore[no-untyped-call]
 
     def _apply_live(self, tracked: TrackedRun, live: pb.LiveResult) -> None:
-        from nbtrack.extension.panel import media_preview
+        from nbtrack.extension.panel import media_preview, panel_details
 
         tracked.last_live = live
         offline = tracked.run.mode == "offline" and live.state == "running"
@@ -222,6 +222,7 @@ class KernelTracker:
             series={s.key: {"steps": list(s.steps), "values": list(s.values)} for s in live.series},
             pending={"rows": live.rows_pending, "bytes": live.bytes_pending},
             notices=tracked.run.notices[-5:],
+            details=panel_details(live),
         )
 
     def _show_gone(self, tracked: TrackedRun) -> None:

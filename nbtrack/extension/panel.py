@@ -51,6 +51,7 @@ MAX_POINTS = 100  # per series: the first and last points plus 49 min/max bucket
 MAX_SERIES = 12  # charts per panel; further series are only counted
 MAX_METRICS = 50  # latest values per panel; further keys are only counted
 MAX_NOTICES = 5
+MAX_DETAILS = 2  # lines under the status: where the steps came from, the machine's load
 MAX_KEY_CHARS = 40
 MAX_TEXT_CHARS = 64  # a string metric value
 MAX_NOTICE_CHARS = 160
@@ -90,6 +91,7 @@ MAX_UPDATE_BYTES = (
     + 2 + MAX_SERIES * _SERIES_ENTRY
     + len('{"rows": , "bytes": }') + 2 * _JSON_INT
     + 2 + MAX_NOTICES * (_json_str(MAX_NOTICE_CHARS) + 2)
+    + 2 + MAX_DETAILS * (_json_str(MAX_NOTICE_CHARS) + 2)
     + 2 * _JSON_INT  # metrics_omitted, series_omitted
     + len('{"image": {"key": , "caption": , "src": , "width": , "height": }, "histogram": '
           '{"key": , "bins": [], "values": []}}')
@@ -220,6 +222,34 @@ def _clean_histogram(raw: object) -> dict[str, Any] | None:
     }
 
 
+def panel_details(live: Any) -> list[str]:
+    """The lines under a panel's status, from a LiveResult: which cells the newest steps came
+    from ("steps 200-340 from cell [12]", attempts named), and the machine's load."""
+    lines = []
+    spans = list(live.cells)[-3:]
+    if spans:
+        parts = []
+        for span in spans:
+            steps = (
+                f"step {span.first_step}"
+                if span.first_step == span.last_step
+                else f"steps {span.first_step}-{span.last_step}"
+            )
+            attempt = f" (attempt {span.attempt + 1})" if span.attempt else ""
+            parts.append(f"{steps} from cell [{span.execution_count}]{attempt}")
+        lines.append("; ".join(parts))
+    if live.system_json:
+        import json
+
+        system = json.loads(live.system_json)
+        load = [f"CPU {system.get('system.cpu', 0):.0f}%", f"memory {system.get('system.memory', 0):.0f}%"]
+        if "system.proc.cpu" in system:
+            rss = system.get("system.proc.memory.rss_mb", 0.0) * 1e6  # MB as system_metrics.py counts them
+            load.append(f"this kernel {system['system.proc.cpu']:.0f}% CPU, {format_bytes(rss)}")
+        lines.append(" · ".join(load))
+    return lines
+
+
 def media_preview(run: Any, latest: Mapping[str, Any]) -> dict[str, Any]:
     """What the panel shows of a run's media: its newest image (a thumbnail of the pixels the run
     kept, as `run.last_image`) and a histogram, from the latest values. For set_state(media=...)."""
@@ -309,6 +339,7 @@ class RunPanel(anywidget.AnyWidget):
     series_omitted = traitlets.Int(0).tag(sync=True)
     pending = traitlets.Dict({"rows": 0, "bytes": 0}).tag(sync=True)
     notices = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    details = traitlets.List(traitlets.Unicode()).tag(sync=True)  # see panel_details()
     # The newest image {key, caption, src (a PNG data: URL), width, height} and histogram
     # {key, bins, values}, each None until one is logged (see media_preview).
     media = traitlets.Dict(_NO_MEDIA).tag(sync=True)
@@ -345,6 +376,7 @@ class RunPanel(anywidget.AnyWidget):
         pending: Mapping[str, int] | None = None,
         notices: Sequence[str] | None = None,
         media: Mapping[str, Any] | None = None,
+        details: Sequence[str] | None = None,
     ) -> None:
         """Update the panel in one comm message holding only the traits whose value changed.
 
@@ -373,6 +405,8 @@ class RunPanel(anywidget.AnyWidget):
                 }
             if notices is not None:
                 self.notices = [_clean_text(str(n), MAX_NOTICE_CHARS) for n in list(notices)[-MAX_NOTICES:]]
+            if details is not None:
+                self.details = [_clean_text(str(d), MAX_NOTICE_CHARS) for d in list(details)[:MAX_DETAILS]]
             if media is not None:
                 self.media = {
                     "image": _clean_image(media.get("image")),
