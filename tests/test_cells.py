@@ -138,9 +138,10 @@ def test_a_threads_console_output_is_captured_and_progress_lines_collapse(kernel
         "    print()\n"
         "    time.sleep(0.5)\n"
         "    print('thread done')\n"
+        "print('cell done')\n"  # before the thread: one stream, so lines would interleave as in a terminal
         "worker = threading.Thread(target=work)\n"
         "worker.start()\n"
-        "print('cell done')",
+        "time.sleep(0.2)",  # the progress is drawn while this cell runs; 'thread done' comes later
     )
     run_cell(kernel, "worker.join()\nrun.finish()")
     # What the cell showed is what it printed: the capture only copies it.
