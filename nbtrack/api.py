@@ -207,7 +207,14 @@ class Run:
 
     @property
     def summary(self) -> dict[str, Any]:
-        return self._row.summary
+        """The run's summary: the last (or min/max/...) value of each metric, and what was set."""
+        return {key: value for key, value in self._row.summary.items() if key != CELLS_KEY}
+
+    @property
+    def cells(self) -> dict[int, dict[str, str]]:
+        """A notebook's run: for each cell (its execution count, as rows' and console lines' _cell
+        say it) its "hash" (of its source) and "id" (when the front end sent one)."""
+        return {int(count): dict(cell) for count, cell in self._row.summary.get(CELLS_KEY, {}).items()}
 
     @property
     def tags(self) -> list[str]:
@@ -295,6 +302,9 @@ class Run:
 
         lines = self._source.read_output(self.entity, self.project, self.id)
         return [read_console_line(text) for text in lines]
+
+
+CELLS_KEY = "_cells"  # where the handler keeps the cells in the stored summary (provenance.py)
 
 
 def _split(path: str, what: str, counts: tuple[int, ...]) -> list[str]:

@@ -89,9 +89,9 @@ def test_rows_and_console_lines_carry_the_cell_that_made_them(kernel: Kernel, ro
     assert (lines["from three"]["_cell"], lines["from three"]["stream"]) == (c3, "stdout")
     assert (lines["from four"]["_cell"], lines["from four"]["stream"]) == (c4, "stderr")
     assert all(line["_timestamp"] > 0 for line in lines.values())
-    cells = run.summary["_cells"]
-    assert cells[str(c3)] == {"id": "cell-three", "hash": sha(three)}
-    assert cells[str(c4)] == {"id": "cell-four", "hash": sha(four)}
+    assert run.cells[c3] == {"id": "cell-three", "hash": sha(three)}
+    assert run.cells[c4] == {"id": "cell-four", "hash": sha(four)}
+    assert "_cells" not in run.summary
     assert "_cell" not in run.history(keys=["a"])[0], "keys= cuts rows to the keys asked for"
 
 
@@ -184,3 +184,30 @@ def test_code_capture_stores_exactly_what_nbtrack_code_shows(kernel: Kernel, roo
         f"# In[{last}]:",
     ]
     assert "x = 41\nrun.log({'x': x + 1})" in stored_code
+
+
+def test_cells_and_attempts_survive_a_restarted_internal_process(root: Path) -> None:
+    from nbtrack.proto import nbtrack_pb2 as pb
+
+    run = nbtrack.init(project=PROJECT, id="phoenix-cells", dir=root)
+    run._send_cell(pb.CellRecord(execution_count=3, source_hash="a"))
+    for step in (0, 1, 2):
+        run.log({"x": step}, step=step)
+    run._send_cell(pb.CellRecord(execution_count=4, source_hash="b"))
+    run.log({"x": 0}, step=0)  # cell [4] goes back: attempt 1
+    assert run.status().rows_logged == 4  # in the log before the kill
+    assert run._process is not None
+    run._process.kill()
+    run.log({"x": 1}, step=1)  # the new process knows: still attempt 1, still cell [4]
+    run.log({"x": 0}, step=0)  # and within cell [4] a step going back is still refused
+    run.finish()
+    assert run.restarts == 1
+    rows = stored(root, "phoenix-cells").history()
+    assert [(r["_step"], r.get("_attempt", 0), r["_cell"]) for r in rows] == [
+        (0, 0, 3),
+        (1, 0, 3),
+        (2, 0, 3),
+        (0, 1, 4),
+        (1, 1, 4),
+    ]
+    assert any("step 0 is below the current step 2" in notice for notice in run.notices)

@@ -76,6 +76,8 @@ class KernelTracker:
         self._cell: tuple[str, int] | None = None
         self._cell_record: pb.CellRecord | None = None  # the cell running now
         self._cell_source = ""
+        self._last_count = 0  # the number of the last cell seen
+        self._depth = 0  # cells running now: 2 while %%nbtrack runs its body
         self.console: ConsoleCapture | None = None
         if config.capture_console:
             self.console = ConsoleCapture(self._console_line)
@@ -133,11 +135,16 @@ class KernelTracker:
     # -- cell hooks: accept anything, raise nothing ------------------------------------------
 
     def pre_run_cell(self, *args: Any, **kwargs: Any) -> None:
-        guarded(lambda: self._note_cell(args[0] if args else kwargs.get("info")), "the pre_run_cell hook")
+        self._depth += 1
+        if self._depth == 1:  # a cell run from inside a cell (%%nbtrack's body) is part of that cell
+            guarded(lambda: self._note_cell(args[0] if args else kwargs.get("info")), "the pre_run_cell hook")
 
     def post_run_cell(self, *args: Any, **kwargs: Any) -> None:
         # Runs stay live across cells: the cell's unfinished console line is handed over, and
         # runs that ended are forgotten.
+        self._depth = max(0, self._depth - 1)
+        if self._depth:
+            return
         if self.console is not None:
             guarded(self.console.flush, "the console capture")
         guarded(lambda: self._forget_finished(), "the post_run_cell hook")
@@ -149,6 +156,11 @@ class KernelTracker:
         count = int(getattr(self.shell, "execution_count", 0) or 0)
         if getattr(info, "store_history", False):
             count -= 1  # IPython counts the cell before pre_run_cell: its In[n] is the one before
+        elif count <= self._last_count:
+            # A cell run without history (nbval, a tool) has no In[n] of its own: number it after
+            # the last one, so that each cell execution still has its own number.
+            count = self._last_count + 1
+        self._last_count = max(self._last_count, count)
         self._cell = (key, count)
         self._cell_source = raw
         self._cell_record = pb.CellRecord(

@@ -5,9 +5,9 @@ carry `_cell` (the execution count) and, from a run's second attempt on, `_attem
 logged by a thread that a cell started, after the next cell began, is the newer cell's: the
 handler sees one ordered stream and cannot tell threads apart.
 
-An attempt begins when a cell other than the one that logged the last row logs a step below
-the current one: the classic re-run of a training cell. Within one cell, a step going
-backwards is still a mistake, refused with a notice (handler.py).
+An attempt begins when a cell that began after the last row logs a step below the current one:
+the classic re-run of a training cell. Within one cell, a step going backwards is still a
+mistake, refused with a notice (handler.py).
 """
 
 from __future__ import annotations
@@ -41,12 +41,14 @@ class Provenance:
     def __init__(self) -> None:
         self.cell = 0  # execution count of the cell running now; 0: not in a notebook
         self.attempt = 0
-        self._row_cell = 0  # the cell of the last row
+        self._rows = False  # some row was logged in a notebook cell
+        self._new_cell = False  # a cell began since the last row
         self._cells: dict[str, dict[str, str]] = {}
         self._spans: list[Span] = []
 
     def begin(self, cell: pb.CellRecord) -> None:
         self.cell = cell.execution_count
+        self._new_cell = True
         info = {"hash": cell.source_hash}
         if cell.cell_id:
             info["id"] = cell.cell_id
@@ -59,8 +61,8 @@ class Provenance:
         return dict(self._cells)
 
     def is_rerun(self) -> bool:
-        """True if rows came before and the cell logging now is not the one that logged them."""
-        return self.cell != 0 and self._row_cell != 0 and self.cell != self._row_cell
+        """True if rows came before and a cell began since the last of them."""
+        return self.cell != 0 and self._rows and self._new_cell
 
     def new_attempt(self) -> int:
         self.attempt += 1
@@ -80,7 +82,7 @@ class Provenance:
             self._count(step)
 
     def _count(self, step: int) -> None:
-        self._row_cell = self.cell
+        self._rows, self._new_cell = True, False
         last = self._spans[-1] if self._spans else None
         if last is not None and (last.cell, last.attempt) == (self.cell, self.attempt):
             last.last_step, last.rows = step, last.rows + 1
