@@ -211,3 +211,25 @@ def test_cells_and_attempts_survive_a_restarted_internal_process(root: Path) -> 
         (1, 1, 4),
     ]
     assert any("step 0 is below the current step 2" in notice for notice in run.notices)
+
+
+def test_system_metrics_can_pause_between_cells(kernel: Kernel, root: Path) -> None:
+    run_cell(kernel, "%config NBTrack.stats_between_cells = False")
+    run_cell(kernel, "import os, time\nos.environ['NBTRACK_STATS_INTERVAL'] = '0.1'")
+    _, run_id = start_run(kernel)
+    _, messages = run_cell(kernel, "time.sleep(1.5)\nprint(time.time())")  # a cell runs: samples
+    cell_ended = float(printed(messages).strip().splitlines()[-1])
+    time.sleep(2.0)  # no cell runs: no samples
+    resumed = time.time()
+    run_cell(kernel, "time.sleep(1.0)\nrun.finish()")
+
+    import json
+
+    from nbtrack.store import Store
+
+    with Store.at_root(root) as store:
+        samples = [json.loads(line) for line in store.read_events("local", PROJECT, run_id)]
+    times = [sample["_timestamp"] for sample in samples]
+    assert sum(t < cell_ended for t in times) >= 5 and sum(t > resumed for t in times) >= 3, times
+    # At most one sample taken as the first cell ended, none in the two seconds after.
+    assert sum(cell_ended + 0.3 < t < resumed for t in times) == 0, times

@@ -40,6 +40,9 @@ class NBTrack(Configurable):
         help="Store the sources of the cells run while a run is live, as its file code/cells.py "
         "(see %nbtrack code); init(save_code=...) wins.",
     ).tag(config=True)
+    stats_between_cells = Bool(
+        True, help="Sample system metrics while no cell runs too; False pauses them between cells."
+    ).tag(config=True)
     live_interval = Float(0.25, help="Seconds between live panel updates from the internal process.").tag(
         config=True
     )

@@ -145,6 +145,8 @@ class KernelTracker:
         self._depth = max(0, self._depth - 1)
         if self._depth:
             return
+        if not self.config.stats_between_cells:
+            guarded(self._pause_stats, "pausing system metrics")
         if self.console is not None:
             guarded(self.console.flush, "the console capture")
         guarded(lambda: self._forget_finished(), "the post_run_cell hook")
@@ -174,6 +176,12 @@ class KernelTracker:
                 tracked.run._send_cell(self._cell_record)
                 if tracked.code is not None:
                     tracked.code.add(count, raw)
+
+    def _pause_stats(self) -> None:
+        ended = pb.CellRecord(ended=True, timestamp=time.time())
+        for tracked in self.runs:
+            if not tracked.run.finished:
+                tracked.run._send_cell(ended)
 
     def _console_line(self, stream: str, line: str, timestamp: float) -> None:
         """A line the kernel printed: it goes to every live run of this kernel."""

@@ -125,7 +125,12 @@ class Handler:
             self._writer.put([record])
 
     def _on_cell(self, record: pb.Record) -> None:
-        """A cell began. (A commit=False row still pending is the new cell's once it commits.)"""
+        """A cell began (a commit=False row still pending is the new cell's once it commits),
+        or ended while system metrics pause between cells."""
+        if self._stats is not None:
+            (self._stats.pause if record.cell.ended else self._stats.resume)()
+        if record.cell.ended:
+            return
         self._writer.put([record])
         self.provenance.begin(record.cell)
         self.summary.values["_cells"] = self.provenance.cells_summary()

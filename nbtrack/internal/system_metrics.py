@@ -151,8 +151,17 @@ class StatsThread:
         self._cell = cell
         self.latest: dict[str, float] | None = None  # the newest sample, for a live panel
         self._stop = threading.Event()
+        self._running = threading.Event()  # cleared while paused
+        self._running.set()
         self._thread = threading.Thread(target=self._loop, name="Stats", daemon=True)
         self._thread.start()
+
+    def pause(self) -> None:
+        """No samples until resume() (between a notebook's cells, when the user asks for it)."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
 
     def stop(self, timeout: float = 2.0) -> None:
         """No sample after this returns (one being taken is dropped)."""
@@ -161,6 +170,8 @@ class StatsThread:
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
+            if not self._running.is_set():
+                continue
             try:
                 items = self._sampler.sample()
             except Exception:  # a metric that cannot be read must not end the run's sampling

@@ -444,12 +444,17 @@ class CellRecord(_message.Message):
     CELL_ID_FIELD_NUMBER: _builtins.int
     SOURCE_HASH_FIELD_NUMBER: _builtins.int
     TIMESTAMP_FIELD_NUMBER: _builtins.int
+    ENDED_FIELD_NUMBER: _builtins.int
     execution_count: _builtins.int
     cell_id: _builtins.str
     """the front end's cell id, when it sends one"""
     source_hash: _builtins.str
     """the first 12 hex digits of the SHA-256 of the cell's source"""
     timestamp: _builtins.float
+    ended: _builtins.bool
+    """The cell ended and no other runs now; sent only when system metrics pause between cells
+    (c.NBTrack.stats_between_cells = False). Not a cell of its own: provenance ignores it.
+    """
     def __init__(
         self,
         *,
@@ -457,10 +462,11 @@ class CellRecord(_message.Message):
         cell_id: _builtins.str = ...,
         source_hash: _builtins.str = ...,
         timestamp: _builtins.float = ...,
+        ended: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cell_id", b"cell_id", "execution_count", b"execution_count", "source_hash", b"source_hash", "timestamp", b"timestamp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cell_id", b"cell_id", "ended", b"ended", "execution_count", b"execution_count", "source_hash", b"source_hash", "timestamp", b"timestamp"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
