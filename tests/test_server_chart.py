@@ -199,3 +199,31 @@ def test_bad_chart_arguments_are_refused(served: Served, args: dict[str, Any], m
     assert response.status_code == 400
     error = response.json()["errors"][0]
     assert error["extensions"]["code"] == "BAD_REQUEST" and message in error["message"]
+
+
+ATTEMPTS = """query ($p: String!, $r: String!, $attempt: Int) {
+  project(name: $p) { run(name: $r) { attempts chart(attempt: $attempt) } }
+}"""
+
+
+def test_a_notebook_runs_attempts_chart_one_at_a_time(served: Served) -> None:
+    """A re-run cell's rows (provenance.py) carry _attempt: the chart can draw each attempt, and
+    neither _cell nor _attempt is a metric of its own."""
+    client, project = served.client, unique_name("proj")
+    client.upsert(project, "rerun")
+    first = [
+        {"_step": s, "_runtime": s, "_timestamp": 1.7e9 + s, "_cell": 3, "loss": 1 / (s + 1)}
+        for s in range(5)
+    ]
+    again = [{**row, "_cell": 4, "_attempt": 1, "loss": row["loss"] / 2} for row in first[:3]]
+    post(client, project, "rerun", 0, first + again, 100)
+
+    def drawn(attempt: int | None) -> tuple[int, dict[str, Any]]:
+        run = client.data(ATTEMPTS, p=project, r="rerun", attempt=attempt)["project"]["run"]
+        return run["attempts"], json.loads(run["chart"])["series"]
+
+    count, everything = drawn(None)
+    assert count == 2 and sorted(everything) == ["loss"]
+    assert drawn(0)[1] == {"loss": [[s, 1 / (s + 1), 1 / (s + 1)] for s in range(5)]}
+    assert drawn(1)[1] == {"loss": [[s, 0.5 / (s + 1), 0.5 / (s + 1)] for s in range(3)]}
+    assert drawn(2)[1] == {}  # no such attempt: no rows, so no keys

@@ -98,6 +98,18 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         assert client.stream("hostile", "xss1", {"files": history}).status_code == 200
         client.upsert("hostile", "xss1", state="finished")
         ids["xss"] = "xss1"
+        # A notebook's run whose training cell ran twice: rows of attempt 1 go back to step 0.
+        first = [
+            {"_step": s, "_runtime": s, "_timestamp": 1.7e9 + s, "_cell": 3, "loss": 1 / (s + 1)}
+            for s in range(6)
+        ]
+        again = [{**row, "_cell": 4, "_attempt": 1, "loss": row["loss"] / 2} for row in first]
+        client.upsert("notebook", "rerun", displayName="re-run")
+        lines = [json.dumps(row) for row in first + again]
+        assert client.stream(
+            "notebook", "rerun", {"files": {"wandb-history.jsonl": {"offset": 0, "content": lines}}}
+        ).ok
+        client.upsert("notebook", "rerun", state="finished")
         yield Seeded(server, ids)
     finally:
         server.stop()
@@ -178,7 +190,7 @@ def test_every_page_loads_without_errors(seeded: Seeded, browser: Any, scheme: s
     watched = Watched(browser, scheme)
     try:
         page = watched.open(base + "/")
-        assert page.locator("table.projects tbody tr").count() == 2
+        assert page.locator("table.projects tbody tr").count() == 3  # mnist, hostile, notebook
         watched.shot(f"projects-{scheme}")
         watched.open(f"{base}/local/mnist")
         assert sorted(_names(page)) == ["alpha", "beta", "gamma"]
@@ -482,3 +494,13 @@ def test_a_run_page_shows_logged_media_fetched_with_the_key(tmp_path: Path, watc
         server.stop()
     assert [e for e in watched.errors if "status of 401" not in e] == []
     assert watched.dialogs == []
+
+
+def test_a_notebook_runs_attempts_are_drawn_as_series_of_their_own(seeded: Seeded, watched: Watched) -> None:
+    page = watched.open(f"{seeded.server.url}/local/notebook/runs/rerun")
+    charts = _charts(page)
+    assert sorted(charts) == ["loss"], "neither _cell nor _attempt is a metric"
+    assert charts["loss"]["series"] == 2 and charts["loss"]["points"] == 12, charts
+    assert page.locator("ul.legend li").all_inner_texts() == ["attempt 1", "attempt 2"]
+    watched.shot("attempts")
+    assert not watched.errors, watched.errors

@@ -20,7 +20,7 @@ export const RUNS = `query Runs($entity: String, $project: String!, $first: Int)
 }`;
 
 const RUN_FIELDS = `name displayName state config summaryMetrics tags notes group jobType host program
-  createdAt updatedAt heartbeatAt runtime exitCode historyLineCount lastStep`;
+  createdAt updatedAt heartbeatAt runtime exitCode historyLineCount lastStep attempts`;
 
 // Console lines read per request; more are fetched on demand (and as a live run prints them).
 export const OUTPUT_PAGE = 2000;
@@ -42,7 +42,7 @@ export const RUN_LIVE = `query RunLive($entity: String, $project: String!, $run:
     $outputLimit: Int) {
   project(name: $project, entityName: $entity) {
     run(name: $run) {
-      state runtime heartbeatAt updatedAt exitCode historyLineCount lastStep summaryMetrics
+      state runtime heartbeatAt updatedAt exitCode historyLineCount lastStep summaryMetrics attempts
       output(offset: $outputFrom, limit: $outputLimit)
     }
   }
@@ -52,10 +52,11 @@ export const RUN_OUTPUT = `query RunOutput($entity: String, $project: String!, $
   project(name: $project, entityName: $entity) { run(name: $run) { output(offset: $offset, limit: $limit) } }
 }`;
 
+// $attempt: one attempt of a notebook's run (a re-run cell whose steps went back), or all rows.
 export const RUN_CHART = `query RunChart($entity: String, $project: String!, $run: String!, $x: String,
-    $minX: Float, $maxX: Float) {
+    $minX: Float, $maxX: Float, $attempt: Int) {
   project(name: $project, entityName: $entity) {
-    run(name: $run) { historyLineCount chart(x: $x, minX: $minX, maxX: $maxX) }
+    run(name: $run) { historyLineCount chart(x: $x, minX: $minX, maxX: $maxX, attempt: $attempt) }
   }
 }`;
 

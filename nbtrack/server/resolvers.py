@@ -109,6 +109,7 @@ def _run_chart(
     minX: float | None = None,
     maxX: float | None = None,
     points: int | None = 1000,
+    attempt: int | None = None,
 ) -> str:
     # Arguments may be null, as a GraphQL client may send them: null means the default.
     x = "_step" if x is None else x
@@ -119,11 +120,19 @@ def _run_chart(
         raise ApiError("BAD_REQUEST", f"chart(points:) must be 1 to {MAX_CHART_POINTS}, not {points}")
     if minX is not None and maxX is not None and minX > maxX:
         raise ApiError("BAD_REQUEST", f"chart(minX:, maxX:) is an empty range: {minX} > {maxX}")
-    request = ChartRequest(None if keys is None else tuple(dict.fromkeys(keys)), x, minX, maxX, points)
+    if attempt is not None and attempt < 0:
+        raise ApiError("BAD_REQUEST", f"chart(attempt:) must be 0 or more, not {attempt}")
+    request = ChartRequest(
+        None if keys is None else tuple(dict.fromkeys(keys)), x, minX, maxX, points, attempt=attempt
+    )
     chart = info.context.store.chart(run.entity, run.project, run.run_id, request)
     if chart is None:  # deleted between the run's lookup and this field: as absent as it is now
         raise ApiError("NOT_FOUND", f"run {run_key(run)} does not exist")
     return chart.to_json()
+
+
+def _run_attempts(run: RunRow, info: Info) -> int:
+    return info.context.store.attempts(run.entity, run.project, run.run_id)
 
 
 def _run_output(run: RunRow, info: Info, offset: int | None = None, limit: int | None = None) -> list[str]:
@@ -200,6 +209,7 @@ RESOLVERS: dict[str, dict[str, Resolver]] = {
         "history": _run_history,
         "historyKeys": _run_history_keys,
         "chart": _run_chart,
+        "attempts": _run_attempts,
         "output": _run_output,
         "events": _run_events,
         "files": _run_files,

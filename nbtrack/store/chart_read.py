@@ -52,6 +52,7 @@ class ChartRequest:
     hi: float | None
     points: int
     raw_limit: int = RAW_LINES
+    attempt: int | None = None  # only the rows of this attempt of a notebook's run (provenance.py)
 
 
 @dataclass(slots=True)
@@ -88,9 +89,19 @@ def read_history_keys(conn: Connection, pk: int, line_count: int) -> list[str]:
     return sorted(keys.difference(BOOKKEEPING_KEYS))
 
 
+def read_attempts(conn: Connection, pk: int) -> int:
+    """How many attempts the run's rows make: 1 + their largest _attempt (rows without one are
+    attempt 0). Read from the rollup, which every run with attempts has (they came with it)."""
+    rollup = history_rollup.c
+    largest = conn.scalar(select(func.max(rollup.y_max)).where(rollup.run_pk == pk, rollup.key == "_attempt"))
+    return 1 + int(largest or 0)
+
+
 def read_chart(conn: Connection, pk: int, line_count: int, request: ChartRequest) -> Chart:
     """The chart request asks for, of the run whose pk and line count are given (one snapshot)."""
-    if line_count <= request.raw_limit:
+    if line_count <= request.raw_limit or request.attempt is not None:
+        # One attempt's rows are picked from every line: the rollup does not separate attempts
+        # (runs with attempts are notebook runs, rarely large).
         return _chart_of_every_line(conn, pk, line_count, request)
     coverage = _Coverage.read(conn, pk, line_count)
     status = coverage.classify(request.x, request.lo, request.hi)
@@ -116,6 +127,13 @@ def read_chart(conn: Connection, pk: int, line_count: int, request: ChartRequest
 
 def _chart_of_every_line(conn: Connection, pk: int, line_count: int, request: ChartRequest) -> Chart:
     every = read_lines(conn, pk, [(0, line_count)])
+    if request.attempt is not None:
+        picked = [i for i, row in enumerate(every.rows) if row.get("_attempt", 0) == request.attempt]
+        every = HistoryLines(
+            [every.lines[i] for i in picked],
+            [every.steps[i] for i in picked],
+            [every.rows[i] for i in picked],
+        )
     found = raw_points(every.lines, every.rows, request.x, request.lo, request.hi, request.keys)
     keys = request.keys if request.keys is not None else sorted(found.keys)
     return _assemble(request, line_count, {key: KeyValues(found.points.get(key, [])) for key in keys}, True)

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 from nbtrack import jsonutil
 from nbtrack.errors import NbtrackError, UsageError
-from nbtrack.store.chart_read import ChartRequest, read_chart, read_history_keys, read_lines
+from nbtrack.store.chart_read import ChartRequest, read_attempts, read_chart, read_history_keys, read_lines
 from nbtrack.store.downsample import Chart
 from nbtrack.store.keys import hash_key, new_key, shown_prefix
 from nbtrack.store.rollup import BUCKET_LINES, RollupRow, summarize
@@ -398,6 +398,12 @@ class Store:
         with self._snapshot() as conn:
             found = _run_lines(conn, entity, project, run_id)
             return [] if found is None else read_history_keys(conn, *found)
+
+    def attempts(self, entity: str, project: str, run_id: str) -> int:
+        """How many attempts the run's rows make (a notebook's re-run cells start new ones); 1 mostly."""
+        with self._read() as conn:
+            found = _run_lines(conn, entity, project, run_id)
+            return 1 if found is None else read_attempts(conn, found[0])
 
     def chart(self, entity: str, project: str, run_id: str, request: ChartRequest) -> Chart | None:
         """The run's chart (downsample.py says what it holds), or None if the run does not exist."""

@@ -25,6 +25,11 @@ function summaryEntries(summary) {
     .sort(([a], [b]) => naturalCompare(a, b));
 }
 
+/** A chart's series names: the run's name, or one per attempt of a notebook's run. */
+function attemptLabels(attempts, name) {
+  return attempts > 1 ? Array.from({ length: attempts }, (_, a) => `attempt ${a + 1}`) : [name];
+}
+
 export async function runPage(main, route, ctx) {
   const { entity, project } = route;
   const names = { entity, project, run: route.run };
@@ -185,27 +190,44 @@ export async function runPage(main, route, ctx) {
   }
 
   // -- charts ---------------------------------------------------------------------------------
+  // A notebook's run whose re-run cell went back in steps has attempts: each is drawn as a series
+  // of its own ("attempt 1", "attempt 2", ...), as the compare page draws runs.
+  let attempts = raw.attempts || 1;
+  const labels = attemptLabels(attempts, run.name);
   const charts = createChartSection(chartsSection, toolbarSlot, {
-    labels: [run.name],
+    labels,
     view,
     signal: ctx.signal,
     onAxis: (x) => ctx.setQuery({ x: x === "_step" ? "" : x }),
     onError: (error) => ctx.fail(error),
     load: async ({ x, range }) => {
       const [minX, maxX] = range || [null, null];
-      const data = await graphql(RUN_CHART, { ...names, x, minX, maxX }, { signal: ctx.signal });
-      const found = data.project && data.project.run;
-      return ctx.signal.aborted || !found ? null : [chartSeries(parseJSON(found.chart))];
+      const each = attempts > 1 ? Array.from({ length: attempts }, (_, a) => a) : [null];
+      const answers = await Promise.all(
+        each.map((attempt) => graphql(RUN_CHART, { ...names, x, minX, maxX, attempt }, { signal: ctx.signal })),
+      );
+      const found = answers.map((data) => data.project && data.project.run);
+      return ctx.signal.aborted || !found.every(Boolean) ? null : found.map((r) => chartSeries(parseJSON(r.chart)));
     },
   });
   ctx.onCleanup(() => charts.destroy());
-  const drawCharts = (chartText) => charts.draw([chartSeries(parseJSON(chartText))]);
+  const legend = h("ul", { class: "legend", "aria-label": "Attempts" });
+  chartsSection.firstChild.after(legend); // between the section's head and its charts
+  function setAttempts(count) {
+    attempts = count || 1;
+    labels.splice(0, labels.length, ...attemptLabels(attempts, run.name));
+    legend.hidden = attempts < 2;
+    fill(legend, attempts < 2 ? [] : labels.map((label, i) => h("li", {}, h("span", { class: "swatch", "data-series": i, "aria-hidden": "true" }), label)));
+  }
+  setAttempts(attempts);
+  const drawCharts = (chartText) => (attempts > 1 ? charts.refresh() : charts.draw([chartSeries(parseJSON(chartText))]));
 
   renderHead();
   renderTables();
   renderFiles(raw.files || []);
   takeOutput(raw.output || []);
-  drawCharts(raw.chart);
+  await drawCharts(raw.chart);
+  if (ctx.signal.aborted) return;
   ctx.ready();
 
   // -- live -----------------------------------------------------------------------------------
@@ -224,10 +246,12 @@ export async function runPage(main, route, ctx) {
         if (ctx.signal.aborted || !final) return false;
         run = normalizeRun(final);
         renderFiles(final.files || []);
-        drawCharts(final.chart);
+        setAttempts(final.attempts);
+        await drawCharts(final.chart);
         outputComplete = false;
         await loadOutput();
       } else if (live.historyLineCount !== lineCount) {
+        setAttempts(live.attempts);
         await charts.refresh();
       }
       lineCount = live.historyLineCount;
