@@ -70,7 +70,10 @@ def sha(source: str) -> str:
 def test_rows_and_console_lines_carry_the_cell_that_made_them(kernel: Kernel, root: Path) -> None:
     first, run_id = start_run(kernel)
     three = "for i in range(3):\n    run.log({'a': i})\nprint('from three')"
-    four = "import sys\nrun.log({'b': 1})\nprint('from four', file=sys.stderr)"
+    four = (
+        "import logging, sys\nrun.log({'b': 1})\nprint('from four', file=sys.stderr)\n"
+        "logging.warning('from logging')"
+    )
     c3, _ = run_cell(kernel, three, cell_id="cell-three")
     c4, _ = run_cell(kernel, four, cell_id="cell-four")
     c5, _ = run_cell(kernel, "run.log({'c': 2})\nrun.finish()")
@@ -88,6 +91,10 @@ def test_rows_and_console_lines_carry_the_cell_that_made_them(kernel: Kernel, ro
     assert lines[run_id]["_cell"] == first  # printed by the cell that started the run
     assert (lines["from three"]["_cell"], lines["from three"]["stream"]) == (c3, "stdout")
     assert (lines["from four"]["_cell"], lines["from four"]["stream"]) == (c4, "stderr")
+    assert (lines["WARNING:root:from logging"]["_cell"], lines["WARNING:root:from logging"]["stream"]) == (
+        c4,
+        "stderr",
+    )
     assert all(line["_timestamp"] > 0 for line in lines.values())
     assert run.cells[c3] == {"id": "cell-three", "hash": sha(three)}
     assert run.cells[c4] == {"id": "cell-four", "hash": sha(four)}
@@ -172,6 +179,7 @@ def test_code_capture_is_off_by_default(kernel: Kernel, root: Path) -> None:
 
 
 def test_code_capture_stores_exactly_what_nbtrack_code_shows(kernel: Kernel, root: Path) -> None:
+    run_cell(kernel, "__session__ = '/work/train.ipynb'")  # how Jupyter and VS Code name the notebook
     started, run_id = start_run(kernel, ", save_code=True")
     middle, _ = run_cell(kernel, "x = 41\nrun.log({'x': x + 1})")
     last, messages = run_cell(kernel, "%nbtrack code\nrun.finish()")
@@ -184,6 +192,9 @@ def test_code_capture_stores_exactly_what_nbtrack_code_shows(kernel: Kernel, roo
         f"# In[{last}]:",
     ]
     assert "x = 41\nrun.log({'x': x + 1})" in stored_code
+    assert stored_code.startswith(
+        f"# nbtrack: the cells of /work/train.ipynb run while run {run_id} was live"
+    )
 
 
 def test_cells_and_attempts_survive_a_restarted_internal_process(root: Path) -> None:
