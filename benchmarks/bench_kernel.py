@@ -6,6 +6,9 @@ Prints one table: init() inside the kernel with a warm spare (median of the repe
 <= 50 ms), init() without the extension (a cold internal process, for comparison), and during
 a loop of --rows log() calls: the panel's update rate (target 2-10 per second while values
 change) and the largest and median update message (target: bounded, whatever the run's length).
+Then what the notebook features cost: log() per call inside a cell with the extension (rows carry
+their cell), and print() per line with console capture on and a run live, against a kernel
+without the extension (median of --repeats loops of PRINTS lines each).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 import jupyter_client
 
 SPARE_WARMUP = 3.0  # seconds for a warm spare to start and import everything
+PRINTS = 20_000  # lines per timed print() loop
 
 
 class Kernel:
@@ -79,11 +83,12 @@ def init_times(kernel: Kernel, repeats: int, extension: bool) -> list[float]:
 def panel_traffic(kernel: Kernel, rows: int) -> dict[str, float]:
     time.sleep(SPARE_WARMUP)
     code = (
-        "run = nbtrack.init(project='bench')\n"
+        "import time as _t\nrun = nbtrack.init(project='bench')\n_s = _t.perf_counter()\n"
         f"for i in range({rows}):\n    run.log({{'loss': 1 / (i + 1), 'acc': i / {rows}}})\n"
+        f"print((_t.perf_counter() - _s) / {rows} * 1e6)\n"
     )
     started = time.monotonic()
-    _, messages = kernel.execute(code)
+    out, messages = kernel.execute(code)
     _, finish_messages = kernel.execute("run.finish()")
     ended = time.monotonic()
     updates = [
@@ -95,6 +100,7 @@ def panel_traffic(kernel: Kernel, rows: int) -> dict[str, float]:
     sent = [m["header"]["date"] for m in updates]  # the kernel's own send times
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(sent)]
     return {
+        "log_us": float(out.strip().splitlines()[-1]),
         "seconds": ended - started,
         "updates": len(updates),
         "rate": len(updates) / (ended - started),
@@ -103,6 +109,20 @@ def panel_traffic(kernel: Kernel, rows: int) -> dict[str, float]:
         "max_bytes": max(sizes) if sizes else 0,
         "median_bytes": statistics.median(sizes) if sizes else 0,
     }
+
+
+def print_times(kernel: Kernel, repeats: int) -> list[float]:
+    """µs per print() of a short line, timed inside the cell (the kernel's own cost included)."""
+    code = (
+        "import time as _t\n_s = _t.perf_counter()\n"
+        f"for _i in range({PRINTS}):\n    print('step', _i, 'loss', 0.5)\n"
+        f"_e = (_t.perf_counter() - _s) / {PRINTS} * 1e6\nprint('T', _e)\n"
+    )
+    times = []
+    for _ in range(repeats):
+        out, _ = kernel.execute(code)
+        times.append(float(out.strip().splitlines()[-1].split()[1]))
+    return times
 
 
 def main() -> None:
@@ -117,11 +137,15 @@ def main() -> None:
         try:
             warm = init_times(kernel, args.repeats, extension=True)
             traffic = panel_traffic(kernel, args.rows)
+            kernel.execute("run = nbtrack.init(project='bench')")  # a live run: every line is captured
+            captured = print_times(kernel, args.repeats)
+            kernel.execute("run.finish()")
         finally:
             kernel.close()
         kernel = Kernel(cwd)
         try:
             cold = init_times(kernel, args.repeats, extension=False)
+            plain = print_times(kernel, args.repeats)
         finally:
             kernel.close()
     rows = [
@@ -132,6 +156,14 @@ def main() -> None:
         ("smallest gap between updates, s", traffic["min_gap"], ">= 0.1"),
         ("largest update message, bytes", traffic["max_bytes"], "bounded"),
         ("median update message, bytes", traffic["median_bytes"], ""),
+        ("log() per call in a cell, extension loaded, us", traffic["log_us"], "<= 5"),
+        ("print() per line, console captured to a live run, us", statistics.median(captured), ""),
+        ("print() per line, no extension, us", statistics.median(plain), ""),
+        (
+            "console capture cost (ratio captured / plain)",
+            statistics.median(captured) / statistics.median(plain),
+            "",
+        ),
     ]
     print(f"{'metric':<62} | {'value':>10} | target")
     print("-" * 62 + "-+-" + "-" * 10 + "-+-------")

@@ -60,3 +60,21 @@ def test_bench_ui_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     for row in ("server: run page queries", "browser: navigation to charts drawn", "50,000 history rows"):
         assert row in result.stdout
+
+
+def test_bench_kernel_small_runs_and_prints_its_table(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_kernel.py"), "--repeats", "1", "--rows", "2000"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for row in (
+        "init() in a kernel",
+        "panel updates per second",
+        "log() per call in a cell",
+        "console capture",
+    ):
+        assert row in result.stdout

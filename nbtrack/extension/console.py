@@ -27,6 +27,7 @@ MAX_LINE = 64 * 1024  # characters: a longer line is kept in parts of this size
 STREAMS = ("stdout", "stderr")
 
 Sink = Callable[[str, str, float], None]
+_NONE: list[str] = []  # feed()'s answer when no line is complete (never changed)
 logger = logging.getLogger("nbtrack")
 
 
@@ -38,6 +39,11 @@ class LineAssembler:
         self._cursor = 0
 
     def feed(self, text: str) -> list[str]:
+        if "\n" not in text and "\r" not in text and self._cursor == len(self._line) < MAX_LINE:
+            # The common write: a piece of a line (print() writes each argument on its own).
+            self._line += text
+            self._cursor = len(self._line)
+            return _NONE
         done: list[str] = []
         for i, part in enumerate(text.split("\n")):
             if i:  # a newline ended the line before this part
@@ -104,11 +110,10 @@ class ConsoleCapture:
         """Called by the tap of stream name with what was written to it."""
         if not self._active or not text or getattr(self._in_sink, "active", False):
             return
-        now = time.time()
         with self._lock:
             lines = self._assemblers[name].feed(text)
         if lines:
-            self._deliver(name, lines, now)
+            self._deliver(name, lines, time.time())
 
     def _deliver(self, name: str, lines: list[str], timestamp: float) -> None:
         self._in_sink.active = True
