@@ -25,7 +25,7 @@ from nbtrack.resume import ResumePoint
 from nbtrack.run_state import Config, Summary
 from nbtrack.settings import Settings
 from nbtrack.transport.mailbox import Mailbox, ResultReader, Slot
-from nbtrack.transport.outbox import Outbox
+from nbtrack.transport.outbox import ConsoleLine, Outbox
 from nbtrack.transport.process import InternalProcess
 from nbtrack.transport.restart import MAX_RESTARTS, describe_exit, replace_process
 from nbtrack.values import check_file_name, check_row, check_step
@@ -315,10 +315,10 @@ class Run:
             self._send(pb.Record(cell=cell))
 
     def _send_output(self, stream: str, line: str, timestamp: float) -> None:
-        """The extension: one console line (stream "stdout" or "stderr")."""
-        if not self._finished:
+        """The extension: one console line (stream "stdout" or "stderr"), batched by the outbox."""
+        if not self._finished and self._outbox is not None:
             kind = pb.OutputRecord.STDERR if stream == "stderr" else pb.OutputRecord.STDOUT
-            self._send(pb.Record(output=pb.OutputRecord(stream=kind, line=line, timestamp=timestamp)))
+            self._outbox.console(ConsoleLine(kind, line, timestamp))
 
     def _send(self, record: pb.Record, urgent: bool = False, retain: bool = True) -> None:
         if self._outbox is not None:

@@ -118,6 +118,10 @@ class Handler:
             self._writer.put([record])
         elif kind == "cell":
             self._on_cell(record)
+        elif kind == "console":
+            for line in record.console.lines:
+                line.cell = self.provenance.cell
+            self._writer.put([record])
         elif kind == "output":
             record.output.cell = self.provenance.cell
             self._writer.put([record])

@@ -100,6 +100,8 @@ class Sender:
                 self._steps.append(record.history.step)
             elif kind == "summary":
                 self._on_summary(record.summary)
+            elif kind == "console":
+                self._output.extend(console_line(line) for line in record.console.lines)
             elif kind == "output":
                 self._output.append(console_line(record.output))
             elif kind == "stats":

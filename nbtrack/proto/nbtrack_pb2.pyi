@@ -81,6 +81,7 @@ class Record(_message.Message):
     FINAL_FIELD_NUMBER: _builtins.int
     REQUEST_FIELD_NUMBER: _builtins.int
     CELL_FIELD_NUMBER: _builtins.int
+    CONSOLE_FIELD_NUMBER: _builtins.int
     num: _builtins.int
     """position in the transaction log, assigned by the writer (1-based)"""
     @_builtins.property
@@ -113,6 +114,8 @@ class Record(_message.Message):
     def request(self) -> Global___Request: ...
     @_builtins.property
     def cell(self) -> Global___CellRecord: ...
+    @_builtins.property
+    def console(self) -> Global___ConsoleRecord: ...
     def __init__(
         self,
         *,
@@ -132,12 +135,13 @@ class Record(_message.Message):
         final: Global___FinalRecord | None = ...,
         request: Global___Request | None = ...,
         cell: Global___CellRecord | None = ...,
+        console: Global___ConsoleRecord | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cell", b"cell", "config", b"config", "control", b"control", "exit", b"exit", "files", b"files", "final", b"final", "footer", b"footer", "header", b"header", "history", b"history", "metric", b"metric", "output", b"output", "record_type", b"record_type", "request", b"request", "run", b"run", "stats", b"stats", "summary", b"summary"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cell", b"cell", "config", b"config", "console", b"console", "control", b"control", "exit", b"exit", "files", b"files", "final", b"final", "footer", b"footer", "header", b"header", "history", b"history", "metric", b"metric", "output", b"output", "record_type", b"record_type", "request", b"request", "run", b"run", "stats", b"stats", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cell", b"cell", "config", b"config", "control", b"control", "exit", b"exit", "files", b"files", "final", b"final", "footer", b"footer", "header", b"header", "history", b"history", "metric", b"metric", "num", b"num", "output", b"output", "record_type", b"record_type", "request", b"request", "run", b"run", "stats", b"stats", "summary", b"summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cell", b"cell", "config", b"config", "console", b"console", "control", b"control", "exit", b"exit", "files", b"files", "final", b"final", "footer", b"footer", "header", b"header", "history", b"history", "metric", b"metric", "num", b"num", "output", b"output", "record_type", b"record_type", "request", b"request", "run", b"run", "stats", b"stats", "summary", b"summary"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_record_type: _TypeAlias = _typing.Literal["header", "footer", "run", "history", "summary", "config", "metric", "output", "stats", "files", "exit", "final", "request", "cell"]  # noqa: Y015
+    _WhichOneofReturnType_record_type: _TypeAlias = _typing.Literal["header", "footer", "run", "history", "summary", "config", "metric", "output", "stats", "files", "exit", "final", "request", "cell", "console"]  # noqa: Y015
     _WhichOneofArgType_record_type: _TypeAlias = _typing.Literal["record_type", b"record_type"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_record_type) -> _WhichOneofReturnType_record_type | None: ...
 
@@ -431,6 +435,30 @@ class OutputRecord(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OutputRecord: _TypeAlias = OutputRecord  # noqa: Y015
+
+@_typing.final
+class ConsoleRecord(_message.Message):
+    """Console lines captured in a notebook, sent in batches (the outbox packs consecutive lines
+    into one record, as it packs log() calls): each keeps its stream and time.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___OutputRecord]: ...
+    def __init__(
+        self,
+        *,
+        lines: _abc.Iterable[Global___OutputRecord] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lines", b"lines"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsoleRecord: _TypeAlias = ConsoleRecord  # noqa: Y015
 
 @_typing.final
 class CellRecord(_message.Message):

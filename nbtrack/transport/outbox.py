@@ -1,11 +1,14 @@
 """Hands records to the internal process in call order without ever blocking the caller.
 
-Callers append to one deque: a log() call as a (row, step, commit, timestamp) tuple, anything
-else as an already serialized Record. Two named threads move it on:
+Callers append to one deque: a log() call as a (row, step, commit, timestamp) tuple, a captured
+console line as a ConsoleLine, anything else as an already serialized Record. Two named threads
+move it on:
 
 - "nbtrack-outbox" drains the deque every few milliseconds (at once when a request waits) and
   encodes it: runs of consecutive log() calls become PartialHistoryRequests of at most
-  MAX_CALLS_PER_MESSAGE calls (a small message keeps the handler's working set in cache);
+  MAX_CALLS_PER_MESSAGE calls (a small message keeps the handler's working set in cache), runs
+  of console lines one ConsoleRecord each (so a chatty cell costs the internal process one
+  record per batch, not per line);
 - "nbtrack-pipe" writes the encoded messages to record_q, blocking while the internal process
   catches up.
 
@@ -34,7 +37,7 @@ import orjson
 
 from nbtrack.proto import nbtrack_pb2 as pb
 
-__all__ = ["Outbox"]
+__all__ = ["ConsoleLine", "Outbox"]
 
 logger = logging.getLogger("nbtrack")
 
@@ -55,6 +58,13 @@ class _Reconnect(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class ConsoleLine:  # not a tuple, like _Unnumbered
+    stream: pb.OutputRecord.Stream.ValueType  # STDOUT or STDERR
+    line: str
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
 class _Unnumbered:  # not a tuple: the encoder tells log() calls apart by `type(item) is tuple`
     data: bytes
 
@@ -65,7 +75,7 @@ class Outbox:
     def __init__(self, record_q: Connection, interval: float = FLUSH_INTERVAL) -> None:
         self._conn = record_q
         self._interval = interval
-        self._items: collections.deque[LogCall | bytes | _Unnumbered] = collections.deque()
+        self._items: collections.deque[LogCall | bytes | _Unnumbered | ConsoleLine] = collections.deque()
         self._encoded: queue.SimpleQueue[_Message | _Reconnect | None] = queue.SimpleQueue()
         self._seq = 0  # the last sequence number given (encoder thread only)
         # Encoded and not yet acknowledged, oldest first. The lock makes "retained" and "queued
@@ -91,6 +101,10 @@ class Outbox:
     def log(self, call: LogCall) -> None:
         """Queue one finite log() call (the hot path: one deque append)."""
         self._items.append(call)
+
+    def console(self, line: ConsoleLine) -> None:
+        """Queue one captured console line (sent with its neighbours in one record)."""
+        self._items.append(line)
 
     def send(self, record: pb.Record, *, urgent: bool = False, retain: bool = True) -> None:
         """Queue a record after everything already queued; urgent wakes the encoder now.
@@ -171,9 +185,13 @@ class Outbox:
     def _drain(self) -> None:
         items = self._items
         calls: list[LogCall] = []
+        lines: list[ConsoleLine] = []
         while items:
             item = items.popleft()
             if type(item) is tuple:
+                if lines:
+                    self._put_lines(lines)
+                    lines = []
                 calls.append(item)
                 if len(calls) == MAX_CALLS_PER_MESSAGE:
                     self._put_calls(calls)
@@ -182,6 +200,15 @@ class Outbox:
             if calls:
                 self._put_calls(calls)
                 calls = []
+            if type(item) is ConsoleLine:
+                lines.append(item)
+                if len(lines) == MAX_CALLS_PER_MESSAGE:
+                    self._put_lines(lines)
+                    lines = []
+                continue
+            if lines:
+                self._put_lines(lines)
+                lines = []
             if type(item) is _Unnumbered:
                 self._put(_Message(item.data, 0, 0))
             else:
@@ -192,6 +219,16 @@ class Outbox:
                 self._put(_Message(item + number, 0, self._seq))  # type: ignore[operator]
         if calls:
             self._put_calls(calls)
+        if lines:
+            self._put_lines(lines)
+
+    def _put_lines(self, lines: list[ConsoleLine]) -> None:
+        self._seq += 1
+        console = pb.ConsoleRecord(
+            lines=[pb.OutputRecord(stream=x.stream, line=x.line, timestamp=x.timestamp) for x in lines]
+        )
+        record = pb.Record(console=console, control=pb.Control(seq=self._seq))
+        self._put(_Message(record.SerializeToString(), 0, self._seq))
 
     def _put_calls(self, calls: list[LogCall]) -> None:
         first = self._seq + 1
