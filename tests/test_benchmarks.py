@@ -9,72 +9,49 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-BENCH = BENCHMARKS / "bench_core.py"
+
+
+def smoke(tmp_path: Path, script: str, *args: str, timeout: float, rows: tuple[str, ...]) -> None:
+    """Run a benchmark in a fresh folder: it must exit 0 and print each of its table's rows."""
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    missing = [row for row in rows if row not in result.stdout]
+    assert not missing, f"{script} printed no {missing}:\n{result.stdout}"
 
 
 def test_bench_core_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, str(BENCH), "--quick"], capture_output=True, text=True, timeout=300, cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    for row in ("log() per call", "init()", "into the store", "internal process peak RSS", "targets"):
-        assert row in result.stdout
+    rows = ("log() per call", "init()", "into the store", "internal process peak RSS", "targets")
+    smoke(tmp_path, "bench_core.py", "--quick", timeout=300, rows=rows)
 
 
 def test_bench_online_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_online.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    for row in ("log() per call", "finish() straight after the loop", "end to end", "server down"):
-        assert row in result.stdout
+    rows = ("log() per call", "finish() straight after the loop", "end to end", "server down")
+    smoke(tmp_path, "bench_online.py", "--quick", timeout=300, rows=rows)
 
 
 def test_bench_stats_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_stats.py"), "--quick"],
-        capture_output=True,
-        text=True,
+    smoke(
+        tmp_path,
+        "bench_stats.py",
+        "--quick",
         timeout=120,
-        cwd=tmp_path,
+        rows=("sample() alone", "in a run", "% core @ 5 s"),
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    for row in ("sample() alone", "in a run", "% core @ 5 s"):
-        assert row in result.stdout
 
 
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed")
 def test_bench_ui_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
     pytest.importorskip("playwright.sync_api")
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_ui.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    for row in ("server: run page queries", "browser: navigation to charts drawn", "50,000 history rows"):
-        assert row in result.stdout
+    rows = ("server: run page queries", "browser: navigation to charts drawn", "50,000 history rows")
+    smoke(tmp_path, "bench_ui.py", "--quick", timeout=180, rows=rows)
 
 
 def test_bench_kernel_small_runs_and_prints_its_table(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_kernel.py"), "--repeats", "1", "--rows", "2000"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    for row in (
-        "init() in a kernel",
-        "panel updates per second",
-        "log() per call in a cell",
-        "console capture",
-    ):
-        assert row in result.stdout
+    rows = ("init() in a kernel", "panel updates per second", "log() per call in a cell", "console capture")
+    smoke(tmp_path, "bench_kernel.py", "--repeats", "1", "--rows", "2000", timeout=300, rows=rows)
