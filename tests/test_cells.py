@@ -230,7 +230,7 @@ def test_system_metrics_can_pause_between_cells(kernel: Kernel, root: Path) -> N
     _, run_id = start_run(kernel)
     _, messages = run_cell(kernel, "time.sleep(1.5)\nprint(time.time())")  # a cell runs: samples
     cell_ended = float(printed(messages).strip().splitlines()[-1])
-    time.sleep(2.0)  # no cell runs: no samples
+    time.sleep(2.5)  # no cell runs: no samples
     resumed = time.time()
     run_cell(kernel, "time.sleep(1.0)\nrun.finish()")
 
@@ -242,5 +242,6 @@ def test_system_metrics_can_pause_between_cells(kernel: Kernel, root: Path) -> N
         samples = [json.loads(line) for line in store.read_events("local", PROJECT, run_id)]
     times = [sample["_timestamp"] for sample in samples]
     assert sum(t < cell_ended for t in times) >= 5 and sum(t > resumed for t in times) >= 3, times
-    # At most one sample taken as the first cell ended, none in the two seconds after.
-    assert sum(cell_ended + 0.3 < t < resumed for t in times) == 0, times
+    # Between cells (after a second for the pause to get through a busy machine), none: unpaused,
+    # a 0.1 s interval would have taken about ten there.
+    assert sum(cell_ended + 1.0 < t < resumed for t in times) == 0, times
