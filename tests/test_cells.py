@@ -108,8 +108,14 @@ def test_a_rerun_cell_starts_a_second_attempt_and_nothing_is_dropped(kernel: Ker
     first, _ = run_cell(kernel, training)
     again, _ = run_cell(kernel, training)  # the classic re-run: steps 0..4 once more
     # The panel names the cells the steps came from, the attempt too.
-    _, messages = run_cell(
-        kernel, "import time\ntime.sleep(1)\nprint(nbtrack.session.init_hook.runs[-1].panel.details)"
+    _, messages = run_cell(  # live updates come every 0.25 s: wait for the one after the re-run
+        kernel,
+        "import time\npanel = nbtrack.session.init_hook.runs[-1].panel\n"
+        "for _ in range(100):\n"
+        "    if panel.details and 'attempt 2' in panel.details[0]:\n"
+        "        break\n"
+        "    time.sleep(0.1)\n"
+        "print(panel.details)",
     )
     assert f"steps 0-4 from cell [{first}]; steps 0-4 from cell [{again}] (attempt 2)" in printed(messages)
     _, messages = run_cell(kernel, "run.finish()\nprint(run.notices)")
