@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 from nbtrack.errors import NbtrackError, UsageError
+from nbtrack.internal.provenance import CELLS_KEY
 from nbtrack.settings import check_base_url, resolve_root
 from nbtrack.store import DB_FILENAME, ProjectRow, RunRow, Store
 from nbtrack.store.schema import pick_keys
@@ -302,9 +303,6 @@ class Run:
 
         lines = self._source.read_output(self.entity, self.project, self.id)
         return [read_console_line(text) for text in lines]
-
-
-CELLS_KEY = "_cells"  # where the handler keeps the cells in the stored summary (provenance.py)
 
 
 def _split(path: str, what: str, counts: tuple[int, ...]) -> list[str]:

@@ -213,12 +213,7 @@ class Run:
 
     def _media_writer(self) -> MediaWriter:
         if self._media is None:
-            policy = pb.FilesRecord.File
-
-            def deliver(name: str) -> None:
-                self._send(pb.Record(files=pb.FilesRecord(files=[policy(path=name, policy="now")])))
-
-            self._media = MediaWriter(self._settings.files_dir, deliver, self._warn)
+            self._media = MediaWriter(self._settings.files_dir, self._send_file, self._warn)
         return self._media
 
     def _lose_row(self) -> None:
@@ -306,8 +301,12 @@ class Run:
         target = self._settings.files_dir / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
-        self._send(pb.Record(files=pb.FilesRecord(files=[pb.FilesRecord.File(path=name, policy="now")])))
+        self._send_file(name)
         return name
+
+    def _send_file(self, name: str) -> None:
+        """A file of the run is in its files folder: deliver it (save(), media)."""
+        self._send(pb.Record(files=pb.FilesRecord(files=[pb.FilesRecord.File(path=name, policy="now")])))
 
     def _send_cell(self, cell: pb.CellRecord) -> None:
         """The extension: a notebook cell began (rows and console lines after it are its)."""

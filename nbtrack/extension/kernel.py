@@ -154,7 +154,7 @@ class KernelTracker:
     def _note_cell(self, info: Any) -> None:
         cell_id = getattr(info, "cell_id", None)
         raw = getattr(info, "raw_cell", "") or ""
-        key = cell_id or hashlib.sha1(raw.encode("utf-8", "replace")).hexdigest()[:16]
+        source_hash = hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()[:12]
         count = int(getattr(self.shell, "execution_count", 0) or 0)
         if getattr(info, "store_history", False):
             count -= 1  # IPython counts the cell before pre_run_cell: its In[n] is the one before
@@ -163,13 +163,10 @@ class KernelTracker:
             # the last one, so that each cell execution still has its own number.
             count = self._last_count + 1
         self._last_count = max(self._last_count, count)
-        self._cell = (key, count)
+        self._cell = (cell_id or source_hash, count)  # the cell's identity, to tell a re-run
         self._cell_source = raw
         self._cell_record = pb.CellRecord(
-            execution_count=count,
-            cell_id=cell_id or "",
-            source_hash=hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()[:12],
-            timestamp=time.time(),
+            execution_count=count, cell_id=cell_id or "", source_hash=source_hash, timestamp=time.time()
         )
         for tracked in self.runs:
             if not tracked.run.finished:
@@ -179,15 +176,13 @@ class KernelTracker:
 
     def _pause_stats(self) -> None:
         ended = pb.CellRecord(ended=True, timestamp=time.time())
-        for tracked in self.runs:
-            if not tracked.run.finished:
-                tracked.run._send_cell(ended)
+        for run in self.live_runs():
+            run._send_cell(ended)
 
     def _console_line(self, stream: str, line: str, timestamp: float) -> None:
         """A line the kernel printed: it goes to every live run of this kernel."""
-        for tracked in self.runs:
-            if not tracked.run.finished:
-                tracked.run._send_output(stream, line, timestamp)
+        for run in self.live_runs():
+            run._send_output(stream, line, timestamp)
 
     def code_of(self, run: Run) -> CodeLog:
         """What code capture stores (or would store) for run, so far."""

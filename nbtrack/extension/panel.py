@@ -23,6 +23,7 @@ from typing import Any
 import anywidget
 import traitlets
 
+from nbtrack import jsonutil
 from nbtrack.extension.esm import panel_esm
 from nbtrack.extension.formatting import (
     downsample_min_max,
@@ -239,9 +240,7 @@ def panel_details(live: Any) -> list[str]:
             parts.append(f"{steps} from cell [{span.execution_count}]{attempt}")
         lines.append("; ".join(parts))
     if live.system_json:
-        import json
-
-        system = json.loads(live.system_json)
+        system = jsonutil.loads(live.system_json)
         load = [f"CPU {system.get('system.cpu', 0):.0f}%", f"memory {system.get('system.memory', 0):.0f}%"]
         if "system.proc.cpu" in system:
             rss = system.get("system.proc.memory.rss_mb", 0.0) * 1e6  # MB as system_metrics.py counts them

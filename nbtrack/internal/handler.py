@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from nbtrack import jsonutil
-from nbtrack.internal.provenance import Provenance
+from nbtrack.internal.provenance import CELLS_KEY, Provenance
 from nbtrack.internal.sampler import SampledHistory
 from nbtrack.internal.sender import Sender
 from nbtrack.internal.summary import Summary, parse_summary_kinds
@@ -122,9 +122,6 @@ class Handler:
             for line in record.console.lines:
                 line.cell = self.provenance.cell
             self._writer.put([record])
-        elif kind == "output":
-            record.output.cell = self.provenance.cell
-            self._writer.put([record])
         else:
             self._writer.put([record])
 
@@ -137,7 +134,7 @@ class Handler:
             return
         self._writer.put([record])
         self.provenance.begin(record.cell)
-        self.summary.values["_cells"] = self.provenance.cells_summary()
+        self.summary.values[CELLS_KEY] = self.provenance.cells_summary()
         self._summary_dirty = True
 
     def _on_request(self, record: pb.Record) -> None:

@@ -17,9 +17,9 @@ from typing import Any
 
 from nbtrack.proto import nbtrack_pb2 as pb
 
-__all__ = ["CELL_KEYS", "MAX_CELLS", "MAX_SPANS", "Provenance"]
+__all__ = ["CELLS_KEY", "MAX_CELLS", "MAX_SPANS", "Provenance"]
 
-CELL_KEYS = ("_cell", "_attempt")  # what a row may carry besides its metrics and _step/_runtime/_timestamp
+CELLS_KEY = "_cells"  # the summary key holding cells_summary() (the read API's Run.cells)
 MAX_SPANS = 8  # spans a LiveResult carries: the panel names the newest few
 MAX_CELLS = 1000  # cells the summary describes (id and hash): a long session keeps the newest
 

@@ -102,8 +102,6 @@ class Sender:
                 self._on_summary(record.summary)
             elif kind == "console":
                 self._output.extend(console_line(line) for line in record.console.lines)
-            elif kind == "output":
-                self._output.append(console_line(record.output))
             elif kind == "stats":
                 self._events.append(self._event_line(record.stats))
             elif kind == "run":

@@ -18,14 +18,16 @@ from collections.abc import Sequence
 from itertools import repeat
 from typing import Any
 
+from nbtrack.values import RESERVED_KEYS
+
 __all__ = ["BOOKKEEPING_KEYS", "BUCKET_LINES", "X_KEYS", "RollupRow", "finite", "is_number", "summarize"]
 
 BUCKET_LINES = 100
 # The keys a chart may use as its x axis; every history row has them (the handler stamps them).
 X_KEYS = ("_step", "_runtime", "_timestamp")
-# Numbers a row carries that are not metrics: the x keys, and the notebook cell and attempt it
-# came from (internal/provenance.py). Charts and historyKeys leave them out.
-BOOKKEEPING_KEYS = (*X_KEYS, "_cell", "_attempt")
+# Numbers a row carries that are not metrics: the keys nbtrack stamps itself (the x keys, and the
+# notebook cell and attempt a row came from). Charts and historyKeys leave them out.
+BOOKKEEPING_KEYS = RESERVED_KEYS
 
 # (key, bucket, count, step_min, step_max, runtime_min, runtime_max, ts_min, ts_max, y_min, y_max):
 # the columns of schema.history_rollup after run_pk, in their order.

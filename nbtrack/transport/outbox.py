@@ -184,31 +184,22 @@ class Outbox:
 
     def _drain(self) -> None:
         items = self._items
-        calls: list[LogCall] = []
-        lines: list[ConsoleLine] = []
+        batch: list[Any] = []  # consecutive log() calls, or consecutive console lines
         while items:
             item = items.popleft()
-            if type(item) is tuple:
-                if lines:
-                    self._put_lines(lines)
-                    lines = []
-                calls.append(item)
-                if len(calls) == MAX_CALLS_PER_MESSAGE:
-                    self._put_calls(calls)
-                    calls = []
+            kind = type(item)
+            if kind is tuple or kind is ConsoleLine:
+                if batch and type(batch[0]) is not kind:
+                    self._put_batch(batch)
+                    batch = []
+                batch.append(item)
+                if len(batch) == MAX_CALLS_PER_MESSAGE:
+                    self._put_batch(batch)
+                    batch = []
                 continue
-            if calls:
-                self._put_calls(calls)
-                calls = []
-            if type(item) is ConsoleLine:
-                lines.append(item)
-                if len(lines) == MAX_CALLS_PER_MESSAGE:
-                    self._put_lines(lines)
-                    lines = []
-                continue
-            if lines:
-                self._put_lines(lines)
-                lines = []
+            if batch:
+                self._put_batch(batch)
+                batch = []
             if type(item) is _Unnumbered:
                 self._put(_Message(item.data, 0, 0))
             else:
@@ -217,10 +208,14 @@ class Outbox:
                 # rule for concatenation): this sets control.seq without parsing the record.
                 number = pb.Record(control=pb.Control(seq=self._seq)).SerializeToString()
                 self._put(_Message(item + number, 0, self._seq))  # type: ignore[operator]
-        if calls:
-            self._put_calls(calls)
-        if lines:
-            self._put_lines(lines)
+        if batch:
+            self._put_batch(batch)
+
+    def _put_batch(self, batch: list[Any]) -> None:
+        if type(batch[0]) is tuple:
+            self._put_calls(batch)
+        else:
+            self._put_lines(batch)
 
     def _put_lines(self, lines: list[ConsoleLine]) -> None:
         self._seq += 1
