@@ -16,7 +16,7 @@ import nbtrack
 from nbtrack import jsonutil
 from nbtrack.errors import UsageError
 from nbtrack.resume import ResumePoint, find_resume_point, segment_logs
-from nbtrack.run import Run
+from nbtrack.run import Run, live_runs
 from nbtrack.settings import Settings, resolve_settings
 from nbtrack.transport.process import InternalProcess
 
@@ -158,8 +158,6 @@ def _resume_point(settings: Settings) -> ResumePoint | None:
 def _check_not_live_here(settings: Settings) -> None:
     """A run live in this process holds its log's lock until it ends: resuming it would wait for
     a lock this very process holds, so say so at once."""
-    from nbtrack.run import live_runs
-
     for run in live_runs():
         if run.id == settings.run_id and run.dir.parent == settings.root / "runs":
             raise UsageError(
