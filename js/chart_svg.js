@@ -1,5 +1,5 @@
 // The one SVG line chart of nbtrack: the live panel's sparklines (panel.js) and the web UI's charts
-// (ui/charts.js) are both drawn by drawLineChart.
+// (ui/charts.js) are both drawn by drawLineChart, in grids of cards both keep with syncCards.
 //
 // It draws into an <svg> it is given, with that element's own document (a notebook's output area,
 // the UI page, or any DOM), in three layers of its own (grid, axes, lines) that each call redraws;
@@ -36,6 +36,30 @@ function chartLayers(svg) {
   }
   layerCache.set(svg, layers);
   return layers;
+}
+
+/**
+ * Keep `grid`'s children one card per key, in the order of `keys`: cards of keys that are gone are
+ * removed, missing ones made by create(key), the rest moved into place. A card is an object whose
+ * `node` is its element; `cards` (a Map, key -> card) is kept in step. Returns the cards in order.
+ */
+export function syncCards(grid, cards, keys, create) {
+  const wanted = new Set(keys);
+  for (const [key, card] of cards) {
+    if (!wanted.has(key)) {
+      card.node.remove();
+      cards.delete(key);
+    }
+  }
+  return keys.map((key, index) => {
+    let card = cards.get(key);
+    if (!card) {
+      card = create(key);
+      cards.set(key, card);
+    }
+    if (grid.children[index] !== card.node) grid.insertBefore(card.node, grid.children[index] || null);
+    return card;
+  });
 }
 
 /**

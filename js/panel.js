@@ -10,7 +10,7 @@
 // series_omitted, pending, notices, media, details. Every user string is written with textContent, never HTML;
 // the one image is an inline PNG data: URL (panel.py checks its shape) set as an <img> src.
 import { extent, formatBytes, formatDuration, formatNumber } from "./chart.js";
-import { drawLineChart, svgNode } from "./chart_svg.js";
+import { drawLineChart, svgNode, syncCards } from "./chart_svg.js";
 
 const PANEL_CLASS = "nbtrack-run-panel";
 const TRAITS = [
@@ -159,7 +159,7 @@ function createCard(key) {
   const high = element("span");
   range.append(low, high);
   card.append(keyLabel, value, svg, range);
-  return { card, value, svg, range, low, high };
+  return { node: card, value, svg, range, low, high };
 }
 
 function isImageSource(src) {
@@ -274,21 +274,9 @@ export default {
       const metrics = model.get("metrics") || {};
       const series = model.get("series") || {};
       const keys = [...Object.keys(metrics), ...Object.keys(series).filter((k) => !(k in metrics))];
-      for (const [key, parts] of cards) {
-        if (!keys.includes(key)) {
-          parts.card.remove();
-          cards.delete(key);
-        }
-      }
-      keys.forEach((key, index) => {
-        let parts = cards.get(key);
-        if (!parts) {
-          parts = createCard(key);
-          cards.set(key, parts);
-        }
-        if (grid.children[index] !== parts.card) grid.insertBefore(parts.card, grid.children[index] || null);
-        parts.value.textContent = key in metrics ? valueLabel(metrics[key]) : "";
-        drawChart(parts, series[key]);
+      syncCards(grid, cards, keys, createCard).forEach((parts, index) => {
+        parts.value.textContent = keys[index] in metrics ? valueLabel(metrics[keys[index]]) : "";
+        drawChart(parts, series[keys[index]]);
       });
 
       const waiting = model.get("pending") || {};

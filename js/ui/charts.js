@@ -16,7 +16,7 @@ import {
   timeTicks,
   zoomDomain,
 } from "../chart.js";
-import { drawLineChart, svgNode } from "../chart_svg.js";
+import { drawLineChart, svgNode, syncCards } from "../chart_svg.js";
 import { X_AXES } from "./routes.js";
 import { h } from "./dom.js";
 import { errorBox } from "./widgets.js";
@@ -203,21 +203,7 @@ function createChartGrid(container, { labels, onZoom }) {
     for (const run of data) {
       for (const [key, s] of run) if (s.xs.length) keys.add(key);
     }
-    const ordered = [...keys].sort(naturalCompare);
-    for (const [key, parts] of cards) {
-      if (!keys.has(key)) {
-        parts.node.remove();
-        cards.delete(key);
-      }
-    }
-    ordered.forEach((key, index) => {
-      let parts = cards.get(key);
-      if (!parts) {
-        parts = card(key);
-        cards.set(key, parts);
-      }
-      if (grid.children[index] !== parts.node) grid.insertBefore(parts.node, grid.children[index] || null);
-    });
+    syncCards(grid, cards, [...keys].sort(naturalCompare), card);
     // Drawn after every card is in place: each measures its own width.
     for (const parts of cards.values()) draw(parts);
     empty.hidden = cards.size > 0;
