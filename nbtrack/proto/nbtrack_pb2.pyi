@@ -881,6 +881,7 @@ class Result(_message.Message):
     NOTICE_FIELD_NUMBER: _builtins.int
     LIVE_FIELD_NUMBER: _builtins.int
     ACK_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def control(self) -> Global___Control: ...
     @_builtins.property
@@ -895,6 +896,8 @@ class Result(_message.Message):
     def live(self) -> Global___LiveResult: ...
     @_builtins.property
     def ack(self) -> Global___AckResult: ...
+    @_builtins.property
+    def heartbeat(self) -> Global___HeartbeatResult: ...
     def __init__(
         self,
         *,
@@ -905,16 +908,36 @@ class Result(_message.Message):
         notice: Global___NoticeResult | None = ...,
         live: Global___LiveResult | None = ...,
         ack: Global___AckResult | None = ...,
+        heartbeat: Global___HeartbeatResult | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "control", b"control", "exit_result", b"exit_result", "live", b"live", "notice", b"notice", "response", b"response", "result_type", b"result_type", "run_result", b"run_result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "control", b"control", "exit_result", b"exit_result", "heartbeat", b"heartbeat", "live", b"live", "notice", b"notice", "response", b"response", "result_type", b"result_type", "run_result", b"run_result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "control", b"control", "exit_result", b"exit_result", "live", b"live", "notice", b"notice", "response", b"response", "result_type", b"result_type", "run_result", b"run_result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "control", b"control", "exit_result", b"exit_result", "heartbeat", b"heartbeat", "live", b"live", "notice", b"notice", "response", b"response", "result_type", b"result_type", "run_result", b"run_result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_result_type: _TypeAlias = _typing.Literal["run_result", "exit_result", "response", "notice", "live", "ack"]  # noqa: Y015
+    _WhichOneofReturnType_result_type: _TypeAlias = _typing.Literal["run_result", "exit_result", "response", "notice", "live", "ack", "heartbeat"]  # noqa: Y015
     _WhichOneofArgType_result_type: _TypeAlias = _typing.Literal["result_type", b"result_type"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_result_type) -> _WhichOneofReturnType_result_type | None: ...
 
 Global___Result: _TypeAlias = Result  # noqa: Y015
+
+@_typing.final
+class HeartbeatResult(_message.Message):
+    """Sent every second by a thread of its own while the internal process lives: the user side
+    takes a process that stays silent for long (stopped, frozen) for dead, and replaces it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HeartbeatResult: _TypeAlias = HeartbeatResult  # noqa: Y015
 
 @_typing.final
 class AckResult(_message.Message):
@@ -1083,8 +1106,14 @@ class ExitResult(_message.Message):
 
     STATE_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    ROWS_LOST_FIELD_NUMBER: _builtins.int
+    LOST_STEPS_FIELD_NUMBER: _builtins.int
     state: _builtins.str
     """the run's final state in the store"""
+    rows_lost: _builtins.int
+    """rows neither in the store nor in the log (e.g. the disk stayed full)"""
+    lost_steps: _builtins.str
+    """their steps, as ranges: "120-340, 500" """
     @_builtins.property
     def error(self) -> Global___ErrorInfo: ...
     def __init__(
@@ -1092,10 +1121,12 @@ class ExitResult(_message.Message):
         *,
         state: _builtins.str = ...,
         error: Global___ErrorInfo | None = ...,
+        rows_lost: _builtins.int = ...,
+        lost_steps: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "lost_steps", b"lost_steps", "rows_lost", b"rows_lost", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1208,6 +1239,7 @@ class PollExitResponse(_message.Message):
     BYTES_PENDING_FIELD_NUMBER: _builtins.int
     EXIT_RESULT_FIELD_NUMBER: _builtins.int
     RETRYING_FIELD_NUMBER: _builtins.int
+    ROWS_UNLOGGED_FIELD_NUMBER: _builtins.int
     done: _builtins.bool
     rows_pending: _builtins.int
     """history rows not yet in the store / at the server"""
@@ -1215,6 +1247,8 @@ class PollExitResponse(_message.Message):
     """bytes of history on their way to the server"""
     retrying: _builtins.bool
     """the server is unreachable for now; delivery is being retried"""
+    rows_unlogged: _builtins.int
+    """rows the handler made that are not yet in the transaction log"""
     @_builtins.property
     def exit_result(self) -> Global___ExitResult: ...
     def __init__(
@@ -1225,10 +1259,11 @@ class PollExitResponse(_message.Message):
         bytes_pending: _builtins.int = ...,
         exit_result: Global___ExitResult | None = ...,
         retrying: _builtins.bool = ...,
+        rows_unlogged: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["exit_result", b"exit_result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_pending", b"bytes_pending", "done", b"done", "exit_result", b"exit_result", "retrying", b"retrying", "rows_pending", b"rows_pending"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_pending", b"bytes_pending", "done", b"done", "exit_result", b"exit_result", "retrying", b"retrying", "rows_pending", b"rows_pending", "rows_unlogged", b"rows_unlogged"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
