@@ -29,7 +29,8 @@ def _merged(other: Any, kwargs: dict[str, Any], where: str) -> dict[str, Any]:
 
 class Config(MutableMapping[str, Any]):
     """The run's hyperparameters. A key keeps its first value: setting it again to another value
-    is an error (silently changed hyperparameters make runs impossible to compare)."""
+    is an error (silently changed hyperparameters make runs impossible to compare), and so is
+    deleting it (del, pop, popitem, clear)."""
 
     def __init__(self, run: Run, initial: Mapping[str, Any]) -> None:
         object.__setattr__(self, "_run", run)
@@ -53,10 +54,22 @@ class Config(MutableMapping[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         self.update({key: value})
 
+    def __delattr__(self, key: str) -> None:
+        if key not in self._values:
+            raise AttributeError(f"config has no key {key!r}")
+        del self[key]
+
     def __delitem__(self, key: str) -> None:
+        # Refused rather than forgotten: the rows logged so far were produced under this value,
+        # so the stored config must keep it, and a deleted key set again could take any value
+        # (W&B's config has no deletion either).
         self._run._check_live("config")
-        del self._values[key]
-        self._run._send(pb.Record(config=pb.ConfigRecord(remove=[key])))
+        if key not in self._values:
+            raise KeyError(key)
+        raise UsageError(
+            f"config key {key!r} is {self._values[key]!r} and stays so: a hyperparameter cannot be "
+            "deleted. Use a new key, or start a new run for new hyperparameters"
+        )
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Add keys all-or-nothing: every value is checked before any is kept."""

@@ -17,7 +17,7 @@ from nbtrack import jsonutil
 from nbtrack.errors import UsageError
 from nbtrack.resume import ResumePoint, find_resume_point, segment_logs
 from nbtrack.run import Run, live_runs
-from nbtrack.settings import Settings, resolve_settings
+from nbtrack.settings import Settings, check_writable, resolve_settings
 from nbtrack.transport.process import InternalProcess
 
 __all__ = ["InitHook", "finish", "init", "init_hook", "log"]
@@ -90,7 +90,10 @@ def init(
     for what, value in (("name", name), ("notes", notes), ("group", group), ("job_type", job_type)):
         if value is not None and not isinstance(value, str):
             raise TypeError(f"{what} must be a str, not {type(value).__name__}")
-    resume_point = _resume_point(settings) if settings.mode != "disabled" else None
+    resume_point = None
+    if settings.mode != "disabled":
+        check_writable(settings)  # offline and online too: their log is in dir= (settings.py)
+        resume_point = _resume_point(settings)
     if resume_point is not None:
         settings = dataclasses.replace(settings, resumed=True)
         config = _resumed_config(resume_point.config, config)

@@ -6,6 +6,7 @@ import os
 import re
 import secrets
 import string
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ __all__ = [
     "RUN_FILES",
     "Settings",
     "check_base_url",
+    "check_writable",
     "new_run_id",
     "resolve_root",
     "resolve_settings",
@@ -131,6 +133,31 @@ def resolve_settings(
         resume=resume,
         stats_interval=stats_interval,
     )
+
+
+def check_writable(settings: Settings) -> None:
+    """Create the folder that holds the run folders and a scratch file in it, or raise a
+    UsageError naming dir=.
+
+    Every mode but disabled writes the run's transaction log there, and the log is what the
+    guarantees rest on: an offline run has nothing else, and an online run's restarts, rows
+    spilled during an outage and `nbtrack sync` after a finish timeout are all read back from it.
+    So a root nbtrack cannot write to fails init() in every mode, before a process starts, rather
+    than a run that looks live and keeps nothing. Trying is the only honest test: permission bits
+    say nothing for root, a read-only mount or a file where a folder should be."""
+    runs = settings.run_dir.parent
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=runs):  # unnamed on Linux: nothing is left if we die here
+            pass
+    except OSError as exc:
+        detail = exc.strerror or str(exc)
+        if exc.filename is not None and Path(exc.filename) != settings.root:
+            detail += f": {exc.filename}"
+        raise UsageError(
+            f"dir {settings.root} is not a folder nbtrack can write to ({detail}); the run's "
+            "transaction log goes there. Pass dir= (or set NBTRACK_DIR to) a writable folder"
+        ) from exc
 
 
 def _entity(entity: str | None, mode: str) -> str:

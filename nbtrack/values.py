@@ -166,7 +166,7 @@ def _scalar(value: Any, key: str) -> Any:
     if isinstance(value, str):
         _check_text(value, f"value of {key!r}")
         return str(value)
-    item = _item_of_scalar(value)
+    item = _item_of_scalar(value, key)
     if item is not None:
         return _scalar(item, key)
     raise TypeError(
@@ -187,17 +187,24 @@ def _number(value: Any, key: str) -> float | int | None:
     raise TypeError(f"value of {key!r} has type {type(value).__name__}; lists may hold numbers only")
 
 
-def _item_of_scalar(value: Any) -> Any:
+def _item_of_scalar(value: Any, key: str) -> Any:
     """The Python value of a numpy scalar or a one-element array/tensor; None if it is not one."""
     item = getattr(value, "item", None)
     if item is None or not callable(item):
         return None
     if getattr(value, "ndim", 0):  # numpy arrays and torch tensors with at least one axis
         raise TypeError(
-            f"a {type(value).__name__} with shape {getattr(value, 'shape', '?')} is not a scalar; "
-            "log one number per key (e.g. .mean()) or a list via .tolist()"
+            f"value of {key!r}: a {type(value).__name__} with shape {getattr(value, 'shape', '?')} is "
+            "not a scalar; log one number per key (e.g. .mean()) or a list via .tolist()"
         )
-    result = item()
+    try:
+        result = item()
+    except Exception as exc:
+        # .item() is the value's own code (a tensor on a failed device, a lazy array that cannot
+        # compute): its error alone says nothing of which key held it.
+        raise ValueError(
+            f"value of {key!r}: its .item() raised {type(exc).__name__}: {exc}; log a plain number instead"
+        ) from exc
     return result if isinstance(result, (bool, int, float, str)) else None
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 import nbtrack
-from nbtrack.errors import InternalProcessError, UsageError
+from nbtrack.errors import UsageError
 from nbtrack.values import STEP_MAX
 
 BEFORE = {"good": "before"}
@@ -176,6 +176,20 @@ class TensorLike:
         return 0.5
 
 
+class FailingTensor:
+    """A 0-d tensor whose .item() fails, as a CUDA tensor does after a device-side assert."""
+
+    ndim, shape = 0, ()
+
+    def item(self) -> float:
+        raise RuntimeError("CUDA error: device-side assert triggered")
+
+
+def delete_a_config_key(c: Ctx) -> None:
+    c.live.config["lr"] = 0.1
+    del c.live.config["lr"]
+
+
 def save(name: str | None = None, exists: bool = True) -> Callable[[Ctx], object]:
     def call(c: Ctx) -> object:
         source = c.root.parent / "model.txt"
@@ -312,6 +326,7 @@ TYPES, HUGE, KEYS, NONFINITE = "wrong types", "huge and deep values", "unicode a
 STEPS, ORDER, THREADED, FORK = "steps", "calls in the wrong order", "threads", "fork"
 INIT, MAGICS = "init arguments", "magics"
 LEAK = "\nrun.log({{'leaked': 1}})"  # the cell of a %%nbtrack that must not run (a format string)
+NOT_WRITABLE = r"dir \S*(not-a-folder|read-only)/root is not a folder nbtrack can write to"
 
 
 def refused_init(
@@ -351,6 +366,13 @@ CASES = [
     ),
     Case("value-is-a-0d-tensor", TYPES, log({"w": TensorLike()}), rows=({"w": 0.5},)),
     Case("value-is-a-numpy-scalar", TYPES, log({"w": np.float32(0.25)}), rows=({"w": 0.25},)),
+    Case(
+        "value-item-raises",
+        TYPES,
+        log({"ok": 1, "w": FailingTensor()}),
+        ValueError,
+        r"value of 'w': its \.item\(\) raised RuntimeError: CUDA error",
+    ),
     Case("list-holds-a-str", TYPES, log({"x": [1, "two"]}), TypeError, r"value of 'x\[1\]' has type str"),
     Case("int-beyond-64-bits", TYPES, log({"x": 2**70}), ValueError, r"value of 'x' is an int too large"),
     Case("value-is-a-lone-surrogate", TYPES, log({"s": "\ud800"}), ValueError, r"value of 's' is not valid"),
@@ -561,6 +583,14 @@ CASES = [
         config={"lr": 0.1},
     ),
     Case(
+        "config-key-deleted",
+        ORDER,
+        delete_a_config_key,
+        UsageError,
+        r"config key 'lr' is 0\.1 and stays so: a hyperparameter cannot be deleted",
+        config={"lr": 0.1},
+    ),
+    Case(
         "config-half-bad-update",
         ORDER,
         lambda c: c.live.config.update({"ok": 1, "bad": Opaque()}),
@@ -637,8 +667,27 @@ CASES = [
         "init-dir-not-writable",
         INIT,
         lambda c: nbtrack.init(project="matrix", dir=unwritable_dir(c.root.parent)),
-        InternalProcessError,
-        r"could not start the run: .*(not-a-folder|read-only)/root",
+        UsageError,
+        NOT_WRITABLE,
+    ),
+    # offline and online keep their transaction log in dir= too: refused the same way, at once
+    # (online before contacting its server: this one does not exist)
+    Case(
+        "init-offline-dir-not-writable",
+        INIT,
+        lambda c: nbtrack.init(project="matrix", mode="offline", dir=unwritable_dir(c.root.parent)),
+        UsageError,
+        NOT_WRITABLE,
+    ),
+    Case(
+        "init-online-dir-not-writable",
+        INIT,
+        lambda c: nbtrack.init(
+            project="matrix", base_url="http://127.0.0.1:9", dir=unwritable_dir(c.root.parent)
+        ),
+        UsageError,
+        NOT_WRITABLE,
+        timeout=10,
     ),
     Case(
         "init-resume-the-live-run",
@@ -695,7 +744,7 @@ CASES = [
     bad_magic(
         "magic-cell-dir-not-writable",
         "%%nbtrack --dir {unwritable}" + LEAK,
-        r"^InternalProcessError: .*could not start the run: .*(not-a-folder|read-only)/root",
+        r"^UsageError: %%nbtrack: " + NOT_WRITABLE,
     ),
     bad_magic(
         "magic-resume-without-id",

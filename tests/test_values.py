@@ -10,11 +10,20 @@ import pytest
 
 import nbtrack
 from nbtrack.errors import UsageError
-from nbtrack.values import check_row, check_step
+from nbtrack.values import check_config, check_row, check_step
 
 
 class Opaque:
     pass
+
+
+class BadItem:
+    """A 0-d tensor-like value whose .item() fails."""
+
+    ndim = 0
+
+    def item(self) -> float:
+        raise RuntimeError("no device")
 
 
 def nested(depth: int) -> dict[str, Any]:
@@ -28,7 +37,8 @@ BAD_ROWS: list[tuple[object, type[Exception], str]] = [
     ({"x": Opaque()}, TypeError, "value of 'x' has type .*Opaque"),
     ({"x": {1, 2}}, TypeError, "value of 'x' has type builtins.set"),
     ({1: 2.0}, TypeError, "key 1 is a int; keys must be str"),
-    ({"x": np.zeros(3)}, TypeError, "ndarray with shape \\(3,\\) is not a scalar"),
+    ({"x": np.zeros(3)}, TypeError, "value of 'x': a ndarray with shape \\(3,\\) is not a scalar"),
+    ({"a": {"t": BadItem()}}, ValueError, "value of 'a/t': its \\.item\\(\\) raised RuntimeError: no device"),
     ({"x": 2**70}, ValueError, "value of 'x' is an int too large"),
     ({"x": "\ud800"}, ValueError, "value of 'x' is not valid unicode"),
     ({"\ud800": 1}, ValueError, "key .* is not valid unicode"),
@@ -127,3 +137,32 @@ def test_numpy_steps_are_accepted() -> None:
 def test_bad_init_arguments(kwargs: dict[str, Any], error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         nbtrack.init(**{"mode": "disabled", **kwargs})
+
+
+def test_an_item_error_names_the_key_and_keeps_the_cause() -> None:
+    with pytest.raises(ValueError, match=r"config\['opt'\]\['lr'\]\": its \.item\(\) raised") as caught:
+        check_config({"opt": {"lr": BadItem()}})
+    assert isinstance(caught.value.__cause__, RuntimeError)
+
+
+def test_a_config_key_cannot_be_deleted_in_any_way() -> None:
+    with nbtrack.init(mode="disabled", config={"lr": 0.1}) as run:
+        refusals = [
+            lambda: run.config.__delitem__("lr"),
+            lambda: run.config.pop("lr"),
+            run.config.popitem,
+            run.config.clear,
+            lambda: delattr(run.config, "lr"),
+        ]
+        for refusal in refusals:
+            with pytest.raises(UsageError, match=r"config key 'lr' is 0\.1 and stays so"):
+                refusal()
+        assert run.config.as_dict() == {"lr": 0.1}
+        run.config["lr"] = 0.1  # the same value again is fine
+        with pytest.raises(UsageError, match=r"config key 'lr' is already 0\.1"):
+            run.config["lr"] = 0.2
+        with pytest.raises(KeyError):
+            del run.config["absent"]
+        with pytest.raises(AttributeError, match="config has no key 'absent'"):
+            del run.config.absent
+        assert run.config.pop("absent", None) is None
