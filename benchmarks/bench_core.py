@@ -60,7 +60,7 @@ NOTES = """\
 5a: finish() after 4a/4b: final fsync, summary, process exit; JSONL: close(). 5b: a second run calls
     finish() right after the loop, so it includes the drain (JSONL: fsync + close).
 7a: peak RSS over loop + drain + finish minus RSS before the loop (the rows are built before it).
-7b: nbtrack: run._process; wandb: wandb-core. 7c: every descendant process, sum of their peaks
+7b: nbtrack: run._connection.process; wandb: wandb-core. 7c: every descendant process, sum of their peaks
     (nbtrack: + multiprocessing's resource tracker; wandb: + wandb-symon). 1 MB = 10^6 bytes."""
 BOTH = ("local", "offline")
 TARGETS = [  # (label, metric, limit, higher is better, nbtrack columns it applies to)
@@ -131,7 +131,7 @@ def _wait_for_rows(run: Any, n: int, to_store: bool) -> tuple[float, float | Non
         try:
             status = run.status()
         except nbtrack.InternalProcessError:  # its 10 s timeout while the handler catches up
-            if not run._process.is_alive():
+            if not run._connection.process.is_alive():
                 raise
             continue
         now = time.perf_counter() - start
@@ -148,7 +148,7 @@ def _child_nbtrack(mode: str, rows: list[dict[str, float]], workdir: Path, direc
 
     start = time.perf_counter()
     run = nbtrack.init(project="bench", dir=workdir, mode=mode)
-    pids = [run._process.pid] if run._process is not None else []
+    pids = [run._connection.process.pid] if run._connection.process is not None else []
     out: dict[str, Any] = {"init_s": time.perf_counter() - start, "internal_pids": pids}
     peak = _UserPeak()
     start = time.perf_counter()

@@ -49,8 +49,8 @@ def idle_run(root: Path, run_id: str, interval: float, seconds: float) -> tuple[
     """(CPU seconds of the internal process, events stored) for an idle run of `seconds`."""
     os.environ["NBTRACK_STATS_INTERVAL"] = str(interval)
     run = nbtrack.init(project="bench", dir=root, id=run_id)
-    assert run._process is not None and run._process.pid is not None
-    process = psutil.Process(run._process.pid)
+    assert run._connection.process is not None and run._connection.process.pid is not None
+    process = psutil.Process(run._connection.process.pid)
     time.sleep(1.0)  # start-up (imports, store) is not sampling's cost
     before = process.cpu_times()
     time.sleep(seconds)

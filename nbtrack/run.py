@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import os
 import shutil
 import sys
-import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -24,21 +22,23 @@ from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.resume import ResumePoint
 from nbtrack.run_state import Config, Summary
 from nbtrack.settings import Settings
-from nbtrack.transport.mailbox import Mailbox, ResultReader, Slot
-from nbtrack.transport.outbox import ConsoleLine, Outbox
+from nbtrack.transport.connection import RunConnection
+from nbtrack.transport.mailbox import Slot
+from nbtrack.transport.outbox import ConsoleLine
 from nbtrack.transport.process import InternalProcess
-from nbtrack.transport.restart import MAX_RESTARTS, describe_exit, replace_process
 from nbtrack.values import check_file_name, check_row, check_step
 
 __all__ = ["Run"]
 
 logger = logging.getLogger("nbtrack")
 
+SPILL_FILE = "outbox.spill"  # in the run's folder: rows past the outbox's memory limit
 START_TIMEOUT = 30.0  # a cold internal process answers in well under a second
 REQUEST_TIMEOUT = 10.0
 STALL_TIMEOUT = 60.0  # finish() gives up when the internal process makes no progress this long
 FINISH_TIMEOUT = 300.0  # online: finish() waits this long for an unreachable server by default
 PROGRESS_AFTER = 2.0  # finish() says what it waits for once it has waited this long
+PROGRESS_EVERY = 5.0  # seconds between progress lines when stderr is not a terminal
 
 _runs: weakref.WeakSet[Run] = weakref.WeakSet()  # every Run of this process, for _after_fork_in_child
 
@@ -72,12 +72,6 @@ class Run:
         self._finished = False
         self._exit_state: str | None = None
         self.notices: list[str] = []  # warnings the internal process sent (also logged)
-        self.rows_lost = 0  # rows logged after the internal process was gone for good
-        self.restarts = 0  # internal processes that died mid-run and were replaced
-        self._lost_reason: str | None = None  # set when a dead internal process cannot be replaced
-        self._started = False  # the internal process has accepted the run
-        self._stopping = False  # we asked the internal process to exit: its end is expected
-        self._setup: pb.SetupRequest | None = None
         self._exit_slot: Slot | None = None  # the exit record's reply, once finish() has sent it
         # Called on the results thread with each LiveResult (every live_interval while it changes).
         self.on_live: Callable[[pb.LiveResult], None] | None = None
@@ -91,9 +85,7 @@ class Run:
         self.last_image: tuple[str, Any] | None = None  # (file name, uint8 pixels) of the newest image
         self._config = Config(self, config or {})
         self._summary = Summary(self)
-        self._process: InternalProcess | None = None
-        self._outbox: Outbox | None = None
-        self._mailbox = Mailbox()
+        self._connection: RunConnection | None = None  # None: disabled mode
         if settings.mode != "disabled":
             self._start(process or InternalProcess(), tags or [], notes or "", group or "", job_type or "")
         elif process is not None:
@@ -136,6 +128,16 @@ class Run:
     @property
     def finished(self) -> bool:
         return self._finished
+
+    @property
+    def restarts(self) -> int:
+        """Internal processes that died (or hung) mid-run and were replaced."""
+        return self._connection.restarts if self._connection is not None else 0
+
+    @property
+    def rows_lost(self) -> int:
+        """Rows logged after the run lost its internal process for good (each was counted)."""
+        return self._connection.rows_lost if self._connection is not None else 0
 
     @property
     def save_code(self) -> bool | None:
@@ -181,19 +183,14 @@ class Run:
             step = check_step(step)
         if commit is not True and commit is not False:
             raise TypeError(f"commit must be True or False, not {type(commit).__name__}")
-        outbox = self._outbox
-        if outbox is None:
+        connection = self._connection
+        if connection is None:
             return  # disabled mode
-        if self._lost_reason is not None:
-            self._lose_row()
-            return
         if finite:
-            outbox.log((row, step, commit, time.time()))
-        else:  # rare: NaN/inf need the exact (slower) encoder, so this call travels on its own
-            files = self._name_media_files(row)  # images and tables: references now, files later
-            calls = jsonutil.dumps([[row, step, commit, time.time()]])
-            request = pb.Request(partial_history=pb.PartialHistoryRequest(calls_json=calls, count=1))
-            outbox.send(pb.Record(request=request, control=pb.Control(local=True)))
+            connection.publish_log((row, step, commit, time.time()))
+        else:  # NaN/inf (the exact encoder) or media (files named now, written later)
+            files = self._name_media_files(row)
+            connection.publish_log((row, step, commit, time.time()), exact=True)
             if files:
                 self._media_writer().submit(files)
 
@@ -216,52 +213,11 @@ class Run:
             self._media = MediaWriter(self._settings.files_dir, self._send_file, self._warn)
         return self._media
 
-    def _lose_row(self) -> None:
-        """The internal process is gone: count the row as lost (it was said once, when it died)."""
-        self.rows_lost += 1
-
-    def _on_process_gone(self) -> None:
-        """Called on the results thread when result_q ends: expected after a shutdown request;
-        otherwise the process died, and a new one takes over (up to MAX_RESTARTS)."""
-        if self._stopping:
-            self._mailbox.close("the internal process has exited")
-            return
-        if self._started and self._outbox is not None and self.restarts < MAX_RESTARTS:
-            self.restarts += 1
-            threading.Thread(target=self._restart, name="nbtrack-restart", daemon=True).start()
-            return
-        self._give_up("the internal process has exited")
-
-    def _restart(self) -> None:
-        dead, outbox, setup = self._process, self._outbox, self._setup
-        assert dead is not None and outbox is not None and setup is not None
-        try:
-            process = replace_process(dead, setup, outbox)
-        except Exception as exc:
-            logger.exception("nbtrack: could not restart the internal process of run %s", self.id)
-            self._give_up(f"the internal process has exited and could not be restarted ({exc})")
-            return
-        self._process = process
-        ResultReader(process.result_q, self._mailbox, self._on_result, self._on_process_gone)
-        self._warn(
-            f"run {self.id}: its internal process died ({describe_exit(dead)}); a new one took over "
-            f"from the transaction log and nothing logged was lost (restart {self.restarts})"
-        )
-
-    def _give_up(self, reason: str) -> None:
-        """No internal process any more: waiters are woken, and later rows are counted as lost."""
-        if self._lost_reason is not None:
-            return
-        self._lost_reason = reason
-        self._mailbox.close(reason)
+    def _on_connection_lost(self, message: str) -> None:
+        """The run has no internal process any more (RunConnection says why and what it cost)."""
         if self._finished:
             return
-        unsent = self._outbox.calls_not_acknowledged() if self._outbox is not None else 0
-        message = (
-            f"{reason}: rows logged in run {self.id} from now on are NOT stored"
-            + (f", nor the last {unsent} rows before it" if unsent else "")
-            + f". Everything else is in {self._settings.log_path}"
-        )
+        message += f". Everything before that is in {self._settings.log_path}"
         self.notices.append(message)
         logger.error("nbtrack: %s", message)
         for callback in self.on_process_gone:
@@ -296,7 +252,7 @@ class Run:
         if not source.is_file():
             raise FileNotFoundError(f"save(): there is no file at {source}")
         name = check_file_name(source.name if name is None else name)
-        if self._outbox is None:
+        if self._connection is None:
             return name  # disabled mode
         target = self._settings.files_dir / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -315,13 +271,17 @@ class Run:
 
     def _send_output(self, stream: str, line: str, timestamp: float) -> None:
         """The extension: one console line (stream "stdout" or "stderr"), batched by the outbox."""
-        if not self._finished and self._outbox is not None:
+        if not self._finished and self._connection is not None:
             kind = pb.OutputRecord.STDERR if stream == "stderr" else pb.OutputRecord.STDOUT
-            self._outbox.console(ConsoleLine(kind, line, timestamp))
+            self._connection.publish_console(ConsoleLine(kind, line, timestamp))
 
-    def _send(self, record: pb.Record, urgent: bool = False, retain: bool = True) -> None:
-        if self._outbox is not None:
-            self._outbox.send(record, urgent=urgent, retain=retain)
+    def _send(self, record: pb.Record) -> None:
+        if self._connection is not None:
+            self._connection.publish(record)
+
+    def pending_rows(self) -> int:
+        """log() calls and records not yet handed to the internal process."""
+        return self._connection.pending() if self._connection is not None else 0
 
     def _check_live(self, what: str) -> None:
         if self._finished:
@@ -346,24 +306,22 @@ class Run:
         self._finished = True
         self._exit_slot = None
         atexit.unregister(self._finish_at_exit)
+        if self._connection is not None:
+            self._connection.disown()
 
     # -- requests ----------------------------------------------------------------------------
 
     def _request(self, request: pb.Request, what: str, timeout: float = REQUEST_TIMEOUT) -> pb.Result:
         if self._disowned:
             raise self._closed(what)
-        if self._outbox is None:
+        if self._connection is None:
             raise InternalProcessError(f"{what}: run {self.id} has no internal process (mode={self.mode})")
-        slot = self._mailbox.new_slot()
-        self._outbox.send(
-            pb.Record(request=request, control=pb.Control(mailbox_slot=slot.id, req_resp=True)), urgent=True
-        )
-        return slot.wait(timeout, what)
+        return self._connection.request(request, what, timeout)
 
     def get_summary(self) -> dict[str, Any]:
         if self._disowned:  # the parent's summary moves on without us: an old copy would mislead
             raise self._closed("reading the summary")
-        if self._final_summary is not None or self._outbox is None or self._finished:
+        if self._final_summary is not None or self._connection is None or self._finished:
             return dict(self._final_summary or {})
         return self._request_summary()
 
@@ -386,9 +344,6 @@ class Run:
         self, process: InternalProcess, tags: list[str], notes: str, group: str, job_type: str
     ) -> None:
         settings = self._settings
-        self._process = process
-        self._outbox = Outbox(process.record_q)
-        ResultReader(process.result_q, self._mailbox, self._on_result, self._on_process_gone)
         setup = pb.SetupRequest(
             mode=settings.mode,
             log_path=str(settings.log_path),
@@ -398,8 +353,17 @@ class Run:
             live_interval=self._live_interval,
             stats_interval=settings.stats_interval,
         )
-        self._setup = setup
-        self._send(pb.Record(request=pb.Request(setup=setup), control=pb.Control(local=True)), retain=False)
+        connection = self._connection = RunConnection(
+            process,
+            setup,
+            run_id=settings.run_id,
+            spill_path=settings.run_dir / SPILL_FILE,
+            memory_limit=settings.max_memory,
+            hang_timeout=settings.hang_timeout,
+            warn=self._warn,
+            on_result=self._on_result,
+            on_gone=self._on_connection_lost,
+        )
         run = pb.RunRecord(
             run_id=settings.run_id,
             entity=settings.entity,
@@ -420,10 +384,8 @@ class Run:
             run.history_offset, run.output_offset = point.history_offset, point.output_offset
             run.events_offset = point.events_offset
             run.summary_json = jsonutil.dumps(point.summary)
-        slot = self._mailbox.new_slot()
-        control = pb.Control(mailbox_slot=slot.id, req_resp=True, always_send=True)
         # Not retained: a process that replaces a dead one reads the run from the log.
-        self._send(pb.Record(run=run, control=control), urgent=True, retain=False)
+        slot = connection.ask(pb.Record(run=run), retain=False, always_send=True)
         try:
             result = slot.wait(START_TIMEOUT, "starting the run").run_result
         except InternalProcessError:
@@ -431,22 +393,23 @@ class Run:
             raise
         if result.error.message:
             self._finished = True  # the process exits on purpose: not a death to report
-            self._shutdown()
+            connection.shutdown()
             raise InternalProcessError(f"run {self.id}: {result.error.message}")
         self._entity = result.run.entity or self._entity
         self._url = result.url or None
-        self._started = True
-        self._send(
+        connection.started = True
+        connection.publish(
             pb.Record(request=pb.Request(run_start=pb.RunStartRequest()), control=pb.Control(local=True))
         )
 
     def finish(self, exit_code: int = 0, timeout: float | None = None) -> None:
         """End the run: wait until every row is durable and delivered, then stop the internal process.
 
-        timeout: the longest wait for a tracking server (online; default FINISH_TIMEOUT). On
-        timeout the rows not delivered stay in the transaction log, and a warning says how to
-        deliver them with `nbtrack sync`. Interrupted (Ctrl-C), the run is left finishing: call
-        finish() again to wait for the rest (at exit, that happens by itself).
+        timeout: the longest wait, in seconds (default: online FINISH_TIMEOUT; local and offline
+        as long as the internal process makes progress). When it passes, finish() returns and
+        says how many rows are not stored yet, where they are, and the `nbtrack sync` command that
+        delivers them. Interrupted (Ctrl-C), the run is left finishing: call finish() again to
+        wait for the rest (at exit, that happens by itself).
         """
         if self._finished and self._exit_slot is None:
             return
@@ -460,27 +423,27 @@ class Run:
         self._finished = True
         atexit.unregister(self._finish_at_exit)
         _forget_current(self)
-        if self._outbox is None:
-            self._exit_state = "finished" if exit_code == 0 else "failed"
+        if self._connection is None:
+            self._exit_state = exit_state(exit_code)
             return
-        interrupted = False
+        if timeout is None and self.mode == "online":
+            timeout = FINISH_TIMEOUT
+        deadline = None if timeout is None else time.monotonic() + float(timeout)
+        interrupted = complete = False
         try:
-            patience = FINISH_TIMEOUT if timeout is None else float(timeout)
-            if self._media is not None and not self._media.drain(STALL_TIMEOUT):
-                self._warn(f"run {self.id}: media files still being written after {STALL_TIMEOUT:g} s")
-            exit_result = self._wait_for_exit(exit_code, patience)
-            if exit_result is None:
-                self._exit_state = "finished" if exit_code == 0 else "failed"
-                self._warn(
-                    f"run {self.id}: gave up waiting for {self._settings.base_url} after {patience:g} s; "
-                    f"the rows not yet delivered are in {self._settings.log_path} — deliver them with "
-                    f"`nbtrack sync {self._settings.log_path} --base-url {self._settings.base_url}`"
-                )
-                return
+            if self._media is not None:
+                wait = STALL_TIMEOUT if deadline is None else max(0.0, deadline - time.monotonic())
+                if not self._media.drain(wait):
+                    self._warn(f"run {self.id}: media files still being written after {wait:g} s")
+            exit_result = self._wait_for_exit(exit_code, deadline)
+            complete = True
             self._exit_state = exit_result.state
-            if exit_result.error.message:  # it says whether the log keeps the rows
+            if exit_result.error.message:  # it says what became of the rows
                 self._warn(f"run {self.id}: {exit_result.error.message} (log: {self._settings.log_path})")
             self._final_summary = self._fetch_summary()
+        except _StoppedWaiting as stopped:
+            self._exit_state = "running"  # as the store has it until `nbtrack sync` delivers the rest
+            self._warn(str(stopped))
         except KeyboardInterrupt:
             # The exit record is on its way and the internal process goes on delivering: keep
             # it, so that a second finish() (or the one at exit) waits for the same answer.
@@ -491,12 +454,18 @@ class Run:
             raise
         finally:
             if not interrupted:
-                self._finish_done()
+                self._finish_done(complete)
 
-    def _finish_done(self) -> None:
+    def _finish_done(self, complete: bool) -> None:
+        """complete: the exit result came; else finish() stopped waiting, and the internal process
+        is left to write what it holds to the log and exit on its own."""
         self._exit_slot = None
         try:
-            self._shutdown()
+            if self._connection is not None:
+                if complete:
+                    self._connection.shutdown()
+                else:
+                    self._connection.shutdown(request_timeout=0.5, exit_timeout=0.5, kill=False)
         finally:
             for callback in self.on_finished:
                 try:
@@ -508,64 +477,84 @@ class Run:
         self.notices.append(message)
         logger.warning("nbtrack: %s", message)
 
-    def _wait_for_exit(self, exit_code: int, timeout: float) -> pb.ExitResult | None:
-        """The exit result; None when a tracking server kept us waiting longer than timeout."""
+    def _wait_for_exit(self, exit_code: int, deadline: float | None) -> pb.ExitResult:
+        """The exit result; raises _StoppedWaiting at the deadline, or after STALL_TIMEOUT without
+        progress, with what is left and how to deliver it."""
+        connection = self._connection
+        assert connection is not None
         slot = self._exit_slot
         if slot is None:  # not sent yet (else: an interrupted finish() sent it)
-            slot = self._exit_slot = self._mailbox.new_slot()
-            self._send(
-                pb.Record(
-                    exit=pb.ExitRecord(exit_code=exit_code),
-                    control=pb.Control(mailbox_slot=slot.id, always_send=True),
-                ),
-                urgent=True,
+            slot = self._exit_slot = connection.ask(
+                pb.Record(exit=pb.ExitRecord(exit_code=exit_code)), always_send=True
             )
         started = last_progress = time.monotonic()
         last_pending: tuple[int, int] | None = None
         poll = pb.PollExitResponse()
         poll_slot = None
-        announced = ""
-        while True:
-            result = slot.wait_a_while(0.25, f"finishing run {self.id}")
-            if result is not None:
-                if announced:
-                    print(file=sys.stderr)
-                return result.exit_result
-            # A poll waits in line behind the rows still in the pipe, so it is never awaited
-            # with a deadline: its answer is taken whenever it comes.
-            if poll_slot is None:
-                poll_slot = self._mailbox.new_slot()
-                request = pb.Request(poll_exit=pb.PollExitRequest())
-                self._send(
-                    pb.Record(request=request, control=pb.Control(mailbox_slot=poll_slot.id, req_resp=True))
-                )
-            answer = poll_slot.wait_a_while(0.0, f"finishing run {self.id}")
-            if answer is not None:
-                poll_slot = None
-                poll = answer.response.poll_exit
-            pending = (poll.rows_pending, self._outbox.pending() if self._outbox else 0)
-            now = time.monotonic()
-            if pending != last_pending or poll.retrying:
-                last_pending, last_progress = pending, now  # retrying an outage is not a stall
-            elif now - last_progress > STALL_TIMEOUT:
-                raise InternalProcessError(
-                    f"finishing run {self.id}: no progress for {STALL_TIMEOUT:g} s; every row is in "
-                    f"{self._settings.log_path} (replay it with `nbtrack sync`)"
-                )
-            if self.mode == "online" and now - started > timeout:
-                if announced:
-                    print(file=sys.stderr)
-                return None
-            if now - started > PROGRESS_AFTER:
-                line = self._progress_line(sum(pending), poll)
-                if line != announced:  # one line, rewritten in place
-                    print(f"\r{line}", end="", file=sys.stderr, flush=True)
-                    announced = line
+        progress = _ProgressLine()
+        try:
+            while True:
+                wait = 0.25 if deadline is None else max(0.0, min(0.25, deadline - time.monotonic()))
+                result = slot.wait_a_while(wait, f"finishing run {self.id}")
+                if result is not None:
+                    return result.exit_result
+                # A poll waits in line behind the rows still in the pipe, so it is never awaited
+                # with a deadline: its answer is taken whenever it comes.
+                if poll_slot is None:
+                    poll_slot = connection.mailbox.new_slot()
+                    request = pb.Request(poll_exit=pb.PollExitRequest())
+                    connection.publish(
+                        pb.Record(
+                            request=request, control=pb.Control(mailbox_slot=poll_slot.id, req_resp=True)
+                        )
+                    )
+                answer = poll_slot.wait_a_while(0.0, f"finishing run {self.id}")
+                if answer is not None:
+                    poll_slot = None
+                    poll = answer.response.poll_exit
+                pending = (poll.rows_pending, connection.pending())
+                now = time.monotonic()
+                if pending != last_pending or poll.retrying:
+                    last_pending, last_progress = pending, now  # retrying an outage is not a stall
+                elif now - last_progress > STALL_TIMEOUT:
+                    raise _StoppedWaiting(self._left_behind(f"no progress for {STALL_TIMEOUT:g} s", poll))
+                if deadline is not None and now >= deadline:
+                    raise _StoppedWaiting(
+                        self._left_behind(f"stopped waiting after {now - started:.0f} s", poll)
+                    )
+                if now - started > PROGRESS_AFTER:
+                    progress.show(self._progress_line(sum(pending), poll))
+        finally:
+            progress.end()
+
+    def _left_behind(self, why: str, poll: pb.PollExitResponse) -> str:
+        """What finish() leaves undelivered when it stops waiting, and how to deliver it: only
+        rows the transaction log holds are said to be there."""
+        assert self._connection is not None
+        log = self._settings.log_path
+        unlogged = self._connection.not_acknowledged()
+        command = f"nbtrack sync {log}" + (
+            f" --base-url {self._settings.base_url}" if self.mode == "online" else ""
+        )
+        where = "the tracking server" if self.mode == "online" else "the store"
+        message = f"run {self.id}: finish() {why}: {poll.rows_pending} rows are not in {where} yet"
+        if self.mode == "offline":
+            message = f"run {self.id}: finish() {why}"
+        if unlogged or poll.rows_unlogged:
+            message += (
+                f", and {unlogged + poll.rows_unlogged} logged rows are not in the transaction log "
+                f"{log} yet: "
+                "the internal process goes on writing them there while this process lives; then "
+                f"`{command}` delivers them"
+            )
+        elif self.mode != "offline":
+            message += f"; every one of them is in the transaction log — deliver them with `{command}`"
+        return message
 
     def _progress_line(self, rows: int, poll: pb.PollExitResponse) -> str:
         where = self._settings.base_url if self.mode == "online" else "the store"
         size = f" ({poll.bytes_pending / 1e6:.1f} MB)" if poll.bytes_pending else ""
-        retrying = " — server unreachable, retrying" if poll.retrying else ""
+        retrying = " — unreachable, retrying" if poll.retrying else ""
         return f"nbtrack: waiting for {rows} rows{size} to reach {where}{retrying}"
 
     def _fetch_summary(self) -> dict[str, Any]:
@@ -574,29 +563,11 @@ class Run:
         except InternalProcessError:
             return {}
 
-    def _shutdown(self) -> None:
-        """Ask the internal process to exit and make sure it did; never waits unboundedly."""
-        process, outbox = self._process, self._outbox
-        if process is None or outbox is None:
-            return
-        self._stopping = True
-        with contextlib.suppress(InternalProcessError):  # then join() and kill() below make sure
-            self._request(
-                pb.Request(shutdown=pb.ShutdownRequest()), "stopping the internal process", timeout=5.0
-            )
-        outbox.close(1.0)
-        if not process.join(10.0):
-            logger.warning("nbtrack: the internal process of run %s did not exit; killing it", self.id)
-            process.kill()
-        process.close_pipes()
-
     def _abandon(self) -> None:
         self._finished = True
-        self._stopping = True
         atexit.unregister(self._finish_at_exit)
-        if self._process is not None:
-            self._process.kill()
-            self._process.close_pipes()
+        if self._connection is not None:
+            self._connection.abandon()
 
     def _finish_at_exit(self) -> None:
         """A script that ends without finish(): finish for it (failed if it ended by an exception)."""
@@ -610,8 +581,6 @@ class Run:
         if kind == "notice":
             self.notices.append(result.notice.message)
             logger.warning("nbtrack: %s", result.notice.message)
-        elif kind == "ack" and self._outbox is not None:
-            self._outbox.acknowledge(result.ack.seq)
         elif kind == "live" and self.on_live is not None:
             self.on_live(result.live)
 
@@ -622,6 +591,41 @@ class Run:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.finish(exit_code=0 if exc_type is None else 1)
+
+
+class _StoppedWaiting(Exception):
+    """finish() stopped waiting; the message says what is left and how to deliver it."""
+
+
+class _ProgressLine:
+    """finish()'s progress on stderr: one line rewritten in place on a terminal; elsewhere (a
+    log file, CI) a whole line at most every PROGRESS_EVERY seconds, only when it changed."""
+
+    def __init__(self) -> None:
+        self._tty = sys.stderr.isatty()
+        self._shown = ""
+        self._at = 0.0
+
+    def show(self, line: str) -> None:
+        if line == self._shown:
+            return
+        now = time.monotonic()
+        if self._tty:
+            print(f"\r{line}", end="", file=sys.stderr, flush=True)
+        elif now - self._at >= PROGRESS_EVERY:
+            print(line, file=sys.stderr, flush=True)
+            self._at = now
+        else:
+            return
+        self._shown = line
+
+    def end(self) -> None:
+        if self._tty and self._shown:
+            print(file=sys.stderr)
+
+
+def exit_state(exit_code: int) -> str:
+    return "finished" if exit_code == 0 else "failed"
 
 
 def live_runs() -> list[Run]:

@@ -52,6 +52,10 @@ class Settings:
     start_time: float = field(default_factory=time.time)
     resumed: bool = False  # this run continues a stored one: its folder is a new segment
     stats_interval: float = 5.0  # seconds between system-metrics samples; 0: none
+    # Bytes of rows the user process keeps in memory while they wait for the internal process;
+    # past it they go to a spill file in the run folder (transport/outbox.py).
+    max_memory: int = 64 * 1024 * 1024
+    hang_timeout: float = 10.0  # seconds of silence after which the internal process is replaced
     save_code: bool | None = None  # init(save_code=): store the code (None: the extension's default)
 
     @property
@@ -119,7 +123,25 @@ def resolve_settings(
         )
     if resume not in (None, "allow", "must", "never"):
         raise UsageError(f"resume must be None, 'allow', 'must' or 'never', not {resume!r}")
-    stats_interval = _stats_interval(env.get("NBTRACK_STATS_INTERVAL"))
+    stats_interval = _number(
+        env,
+        "NBTRACK_STATS_INTERVAL",
+        Settings.stats_interval,
+        "seconds between system-metrics samples (0 turns them off)",
+    )
+    max_memory_mb = _number(
+        env,
+        "NBTRACK_MAX_MEMORY_MB",
+        Settings.max_memory / 2**20,
+        "megabytes of rows kept in memory while they wait (past it they are spilled to the run folder)",
+    )
+    hang_timeout = _number(
+        env,
+        "NBTRACK_HANG_TIMEOUT",
+        Settings.hang_timeout,
+        "seconds of silence after which the internal process is replaced",
+        minimum=1.0,
+    )
     return Settings(
         mode=chosen_mode,
         project=check_name(
@@ -132,6 +154,8 @@ def resolve_settings(
         api_key=api_key or env.get("NBTRACK_API_KEY") or None,
         resume=resume,
         stats_interval=stats_interval,
+        max_memory=int(max_memory_mb * 2**20),
+        hang_timeout=hang_timeout,
     )
 
 
@@ -167,19 +191,18 @@ def _entity(entity: str | None, mode: str) -> str:
     return check_name(entity, "entity")
 
 
-def _stats_interval(text: str | None) -> float:
+def _number(env: dict[str, str], name: str, default: float, meaning: str, minimum: float = 0.0) -> float:
+    """A finite number >= minimum from the environment variable `name`, else default."""
+    text = env.get(name)
     if text is None or not text.strip():
-        return Settings.stats_interval
+        return default
     try:
-        seconds = float(text)
+        value = float(text)
     except ValueError:
-        seconds = -1.0
-    if not seconds >= 0 or seconds == float("inf"):
-        raise UsageError(
-            f"NBTRACK_STATS_INTERVAL must be seconds between system-metrics samples (0 turns them "
-            f"off), not {text!r}"
-        )
-    return seconds
+        value = float("nan")
+    if not minimum <= value < float("inf"):
+        raise UsageError(f"{name} must be {meaning}, at least {minimum:g}; not {text!r}")
+    return value
 
 
 def check_base_url(base_url: str) -> str:

@@ -213,8 +213,8 @@ def test_cells_and_attempts_survive_a_restarted_internal_process(root: Path) -> 
     run._send_cell(pb.CellRecord(execution_count=4, source_hash="b"))
     run.log({"x": 0}, step=0)  # cell [4] goes back: attempt 1
     assert run.status().rows_logged == 4  # in the log before the kill
-    assert run._process is not None
-    run._process.kill()
+    assert run._connection.process is not None
+    run._connection.process.kill()
     run.log({"x": 1}, step=1)  # the new process knows: still attempt 1, still cell [4]
     run.log({"x": 0}, step=0)  # and within cell [4] a step going back is still refused
     run.finish()

@@ -34,13 +34,13 @@ class Killer(threading.Thread):
 
     def run(self) -> None:
         while self.kills < self.kills_wanted and not self.stop.wait(self.random.uniform(0.2, 0.6)):
-            process = self.victim._process
-            if process is None or process.pid is None or self.victim._stopping:
+            process = self.victim._connection.process
+            if process is None or process.pid is None or self.victim._connection._stopping:
                 return  # finish() has its answer (kills while it waits are fair game)
             os.kill(process.pid, signal.SIGKILL)
             self.kills += 1
             deadline = time.monotonic() + 30
-            while self.victim._process is process and time.monotonic() < deadline:
+            while self.victim._connection.process is process and time.monotonic() < deadline:
                 time.sleep(0.01)  # the next kill is for the next process
 
 

@@ -117,7 +117,7 @@ def test_a_killed_internal_process_is_replaced_and_the_panel_says_so(kernel: Ker
 
     kernel.execute("%load_ext nbtrack")
     reply, _ = kernel.execute(
-        "run = nbtrack.init(project='kernel', id='reborn')\nrun.log({'a': 1})\nrun._process.kill()"
+        "run = nbtrack.init(project='kernel', id='reborn')\nrun.log({'a': 1})\nrun._connection.process.kill()"
     )
     assert reply["status"] == "ok"
     kernel.wait_for(
@@ -135,7 +135,7 @@ def test_a_dead_internal_process_never_breaks_the_next_cell(kernel: Kernel) -> N
     kernel.execute("%load_ext nbtrack")
     reply, first = kernel.execute(
         "from nbtrack.transport.restart import MAX_RESTARTS\n"
-        "run = nbtrack.init(project='kernel')\nrun.restarts = MAX_RESTARTS\nrun._process.kill()"
+        "run = nbtrack.init(project='kernel')\nrun._connection.restarts = MAX_RESTARTS\nrun._connection.process.kill()"
     )
     assert reply["status"] == "ok"
     # The panel says what happened, as soon as the results thread sees the process gone.

@@ -23,7 +23,7 @@ SCRIPT = textwrap.dedent(
     for i in range(int(sys.argv[2])):
         run.log({"i": i, "x": i * 0.5})
     run.status()  # a round trip: every row before it has reached the handler
-    print(run._process.pid, flush=True)
+    print(run._connection.process.pid, flush=True)
     time.sleep(60)
     """
 )

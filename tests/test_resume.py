@@ -105,7 +105,7 @@ for i in range(20000):
     run.log({"i": i})
 run.status()  # a round trip: every row is with the internal process
 time.sleep(0.2)  # and in its log (handed to the OS every 20 ms)
-print(run._process.pid, flush=True)
+print(run._connection.process.pid, flush=True)
 time.sleep(60)
 """
 

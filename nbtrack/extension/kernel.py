@@ -325,8 +325,7 @@ def _store_code(tracked: TrackedRun) -> None:
 
 
 def _pending_rows(run: Run) -> int:
-    outbox = run._outbox
-    return 0 if outbox is None else outbox.pending()
+    return run.pending_rows()
 
 
 def _static_bundle(panel: Any) -> dict[str, str]:

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from multiprocessing.connection import Connection
 
 from nbtrack.internal.handler import Handler
@@ -26,6 +27,7 @@ logger = logging.getLogger("nbtrack")
 STOP_SECONDS = 60.0  # longest a shutdown may take to deliver what is left before the process quits
 CRASH_EXIT_CODE = -1
 IDLE_TICK = 0.1  # seconds the handler waits for a record before it looks at its timers
+HEARTBEAT_SECONDS = 1.0  # the user side replaces a process silent for much longer (connection.py)
 
 
 class _Results:
@@ -68,6 +70,7 @@ def serve(records: Connection, results_conn: Connection, preload: bool = False) 
         import nbtrack.store  # noqa: F401
 
     results = _Results(results_conn)
+    threading.Thread(target=_beat, args=(results,), name="Heartbeat", daemon=True).start()
     sender = Sender(results.send, results.notice)
     sender_thread = SenderThread(sender)
     writer = WriterThread(sender_thread.put, results.notice, results.acknowledge)
@@ -87,6 +90,14 @@ def serve(records: Connection, results_conn: Connection, preload: bool = False) 
     with contextlib.suppress(OSError):
         results_conn.close()
     logger.debug("nbtrack internal process %d exits", os.getpid())
+
+
+def _beat(results: _Results) -> None:
+    """Tell the user side this process lives, whatever its other threads are waiting for."""
+    beat = pb.Result(heartbeat=pb.HeartbeatResult())
+    while not results.closed:
+        results.send(beat)
+        time.sleep(HEARTBEAT_SECONDS)
 
 
 def _handle_records(records: Connection, handler: Handler, shutdown: threading.Event) -> None:

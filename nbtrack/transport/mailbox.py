@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -103,6 +105,8 @@ class ResultReader:
         self._mailbox = mailbox
         self._on_result = on_result
         self._on_closed = on_closed
+        self.last_heard = time.monotonic()  # when the last Result of any kind arrived
+        self.heartbeats = 0  # HeartbeatResults seen: the process has a heartbeat to miss
         self._thread = threading.Thread(target=self._loop, name="nbtrack-results", daemon=True)
         self._thread.start()
 
@@ -111,6 +115,8 @@ class ResultReader:
             try:
                 data = self._conn.recv_bytes()
             except (EOFError, OSError):
+                with contextlib.suppress(OSError):
+                    self._conn.close()  # nothing more can come from a dead process
                 if self._on_closed is None:
                     self._mailbox.close("the internal process has exited")
                     return
@@ -120,8 +126,12 @@ class ResultReader:
                     logger.exception("nbtrack: error while handling the internal process's exit")
                     self._mailbox.close("the internal process has exited")
                 return
+            self.last_heard = time.monotonic()
             result = pb.Result()
             result.ParseFromString(data)
+            if result.HasField("heartbeat"):
+                self.heartbeats += 1
+                continue
             if result.control.mailbox_slot and self._mailbox.deliver(result):
                 continue
             try:

@@ -1,8 +1,8 @@
 """Hands records to the internal process in call order without ever blocking the caller.
 
-Callers append to one deque: a log() call as a (row, step, commit, timestamp) tuple, a captured
-console line as a ConsoleLine, anything else as an already serialized Record. Two named threads
-move it on:
+Callers append to one deque: a log() call as a (row, step, commit, timestamp) tuple (an
+`ExactCall` when its row holds NaN or infinity), a captured console line as a ConsoleLine,
+anything else as an already serialized Record. Two named threads move it on:
 
 - "nbtrack-outbox" drains the deque every few milliseconds (at once when a request waits) and
   encodes it: runs of consecutive log() calls become PartialHistoryRequests of at most
@@ -10,46 +10,59 @@ move it on:
   of console lines one ConsoleRecord each (so a chatty cell costs the internal process one
   record per batch, not per line);
 - "nbtrack-pipe" writes the encoded messages to record_q, blocking while the internal process
-  catches up.
-
-While the internal process is behind, what waits is kept encoded (about 200 bytes a row instead
-of a dict), and the user's loop never waits. One encoder and one writer keep the order of appends.
+  catches up. It owns the connection it writes to: a restart hands it a new one, and only this
+  thread closes the old one, so no other thread pulls a pipe from under a write in progress.
 
 Everything gets a sequence number (each log() call its own) and stays *retained* until the
 internal process acknowledges that its writer has it in the transaction log (`acknowledge`).
 If that process dies, `reconnect` points the pipe at a new one and sends it every retained
 message again, in order; the new process skips what its log already holds. So a row that log()
 accepted is never lost with a process.
+
+Memory is bounded: retained messages are kept in memory up to `memory_limit` bytes; past it
+they are appended to a spill file (`spill_path`, in the run's folder) and read back from there
+when their turn comes. The file is emptied whenever nothing spilled is retained any more. Only
+if the spill file cannot be written either (the disk is full) does log() wait for room, with
+one notice; nothing is ever dropped.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
+import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
 
+from nbtrack import jsonutil
 from nbtrack.proto import nbtrack_pb2 as pb
 
-__all__ = ["ConsoleLine", "Outbox"]
+__all__ = ["DEFAULT_MEMORY_LIMIT", "ConsoleLine", "ExactCall", "Outbox"]
 
 logger = logging.getLogger("nbtrack")
 
 LogCall = tuple[dict[str, Any], "int | None", bool, float]
 FLUSH_INTERVAL = 0.02  # seconds between drains
 MAX_CALLS_PER_MESSAGE = 1000
+DEFAULT_MEMORY_LIMIT = 64 * 1024 * 1024  # bytes of retained messages kept in memory
+ROOM_CHECK = 0.1  # seconds between checks while log() waits for room
 
 
 class _Message(NamedTuple):
-    data: bytes
+    data: bytes | None  # None: spilled, at [offset, offset + size) of the spill file
     calls: int  # log() calls inside (0 for other records)
     seq: int  # the last sequence number inside; 0: not numbered, not retained (setup, run)
+    size: int
+    offset: int = -1
 
 
 class _Reconnect(NamedTuple):
@@ -65,6 +78,14 @@ class ConsoleLine:  # not a tuple, like _Unnumbered
 
 
 @dataclass(frozen=True, slots=True)
+class ExactCall:
+    """A log() call whose row holds NaN or infinity: its batch is encoded by the exact (slower)
+    encoder. Everything else about it is a call like any other: numbered, retained, re-sent."""
+
+    call: LogCall
+
+
+@dataclass(frozen=True, slots=True)
 class _Unnumbered:  # not a tuple: the encoder tells log() calls apart by `type(item) is tuple`
     data: bytes
 
@@ -72,16 +93,36 @@ class _Unnumbered:  # not a tuple: the encoder tells log() calls apart by `type(
 class Outbox:
     """The ordered, non-blocking way into record_q."""
 
-    def __init__(self, record_q: Connection, interval: float = FLUSH_INTERVAL) -> None:
+    def __init__(
+        self,
+        record_q: Connection,
+        *,
+        interval: float = FLUSH_INTERVAL,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        spill_path: Path | None = None,
+        warn: Callable[[str], None] = lambda message: None,
+    ) -> None:
+        """spill_path: where retained messages past memory_limit go (None: nowhere, log() waits);
+        warn: says once that log() is waiting for room, and once that it no longer is."""
         self._conn = record_q
         self._interval = interval
-        self._items: collections.deque[LogCall | bytes | _Unnumbered | ConsoleLine] = collections.deque()
+        self._items: collections.deque[LogCall | ExactCall | bytes | _Unnumbered | ConsoleLine] = (
+            collections.deque()
+        )
         self._encoded: queue.SimpleQueue[_Message | _Reconnect | None] = queue.SimpleQueue()
         self._seq = 0  # the last sequence number given (encoder thread only)
         # Encoded and not yet acknowledged, oldest first. The lock makes "retained" and "queued
         # for the pipe" change together, so a reconnect re-sends each message exactly once.
         self._retained: collections.deque[_Message] = collections.deque()
         self._lock = threading.Lock()
+        self._memory_limit = memory_limit
+        self._retained_bytes = 0  # of retained messages held in memory
+        self._spill = _SpillFile(spill_path) if spill_path is not None else None
+        self._spilled = 0  # retained messages in the spill file
+        self._warn = warn
+        self._room = threading.Condition(self._lock)  # log() waits on it when memory is full
+        self.full = False  # no room in memory or on disk: log() waits (checked on the hot path)
+        self._waiting = False  # log() calls are waiting for room (said once)
         self._resent_through = 0  # pipe thread: seqs up to here were re-sent from retention
         self.acknowledged = 0
         self._wake = threading.Event()
@@ -93,6 +134,7 @@ class Outbox:
         self.calls_encoded = 0
         self.calls_sent = 0
         self.broken: str | None = None  # why the pipe cannot be written (until a reconnect)
+        self.failure: str | None = None  # a thread of the outbox died: nothing moves any more
         self._encoder = threading.Thread(target=self._encode_loop, name="nbtrack-outbox", daemon=True)
         self._writer = threading.Thread(target=self._write_loop, name="nbtrack-pipe", daemon=True)
         self._encoder.start()
@@ -101,6 +143,14 @@ class Outbox:
     def log(self, call: LogCall) -> None:
         """Queue one finite log() call (the hot path: one deque append)."""
         self._items.append(call)
+        if self.full:
+            self._wait_for_room()
+
+    def log_exact(self, call: LogCall) -> None:
+        """Queue a log() call whose row holds NaN or infinity."""
+        self._items.append(ExactCall(call))
+        if self.full:
+            self._wait_for_room()
 
     def console(self, line: ConsoleLine) -> None:
         """Queue one captured console line (sent with its neighbours in one record)."""
@@ -122,9 +172,18 @@ class Outbox:
         """Messages kept until the internal process acknowledges them."""
         return len(self._retained)
 
+    @property
+    def retained_bytes(self) -> int:
+        """Bytes of retained messages held in memory (the spill file's are not counted)."""
+        return self._retained_bytes
+
+    @property
+    def spilled_bytes(self) -> int:
+        return self._spill.end if self._spill is not None else 0
+
     def calls_not_acknowledged(self) -> int:
         """log() calls the internal process has not acknowledged: retained, or not encoded yet."""
-        waiting = sum(1 for item in list(self._items) if type(item) is tuple)
+        waiting = sum(1 for item in list(self._items) if type(item) is tuple or type(item) is ExactCall)
         return waiting + sum(message.calls for message in list(self._retained))
 
     def acknowledge(self, seq: int) -> None:
@@ -132,8 +191,17 @@ class Outbox:
         with self._lock:
             retained = self._retained
             while retained and retained[0].seq <= seq:
-                retained.popleft()
+                message = retained.popleft()
+                if message.data is None:
+                    self._spilled -= 1
+                else:
+                    self._retained_bytes -= message.size
             self.acknowledged = max(self.acknowledged, seq)
+            if self._spilled == 0 and self._spill is not None:
+                self._spill.empty()  # nothing in it is needed any more
+            if self.full and self._retained_bytes <= self._memory_limit:
+                self.full = False
+                self._room.notify_all()
 
     def reconnect(self, record_q: Connection, preamble: list[bytes]) -> None:
         """Write to a new internal process from now on: the preamble, then every retained
@@ -161,111 +229,191 @@ class Outbox:
         return self.broken is None
 
     def close(self, timeout: float) -> bool:
-        """Write what is queued, then stop both threads; False if something was left behind."""
+        """Write what is queued, then stop both threads; False if something was left behind.
+        The pipe thread closes the connection and removes the spill file once it has written
+        everything (on its own if that takes longer than timeout)."""
         flushed = self.flush(timeout)
         self._stopping = True
         self._wake.set()
         self._encoder.join(timeout)
         self._encoded.put(None)
-        self._writer.join(timeout)
+        self._writer.join(timeout)  # if it is still writing, it goes on alone, then ends
+        with self._lock:
+            self.full = False
+            self._room.notify_all()
         return flushed
+
+    def _wait_for_room(self) -> None:
+        """log() found memory full and the spill file unwritable: wait until acknowledgements
+        make room (a dead or hung internal process is replaced meanwhile; see connection.py).
+        Said once when the wait begins and once when it ends, however many calls wait."""
+        with self._lock:
+            if not self.full:
+                return
+            announce, self._waiting = not self._waiting, True
+        if announce:
+            self._warn(
+                f"log() is waiting: {self._retained_bytes / 1e6:.0f} MB of rows wait for the internal "
+                "process and the spill file cannot be written; logging goes on once they are in the log"
+            )
+        with self._lock:
+            while self.full and not self._stopping and self.failure is None:
+                self._room.wait(ROOM_CHECK)
+            ended, self._waiting = self._waiting, False
+        if ended:
+            self._warn("log() goes on: the rows that waited are in the transaction log")
 
     # -- the encoder thread ----------------------------------------------------------------
 
     def _encode_loop(self) -> None:
         # It goes on while the pipe is broken: what it encodes is retained for a new process.
-        while not self._stopping:
-            self._wake.wait(self._interval)
-            self._wake.clear()
-            self._drain()
-            with self._progress:
-                self._cycles += 1
-                self._progress.notify_all()
+        try:
+            while not self._stopping:
+                self._wake.wait(self._interval)
+                self._wake.clear()
+                self._drain()
+                with self._progress:
+                    self._cycles += 1
+                    self._progress.notify_all()
+        except BaseException as exc:  # a bug: say so loudly, and make every waiter give up
+            self._died("nbtrack-outbox", exc)
 
     def _drain(self) -> None:
         items = self._items
         batch: list[Any] = []  # consecutive log() calls, or consecutive console lines
+        lines = False  # the batch holds console lines (else log() calls)
+        exact = False  # a call of the batch needs the exact encoder
         while items:
             item = items.popleft()
             kind = type(item)
-            if kind is tuple or kind is ConsoleLine:
-                if batch and type(batch[0]) is not kind:
-                    self._put_batch(batch)
-                    batch = []
+            if kind is tuple or kind is ExactCall or kind is ConsoleLine:
+                is_line = kind is ConsoleLine
+                if batch and is_line != lines:
+                    self._put_batch(batch, lines, exact)
+                    batch, exact = [], False
+                lines = is_line
+                if kind is ExactCall:
+                    exact = True
+                    item = item.call  # type: ignore[union-attr]
                 batch.append(item)
                 if len(batch) == MAX_CALLS_PER_MESSAGE:
-                    self._put_batch(batch)
-                    batch = []
+                    self._put_batch(batch, lines, exact)
+                    batch, exact = [], False
                 continue
             if batch:
-                self._put_batch(batch)
-                batch = []
-            if type(item) is _Unnumbered:
-                self._put(_Message(item.data, 0, 0))
+                self._put_batch(batch, lines, exact)
+                batch, exact = [], False
+            if kind is _Unnumbered:
+                data = item.data  # type: ignore[union-attr]
+                self._put(_Message(data, 0, 0, len(data)))
             else:
                 self._seq += 1
                 # Appending a serialized message merges it into the one before (protobuf's
                 # rule for concatenation): this sets control.seq without parsing the record.
                 number = pb.Record(control=pb.Control(seq=self._seq)).SerializeToString()
-                self._put(_Message(item + number, 0, self._seq))  # type: ignore[operator]
+                data = item + number  # type: ignore[operator]
+                self._put(_Message(data, 0, self._seq, len(data)))
         if batch:
-            self._put_batch(batch)
+            self._put_batch(batch, lines, exact)
 
-    def _put_batch(self, batch: list[Any]) -> None:
-        if type(batch[0]) is tuple:
-            self._put_calls(batch)
-        else:
+    def _put_batch(self, batch: list[Any], lines: bool, exact: bool) -> None:
+        if lines:
             self._put_lines(batch)
+        else:
+            self._put_calls(batch, exact)
 
     def _put_lines(self, lines: list[ConsoleLine]) -> None:
         self._seq += 1
         console = pb.ConsoleRecord(
             lines=[pb.OutputRecord(stream=x.stream, line=x.line, timestamp=x.timestamp) for x in lines]
         )
-        record = pb.Record(console=console, control=pb.Control(seq=self._seq))
-        self._put(_Message(record.SerializeToString(), 0, self._seq))
+        data = pb.Record(console=console, control=pb.Control(seq=self._seq)).SerializeToString()
+        self._put(_Message(data, 0, self._seq, len(data)))
 
-    def _put_calls(self, calls: list[LogCall]) -> None:
+    def _put_calls(self, calls: list[LogCall], exact: bool) -> None:
         first = self._seq + 1
         self._seq += len(calls)
-        request = pb.PartialHistoryRequest(calls_json=orjson.dumps(calls), count=len(calls), first_seq=first)
+        # One encoder for the whole batch: the exact one keeps NaN and infinity (orjson would
+        # write them as null), the fast one serves every batch without them.
+        encoded = jsonutil.dumps(calls) if exact else orjson.dumps(calls)
+        request = pb.PartialHistoryRequest(calls_json=encoded, count=len(calls), first_seq=first)
         record = pb.Record(
             request=pb.Request(partial_history=request), control=pb.Control(local=True, seq=self._seq)
         )
-        self._put(_Message(record.SerializeToString(), len(calls), self._seq))
+        data = record.SerializeToString()
+        self._put(_Message(data, len(calls), self._seq, len(data)))
 
     def _put(self, message: _Message) -> None:
         self._messages_encoded += 1
         self.calls_encoded += message.calls
         with self._lock:
             if message.seq:
+                if self._retained_bytes + message.size > self._memory_limit:
+                    message = self._spill_or_keep(message)
+                if message.data is not None:
+                    self._retained_bytes += message.size
                 self._retained.append(message)
             self._encoded.put(message)
+
+    def _spill_or_keep(self, message: _Message) -> _Message:
+        """Memory is full (called with the lock held): the message goes to the spill file, or,
+        if that cannot be written, stays in memory and log() waits for room."""
+        assert message.data is not None
+        if self._spill is not None:
+            try:
+                offset = self._spill.append(message.data)
+            except OSError as exc:
+                logger.debug("nbtrack: cannot spill to %s: %s", self._spill.path, exc)
+            else:
+                self._spilled += 1
+                return message._replace(data=None, offset=offset)
+        self.full = True
+        return message
 
     # -- the pipe thread -------------------------------------------------------------------
 
     def _write_loop(self) -> None:
-        while True:
-            item = self._encoded.get()
-            if item is None:
-                return
-            if type(item) is _Reconnect:
-                self._resend(item)
-                continue
-            message: _Message = item  # type: ignore[assignment]
-            # While broken, messages wait in retention for a new process; after a reconnect,
-            # those already re-sent from retention are not sent twice.
-            if self.broken is None and not 0 < message.seq <= self._resent_through:
-                self._send(message.data)
-            with self._progress:
-                self._messages_sent += 1
-                self.calls_sent += message.calls
-                self._progress.notify_all()
+        try:
+            while True:
+                item = self._encoded.get()
+                if item is None:
+                    self._close_conn()
+                    if self._spill is not None:
+                        self._spill.remove()
+                    return
+                if type(item) is _Reconnect:
+                    self._resend(item)
+                    continue
+                message: _Message = item  # type: ignore[assignment]
+                # While broken, messages wait in retention for a new process; after a reconnect,
+                # those already re-sent from retention are not sent twice.
+                if self.broken is None and not 0 < message.seq <= self._resent_through:
+                    data = self._data(message)
+                    if data is not None:
+                        self._send(data)
+                with self._progress:
+                    self._messages_sent += 1
+                    self.calls_sent += message.calls
+                    self._progress.notify_all()
+        except BaseException as exc:
+            self._died("nbtrack-pipe", exc)
+
+    def _data(self, message: _Message) -> bytes | None:
+        """The message's bytes; None if it was spilled and is acknowledged (nothing to send)."""
+        if message.data is not None:
+            return message.data
+        assert self._spill is not None
+        try:
+            return self._spill.read(message.offset, message.size)
+        except OSError:
+            if message.seq <= self.acknowledged:
+                return None  # the spill file was emptied after its messages were stored
+            raise
 
     def _send(self, data: bytes) -> None:
         try:
             self._conn.send_bytes(data)
-        except (OSError, ValueError) as exc:  # the internal process is gone
+        except (OSError, ValueError) as exc:  # the internal process is gone (or hung and killed)
             self.broken = f"the internal process stopped reading records ({exc})"
             logger.debug("nbtrack: outbox paused: %s", exc)
 
@@ -274,10 +422,67 @@ class Outbox:
             again = list(self._retained)
         if again:
             self._resent_through = again[-1].seq
+        self._close_conn()  # the dead process's end: only this thread ever wrote to it
         self._conn = reconnect.conn
         self.broken = None
-        for data in reconnect.preamble:
-            self._send(data)
+        for preamble in reconnect.preamble:
+            self._send(preamble)
         for message in again:
-            if self.broken is None:
-                self._send(message.data)
+            if self.broken is not None:
+                break
+            data = self._data(message)
+            if data is not None:
+                self._send(data)
+
+    def _close_conn(self) -> None:
+        with contextlib.suppress(OSError):
+            self._conn.close()
+
+    def _died(self, thread: str, exc: BaseException) -> None:
+        self.failure = f"the {thread} thread failed ({type(exc).__name__}: {exc})"
+        logger.error("nbtrack: %s", self.failure, exc_info=exc)
+        with self._progress:
+            self._progress.notify_all()
+        with self._lock:
+            self.full = False
+            self._room.notify_all()
+
+
+class _SpillFile:
+    """Retained messages that did not fit in memory, appended; read back by offset."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self.end = 0
+
+    def append(self, data: bytes) -> int:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        offset = self.end
+        done = 0
+        while done < len(data):
+            done += os.pwrite(self._fd, data[done:], offset + done)
+        self.end = offset + len(data)
+        return offset
+
+    def read(self, offset: int, size: int) -> bytes:
+        assert self._fd is not None
+        data = os.pread(self._fd, size, offset)
+        if len(data) != size:
+            raise OSError(f"the spill file {self.path} is short: {len(data)} of {size} bytes")
+        return data
+
+    def empty(self) -> None:
+        if self._fd is not None and self.end:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            self.end = 0
+
+    def remove(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+            with contextlib.suppress(OSError):
+                self.path.unlink()

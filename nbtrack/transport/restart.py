@@ -26,7 +26,8 @@ def replace_process(dead: InternalProcess, setup: pb.SetupRequest, outbox: Outbo
     """A new internal process that recovers the run from setup.log_path; the outbox writes to it."""
     if not dead.join(EXIT_WAIT):
         dead.kill()  # its pipe is closed, so it can only be stuck: it must not write the log any more
-    dead.close_pipes()
+    # Its pipes are not closed here: the results thread closed result_q at EOF, and record_q is
+    # the outbox's pipe thread's to close (it may be inside a write to it right now).
     if setup.log_path and not run_lock.wait_until_released(Path(setup.log_path), EXIT_WAIT):
         raise RuntimeError(f"the transaction log {setup.log_path} is still held by another process")
     process = InternalProcess()

@@ -1,0 +1,242 @@
+"""The user side's one connection to a run's internal process.
+
+`RunConnection` owns everything between `Run` and the internal process: the process itself, the
+outbox that numbers and retains what is sent, the mailbox that routes replies, and what happens
+when the process dies or stops answering. Every log() call goes through `publish_log`, records
+through `publish`, questions through `request`.
+
+A process that dies (EOF on result_q) is replaced by a new one that recovers the run from its
+transaction log, and the outbox re-sends what the dead one had not acknowledged (restart.py). A
+process that lives but stays silent — no Result at all, not even its heartbeat, for
+`hang_timeout` seconds (stopped with SIGSTOP, frozen) — is killed, and then replaced the same
+way: a hung process is a dead one that has not noticed yet. Only after MAX_RESTARTS does the run
+give up, and then it says how many rows it could not keep, and counts every row after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from nbtrack.errors import InternalProcessError
+from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.transport.mailbox import Mailbox, ResultReader, Slot
+from nbtrack.transport.outbox import DEFAULT_MEMORY_LIMIT, ConsoleLine, LogCall, Outbox
+from nbtrack.transport.process import InternalProcess
+from nbtrack.transport.restart import MAX_RESTARTS, describe_exit, replace_process
+
+__all__ = ["HANG_TIMEOUT", "RunConnection"]
+
+logger = logging.getLogger("nbtrack")
+
+HANG_TIMEOUT = 10.0  # seconds of silence (the process beats every second) before it counts as hung
+WATCH_INTERVAL = 0.5
+
+
+class RunConnection:
+    """Owns one run's internal process, outbox and mailbox; survives the process's death."""
+
+    def __init__(
+        self,
+        process: InternalProcess,
+        setup: pb.SetupRequest,
+        *,
+        run_id: str,
+        spill_path: Path | None,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        hang_timeout: float = HANG_TIMEOUT,
+        warn: Callable[[str], None],
+        on_result: Callable[[pb.Result], None],
+        on_gone: Callable[[str], None],
+    ) -> None:
+        """warn: one sentence the user must read; on_result: Results no request waits for
+        (notices, live updates); on_gone: the run cannot be kept any more (with the reason)."""
+        self._run_id = run_id
+        self._setup = setup
+        self._warn = warn
+        self._on_result_cb = on_result
+        self._on_gone = on_gone
+        self._hang_timeout = hang_timeout
+        self.process = process
+        self.restarts = 0  # processes that died (or hung) mid-run and were replaced
+        self.rows_lost = 0  # log() calls made after the connection was lost for good
+        self.lost_reason: str | None = None
+        self.started = False  # the process accepted the run: from now on it can be replaced
+        self._stopping = False  # we asked the process to exit: its end is expected
+        self._hung: InternalProcess | None = None  # killed by the watchdog for its silence
+        self.mailbox = Mailbox()
+        self.outbox = Outbox(process.record_q, memory_limit=memory_limit, spill_path=spill_path, warn=warn)
+        self._reader = self._read(process)
+        self.outbox.send(
+            pb.Record(request=pb.Request(setup=setup), control=pb.Control(local=True)), retain=False
+        )
+        self._closed = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch, name="nbtrack-watchdog", daemon=True)
+        self._watchdog.start()
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def publish_log(self, call: LogCall, exact: bool = False) -> None:
+        """One log() call; exact: its row holds NaN or infinity. Never blocks while there is
+        room (memory, then the spill file)."""
+        if self.lost_reason is not None:
+            self.rows_lost += 1
+        elif exact:
+            self.outbox.log_exact(call)
+        else:
+            self.outbox.log(call)
+
+    def publish_console(self, line: ConsoleLine) -> None:
+        if self.lost_reason is None:
+            self.outbox.console(line)
+
+    def publish(self, record: pb.Record, *, urgent: bool = False, retain: bool = True) -> None:
+        """A record, after everything published before it; retain=False: not re-sent to a
+        process that replaces this one (it gets its own)."""
+        self.outbox.send(record, urgent=urgent, retain=retain)
+
+    def request(self, request: pb.Request, what: str, timeout: float) -> pb.Result:
+        """Ask and wait up to timeout; raises InternalProcessError (naming `what`) if no answer."""
+        slot = self.mailbox.new_slot()
+        self.publish(
+            pb.Record(request=request, control=pb.Control(mailbox_slot=slot.id, req_resp=True)), urgent=True
+        )
+        return slot.wait(timeout, what)
+
+    def ask(self, record: pb.Record, *, retain: bool = True, always_send: bool = False) -> Slot:
+        """Send a record whose reply is awaited later (the run record, the exit record)."""
+        slot = self.mailbox.new_slot()
+        record.control.mailbox_slot = slot.id
+        record.control.always_send = always_send
+        self.publish(record, urgent=True, retain=retain)
+        return slot
+
+    # -- progress --------------------------------------------------------------------------
+
+    def pending(self) -> int:
+        """log() calls and records not yet handed to the internal process."""
+        return self.outbox.pending()
+
+    def not_acknowledged(self) -> int:
+        """log() calls not yet in the transaction log."""
+        return self.outbox.calls_not_acknowledged()
+
+    # -- the process's life ----------------------------------------------------------------
+
+    def _read(self, process: InternalProcess) -> ResultReader:
+        return ResultReader(process.result_q, self.mailbox, self._on_result, lambda: self._on_closed(process))
+
+    def _on_result(self, result: pb.Result) -> None:
+        if result.HasField("ack"):
+            self.outbox.acknowledge(result.ack.seq)
+        else:
+            self._on_result_cb(result)
+
+    def _on_closed(self, process: InternalProcess) -> None:
+        """result_q of `process` ended: expected after a shutdown request; otherwise it died
+        (or the watchdog killed it), and a new one takes over (up to MAX_RESTARTS)."""
+        if self._stopping:
+            self.mailbox.close("the internal process has exited")
+            return
+        if self.started and self.outbox.failure is None and self.restarts < MAX_RESTARTS:
+            self.restarts += 1
+            threading.Thread(
+                target=self._restart, args=(process,), name="nbtrack-restart", daemon=True
+            ).start()
+            return
+        self._give_up(self.outbox.failure or "the internal process has exited")
+
+    def _restart(self, dead: InternalProcess) -> None:
+        try:
+            process = replace_process(dead, self._setup, self.outbox)
+        except Exception as exc:
+            logger.exception("nbtrack: could not restart the internal process of run %s", self._run_id)
+            self._give_up(f"the internal process has exited and could not be restarted ({exc})")
+            return
+        how = (
+            f"it stopped answering for {self._hang_timeout:g} s and was killed"
+            if self._hung is dead
+            else describe_exit(dead)
+        )
+        if self._stopping:  # the run ended meanwhile: the new process is not needed
+            process.kill()
+            return
+        self.process = process
+        self._reader = self._read(process)
+        self._warn(
+            f"run {self._run_id}: its internal process died ({how}); a new one took over from the "
+            f"transaction log, and the rows not yet in it are being sent again (restart {self.restarts})"
+        )
+
+    def _watch(self) -> None:
+        """Kill a process that stays silent: its death starts the restart."""
+        while not self._closed.wait(WATCH_INTERVAL):
+            process, reader = self.process, self._reader
+            if self._stopping or reader.heartbeats == 0 or self._hung is process:
+                continue  # a process that never beat has no heartbeat to miss
+            silent = time.monotonic() - reader.last_heard
+            if silent > self._hang_timeout and process.is_alive():
+                logger.warning(
+                    "nbtrack: the internal process of run %s (pid %s) is silent for %.0f s; killing it",
+                    self._run_id,
+                    process.pid,
+                    silent,
+                )
+                self._hung = process
+                process.kill()
+
+    def _give_up(self, reason: str) -> None:
+        """No internal process any more: waiters wake, later rows are counted as lost."""
+        if self.lost_reason is not None:
+            return
+        unsent = self.outbox.calls_not_acknowledged()
+        self.lost_reason = reason
+        self.mailbox.close(reason)
+        self._on_gone(
+            f"{reason}: rows logged in run {self._run_id} from now on are NOT stored"
+            + (
+                f", nor the last {unsent} rows before it (they never reached the transaction log)"
+                if unsent
+                else ""
+            )
+        )
+
+    # -- the end ---------------------------------------------------------------------------
+
+    def shutdown(
+        self, request_timeout: float = 5.0, exit_timeout: float = 10.0, *, kill: bool = True
+    ) -> bool:
+        """Ask the process to exit and wait for it, every wait bounded; True if it exited.
+
+        kill=False: a process still busy after exit_timeout is left to finish on its own (it
+        handles everything sent before the shutdown request, writing it to the log, then exits).
+        """
+        self._stopping = True
+        with contextlib.suppress(InternalProcessError):  # then join() and kill() below make sure
+            self.request(
+                pb.Request(shutdown=pb.ShutdownRequest()), "stopping the internal process", request_timeout
+            )
+        self.outbox.close(min(1.0, exit_timeout))
+        process = self.process
+        exited = process.join(exit_timeout)
+        if not exited and kill:
+            logger.warning("nbtrack: the internal process of run %s did not exit; killing it", self._run_id)
+            process.kill()
+        self._closed.set()
+        return exited
+
+    def abandon(self) -> None:
+        """Kill the process at once (a run that never started)."""
+        self._stopping = True
+        self._closed.set()
+        self.process.kill()
+        self.outbox.close(0.5)
+
+    def disown(self) -> None:
+        """In a forked child: the threads that served this connection are not here."""
+        self._stopping = True
+        self._closed.set()

@@ -1,0 +1,178 @@
+"""The run's connection to its internal process under faults (transport/connection.py): rapid
+kills, a hung (stopped) process, and an outbox past its memory limit. Every test logs finite,
+NaN/inf and media rows and asserts the exact stored history, the final state, and that what the
+user was told is true."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import nbtrack
+from nbtrack.sync import sync_log
+from tests.helpers import stored_history, stored_run
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def row(i: int) -> dict[str, Any]:
+    """Row i as logged: mostly finite; every 97th holds NaN and infinity; every 1001st an image."""
+    if i % 97 == 0:
+        return {"i": i, "x": math.nan, "y": math.inf if i % 2 else -math.inf}
+    if i % 1001 == 0:
+        return {"i": i, "image": nbtrack.Image(np.full((4, 4), i % 256, dtype=np.uint8))}
+    return {"i": i, "x": i * 0.5}
+
+
+def check_history(stored: list[dict[str, Any]], rows: int) -> None:
+    """Every row once, in order, with its values (NaN and infinities included; media as files)."""
+    assert len(stored) == rows, f"{len(stored)} rows stored, {rows} logged"
+    assert [r["_step"] for r in stored] == list(range(rows))
+    for i, got in enumerate(stored):
+        assert got["i"] == i
+        if i % 97 == 0:
+            assert math.isnan(got["x"]) and got["y"] == (math.inf if i % 2 else -math.inf)
+        elif i % 1001 == 0:
+            assert got["image"]["_type"] == "image-file" and got["image"]["path"].endswith(".png")
+        else:
+            assert got["x"] == i * 0.5
+
+
+def internal_pid(run: nbtrack.Run) -> int:
+    assert run._connection is not None and run._connection.process.pid is not None
+    return run._connection.process.pid
+
+
+def wait_for_new_process(run: nbtrack.Run, old: int, seconds: float = 30.0) -> int:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pid = internal_pid(run)
+        if pid != old:
+            return pid
+        time.sleep(0.01)
+    raise AssertionError(f"no new internal process within {seconds} s")
+
+
+def test_rapid_repeated_kills_lose_and_duplicate_nothing(root: Path) -> None:
+    """8 SIGKILLs 0.4 s apart, each maybe landing while the previous restart is still re-sending."""
+    rows = 50_000
+    run = nbtrack.init(project="test", dir=root, id="rapid")
+    kills = 0
+
+    def killer() -> None:
+        nonlocal kills
+        time.sleep(0.3)
+        for _ in range(8):
+            os.kill(internal_pid(run), signal.SIGKILL)
+            kills += 1
+            time.sleep(0.4)
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    for i in range(rows):
+        run.log(row(i))
+        if i % 1000 == 999:
+            time.sleep(0.03)  # bursts of 1,000 rows
+    thread.join()
+    run.finish()
+    assert kills == 8 and run.restarts >= 1
+    check_history(stored_history(root, "rapid"), rows)
+    assert stored_run(root, "rapid").state == "finished"
+    assert run.state == "finished" and run.rows_lost == 0
+    assert not [n for n in run.notices if "NOT stored" in n]
+    # The log, reopened after each kill, replays to the same run.
+    copy = root.parent / "replayed"
+    report = sync_log(run.dir / "run-rapid.nbt", f"sqlite:///{copy / 'nbtrack.db'}")
+    assert report.error is None and report.complete
+    check_history(stored_history(copy, "rapid"), rows)
+
+
+def test_a_hung_internal_process_is_replaced_and_nothing_is_lost(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGSTOP: the process lives but says nothing. After NBTRACK_HANG_TIMEOUT it is killed and a
+    new one takes over from the log and the outbox; finish() then completes."""
+    monkeypatch.setenv("NBTRACK_HANG_TIMEOUT", "3")
+    rows = 200_000
+    run = nbtrack.init(project="test", dir=root, id="hung")
+    for i in range(100):
+        run.log(row(i))
+    time.sleep(1.5)  # a heartbeat has arrived: the process has one to miss
+    stopped = internal_pid(run)
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        for i in range(100, rows):
+            run.log(row(i))
+        started = time.monotonic()
+        run.finish()
+        waited = time.monotonic() - started
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # killed and reaped by now
+            os.kill(stopped, signal.SIGCONT)
+    assert internal_pid(run) != stopped and run.restarts >= 1
+    check_history(stored_history(root, "hung"), rows)
+    assert stored_run(root, "hung").state == "finished" and run.state == "finished"
+    said = [n for n in run.notices if "stopped answering for 3 s and was killed" in n]
+    assert len(said) == 1, run.notices
+    assert waited < 60
+
+
+def test_the_outbox_spills_past_its_memory_limit_and_delivers_everything(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the internal process stopped, waiting rows stay under NBTRACK_MAX_MEMORY_MB in memory;
+    the rest goes to the run folder's spill file, and all of it is stored once it resumes."""
+    monkeypatch.setenv("NBTRACK_MAX_MEMORY_MB", "2")
+    monkeypatch.setenv("NBTRACK_HANG_TIMEOUT", "600")  # stopped on purpose: not replaced here
+    rows = 150_000
+    run = nbtrack.init(project="test", dir=root, id="spill")
+    time.sleep(1.5)
+    pid = internal_pid(run)
+    os.kill(pid, signal.SIGSTOP)
+    assert run._connection is not None
+    outbox = run._connection.outbox
+    try:
+        peak = 0
+        for i in range(rows):
+            run.log(row(i))
+            if i % 5000 == 0:
+                peak = max(peak, outbox.retained_bytes)
+        deadline = time.monotonic() + 30
+        while outbox.calls_encoded < rows and time.monotonic() < deadline:
+            time.sleep(0.05)  # the encoder catches up
+        peak = max(peak, outbox.retained_bytes)
+        assert outbox.spilled_bytes > 4 * 2**20  # most of the ~8 MB went to the file
+        assert peak <= 2 * 2**20
+        assert (run.dir / "outbox.spill").stat().st_size == outbox.spilled_bytes
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    run.finish()
+    check_history(stored_history(root, "spill"), rows)
+    assert stored_run(root, "spill").state == "finished"
+    assert not (run.dir / "outbox.spill").exists()
+    assert not [n for n in run.notices if "waiting" in n]  # log() never had to wait
+
+
+def test_a_restart_does_not_store_nan_or_media_rows_twice(root: Path) -> None:
+    """Rows that take the exact encoder are numbered like any other: a recovering process knows
+    they are in its log already."""
+    run = nbtrack.init(project="test", dir=root, id="nanrestart")
+    for i in range(3000):
+        run.log(row(i))
+    time.sleep(0.5)  # in the log and acknowledged
+    old = internal_pid(run)
+    os.kill(old, signal.SIGKILL)
+    wait_for_new_process(run, old)
+    for i in range(3000, 6000):
+        run.log(row(i))
+    run.finish()
+    check_history(stored_history(root, "nanrestart"), 6000)
