@@ -30,6 +30,11 @@ def test_bench_core_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
     smoke(tmp_path, "bench_core.py", "--quick", timeout=300, rows=rows)
 
 
+def test_bench_memory_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
+    rows = ("user process peak growth", "rows in the spill file", "every row stored in both: yes")
+    smoke(tmp_path, "bench_memory.py", "--quick", timeout=300, rows=rows)
+
+
 def test_bench_online_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
     rows = ("log() per call", "finish() straight after the loop", "end to end", "server down")
     smoke(tmp_path, "bench_online.py", "--quick", timeout=300, rows=rows)

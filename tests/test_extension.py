@@ -55,21 +55,22 @@ def test_init_takes_defaults_from_config_and_arguments_win(shell: InteractiveShe
     assert shell.user_ns["other"].project == "other"
 
 
-def test_the_warm_spare_makes_init_fast(shell: InteractiveShell) -> None:
+def test_init_takes_the_warm_spare(shell: InteractiveShell) -> None:
+    """init() in a kernel runs on the spare started ahead of it (benchmarks/bench_kernel.py
+    measures what that saves); a new spare is started for the next run."""
     tracker = session.init_hook
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:  # wait until the spare has imported everything
+    while time.monotonic() < deadline:  # wait until the spare is up
         spare = tracker._spare  # type: ignore[union-attr]
         if spare is not None and spare.is_alive():
             break
         time.sleep(0.05)
-    time.sleep(1.0)  # its preload of the store
-    started = time.perf_counter()
+    assert spare is not None
     run_cell(shell, "run = nbtrack.init()")
-    elapsed = time.perf_counter() - started
-    shell.user_ns["run"].finish()
-    # A generous bound for a shared CI machine; benchmarks/ measures the real figure (<= 50 ms).
-    assert elapsed < 0.25, f"init() with a warm spare took {elapsed * 1000:.0f} ms"
+    run = shell.user_ns["run"]
+    assert run._connection.process is spare
+    run.finish()
+    assert tracker._spare is not spare  # type: ignore[union-attr]
 
 
 def test_rerunning_a_cell_finishes_its_previous_run(shell: InteractiveShell) -> None:

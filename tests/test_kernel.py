@@ -135,7 +135,8 @@ def test_a_dead_internal_process_never_breaks_the_next_cell(kernel: Kernel) -> N
     kernel.execute("%load_ext nbtrack")
     reply, first = kernel.execute(
         "from nbtrack.transport.restart import MAX_RESTARTS\n"
-        "run = nbtrack.init(project='kernel')\nrun._connection.restarts = MAX_RESTARTS\nrun._connection.process.kill()"
+        "run = nbtrack.init(project='kernel')\n"
+        "run._connection.restarts = MAX_RESTARTS\nrun._connection.process.kill()"
     )
     assert reply["status"] == "ok"
     # The panel says what happened, as soon as the results thread sees the process gone.

@@ -341,3 +341,53 @@ def test_ctrl_c_in_finish_leaves_the_run_finishing_and_a_second_finish_completes
     assert run.state == "finished"
     assert [r["i"] for r in stored_history(root, "hasty")] == list(range(200_000))
     assert stored_run(root, "hasty").state == "finished"
+
+
+def test_finish_timeout_is_honoured_and_names_what_is_left(root: Path) -> None:
+    """The store is locked (another process holds an EXCLUSIVE transaction on it): finish(timeout=3)
+    returns in about 3 s, says how many rows are not stored and the command that delivers them;
+    that command then stores every row exactly once."""
+    import subprocess
+    import sys
+
+    from nbtrack.settings import store_url
+    from nbtrack.sync import sync_log
+
+    run = nbtrack.init(project="test", dir=root, id="timeout")
+    for i in range(100):
+        run.log({"i": i})
+    deadline = time.monotonic() + 30
+    while run.status().rows_stored < 100 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    lock = (
+        "import sqlite3, sys, time\n"
+        "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "db.execute('BEGIN EXCLUSIVE')\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(8)\n"
+        "db.execute('COMMIT')\n"
+    )
+    locker = subprocess.Popen(
+        [sys.executable, "-c", lock, str(root / "nbtrack.db")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
+        for i in range(100, 5000):
+            run.log({"i": i})
+        started = time.monotonic()
+        run.finish(timeout=3)
+        took = time.monotonic() - started
+    finally:
+        locker.wait(30)
+    assert took < 4.5, f"finish(timeout=3) took {took:.1f} s"
+    log = run.dir / "run-timeout.nbt"
+    said = [n for n in run.notices if "finish() stopped waiting" in n]
+    assert len(said) == 1 and f"`nbtrack sync {log}`" in said[0], run.notices
+    assert run.state == "running"
+    # The internal process writes what it holds to the log, then exits on its own.
+    process = run._connection.process
+    assert process.join(60)
+    report = sync_log(log, store_url(root))
+    assert report.error is None and report.complete
+    assert [r["i"] for r in stored_history(root, "timeout")] == list(range(5000))
+    assert stored_run(root, "timeout").state == "finished"
