@@ -20,7 +20,7 @@ from nbtrack.internal.summary import parse_summary_kinds
 from nbtrack.media import MediaWriter, PreparedFile
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.resume import ResumePoint
-from nbtrack.run_state import Config, Summary
+from nbtrack.run_state import Config, RunLink, Summary
 from nbtrack.settings import Settings
 from nbtrack.transport.connection import RunConnection
 from nbtrack.transport.mailbox import Slot
@@ -83,8 +83,9 @@ class Run:
         self._media: MediaWriter | None = None  # started with the first image or table
         self._media_count = 0  # media files named so far (a part of each name)
         self.last_image: tuple[str, Any] | None = None  # (file name, uint8 pixels) of the newest image
-        self._config = Config(self, config or {})
-        self._summary = Summary(self)
+        link = RunLink(self._check_live, self._send, self.get_summary)
+        self._config = Config(link, config or {})
+        self._summary = Summary(link)
         self._connection: RunConnection | None = None  # None: disabled mode
         if settings.mode != "disabled":
             self._start(process or InternalProcess(), tags or [], notes or "", group or "", job_type or "")

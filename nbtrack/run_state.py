@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from typing import Any, NamedTuple
 
 from nbtrack import jsonutil
 from nbtrack.errors import UsageError
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.values import check_config
 
-if TYPE_CHECKING:
-    from nbtrack.run import Run
+__all__ = ["Config", "RunLink", "Summary"]
 
-__all__ = ["Config", "Summary"]
+
+class RunLink(NamedTuple):
+    """What config and summary need of their run, and nothing more."""
+
+    check_live: Callable[[str], None]  # raises if the run can no longer be written to
+    publish: Callable[[pb.Record], None]  # sends a record after everything logged before it
+    get_summary: Callable[[], dict[str, Any]]
 
 
 def _merged(other: Any, kwargs: dict[str, Any], where: str) -> dict[str, Any]:
@@ -32,7 +37,7 @@ class Config(MutableMapping[str, Any]):
     is an error (silently changed hyperparameters make runs impossible to compare), and so is
     deleting it (del, pop, popitem, clear)."""
 
-    def __init__(self, run: Run, initial: Mapping[str, Any]) -> None:
+    def __init__(self, run: RunLink, initial: Mapping[str, Any]) -> None:
         object.__setattr__(self, "_run", run)
         object.__setattr__(self, "_values", check_config(initial, "config"))
 
@@ -63,7 +68,7 @@ class Config(MutableMapping[str, Any]):
         # Refused rather than forgotten: the rows logged so far were produced under this value,
         # so the stored config must keep it, and a deleted key set again could take any value
         # (W&B's config has no deletion either).
-        self._run._check_live("config")
+        self._run.check_live("config")
         if key not in self._values:
             raise KeyError(key)
         raise UsageError(
@@ -73,7 +78,7 @@ class Config(MutableMapping[str, Any]):
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Add keys all-or-nothing: every value is checked before any is kept."""
-        self._run._check_live("config")
+        self._run.check_live("config")
         incoming = check_config(_merged(other, kwargs, "config"), "config")
         for key, value in incoming.items():
             if key in self._values and self._values[key] != value:
@@ -84,7 +89,7 @@ class Config(MutableMapping[str, Any]):
         changed = {k: v for k, v in incoming.items() if k not in self._values}
         if changed:
             self._values.update(changed)
-            self._run._send(pb.Record(config=pb.ConfigRecord(update_json=jsonutil.dumps(changed))))
+            self._run.publish(pb.Record(config=pb.ConfigRecord(update_json=jsonutil.dumps(changed))))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)
@@ -102,7 +107,7 @@ class Summary(MutableMapping[str, Any]):
     Reading asks the internal process (which computes it), so it is always current.
     """
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: RunLink) -> None:
         self._run = run
 
     def _values(self) -> dict[str, Any]:
@@ -115,15 +120,15 @@ class Summary(MutableMapping[str, Any]):
         self.update({key: value})
 
     def __delitem__(self, key: str) -> None:
-        self._run._check_live("summary")
+        self._run.check_live("summary")
         if key not in self._values():
             raise KeyError(key)
-        self._run._send(pb.Record(summary=pb.SummaryRecord(remove=[key])))
+        self._run.publish(pb.Record(summary=pb.SummaryRecord(remove=[key])))
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
-        self._run._check_live("summary")
+        self._run.check_live("summary")
         values = check_config(_merged(other, kwargs, "summary"), "summary")
-        self._run._send(pb.Record(summary=pb.SummaryRecord(update_json=jsonutil.dumps(values))))
+        self._run.publish(pb.Record(summary=pb.SummaryRecord(update_json=jsonutil.dumps(values))))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._values())
