@@ -27,13 +27,19 @@ class Locker(threading.Thread):
         super().__init__(name="store-locker", daemon=True)
         self.db, self.seconds = db, seconds
         self.locked, self.released = threading.Event(), threading.Event()
+        self._release = threading.Event()
+
+    def stop_now(self) -> None:
+        """Release the lock before its time is up."""
+        self._release.set()
+        self.join(30)
 
     def run(self) -> None:
         conn = sqlite3.connect(self.db, isolation_level=None, timeout=30)
         try:
             conn.execute("BEGIN EXCLUSIVE")
             self.locked.set()
-            time.sleep(self.seconds)
+            self._release.wait(self.seconds)
             conn.execute("COMMIT")
         finally:
             conn.close()

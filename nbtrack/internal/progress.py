@@ -8,6 +8,7 @@ else passes between stages outside records and results.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,8 @@ from nbtrack.proto import nbtrack_pb2 as pb
 
 if TYPE_CHECKING:
     from nbtrack.internal.backend import Backend
+
+SLOW_CALL_SECONDS = 2.0  # a store call waiting this long counts as retrying
 
 __all__ = ["DeliveryProgress", "LogProgress", "StepRanges", "lost_rows"]
 
@@ -43,6 +46,7 @@ class DeliveryProgress:
         self.lines_handed = 0
         self.dropped = StepRanges()
         self.retrying_store = False  # a backend call failed and is being retried
+        self.call_started = 0.0  # monotonic time the backend call in progress began (0: none)
         self.exit_result: pb.ExitResult | None = None  # set once the exit record is delivered
 
     @property
@@ -65,8 +69,12 @@ class DeliveryProgress:
 
     @property
     def retrying(self) -> bool:
+        """Delivery is being retried, or one call has been waiting for long (a locked database
+        waits out its busy timeout before it fails): either way, not progressing now."""
         backend = self.backend
-        return self.retrying_store or (backend is not None and backend.retrying)
+        started = self.call_started
+        slow = started > 0.0 and time.monotonic() - started > SLOW_CALL_SECONDS
+        return self.retrying_store or slow or (backend is not None and backend.retrying)
 
 
 class StepRanges:

@@ -382,9 +382,11 @@ class Sender:
             backend = self.backend
             if backend is None or self._aborted.is_set():
                 return False
+            self.progress.call_started = time.monotonic()
             try:
                 call(backend)
             except Exception as exc:
+                self.progress.call_started = 0.0
                 if not is_transient(exc):
                     self._drop(exc)
                     return False
@@ -393,6 +395,7 @@ class Sender:
                 if self._aborted.wait(self._policy.delay(attempt)):
                     return False
                 continue
+            self.progress.call_started = 0.0
             if self._retry_since:
                 self._recovered()
             return True
@@ -409,16 +412,22 @@ class Sender:
             return
         self._retry_since = time.monotonic()
         self.progress.retrying_store = True
-        space = is_out_of_space(exc)
+        what = self._destination()
+        if is_out_of_space(exc):
+            # The log may sit on the same full disk: say nothing about where rows wait (the exit
+            # result says exactly what is where).
+            self._trouble.failing(
+                "store", SPACE, f"cannot write {what}: {short_reason(exc)}; waiting for space", what
+            )
+            return
         log = self._log
         healthy = log is not None and log.lost is None and log.failing is None
-        kept = "in the transaction log" if healthy else "here"
+        kept = " (rows wait in the transaction log meanwhile)" if healthy else ""
         self._trouble.failing(
             "store",
-            SPACE if space else "store",
-            f"cannot write {self._destination()}: {short_reason(exc)}; "
-            + ("waiting for space" if space else "retrying until it accepts")
-            + f" (rows wait {kept} meanwhile)",
+            "store",
+            f"cannot write {what}: {short_reason(exc)}; retrying until it accepts{kept}",
+            what,
         )
 
     def _recovered(self) -> None:

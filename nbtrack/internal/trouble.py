@@ -61,9 +61,11 @@ class Trouble:
         self._lock = threading.Lock()
         self._causes: dict[str, set[str]] = {}  # cause -> the sources failing because of it
         self._source_cause: dict[str, str] = {}
+        self._names: dict[str, list[str]] = {}  # cause -> what it stopped, in order, while it lasts
 
-    def failing(self, source: str, cause: str, message: str) -> None:
-        """source fails because of cause: say message, unless that cause was already said."""
+    def failing(self, source: str, cause: str, message: str, what: str = "") -> None:
+        """source (named `what` to the user) fails because of cause: say message, unless that
+        cause was already said."""
         with self._lock:
             if self._source_cause.get(source) == cause:
                 return
@@ -72,17 +74,25 @@ class Trouble:
             sources = self._causes.setdefault(cause, set())
             said = bool(sources)
             sources.add(source)
+            names = self._names.setdefault(cause, [])
+            if what and what not in names:
+                names.append(what)
         if not said:
             self._notice(message)
 
     def recovered(self, source: str, message: str) -> None:
-        """source works again: say message once nothing else fails of the same cause."""
+        """source works again: say message once nothing else fails of the same cause (if the
+        cause stopped several things, the message names them all)."""
         with self._lock:
-            if source not in self._source_cause:
+            cause = self._source_cause.get(source)
+            if cause is None:
                 return
+            names = self._names.get(cause, [])
             last = self._clear(source)
+            if last:
+                self._names.pop(cause, None)
         if last:
-            self._notice(message)
+            self._notice(f"{' and '.join(names)} are written again" if len(names) > 1 else message)
 
     def _clear(self, source: str) -> bool:
         """Forget source's cause; True if it was the last source failing of that cause."""

@@ -275,6 +275,7 @@ class WriterThread(Worker[_Item]):
             f"cannot write the transaction log {self.path}: {reason}; "
             + ("waiting for space" if space else "trying again every second")
             + " (rows not yet in it are kept in memory and acknowledged only once written)",
+            f"the transaction log {self.path}",
         )
 
     def _wait_for_room(self) -> None:
