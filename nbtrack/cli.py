@@ -104,6 +104,14 @@ def _server_parser(server: argparse.ArgumentParser) -> None:
         help="longest wait for a request's head or the next piece of its body (default 30)",
     )
     server.add_argument(
+        "--allowed-host",
+        action="append",
+        dest="allowed_hosts",
+        metavar="NAME",
+        help="a host name (or address) clients may reach the server by besides localhost and "
+        "127.0.0.1, e.g. a reverse proxy's public name; repeatable",
+    )
+    server.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
         help="server log level (default warning)",
@@ -239,6 +247,7 @@ def _server(args: argparse.Namespace) -> int:
         "rate_burst",
         "body_timeout",
         "log_level",
+        "allowed_hosts",
     )
     return serve(server_config(**{name: getattr(args, name) for name in options}))
 

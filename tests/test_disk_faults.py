@@ -1,8 +1,11 @@
-"""When the disk fills or the run's folder vanishes: the user is told once, log() never raises, the
-run finishes without hanging, and what was written stays readable."""
+"""When the disk fills or the run's folder vanishes: the user is told once (and once more when it
+is over), log() never raises, rows wait until space comes back and are then stored exactly once,
+and a run that ends while the disk is still full says exactly which rows it could not keep."""
 
 from __future__ import annotations
 
+import errno
+import json
 import shutil
 import subprocess
 import time
@@ -13,8 +16,12 @@ import pytest
 
 import nbtrack
 from nbtrack.internal.txlog import iter_records
+from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.settings import store_url
 from nbtrack.store import Store
-from tests.helpers import stored_history
+from nbtrack.sync import sync_log
+from tests.helpers import stored_history, stored_run
+from tests.internal_driver import Driver
 
 
 def test_a_removed_run_folder_is_reported_once_and_the_store_still_gets_every_row(root: Path) -> None:
@@ -35,11 +42,13 @@ def test_a_removed_run_folder_is_reported_once_and_the_store_still_gets_every_ro
 
 
 @pytest.fixture
-def full_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MB tmpfs: the run's log and store share it and fill it."""
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 20 MB tmpfs: the run's log and its store share it."""
     mount = tmp_path / "small"
     mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mount)], capture_output=True
+    )
     if made.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.decode().strip()}")
     try:
@@ -48,25 +57,96 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def test_a_full_disk_is_reported_once_and_what_was_written_stays_readable(full_disk: Path) -> None:
-    rows = 4000
-    run = nbtrack.init(project="test", dir=full_disk, id="full")
-    started = time.monotonic()
-    for i in range(rows):
-        run.log({"i": i, "text": "x" * 1000})  # ~4 MB into a 1 MB disk; never raises
-    run.finish(timeout=60)
-    assert time.monotonic() - started < 60
-    full = [n for n in run.notices if "No space left on device" in n or "disk is full" in n]
-    assert 1 <= len(full) <= 3, run.notices  # the writer once, the store once (and the exit report)
-    assert len(run.notices) <= 4
-    # The log failed too: nobody is told that it keeps the rows.
-    assert not any("keeps every row" in n for n in run.notices), run.notices
-    assert any("the rows not stored are lost" in n for n in run.notices), run.notices
+def fill(disk: Path) -> Path:
+    """Fill the disk to the last byte with a ballast file; delete it to free the space."""
+    ballast = disk / "ballast"
+    chunk = bytes(1 << 20)
+    with open(ballast, "wb", buffering=0) as file:
+        for size in (1 << 20, 4096, 1):
+            while True:
+                try:
+                    file.write(chunk[:size])
+                except OSError as exc:
+                    assert exc.errno == errno.ENOSPC
+                    break
+    return ballast
 
-    # The log holds an intact prefix of the rows (damage, if any, only at the torn tail).
-    logged = [r.history.step for r in iter_records(run.dir / f"run-{run.id}.nbt") if r.HasField("history")]
-    assert logged == list(range(len(logged))) and len(logged) > 0
-    # The store stays readable, and holds a prefix too: no row twice, none out of order.
-    with Store.at_root(full_disk) as store:
-        stored = [r["i"] for r in store.read_history("local", "test", "full")]
-    assert stored == list(range(len(stored)))
+
+def steps_text(steps: list[int]) -> str:
+    """Ranges as the exit result gives them: "120-340, 500"."""
+    spans: list[list[int]] = []
+    for step in sorted(steps):
+        if spans and spans[-1][1] + 1 == step:
+            spans[-1][1] = step
+        else:
+            spans.append([step, step])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
+ROWS = 30_000
+
+
+@pytest.mark.timeout(300)
+def test_a_disk_filled_mid_run_then_freed_stores_every_row_once_and_says_so_twice(small_disk: Path) -> None:
+    run = nbtrack.init(project="test", dir=small_disk, id="full")
+    for i in range(ROWS // 3):
+        run.log({"i": i, "x": i * 0.5})
+    run.status()
+    ballast = fill(small_disk)
+    for i in range(ROWS // 3, ROWS):
+        run.log({"i": i, "x": i * 0.5})
+        if i % 1000 == 0:
+            time.sleep(0.05)
+    deadline = time.monotonic() + 10
+    while not run.notices and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert run.status().rows_logged == ROWS  # the run goes on while the disk is full
+    time.sleep(3)
+    ballast.unlink()
+    run.finish()
+
+    assert [r["i"] for r in stored_history(small_disk, "full")] == list(range(ROWS))
+    assert stored_run(small_disk, "full").state == "finished"
+    # The log caught up once space came back: it replays to the same history.
+    copy = small_disk.parent / "replayed"
+    report = sync_log(run.dir / f"run-{run.id}.nbt", store_url(copy))
+    assert report.error is None and report.complete and report.corruption == []
+    assert [r["i"] for r in stored_history(copy, "full")] == list(range(ROWS))
+    # One sentence when the disk filled, one when it was written again, and nothing else.
+    assert len(run.notices) == 2, run.notices
+    assert "cannot write" in run.notices[0] and "waiting for space" in run.notices[0]
+    assert "written again" in run.notices[1]
+
+
+@pytest.mark.timeout(300)
+def test_a_disk_that_stays_full_through_a_shutdown_reports_exactly_the_rows_lost(small_disk: Path) -> None:
+    driver = Driver(small_disk, "stuck")
+    try:
+        driver.start()
+        for first in range(0, ROWS // 3, 1000):
+            driver.log([{"i": i, "x": i * 0.5} for i in range(first, first + 1000)])
+        assert driver.wait_for(lambda r: r.HasField("ack") and r.ack.seq == ROWS // 3, 30) is not None
+        fill(small_disk)
+        for first in range(ROWS // 3, ROWS, 1000):
+            driver.log([{"i": i, "x": i * 0.5} for i in range(first, first + 1000)])
+        time.sleep(2)
+        driver.exit()
+        time.sleep(2)  # what finish(timeout=2) would wait before it sends the shutdown
+        answer = driver.request(pb.Request(shutdown=pb.ShutdownRequest()), timeout=10)
+        assert answer is not None
+        assert driver.process.join(5)
+        assert driver.acknowledged() < ROWS  # what the log did not get was never acknowledged
+    finally:
+        driver.close()
+    left = answer.shutdown.exit_result
+    with Store.at_root(small_disk) as store:
+        stored = {r["i"] for r in store.read_history("local", "test", "stuck")}
+        state = store.get_run(None, "test", "stuck").state
+    logged = {
+        json.loads(r.history.data_json)["i"] for r in iter_records(driver.log_path) if r.HasField("history")
+    }
+    missing = sorted(set(range(ROWS)) - stored - logged)
+    assert missing, "the disk was not full after all"
+    assert (left.rows_lost, left.lost_steps) == (len(missing), steps_text(missing))
+    assert f"{len(missing)} rows" in left.error.message
+    assert state != "finished" and left.state == state  # never a plain "finished" with holes

@@ -92,7 +92,7 @@ def upload_url(client: Client, name: str) -> str:
 def post_head(path: str, length: int) -> bytes:
     """A POST request's head announcing a JSON body of length bytes."""
     return (
-        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Content-Length: {length}\r\n\r\n"
     ).encode()
 
@@ -269,7 +269,7 @@ def test_a_stalled_upload_leaves_no_partial_file(started: list[ServerProcess], t
     with raw_http(server.url) as sock:
         target = url.removeprefix(server.url)
         sock.sendall(
-            f"PUT {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n".encode() + b"x" * 100
+            f"PUT {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000\r\n\r\n".encode() + b"x" * 100
         )
         status, _, body = parse_response(read_until_closed(sock))
     assert status == 408 and b"REQUEST_TIMEOUT" in body
@@ -281,7 +281,7 @@ def test_a_stalled_upload_leaves_no_partial_file(started: list[ServerProcess], t
 def test_a_stalled_request_head_is_closed(started: list[ServerProcess], tmp_path: Path) -> None:
     server = serve(started, tmp_path, "--body-timeout", str(BODY_TIMEOUT))
     with raw_http(server.url) as sock:
-        sock.sendall(b"POST /graphql HTTP/1.1\r\nHost: x\r\n")  # and never the rest of the head
+        sock.sendall(b"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the rest of the head
         started_at = time.monotonic()
         assert read_until_closed(sock) == b""
     assert time.monotonic() - started_at < LET_GO_WITHIN
@@ -293,14 +293,19 @@ def test_a_body_refused_unread_does_not_keep_the_connection(
     server = serve(started, tmp_path, "--body-timeout", str(BODY_TIMEOUT))
     with raw_http(server.url) as sock:
         # No token: refused before a byte of the body is read; the rest is never waited for.
-        sock.sendall(b"PUT /files/local/p/r/a.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\nxx")
+        sock.sendall(
+            b"PUT /files/local/p/r/a.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000\r\n\r\nxx"
+        )
         status, _, body = parse_response(read_until_closed(sock))
     assert status == 401 and b"UNAUTHENTICATED" in body
 
 
 @pytest.mark.parametrize(
     "parts",
-    [[b"NOT HTTP AT ALL\r\n\r\n"], [b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000, b"\r\n\r\n"]],
+    [
+        [b"NOT HTTP AT ALL\r\n\r\n"],
+        [b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 20_000, b"\r\n\r\n"],
+    ],
     ids=["malformed", "head over 16 KiB"],
 )
 def test_requests_uvicorn_refuses_are_answered_in_the_error_shape(
@@ -313,6 +318,188 @@ def test_requests_uvicorn_refuses_are_answered_in_the_error_shape(
         status, headers, body = parse_response(read_until_closed(sock))
     assert status == 400 and headers["content-type"] == "application/json"
     assert json.loads(body)["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+# ---- host names and request framing --------------------------------------------------------
+
+# Names a DNS-rebinding page could put in Host (its own name, made to resolve to 127.0.0.1), and
+# other names that are not this machine's loopback.
+FOREIGN_HOSTS = [
+    "evil.example.com",
+    "evil.example.com:{port}",
+    "localhost.evil.example.com:{port}",  # a loopback name at the front of a foreign one
+    "127.0.0.1.nip.io:{port}",
+    "0.0.0.0:{port}",  # browsers send a page's requests for 0.0.0.0 to this machine
+    "10.0.0.1",
+    "[::2]:{port}",
+    "[::ffff:10.0.0.1]",
+    "127.1",  # a shorthand some resolvers take for 127.0.0.1, but not a loopback *name*
+]
+LOOPBACK_HOSTS = [
+    "127.0.0.1:{port}",  # nbtrack's client, W&B's and the web UI, from http://127.0.0.1:PORT
+    "localhost:{port}",
+    "127.0.0.1",
+    "LocalHost",
+    "localhost.",
+    "ui.localhost:{port}",
+    "127.8.9.10:{port}",
+    "[::1]:{port}",
+    "[::ffff:127.0.0.1]",
+]
+GRAPHQL_VIEWER = {"query": "{ viewer { entity } }"}
+
+
+def port_of(server: ServerProcess) -> int:
+    return int(server.url.rpartition(":")[2])
+
+
+def as_host(server: ServerProcess, host: str) -> dict[str, str]:
+    """Headers naming host (with "{port}" the server's port) as the request's Host."""
+    return {"Host": host.format(port=port_of(server))}
+
+
+def test_a_request_naming_a_foreign_host_is_refused(server: ServerProcess) -> None:
+    """DNS rebinding: a page whose own name resolves to 127.0.0.1 can neither read nor change runs."""
+    loopback = Client(server.url)
+    loopback.upsert("p", "r")
+    post = {"files": {"wandb-history.jsonl": {"offset": 0, "content": ['{"_step": 0, "x": 1}']}}}
+    create = {"query": 'mutation { upsertBucket(input: {name: "evil", project: "evil"}) { inserted } }'}
+    for host in FOREIGN_HOSTS:
+        headers = as_host(server, host)
+        answers = [
+            requests.post(f"{server.url}/graphql", json=GRAPHQL_VIEWER, headers=headers, timeout=10),
+            requests.post(f"{server.url}/graphql", json=create, headers=headers, timeout=10),
+            requests.post(
+                f"{server.url}/files/local/p/r/file_stream", json=post, headers=headers, timeout=10
+            ),
+            requests.get(f"{server.url}/files/local/p/r/a.txt", headers=headers, timeout=10),
+            requests.get(f"{server.url}/", headers=headers, timeout=10),
+            requests.get(f"{server.url}/static/ui/app.js", headers=headers, timeout=10),
+        ]
+        for answer in answers:
+            message = assert_error_shape(answer, 400, "BAD_REQUEST")["errors"][0]["message"]
+            assert headers["Host"] in message, message  # the culprit, named
+            assert "--allowed-host" in message
+    assert loopback.run("evil", "evil", "name") is None
+    assert loopback.run("p", "r", "historyLineCount") == {"historyLineCount": 0}
+    # With a key it is the same: the check does not depend on who asks.
+    alice = Client(server.url, "alice", create_key(server, "alice"))
+    evil = alice.session.post(
+        f"{server.url}/graphql", json=GRAPHQL_VIEWER, headers=as_host(server, "evil.example.com"), timeout=10
+    )
+    assert_error_shape(evil, 400, "BAD_REQUEST")
+    assert alice.data("{ viewer { entity } }") == {"viewer": {"entity": "alice"}}
+
+
+def test_loopback_host_names_are_served(server: ServerProcess) -> None:
+    for host in LOOPBACK_HOSTS:
+        headers = as_host(server, host)
+        answer = requests.post(f"{server.url}/graphql", json=GRAPHQL_VIEWER, headers=headers, timeout=10)
+        assert answer.status_code == 200, (host, answer.text)
+        assert answer.json() == {"data": {"viewer": {"entity": "local"}}}
+        assert requests.get(f"{server.url}/local/p", headers=headers, timeout=10).status_code == 200
+    # nbtrack's own client (Host: 127.0.0.1:PORT), and through the name localhost.
+    client = Client(server.url)
+    client.upsert("hosts", "r")
+    assert (
+        client.stream(
+            "hosts",
+            "r",
+            {"files": {"wandb-history.jsonl": {"offset": 0, "content": ['{"_step": 0, "x": 1}']}}},
+        ).status_code
+        == 200
+    )
+    for base_url in (server.url, server.url.replace("127.0.0.1", "localhost")):
+        assert [row["x"] for row in nbtrack.Api(base_url=base_url).run("hosts/r").history()] == [1]
+
+
+def test_an_allowed_host_is_served_and_others_are_still_refused(
+    started: list[ServerProcess], tmp_path: Path
+) -> None:
+    server = serve(
+        started, tmp_path, "--allowed-host", "nbtrack.example.com", "--allowed-host", "[2001:db8::1]"
+    )
+    for host in [
+        "nbtrack.example.com",
+        "NBTRACK.example.com.:443",
+        "[2001:db8::1]:{port}",
+        "localhost:{port}",
+    ]:
+        answer = requests.post(
+            f"{server.url}/graphql", json=GRAPHQL_VIEWER, headers=as_host(server, host), timeout=10
+        )
+        assert answer.status_code == 200, (host, answer.text)
+    for host in ["evil.example.com", "sub.nbtrack.example.com", "example.com", "[2001:db8::2]"]:
+        answer = requests.post(
+            f"{server.url}/graphql", json=GRAPHQL_VIEWER, headers=as_host(server, host), timeout=10
+        )
+        assert_error_shape(answer, 400, "BAD_REQUEST")
+
+
+def test_health_checks_are_answered_whatever_the_host(server: ServerProcess) -> None:
+    # A load balancer's probe names the backend however it was configured (an address, a pool's
+    # name), or sends no Host at all over HTTP/1.0; the answer says nothing about any run.
+    for host in ["evil.example.com", "10.0.0.5:8080", "backend-pool"]:
+        answer = requests.get(f"{server.url}/healthz", headers={"Host": host}, timeout=10)
+        assert answer.status_code == 200 and answer.json() == {"ok": True}
+    with raw_http(server.url) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+        status, _, body = parse_response(read_until_closed(sock))
+    assert status == 200 and json.loads(body) == {"ok": True}
+    # Anything else without a Host to check is refused.
+    with raw_http(server.url) as sock:
+        sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        status, headers, body = parse_response(read_until_closed(sock))
+    assert status == 400 and headers["content-type"] == "application/json"
+    assert json.loads(body)["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+@pytest.mark.parametrize(
+    "value", ["", "nbtrack.example.com:8080", "http://nbtrack.example.com", "*", "a b", "[::1"]
+)
+def test_a_bad_allowed_host_is_refused_naming_the_option(tmp_path: Path, value: str) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nbtrack.cli",
+            "server",
+            "--dir",
+            str(tmp_path / "root"),
+            "--allowed-host",
+            value,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0 and "--allowed-host" in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize("framing_first", ["Content-Length", "Transfer-Encoding"])
+def test_a_request_with_both_content_length_and_transfer_encoding_is_refused_and_closed(
+    server: ServerProcess, framing_first: str
+) -> None:
+    """RFC 9112 §6.1: the two framings could tell a proxy and this server apart where one request
+    ends (request smuggling), so such a request is refused and its connection closed."""
+    body = json.dumps(GRAPHQL_VIEWER).encode()
+    chunked = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+    framing = [b"Content-Length: 5", b"Transfer-Encoding: chunked"]
+    if framing_first == "Transfer-Encoding":
+        framing.reverse()
+    head = b"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    smuggled = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with raw_http(server.url) as sock:
+        sock.sendall(head + b"\r\n".join(framing) + b"\r\n\r\n" + chunked + smuggled)
+        raw = read_until_closed(sock)  # returns once recv() gives b"": the server closed the connection
+    assert raw.count(b"HTTP/1.1 ") == 1, raw  # what followed was never read as a request of its own
+    status, headers, answer = parse_response(raw)
+    assert status == 400 and headers["connection"] == "close", raw
+    assert headers["content-type"] == "application/json"
+    error = json.loads(answer)["errors"][0]
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+    assert "Content-Length" in error["message"] and "Transfer-Encoding" in error["message"]
+    assert requests.get(f"{server.url}/healthz", timeout=10).status_code == 200  # others are served
 
 
 # ---- size limits ---------------------------------------------------------------------------

@@ -14,6 +14,10 @@ message the handler tells the writer how far the user side may forget (`_acknowl
 that message, or to just before the oldest call of a row still pending (not in the log yet).
 A handler started to recover a run whose process died (`SetupRequest.recover`) rebuilds its
 state from the log, and then skips what the user side re-sends that the log already holds.
+
+The handler talks to the writer only through records (`WriterThread.put`, `mark`, `open`: the
+setup travels to the sender through the writer as its first record) and reads the progress the
+writer and the sender publish (progress.py) to answer poll_exit and to push live updates.
 """
 
 from __future__ import annotations
@@ -30,9 +34,9 @@ from typing import Any
 import orjson
 
 from nbtrack import jsonutil
+from nbtrack.internal.progress import DeliveryProgress, LogProgress, StepRanges
 from nbtrack.internal.provenance import CELLS_KEY, Provenance
 from nbtrack.internal.sampler import SampledHistory
-from nbtrack.internal.sender import Sender
 from nbtrack.internal.summary import Summary, parse_summary_kinds
 from nbtrack.internal.system_metrics import StatsThread, SystemSampler
 from nbtrack.internal.txlog import iter_records
@@ -43,7 +47,6 @@ __all__ = ["Handler"]
 
 logger = logging.getLogger("nbtrack")
 
-RECOVERY_BATCH = 1000  # records of a recovered log per batch to the sender
 SUMMARY_SECONDS = 1.0  # a changing summary reaches the log and the store this often
 LIVE_SERIES = 16  # series in one LiveResult
 LIVE_POINTS = 100  # points per series in one LiveResult (what the panel draws)
@@ -52,10 +55,19 @@ LIVE_POINTS = 100  # points per series in one LiveResult (what the panel draws)
 class Handler:
     """Handles one run's records in order; `reply` writes a Result to result_q."""
 
-    def __init__(self, writer: WriterThread, sender: Sender, reply: Callable[[pb.Result], None]) -> None:
+    def __init__(
+        self,
+        writer: WriterThread,
+        log: LogProgress,
+        delivery: DeliveryProgress,
+        reply: Callable[[pb.Result], None],
+    ) -> None:
         self._writer = writer
-        self._sender = sender
+        self._log = log
+        self._delivery = delivery
         self._reply = reply
+        self.lines = StepRanges()  # every row of this log: its line and step
+        self.shutdown: pb.Record | None = None  # the shutdown request, answered once the process stopped
         self.run: pb.RunRecord | None = None
         self.state = "starting"
         self.step = 0  # the step the next committed row gets
@@ -145,14 +157,16 @@ class Handler:
             return
         if kind == "setup":
             setup = request.setup
-            self._sender.setup = setup  # read by the sender only after the run record
             self._live_interval = setup.live_interval
             self._stats_interval = setup.stats_interval
-            if setup.log_path:
-                path = Path(setup.log_path)
-                records = self._recover(path) if setup.recover else 0
-                offline = setup.mode == "offline"
-                self._writer.open(path, offline=offline, recover=setup.recover, records=records)
+            records = 0
+            if setup.log_path and setup.recover:
+                records = self._recover(Path(setup.log_path))
+            # The writer hands the setup to the sender first, then (recovering) the log it reopened.
+            self._writer.open(setup, records=records, lines=self.rows_logged)
+            return
+        if kind == "shutdown":
+            self.shutdown = record  # main.py answers it once the stages have stopped
             return
         response = pb.Response()
         if kind == "run_start":
@@ -160,11 +174,13 @@ class Handler:
             response.run_start.SetInParent()
         elif kind == "poll_exit":
             poll = response.poll_exit
-            poll.rows_pending = self.rows_logged - self._sender.rows_stored
+            delivery = self._delivery
+            poll.rows_pending = self.rows_logged - delivery.rows_stored
+            poll.rows_unlogged = self.rows_logged - self._log.lines_logged
             # The same bytes may be both unsynced and undelivered: show the larger backlog.
-            poll.bytes_pending = max(self._sender.bytes_pending, self._writer.bytes_pending)
-            poll.retrying = self._sender.retrying
-            exit_result = self._sender.exit_result
+            poll.bytes_pending = max(delivery.bytes_pending, self._log.bytes_unsynced)
+            poll.retrying = delivery.retrying
+            exit_result = delivery.exit_result
             poll.done = exit_result is not None
             if exit_result is not None:
                 poll.exit_result.CopyFrom(exit_result)
@@ -179,18 +195,15 @@ class Handler:
         elif kind == "status":
             status = response.status
             status.state, status.step, status.rows_logged = self.shown_state, self.step, self.rows_logged
-            status.rows_stored = self._sender.rows_stored
+            status.rows_stored = self._delivery.rows_stored
             status.runtime = time.time() - self._start_time if self.run is not None else 0.0
-        elif kind == "shutdown":
-            response.shutdown.SetInParent()
         if record.control.req_resp:
             self._reply(pb.Result(control=record.control, response=response))
 
     def _recover(self, path: Path) -> int:
-        """Rebuild the run's state from its log after its process died; pass what the log holds
-        to the sender again (delivery is idempotent). Returns the number of records read."""
+        """Rebuild the run's state from its log after its process died (the writer then hands the
+        sender the log to deliver again, idempotently). Returns the number of records read."""
         count = 0
-        batch: list[pb.Record] = []
         for record in iter_records(path):
             count += 1
             kind = record.WhichOneof("record_type")
@@ -212,13 +225,6 @@ class Handler:
             elif kind == "exit":
                 self.exited = True
                 self.state = "finishing"
-            if kind not in ("header", "footer", "final"):
-                batch.append(record)
-            if len(batch) >= RECOVERY_BATCH:
-                self._writer.replay(batch)
-                batch = []
-        if batch:
-            self._writer.replay(batch)
         self._summary_dirty = True
         self._acknowledged = self._logged_through
         return count
@@ -232,6 +238,7 @@ class Handler:
         self.summary.update(row)
         self.latest.update(row)
         self.sampled.add_row(history.step, row)
+        self.lines.add(self.rows_logged, history.step)
         self.rows_logged += 1
         self._logged_through = max(self._logged_through, history.seq)
 
@@ -359,6 +366,7 @@ class Handler:
         history.data_json = orjson.dumps(row) if finite else jsonutil.dumps(row)
         history.seq = seq
         out.append(record)
+        self.lines.add(self.rows_logged, step)
         self.rows_logged += 1
         self._summary_dirty = True
 
@@ -369,7 +377,7 @@ class Handler:
         now = time.monotonic()
         if now - self._live_sent < self._live_interval and not force:
             return
-        seen = (self.shown_state, self.rows_logged, self._sender.rows_stored)
+        seen = (self.shown_state, self.rows_logged, self._delivery.rows_stored)
         if seen == self._live_seen:
             return
         self._live_sent, self._live_seen = now, seen
@@ -378,7 +386,7 @@ class Handler:
     @property
     def shown_state(self) -> str:
         """The state a person sees: "retrying" while a live run cannot reach its server."""
-        if self.state in ("running", "finishing") and self._sender.retrying:
+        if self.state in ("running", "finishing") and self._delivery.retrying:
             return "retrying"
         return self.state
 
@@ -389,8 +397,8 @@ class Handler:
             runtime=max(0.0, time.time() - self._start_time),
             latest_json=jsonutil.dumps(self.latest),
             rows_logged=self.rows_logged,
-            rows_pending=self.rows_logged - self._sender.rows_stored,
-            bytes_pending=self._sender.bytes_pending,
+            rows_pending=self.rows_logged - self._delivery.rows_stored,
+            bytes_pending=self._delivery.bytes_pending,
         )
         self.provenance.add_spans(live)
         if self._stats is not None and self._stats.latest is not None:

@@ -3,6 +3,11 @@
 The process serves one run. It ends after a shutdown request, or, when the user process dies
 (record_q reaches EOF), after it has delivered everything it received and marked the run
 crashed. Draining is bounded by STOP_SECONDS per thread, so no internal process outlives its run.
+
+A thread of its own sends a heartbeat every HEARTBEAT_SECONDS while the process lives: the user
+side takes a process that stays silent for long (stopped, frozen) for hung, kills it and starts a
+new one. Any stage that fails unexpectedly ends the process at once (`_fatal`): the user side sees
+EOF and restarts it, and the new process recovers the run from the transaction log.
 """
 
 from __future__ import annotations
@@ -13,21 +18,30 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 
+from nbtrack.internal import faults
+from nbtrack.internal.feed import Feed
 from nbtrack.internal.handler import Handler
+from nbtrack.internal.progress import LogProgress, lost_rows
 from nbtrack.internal.sender import Sender, SenderThread
+from nbtrack.internal.trouble import Trouble
+from nbtrack.internal.worker import OnFatal, StageDied
 from nbtrack.internal.writer import WriterThread
 from nbtrack.proto import nbtrack_pb2 as pb
 
-__all__ = ["serve"]
+__all__ = ["FATAL_EXIT_CODE", "serve"]
 
 logger = logging.getLogger("nbtrack")
 
-STOP_SECONDS = 60.0  # longest a shutdown may take to deliver what is left before the process quits
+STOP_SECONDS = 60.0  # longest the user process's death may take to deliver what is left
+SHUTDOWN_SECONDS = 1.0  # per stage, after a shutdown request: the user side waits for the answer
 CRASH_EXIT_CODE = -1
+FATAL_EXIT_CODE = 70  # EX_SOFTWARE: a stage failed; the user side restarts the process
 IDLE_TICK = 0.1  # seconds the handler waits for a record before it looks at its timers
-HEARTBEAT_SECONDS = 1.0  # the user side replaces a process silent for much longer (connection.py)
+HEARTBEAT_SECONDS = 1.0
+SEND_PATIENCE = 2.0  # the last words of a failing process wait this long for result_q, at most
 
 
 class _Results:
@@ -43,10 +57,23 @@ class _Results:
             return
         data = result.SerializeToString()
         with self._lock:
-            try:
-                self._conn.send_bytes(data)
-            except (OSError, ValueError):
-                self.closed = True
+            self._send(data)
+
+    def try_send(self, result: pb.Result, patience: float) -> None:
+        """Send unless result_q stays busy for patience seconds (a heartbeat, the last words):
+        a send in progress is itself a sign of life, and a dying process must not wait."""
+        if self.closed or not self._lock.acquire(timeout=patience):
+            return
+        try:
+            self._send(result.SerializeToString())
+        finally:
+            self._lock.release()
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self._conn.send_bytes(data)
+        except (OSError, ValueError):
+            self.closed = True
 
     def acknowledge(self, seq: int) -> None:
         self.send(pb.Result(ack=pb.AckResult(seq=seq)))
@@ -55,14 +82,54 @@ class _Results:
         self.send(pb.Result(notice=pb.NoticeResult(level=pb.NoticeResult.WARNING, message=message)))
 
 
+class _Heartbeat:
+    """Sends an empty HeartbeatResult every HEARTBEAT_SECONDS on the thread named "Heartbeat".
+
+    It holds no lock any stage holds, so it beats whatever the stages wait for. If result_q is
+    busy for a whole interval (a large result being written while the user side reads), that
+    beat is skipped: the bytes on their way say as much.
+    """
+
+    def __init__(self, results: _Results) -> None:
+        self._results = results
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="Heartbeat", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        beat = pb.Result(heartbeat=pb.HeartbeatResult())
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            self._results.try_send(beat, HEARTBEAT_SECONDS)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _fatal(results: _Results, stage: str, exc: BaseException) -> None:
+    """A stage failed in a way nobody planned for: say so, then end the process at once.
+
+    Nothing is lost by exiting here: what the log holds is recovered by the next process, and
+    what it does not was never acknowledged, so the user side sends it again.
+    """
+    message = (
+        f"nbtrack's internal process failed ({stage} thread: {type(exc).__name__}: {exc}); "
+        "a new one takes over from the transaction log"
+    )
+    with contextlib.suppress(Exception):
+        logger.critical("nbtrack: %s", message, exc_info=exc)
+        notice = pb.NoticeResult(level=pb.NoticeResult.ERROR, message=message)
+        results.try_send(pb.Result(notice=notice), SEND_PATIENCE)
+    os._exit(FATAL_EXIT_CODE)
+
+
 def serve(records: Connection, results_conn: Connection, preload: bool = False) -> None:
     """Run one internal process until shutdown or until the user process is gone.
 
     preload: a warm spare imports the store before any run arrives, so init() need not wait.
     """
     # A session of its own: a signal for the user's process group (Ctrl-C in a terminal, a
-    # kernel interrupt, Jupyter's SIGTERM/SIGKILL of a kernel's group at shutdown) must not take
-    # the run's data with it. The process still ends: record_q's EOF tells it the user side is gone.
+    # kernel interrupt, Jupyter's signals to a kernel's group at shutdown) must not take the
+    # run's data with it. The process still ends: record_q's EOF tells it the user side is gone.
     with contextlib.suppress(OSError):
         os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -70,60 +137,99 @@ def serve(records: Connection, results_conn: Connection, preload: bool = False) 
         import nbtrack.store  # noqa: F401
 
     results = _Results(results_conn)
-    threading.Thread(target=_beat, args=(results,), name="Heartbeat", daemon=True).start()
-    sender = Sender(results.send, results.notice)
-    sender_thread = SenderThread(sender)
-    writer = WriterThread(sender_thread.put, results.notice, results.acknowledge)
-    sender.log_failure = lambda: writer.failed
-    handler = Handler(writer, sender, results.send)
-    shutdown = threading.Event()
-    thread = threading.Thread(target=_handle_records, args=(records, handler, shutdown), name="Handler")
+    heartbeat = _Heartbeat(results)
+
+    def fatal(stage: str, exc: BaseException) -> None:
+        _fatal(results, stage, exc)
+
+    trouble = Trouble(results.notice)
+    log = LogProgress()
+    feed = Feed()
+    sender = Sender(results.send, results.notice, log=log, trouble=trouble)
+    sender_thread = SenderThread(sender, feed, fatal)
+    writer = WriterThread(feed, trouble, results.acknowledge, fatal, log)
+    handler = Handler(writer, log, sender.progress, results.send)
+    # Once the user process is gone, nothing may wait longer than STOP_SECONDS (not even for space).
+    args = (records, handler, fatal, lambda: writer.expire(STOP_SECONDS))
+    thread = threading.Thread(target=_handle_records, args=args, name="Handler")
     thread.start()
     thread.join()
-    if shutdown.is_set():
-        # The user side asked us to stop, after finish() got its answer or gave up waiting for
-        # an unreachable server: what is not delivered stays in the log for `nbtrack sync`.
+    if handler.shutdown is not None:
+        # The user side asked us to stop: after finish() got its answer, or gave up waiting (a
+        # store or server still being retried, a full disk). Stop promptly; what is not
+        # delivered stays in the log for `nbtrack sync`, and the answer says what is where.
         sender.abort()
-    # Drain in order: the writer finishes the log, then the sender delivers the rest.
-    writer.stop(STOP_SECONDS)
-    sender_thread.stop(STOP_SECONDS)
+        sender_thread.abandon()
+        writer.stop(SHUTDOWN_SECONDS)
+        sender_thread.stop(SHUTDOWN_SECONDS)
+        _answer_shutdown(results, handler, log, sender)
+    else:
+        # The user process is gone: finish the log, then deliver the rest, within bounds.
+        writer.stop(STOP_SECONDS)
+        sender_thread.stop(STOP_SECONDS)
+        lost = lost_rows(handler.lines, log, sender.progress)
+        if lost.runs:
+            logger.error("nbtrack: %d rows (steps %s) could not be kept", lost.lines(), lost.steps_text())
+    heartbeat.stop()
     with contextlib.suppress(OSError):
         results_conn.close()
     logger.debug("nbtrack internal process %d exits", os.getpid())
 
 
-def _beat(results: _Results) -> None:
-    """Tell the user side this process lives, whatever its other threads are waiting for."""
-    beat = pb.Result(heartbeat=pb.HeartbeatResult())
-    while not results.closed:
-        results.send(beat)
-        time.sleep(HEARTBEAT_SECONDS)
+def _answer_shutdown(results: _Results, handler: Handler, log: LogProgress, sender: Sender) -> None:
+    """What the run left behind, as the answer to the shutdown request."""
+    request = handler.shutdown
+    assert request is not None
+    response = pb.Response()
+    shutdown = response.shutdown
+    delivered = sender.progress.exit_result
+    if delivered is not None:
+        shutdown.exit_result.CopyFrom(delivered)
+    else:
+        shutdown.exit_result.state = "running"  # the exit was not delivered: the store says so
+    if handler.run is not None:
+        not_stored = handler.lines.select(sender.progress.stored_end).merged(sender.progress.dropped)
+        shutdown.rows_not_stored = not_stored.lines()
+        lost = lost_rows(handler.lines, log, sender.progress)
+        if lost.runs and delivered is None:
+            shutdown.exit_result.rows_lost = lost.lines()
+            shutdown.exit_result.lost_steps = lost.steps_text()
+            shutdown.exit_result.error.message = (
+                f"{lost.lines()} rows (steps {lost.steps_text()}) are in neither the store nor the "
+                f"transaction log ({log.lost or log.failing or 'not written yet'})"
+            )
+    if request.control.req_resp:
+        results.send(pb.Result(control=request.control, response=response))
 
 
-def _handle_records(records: Connection, handler: Handler, shutdown: threading.Event) -> None:
-    while True:
-        try:
-            if not records.poll(IDLE_TICK):
-                handler.tick()  # idle: a live panel still hears about finishing, pending rows, ...
-                continue
-            data = records.recv_bytes()
-        except (EOFError, OSError):
-            # The user process is gone (killed, crashed, exited without finish): deliver what we
-            # have and mark the run crashed, unless it had already finished.
-            if handler.run is not None and not handler.exited:
-                crashed = pb.ExitRecord(exit_code=CRASH_EXIT_CODE, state="crashed")
-                handler.finish(pb.Record(exit=crashed, control=pb.Control(always_send=True)))
-            break
-        record = pb.Record()
-        record.ParseFromString(data)
-        try:
+def _handle_records(
+    records: Connection, handler: Handler, fatal: OnFatal, user_gone: Callable[[], None]
+) -> None:
+    fault = faults.planned("handler")  # test-only fault injection; None in real runs
+    try:
+        while True:
+            try:
+                if not records.poll(IDLE_TICK):
+                    handler.tick()  # idle: a live panel still hears about finishing, pending rows, ...
+                    continue
+                data = records.recv_bytes()
+            except (EOFError, OSError):
+                # The user process is gone (killed, crashed, exited without finish): deliver what
+                # we have and mark the run crashed, unless it had already finished.
+                user_gone()
+                if handler.run is not None and not handler.exited:
+                    crashed = pb.ExitRecord(exit_code=CRASH_EXIT_CODE, state="crashed")
+                    handler.finish(pb.Record(exit=crashed, control=pb.Control(always_send=True)))
+                return
+            record = pb.Record()
+            record.ParseFromString(data)
             handler.handle(record)
             handler.tick()
-        except Exception:
-            logger.exception("nbtrack: the handler failed on a %s record", record.WhichOneof("record_type"))
-        if (
-            record.WhichOneof("record_type") == "request"
-            and record.request.WhichOneof("request_type") == "shutdown"
-        ):
-            shutdown.set()
-            break
+            if fault is not None:
+                fault.tick()
+            if handler.shutdown is not None:
+                return
+    except StageDied:
+        time.sleep(SEND_PATIENCE + 1.0)  # the stage that died is ending the process (_fatal)
+    except BaseException as exc:
+        fatal("Handler", exc)

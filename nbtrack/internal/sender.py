@@ -1,14 +1,26 @@
-"""The sender: all I/O towards the store or a server, in batches, after the writer made it durable.
+"""The sender: all I/O towards the store or a server, in batches, after the writer logged it.
 
 `Sender` is a plain state machine over records, so the same code delivers a live run (wrapped in
-`SenderThread`) and replays a transaction log (`nbtrack sync`). History and console lines are
-addressed by their line number in the run, so replaying a log delivers the same lines to the
-same offsets: a second sync replaces rather than duplicates.
+`SenderThread`, fed by the writer through the `Feed`) and replays a transaction log (`nbtrack
+sync`). History and console lines are addressed by their line number in the run, so delivering
+the same lines again (a retry, a replay) replaces rather than duplicates.
+
+A backend call that fails for a reason that may pass (a locked or full database, a lost
+connection, a full disk) is retried with capped exponential backoff and jitter until it works or
+the run is aborted (`abort()`, a shutdown after finish() gave up waiting); meanwhile `retrying`
+is true, and the user hears one sentence when it starts and one when it is over (the traceback
+goes to the DEBUG log only). Any other failure is reported once and that call is dropped; the
+rows it carried are counted, so the exit result says exactly which rows the store lacks and
+whether the transaction log has them.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
+import sys
+import threading
 import time
 from collections.abc import Callable
 from operator import methodcaller
@@ -19,41 +31,92 @@ from nbtrack import jsonutil
 from nbtrack.console_format import console_line
 from nbtrack.errors import NbtrackError
 from nbtrack.internal.backend import Backend, open_backend
-from nbtrack.internal.worker import QueueWorker
+from nbtrack.internal.feed import Feed
+from nbtrack.internal.progress import DeliveryProgress, LogProgress, StepRanges
+from nbtrack.internal.trouble import SPACE, Trouble, is_out_of_space, short_reason
+from nbtrack.internal.worker import OnFatal, Worker
+from nbtrack.online.retry import RetryPolicy, Transient
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.settings import RUN_FILES
 
-__all__ = ["Sender", "SenderThread", "exit_state"]
+__all__ = ["RETRY", "BackendOpener", "Sender", "SenderThread", "exit_state", "is_transient"]
 
 logger = logging.getLogger("nbtrack")
 
 BATCH_ROWS = 5000  # lines per store write: large enough to amortise a transaction
 BATCH_SECONDS = 0.05  # and a live run's rows are at most this late
+RETRY = RetryPolicy(base=0.25, factor=2.0, cap=4.0, jitter=0.5)  # a store back is found within seconds
+_TRANSIENT_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EIO,
+    errno.EAGAIN,
+    errno.EBUSY,
+    errno.ENOMEM,
+    errno.ETIMEDOUT,
+}
+
+
+# How the sender gets its backend: open_backend, or `nbtrack sync`'s guarded wrapper of it.
+BackendOpener = Callable[[pb.SetupRequest, pb.RunRecord, Callable[[str], None]], Backend | None]
 
 
 def exit_state(record: pb.ExitRecord) -> str:
     return record.state or ("finished" if record.exit_code == 0 else "failed")
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Worth trying again: the database is locked, full or unreachable, a disk is full, a server is
+    down. Not: a refusal, a bad value, a missing file, a bug."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, Transient | sqlite3.OperationalError):
+            return True
+        if isinstance(seen, OSError) and seen.errno in _TRANSIENT_ERRNOS:
+            return True
+        sa = sys.modules.get("sqlalchemy.exc")  # imported by the store, if there is one
+        if sa is not None and isinstance(seen, sa.OperationalError | sa.TimeoutError | sa.DisconnectionError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class Sender:
-    """Turns records into backend calls; `reply` carries answers back to the user process."""
+    """Turns records into backend calls; `reply` carries answers back to the user process.
+
+    log: the writer's progress (None when replaying a log: it has everything); it decides whether
+    rows the store lacks are in the log or lost. trouble: the process's one place for notices
+    about failing and recovering (made from `notice` if not given).
+    """
 
     def __init__(
         self,
         reply: Callable[[pb.Result], None],
         notice: Callable[[str], None],
         setup: pb.SetupRequest | None = None,
+        backend_opener: BackendOpener = open_backend,
+        *,
+        log: LogProgress | None = None,
+        trouble: Trouble | None = None,
+        policy: RetryPolicy = RETRY,
     ) -> None:
-        self.setup = setup  # where the run goes; the handler sets it from the setup request
+        self.setup = setup  # where the run goes: given, or the first record of a live run says
+        self._open_backend = backend_opener  # `nbtrack sync` guards what a replay may change
         self._reply = reply
         self._notice = notice
+        self._trouble = trouble if trouble is not None else Trouble(notice)
+        self._log = log
+        self._policy = policy
+        self._aborted = threading.Event()
         self.backend: Backend | None = None
-        self.exit_result: pb.ExitResult | None = None
+        self.progress = DeliveryProgress()
         self._history: list[str] = []
         self._steps: list[int] = []
         self._history_offset = 0  # line number of _history[0]
+        self._first_line = 0  # the line number of this log's first row (a resumed run's offset)
         self._stored_through = 0  # recovering: lines below this are stored already
-        self._rows_skipped = 0
         self._output: list[str] = []
         self._output_offset = 0
         self._events: list[str] = []  # system metrics, one JSON object a line
@@ -62,31 +125,32 @@ class Sender:
         self._summary: dict[str, Any] | None = None
         self._metrics: dict[str, dict[str, str]] = {}
         self._last_flush = time.monotonic()
-        self._failed: str | None = None  # first delivery error; reported once, at exit too
-        # Why the transaction log cannot be written (the writer's own report), or None: decides
-        # whether a delivery failure loses rows or only delays them.
-        self.log_failure: Callable[[], str | None] = lambda: None
+        self._failed: str | None = None  # first failure that dropped something; at exit too
+        self._retry_since = 0.0  # when the current run of failures began (0: none)
+
+    @property
+    def exit_result(self) -> pb.ExitResult | None:
+        return self.progress.exit_result
 
     @property
     def rows_stored(self) -> int:
         """History rows the store or server has acknowledged."""
-        if self.backend is None:
-            return 0
-        return self.backend.rows_delivered + self._rows_skipped
-
-    @property
-    def bytes_pending(self) -> int:
-        """Bytes of history on their way to the server (0 for the embedded store)."""
-        return self.backend.pending()[1] if self.backend is not None else 0
+        return self.progress.rows_stored
 
     @property
     def retrying(self) -> bool:
-        return self.backend is not None and self.backend.retrying
+        return self.progress.retrying
 
     def abort(self) -> None:
-        """Stop waiting for an unreachable server: the transaction log keeps what is left."""
+        """Stop delivering now (the user stopped waiting): a retry in progress gives up at once,
+        and nothing more is tried; what is not delivered stays where it is (the log)."""
+        self._aborted.set()
         if self.backend is not None:
             self.backend.abort()
+
+    @property
+    def aborted(self) -> bool:
+        return self._aborted.is_set()
 
     def handle(self, records: list[pb.Record]) -> None:
         for record in records:
@@ -94,7 +158,8 @@ class Sender:
             if kind == "history":
                 if self._history_offset < self._stored_through and not self._history:
                     self._history_offset += 1  # a recovered line the store or server has
-                    self._rows_skipped += 1
+                    self.progress.rows_skipped += 1
+                    self.progress.lines_handed += 1
                     continue
                 self._history.append(record.history.data_json.decode())
                 self._steps.append(record.history.step)
@@ -123,6 +188,8 @@ class Sender:
                 self._on_files(record.files)
             elif kind == "exit":
                 self._on_exit(record)
+            elif kind == "request" and record.request.HasField("setup"):
+                self.setup = record.request.setup  # a live run's first record: where it goes
         if len(self._history) >= BATCH_ROWS or time.monotonic() - self._last_flush >= BATCH_SECONDS:
             self._flush()
 
@@ -141,27 +208,47 @@ class Sender:
         # A resumed run's lines go after those already stored (the record says where, so a
         # replay of this log by `nbtrack sync` puts them at the same offsets).
         self._history_offset, self._output_offset = record.run.history_offset, record.run.output_offset
+        self._first_line = record.run.history_offset
         self._events_offset = record.run.events_offset
         self._runtime_origin = record.run.start_time - record.run.runtime_offset
-        try:
-            self.backend = None if self.setup is None else open_backend(self.setup, record.run, self._notice)
-            config = jsonutil.loads(record.run.config_json) if record.run.config_json else {}
-            if self.backend is not None:
-                entity, url = self.backend.upsert_run(record.run, config)
-                result.run.entity, result.url = entity, url or ""
-                if self.setup is not None and self.setup.recover:
-                    # The dead process's sender got this far; its lines are the log's lines.
-                    self._stored_through = self.backend.history_lines_stored
-        except Exception as exc:
-            logger.exception("nbtrack: could not start the run")
-            reason = str(exc) if isinstance(exc, NbtrackError) else f"{type(exc).__name__}: {exc}"
-            result.error.message = f"could not start the run: {reason}"
-            if self.backend is not None:
-                self.backend.abort()
-                self.backend.close()
-            self.backend = None
-            self._failed = result.error.message
+        recovering = self.setup is not None and self.setup.recover
+        attempt = 0
+        while True:
+            try:
+                self._start_run(record, result)
+                break
+            except Exception as exc:
+                if self.backend is not None:
+                    self.backend.abort()
+                    self.backend.close()
+                self.backend = self.progress.backend = None
+                # A restarted process must reach the store to go on: a locked or unreachable
+                # one is waited for. A new run's init() is waiting for this answer instead.
+                if recovering and is_transient(exc) and not self._aborted.is_set():
+                    attempt += 1
+                    self._retrying(exc)
+                    if not self._aborted.wait(self._policy.delay(attempt)):
+                        continue
+                logger.debug("nbtrack: could not start the run", exc_info=exc)
+                reason = str(exc) if isinstance(exc, NbtrackError) else f"{type(exc).__name__}: {exc}"
+                result.error.message = f"could not start the run: {reason}"
+                self._failed = result.error.message
+                break
+        if attempt and self.backend is not None:
+            self._recovered()
         self._reply(pb.Result(control=record.control, run_result=result))
+
+    def _start_run(self, record: pb.Record, result: pb.RunUpdateResult) -> None:
+        opener, setup = self._open_backend, self.setup
+        self.backend = None if setup is None else opener(setup, record.run, self._notice)
+        self.progress.backend = self.backend
+        config = jsonutil.loads(record.run.config_json) if record.run.config_json else {}
+        if self.backend is not None:
+            entity, url = self.backend.upsert_run(record.run, config)
+            result.run.entity, result.url = entity, url or ""
+            if setup is not None and setup.recover:
+                # The dead process's sender got this far; its lines are the log's lines.
+                self._stored_through = self.backend.history_lines_stored
 
     def _event_line(self, stats: pb.StatsRecord) -> str:
         runtime = max(0.0, stats.timestamp - self._runtime_origin)
@@ -186,18 +273,55 @@ class Sender:
                 self._deliver(methodcaller("save_file", file.path, run_dir / RUN_FILES / file.path))
 
     def _on_exit(self, record: pb.Record) -> None:
+        """Deliver what is left and mark the run: finished (or failed, crashed) only if the store has
+        every row; otherwise the exit result names the rows it lacks and where they are."""
         self._flush()
+        if self._aborted.is_set():
+            return  # the user stopped waiting: the run stays "running", the log has the rest
         state = exit_state(record.exit)
-        self._deliver(methodcaller("finish_run", state, record.exit.exit_code, record.exit.runtime))
         result = pb.ExitResult(state=state)
+        dropped = self.progress.dropped
+        in_log, lost = self._split_by_log(dropped)
+        messages: list[str] = []
+        if lost.runs:
+            # Never a plain "finished" with holes: the run says it lost rows, and which.
+            state = result.state = "crashed"
+            result.rows_lost, result.lost_steps = lost.lines(), lost.steps_text()
+            messages.append(
+                f"{result.rows_lost} rows (steps {result.lost_steps}) are lost: the store refused them "
+                f"({self._failed}) and the transaction log could not keep them ({self._log_trouble()})"
+            )
+        if in_log.runs:
+            messages.append(
+                f"{in_log.lines()} rows (steps {in_log.steps_text()}) are not in the store ({self._failed}); "
+                f"they are in {self._where()}"
+            )
+        if not lost.runs and in_log.runs:
+            result.state = "running"  # until `nbtrack sync` delivers the rest and marks it
+        elif self.backend is not None and not self._deliver(
+            methodcaller("finish_run", state, record.exit.exit_code, record.exit.runtime)
+        ):
+            if self._aborted.is_set():
+                return
+            result.state = "running"
         failure = self._failed or (self.backend.failure if self.backend is not None else None)
         undelivered = self.backend.pending()[0] if self.backend is not None else 0
-        if failure is not None:
-            result.error.message = f"{failure}; {self._advice()}"
-        elif undelivered:
-            result.error.message = f"{undelivered} history rows were not delivered; {self._advice()}"
-        self.exit_result = result
+        if not messages and failure is not None:
+            messages.append(f"{failure}; {self._advice()}")
+        elif not messages and undelivered:
+            messages.append(f"{undelivered} history rows were not delivered; {self._advice()}")
+        if messages:
+            result.error.message = "; ".join(messages)
+        self.progress.exit_result = result
         self._reply(pb.Result(control=record.control, exit_result=result))
+
+    def _split_by_log(self, rows: StepRanges) -> tuple[StepRanges, StepRanges]:
+        """rows (by line of this log) as (those the transaction log holds, those it does not)."""
+        log = self._log
+        if log is None:
+            return rows, StepRanges()  # replaying a log: it holds them all
+        kept = 0 if log.lost is not None else log.lines_logged
+        return rows.select(0, kept), rows.select(kept)
 
     def _flush(self) -> None:
         self._last_flush = time.monotonic()
@@ -205,7 +329,14 @@ class Sender:
             lines, steps, offset = self._history, self._steps, self._history_offset
             self._history, self._steps = [], []
             self._history_offset += len(lines)
-            self._deliver(methodcaller("write_history", offset, lines, steps))
+            delivered = self._deliver(methodcaller("write_history", offset, lines, steps))
+            if not delivered and self._aborted.is_set():
+                return  # not stored, not dropped: the log has them (or the process reports them lost)
+            if not delivered:
+                line = offset - self._first_line
+                for index, step in enumerate(steps):
+                    self.progress.dropped.add(line + index, step)
+            self.progress.lines_handed += len(lines)
         if self._output:
             out, out_offset = self._output, self._output_offset
             self._output = []
@@ -220,41 +351,110 @@ class Sender:
             summary, self._summary = self._summary, None
             self._deliver(methodcaller("write_summary", summary))
 
+    def _where(self) -> str:
+        """The log and the command that delivers it."""
+        setup = self.setup
+        path = setup.log_path if setup is not None and setup.log_path else "the transaction log"
+        to = f" --base-url {setup.base_url}" if setup is not None and setup.mode == "online" else ""
+        return f"{path}: deliver them with `nbtrack sync {path}{to}`"
+
+    def _log_trouble(self) -> str:
+        log = self._log
+        if log is None:
+            return "no log"
+        return log.lost or log.failing or "it was not written"
+
     def _advice(self) -> str:
-        """What a delivery failure means for the user's rows."""
-        if self.log_failure() is None:
-            return "the transaction log keeps every row (replay it with `nbtrack sync`)"
-        return "the transaction log could not be written either, so the rows not stored are lost"
+        """What a delivery failure means for the user's data: where it is, or that it is lost."""
+        log = self._log
+        if log is None or (log.lost is None and log.failing is None):
+            return f"the transaction log has it: {self._where()}"
+        return (
+            f"the transaction log could not be written either ({self._log_trouble()}), "
+            "so what the store lacks is lost"
+        )
 
     def _deliver(self, call: Callable[[Backend], object]) -> bool:
-        """Run one backend call; a failure is reported once and the data stays in the log."""
-        if self.backend is None:
-            return False
-        try:
-            call(self.backend)
+        """Run one backend call until it works; False if it cannot (reported once) or the run is
+        aborted. A failure that may pass is retried with backoff; any other drops the call."""
+        attempt = 0
+        while True:
+            backend = self.backend
+            if backend is None or self._aborted.is_set():
+                return False
+            self.progress.call_started = time.monotonic()
+            try:
+                call(backend)
+            except Exception as exc:
+                self.progress.call_started = 0.0
+                if not is_transient(exc):
+                    self._drop(exc)
+                    return False
+                attempt += 1
+                self._retrying(exc)
+                if self._aborted.wait(self._policy.delay(attempt)):
+                    return False
+                continue
+            self.progress.call_started = 0.0
+            if self._retry_since:
+                self._recovered()
             return True
-        except Exception as exc:
-            if self._failed is None:
-                self._failed = f"could not write to the store: {type(exc).__name__}: {exc}"
-                logger.exception("nbtrack: %s", self._failed)
-                self._notice(f"{self._failed}; {self._advice()}")
-            return False
+
+    def _destination(self) -> str:
+        if self.setup is not None and self.setup.mode == "online":
+            return f"the server {self.setup.base_url}"
+        return "the store"
+
+    def _retrying(self, exc: BaseException) -> None:
+        """A delivery failed for a reason that may pass: said once, until it works again."""
+        logger.debug("nbtrack: %s failed a write; retrying", self._destination(), exc_info=exc)
+        if self._retry_since:
+            return
+        self._retry_since = time.monotonic()
+        self.progress.retrying_store = True
+        what = self._destination()
+        if is_out_of_space(exc):
+            # The log may sit on the same full disk: say nothing about where rows wait (the exit
+            # result says exactly what is where).
+            self._trouble.failing(
+                "store", SPACE, f"cannot write {what}: {short_reason(exc)}; waiting for space", what
+            )
+            return
+        log = self._log
+        healthy = log is not None and log.lost is None and log.failing is None
+        kept = " (rows wait in the transaction log meanwhile)" if healthy else ""
+        self._trouble.failing(
+            "store",
+            "store",
+            f"cannot write {what}: {short_reason(exc)}; retrying until it accepts{kept}",
+            what,
+        )
+
+    def _recovered(self) -> None:
+        seconds = time.monotonic() - self._retry_since
+        self._retry_since = 0.0
+        self.progress.retrying_store = False
+        self._trouble.recovered("store", f"{self._destination()} is written again (after {seconds:.0f} s)")
+
+    def _drop(self, exc: BaseException) -> None:
+        """A failure retrying cannot fix: the call is dropped, said once (without the traceback)."""
+        logger.debug("nbtrack: %s refused a write", self._destination(), exc_info=exc)
+        if self._failed is None:
+            self._failed = f"{self._destination()} refused a write: {short_reason(exc)}"
+            self._notice(f"{self._failed}; {self._advice()}")
 
 
-class SenderThread(QueueWorker["list[pb.Record]"]):
-    """Runs a Sender on the thread named "Sender", fed by the writer."""
+class SenderThread(Worker["list[pb.Record]"]):
+    """Runs a Sender on the thread named "Sender", fed by the writer through the Feed."""
 
     idle_seconds = BATCH_SECONDS
 
-    def __init__(self, sender: Sender) -> None:
+    def __init__(self, sender: Sender, feed: Feed, on_fatal: OnFatal) -> None:
         self.sender = sender
-        super().__init__("Sender")
+        super().__init__("Sender", feed, on_fatal)
 
     def handle(self, item: list[pb.Record]) -> None:
-        try:
-            self.sender.handle(item)
-        except Exception:  # never lose the thread: the log still has everything
-            logger.exception("nbtrack: sender failed on a batch of %d records", len(item))
+        self.sender.handle(item)
 
     def idle(self) -> None:
         self.sender.tick()

@@ -32,6 +32,7 @@ __all__ = [
     "VERSION",
     "Corruption",
     "LogFormatError",
+    "LogReader",
     "LogWriter",
     "iter_records",
     "read_log",
@@ -131,6 +132,16 @@ class LogWriter:
         return self._written + len(self._buf)
 
     @property
+    def bytes_flushed(self) -> int:
+        """Bytes handed to the OS: another reader of the file sees every record that ends here."""
+        return self._written
+
+    @property
+    def bytes_buffered(self) -> int:
+        """Bytes appended but not yet handed to the OS (kept for a retry after a failed write)."""
+        return len(self._buf)
+
+    @property
     def bytes_synced(self) -> int:
         """Bytes known to be on disk (fsynced)."""
         return self._synced
@@ -207,6 +218,29 @@ class LogWriter:
         self.close()
 
 
+class LogReader:
+    """Reads records back from a log another thread is appending to, by byte range.
+
+    The writer knows the offset before each append (a record boundary, or padding that precedes
+    one) and how far it has handed bytes to the OS; records in such a range read back whole. The
+    file is opened once, so a log whose name was removed meanwhile still reads.
+    """
+
+    def __init__(self, path: StrPath) -> None:
+        self._file = open(path, "rb")  # noqa: SIM115 -- kept open until close()
+
+    def records(
+        self, start: int, end: int, on_corruption: OnCorruption | None = None
+    ) -> Iterator[tuple[int, int, bytes]]:
+        """(start, end, payload) of each record in bytes [start, end): start must be a record
+        boundary; a record cut off by end is not yielded."""
+        report = on_corruption or _ignore
+        yield from _records(self._file, report, start, end)
+
+    def close(self) -> None:
+        self._file.close()
+
+
 def read_log(path: StrPath, on_corruption: OnCorruption | None = None) -> Iterator[bytes]:
     """Yield each intact record's payload in order, reporting skipped bytes to on_corruption.
 
@@ -254,8 +288,12 @@ def _scan(path: StrPath, report: OnCorruption) -> Iterator[tuple[int, int, bytes
             yield from _records(file, report)
 
 
-def _records(file: BinaryIO, report: OnCorruption) -> Iterator[tuple[int, int, bytes]]:
-    """Reassemble chunks into records: yield (start, end, payload); report records that lost a part."""
+def _records(
+    file: BinaryIO, report: OnCorruption, first: int = len(FILE_HEADER), limit: int | None = None
+) -> Iterator[tuple[int, int, bytes]]:
+    """Reassemble chunks into records: yield (start, end, payload); report records that lost a part.
+
+    Reads bytes [first, limit) of the file (limit None: to its end); first is a record boundary."""
     parts: list[bytes] = []
     start = end = 0  # byte range of the chunks in `parts`
 
@@ -268,7 +306,7 @@ def _records(file: BinaryIO, report: OnCorruption) -> Iterator[tuple[int, int, b
         drop_partial("record cut short by the damage that follows")
         report(Corruption(offset, length, reason))
 
-    for offset, ctype, data in _chunks(file, skipped):
+    for offset, ctype, data in _chunks(file, skipped, first, limit):
         chunk_end = offset + HEADER_SIZE + len(data)
         if ctype == FULL:
             drop_partial("record whose last chunk is missing")
@@ -288,12 +326,20 @@ def _records(file: BinaryIO, report: OnCorruption) -> Iterator[tuple[int, int, b
     # An unfinished record here was cut off by the end of the file: a torn tail, not damage.
 
 
-def _chunks(file: BinaryIO, skipped: Callable[[int, int, str], None]) -> Iterator[tuple[int, int, bytes]]:
-    """Yield (offset, type, payload) of each intact chunk; report damage and resume at the next block."""
+def _chunks(
+    file: BinaryIO, skipped: Callable[[int, int, str], None], first: int, limit: int | None
+) -> Iterator[tuple[int, int, bytes]]:
+    """Yield (offset, type, payload) of each intact chunk in bytes [first, limit); report damage
+    and resume at the next block."""
     crc32, unpack_from = zlib.crc32, _CHUNK_HEADER.unpack_from
-    block_start, pos = 0, len(FILE_HEADER)  # file is at offset 0; block 0 holds the header
+    pos = first % BLOCK_SIZE
+    block_start = first - pos  # block 0 holds the file header: first is past it
+    file.seek(block_start)
     while True:
-        block = file.read(BLOCK_SIZE)
+        want = BLOCK_SIZE if limit is None else min(BLOCK_SIZE, limit - block_start)
+        if want <= 0:
+            return
+        block = file.read(want)
         size = len(block)
         # Fewer than HEADER_SIZE bytes left: padding in a full block, a torn header in the last.
         while size - pos >= HEADER_SIZE:

@@ -1,39 +1,185 @@
-"""A named thread that owns a bounded queue: the shape of the Writer and the Sender.
+"""The one shape of every background thread of the internal process.
 
-The queue is bounded so that a slow stage pushes back on the one before it (and, through the
-pipe, on the user side, where waiting rows stay encoded) instead of piling records up here.
+A `Worker` is a named thread that takes items from its inbox and handles them one at a time:
+
+- `put()` waits while the inbox is full (backpressure reaches the stage before it), but never
+  for a stage that is gone: once the worker died it raises `StageDied` at once.
+- `flush(timeout)` waits until everything put so far is handled and returns how many items are
+  still pending (0: all done), in the spirit of sentry-python's background worker.
+- `stop(timeout)` puts a sentinel behind what is queued and joins; until the deadline passes,
+  `stopping()` tells a handle() that waits (for disk space, for a store) how long it may go on.
+- An exception escaping handle(), idle() or finished() is a fault nobody planned for. It is
+  logged with its traceback and `on_fatal(name, exc)` runs: in the internal process that ends the
+  process (main.py), so the user side restarts it and the new one recovers the run from its log.
+  A stage that silently died would instead leave the one before it blocked on a full inbox.
 """
 
 from __future__ import annotations
 
-import queue
+import logging
 import threading
-from typing import Generic, TypeVar
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
-__all__ = ["QueueWorker"]
+from nbtrack.errors import NbtrackError
+from nbtrack.internal import faults
+
+__all__ = ["EMPTY", "END", "Inbox", "OnFatal", "Source", "StageDied", "Worker"]
+
+logger = logging.getLogger("nbtrack")
 
 Item = TypeVar("Item")
-QUEUE_BATCHES = 4  # batches (of up to 1,000 records) waiting for a worker
+Item_co = TypeVar("Item_co", covariant=True)
+OnFatal = Callable[[str, BaseException], None]
 
 
-class QueueWorker(Generic[Item]):
-    """Subclasses implement handle(item), and may implement idle() and finished()."""
+class StageDied(NbtrackError):
+    """The stage an item was handed to is gone (its thread failed); the process is ending."""
+
+
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+EMPTY = _Marker("EMPTY")  # get() timed out: nothing to handle yet
+END = _Marker("END")  # get(): the inbox is closed and drained
+
+
+class Source(Protocol[Item_co]):
+    """What a Worker takes its items from: an `Inbox`, or the sender's `Feed`."""
+
+    def get(self, timeout: float) -> Item_co | _Marker:
+        """The next item, EMPTY after timeout seconds without one, END once closed and drained."""
+
+    def close(self) -> None:
+        """No more items: get() returns END once the ones queued are taken."""
+
+    def fail(self, reason: str) -> None:
+        """The consumer is gone: producers waiting for room (and later ones) raise StageDied."""
+
+    def __len__(self) -> int:
+        """Items waiting."""
+
+
+class Inbox(Generic[Item]):
+    """A FIFO bounded in items; put() waits for room, but never for a consumer that is gone."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._items: deque[Item] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._dead: str | None = None
+
+    def put(self, item: Item) -> None:
+        with self._cond:
+            while len(self._items) >= self._limit and self._dead is None:
+                self._cond.wait()
+            if self._dead is not None:
+                raise StageDied(self._dead)
+            self._items.append(item)
+            self._cond.notify_all()
+
+    def get(self, timeout: float) -> Item | _Marker:
+        with self._cond:
+            if not self._items and not self._closed:
+                self._cond.wait(timeout)
+            if self._items:
+                item = self._items.popleft()
+                self._cond.notify_all()  # room for a waiting put()
+                return item
+            return END if self._closed else EMPTY
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True  # the sentinel: it takes no room, so stop() never waits for any
+            self._cond.notify_all()
+
+    def fail(self, reason: str) -> None:
+        with self._cond:
+            self._dead = reason
+            self._cond.notify_all()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class Worker(Generic[Item]):
+    """Subclasses implement handle(item), and may implement idle() and finished().
+
+    The subclass's __init__ calls Worker.__init__ last: it starts the thread.
+    """
 
     idle_seconds = 0.05  # how often idle() runs when nothing arrives
 
-    def __init__(self, name: str) -> None:
-        self._queue: queue.Queue[Item | None] = queue.Queue(maxsize=QUEUE_BATCHES)
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+    def __init__(self, name: str, inbox: Source[Item], on_fatal: OnFatal) -> None:
+        self.name = name
+        self._inbox = inbox
+        self._on_fatal = on_fatal
+        self._fault = faults.planned(name.lower())  # test-only fault injection; None in real runs
+        self._cond = threading.Condition()
+        self._busy = False  # an item is being handled
+        self._deadline: float | None = None  # set by stop(): waiting in handle() must end by then
+        self._abandon = threading.Event()  # stop waiting at once (a shutdown after a timeout)
+        self.failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def put(self, item: Item) -> None:
-        """Hand over work; blocks while the queue is full (backpressure)."""
-        self._queue.put(item)
+    # -- the producer's side ---------------------------------------------------------------
 
-    def stop(self, timeout: float) -> None:
-        """Finish what is queued, then end the thread (waits at most timeout seconds)."""
-        self._queue.put(None)
+    def flush(self, timeout: float) -> int:
+        """Wait up to timeout seconds until everything put so far is handled; items still pending."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while (len(self._inbox) or self._busy) and self.failed is None:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._thread.is_alive():
+                    break
+                self._cond.wait(min(left, self.idle_seconds))
+            return len(self._inbox) + (1 if self._busy else 0)
+
+    def stop(self, timeout: float) -> bool:
+        """Handle what is queued, then end the thread; False if it did not end within timeout."""
+        self.expire(timeout)
+        self._inbox.close()
         self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def expire(self, timeout: float) -> None:
+        """Whatever handle() waits for, it waits at most timeout seconds more."""
+        deadline = time.monotonic() + timeout
+        if self._deadline is None or deadline < self._deadline:
+            self._deadline = deadline
+
+    def abandon(self) -> None:
+        """Whatever handle() waits for, stop waiting for it now (what is left stays undone)."""
+        self._abandon.set()
+
+    def stopping(self) -> float | None:
+        """Seconds a handle() that waits may still wait: None (no limit) until stop(), then what is
+        left before its deadline (0.0 once it passed or after abandon())."""
+        if self._abandon.is_set():
+            return 0.0
+        if self._deadline is None:
+            return None
+        return max(0.0, self._deadline - time.monotonic())
+
+    def pause(self, seconds: float) -> bool:
+        """Sleep up to seconds (less if stop() leaves less); True if the worker should give up waiting."""
+        left = self.stopping()
+        if left is not None and left <= 0.0:
+            return True
+        self._abandon.wait(seconds if left is None else min(seconds, left))
+        left = self.stopping()
+        return left is not None and left <= 0.0
+
+    # -- the worker's side -----------------------------------------------------------------
 
     def handle(self, item: Item) -> None:
         raise NotImplementedError
@@ -42,17 +188,30 @@ class QueueWorker(Generic[Item]):
         """Called after each item and whenever idle_seconds pass without one."""
 
     def finished(self) -> None:
-        """Called on the thread once the queue is drained after stop()."""
+        """Called on the thread once the inbox is drained after stop()."""
 
-    def _loop(self) -> None:
-        while True:
-            try:
-                item = self._queue.get(timeout=self.idle_seconds)
-            except queue.Empty:
+    def _run(self) -> None:
+        inbox, fault = self._inbox, self._fault
+        try:
+            while True:
+                item = inbox.get(self.idle_seconds)
+                if item is END:
+                    break
+                if item is not EMPTY:
+                    self._busy = True
+                    self.handle(item)  # type: ignore[arg-type]  # markers are filtered above
+                    if fault is not None:
+                        fault.tick()
+                    with self._cond:
+                        self._busy = False
+                        self._cond.notify_all()
                 self.idle()
-                continue
-            if item is None:
-                break
-            self.handle(item)
-            self.idle()
-        self.finished()
+            self.finished()
+        except BaseException as exc:
+            self.failed = exc
+            inbox.fail(f"the {self.name} thread failed: {type(exc).__name__}: {exc}")
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+            logger.critical("nbtrack: the %s thread failed", self.name, exc_info=exc)
+            self._on_fatal(self.name, exc)

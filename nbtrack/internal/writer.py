@@ -1,12 +1,22 @@
-"""The writer: appends every persisted record to the transaction log, then passes it to the sender.
+"""The writer: appends every persisted record to the transaction log and hands it to the sender.
 
-Records reach the sender only after they are in the log (written to the OS; fsynced at least
-every SYNC_SECONDS and at exit), so whatever the sender loses, the log can replay.
+The writer never waits for the sender: records go to the sender's `Feed` in memory while its
+backlog is small, and past that as byte ranges of the log the sender reads back (feed.py). So a
+locked store or an unreachable server never stops the log, nor the acknowledgements below.
 
-The handler also queues acknowledgement marks (`ack`): once the records before a mark are
-handed to the OS, the writer tells the user side (`ack` callback), which then stops keeping
-them for a restart. A restarted process reopens the log (`open(..., recover=True)`) and
-passes what the log already held to the sender as it is (`replay`).
+The handler queues acknowledgement marks (`mark`): once the log's bytes up to where a mark was
+queued are handed to the OS, the writer tells the user side (`ack`), which then stops keeping
+those messages for a restart. Only bytes really written count: while the disk is full, nothing
+past them is acknowledged.
+
+When the log cannot be written (disk full, I/O error) the writer keeps the unwritten bytes,
+tries again every RETRY_SECONDS, and says so once when it stops and once when it goes on
+(trouble.py). Meanwhile records still reach the sender in memory (the store may be on another
+disk). Past MAX_UNWRITTEN bytes the writer waits for space instead of growing: backpressure
+reaches the handler, the pipe and the user side's outbox, where nothing is acknowledged yet.
+
+A restarted process reopens the log (`open(..., recover=True)`) and hands the sender the whole
+reopened log as one range to read back, before anything new.
 """
 
 from __future__ import annotations
@@ -14,186 +24,320 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 from nbtrack import run_lock
-from nbtrack.internal.txlog import LogWriter
-from nbtrack.internal.worker import QueueWorker
+from nbtrack.internal.feed import Feed
+from nbtrack.internal.progress import LogProgress
+from nbtrack.internal.trouble import SPACE, Trouble, is_out_of_space
+from nbtrack.internal.txlog import FILE_HEADER, LogReader, LogWriter
+from nbtrack.internal.worker import Inbox, OnFatal, Worker
 from nbtrack.proto import nbtrack_pb2 as pb
 
-__all__ = ["WriterThread"]
+__all__ = ["MAX_UNWRITTEN", "WriterThread"]
 
 logger = logging.getLogger("nbtrack")
 
 FLUSH_SECONDS = 0.02  # hand buffered bytes to the OS this often: a killed process loses nothing
 SYNC_SECONDS = 1.0  # fsync this often: a power loss loses at most this much
+RETRY_SECONDS = 1.0  # how often a log that could not be written is tried again
+MAX_UNWRITTEN = 32 << 20  # bytes kept for a log that cannot be written, before the writer waits
+INBOX_BATCHES = 4  # batches (of up to 1,000 rows) waiting for the writer
+_CRASH_COULD_LOSE = "; rows still go to the store, but a crash could now lose them"
 
 
 class _Open(NamedTuple):
-    path: Path
-    recover: bool
+    setup: pb.SetupRequest
     records: int  # recovering: records the log holds (numbering goes on after them)
+    lines: int  # recovering: history rows the log holds
 
 
-class _Replay(NamedTuple):
-    records: list[pb.Record]
+_Item = list[pb.Record] | _Open | int  # an int is an acknowledgement mark
 
 
-_Item = list[pb.Record] | _Open | _Replay | int  # an int is an acknowledgement mark
-
-
-class WriterThread(QueueWorker[_Item]):
-    """Runs on the thread named "Writer"; `forward` is the sender's input."""
+class WriterThread(Worker[_Item]):
+    """Runs on the thread named "Writer"; hands records to the sender through `feed`."""
 
     idle_seconds = FLUSH_SECONDS
 
     def __init__(
         self,
-        forward: Callable[[list[pb.Record]], None],
-        notice: Callable[[str], None],
-        ack: Callable[[int], None] = lambda seq: None,
+        feed: Feed,
+        trouble: Trouble,
+        ack: Callable[[int], None],
+        on_fatal: OnFatal,
+        progress: LogProgress | None = None,
     ) -> None:
-        self._forward = forward
-        self._notice = notice
+        self._feed = feed
+        self._trouble = trouble
         self._ack = ack
-        self._ack_due = 0  # the newest mark whose records are appended (flushed at the next flush)
-        self._ack_sent = 0
+        self.progress = progress if progress is not None else LogProgress()
+        self._marks: deque[tuple[int, int]] = deque()  # (seq, log offset it waits for)
+        self._line_ends: deque[int] = deque()  # log offsets where appended, unwritten history rows end
         self._log: LogWriter | None = None
+        self._reader: LogReader | None = None
         self._lock_fd: int | None = None
+        self._closing = False  # the exit record is in: close the log once everything is written
         self.path: Path | None = None
         self.records_written = 0
-        self.failed: str | None = None
         self._offline = False
-        self._last_flush = self._last_sync = time.monotonic()
-        super().__init__("Writer")
+        self._last_flush = self._last_sync = self._last_retry = time.monotonic()
+        super().__init__("Writer", Inbox[_Item](INBOX_BATCHES), on_fatal)
 
-    @property
-    def bytes_pending(self) -> int:
-        """Bytes written to the log but not yet fsynced."""
-        log = self._log
-        return 0 if log is None else log.bytes_written - log.bytes_synced
+    def put(self, item: _Item) -> None:
+        """Hand over work; waits while the writer's inbox is full (backpressure)."""
+        self._inbox.put(item)  # type: ignore[attr-defined]  # the writer's inbox is an Inbox
 
-    def open(self, path: Path, *, offline: bool = False, recover: bool = False, records: int = 0) -> None:
-        """Create the log at path (recover: reopen it after its last intact record) before the
-        records put after this call. Offline, only records flagged always_send (those that need
-        a reply) reach the sender.
-        """
-        self._offline = offline
-        self.put(_Open(path, recover, records))
-
-    def replay(self, records: list[pb.Record]) -> None:
-        """Pass records the log already holds to the sender, in order with everything else."""
-        self.put(_Replay(records))
+    def open(self, setup: pb.SetupRequest, *, records: int = 0, lines: int = 0) -> None:
+        """Tell the sender where the run goes, and create the log at setup.log_path (recover:
+        reopen it after its last intact record) before the records put after this call. Offline,
+        only records flagged always_send (those that need a reply) reach the sender."""
+        self._offline = setup.mode == "offline"
+        self.put(_Open(setup, records, lines))
 
     def mark(self, seq: int) -> None:
         """Acknowledge the user side's seq once what was put before is handed to the OS."""
         self.put(seq)
 
+    # -- the writer thread -----------------------------------------------------------------
+
     def handle(self, item: _Item) -> None:
         if type(item) is int:
-            self._ack_due = item
+            log = self._log
+            self._marks.append((item, 0 if log is None else log.bytes_written))
             return
         if isinstance(item, _Open):
-            self.records_written = item.records
-            self._open(item.path, item.recover)
-            return
-        if isinstance(item, _Replay):
-            self._forward_records(item.records)
+            self._open(item)
             return
         records: list[pb.Record] = item  # type: ignore[assignment]
+        self._wait_for_room()
+        log = self._log
+        start = log.bytes_written if log is not None else 0
+        logged: list[pb.Record] = []
+        size = 0
+        unlogged: list[pb.Record] = []
         for record in records:
             # HasField first: reading an unset sub-message builds one, and history rows have none.
-            if not (record.HasField("control") and record.control.local):
-                self._append(record)
-                if record.HasField("exit"):
-                    self._finish_log()
-        self._forward_records(records)
+            if record.HasField("control") and record.control.local:
+                unlogged.append(record)
+                continue
+            size += self._append(record)
+            logged.append(record)
+        if self._offline:  # the sender only answers what waits for a reply
+            self._push([r for r in logged if r.HasField("control") and r.control.always_send], 0, None)
+        else:
+            self._push(logged, size, None if log is None else (start, log.bytes_written))
+        self._push(unlogged, 0, None)
+        if logged and logged[-1].HasField("exit"):
+            self._finish_log()
 
-    def _forward_records(self, records: list[pb.Record]) -> None:
-        if self._offline:
-            records = [r for r in records if r.HasField("control") and r.control.always_send]
+    def _push(self, records: list[pb.Record], size: int, span: tuple[int, int] | None) -> None:
         if records:
-            self._forward(records)
+            self._feed.push(records, size, span)
 
     def idle(self) -> None:
         now = time.monotonic()
         if now - self._last_flush >= FLUSH_SECONDS:
             self._last_flush = now
-            self._guard(lambda log: log.flush())
-            # Without a log (it could not be written) there is nothing better to wait for: the
-            # user was told once that a crash could now lose rows.
-            if self._ack_due > self._ack_sent:
-                self._ack_sent = self._ack_due
-                self._ack(self._ack_due)
+            self._flush()
+            self._acknowledge()
         if now - self._last_sync >= SYNC_SECONDS:
             self._last_sync = now
-            self._guard(lambda log: log.sync())
+            if self.progress.failing is None:
+                self._write(lambda log: log.sync())
             self._check_still_there()
+
+    def finished(self) -> None:
+        """The process is ending: one last try to write what is left, then close if it worked
+        (if it did not, the bytes left are not acknowledged: the user side still has them)."""
+        self._write(lambda log: log.sync())
+        self._acknowledge()
+        log = self._log
+        if log is not None and log.bytes_buffered == 0:
+            self._close()
+
+    # -- the log -----------------------------------------------------------------------------
+
+    def _open(self, item: _Open) -> None:
+        setup = item.setup
+        # The setup travels to the sender as its first record: where the run goes.
+        first = pb.Record(request=pb.Request(setup=setup), control=pb.Control(local=True))
+        self._feed.push([first], 0, None)
+        if not setup.log_path:
+            return
+        path = self.path = Path(setup.log_path)
+        self.progress.path = str(path)
+        self.records_written = item.records
+        try:
+            if setup.recover and path.exists():
+                # Held until this process exits, however it exits: resuming or restarting the
+                # run waits for it. Taken before reopening: the dead writer must be gone.
+                self._lock_fd = run_lock.hold(path)
+                self._log = LogWriter.open_for_append(path)
+                self._reader = LogReader(path)
+                self._feed.attach(self._reader)
+                end = self._log.bytes_flushed
+                self._feed.flushed(end)
+                self.progress.lines_logged = item.lines
+                # The sender delivers the reopened log again (idempotently), read back from it.
+                if end > len(FILE_HEADER):
+                    self._feed.push_range(len(FILE_HEADER), end, item.records)
+                return
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = LogWriter.create(path)
+            _fsync_dir(path.parent)  # the new file's name must survive a power loss too
+            self._lock_fd = run_lock.hold(path)
+            self._reader = LogReader(path)
+            self._feed.attach(self._reader)
+        except OSError as exc:
+            self._log = None
+            self.progress.lost = f"cannot create the transaction log {path}: {_strerror(exc)}"
+            logger.error("nbtrack: %s", self.progress.lost)
+            self._trouble.failing("log", "log-lost", self.progress.lost + _CRASH_COULD_LOSE)
+            return
+        self._append(pb.Record(header=pb.HeaderRecord(version=_version(), timestamp=time.time())))
+        self._flush()
+
+    def _append(self, record: pb.Record) -> int:
+        """Append one record (numbered); its serialized size."""
+        log = self._log
+        if log is None:
+            return 0
+        self.records_written += 1
+        record.num = self.records_written
+        payload = record.SerializeToString()
+        try:
+            log.append(payload)  # may write to the OS (past 256 KiB buffered): that may fail
+        except OSError as exc:
+            self._failing(exc)  # the record is buffered all the same: kept for the retry
+        if record.HasField("history"):
+            self._line_ends.append(log.bytes_written)
+        return len(payload)
+
+    def _flush(self) -> None:
+        """Hand buffered bytes to the OS; while the log is failing, only every RETRY_SECONDS."""
+        log = self._log
+        if log is None:
+            return
+        if self.progress.failing is not None:
+            now = time.monotonic()
+            if now - self._last_retry < RETRY_SECONDS:
+                return
+            self._last_retry = now
+        self._write(lambda log: log.flush())
+
+    def _write(self, action: Callable[[LogWriter], object]) -> bool:
+        """Run a flush or sync; True if it worked. Publishes how far the log got either way."""
+        log = self._log
+        if log is None:
+            return False
+        try:
+            action(log)
+            ok = True
+        except OSError as exc:
+            self._failing(exc)
+            ok = False
+        self._written(log)
+        if ok and self.progress.failing is not None and log.bytes_buffered == 0:
+            self.progress.failing = None
+            self._trouble.recovered("log", f"the transaction log {self.path} is written again")
+        if ok and self._closing and log.bytes_buffered == 0:
+            self._close()
+        return ok
+
+    def _written(self, log: LogWriter) -> None:
+        """Publish the rows now handed to the OS; the sender may read back up to a whole flush."""
+        flushed = log.bytes_flushed
+        ends = self._line_ends
+        lines = 0
+        while ends and ends[0] <= flushed:
+            ends.popleft()
+            lines += 1
+        if lines:
+            self.progress.lines_logged += lines
+        self.progress.bytes_unsynced = flushed - log.bytes_synced
+        if log.bytes_buffered == 0:  # a record boundary: what the sender may read back up to
+            self._feed.flushed(flushed)
+
+    def _failing(self, exc: OSError) -> None:
+        if self.progress.failing is None:
+            self._last_retry = time.monotonic()
+        reason = _strerror(exc)
+        self.progress.failing = reason
+        space = is_out_of_space(exc)
+        logger.debug("nbtrack: cannot write the transaction log %s", self.path, exc_info=exc)
+        self._trouble.failing(
+            "log",
+            SPACE if space else "log",
+            f"cannot write the transaction log {self.path}: {reason}; "
+            + ("waiting for space" if space else "trying again every second")
+            + " (rows not yet in it are kept in memory and acknowledged only once written)",
+            f"the transaction log {self.path}",
+        )
+
+    def _wait_for_room(self) -> None:
+        """Past MAX_UNWRITTEN unwritten bytes, wait for the log to take some (until stop() gives up)."""
+        log = self._log
+        while log is not None and log.bytes_buffered > MAX_UNWRITTEN:
+            if self.pause(RETRY_SECONDS):
+                return  # the process is ending: keep what is left for the final try
+            self._last_retry = 0.0
+            self._flush()
+            self._acknowledge()
+
+    def _acknowledge(self) -> None:
+        log = self._log
+        written = log.bytes_flushed if log is not None else None
+        marks = self._marks
+        seq = 0
+        while marks and (written is None or marks[0][1] <= written):
+            seq = marks.popleft()[0]
+        # Without a log (it could not be created) there is nothing better to wait for: the user
+        # was told once that a crash could now lose rows.
+        if seq:
+            self._ack(seq)
+
+    def _finish_log(self) -> None:
+        """After the exit record: append final + footer; close once everything is written."""
+        self._append(pb.Record(final=pb.FinalRecord()))
+        self._append(pb.Record(footer=pb.FooterRecord(timestamp=time.time())))
+        self._closing = True
+        self._last_retry = 0.0
+        self._write(lambda log: log.sync())
+        self._acknowledge()
+
+    def _close(self) -> None:
+        log = self._log
+        if log is None:
+            return
+        try:
+            log.close()
+        except OSError as exc:  # the fsync failed: the file is closed all the same
+            self._failing(exc)
+        self._written(log)
+        self._log = None  # marks after this are acknowledged at once: everything is written
+        self._closing = False
 
     def _check_still_there(self) -> None:
         """A removed log (or run folder) still takes writes on Linux, into a file nobody can
-        read: say so once, like a write error."""
-        if self._log is None or self.failed is not None or self._lock_fd is None:
+        read: say so once."""
+        if self._log is None or self.progress.lost is not None or self._lock_fd is None:
             return
         try:
             gone = os.fstat(self._lock_fd).st_nlink == 0
         except OSError:
             gone = True
         if gone:
-            self.failed = f"the transaction log {self.path} was deleted (or its folder was)"
-            logger.error("nbtrack: %s", self.failed)
-            self._notice(self.failed + "; rows still go to the store, but a crash could now lose them")
+            self.progress.lost = f"the transaction log {self.path} was deleted (or its folder was)"
+            logger.error("nbtrack: %s", self.progress.lost)
+            self._trouble.failing("log-file", "log-lost", self.progress.lost + _CRASH_COULD_LOSE)
 
-    def finished(self) -> None:
-        self._guard(lambda log: log.close())
 
-    def _open(self, path: Path, recover: bool) -> None:
-        self.path = path
-        try:
-            if recover and path.exists():
-                # Held until this process exits, however it exits: resuming or restarting the
-                # run waits for it. Taken before reopening: the dead writer must be gone.
-                self._lock_fd = run_lock.hold(path)
-                self._log = LogWriter.open_for_append(path)
-                return
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = LogWriter.create(path)
-            _fsync_dir(path.parent)  # the new file's name must survive a power loss too
-            self._lock_fd = run_lock.hold(path)
-        except OSError as exc:
-            self.failed = f"cannot create the transaction log {path}: {exc}"
-            self._notice(self.failed + "; rows still go to the store, but a crash could now lose them")
-            return
-        self._append(pb.Record(header=pb.HeaderRecord(version=_version(), timestamp=time.time())))
-
-    def _append(self, record: pb.Record) -> None:
-        self.records_written += 1
-        record.num = self.records_written
-        payload = record.SerializeToString()
-        self._guard(lambda log: log.append(payload))
-
-    def _finish_log(self) -> None:
-        """After the exit record: make everything durable, then mark the log complete."""
-        self._guard(lambda log: log.sync())
-        self._append(pb.Record(final=pb.FinalRecord()))
-        self._append(pb.Record(footer=pb.FooterRecord(timestamp=time.time())))
-        self._guard(lambda log: log.close())
-        self._log = None
-
-    def _guard(self, action: Callable[[LogWriter], object]) -> None:
-        """Disk errors (full, folder removed) are reported once; the run goes on to the sender."""
-        if self._log is None or self.failed is not None:
-            return
-        try:
-            action(self._log)
-        except OSError as exc:
-            self.failed = (
-                f"cannot write the transaction log {self.path}: {os.strerror(exc.errno or 0) or exc}"
-            )
-            logger.error("nbtrack: %s", self.failed)
-            self._notice(self.failed + "; rows still go to the store, but a crash could now lose them")
+def _strerror(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -7,6 +7,11 @@ files, and retries transient failures with the client's RetryPolicy. While the s
 unreachable the rows wait here, and durably in the transaction log the writer already made, so
 the user's loop never slows down. History and console lines carry their line offset: a post
 retried after the server had applied it replaces the same lines, never duplicates them.
+
+A post the server refuses as too large (413) is split until its parts fit; a line that alone
+does not fit is stored without its oversized values (oversize.py), with a notice naming them,
+and the same goes for the summary and the config. Once a refusal has told the limit, every
+request is sized under it before it is sent.
 """
 
 from __future__ import annotations
@@ -15,17 +20,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from nbtrack import jsonutil
-from nbtrack.online.client import ServerClient
+from nbtrack.online.client import ServerClient, graphql_body
 from nbtrack.online.line_queue import LineQueue
-from nbtrack.online.retry import Rejected, RetryPolicy, Transient
+from nbtrack.online.oversize import DROPPED_TYPE, BodyLimit, Dropped, fit_object, fit_text, posted_size
+from nbtrack.online.retry import Rejected, RetryPolicy, TooLarge, Transient
+from nbtrack.online.stream_post import StreamPost
 from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.values import RESERVED_KEYS
 
 __all__ = ["HttpBackend", "run_url"]
 
@@ -34,6 +41,7 @@ logger = logging.getLogger("nbtrack")
 FLUSH_SECONDS = 0.5  # a live run's rows reach the server at most this late (when it answers)
 MAX_POST_ROWS = 10_000
 MAX_POST_BYTES = 8 << 20  # well under the server's request limit
+MAX_LINE_NOTICES = 20  # lines cut to fit the server, each said; past this, one notice says the rest are not
 START_RETRY_SECONDS = 5.0  # init() waits this long for an unreachable server, then goes on without it
 
 UPSERT_BUCKET = """
@@ -71,11 +79,7 @@ class _Post:
 
     upsert: dict[str, Any] | None = None
     files: list[tuple[str, Path]] = field(default_factory=list)
-    history: tuple[int, list[str]] = (0, [])
-    output: tuple[int, list[str]] = (0, [])
-    events: tuple[int, list[str]] = (0, [])
-    summary: dict[str, Any] | None = None
-    complete: int | None = None  # exit code, on the run's last post
+    stream: StreamPost = field(default_factory=StreamPost)
     final_upsert: dict[str, Any] | None = None  # after the last post (a crashed run says so)
 
 
@@ -113,6 +117,13 @@ class HttpBackend:
         self._in_flight_bytes = 0
         self._last_post = time.monotonic()
         self._closing = False
+        self._limit = BodyLimit()  # learnt from the server's first 413
+        self._said: set[str] = set()  # "summary:key", "config:key": a dropped value is said once
+        # The summary comes whole every second: a value already found too large is swapped for
+        # its marker before encoding (while it is unchanged), not encoded and fitted every time.
+        self._summary_marks: dict[str, tuple[Any, Any]] = {}  # key -> (the value, its marker)
+        self._summary_sent: dict[str, Any] = {}  # the summary of the post being delivered
+        self._line_notices = 0
         self.rows_delivered = 0
         self.history_lines_stored = 0  # as the last UpsertBucket answered (0 until one did)
         self.retrying = False
@@ -225,9 +236,9 @@ class HttpBackend:
                 if post is None:
                     break
                 self._deliver(post)
-                if post.complete is not None:
+                if post.stream.complete is not None:
                     break
-                if not post.history[1] and len(self._history):
+                if not post.stream.rows and len(self._history):
                     # Lines the writer has not handed to the OS yet (it does every 20 ms): not a
                     # reason to scan the log again at once.
                     self._stop.wait(0.05)
@@ -265,21 +276,41 @@ class HttpBackend:
                     return None
                 self._cond.wait(FLUSH_SECONDS)
             post = _Post(upsert=self._upsert, files=self._files)
+            stream = post.stream
             self._upsert, self._files = None, []
-            post.output = self._output.take(MAX_POST_ROWS, MAX_POST_BYTES)
-            post.events = self._events.take(MAX_POST_ROWS, MAX_POST_BYTES)
-            post.summary, self._summary = self._summary, None
+            stream.output = self._output.take(MAX_POST_ROWS, self._post_bytes())
+            stream.events = self._events.take(MAX_POST_ROWS, self._post_bytes())
+            summary, self._summary = self._summary, None
             self._last_post = time.monotonic()
         # Outside the lock: lines may have to be read back from the log, and the sender goes on.
-        post.history = self._history.take(MAX_POST_ROWS, MAX_POST_BYTES)
+        stream.history = self._history.take(MAX_POST_ROWS, self._post_bytes())
+        if summary is not None:
+            stream.summary = self._summary_text(summary)
         with self._cond:
-            self._in_flight_rows = len(post.history[1])
-            self._in_flight_bytes = sum(map(len, post.history[1]))
+            self._in_flight_rows = stream.rows
+            self._in_flight_bytes = sum(map(len, stream.history[1]))
             # After the exit record the sender adds nothing, so "all taken" stays true.
             left = len(self._history) + len(self._output) + len(self._events)
             if self._complete is not None and not left:
-                post.complete, post.final_upsert = self._complete, self._final_upsert
+                stream.complete, post.final_upsert = self._complete, self._final_upsert
         return post
+
+    def _summary_text(self, summary: dict[str, Any]) -> str:
+        self._summary_sent = summary
+        self._summary_marks = {
+            key: (value, mark)
+            for key, (value, mark) in self._summary_marks.items()
+            if key in summary and summary[key] == value
+        }
+        if self._summary_marks:
+            summary = {**summary, **{key: mark for key, (_, mark) in self._summary_marks.items()}}
+        return jsonutil.dumps_str(summary)
+
+    def _post_bytes(self) -> int:
+        """Bytes of lines to take for one post: half the server's limit once it is known (escaping
+        makes a line longer in the body than in memory), so a post rarely has to be split."""
+        limit = self._limit.bytes
+        return MAX_POST_BYTES if limit is None else max(1, min(MAX_POST_BYTES, limit // 2))
 
     def _deliver(self, post: _Post) -> None:
         if post.upsert is not None:
@@ -287,44 +318,93 @@ class HttpBackend:
         for name, path in post.files:
             if self._attempt(lambda n=name, p=path: self._upload(n, p), f"uploading {name}"):  # type: ignore[misc]
                 self._uploaded.append(name)
-        body = self._file_stream_body(post)
-        if body is not None:
-            offset, rows = post.history
-            what = f"sending history lines {offset}..{offset + len(rows) - 1}" if rows else "sending the run"
-            delivered = self._attempt(
-                lambda: self._client.file_stream(self._entity, self._project, self._run_id, body), what
-            )
+        stream = post.stream
+        stream.uploaded, self._uploaded = self._uploaded, []
+        if not stream.is_empty():
+            stored = self._send_stream(stream)
             with self._cond:
-                if delivered:
-                    self.rows_delivered += len(rows)
+                self.rows_delivered += stored
                 self._in_flight_rows = self._in_flight_bytes = 0
         if post.final_upsert is not None:
             self._attempt(lambda: self._upsert_now(post.final_upsert or {}), "marking the run crashed")
 
-    def _file_stream_body(self, post: _Post) -> bytes | None:
-        files: dict[str, Any] = {}
-        offset, rows = post.history
-        if rows:
-            files["wandb-history.jsonl"] = {"offset": offset, "content": rows}
-        out_offset, out = post.output
-        if out:
-            files["output.log"] = {"offset": out_offset, "content": out}
-        events_offset, events = post.events
-        if events:
-            files["wandb-events.jsonl"] = {"offset": events_offset, "content": events}
-        if post.summary is not None:
-            files["wandb-summary.json"] = {"offset": 0, "content": [jsonutil.dumps_str(post.summary)]}
-        if not files and post.complete is None and not self._uploaded:
-            return None
-        body: dict[str, Any] = {"files": files}
-        if self._uploaded:
-            body["uploaded"], self._uploaded = self._uploaded, []
-        if post.complete is not None:
-            body["complete"], body["exitcode"] = True, post.complete
-        return orjson.dumps(body)
+    def _send_stream(self, post: StreamPost) -> int:
+        """Deliver a file-stream post, split and fitted under the server's body limit; the number
+        of history rows the server took. The parts go in order, the run's end in the last."""
+        stored = 0
+        parts = [post]
+        while parts and not self._stop.is_set():
+            part = parts.pop(0)
+            body = part.encode()
+            limit = self._limit.bytes
+            if limit is not None and len(body) > limit:
+                halves = part.split()
+                if halves is not None:
+                    parts[:0] = halves
+                    continue
+                fitted = self._fit_alone(part, len(body) - limit)
+                if fitted is None:
+                    self._refused(
+                        f"{part.describe()}: it cannot be made to fit the tracking server's limit "
+                        f"({self._limit.describe()})"
+                    )
+                    rest = StreamPost(uploaded=part.uploaded, complete=part.complete)
+                    if part.lines() or part.summary is not None:  # the run's end still goes
+                        parts.insert(0, rest)
+                    continue
+                part, body = fitted, fitted.encode()
+            try:
+                delivered = self._attempt(partial(self._post_stream, body), part.describe(), too_large=True)
+            except TooLarge as exc:
+                self._limit.learn(exc.sent or len(body), exc.limit)
+                parts.insert(0, part)  # again: split or fitted under what the server just said
+                continue
+            if delivered:
+                stored += part.rows
+        return stored
 
-    def _attempt(self, call: Callable[[], object], what: str) -> bool:
-        """call() with retries until it succeeds (True), is refused or aborted (False)."""
+    def _fit_alone(self, part: StreamPost, excess: int) -> StreamPost | None:
+        """The post (one line, or the summary) `excess` bytes smaller, by its largest values, with a
+        notice naming them; None if it cannot get that small."""
+        reason = f"too large for the tracking server ({self._limit.describe()})"
+        (offset, rows), (out_offset, out), (events_offset, events) = part.history, part.output, part.events
+        if rows:
+            fitted = fit_object(rows[0], posted_size(rows[0]) - excess, reason, keep=RESERVED_KEYS)
+            if fitted is None:
+                return None
+            step = jsonutil.loads(fitted[0]).get("_step")
+            self._say_line(f"history line {offset} (step {step})", fitted[1], "the row is stored without")
+            return replace(part, history=(offset, [fitted[0]]))
+        if events:
+            fitted = fit_object(events[0], posted_size(events[0]) - excess, reason, keep=RESERVED_KEYS)
+            if fitted is None:
+                return None
+            self._say_line(f"system metrics line {events_offset}", fitted[1], "the line is stored without")
+            return replace(part, events=(events_offset, [fitted[0]]))
+        if out:
+            cut = fit_text(out[0], posted_size(out[0]) - excess, reason)
+            if cut is None:
+                return None
+            self._say_line(f"console line {out_offset}", [], f"the line ({len(out[0])} characters) is cut")
+            return replace(part, output=(out_offset, [cut]))
+        if part.summary is not None:
+            fitted = fit_object(part.summary, posted_size(part.summary) - excess, reason)
+            if fitted is None:
+                return None
+            self._say_dropped("summary", fitted[1])
+            marks = jsonutil.loads(fitted[0])  # small now
+            for item in fitted[1]:
+                if item.key in marks and item.key in self._summary_sent:
+                    self._summary_marks[item.key] = (self._summary_sent[item.key], marks[item.key])
+            return replace(part, summary=fitted[0])
+        return None
+
+    def _post_stream(self, body: bytes) -> object:
+        return self._client.file_stream(self._entity, self._project, self._run_id, body)
+
+    def _attempt(self, call: Callable[[], object], what: str, *, too_large: bool = False) -> bool:
+        """call() with retries until it succeeds (True), is refused or aborted (False).
+        too_large: raise TooLarge instead (the caller can make its request smaller)."""
         try:
             self._client.retrying(
                 call, stop=self._stop, on_retry=lambda exc, n, wait: self._on_transient(exc)
@@ -332,6 +412,8 @@ class HttpBackend:
         except Transient:
             return False  # aborted while retrying: the transaction log keeps it for `nbtrack sync`
         except Rejected as exc:
+            if too_large and isinstance(exc, TooLarge):
+                raise
             self._refused(f"{what}: {exc}")
             return False
         if self.retrying:
@@ -343,7 +425,16 @@ class HttpBackend:
 
     def _upsert_now(self, fields: dict[str, Any]) -> None:
         variables = {"name": self._run_id, "project": self._project, "entity": self._entity or None, **fields}
-        data = self._client.graphql(UPSERT_BUCKET, variables)
+        while True:
+            if self._limit.bytes is not None:
+                variables = self._fit_upsert(variables, self._limit.bytes)
+            try:
+                data = self._client.graphql(UPSERT_BUCKET, variables)
+                break
+            except TooLarge as exc:
+                if not variables.get("config"):
+                    raise  # only the config can be made smaller
+                self._limit.learn(exc.sent, exc.limit)
         bucket = (data.get("upsertBucket") or {}).get("bucket") or {}
         entity = ((bucket.get("project") or {}).get("entity") or {}).get("name")
         if isinstance(entity, str) and entity:
@@ -351,6 +442,29 @@ class HttpBackend:
         lines = bucket.get("historyLineCount")
         if isinstance(lines, int):
             self.history_lines_stored = lines
+
+    def _fit_upsert(self, variables: dict[str, Any], limit: int) -> dict[str, Any]:
+        """The upsert's variables with the config's largest values marked until the request fits."""
+        size = len(graphql_body(UPSERT_BUCKET, variables))
+        config = variables.get("config")
+        if size <= limit:
+            return variables
+        fitted = None
+        if isinstance(config, str):
+            # Fitted unwrapped, so a marker stands for the value ({"key": {"value": marker}}) and
+            # names its size; the wrapping costs the same few bytes a key before and after.
+            plain = jsonutil.dumps_str({key: item["value"] for key, item in jsonutil.loads(config).items()})
+            wrapping = posted_size(config) - posted_size(plain)
+            reason = f"too large for the tracking server ({self._limit.describe()})"
+            fitted = fit_object(plain, posted_size(config) + limit - size - wrapping, reason)
+        if fitted is None:
+            raise Rejected(
+                f"updating the run takes {size} bytes, more than the tracking server takes "
+                f"({self._limit.describe()})",
+                413,
+            )
+        self._say_dropped("config", fitted[1])
+        return {**variables, "config": _wrapped(jsonutil.loads(fitted[0]))}
 
     def _upload(self, name: str, path: Path) -> None:
         data = self._client.graphql(
@@ -373,15 +487,53 @@ class HttpBackend:
             self._cond.notify()
 
     def _config_json(self) -> str:
-        return jsonutil.dumps_str({key: {"value": value} for key, value in self._config.items()})
+        return _wrapped(self._config)
 
     def _on_transient(self, exc: Transient) -> None:
         if not self.retrying:
             self.retrying = True
             self._notice(f"{exc}; retrying — logging goes on, every row is kept in the transaction log")
 
+    def _say_line(self, line: str, dropped: list[Dropped], what: str) -> None:
+        """Tell the user a line lost values to the server's limit (each line, up to a point)."""
+        self._line_notices += 1
+        if self._line_notices > MAX_LINE_NOTICES:
+            return
+        if dropped:
+            what = f'{what} {_names(dropped)}, marked {{"_type": "{DROPPED_TYPE}"}} in its place'
+        message = (
+            f"{line}: too large for the tracking server at {self._client.base_url} "
+            f"({self._limit.describe()}); {what} (the transaction log keeps it whole)"
+        )
+        if self._line_notices == MAX_LINE_NOTICES:
+            message += "; further lines too large for the server are stored the same way, without a notice"
+        self._notice(message)
+
+    def _say_dropped(self, where: str, dropped: list[Dropped]) -> None:
+        """Tell the user, once per key, that the server's summary or config holds a marker for it."""
+        new = [item for item in dropped if f"{where}:{item.key}" not in self._said]
+        if not new:
+            return
+        self._said.update(f"{where}:{item.key}" for item in new)
+        self._notice(
+            f"{where} {_names(new)}: too large for the tracking server at {self._client.base_url} "
+            f"({self._limit.describe()}); the server's {where} holds "
+            f'{{"_type": "{DROPPED_TYPE}"}} instead (the transaction log keeps the value)'
+        )
+
     def _refused(self, message: str) -> None:
         logger.error("nbtrack: %s", message)
         if self.failure is None:
             self.failure = message
             self._notice(message + " (the transaction log keeps every row; replay it with `nbtrack sync`)")
+
+
+def _wrapped(config: dict[str, Any]) -> str:
+    """The config as W&B sends it: {"key": {"value": v}}."""
+    return jsonutil.dumps_str({key: {"value": value} for key, value in config.items()})
+
+
+def _names(dropped: list[Dropped], most: int = 5) -> str:
+    """'a' (N bytes), 'b' (M bytes) and 3 more."""
+    named = ", ".join(f"{item.key!r} ({item.nbytes} bytes)" for item in dropped[:most])
+    return named + (f" and {len(dropped) - most} more" if len(dropped) > most else "")

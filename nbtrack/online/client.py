@@ -2,7 +2,8 @@
 
 One `requests.Session` (keep-alive, HTTP Basic auth `api:<key>`) per client. Every call is one
 attempt that either returns or raises `Transient` (worth retrying) or `Rejected` (the server said
-no; the message quotes it); `retrying()` wraps a call in a `RetryPolicy`.
+no; the message quotes it), `TooLarge` when what it refused was the body's size; `retrying()`
+wraps a call in a `RetryPolicy`.
 """
 
 from __future__ import annotations
@@ -18,10 +19,17 @@ from urllib.parse import quote
 import orjson
 import requests
 
-from nbtrack.online.retry import Rejected, RetryPolicy, Transient, is_transient_status, parse_retry_after
+from nbtrack.online.retry import (
+    Rejected,
+    RetryPolicy,
+    TooLarge,
+    Transient,
+    is_transient_status,
+    parse_retry_after,
+)
 from nbtrack.settings import check_base_url
 
-__all__ = ["ServerClient"]
+__all__ = ["LIMIT_HEADER", "ServerClient", "graphql_body"]
 
 logger = logging.getLogger("nbtrack")
 T = TypeVar("T")
@@ -29,6 +37,14 @@ T = TypeVar("T")
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 60.0  # a large history post on a busy server can take a while
 UPLOAD_READ_TIMEOUT = 300.0
+# nbtrack's server names its body limit in this header of a 413 (nbtrack/server/body.py sends it),
+# so a client knows at once how small its requests must be; other servers and proxies do not.
+LIMIT_HEADER = "X-Nbtrack-Body-Limit"
+
+
+def graphql_body(query: str, variables: dict[str, Any] | None = None) -> bytes:
+    """The request body of a GraphQL call, as `ServerClient.graphql` sends it (callers size it)."""
+    return orjson.dumps({"query": query, "variables": variables or {}})
 
 
 class ServerClient:
@@ -55,7 +71,7 @@ class ServerClient:
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """The `data` of a GraphQL answer; GraphQL errors are `Rejected` with the server's words."""
-        body = orjson.dumps({"query": query, "variables": variables or {}})
+        body = graphql_body(query, variables)
         answer = self._json(self._request("POST", "/graphql", body, "application/json"))
         errors = answer.get("errors") if isinstance(answer, dict) else None
         if errors:
@@ -107,6 +123,12 @@ class ServerClient:
                 f"the tracking server at {self.base_url} answered {status} ({said})",
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
+        if status == 413:
+            raise TooLarge(
+                f"the tracking server at {self.base_url} answered 413: {said}",
+                len(body) if isinstance(body, bytes) else 0,
+                _limit(response.headers.get(LIMIT_HEADER)),
+            )
         if status == 401:
             raise Rejected(
                 f"the tracking server at {self.base_url} refused the API key (HTTP 401: {said}); "
@@ -157,6 +179,13 @@ def _maybe_json(response: requests.Response) -> Any:
         return orjson.loads(response.content)
     except orjson.JSONDecodeError:
         return response.text[:200]
+
+
+def _limit(value: str | None) -> int | None:
+    """The limit a 413 named, if it is a plausible byte count."""
+    if value is None or not (value.isascii() and value.isdigit()) or len(value) > 18:
+        return None
+    return int(value)
 
 
 def _first_message(answer: Any) -> str:

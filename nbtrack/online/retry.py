@@ -2,7 +2,8 @@
 
 A `RetryPolicy` is a plain value: exponential backoff with full jitter, capped, which honours a
 server's `Retry-After`. `Transient` marks what is worth retrying (connection errors, timeouts,
-429 and 5xx); anything else a server refuses is a `Rejected` error the user must hear about.
+429 and 5xx); anything else a server refuses is a `Rejected` error the user must hear about, but
+`TooLarge` (413), which a smaller request can get past.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 from nbtrack.errors import NbtrackError
 
-__all__ = ["Rejected", "RetryPolicy", "Transient", "is_transient_status", "parse_retry_after"]
+__all__ = ["Rejected", "RetryPolicy", "TooLarge", "Transient", "is_transient_status", "parse_retry_after"]
 
 
 class Transient(NbtrackError):
@@ -29,6 +30,15 @@ class Rejected(NbtrackError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class TooLarge(Rejected):
+    """The server refused a body of `sent` bytes as too large (413); `limit`: its limit, if it said."""
+
+    def __init__(self, message: str, sent: int, limit: int | None = None) -> None:
+        super().__init__(message, 413)
+        self.sent = sent
+        self.limit = limit
 
 
 @dataclass(frozen=True)

@@ -1370,14 +1370,28 @@ Global___StatusResponse: _TypeAlias = StatusResponse  # noqa: Y015
 
 @_typing.final
 class ShutdownResponse(_message.Message):
+    """Sent once the process has stopped its stages, just before it exits: what the run left behind.
+    exit_result.state is the run's state in the store ("running" when the exit was not delivered),
+    rows_lost / lost_steps the rows neither the store nor the transaction log has.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
+    EXIT_RESULT_FIELD_NUMBER: _builtins.int
+    ROWS_NOT_STORED_FIELD_NUMBER: _builtins.int
+    rows_not_stored: _builtins.int
+    """rows the store lacks (the log has them unless counted as lost)"""
+    @_builtins.property
+    def exit_result(self) -> Global___ExitResult: ...
     def __init__(
         self,
+        *,
+        exit_result: Global___ExitResult | None = ...,
+        rows_not_stored: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["exit_result", b"exit_result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exit_result", b"exit_result", "rows_not_stored", b"rows_not_stored"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -24,6 +24,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nbtrack.server.auth import CHALLENGE, Authenticator
 from nbtrack.server.body import body_chunks, check_json_type, check_length, parse_object, read_body
@@ -33,6 +34,7 @@ from nbtrack.server.errors import ApiError, error_response
 from nbtrack.server.files import FileStore
 from nbtrack.server.filestream import apply_post, parse_post
 from nbtrack.server.graphql_http import run_graphql
+from nbtrack.server.hosts import UNCHECKED_PATHS, refusal
 from nbtrack.server.limits import RateLimiter, RateLimitMiddleware
 from nbtrack.server.names import check_name
 from nbtrack.server.signing import UrlSigner
@@ -152,18 +154,42 @@ def create_app(config: ServerConfig, store: Store) -> Starlette:
         # After the API's routes: none of their paths has the shape of a page.
         *ui_routes(),
     ]
-    # Outermost first: a caller over its budget is refused before anything else is done for it.
+    # Outermost first: a request for another host name, then a caller over its budget, is
+    # refused before anything else is done for it.
     middleware = [Middleware(BodyDeadline, body_timeout=config.body_timeout)]
     if config.rate_limit > 0:
         limiter = RateLimiter(config.rate_limit, config.rate_burst)
         middleware.insert(
             0, Middleware(RateLimitMiddleware, limiter=limiter, key_entity=endpoints.auth.key_entity)
         )
+    if is_loopback(config.host) or config.allowed_hosts:  # the rule is hosts.py's docstring
+        middleware.insert(0, Middleware(HostCheck, allowed=frozenset(config.allowed_hosts)))
     return Starlette(
         routes=routes,
         middleware=middleware,
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
     )
+
+
+class HostCheck:
+    """Refuses a request whose Host is neither a loopback name nor an allowed one (hosts.py)."""
+
+    def __init__(self, app: ASGIApp, allowed: frozenset[str]) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in UNCHECKED_PATHS:
+            hosts = [value.decode("latin-1") for name, value in scope["headers"] if name == b"host"]
+            message = refusal(hosts, self.allowed)
+            if message is not None:
+                # 400, not 421 Misdirected Request: a 421 invites the client to send the same
+                # request again on another connection (RFC 9110 §15.5.20), and this one will
+                # never be answered; a Host this server does not serve is an invalid one to it,
+                # which RFC 9112 §3.2 answers with 400. Not 403: no key changes the answer.
+                await error_response(ApiError("BAD_REQUEST", message))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _json(value: object, status: int = 200) -> Response:

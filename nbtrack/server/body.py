@@ -19,6 +19,7 @@ from nbtrack.server.errors import ApiError
 MAX_NESTING = 64
 
 __all__ = [
+    "LIMIT_HEADER",
     "MAX_NESTING",
     "body_chunks",
     "check_json_type",
@@ -116,5 +117,14 @@ def json_kind(value: Any) -> str:
     return "an array" if isinstance(value, list) else "an object"
 
 
+# A 413 names the limit here too, so a client can size its next requests without guessing
+# (nbtrack/online/client.py reads it).
+LIMIT_HEADER = "X-Nbtrack-Body-Limit"
+
+
 def too_large(what: str, limit: int) -> ApiError:
-    return ApiError("PAYLOAD_TOO_LARGE", f"{what} is larger than this server's limit of {limit} bytes")
+    return ApiError(
+        "PAYLOAD_TOO_LARGE",
+        f"{what} is larger than this server's limit of {limit} bytes",
+        headers={LIMIT_HEADER: str(limit)},
+    )

@@ -5,12 +5,14 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
 from nbtrack.errors import UsageError
+from nbtrack.server.hosts import allowed_host
 from nbtrack.settings import resolve_root, store_url
 
 __all__ = [
@@ -51,6 +53,10 @@ class ServerConfig:
     rate_burst: float = DEFAULT_RATE * DEFAULT_BURST_SECONDS
     body_timeout: float = DEFAULT_BODY_TIMEOUT  # seconds (timeouts.py)
     log_level: str = "warning"
+    # Host names answered besides loopback's (hosts.py), as hosts.allowed_host gives them. On a
+    # loopback server only these and loopback names are answered; beyond loopback, with none
+    # listed, any name is.
+    allowed_hosts: tuple[str, ...] = ()
 
 
 def server_config(
@@ -66,6 +72,7 @@ def server_config(
     rate_burst: float | None = None,
     body_timeout: float | None = None,
     log_level: str | None = None,
+    allowed_hosts: Sequence[str] | None = None,
 ) -> ServerConfig:
     """The configuration `nbtrack server`'s options describe (None: the default); UsageError if invalid."""
     if not 0 <= port <= 65535:
@@ -83,6 +90,14 @@ def server_config(
         raise UsageError(f"--body-timeout must be a positive number of seconds, not {body_timeout}")
     if log_level is not None and log_level not in LOG_LEVELS:
         raise UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
+    names = []
+    for given in allowed_hosts or ():
+        name = allowed_host(given)
+        if name is None:
+            raise UsageError(
+                f"--allowed-host must be a host name or address without a port or scheme, not {given!r}"
+            )
+        names.append(name)
     rate = DEFAULT_RATE if rate_limit is None else rate_limit
     url, files_dir = resolve_store(dir, db, files)
     return ServerConfig(
@@ -98,6 +113,7 @@ def server_config(
         rate_burst=rate_burst or max(1.0, rate * DEFAULT_BURST_SECONDS),
         body_timeout=body_timeout or DEFAULT_BODY_TIMEOUT,
         log_level=log_level or "warning",
+        allowed_hosts=tuple(dict.fromkeys(names)),
     )
 
 

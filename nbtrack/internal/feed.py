@@ -1,0 +1,185 @@
+"""The sender's inbox, fed by the writer: the transaction log is the sender's queue.
+
+The writer never waits for the sender (a locked store, a server down, a slow disk under the
+store must not stop the log, nor acknowledgements to the user side). While the records waiting
+here take less than `memory_bytes` (counted as their serialized size, which the writer knows),
+they wait in memory. Beyond that the writer hands over only where they are: "records of the log
+in bytes [start, end)". The sender reads them back from the log when it gets there, and only
+bytes the writer has handed to the OS (`flushed`). Once it has caught up, records wait in memory
+again. A recovered run's sender starts with the whole reopened log as one such range.
+
+Records that are not in the log (the setup, an offline run's replies) always wait in memory; so
+does everything while there is no log to read back from (it could not be created), and then the
+writer does wait for room: the bound holds either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+from nbtrack.internal.txlog import Corruption, LogReader
+from nbtrack.internal.worker import EMPTY, END, StageDied, _Marker
+from nbtrack.proto import nbtrack_pb2 as pb
+
+__all__ = ["MEMORY_BYTES", "READ_BACK_RECORDS", "Feed"]
+
+logger = logging.getLogger("nbtrack")
+
+MEMORY_BYTES = 32 << 20  # records (serialized) waiting in memory before the log takes over
+READ_BACK_RECORDS = 5000  # records read back from the log per batch handed to the sender
+
+
+@dataclass
+class _Range:
+    """Records of the log in bytes [start, end), not kept in memory."""
+
+    start: int
+    end: int
+    count: int
+
+
+@dataclass
+class _Batch:
+    records: list[pb.Record]
+    size: int
+
+
+class Feed:
+    """Writer -> sender: batches of records in order, from memory or read back from the log.
+
+    Implements the worker's Source (get, close, fail, len) for the sender's thread.
+    """
+
+    def __init__(self, memory_bytes: int = MEMORY_BYTES) -> None:
+        self._limit = memory_bytes
+        self._cond = threading.Condition()
+        self._items: deque[_Batch | _Range] = deque()
+        self._memory = 0  # serialized bytes of the batches in memory
+        self._waiting = 0  # records waiting, in memory or in the log
+        self._flushed = 0  # the log's bytes handed to the OS (readable)
+        self._reader: LogReader | None = None
+        self._closed = False
+        self._dead: str | None = None
+        self.read_back = 0  # records the sender got from the log rather than from memory
+
+    # -- the writer's side -----------------------------------------------------------------
+
+    def attach(self, reader: LogReader) -> None:
+        """The log records can be read back from from now on."""
+        with self._cond:
+            self._reader = reader
+
+    def flushed(self, offset: int) -> None:
+        """The log's bytes up to offset are handed to the OS; offset is the end of a record (the
+        writer reports only flushes that wrote its whole buffer)."""
+        with self._cond:
+            if offset > self._flushed:
+                self._flushed = offset
+                if self._items and type(self._items[0]) is _Range:
+                    self._cond.notify_all()
+
+    def push(self, records: list[pb.Record], size: int, span: tuple[int, int] | None) -> None:
+        """Records for the sender; size: their serialized bytes; span: the bytes [start, end) of
+        the log they were appended to, one after the other (None: they are not in the log)."""
+        with self._cond:
+            if self._dead is not None:
+                raise StageDied(self._dead)
+            tail = self._items[-1] if self._items else None
+            readable = span is not None and self._reader is not None
+            if readable and (type(tail) is _Range or self._memory + size > self._limit):
+                assert span is not None
+                if type(tail) is _Range and tail.end == span[0]:
+                    tail.end, tail.count = span[1], tail.count + len(records)
+                else:
+                    self._items.append(_Range(span[0], span[1], len(records)))
+            else:
+                # Not readable back: memory is all there is. Wait for room (but never for a dead sender).
+                while not readable and self._memory and self._memory + size > self._limit:
+                    if self._dead is not None:
+                        raise StageDied(self._dead)
+                    self._cond.wait()
+                self._items.append(_Batch(records, size))
+                self._memory += size
+            self._waiting += len(records)
+            self._cond.notify_all()
+
+    def push_range(self, start: int, end: int, count: int) -> None:
+        """count records already in the log, in bytes [start, end): a recovered run's log."""
+        with self._cond:
+            self._items.append(_Range(start, end, count))
+            self._waiting += count
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def fail(self, reason: str) -> None:
+        with self._cond:
+            self._dead = reason
+            self._cond.notify_all()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def waiting(self) -> int:
+        """Records handed over that the sender has not taken yet."""
+        return self._waiting
+
+    # -- the sender's side -----------------------------------------------------------------
+
+    def get(self, timeout: float) -> list[pb.Record] | _Marker:
+        with self._cond:
+            if not self._items and not self._closed:
+                self._cond.wait(timeout)
+            if not self._items:
+                return END if self._closed else EMPTY
+            head = self._items[0]
+            if type(head) is _Batch:
+                self._items.popleft()
+                self._memory -= head.size
+                self._waiting -= len(head.records)
+                self._cond.notify_all()  # room for a writer waiting without a log
+                return head.records
+            assert type(head) is _Range
+            if self._flushed <= head.start:  # not handed to the OS yet (the disk may be full)
+                self._cond.wait(timeout)
+                if self._flushed <= head.start:
+                    return EMPTY
+            start, end, reader = head.start, min(head.end, self._flushed), self._reader
+        assert reader is not None
+        records, reached = self._read(reader, start, end)  # outside the lock: it is slow
+        with self._cond:
+            head.start = reached
+            head.count -= len(records)
+            if head.start >= head.end:
+                self._items.popleft()  # caught up with this range: new records stay in memory again
+                self._waiting -= head.count  # records of the range that did not read back (damage)
+            self._waiting -= len(records)
+            self.read_back += len(records)
+        return records
+
+    def _read(self, reader: LogReader, start: int, end: int) -> tuple[list[pb.Record], int]:
+        """Up to READ_BACK_RECORDS records from bytes [start, end); and where the next one starts."""
+        records: list[pb.Record] = []
+        reached = start
+
+        def damaged(corruption: Corruption) -> None:
+            logger.error("nbtrack: the transaction log is damaged where it is read back: %s", corruption)
+
+        for _, record_end, payload in reader.records(start, end, damaged):
+            record = pb.Record.FromString(payload)
+            reached = record_end
+            if record.WhichOneof("record_type") in ("header", "final", "footer"):
+                continue  # the log's own records, nothing to deliver
+            records.append(record)
+            if len(records) >= READ_BACK_RECORDS:
+                break
+        else:
+            reached = end  # end is a record's end: everything before it is read (or was damaged)
+        return records, reached

@@ -1,0 +1,77 @@
+"""The log as the sender's queue: past its memory bound the Feed keeps only byte ranges of a real
+transaction log and reads the records back, whole and in order, never past what was flushed."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from nbtrack.internal.feed import Feed
+from nbtrack.internal.txlog import FILE_HEADER, LogReader, LogWriter
+from nbtrack.internal.worker import END, _Marker
+from nbtrack.proto import nbtrack_pb2 as pb
+
+
+def history(step: int, size: int) -> pb.Record:
+    return pb.Record(history=pb.HistoryRecord(step=step, data_json=b'{"pad": "' + b"x" * size + b'"}'))
+
+
+def drain(feed: Feed) -> list[int]:
+    steps: list[int] = []
+    while True:
+        got = feed.get(0.01)
+        if got is END:
+            return steps
+        if isinstance(got, _Marker):
+            continue
+        steps.extend(r.history.step for r in got if r.HasField("history"))
+
+
+def test_records_past_the_memory_bound_are_read_back_from_the_log_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "run.nbt"
+    log = LogWriter.create(path)
+    feed = Feed(memory_bytes=50_000)
+    feed.attach(LogReader(path))
+    rng = random.Random(7)
+    step = 0
+    for _ in range(300):  # batches whose records cross block boundaries (and need padding)
+        batch = [history(step + i, rng.choice([10, 500, 5000, 40_000])) for i in range(rng.randint(1, 5))]
+        step += len(batch)
+        start = log.bytes_written
+        size = 0
+        for record in batch:
+            payload = record.SerializeToString()
+            size += len(payload)
+            log.append(payload)
+        feed.push(batch, size, (start, log.bytes_written))
+    # What fit in memory comes first; then nothing until the log's bytes are handed to the OS:
+    # the sender waits rather than read bytes that are not in the file yet.
+    steps: list[int] = []
+    while not isinstance(got := feed.get(0.01), _Marker):
+        steps.extend(r.history.step for r in got)
+    assert 0 < len(steps) < step and feed.read_back == 0
+    log.flush()
+    feed.flushed(log.bytes_flushed)
+    feed.close()
+    steps += drain(feed)
+    assert steps == list(range(step)) and feed.read_back > 0 and feed.waiting == 0
+
+
+def test_a_recovered_log_is_one_range_read_back_before_anything_new(tmp_path: Path) -> None:
+    path = tmp_path / "run.nbt"
+    with LogWriter.create(path) as log:
+        for step in range(2000):
+            log.append(history(step, 50).SerializeToString())
+    log = LogWriter.open_for_append(path)
+    feed = Feed()
+    feed.attach(LogReader(path))
+    feed.flushed(log.bytes_flushed)
+    feed.push_range(len(FILE_HEADER), log.bytes_flushed, 2000)
+    new = history(2000, 10)
+    start = log.bytes_written
+    log.append(new.SerializeToString())
+    log.flush()
+    feed.push([new], 20, (start, log.bytes_written))
+    feed.flushed(log.bytes_flushed)
+    feed.close()
+    assert drain(feed) == list(range(2001))

@@ -1,0 +1,119 @@
+"""The one worker shape of the internal process's threads: a stage that fails takes the process
+down (never a silent death that leaves the stage before it blocked), flush() says what is
+pending, stop() is bounded. End to end: a stage made to raise (test-only fault injection) ends
+the internal process, and its successor recovers the run from the log."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import nbtrack
+from nbtrack.internal import faults
+from nbtrack.internal.worker import Inbox, StageDied, Worker
+from tests.helpers import stored_history, stored_run
+
+
+class Recorder(Worker[int]):
+    """Handles ints; raises on 13; waits on a gate for 7."""
+
+    def __init__(self, inbox: Inbox[int], fatal: list[tuple[str, BaseException]]) -> None:
+        self.handled: list[int] = []
+        self.gate = threading.Event()
+        super().__init__("Recorder", inbox, lambda name, exc: fatal.append((name, exc)))
+
+    def handle(self, item: int) -> None:
+        if item == 13:
+            raise ValueError("unlucky")
+        if item == 7:
+            self.gate.wait(10)
+        self.handled.append(item)
+
+
+def test_a_stage_that_raises_runs_the_fatal_callback_and_never_blocks_its_producer() -> None:
+    fatal: list[tuple[str, BaseException]] = []
+    inbox = Inbox[int](2)
+    worker = Recorder(inbox, fatal)
+    for item in (1, 2, 13):
+        inbox.put(item)
+    deadline = time.monotonic() + 5
+    while not fatal and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [(name, str(exc)) for name, exc in fatal] == [("Recorder", "unlucky")]
+    assert worker.handled == [1, 2] and isinstance(worker.failed, ValueError)
+    # A producer never waits for a stage that is gone, even with the inbox full.
+    with pytest.raises(StageDied, match="unlucky"):
+        for item in range(10):
+            inbox.put(item)
+
+
+def test_flush_returns_what_is_still_pending_and_stop_is_bounded() -> None:
+    fatal: list[tuple[str, BaseException]] = []
+    inbox = Inbox[int](10)
+    worker = Recorder(inbox, fatal)
+    for item in (1, 7, 8, 9):
+        inbox.put(item)
+    time.sleep(0.1)
+    assert worker.flush(0.2) == 3  # 7 is being handled, 8 and 9 wait
+    assert not worker.stop(0.2)  # still blocked on 7: stop() returns anyway
+    worker.gate.set()
+    assert worker.flush(5) == 0
+    assert worker.handled == [1, 7, 8, 9] and not fatal
+
+
+def test_a_worker_that_waits_gives_up_when_stop_says_so() -> None:
+    class Waiter(Worker[int]):
+        gave_up = False
+
+        def handle(self, item: int) -> None:
+            while not self.pause(0.05):
+                pass
+            self.gave_up = True
+
+    waiter = Waiter("Waiter", Inbox[int](1), lambda name, exc: None)
+    waiter._inbox.put(1)  # type: ignore[attr-defined]
+    time.sleep(0.1)
+    started = time.monotonic()
+    assert waiter.stop(0.5)
+    assert waiter.gave_up and time.monotonic() - started < 1.5
+
+
+def test_the_fault_plan_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert faults.planned("sender") is None
+    monkeypatch.setenv(faults.ENV, f"sender-raise-after:2@{tmp_path / 'once'}")
+    assert faults.planned("writer") is None
+    fault = faults.planned("sender")
+    assert fault is not None
+    fault.tick()
+    with pytest.raises(faults.InjectedFault):
+        fault.tick()
+    again = faults.planned("sender")  # another process: the marker says the fault was taken
+    assert again is not None
+    again.tick()
+    again.tick()
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("stage", ["handler", "writer", "sender"])
+def test_a_stage_that_raises_ends_the_process_and_the_next_one_recovers_the_run(
+    root: Path, stage: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Test-only fault injection: the stage raises once, after 5 items, in the first process only.
+    monkeypatch.setenv(faults.ENV, f"{stage}-raise-after:5@{tmp_path / 'fault-taken'}")
+    run = nbtrack.init(project="test", dir=root, id=f"fault-{stage}")
+    first = run._process
+    for i in range(20_000):
+        run.log({"i": i})
+        if i % 1000 == 0:
+            time.sleep(0.02)
+    run.finish()
+    assert (tmp_path / "fault-taken").exists()
+    assert run.restarts >= 1
+    assert first is not None and first.exitcode == 70  # FATAL_EXIT_CODE: ended on purpose, not hung
+    assert [r["i"] for r in stored_history(root, f"fault-{stage}")] == list(range(20_000))
+    assert stored_run(root, f"fault-{stage}").state == "finished"
+    said = [n for n in run.notices if "internal process failed" in n]
+    assert len(said) == 1 and f"{stage.capitalize()} thread" in said[0] and "InjectedFault" in said[0]
