@@ -38,6 +38,7 @@ REQUEST_TIMEOUT = 10.0
 STALL_TIMEOUT = 60.0  # finish() gives up when the internal process makes no progress this long
 FINISH_TIMEOUT = 300.0  # online: finish() waits this long for an unreachable server by default
 PROGRESS_AFTER = 2.0  # finish() says what it waits for once it has waited this long
+STOP_ANSWER = 1.0  # after finish()'s timeout, how long it waits for the stopping process's account
 PROGRESS_EVERY = 5.0  # seconds between progress lines when stderr is not a terminal
 
 _runs: weakref.WeakSet[Run] = weakref.WeakSet()  # every Run of this process, for _after_fork_in_child
@@ -430,21 +431,24 @@ class Run:
         if timeout is None and self.mode == "online":
             timeout = FINISH_TIMEOUT
         deadline = None if timeout is None else time.monotonic() + float(timeout)
-        interrupted = complete = False
+        interrupted = stopped = False
         try:
             if self._media is not None:
                 wait = STALL_TIMEOUT if deadline is None else max(0.0, deadline - time.monotonic())
                 if not self._media.drain(wait):
                     self._warn(f"run {self.id}: media files still being written after {wait:g} s")
             exit_result = self._wait_for_exit(exit_code, deadline)
-            complete = True
             self._exit_state = exit_result.state
             if exit_result.error.message:  # it says what became of the rows
                 self._warn(f"run {self.id}: {exit_result.error.message} (log: {self._settings.log_path})")
             self._final_summary = self._fetch_summary()
-        except _StoppedWaiting as stopped:
-            self._exit_state = "running"  # as the store has it until `nbtrack sync` delivers the rest
-            self._warn(str(stopped))
+        except _StoppedWaiting as waiting:
+            # Stop the internal process now, letting it write what it holds to the log: its answer
+            # says exactly what the store lacks and whether the log has it.
+            stopped = True
+            answer = self._connection.shutdown(request_timeout=STOP_ANSWER, exit_timeout=0.0, kill=False)
+            self._exit_state = answer.exit_result.state if answer is not None else "running"
+            self._warn(self._left_behind(waiting.why, waiting.poll, answer))
         except KeyboardInterrupt:
             # The exit record is on its way and the internal process goes on delivering: keep
             # it, so that a second finish() (or the one at exit) waits for the same answer.
@@ -455,18 +459,14 @@ class Run:
             raise
         finally:
             if not interrupted:
-                self._finish_done(complete)
+                self._finish_done(stopped)
 
-    def _finish_done(self, complete: bool) -> None:
-        """complete: the exit result came; else finish() stopped waiting, and the internal process
-        is left to write what it holds to the log and exit on its own."""
+    def _finish_done(self, stopped: bool) -> None:
+        """stopped: finish() stopped waiting and has already asked the internal process to stop."""
         self._exit_slot = None
         try:
-            if self._connection is not None:
-                if complete:
-                    self._connection.shutdown()
-                else:
-                    self._connection.shutdown(request_timeout=0.5, exit_timeout=0.5, kill=False)
+            if self._connection is not None and not stopped:
+                self._connection.shutdown()
         finally:
             for callback in self.on_finished:
                 try:
@@ -518,39 +518,58 @@ class Run:
                 if pending != last_pending or poll.retrying:
                     last_pending, last_progress = pending, now  # retrying an outage is not a stall
                 elif now - last_progress > STALL_TIMEOUT:
-                    raise _StoppedWaiting(self._left_behind(f"no progress for {STALL_TIMEOUT:g} s", poll))
+                    raise _StoppedWaiting(f"no progress for {STALL_TIMEOUT:g} s", poll)
                 if deadline is not None and now >= deadline:
-                    raise _StoppedWaiting(
-                        self._left_behind(f"stopped waiting after {now - started:.0f} s", poll)
-                    )
+                    raise _StoppedWaiting(f"stopped waiting after {now - started:.0f} s", poll)
                 if now - started > PROGRESS_AFTER:
                     progress.show(self._progress_line(sum(pending), poll))
         finally:
             progress.end()
 
-    def _left_behind(self, why: str, poll: pb.PollExitResponse) -> str:
-        """What finish() leaves undelivered when it stops waiting, and how to deliver it: only
-        rows the transaction log holds are said to be there."""
+    def _left_behind(self, why: str, poll: pb.PollExitResponse, answer: pb.ShutdownResponse | None) -> str:
+        """What finish() leaves undelivered when it stops waiting, and how to deliver it. Rows are
+        said to be in the log only when the internal process said so (its answer to the
+        shutdown request), or when the log acknowledged every row."""
         assert self._connection is not None
         log = self._settings.log_path
-        unlogged = self._connection.not_acknowledged()
         command = f"nbtrack sync {log}" + (
             f" --base-url {self._settings.base_url}" if self.mode == "online" else ""
         )
         where = "the tracking server" if self.mode == "online" else "the store"
-        message = f"run {self.id}: finish() {why}: {poll.rows_pending} rows are not in {where} yet"
-        if self.mode == "offline":
-            message = f"run {self.id}: finish() {why}"
-        if unlogged or poll.rows_unlogged:
-            message += (
-                f", and {unlogged + poll.rows_unlogged} logged rows are not in the transaction log "
-                f"{log} yet: "
-                "the internal process goes on writing them there while this process lives; then "
-                f"`{command}` delivers them"
+        head = f"run {self.id}: finish() {why}"
+        if answer is not None:
+            lost = answer.exit_result.rows_lost
+            if self.mode == "offline":
+                message = head + "; the transaction log is complete" if not lost else head
+            else:
+                message = f"{head}: {answer.rows_not_stored} rows are not in {where} yet"
+            if lost:
+                message += (
+                    f"; {lost} rows (steps {answer.exit_result.lost_steps}) are in neither {where} nor "
+                    f"the transaction log {log}, and are lost"
+                )
+                if self.mode != "offline" and answer.rows_not_stored > lost:
+                    message += (
+                        f"; the other {answer.rows_not_stored - lost} are in it: `{command}` delivers them"
+                    )
+            elif self.mode != "offline" and answer.rows_not_stored:
+                message += f"; every one of them is in the transaction log {log}: `{command}` delivers them"
+            return message
+        # No answer in time: the internal process is still writing what it holds to the log.
+        unlogged = self._connection.not_acknowledged() + poll.rows_unlogged
+        message = (
+            head
+            if self.mode == "offline"
+            else f"{head}: {poll.rows_pending + unlogged} rows are not in {where} yet"
+        )
+        if unlogged:
+            return message + (
+                f"; {unlogged} of them are not in the transaction log {log} yet: the internal process "
+                f"goes on writing them there while this process lives; then `{command}` delivers them"
             )
-        elif self.mode != "offline":
-            message += f"; every one of them is in the transaction log — deliver them with `{command}`"
-        return message
+        if self.mode == "offline":
+            return message + "; the transaction log is complete"
+        return message + f"; every one of them is in the transaction log {log}: `{command}` delivers them"
 
     def _progress_line(self, rows: int, poll: pb.PollExitResponse) -> str:
         where = self._settings.base_url if self.mode == "online" else "the store"
@@ -595,7 +614,11 @@ class Run:
 
 
 class _StoppedWaiting(Exception):
-    """finish() stopped waiting; the message says what is left and how to deliver it."""
+    """finish() stops waiting: why, and the internal process's last progress report."""
+
+    def __init__(self, why: str, poll: pb.PollExitResponse) -> None:
+        super().__init__(why)
+        self.why, self.poll = why, poll
 
 
 class _ProgressLine:

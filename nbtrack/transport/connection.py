@@ -209,25 +209,27 @@ class RunConnection:
 
     def shutdown(
         self, request_timeout: float = 5.0, exit_timeout: float = 10.0, *, kill: bool = True
-    ) -> bool:
-        """Ask the process to exit and wait for it, every wait bounded; True if it exited.
+    ) -> pb.ShutdownResponse | None:
+        """Ask the process to exit and wait for it, every wait bounded. Returns its answer (what
+        the run left behind), or None if none came within request_timeout.
 
         kill=False: a process still busy after exit_timeout is left to finish on its own (it
         handles everything sent before the shutdown request, writing it to the log, then exits).
         """
         self._stopping = True
+        answer = None
         with contextlib.suppress(InternalProcessError):  # then join() and kill() below make sure
-            self.request(
+            result = self.request(
                 pb.Request(shutdown=pb.ShutdownRequest()), "stopping the internal process", request_timeout
             )
-        self.outbox.close(min(1.0, exit_timeout))
+            answer = result.response.shutdown
+        self.outbox.close(max(0.1, min(1.0, exit_timeout)))
         process = self.process
-        exited = process.join(exit_timeout)
-        if not exited and kill:
+        if not process.join(exit_timeout) and kill:
             logger.warning("nbtrack: the internal process of run %s did not exit; killing it", self._run_id)
             process.kill()
         self._closed.set()
-        return exited
+        return answer
 
     def abandon(self) -> None:
         """Kill the process at once (a run that never started)."""
