@@ -161,8 +161,11 @@ def serve(records: Connection, results_conn: Connection, preload: bool = False) 
         sender.abort()
         sender_thread.abandon()
         writer.stop(SHUTDOWN_SECONDS)
-        sender_thread.stop(SHUTDOWN_SECONDS)
+        # Answered once the log is complete, not after the sender: a store call in flight (a
+        # locked SQLite waits out its busy timeout) may still land, which only makes the answer's
+        # "not stored yet" an overcount of rows the log has anyway. The user side is waiting.
         _answer_shutdown(results, handler, log, sender)
+        sender_thread.stop(SHUTDOWN_SECONDS)
     else:
         # The user process is gone: finish the log, then deliver the rest, within bounds.
         writer.stop(STOP_SECONDS)
