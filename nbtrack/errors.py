@@ -3,7 +3,7 @@
     NbtrackError                 base of everything below
     ├── UsageError               a call made in the wrong order or with a wrong setting; says what to do
     ├── InternalProcessError     the internal process is gone or did not answer in time
-    └── LogFormatError           (also a ValueError; in internal/txlog.py) not a transaction log,
+    └── LogFormatError           (also a ValueError; in txlog.py) not a transaction log,
                                  or a format version this nbtrack cannot read
 
 Bad values passed to `log()` or the config raise the built-in TypeError / ValueError, naming the

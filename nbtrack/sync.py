@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbtrack.internal.sender import Sender
-from nbtrack.internal.txlog import Corruption, iter_records
 from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.txlog import Corruption, iter_records
 
 __all__ = ["SyncReport", "find_logs", "sync_log"]
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 import nbtrack
-from nbtrack.internal.txlog import iter_records
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.settings import store_url
 from nbtrack.store import Store
 from nbtrack.sync import sync_log
+from nbtrack.txlog import iter_records
 from tests.helpers import stored_history, stored_run
 from tests.internal_driver import Driver
 

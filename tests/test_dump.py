@@ -10,8 +10,8 @@ import pytest
 
 from nbtrack import jsonutil
 from nbtrack.internal.dump import dump
-from nbtrack.internal.txlog import LogFormatError, LogWriter
 from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.txlog import LogFormatError, LogWriter
 
 
 def write(path: Path, payloads: list[bytes]) -> None:

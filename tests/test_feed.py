@@ -7,9 +7,9 @@ import random
 from pathlib import Path
 
 from nbtrack.internal.feed import Feed
-from nbtrack.internal.txlog import FILE_HEADER, LogReader, LogWriter
 from nbtrack.internal.worker import END, _Marker
 from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.txlog import FILE_HEADER, LogReader, LogWriter
 
 
 def history(step: int, size: int) -> pb.Record:

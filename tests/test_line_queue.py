@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import nbtrack
-from nbtrack.internal.txlog import iter_records
 from nbtrack.online.line_queue import LineQueue
+from nbtrack.txlog import iter_records
 
 
 @pytest.fixture(scope="module")

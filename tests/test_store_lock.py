@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import nbtrack
-from nbtrack.internal.txlog import iter_records
+from nbtrack.txlog import iter_records
 from tests.helpers import stored_history, stored_run
 
 pytestmark = pytest.mark.timeout(180)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from nbtrack.internal.txlog import (
+from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.txlog import (
     BLOCK_SIZE,
     FILE_HEADER,
     FIRST,
@@ -26,7 +27,6 @@ from nbtrack.internal.txlog import (
     iter_records,
     read_log,
 )
-from nbtrack.proto import nbtrack_pb2 as pb
 
 
 def write(path: Path, payloads: list[bytes]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nbtrack.internal.txlog import BLOCK_SIZE, FILE_HEADER, HEADER_SIZE, Corruption, LogWriter, read_log
+from nbtrack.txlog import BLOCK_SIZE, FILE_HEADER, HEADER_SIZE, Corruption, LogWriter, read_log
 
 Span = tuple[int, int]
 

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nbtrack import jsonutil
-from nbtrack.internal.txlog import BLOCK_SIZE, Corruption, LogWriter, iter_records
 from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.txlog import BLOCK_SIZE, Corruption, LogWriter, iter_records
 
 _counter = itertools.count()
 

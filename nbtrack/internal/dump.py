@@ -11,7 +11,7 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
 from nbtrack import jsonutil
-from nbtrack.internal.txlog import Corruption, iter_records
+from nbtrack.txlog import Corruption, iter_records
 
 __all__ = ["dump"]
 

@@ -20,9 +20,9 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
-from nbtrack.internal.txlog import Corruption, LogReader
 from nbtrack.internal.worker import EMPTY, END, StageDied, _Marker
 from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.txlog import Corruption, LogReader
 
 __all__ = ["MEMORY_BYTES", "READ_BACK_RECORDS", "Feed"]
 

@@ -39,9 +39,10 @@ from nbtrack.internal.provenance import CELLS_KEY, Provenance
 from nbtrack.internal.sampler import SampledHistory
 from nbtrack.internal.summary import Summary, parse_summary_kinds
 from nbtrack.internal.system_metrics import StatsThread, SystemSampler
-from nbtrack.internal.txlog import iter_records
 from nbtrack.internal.writer import WriterThread
 from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.txlog import iter_records
+from nbtrack.values import STEP_MAX
 
 __all__ = ["Handler"]
 
@@ -346,6 +347,12 @@ class Handler:
     ) -> None:
         """Commit row at the current step; its JSON is the line the store keeps."""
         step = self.step
+        if step > STEP_MAX:  # after a row at the largest step, a plain log() has nowhere to go
+            self._notice(
+                f"the row with keys {sorted(row)[:5]} was not logged: it would be at step {step}, past "
+                f"the largest step, {STEP_MAX} (2**53 - 1)"
+            )
+            return
         self.step = step + 1
         self.summary.update(row)
         self.latest.update(row)

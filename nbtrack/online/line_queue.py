@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from nbtrack.internal.txlog import iter_records
+from nbtrack.txlog import iter_records
 
 __all__ = ["LineQueue"]
 
