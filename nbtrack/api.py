@@ -84,7 +84,7 @@ class Api:
                 "or pass dir= with the folder that holds your runs"
             )
         self.dir = root
-        self._source = Store.at_root(root)
+        self._source = Store.for_reading(root)  # read-only where it cannot be written
 
     def close(self) -> None:
         self._source.close()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from nbtrack.store import Store
+    from nbtrack.sync import SyncReport
 
 __all__ = ["main"]
 
@@ -67,6 +68,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     target.add_argument("--base-url", help="a tracking server to deliver to (default $NBTRACK_BASE_URL)")
     sync.add_argument("--api-key", help="the server's API key (default $NBTRACK_API_KEY)")
+    sync.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="how long to wait for the process of a run still being written before refusing its log "
+        "(default 5)",
+    )
+    sync.add_argument(
+        "--project",
+        help="the run's project ('project' or 'entity/project') for a log whose run record is damaged, "
+        "if neither its other segments nor the destination know the run",
+    )
     sync.set_defaults(func=_sync)
 
     _server_parser(
@@ -188,8 +201,11 @@ def _sync(args: argparse.Namespace) -> int:
     import os
 
     from nbtrack.settings import check_base_url, store_url
-    from nbtrack.sync import find_logs, sync_log
+    from nbtrack.sync import DEFAULT_WAIT, find_logs, sync_log
 
+    wait = DEFAULT_WAIT if args.wait is None else args.wait
+    if wait < 0:
+        raise ValueError(f"--wait must be 0 or more seconds, not {wait:g}")
     base_url = None if args.dir else args.base_url or os.environ.get("NBTRACK_BASE_URL") or None
     if base_url is not None:
         base_url = check_base_url(base_url)
@@ -201,21 +217,42 @@ def _sync(args: argparse.Namespace) -> int:
     status = 0
     for path in find_logs(args.path):
         if base_url is not None:
-            report = sync_log(path, base_url=base_url, api_key=api_key, on_notice=_say)
+            report = sync_log(
+                path, base_url=base_url, api_key=api_key, on_notice=_say, wait=wait, project=args.project
+            )
         else:
-            report = sync_log(path, store_url(root), on_notice=_say)
-        line = f"{path}: {report.run or '?'} {report.rows} rows, {report.state or 'unknown'}"
-        if not report.complete and report.run:
-            line += " (the log ends without an exit record: marked crashed)"
-        if report.corruption:
-            skipped = sum(c.length for c in report.corruption)
-            line += f"; {len(report.corruption)} damaged ranges ({skipped} bytes) skipped"
+            report = sync_log(path, store_url(root), on_notice=_say, wait=wait, project=args.project)
+        print(_sync_line(report))
         if report.error:
-            line += f"; error: {report.error}"
             status = 1
-        print(line)
     print(f"synced to {where}")
     return status
+
+
+def _sync_line(report: SyncReport) -> str:
+    """One line saying what a log delivered, what it could not and why."""
+    if report.error and not report.run:  # nothing delivered, and not even the run is known
+        return f"{report.path}: error: {report.error}"
+    line = f"{report.path}: {report.run or '?'} {report.rows} rows, {report.state or 'unknown'}"
+    if report.delivered and not report.complete and report.state == "crashed":
+        line += " (the log ends without an exit record: marked crashed)"
+    if report.corruption:
+        skipped = sum(c.length for c in report.corruption)
+        line += f"; {len(report.corruption)} damaged ranges ({skipped} bytes) skipped"
+    if report.rows_lost:
+        line += (
+            f"; {report.rows_lost} rows lost in {report.damaged_ranges} of them "
+            "(counted from the steps and record numbers around each; the rows after them keep their lines)"
+        )
+    if report.rows_unplaced:
+        line += f"; {report.rows_unplaced} rows after a damaged range not delivered (their place is unknown)"
+    if report.note:
+        line += f"; {report.note}"
+        if not report.delivered:
+            line += ": nothing delivered"
+    if report.error:
+        line += f"; error: {report.error}"
+    return line
 
 
 def _say(message: str) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,13 +15,17 @@ import pytest
 from nbtrack import jsonutil
 from nbtrack.api import Api, Run, RunNotFoundError
 from nbtrack.errors import NbtrackError, UsageError
-from nbtrack.store import DB_FILENAME, Store
+from nbtrack.store import DB_FILENAME, Store, StoreError
 from nbtrack.tables import format_duration, render_table, runs_table
 
 
 @pytest.fixture
 def filled(root: Path) -> Path:
     """An nbtrack folder with two runs in me/mnist, one in team/mnist and one in me/cifar."""
+    return filled_folder(root)
+
+
+def filled_folder(root: Path) -> Path:
     with Store.at_root(root) as store:
         store.upsert_run(
             "me",
@@ -74,6 +80,78 @@ def test_the_folder_comes_from_nbtrack_dir_then_dot_nbtrack(
 def test_a_server_url_must_be_http(filled: Path) -> None:
     with pytest.raises(UsageError, match="http"):
         Api(base_url="localhost:8080")
+
+
+# ---- a store nobody may write -----------------------------------------------------------------
+
+# Writes a run, then dies with its database open: its last commits are only in the -wal file.
+KILLED_WRITER = """
+import os, signal, sys
+from nbtrack.store import Store
+store = Store.at_root(sys.argv[1])
+store.upsert_run("me", "late", "w1", config={"lr": 0.5})
+store.write_history("me", "late", "w1", 0, ['{"_step": 0, "loss": 0.5}'])
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.fixture
+def read_only_root(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A tmpfs holding a filled nbtrack folder (left as request.param says), then remounted
+    read-only: tests run as root, whom no file mode stops, but a read-only mount does."""
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        root = mount / "nbtrack"
+        filled_folder(root)
+        if request.param != "closed":
+            subprocess.run([sys.executable, "-c", KILLED_WRITER, str(root)], check=False)
+        if request.param == "killed-without-shm":
+            (root / (DB_FILENAME + "-shm")).unlink()
+        left = sorted(path.name for path in root.iterdir())
+        assert ("nbtrack.db-wal" in left) == (request.param != "closed"), left
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        yield root
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.parametrize("read_only_root", ["closed", "killed", "killed-without-shm"], indirect=True)
+def test_a_read_only_store_reads_everything(read_only_root: Path) -> None:
+    assert not os.access(read_only_root, os.W_OK)
+    before = sorted(path.name for path in read_only_root.iterdir())
+    with Api(dir=read_only_root) as api:
+        assert {(p.entity, p.name) for p in api.projects()} >= {("me", "mnist"), ("team", "mnist")}
+        run = api.run("me/mnist/abc")
+        assert (run.state, run.config, run.summary["loss"]) == ("finished", {"lr": 0.1}, 0.2)
+        assert [row["_step"] for row in run.history()] == list(range(5))
+    out = subprocess.run(
+        [sys.executable, "-m", "nbtrack.cli", "runs", "me/mnist", "--dir", str(read_only_root)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "abc" in out.stdout and "def" in out.stdout
+    assert sorted(path.name for path in read_only_root.iterdir()) == before
+
+
+@pytest.mark.parametrize("read_only_root", ["killed", "killed-without-shm"], indirect=True)
+def test_a_read_only_store_reads_the_commits_only_its_wal_holds(read_only_root: Path) -> None:
+    with Api(dir=read_only_root) as api:
+        run = api.run("me/late/w1")
+        assert (run.config, run.history()) == ({"lr": 0.5}, [{"_step": 0, "loss": 0.5}])
+
+
+def test_a_read_only_store_refuses_writes_and_creates_nothing(filled: Path) -> None:
+    with Store(f"sqlite:///{filled / DB_FILENAME}", read_only=True) as store:
+        assert store.get_run("me", "mnist", "abc") is not None
+        with pytest.raises(StoreError, match="readonly"):
+            store.upsert_run("me", "mnist", "new")
+    with pytest.raises(UsageError, match="read-only"):
+        Store("sqlite://", read_only=True)
 
 
 # ---- runs and run ------------------------------------------------------------------------------

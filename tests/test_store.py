@@ -484,3 +484,13 @@ def test_list_runs_limit_and_order_and_get_project(store: Store) -> None:
     project = store.get_project("me", "p")
     assert project is not None and (project.name, project.run_count) == ("p", 3)
     assert store.get_project("me", "absent") is None and store.get_project("you", "p") is None
+
+
+def test_history_gaps_are_the_line_ranges_below_the_count_that_hold_nothing(store: Store) -> None:
+    assert store.history_gaps(*RUN) == []  # no such run
+    store.write_history(*RUN, 3, rows_for(range(3, 5)))
+    store.write_history(*RUN, 7, rows_for(range(7, 8)))
+    store.write_history(*RUN, 10, rows_for(range(10, 13)))
+    assert store.history_gaps(*RUN) == [(0, 3), (5, 7), (8, 10)]
+    store.write_history(*RUN, 0, rows_for(range(0, 10)))
+    assert store.history_gaps(*RUN) == []

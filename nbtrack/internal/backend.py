@@ -66,10 +66,13 @@ class StoreBackend:
     retrying: bool = False  # a local database either answers or fails
     failure: str | None = None  # failures raise, and the sender reports them
 
-    def __init__(self, store_url: str, run: pb.RunRecord) -> None:
+    def __init__(self, store_url: str, run: pb.RunRecord, *, start_state: str | None = "running") -> None:
+        """start_state: what upsert_run makes the run's state; None keeps the stored one (a replay of
+        an older log by `nbtrack sync` must not make a finished run "running" again)."""
         from nbtrack.store import Store  # SQLAlchemy is the slowest import: only where it is used
 
         self._store = Store(store_url)
+        self._start_state = start_state
         # A run logged for a server without naming an entity is "the key's own": here, the default.
         self._key = (run.entity or DEFAULT_ENTITY, run.project, run.run_id)
         self._files = run_files_dir(store_url, *self._key)
@@ -87,7 +90,7 @@ class StoreBackend:
             host=run.host or None,
             program=run.program or None,
             config=config,
-            state="running",
+            state=self._start_state,
             created_at=None if run.resumed else run.start_time or None,
         )
         stored = self._store.get_run(*self._key)

@@ -46,6 +46,7 @@ from nbtrack.errors import NbtrackError, UsageError
 from nbtrack.store.chart_read import ChartRequest, read_attempts, read_chart, read_history_keys, read_lines
 from nbtrack.store.downsample import Chart
 from nbtrack.store.keys import hash_key, new_key, shown_prefix
+from nbtrack.store.read_only import ReadOnlyDatabase, can_write
 from nbtrack.store.rollup import BUCKET_LINES, RollupRow, summarize
 from nbtrack.store.schema import (
     KeyRow,
@@ -104,8 +105,12 @@ class StoreError(NbtrackError):
 class Store:
     """Runs, their history and output, in one SQLAlchemy database (SQLite file or PostgreSQL)."""
 
-    def __init__(self, url: str | URL) -> None:
-        """Connect to url (any SQLAlchemy URL of a supported dialect) and create missing tables."""
+    def __init__(self, url: str | URL, *, read_only: bool = False) -> None:
+        """Connect to url (any SQLAlchemy URL of a supported dialect) and create missing tables.
+
+        read_only (a SQLite file only): open it without writing anything, not even a missing
+        table or the switch to WAL (read_only.py); every write then fails.
+        """
         parsed = make_url(url)
         # Checked before create_engine, which would first try to import the other dialect's driver.
         self._dialect = parsed.get_backend_name()
@@ -113,14 +118,22 @@ class Store:
             raise UsageError(
                 f"nbtrack keeps runs in SQLite or PostgreSQL; {self._dialect!r} is not supported"
             )
+        self._upsert_cache: dict[tuple[str, int], tuple[str, bool]] = {}
+        self._read_only: ReadOnlyDatabase | None = None
+        database = parsed.database
+        if read_only:
+            if self._dialect != "sqlite" or not database or database == ":memory:":
+                raise UsageError(f"only a SQLite file can be opened read-only, not {parsed!r}")
+            self._read_only = ReadOnlyDatabase(Path(database))
+            self._engine = create_engine(parsed, creator=self._read_only.connect)
+            _configure_sqlite(self._engine, read_only=True)
+            return
         engine = create_engine(parsed)
         if self._dialect == "sqlite":
-            database = parsed.database
             if database and database != ":memory:" and not database.startswith("file:"):
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             _configure_sqlite(engine)
         self._engine = engine
-        self._upsert_cache: dict[tuple[str, int], tuple[str, bool]] = {}
         try:
             with self._write() as conn:
                 metadata.create_all(conn)
@@ -133,8 +146,17 @@ class Store:
         """The SQLite store of an nbtrack folder: root/nbtrack.db."""
         return cls(URL.create("sqlite", database=os.fspath(Path(root) / DB_FILENAME)))
 
+    @classmethod
+    def for_reading(cls, root: str | os.PathLike[str]) -> Store:
+        """The store of an nbtrack folder for a reader: opened read-only when this process cannot
+        write it (a read-only disk or folder), so that reading never needs write access."""
+        database = Path(root) / DB_FILENAME
+        return cls(URL.create("sqlite", database=os.fspath(database)), read_only=not can_write(database))
+
     def close(self) -> None:
         self._engine.dispose()
+        if self._read_only is not None:
+            self._read_only.close()
 
     def __enter__(self) -> Store:
         return self
@@ -391,6 +413,21 @@ class Store:
             if samples is not None:
                 stmt = self._sampled(conn, stmt, samples)
             return "[" + ",".join(conn.scalars(stmt)) + "]"
+
+    def history_gaps(self, entity: str, project: str, run_id: str) -> list[tuple[int, int]]:
+        """Ranges [start, stop) of line numbers below the run's line count that hold no line (a
+        write the store refused, a damaged log's lost rows); [] for a run without gaps or none."""
+        with self._read() as conn:
+            found = _run_lines(conn, entity, project, run_id)
+            if found is None:
+                return []
+            pk = found[0]
+            following = func.lead(history.c.line).over(order_by=history.c.line)
+            lines = select(history.c.line, following.label("next")).where(history.c.run_pk == pk).subquery()
+            gaps = select(lines.c.line + 1, lines.c.next).where(lines.c.next > lines.c.line + 1)
+            first = conn.scalar(select(func.min(history.c.line)).where(history.c.run_pk == pk))
+            inner = [(int(start), int(stop)) for start, stop in conn.execute(gaps.order_by(lines.c.line))]
+        return ([(0, int(first))] if first else []) + inner
 
     def history_keys(self, entity: str, project: str, run_id: str) -> list[str]:
         """The run's metric keys: those with a numeric value in some history row, but _step,
@@ -756,16 +793,17 @@ class Store:
         return self._id_of(conn, runs, {"project_id": project_id, "run_id": run_id}, values)
 
 
-def _configure_sqlite(engine: Any) -> None:
+def _configure_sqlite(engine: Any, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take BEGIN away from the sqlite3 module so on_begin below decides how each transaction starts.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # WAL lets readers (the UI, the read API) run while the sender writes; NORMAL loses at most the
-        # last commits on power loss, which the run's transaction log can replay.
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        if not read_only:  # switching to WAL writes the database's header
+            # WAL lets readers (the UI, the read API) run while the sender writes; NORMAL loses at
+            # most the last commits on power loss, which the run's transaction log can replay.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
