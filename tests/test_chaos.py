@@ -4,6 +4,7 @@ logged exactly: no loss, no duplicates, same order, merged rows intact. Local an
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -106,3 +107,74 @@ def test_killing_the_internal_process_loses_and_duplicates_nothing_online(tmp_pa
         assert (stored.state, stored.summary["note"]) == ("finished", "set mid-run")
     finally:
         server.stop()
+
+
+def test_kills_stops_and_a_locked_store_together_lose_nothing_and_say_only_what_is_true(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One run meets every fault the user side must survive, in turn and overlapping: SIGKILLs,
+    a SIGSTOP shorter than the hang timeout (it just resumes), one longer (it is replaced), and the
+    store locked for 3 s by another connection. Its rows mix finite values, NaN/infinity and
+    images. The stored history is exact, the run is finished, and every notice is true: one per
+    restart, each naming how the process ended, one pair for the locked store, none of loss."""
+    import sqlite3
+
+    from tests.test_connection import check_history, internal_pid, row
+
+    monkeypatch.setenv("NBTRACK_HANG_TIMEOUT", "2")
+    rows = 30_000
+    run = nbtrack.init(project="test", dir=root, id="mixed")
+    events: list[str] = []
+
+    def chaos() -> None:
+        time.sleep(1.5)  # heartbeats have begun
+        for round_ in range(3):
+            os.kill(internal_pid(run), signal.SIGKILL)
+            events.append("kill")
+            time.sleep(0.6)
+            pid = internal_pid(run)
+            os.kill(pid, signal.SIGSTOP)
+            time.sleep(0.5)  # shorter than the hang timeout: it goes on where it stopped
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(0.5)
+            if round_ == 1:
+                db = sqlite3.connect(root / "nbtrack.db", isolation_level=None, timeout=30)
+                db.execute("BEGIN EXCLUSIVE")
+                events.append("lock")
+                time.sleep(3)
+                db.execute("COMMIT")
+                db.close()
+        pid = internal_pid(run)
+        os.kill(pid, signal.SIGSTOP)  # longer than the hang timeout: killed and replaced
+        events.append("hang")
+        deadline = time.monotonic() + 30
+        while internal_pid(run) == pid and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+    thread = threading.Thread(target=chaos, name="chaos")
+    thread.start()
+    i = 0
+    while thread.is_alive() or i < rows:
+        if i < rows:
+            run.log(row(i))
+            i += 1
+            if i % 200 == 0:
+                time.sleep(0.01)
+        else:
+            time.sleep(0.05)
+    thread.join()
+    run.finish()
+    assert events == ["kill", "kill", "lock", "kill", "hang"]
+    check_history(stored_history(root, "mixed"), rows)
+    assert stored_run(root, "mixed").state == "finished" and run.state == "finished"
+    restarts = [n for n in run.notices if "a new one took over" in n]
+    assert len(restarts) == run.restarts == 4, run.notices
+    assert sum("killed by SIGKILL" in n for n in restarts) == 3
+    assert sum("stopped answering for 2 s" in n for n in restarts) == 1
+    others = [n for n in run.notices if n not in restarts]
+    assert not any("lost" in n or "NOT stored" in n for n in run.notices), run.notices
+    # The locked store: said when it begins and when it is over, nothing else.
+    assert all("locked" in n or "written again" in n for n in others), others
+    assert len(others) in (0, 2), others  # a lock shorter than a retry's wait may pass unseen
