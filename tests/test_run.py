@@ -343,7 +343,9 @@ def test_ctrl_c_in_finish_leaves_the_run_finishing_and_a_second_finish_completes
     assert stored_run(root, "hasty").state == "finished"
 
 
-def test_finish_timeout_is_honoured_and_names_what_is_left(root: Path) -> None:
+def test_finish_timeout_is_honoured_and_names_what_is_left(
+    root: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     """The store is locked (another process holds an EXCLUSIVE transaction on it): finish(timeout=3)
     returns in about 3 s, says how many rows are not stored and the command that delivers them;
     that command then stores every row exactly once."""
@@ -380,6 +382,9 @@ def test_finish_timeout_is_honoured_and_names_what_is_left(root: Path) -> None:
     finally:
         locker.wait(30)
     assert took < 4.0, f"finish(timeout=3) took {took:.1f} s"
+    # stderr is not a terminal here: progress comes as whole lines, not rewritten in place.
+    progress = [line for line in capfd.readouterr().err.splitlines() if "waiting for" in line]
+    assert len(progress) == 1 and "\r" not in progress[0], progress
     log = run.dir / "run-timeout.nbt"
     said = [n for n in run.notices if "finish() stopped waiting" in n]
     assert len(said) == 1 and f"`nbtrack sync {log}`" in said[0], run.notices
