@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 import pytest
 import requests
 from graphql import GraphQLInputObjectType, GraphQLObjectType, get_named_type, parse
@@ -434,6 +435,38 @@ def test_an_allowed_host_is_served_and_others_are_still_refused(
             f"{server.url}/graphql", json=GRAPHQL_VIEWER, headers=as_host(server, host), timeout=10
         )
         assert_error_shape(answer, 400, "BAD_REQUEST")
+
+
+def test_a_page_of_another_origin_cannot_change_runs(server: ServerProcess) -> None:
+    """Cross-site request forgery: a page elsewhere can make the browser send a body without a
+    type (a "simple" request) to the right name; the browser adds its Origin, which is refused for
+    anything that could change a run. The web UI (same origin) and clients without Origin work."""
+    create = 'mutation { upsertBucket(input: {name: "forged", project: "csrf"}) { inserted } }'
+    body = orjson.dumps({"query": create})
+    own = server.url.replace("http://", "")
+    for origin in ["http://evil.example.com", "null", f"http://localhost:{port_of(server) + 1}"]:
+        answer = requests.post(
+            f"{server.url}/graphql", data=body, headers={"Origin": origin, "Host": own}, timeout=10
+        )
+        message = assert_error_shape(answer, 400, "BAD_REQUEST")["errors"][0]["message"]
+        assert origin in message and "another origin" in message
+    assert Client(server.url).run("csrf", "forged", "name") is None
+    # Reading from another origin is the browser's to stop (the answer has no CORS headers).
+    viewer = requests.post(
+        f"{server.url}/graphql",
+        json=GRAPHQL_VIEWER,
+        headers={"Origin": "http://evil.example.com"},
+        timeout=10,
+    )
+    assert_error_shape(viewer, 400, "BAD_REQUEST")  # a POST all the same
+    page = requests.get(f"{server.url}/", headers={"Origin": "http://evil.example.com"}, timeout=10)
+    assert page.status_code == 200 and "access-control-allow-origin" not in page.headers
+    # The web UI sends its own origin; nbtrack's and W&B's clients send none.
+    same = requests.post(
+        f"{server.url}/graphql", data=body, headers={"Origin": server.url, "Host": own}, timeout=10
+    )
+    assert same.status_code == 200, same.text
+    assert Client(server.url).run("csrf", "forged", "name") == {"name": "forged"}
 
 
 def test_health_checks_are_answered_whatever_the_host(server: ServerProcess) -> None:

@@ -34,7 +34,7 @@ from nbtrack.server.errors import ApiError, error_response
 from nbtrack.server.files import FileStore
 from nbtrack.server.filestream import apply_post, parse_post
 from nbtrack.server.graphql_http import run_graphql
-from nbtrack.server.hosts import UNCHECKED_PATHS, refusal
+from nbtrack.server.hosts import UNCHECKED_PATHS, cross_origin, refusal
 from nbtrack.server.limits import RateLimiter, RateLimitMiddleware
 from nbtrack.server.names import check_name
 from nbtrack.server.signing import UrlSigner
@@ -172,7 +172,8 @@ def create_app(config: ServerConfig, store: Store) -> Starlette:
 
 
 class HostCheck:
-    """Refuses a request whose Host is neither a loopback name nor an allowed one (hosts.py)."""
+    """Refuses a request whose Host is neither a loopback name nor an allowed one, and one that
+    could change something sent by a web page of another origin (hosts.py)."""
 
     def __init__(self, app: ASGIApp, allowed: frozenset[str]) -> None:
         self.app = app
@@ -187,6 +188,11 @@ class HostCheck:
                 # request again on another connection (RFC 9110 §15.5.20), and this one will
                 # never be answered; a Host this server does not serve is an invalid one to it,
                 # which RFC 9112 §3.2 answers with 400. Not 403: no key changes the answer.
+                await error_response(ApiError("BAD_REQUEST", message))(scope, receive, send)
+                return
+            origins = [value.decode("latin-1") for name, value in scope["headers"] if name == b"origin"]
+            message = cross_origin(scope["method"], origins, hosts[0], self.allowed)
+            if message is not None:
                 await error_response(ApiError("BAD_REQUEST", message))(scope, receive, send)
                 return
         await self.app(scope, receive, send)

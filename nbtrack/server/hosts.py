@@ -13,6 +13,13 @@ it answers to any name unless names are listed, and then to those and loopback's
 The check does not depend on whether the store has keys: keys may be created while the server
 runs, and a server whose accepted names changed with them would be harder to reason about.
 
+A page of another origin can still *send* a request to a loopback server without rebinding:
+the browser names the server correctly and only stops the page from reading the answer. A
+POST whose body declares no type is such a "simple" request, and its side effects happen. So a
+request that can change something (any method but GET, HEAD and OPTIONS) that carries an
+Origin header — browsers add one to such requests; nbtrack's and W&B's clients never do — must
+come from the server's own origin (the web UI) or from an --allowed-host name.
+
 /healthz answers whatever the Host: a load balancer's probe names the backend however it was
 set up (an address, a pool's name) or sends no Host at all over HTTP/1.0, and the answer says
 nothing about any run.
@@ -24,13 +31,14 @@ import ipaddress
 import re
 from collections.abc import Collection, Sequence
 
-__all__ = ["UNCHECKED_PATHS", "allowed_host", "host_name", "is_loopback_name", "refusal"]
+__all__ = ["UNCHECKED_PATHS", "allowed_host", "cross_origin", "host_name", "is_loopback_name", "refusal"]
 
 # A host name or IPv4 address, or an IPv6 address in brackets; in a Host header, maybe a port after.
 _NAME = r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<name>[^\[\]:/@\s]+))"
 _HOST = re.compile(_NAME + r"(?::[0-9]*)?")
 _BARE_NAME = re.compile(_NAME)
 UNCHECKED_PATHS = frozenset({"/healthz"})  # answered whatever the Host (see above)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # change nothing: another origin may send them
 _SHOWN_CHARS = 100  # of a refused Host value in the message: enough to recognise it
 
 
@@ -93,4 +101,20 @@ def refusal(hosts: Sequence[str], allowed: Collection[str]) -> str | None:
         f"this server does not answer to the host name {hosts[0][:_SHOWN_CHARS]!r}: on loopback it "
         "answers to localhost and 127.0.0.1 (names a web page cannot pose as); start it with "
         "--allowed-host NAME to be reached by another name"
+    )
+
+
+def cross_origin(method: str, origins: Sequence[str], host: str, allowed: Collection[str]) -> str | None:
+    """Why a request from a web page of another origin is refused, or None (see above).
+    origins: the request's Origin header values; host: its Host header value."""
+    if method in SAFE_METHODS or not origins:
+        return None
+    origin = origins[0]
+    netloc = origin.partition("://")[2] if "://" in origin else ""
+    name = host_name(netloc) if netloc else None
+    if len(origins) == 1 and netloc and (netloc.lower() == host.lower() or name in allowed):
+        return None
+    return (
+        f"a web page of another origin ({origin[:_SHOWN_CHARS]!r}) may not change runs here; open "
+        "the web UI from this server, or start it with --allowed-host NAME for the page's host name"
     )
