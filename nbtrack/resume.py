@@ -27,7 +27,7 @@ from nbtrack.settings import Settings
 if TYPE_CHECKING:  # the store's module imports SQLAlchemy: only resuming needs it
     from nbtrack.store.schema import RunRow
 
-__all__ = ["ResumePoint", "find_resume_point", "segment_logs"]
+__all__ = ["ResumePoint", "RunSource", "find_resume_point", "segment_logs"]
 
 logger = logging.getLogger("nbtrack")
 
@@ -48,7 +48,9 @@ class ResumePoint:
     summary: dict[str, Any]
 
 
-class _Source(Protocol):
+class RunSource(Protocol):
+    """What reading a stored run needs of its store: the store itself, or a server's reader."""
+
     def get_run(self, entity: str | None, project: str, run_id: str) -> RunRow | None: ...
     def read_output(
         self, entity: str, project: str, run_id: str, offset: int = 0, limit: int | None = None
@@ -116,7 +118,7 @@ def _wait_until_released(log: Path) -> None:
         )
 
 
-def _open_source(settings: Settings) -> _Source:
+def _open_source(settings: Settings) -> RunSource:
     if settings.mode == "online" and settings.base_url is not None:
         from nbtrack.online.reader import ServerReader
 

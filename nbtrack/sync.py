@@ -23,6 +23,7 @@ from nbtrack.errors import NbtrackError
 from nbtrack.internal.backend import Backend, StoreBackend, open_backend
 from nbtrack.internal.sender import Sender
 from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.resume import RunSource
 from nbtrack.settings import DEFAULT_ENTITY, check_name
 from nbtrack.store import Store
 from nbtrack.sync_guard import GuardedBackend, Held, Plan, plan
@@ -57,18 +58,10 @@ class SyncReport:
     error: str | None = None
 
 
-class _Source(Protocol):
+class _Source(RunSource, Protocol):
     """What sync reads of its destination: the store itself, or a server's `ServerReader`."""
 
     def list_projects(self, entity: str | None = None) -> list[ProjectRow]: ...
-    def get_run(self, entity: str | None, project: str, run_id: str) -> RunRow | None: ...
-    def read_output(
-        self, entity: str, project: str, run_id: str, offset: int = 0, limit: int | None = None
-    ) -> list[str]: ...
-    def read_events(
-        self, entity: str, project: str, run_id: str, offset: int = 0, limit: int | None = None
-    ) -> list[str]: ...
-    def close(self) -> None: ...
 
 
 def find_logs(path: str | os.PathLike[str]) -> Iterator[Path]:
