@@ -176,3 +176,40 @@ def test_a_restart_does_not_store_nan_or_media_rows_twice(root: Path) -> None:
         run.log(row(i))
     run.finish()
     check_history(stored_history(root, "nanrestart"), 6000)
+
+
+def test_a_suspended_user_process_does_not_take_its_internal_process_for_hung(tmp_path: Path) -> None:
+    """Stopping the *user* process (a debugger, a suspended laptop) makes the silence its own: when
+    it resumes, the internal process's heartbeats are waiting in the pipe, and nothing is replaced."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time, nbtrack\n"
+        "run = nbtrack.init(project='test', dir=sys.argv[1], id='paused')\n"
+        "for i in range(1000): run.log({'i': i})\n"
+        "print('logging', flush=True)\n"
+        "sys.stdin.readline()\n"  # the test stops this process here, then resumes it
+        "for i in range(1000, 2000): run.log({'i': i})\n"
+        "run.finish()\n"
+        "print(run.restarts, len(run.notices), flush=True)\n"
+    )
+    env = {**os.environ, "NBTRACK_HANG_TIMEOUT": "2"}
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "root")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    assert child.stdout.readline().strip() == "logging"
+    time.sleep(1.5)  # heartbeats are flowing
+    child.send_signal(signal.SIGSTOP)
+    time.sleep(5)  # well past the hang timeout
+    child.send_signal(signal.SIGCONT)
+    child.stdin.write("\n")
+    child.stdin.flush()
+    out, _ = child.communicate(timeout=60)
+    assert out.split() == ["0", "0"]  # no restart, nothing said
+    assert [r["i"] for r in stored_history(tmp_path / "root", "paused")] == list(range(2000))

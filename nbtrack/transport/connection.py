@@ -68,6 +68,7 @@ class RunConnection:
         self.started = False  # the process accepted the run: from now on it can be replaced
         self._stopping = False  # we asked the process to exit: its end is expected
         self._hung: InternalProcess | None = None  # killed by the watchdog for its silence
+        self._quiet_since = 0.0  # silence is counted from here at the earliest (see _watch)
         self.mailbox = Mailbox()
         self.outbox = Outbox(process.record_q, memory_limit=memory_limit, spill_path=spill_path, warn=warn)
         self._reader = self._read(process)
@@ -174,11 +175,18 @@ class RunConnection:
 
     def _watch(self) -> None:
         """Kill a process that stays silent: its death starts the restart."""
+        awake = time.monotonic()
         while not self._closed.wait(WATCH_INTERVAL):
+            now = time.monotonic()
+            if now - awake > WATCH_INTERVAL + 1.0:
+                # This process itself was not running (suspended, a debugger, a stalled VM): the
+                # silence is ours, not the internal process's. Its replies are still in the pipe.
+                self._quiet_since = now
+            awake = now
             process, reader = self.process, self._reader
             if self._stopping or reader.heartbeats == 0 or self._hung is process:
                 continue  # a process that never beat has no heartbeat to miss
-            silent = time.monotonic() - reader.last_heard
+            silent = now - max(reader.last_heard, self._quiet_since)
             if silent > self._hang_timeout and process.is_alive():
                 logger.warning(
                     "nbtrack: the internal process of run %s (pid %s) is silent for %.0f s; killing it",
