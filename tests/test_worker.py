@@ -104,7 +104,7 @@ def test_a_stage_that_raises_ends_the_process_and_the_next_one_recovers_the_run(
     # Test-only fault injection: the stage raises once, after 5 items, in the first process only.
     monkeypatch.setenv(faults.ENV, f"{stage}-raise-after:5@{tmp_path / 'fault-taken'}")
     run = nbtrack.init(project="test", dir=root, id=f"fault-{stage}")
-    first = run._process
+    first = run._connection.process
     for i in range(20_000):
         run.log({"i": i})
         if i % 1000 == 0:

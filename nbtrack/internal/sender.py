@@ -304,6 +304,8 @@ class Sender:
             if self._aborted.is_set():
                 return
             result.state = "running"
+        elif self._aborted.is_set():
+            return  # finish_run() gave up when the user stopped waiting: the exit was not delivered
         failure = self._failed or (self.backend.failure if self.backend is not None else None)
         undelivered = self.backend.pending()[0] if self.backend is not None else 0
         if not messages and failure is not None:

@@ -324,7 +324,10 @@ class HttpBackend:
             stored = self._send_stream(stream)
             with self._cond:
                 self.rows_delivered += stored
-                self._in_flight_rows = self._in_flight_bytes = 0
+                # A post cut short by abort() leaves its other rows pending: the log has them.
+                self._in_flight_rows = stream.rows - stored if self._stop.is_set() else 0
+                if not self._in_flight_rows:
+                    self._in_flight_bytes = 0
         if post.final_upsert is not None:
             self._attempt(lambda: self._upsert_now(post.final_upsert or {}), "marking the run crashed")
 
