@@ -148,7 +148,7 @@ def serve(records: Connection, results_conn: Connection, preload: bool = False) 
     sender = Sender(results.send, results.notice, log=log, trouble=trouble)
     sender_thread = SenderThread(sender, feed, fatal)
     writer = WriterThread(feed, trouble, results.acknowledge, fatal, log)
-    handler = Handler(writer, log, sender.progress, results.send)
+    handler = Handler(writer, log, sender.progress, results.send, fatal)
     # Once the user process is gone, nothing may wait longer than STOP_SECONDS (not even for space).
     args = (records, handler, fatal, lambda: writer.expire(STOP_SECONDS))
     thread = threading.Thread(target=_handle_records, args=args, name="Handler")
