@@ -8,6 +8,7 @@ import errno
 import json
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,9 @@ from pathlib import Path
 import pytest
 
 import nbtrack
+from nbtrack.internal import writer as writer_module
+from nbtrack.internal.feed import Feed
+from nbtrack.internal.trouble import Trouble
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.settings import store_url
 from nbtrack.store import Store
@@ -150,3 +154,60 @@ def test_a_disk_that_stays_full_through_a_shutdown_reports_exactly_the_rows_lost
     assert (left.rows_lost, left.lost_steps) == (len(missing), steps_text(missing))
     assert f"{len(missing)} rows" in left.error.message
     assert state != "finished" and left.state == state  # never a plain "finished" with holes
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MB tmpfs for a writer driven in this process."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_the_writer_waits_for_space_past_its_bound_and_acknowledges_only_what_is_written(
+    tiny_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "MAX_UNWRITTEN", 200_000)
+    acks: list[int] = []
+    notices: list[str] = []
+    fatal: list[BaseException] = []
+    writer = writer_module.WriterThread(
+        Feed(), Trouble(notices.append), acks.append, lambda _, e: fatal.append(e)
+    )
+    path = tiny_disk / "run.nbt"
+    writer.open(pb.SetupRequest(mode="offline", log_path=str(path)))
+    assert writer.flush(5) == 0
+    ballast = fill(tiny_disk)
+
+    def produce() -> None:
+        for batch in range(20):  # 20,000 rows, about 1.2 MB: six times the bound
+            rows = [
+                pb.Record(history=pb.HistoryRecord(step=i, data_json=b'{"i": %d, "pad": "xxxxxxxx"}' % i))
+                for i in range(batch * 1000, batch * 1000 + 1000)
+            ]
+            writer.put(rows)
+            writer.mark(batch + 1)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    time.sleep(3)
+    assert producer.is_alive(), "the writer did not push back"  # bounded: it waits for space
+    assert writer.flush(0.1) > 0 and not acks  # nothing it could not write is acknowledged
+    assert len(notices) == 1 and "waiting for space" in notices[0], notices
+    ballast.unlink()
+    producer.join(30)
+    assert writer.flush(30) == 0
+    deadline = time.monotonic() + 5
+    while (not acks or acks[-1] < 20) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert acks[-1] == 20 and acks == sorted(acks)
+    assert len(notices) == 2 and "written again" in notices[1], notices
+    assert writer.stop(5) and not fatal
+    steps = [r.history.step for r in iter_records(path) if r.HasField("history")]
+    assert steps == list(range(20_000))

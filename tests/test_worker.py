@@ -69,7 +69,7 @@ def test_a_worker_that_waits_gives_up_when_stop_says_so() -> None:
         gave_up = False
 
         def handle(self, item: int) -> None:
-            while not self.pause(0.05):
+            while not self.wait_or_stop(0.05):
                 pass
             self.gave_up = True
 

@@ -2,11 +2,12 @@
 
 The writer never waits for the sender (a locked store, a server down, a slow disk under the
 store must not stop the log, nor acknowledgements to the user side). While the records waiting
-here take less than `memory_bytes` (counted as their serialized size, which the writer knows),
-they wait in memory. Beyond that the writer hands over only where they are: "records of the log
-in bytes [start, end)". The sender reads them back from the log when it gets there, and only
-bytes the writer has handed to the OS (`flushed`). Once it has caught up, records wait in memory
-again. A recovered run's sender starts with the whole reopened log as one such range.
+here take less than `memory_bytes` (their serialized size, which the writer knows, plus what a
+parsed Record costs in memory, about 1.5 KB), they wait in memory. Beyond that the writer hands
+over only where they are: "records of the log in bytes [start, end)". The sender reads them back
+from the log when it gets there, and only bytes the writer has handed to the OS (`flushed`).
+Once it has caught up, records wait in memory again. A recovered run's sender starts with the
+whole reopened log as one such range.
 
 Records that are not in the log (the setup, an offline run's replies) always wait in memory; so
 does everything while there is no log to read back from (it could not be created), and then the
@@ -28,11 +29,8 @@ __all__ = ["MEMORY_BYTES", "READ_BACK_RECORDS", "Feed"]
 
 logger = logging.getLogger("nbtrack")
 
-# Serialized bytes of records kept in memory for the sender; past it they are read back from the
-# log. Small on purpose: a record held as a Python object costs several times its serialized
-# size, and 4 MB keeps the internal process within its 80 MB (bench_core row 7b) at no cost in
-# throughput into the store (the store, not the read-back, is what the sender waits on).
-MEMORY_BYTES = 4 << 20
+MEMORY_BYTES = 16 << 20  # memory the records waiting here may take before the log takes over
+RECORD_OVERHEAD = 1536  # bytes a parsed Record takes in memory beyond its serialized size (measured)
 READ_BACK_RECORDS = 5000  # records read back from the log per batch handed to the sender
 
 
@@ -88,6 +86,7 @@ class Feed:
     def push(self, records: list[pb.Record], size: int, span: tuple[int, int] | None) -> None:
         """Records for the sender; size: their serialized bytes; span: the bytes [start, end) of
         the log they were appended to, one after the other (None: they are not in the log)."""
+        size += RECORD_OVERHEAD * len(records)
         with self._cond:
             if self._dead is not None:
                 raise StageDied(self._dead)

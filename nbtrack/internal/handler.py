@@ -39,6 +39,7 @@ from nbtrack.internal.provenance import CELLS_KEY, Provenance
 from nbtrack.internal.sampler import SampledHistory
 from nbtrack.internal.summary import Summary, parse_summary_kinds
 from nbtrack.internal.system_metrics import StatsThread, SystemSampler
+from nbtrack.internal.worker import OnFatal
 from nbtrack.internal.writer import WriterThread
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.txlog import iter_records
@@ -62,8 +63,10 @@ class Handler:
         log: LogProgress,
         delivery: DeliveryProgress,
         reply: Callable[[pb.Result], None],
+        on_fatal: OnFatal,
     ) -> None:
         self._writer = writer
+        self._on_fatal = on_fatal  # for the threads the handler starts (system metrics)
         self._log = log
         self._delivery = delivery
         self._reply = reply
@@ -264,8 +267,9 @@ class Handler:
             except Exception:
                 logger.exception("nbtrack: system metrics are not available here")
                 return
+            cell = self.provenance
             self._stats = StatsThread(
-                sampler, self._stats_interval, self._writer.put, cell=lambda: self.provenance.cell
+                sampler, self._stats_interval, self._writer.put, self._on_fatal, cell=lambda: cell.cell
             )
 
     # -- history -----------------------------------------------------------------------------

@@ -87,11 +87,14 @@ class _Heartbeat:
 
     It holds no lock any stage holds, so it beats whatever the stages wait for. If result_q is
     busy for a whole interval (a large result being written while the user side reads), that
-    beat is skipped: the bytes on their way say as much.
+    beat is skipped: the bytes on their way say as much. A beat that finds result_q broken means
+    the user process is gone: `user_gone` runs once (a stage waiting for disk space would
+    otherwise keep the handler from ever reading record_q's EOF).
     """
 
-    def __init__(self, results: _Results) -> None:
+    def __init__(self, results: _Results, user_gone: Callable[[], None]) -> None:
         self._results = results
+        self._user_gone = user_gone
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="Heartbeat", daemon=True)
         self._thread.start()
@@ -100,6 +103,9 @@ class _Heartbeat:
         beat = pb.Result(heartbeat=pb.HeartbeatResult())
         while not self._stop.wait(HEARTBEAT_SECONDS):
             self._results.try_send(beat, HEARTBEAT_SECONDS)
+            if self._results.closed:
+                self._user_gone()
+                return
 
     def stop(self) -> None:
         self._stop.set()
@@ -137,7 +143,6 @@ def serve(records: Connection, results_conn: Connection, preload: bool = False) 
         import nbtrack.store  # noqa: F401
 
     results = _Results(results_conn)
-    heartbeat = _Heartbeat(results)
 
     def fatal(stage: str, exc: BaseException) -> None:
         _fatal(results, stage, exc)
@@ -148,8 +153,9 @@ def serve(records: Connection, results_conn: Connection, preload: bool = False) 
     sender = Sender(results.send, results.notice, log=log, trouble=trouble)
     sender_thread = SenderThread(sender, feed, fatal)
     writer = WriterThread(feed, trouble, results.acknowledge, fatal, log)
-    handler = Handler(writer, log, sender.progress, results.send)
+    handler = Handler(writer, log, sender.progress, results.send, fatal)
     # Once the user process is gone, nothing may wait longer than STOP_SECONDS (not even for space).
+    heartbeat = _Heartbeat(results, lambda: writer.expire(STOP_SECONDS))
     args = (records, handler, fatal, lambda: writer.expire(STOP_SECONDS))
     thread = threading.Thread(target=_handle_records, args=args, name="Handler")
     thread.start()

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import psutil
 
+from nbtrack.internal.worker import Inbox, OnFatal, Worker
 from nbtrack.proto import nbtrack_pb2 as pb
 
 __all__ = ["DEFAULT_INTERVAL", "StatsThread", "SystemSampler", "parse_nvidia_smi"]
@@ -134,14 +135,19 @@ def parse_nvidia_smi(text: str) -> dict[str, float]:
     return items
 
 
-class StatsThread:
-    """Samples every interval seconds on the thread named "Stats" and hands each sample to put."""
+class StatsThread(Worker[None]):
+    """Samples every interval seconds on the thread named "Stats" and hands each sample to put.
+
+    The worker shape of every thread of the internal process (worker.py): a sample that cannot
+    be taken is logged and skipped, but anything else that fails ends the process.
+    """
 
     def __init__(
         self,
         sampler: SystemSampler,
         interval: float,
         put: Callable[[list[pb.Record]], None],
+        on_fatal: OnFatal,
         cell: Callable[[], int] = lambda: 0,
     ) -> None:
         """cell() names the notebook cell running now (0: none), stamped on each sample."""
@@ -150,11 +156,11 @@ class StatsThread:
         self._put = put
         self._cell = cell
         self.latest: dict[str, float] | None = None  # the newest sample, for a live panel
-        self._stop = threading.Event()
         self._running = threading.Event()  # cleared while paused
         self._running.set()
-        self._thread = threading.Thread(target=self._loop, name="Stats", daemon=True)
-        self._thread.start()
+        self._due = time.monotonic() + interval
+        self.idle_seconds = min(interval, 0.5)  # how soon a stop() or a resume() is noticed
+        super().__init__("Stats", Inbox[None](1), on_fatal)
 
     def pause(self) -> None:
         """No samples until resume() (between a notebook's cells, when the user asks for it)."""
@@ -163,22 +169,25 @@ class StatsThread:
     def resume(self) -> None:
         self._running.set()
 
-    def stop(self, timeout: float = 2.0) -> None:
+    def stop(self, timeout: float = 2.0) -> bool:
         """No sample after this returns (one being taken is dropped)."""
-        self._stop.set()
-        self._thread.join(timeout)
+        self.abandon()
+        return super().stop(timeout)
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            if not self._running.is_set():
-                continue
-            try:
-                items = self._sampler.sample()
-            except Exception:  # a metric that cannot be read must not end the run's sampling
-                logger.exception("nbtrack: sampling system metrics failed")
-                continue
-            if self._stop.is_set():
-                return
-            self.latest = items
-            stats = pb.StatsRecord(timestamp=time.time(), items=items, cell=self._cell())
-            self._put([pb.Record(stats=stats)])
+    def idle(self) -> None:
+        now = time.monotonic()
+        if now < self._due:
+            return
+        self._due = now + self._interval
+        if not self._running.is_set():
+            return
+        try:
+            items = self._sampler.sample()
+        except Exception:  # a metric that cannot be read must not end the run's sampling
+            logger.exception("nbtrack: sampling system metrics failed")
+            return
+        if self.stopping() is not None:
+            return
+        self.latest = items
+        stats = pb.StatsRecord(timestamp=time.time(), items=items, cell=self._cell())
+        self._put([pb.Record(stats=stats)])

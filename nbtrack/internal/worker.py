@@ -170,7 +170,7 @@ class Worker(Generic[Item]):
             return None
         return max(0.0, self._deadline - time.monotonic())
 
-    def pause(self, seconds: float) -> bool:
+    def wait_or_stop(self, seconds: float) -> bool:
         """Sleep up to seconds (less if stop() leaves less); True if the worker should give up waiting."""
         left = self.stopping()
         if left is not None and left <= 0.0:

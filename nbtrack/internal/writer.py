@@ -282,7 +282,7 @@ class WriterThread(Worker[_Item]):
         """Past MAX_UNWRITTEN unwritten bytes, wait for the log to take some (until stop() gives up)."""
         log = self._log
         while log is not None and log.bytes_buffered > MAX_UNWRITTEN:
-            if self.pause(RETRY_SECONDS):
+            if self.wait_or_stop(RETRY_SECONDS):
                 return  # the process is ending: keep what is left for the final try
             self._last_retry = 0.0
             self._flush()
