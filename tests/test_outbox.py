@@ -1,0 +1,67 @@
+"""The outbox on its own, over a real pipe nobody reads: what waits is bounded in memory, spilled
+to a file past the bound, and only when that file cannot be written does log() wait for room."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from pathlib import Path
+
+from nbtrack.transport.outbox import Outbox
+
+LIMIT = 50_000  # bytes
+
+
+def log_many(outbox: Outbox, n: int) -> threading.Thread:
+    thread = threading.Thread(
+        target=lambda: [outbox.log(({"x": float(i)}, None, True, 0.0)) for i in range(n)], daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def wait_for(condition: object, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
+        time.sleep(0.01)
+    assert condition(), "timed out"  # type: ignore[operator]
+
+
+def test_past_its_memory_limit_the_outbox_spills_and_log_never_waits(tmp_path: Path) -> None:
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    said: list[str] = []
+    outbox = Outbox(writer, memory_limit=LIMIT, spill_path=tmp_path / "outbox.spill", warn=said.append)
+    thread = log_many(outbox, 50_000)
+    thread.join(30)
+    assert not thread.is_alive()  # never waited
+    wait_for(lambda: outbox.calls_encoded == 50_000)
+    assert outbox.retained_bytes <= LIMIT and outbox.spilled_bytes > 10 * LIMIT
+    assert (tmp_path / "outbox.spill").stat().st_size == outbox.spilled_bytes
+    assert said == []
+    outbox.acknowledge(10**9)  # everything stored: the file is emptied
+    assert outbox.retained == 0 and (tmp_path / "outbox.spill").stat().st_size == 0
+    reader.close()
+    outbox.close(1.0)
+
+
+def test_without_a_spill_file_log_waits_for_room_and_says_so_once_each_way(tmp_path: Path) -> None:
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    said: list[str] = []
+    unwritable = tmp_path / "no such folder" / "outbox.spill"
+    outbox = Outbox(writer, memory_limit=LIMIT, spill_path=unwritable, warn=said.append)
+    thread = log_many(outbox, 50_000)
+    wait_for(lambda: outbox.full)
+    time.sleep(0.3)  # the calls queued before memory filled are encoded by now
+    held = outbox.retained_bytes
+    time.sleep(0.5)
+    assert thread.is_alive() and outbox.full  # log() waits ...
+    assert outbox.retained_bytes == held  # ... and memory does not grow while it does
+    assert len(said) == 1 and "log() is waiting" in said[0]
+    # The internal process stores what waited: room again, and log() goes on.
+    while thread.is_alive():
+        outbox.acknowledge(10**9)
+        thread.join(0.05)
+    assert said[1:] == ["log() goes on: the rows that waited are in the transaction log"]
+    reader.close()
+    outbox.close(1.0)
