@@ -244,7 +244,12 @@ class Sender:
                     if not self._aborted.wait(self._policy.delay(attempt)):
                         continue
                 logger.debug("nbtrack: could not start the run", exc_info=exc)
-                reason = str(exc) if isinstance(exc, NbtrackError) else f"{type(exc).__name__}: {exc}"
+                if is_transient(exc):  # the driver's words, without the statement that failed
+                    reason = f"{self._destination()}: {short_reason(exc)}"
+                elif isinstance(exc, NbtrackError):
+                    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                else:
+                    reason = f"{type(exc).__name__}: {exc}"
                 result.error.message = f"could not start the run: {reason}"
                 self._failed = result.error.message
                 break
