@@ -117,17 +117,29 @@ def test_rows_neither_the_store_nor_the_log_has_are_counted_exactly_and_the_run_
     tmp_path: Path,
 ) -> None:
     backend = FailingBackend(refuse={5000})
-    log = LogProgress(lines_logged=7000, failing="No space left on device")
-    results, _, _ = deliver(backend, log, tmp_path)
+    log = LogProgress(lines_logged=7000, lost="the transaction log was deleted (or its folder was)")
+    results, notices, _ = deliver(backend, log, tmp_path)
     exit_result = results[-1].exit_result
-    assert (exit_result.state, exit_result.rows_lost, exit_result.lost_steps) == (
-        "crashed",
-        3000,
-        "7100-10099",
-    )
+    lost = (exit_result.state, exit_result.rows_lost, exit_result.lost_steps)
+    assert lost == ("crashed", 5000, "5100-10099")
     assert backend.finished == ["crashed"]
-    assert "3000 rows (steps 7100-10099) are lost" in exit_result.error.message
-    assert "2000 rows (steps 5100-7099) are not in the store" in exit_result.error.message
+    assert exit_result.error.message.startswith("5000 rows (steps 5100-10099) are lost")
+    assert "was deleted" in exit_result.error.message and "lost" in notices[0]
+
+
+def test_rows_the_store_refuses_wait_for_a_log_that_cannot_be_written_yet(tmp_path: Path) -> None:
+    backend = FailingBackend(refuse={5000})
+    log = LogProgress(lines_logged=7000, failing="No space left on device")
+
+    def space_comes_back() -> None:
+        log.lines_logged, log.failing = ROWS, None
+
+    threading.Timer(0.5, space_comes_back).start()
+    results, notices, _ = deliver(backend, log, tmp_path)
+    exit_result = results[-1].exit_result
+    assert (exit_result.state, exit_result.rows_lost) == ("running", 0)
+    assert exit_result.error.message.startswith("5000 rows (steps 5100-10099) are not in the store")
+    assert "kept in memory until it can" in notices[0]  # never "lost" while the log is retried
 
 
 def test_an_abort_ends_a_retry_at_once_and_claims_nothing(tmp_path: Path) -> None:

@@ -82,3 +82,18 @@ def test_a_store_locked_for_8_seconds_mid_run_stores_every_row_once(root: Path) 
     assert "retrying until it accepts" in failing[0] and "in the transaction log" in failing[0]
     assert len(run.notices) == 2, run.notices
     assert not any("Traceback" in n or "[SQL" in n for n in run.notices), run.notices
+
+
+def test_a_store_locked_when_a_run_starts_fails_init_in_one_sentence(root: Path) -> None:
+    nbtrack.init(project="test", dir=root, id="before").finish()  # the store exists
+    locker = Locker(root / "nbtrack.db", 60.0)
+    locker.start()
+    assert locker.locked.wait(30)
+    try:
+        with pytest.raises(nbtrack.InternalProcessError) as raised:
+            nbtrack.init(project="test", dir=root, id="blocked")
+    finally:
+        locker.stop_now()
+    message = str(raised.value)
+    assert "could not start the run: the store: database is locked" in message, message
+    assert "[SQL" not in message and "\n" not in message

@@ -2,12 +2,13 @@
 
 The writer never waits for the sender (a locked store, a server down, a slow disk under the
 store must not stop the log, nor acknowledgements to the user side). While the records waiting
-here take less than `memory_bytes` (their serialized size, which the writer knows, plus what a
-parsed Record costs in memory, about 1.5 KB), they wait in memory. Beyond that the writer hands
-over only where they are: "records of the log in bytes [start, end)". The sender reads them back
-from the log when it gets there, and only bytes the writer has handed to the OS (`flushed`).
-Once it has caught up, records wait in memory again. A recovered run's sender starts with the
-whole reopened log as one such range.
+here take less than `memory_bytes` (their serialized size, which the writer knows, plus what
+they cost in memory beyond it: ~100 bytes a row of a batch of rows, kept as `HistoryLines`, and
+~1.5 KB a parsed Record), they wait in memory. Beyond that the writer hands over only where
+they are: "records of the log in bytes [start, end)". The sender reads them back from the log
+when it gets there, and only bytes the writer has handed to the OS (`flushed`). Once it has
+caught up, records wait in memory again. A recovered run's sender starts with the whole
+reopened log as one such range.
 
 Records that are not in the log (the setup, an offline run's replies) always wait in memory; so
 does everything while there is no log to read back from (it could not be created), and then the
@@ -25,12 +26,25 @@ from nbtrack.internal.worker import EMPTY, END, StageDied, _Marker
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.txlog import Corruption, LogReader
 
-__all__ = ["MEMORY_BYTES", "READ_BACK_RECORDS", "Feed"]
+__all__ = ["MEMORY_BYTES", "READ_BACK_RECORDS", "Feed", "HistoryLines", "Item"]
 
 logger = logging.getLogger("nbtrack")
 
 MEMORY_BYTES = 16 << 20  # memory the records waiting here may take before the log takes over
 RECORD_OVERHEAD = 1536  # bytes a parsed Record takes in memory beyond its serialized size (measured)
+LINE_OVERHEAD = 100  # bytes a history row of HistoryLines takes beyond its serialized size
+
+
+@dataclass
+class HistoryLines:
+    """Consecutive history rows as the sender uses them: each row's JSON line and step. A batch of
+    rows waits in this form, several times smaller than parsed Records."""
+
+    lines: list[bytes]
+    steps: list[int]
+
+
+Item = list[pb.Record] | HistoryLines  # what the sender gets
 READ_BACK_RECORDS = 5000  # records read back from the log per batch handed to the sender
 
 
@@ -45,7 +59,8 @@ class _Range:
 
 @dataclass
 class _Batch:
-    records: list[pb.Record]
+    item: Item
+    count: int
     size: int
 
 
@@ -83,10 +98,15 @@ class Feed:
                 if self._items and type(self._items[0]) is _Range:
                     self._cond.notify_all()
 
-    def push(self, records: list[pb.Record], size: int, span: tuple[int, int] | None) -> None:
+    def push(self, item: Item, size: int, span: tuple[int, int] | None) -> None:
         """Records for the sender; size: their serialized bytes; span: the bytes [start, end) of
         the log they were appended to, one after the other (None: they are not in the log)."""
-        size += RECORD_OVERHEAD * len(records)
+        if isinstance(item, HistoryLines):
+            count = len(item.lines)
+            size += LINE_OVERHEAD * count
+        else:
+            count = len(item)
+            size += RECORD_OVERHEAD * count
         with self._cond:
             if self._dead is not None:
                 raise StageDied(self._dead)
@@ -95,18 +115,18 @@ class Feed:
             if readable and (type(tail) is _Range or self._memory + size > self._limit):
                 assert span is not None
                 if type(tail) is _Range and tail.end == span[0]:
-                    tail.end, tail.count = span[1], tail.count + len(records)
+                    tail.end, tail.count = span[1], tail.count + count
                 else:
-                    self._items.append(_Range(span[0], span[1], len(records)))
+                    self._items.append(_Range(span[0], span[1], count))
             else:
                 # Not readable back: memory is all there is. Wait for room (but never for a dead sender).
                 while not readable and self._memory and self._memory + size > self._limit:
                     if self._dead is not None:
                         raise StageDied(self._dead)
                     self._cond.wait()
-                self._items.append(_Batch(records, size))
+                self._items.append(_Batch(item, count, size))
                 self._memory += size
-            self._waiting += len(records)
+            self._waiting += count
             self._cond.notify_all()
 
     def push_range(self, start: int, end: int, count: int) -> None:
@@ -136,7 +156,7 @@ class Feed:
 
     # -- the sender's side -----------------------------------------------------------------
 
-    def get(self, timeout: float) -> list[pb.Record] | _Marker:
+    def get(self, timeout: float) -> Item | _Marker:
         with self._cond:
             if not self._items and not self._closed:
                 self._cond.wait(timeout)
@@ -146,9 +166,9 @@ class Feed:
             if type(head) is _Batch:
                 self._items.popleft()
                 self._memory -= head.size
-                self._waiting -= len(head.records)
+                self._waiting -= head.count
                 self._cond.notify_all()  # room for a writer waiting without a log
-                return head.records
+                return head.item
             assert type(head) is _Range
             if self._flushed <= head.start:  # not handed to the OS yet (the disk may be full)
                 self._cond.wait(timeout)

@@ -97,7 +97,11 @@ class _Heartbeat:
         self._user_gone = user_gone
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="Heartbeat", daemon=True)
-        self._thread.start()
+
+    def start(self) -> None:
+        """Beat from now on: once a run is served (a warm spare's result_q has no reader yet)."""
+        if not self._thread.is_alive() and not self._stop.is_set():
+            self._thread.start()
 
     def _loop(self) -> None:
         beat = pb.Result(heartbeat=pb.HeartbeatResult())
@@ -156,7 +160,7 @@ def serve(records: Connection, results_conn: Connection, preload: bool = False) 
     handler = Handler(writer, log, sender.progress, results.send, fatal)
     # Once the user process is gone, nothing may wait longer than STOP_SECONDS (not even for space).
     heartbeat = _Heartbeat(results, lambda: writer.expire(STOP_SECONDS))
-    args = (records, handler, fatal, lambda: writer.expire(STOP_SECONDS))
+    args = (records, handler, fatal, lambda: writer.expire(STOP_SECONDS), heartbeat.start)
     thread = threading.Thread(target=_handle_records, args=args, name="Handler")
     thread.start()
     thread.join()
@@ -212,9 +216,14 @@ def _answer_shutdown(results: _Results, handler: Handler, log: LogProgress, send
 
 
 def _handle_records(
-    records: Connection, handler: Handler, fatal: OnFatal, user_gone: Callable[[], None]
+    records: Connection,
+    handler: Handler,
+    fatal: OnFatal,
+    user_gone: Callable[[], None],
+    serving: Callable[[], None],
 ) -> None:
     fault = faults.planned("handler")  # test-only fault injection; None in real runs
+    first = True
     try:
         while True:
             try:
@@ -230,6 +239,9 @@ def _handle_records(
                     crashed = pb.ExitRecord(exit_code=CRASH_EXIT_CODE, state="crashed")
                     handler.finish(pb.Record(exit=crashed, control=pb.Control(always_send=True)))
                 return
+            if first:  # the setup: a run is served from now on
+                first = False
+                serving()
             record = pb.Record()
             record.ParseFromString(data)
             handler.handle(record)

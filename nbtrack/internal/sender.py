@@ -31,7 +31,7 @@ from nbtrack import jsonutil
 from nbtrack.console_format import console_line
 from nbtrack.errors import NbtrackError
 from nbtrack.internal.backend import Backend, open_backend
-from nbtrack.internal.feed import Feed
+from nbtrack.internal.feed import Feed, HistoryLines, Item
 from nbtrack.internal.progress import DeliveryProgress, LogProgress, StepRanges
 from nbtrack.internal.trouble import SPACE, Trouble, is_out_of_space, short_reason
 from nbtrack.internal.worker import OnFatal, Worker
@@ -193,6 +193,20 @@ class Sender:
         if len(self._history) >= BATCH_ROWS or time.monotonic() - self._last_flush >= BATCH_SECONDS:
             self._flush()
 
+    def add_history(self, lines: list[bytes], steps: list[int]) -> None:
+        """History rows (JSON lines and steps) in log order: what handle() does with history
+        records, for rows the writer hands over in that compact form."""
+        skip = 0
+        if not self._history and self._history_offset < self._stored_through:
+            skip = min(len(lines), self._stored_through - self._history_offset)  # the store has them
+            self._history_offset += skip
+            self.progress.rows_skipped += skip
+            self.progress.lines_handed += skip
+        self._history.extend(map(bytes.decode, lines[skip:]))
+        self._steps.extend(steps[skip:])
+        if len(self._history) >= BATCH_ROWS or time.monotonic() - self._last_flush >= BATCH_SECONDS:
+            self._flush()
+
     def tick(self) -> None:
         """Deliver what waited long enough (called when no record arrived for a while)."""
         if time.monotonic() - self._last_flush >= BATCH_SECONDS:
@@ -230,7 +244,12 @@ class Sender:
                     if not self._aborted.wait(self._policy.delay(attempt)):
                         continue
                 logger.debug("nbtrack: could not start the run", exc_info=exc)
-                reason = str(exc) if isinstance(exc, NbtrackError) else f"{type(exc).__name__}: {exc}"
+                if is_transient(exc):  # the driver's words, without the statement that failed
+                    reason = f"{self._destination()}: {short_reason(exc)}"
+                elif isinstance(exc, NbtrackError):
+                    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                else:
+                    reason = f"{type(exc).__name__}: {exc}"
                 result.error.message = f"could not start the run: {reason}"
                 self._failed = result.error.message
                 break
@@ -282,6 +301,13 @@ class Sender:
         result = pb.ExitResult(state=state)
         dropped = self.progress.dropped
         in_log, lost = self._split_by_log(dropped)
+        while lost.runs and self._log is not None and self._log.lost is None and self._log.failing:
+            # Rows the store refused are not in the log yet, and the log is being retried (a
+            # full disk): it may still get them. Wait rather than call them lost too early; a
+            # shutdown ends the wait, and its answer counts exactly what neither has.
+            if self._aborted.wait(0.5):
+                return
+            in_log, lost = self._split_by_log(dropped)
         messages: list[str] = []
         if lost.runs:
             # Never a plain "finished" with holes: the run says it lost rows, and which.
@@ -371,10 +397,12 @@ class Sender:
         log = self._log
         if log is None or (log.lost is None and log.failing is None):
             return f"the transaction log has it: {self._where()}"
-        return (
-            f"the transaction log could not be written either ({self._log_trouble()}), "
-            "so what the store lacks is lost"
-        )
+        if log.lost is None:
+            return (
+                f"the transaction log cannot be written right now either ({log.failing}): "
+                "what the store lacks is kept in memory until it can"
+            )
+        return f"the transaction log could not be kept either ({log.lost}), so what the store lacks is lost"
 
     def _deliver(self, call: Callable[[Backend], object]) -> bool:
         """Run one backend call until it works; False if it cannot (reported once) or the run is
@@ -446,7 +474,7 @@ class Sender:
             self._notice(f"{self._failed}; {self._advice()}")
 
 
-class SenderThread(Worker["list[pb.Record]"]):
+class SenderThread(Worker[Item]):
     """Runs a Sender on the thread named "Sender", fed by the writer through the Feed."""
 
     idle_seconds = BATCH_SECONDS
@@ -455,8 +483,11 @@ class SenderThread(Worker["list[pb.Record]"]):
         self.sender = sender
         super().__init__("Sender", feed, on_fatal)
 
-    def handle(self, item: list[pb.Record]) -> None:
-        self.sender.handle(item)
+    def handle(self, item: Item) -> None:
+        if isinstance(item, HistoryLines):
+            self.sender.add_history(item.lines, item.steps)
+        else:
+            self.sender.handle(item)
 
     def idle(self) -> None:
         self.sender.tick()

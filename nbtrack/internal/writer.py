@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from nbtrack import run_lock
-from nbtrack.internal.feed import Feed
+from nbtrack.internal.feed import Feed, HistoryLines, Item
 from nbtrack.internal.progress import LogProgress
 from nbtrack.internal.trouble import SPACE, Trouble, is_out_of_space
 from nbtrack.internal.worker import Inbox, OnFatal, Worker
@@ -117,26 +117,40 @@ class WriterThread(Worker[_Item]):
         log = self._log
         start = log.bytes_written if log is not None else 0
         logged: list[pb.Record] = []
-        size = 0
         unlogged: list[pb.Record] = []
+        lines: list[bytes] = []  # a batch of rows only (the common case) goes as HistoryLines
+        steps: list[int] = []
+        ends = self._line_ends
+        size = 0
         for record in records:
+            if record.HasField("history"):
+                size += self._append(record)
+                if log is not None:
+                    ends.append(log.bytes_written)
+                history = record.history
+                lines.append(history.data_json)
+                steps.append(history.step)
             # HasField first: reading an unset sub-message builds one, and history rows have none.
-            if record.HasField("control") and record.control.local:
+            elif record.HasField("control") and record.control.local:
                 unlogged.append(record)
                 continue
-            size += self._append(record)
+            else:
+                size += self._append(record)
             logged.append(record)
+        span = None if log is None else (start, log.bytes_written)
+        if logged and logged[-1].HasField("exit"):
+            self._finish_log()  # the log is complete (if the disk takes it) before the sender ends the run
         if self._offline:  # the sender only answers what waits for a reply
             self._push([r for r in logged if r.HasField("control") and r.control.always_send], 0, None)
+        elif len(lines) == len(logged):
+            self._push(HistoryLines(lines, steps), size, span)
         else:
-            self._push(logged, size, None if log is None else (start, log.bytes_written))
+            self._push(logged, size, span)
         self._push(unlogged, 0, None)
-        if logged and logged[-1].HasField("exit"):
-            self._finish_log()
 
-    def _push(self, records: list[pb.Record], size: int, span: tuple[int, int] | None) -> None:
-        if records:
-            self._feed.push(records, size, span)
+    def _push(self, item: Item, size: int, span: tuple[int, int] | None) -> None:
+        if item.lines if isinstance(item, HistoryLines) else item:
+            self._feed.push(item, size, span)
 
     def idle(self) -> None:
         now = time.monotonic()
@@ -213,8 +227,6 @@ class WriterThread(Worker[_Item]):
             log.append(payload)  # may write to the OS (past 256 KiB buffered): that may fail
         except OSError as exc:
             self._failing(exc)  # the record is buffered all the same: kept for the retry
-        if record.HasField("history"):
-            self._line_ends.append(log.bytes_written)
         return len(payload)
 
     def _flush(self) -> None:
