@@ -574,7 +574,8 @@ class Run:
     def _progress_line(self, rows: int, poll: pb.PollExitResponse) -> str:
         where = self._settings.base_url if self.mode == "online" else "the store"
         size = f" ({poll.bytes_pending / 1e6:.1f} MB)" if poll.bytes_pending else ""
-        retrying = " — unreachable, retrying" if poll.retrying else ""
+        trouble = "the server is unreachable" if self.mode == "online" else "the store refuses for now"
+        retrying = f" — {trouble}, retrying" if poll.retrying else ""
         return f"nbtrack: waiting for {rows} rows{size} to reach {where}{retrying}"
 
     def _fetch_summary(self) -> dict[str, Any]:

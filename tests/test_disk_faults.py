@@ -211,3 +211,38 @@ def test_the_writer_waits_for_space_past_its_bound_and_acknowledges_only_what_is
     assert writer.stop(5) and not fatal
     steps = [r.history.step for r in iter_records(path) if r.HasField("history")]
     assert steps == list(range(20_000))
+
+
+@pytest.mark.timeout(300)
+def test_finish_on_a_disk_that_stays_full_says_exactly_which_rows_are_lost(small_disk: Path) -> None:
+    """The user's view of the same fault: finish(timeout=) returns on time, the run is not stored
+    as a plain `finished`, and what finish() says is lost is exactly what neither the store nor
+    the log has; it never claims the log holds those rows."""
+    run = nbtrack.init(project="test", dir=small_disk, id="userfull")
+    for i in range(ROWS // 3):
+        run.log({"i": i, "x": i * 0.5})
+    run.status()
+    fill(small_disk)
+    for i in range(ROWS // 3, ROWS):
+        run.log({"i": i, "x": i * 0.5})
+    started = time.monotonic()
+    run.finish(timeout=3)
+    assert time.monotonic() - started < 4.5
+    said = [n for n in run.notices if "finish() stopped waiting" in n]
+    assert len(said) == 1, run.notices
+    process = run._connection.process
+    assert process.join(60)  # it stops on its own once it has said what it could keep
+    with Store.at_root(small_disk) as store:
+        stored = {r["i"] for r in store.read_history("local", "test", "userfull")}
+        state = store.get_run(None, "test", "userfull").state
+    logged = {
+        json.loads(r.history.data_json)["i"]
+        for r in iter_records(run.dir / "run-userfull.nbt")
+        if r.HasField("history")
+    }
+    missing = sorted(set(range(ROWS)) - stored - logged)
+    assert state != "finished" and run.state != "finished"
+    if "are lost" in said[0]:
+        assert f"{len(missing)} rows (steps {steps_text(missing)})" in said[0], (said, len(missing))
+    else:  # no account from the process in time: then it must not claim the rows are in the log
+        assert "not in the transaction log" in said[0] and "every one of them is in" not in said[0]
