@@ -65,3 +65,21 @@ def test_without_a_spill_file_log_waits_for_room_and_says_so_once_each_way(tmp_p
     assert said[1:] == ["log() goes on: the rows that waited are in the transaction log"]
     reader.close()
     outbox.close(1.0)
+
+
+def test_a_log_waiting_for_room_returns_when_the_run_loses_its_process(tmp_path: Path) -> None:
+    """No room will come once the connection gave up: the waiting call returns, and the outbox
+    does not say the rows are in the log (the connection says what was lost)."""
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    said: list[str] = []
+    outbox = Outbox(writer, memory_limit=LIMIT, spill_path=tmp_path / "missing" / "x", warn=said.append)
+    thread = log_many(outbox, 50_000)
+    wait_for(lambda: outbox.full)
+    time.sleep(0.3)
+    assert thread.is_alive()
+    outbox.release()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert len(said) == 1 and "log() is waiting" in said[0]
+    reader.close()
+    outbox.close(1.0)

@@ -204,6 +204,7 @@ class RunConnection:
         unsent = self.outbox.calls_not_acknowledged()
         self.lost_reason = reason
         self.mailbox.close(reason)
+        self.outbox.release()  # a log() waiting for room would wait forever
         self._on_gone(
             f"{reason}: rows logged in run {self._run_id} from now on are NOT stored"
             + (

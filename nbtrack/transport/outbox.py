@@ -123,6 +123,7 @@ class Outbox:
         self._room = threading.Condition(self._lock)  # log() waits on it when memory is full
         self.full = False  # no room in memory or on disk: log() waits (checked on the hot path)
         self._waiting = False  # log() calls are waiting for room (said once)
+        self._released = False  # no room will ever come: log() must not wait (release())
         self._resent_through = 0  # pipe thread: seqs up to here were re-sent from retention
         self.acknowledged = 0
         self._wake = threading.Event()
@@ -143,13 +144,13 @@ class Outbox:
     def log(self, call: LogCall) -> None:
         """Queue one finite log() call (the hot path: one deque append)."""
         self._items.append(call)
-        if self.full:
+        if self.full and not self._released:
             self._wait_for_room()
 
     def log_exact(self, call: LogCall) -> None:
         """Queue a log() call whose row holds NaN or infinity."""
         self._items.append(ExactCall(call))
-        if self.full:
+        if self.full and not self._released:
             self._wait_for_room()
 
     def console(self, line: ConsoleLine) -> None:
@@ -243,6 +244,14 @@ class Outbox:
             self._room.notify_all()
         return flushed
 
+    def release(self) -> None:
+        """The run lost its internal process for good: nothing will make room any more, so a
+        log() waiting for it returns (the connection counts what it could not keep)."""
+        with self._lock:
+            self.full = False
+            self._released = True
+            self._room.notify_all()
+
     def _wait_for_room(self) -> None:
         """log() found memory full and the spill file unwritable: wait until acknowledgements
         make room (a dead or hung internal process is replaced meanwhile; see connection.py).
@@ -257,10 +266,11 @@ class Outbox:
                 "process and the spill file cannot be written; logging goes on once they are in the log"
             )
         with self._lock:
-            while self.full and not self._stopping and self.failure is None:
+            while self.full and not self._stopping and not self._released and self.failure is None:
                 self._room.wait(ROOM_CHECK)
             ended, self._waiting = self._waiting, False
-        if ended:
+            made_room = not (self._released or self._stopping or self.failure is not None)
+        if ended and made_room:  # else the run lost its process, and the connection says what it cost
             self._warn("log() goes on: the rows that waited are in the transaction log")
 
     # -- the encoder thread ----------------------------------------------------------------
