@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import sys
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -71,6 +72,7 @@ class Run:
         self._entity = settings.entity  # the server may name it (online, the API key's entity)
         self._url: str | None = None
         self._finished = False
+        self._closing = threading.Lock()  # log() queues and finish() closes under it, never both
         self._exit_state: str | None = None
         self.notices: list[str] = []  # warnings the internal process sent (also logged)
         self._exit_slot: Slot | None = None  # the exit record's reply, once finish() has sent it
@@ -188,13 +190,18 @@ class Run:
         connection = self._connection
         if connection is None:
             return  # disabled mode
-        if finite:
-            connection.publish_log((row, step, commit, time.time()))
-        else:  # NaN/inf (the exact encoder) or media (files named now, written later)
-            files = self._name_media_files(row)
-            connection.publish_log((row, step, commit, time.time()), exact=True)
-            if files:
-                self._media_writer().submit(files)
+        # Checked again under the lock finish() takes to close the run: a call that returns has
+        # queued its row before the exit record, one that raises has queued nothing.
+        with self._closing:
+            if self._finished:
+                raise self._closed("log()")
+            if finite:
+                connection.publish_log((row, step, commit, time.time()))
+            else:  # NaN/inf (the exact encoder) or media (files named now, written later)
+                files = self._name_media_files(row)
+                connection.publish_log((row, step, commit, time.time()), exact=True)
+                if files:
+                    self._media_writer().submit(files)
 
     def _name_media_files(self, row: dict[str, Any]) -> list[tuple[str, PreparedFile]]:
         """Give each media file of row its name and put its reference in the row (media.py)."""
@@ -422,7 +429,8 @@ class Run:
         if not self._finished:
             for hook in list(self.on_finishing):
                 hook(self)  # may still log and save (the extension saves the notebook's code)
-        self._finished = True
+        with self._closing:  # waits for a log() call in progress on another thread
+            self._finished = True
         atexit.unregister(self._finish_at_exit)
         _forget_current(self)
         if self._connection is None:
