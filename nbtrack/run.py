@@ -39,7 +39,7 @@ REQUEST_TIMEOUT = 10.0
 STALL_TIMEOUT = 60.0  # finish() gives up when the internal process makes no progress this long
 FINISH_TIMEOUT = 300.0  # online: finish() waits this long for an unreachable server by default
 PROGRESS_AFTER = 2.0  # finish() says what it waits for once it has waited this long
-STOP_ANSWER = 1.0  # after finish()'s timeout, how long it waits for the stopping process's account
+STOP_ANSWER = 0.5  # of finish()'s timeout, kept for asking the stopping process what it left behind
 PROGRESS_EVERY = 5.0  # seconds between progress lines when stderr is not a terminal
 
 _runs: weakref.WeakSet[Run] = weakref.WeakSet()  # every Run of this process, for _after_fork_in_child
@@ -527,7 +527,8 @@ class Run:
                     last_pending, last_progress = pending, now  # retrying an outage is not a stall
                 elif now - last_progress > STALL_TIMEOUT:
                     raise _StoppedWaiting(f"no progress for {STALL_TIMEOUT:g} s", poll)
-                if deadline is not None and now >= deadline:
+                # The stop itself (asking the process what it left behind) comes out of the budget.
+                if deadline is not None and now >= deadline - min(STOP_ANSWER, (deadline - started) / 2):
                     raise _StoppedWaiting(f"stopped waiting after {now - started:.0f} s", poll)
                 if now - started > PROGRESS_AFTER:
                     progress.show(self._progress_line(sum(pending), poll))
@@ -563,17 +564,26 @@ class Run:
             elif self.mode != "offline" and answer.rows_not_stored:
                 message += f"; every one of them is in the transaction log {log}: `{command}` delivers them"
             return message
-        # No answer in time: the internal process is still writing what it holds to the log.
-        unlogged = self._connection.not_acknowledged() + poll.rows_unlogged
+        # No answer in time: the internal process is busy (writing what it holds to the log) or hung.
+        connection = self._connection
+        unlogged = connection.not_acknowledged() + poll.rows_unlogged
         message = (
             head
             if self.mode == "offline"
             else f"{head}: {poll.rows_pending + unlogged} rows are not in {where} yet"
         )
+        if unlogged and connection.silent_for() >= self._settings.hang_timeout:
+            connection.process.kill()  # hung: nothing will write them
+            return message + (
+                f"; {unlogged} of them never reached the transaction log {log} (the internal process "
+                f"stopped answering and was ended) and are lost; the others are in it: `{command}` "
+                "delivers them"
+            )
         if unlogged:
             return message + (
                 f"; {unlogged} of them are not in the transaction log {log} yet: the internal process "
-                f"goes on writing them there while this process lives; then `{command}` delivers them"
+                f"is still writing them there (if it stops answering for {self._settings.hang_timeout:g} s "
+                f"it is ended, and they are lost); then `{command}` delivers them"
             )
         if self.mode == "offline":
             return message + "; the transaction log is complete"

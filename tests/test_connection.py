@@ -213,3 +213,23 @@ def test_a_suspended_user_process_does_not_take_its_internal_process_for_hung(tm
     out, _ = child.communicate(timeout=60)
     assert out.split() == ["0", "0"]  # no restart, nothing said
     assert [r["i"] for r in stored_history(tmp_path / "root", "paused")] == list(range(2000))
+
+
+def test_a_process_that_hangs_while_finish_waits_is_replaced_and_finish_completes(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped a moment after finish() began (before its first heartbeat, maybe): the run's first
+    answer already armed the watchdog, so it is replaced and finish() stores every row."""
+    monkeypatch.setenv("NBTRACK_HANG_TIMEOUT", "2")
+    run = nbtrack.init(project="test", dir=root, id="finishhang")
+    for i in range(40_000):
+        run.log(row(i))
+    pid = internal_pid(run)
+    stopper = threading.Timer(0.1, os.kill, (pid, signal.SIGSTOP))
+    stopper.start()
+    run.finish()
+    stopper.join()
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGCONT)
+    assert run.restarts == 1 and run.state == "finished"
+    check_history(stored_history(root, "finishhang"), 40_000)

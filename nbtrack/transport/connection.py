@@ -35,6 +35,7 @@ logger = logging.getLogger("nbtrack")
 
 HANG_TIMEOUT = 10.0  # seconds of silence (the process beats every second) before it counts as hung
 WATCH_INTERVAL = 0.5
+START_PATIENCE = 30.0  # seconds a new process may take before its first word (spawn, imports)
 
 
 class RunConnection:
@@ -174,7 +175,8 @@ class RunConnection:
         )
 
     def _watch(self) -> None:
-        """Kill a process that stays silent: its death starts the restart."""
+        """Kill a process that stays silent: its death starts the restart (or, once the run is
+        stopping, just ends a process that would never exit by itself)."""
         awake = time.monotonic()
         while not self._closed.wait(WATCH_INTERVAL):
             now = time.monotonic()
@@ -184,10 +186,12 @@ class RunConnection:
                 self._quiet_since = now
             awake = now
             process, reader = self.process, self._reader
-            if self._stopping or reader.heartbeats == 0 or self._hung is process:
-                continue  # a process that never beat has no heartbeat to miss
+            if self._hung is process or not process.is_alive():
+                continue
+            # A process that has not said a word yet is starting (spawn, imports): it gets longer.
+            patience = self._hang_timeout if reader.heard else max(START_PATIENCE, self._hang_timeout)
             silent = now - max(reader.last_heard, self._quiet_since)
-            if silent > self._hang_timeout and process.is_alive():
+            if silent > patience:
                 logger.warning(
                     "nbtrack: the internal process of run %s (pid %s) is silent for %.0f s; killing it",
                     self._run_id,
@@ -196,6 +200,12 @@ class RunConnection:
                 )
                 self._hung = process
                 process.kill()
+            if self._stopping and not process.is_alive():
+                return
+
+    def silent_for(self) -> float:
+        """Seconds since the internal process last sent anything."""
+        return time.monotonic() - max(self._reader.last_heard, self._quiet_since)
 
     def _give_up(self, reason: str) -> None:
         """No internal process any more: waiters wake, later rows are counted as lost."""
@@ -232,12 +242,15 @@ class RunConnection:
                 pb.Request(shutdown=pb.ShutdownRequest()), "stopping the internal process", request_timeout
             )
             answer = result.response.shutdown
-        self.outbox.close(max(0.1, min(1.0, exit_timeout)))
+        self.outbox.close(max(0.05, min(1.0, exit_timeout)))
         process = self.process
-        if not process.join(exit_timeout) and kill:
+        exited = process.join(exit_timeout)
+        if not exited and kill:
             logger.warning("nbtrack: the internal process of run %s did not exit; killing it", self._run_id)
             process.kill()
-        self._closed.set()
+        if exited or kill:
+            self._closed.set()
+        # else the watchdog stays: a process left to finish alone is still ended if it falls silent
         return answer
 
     def abandon(self) -> None:

@@ -106,7 +106,7 @@ class ResultReader:
         self._on_result = on_result
         self._on_closed = on_closed
         self.last_heard = time.monotonic()  # when the last Result of any kind arrived
-        self.heartbeats = 0  # HeartbeatResults seen: the process has a heartbeat to miss
+        self.heard = 0  # Results of any kind seen: once it has spoken, its silence means something
         self._thread = threading.Thread(target=self._loop, name="nbtrack-results", daemon=True)
         self._thread.start()
 
@@ -127,10 +127,10 @@ class ResultReader:
                     self._mailbox.close("the internal process has exited")
                 return
             self.last_heard = time.monotonic()
+            self.heard += 1
             result = pb.Result()
             result.ParseFromString(data)
             if result.HasField("heartbeat"):
-                self.heartbeats += 1
                 continue
             if result.control.mailbox_slot and self._mailbox.deliver(result):
                 continue
