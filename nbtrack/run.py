@@ -140,7 +140,8 @@ class Run:
 
     @property
     def rows_lost(self) -> int:
-        """Rows logged after the run lost its internal process for good (each was counted)."""
+        """Rows the run could not keep: logged after it lost its internal process for good, or
+        reported lost when finish() stopped waiting (each was counted, and said)."""
         return self._connection.rows_lost if self._connection is not None else 0
 
     @property
@@ -456,6 +457,8 @@ class Run:
             stopped = True
             answer = self._connection.shutdown(request_timeout=STOP_ANSWER, exit_timeout=0.0, kill=False)
             self._exit_state = answer.exit_result.state if answer is not None else "running"
+            if answer is not None:
+                self._connection.rows_lost += answer.exit_result.rows_lost  # as the message says
             self._warn(self._left_behind(waiting.why, waiting.poll, answer))
         except KeyboardInterrupt:
             # The exit record is on its way and the internal process goes on delivering: keep

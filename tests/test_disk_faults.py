@@ -244,5 +244,6 @@ def test_finish_on_a_disk_that_stays_full_says_exactly_which_rows_are_lost(small
     assert state != "finished" and run.state != "finished"
     if "are lost" in said[0]:
         assert f"{len(missing)} rows (steps {steps_text(missing)})" in said[0], (said, len(missing))
+        assert run.rows_lost == len(missing)
     else:  # no account from the process in time: then it must not claim the rows are in the log
         assert "not in the transaction log" in said[0] and "every one of them is in" not in said[0]

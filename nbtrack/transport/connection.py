@@ -215,6 +215,8 @@ class RunConnection:
         self.lost_reason = reason
         self.mailbox.close(reason)
         self.outbox.release()  # a log() waiting for room would wait forever
+        if not self.started:
+            return  # init() is waiting for the run's start: it raises, and there is no run to lose
         self._on_gone(
             f"{reason}: rows logged in run {self._run_id} from now on are NOT stored"
             + (
