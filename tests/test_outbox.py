@@ -21,6 +21,20 @@ def log_many(outbox: Outbox, n: int) -> threading.Thread:
     return thread
 
 
+class Logger(threading.Thread):
+    """Logs without pause until told to stop; `count` says how many log() calls returned."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        super().__init__(daemon=True)
+        self.outbox, self.count, self.stop = outbox, 0, threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.outbox.log(({"x": float(self.count)}, None, True, 0.0))
+            self.count += 1
+
+
 def wait_for(condition: object, seconds: float = 20.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
@@ -50,19 +64,21 @@ def test_without_a_spill_file_log_waits_for_room_and_says_so_once_each_way(tmp_p
     said: list[str] = []
     unwritable = tmp_path / "no such folder" / "outbox.spill"
     outbox = Outbox(writer, memory_limit=LIMIT, spill_path=unwritable, warn=said.append)
-    thread = log_many(outbox, 50_000)
+    logger = Logger(outbox)
     # The calls queued before memory filled (and the one that waits) are encoded, then nothing more.
     wait_for(lambda: outbox.full and not outbox._items)
     time.sleep(0.1)
-    held = outbox.retained_bytes
+    held, calls = outbox.retained_bytes, logger.count
     time.sleep(0.5)
-    assert thread.is_alive() and outbox.full  # log() waits ...
+    assert outbox.full and logger.count == calls  # log() waits ...
     assert outbox.retained_bytes == held  # ... and memory does not grow while it does
     assert len(said) == 1 and "log() is waiting" in said[0]
     # The internal process stores what waited: room again, and log() goes on.
-    while thread.is_alive():
+    logger.stop.set()
+    while logger.is_alive():
         outbox.acknowledge(10**9)
-        thread.join(0.05)
+        logger.join(0.05)
+    assert logger.count > calls
     # Each time memory filled again: one sentence when log() began to wait, one when it went on.
     waits = ["waiting" if "log() is waiting" in n else "goes on" for n in said]
     assert waits == ["waiting", "goes on"] * (len(said) // 2) and len(said) % 2 == 0, said
@@ -76,13 +92,15 @@ def test_a_log_waiting_for_room_returns_when_the_run_loses_its_process(tmp_path:
     reader, writer = multiprocessing.Pipe(duplex=False)
     said: list[str] = []
     outbox = Outbox(writer, memory_limit=LIMIT, spill_path=tmp_path / "missing" / "x", warn=said.append)
-    thread = log_many(outbox, 50_000)
-    wait_for(lambda: outbox.full)
+    logger = Logger(outbox)
+    wait_for(lambda: outbox.full and not outbox._items)
+    calls = logger.count
     time.sleep(0.3)
-    assert thread.is_alive()
+    assert logger.count == calls  # waiting
+    logger.stop.set()
     outbox.release()
-    thread.join(10)
-    assert not thread.is_alive()
+    logger.join(10)
+    assert not logger.is_alive()
     assert len(said) == 1 and "log() is waiting" in said[0]
     reader.close()
     outbox.close(1.0)
