@@ -4,6 +4,7 @@ and a run that ends while the disk is still full says exactly which rows it coul
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import shutil
@@ -45,13 +46,12 @@ def test_a_removed_run_folder_is_reported_once_and_the_store_still_gets_every_ro
     assert [r["i"] for r in stored_history(root, "orphan")] == list(range(2000))
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 20 MB tmpfs: the run's log and its store share it."""
-    mount = tmp_path / "small"
+@contextlib.contextmanager
+def tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` mounted at mount for the test (skipped where mounting is not allowed)."""
     mount.mkdir()
     made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mount)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True
     )
     if made.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.decode().strip()}")
@@ -59,6 +59,13 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 20 MB tmpfs: the run's log and its store share it."""
+    with tmpfs(tmp_path / "small", "20m") as mount:
+        yield mount
 
 
 def fill(disk: Path) -> Path:
@@ -159,15 +166,8 @@ def test_a_disk_that_stays_full_through_a_shutdown_reports_exactly_the_rows_lost
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MB tmpfs for a writer driven in this process."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "tiny", "1m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_the_writer_waits_for_space_past_its_bound_and_acknowledges_only_what_is_written(
