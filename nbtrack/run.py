@@ -450,6 +450,9 @@ class Run:
             self._exit_state = exit_result.state
             if exit_result.error.message:  # it says what became of the rows
                 self._warn(f"run {self.id}: {exit_result.error.message} (log: {self._settings.log_path})")
+            spill_loss = self._connection.spill_loss()
+            if spill_loss is not None:
+                self._warn(f"run {self.id}: {spill_loss}; the run is marked {exit_result.state}")
             self._final_summary = self._fetch_summary()
         except _StoppedWaiting as waiting:
             # Stop the internal process now, letting it write what it holds to the log: its answer
@@ -458,7 +461,7 @@ class Run:
             answer = self._connection.shutdown(request_timeout=STOP_ANSWER, exit_timeout=0.0, kill=False)
             self._exit_state = answer.exit_result.state if answer is not None else "running"
             if answer is not None:
-                self._connection.rows_lost += answer.exit_result.rows_lost  # as the message says
+                self._connection.count_lost(answer.exit_result.rows_lost)  # as the message says
             self._warn(self._left_behind(waiting.why, waiting.poll, answer))
         except KeyboardInterrupt:
             # The exit record is on its way and the internal process goes on delivering: keep

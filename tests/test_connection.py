@@ -233,3 +233,44 @@ def test_a_process_that_hangs_while_finish_waits_is_replaced_and_finish_complete
         os.kill(pid, signal.SIGCONT)
     assert run.restarts == 1 and run.state == "finished"
     check_history(stored_history(root, "finishhang"), 40_000)
+
+
+def test_a_damaged_spill_file_costs_its_rows_only_and_says_how_many(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spill file cut short while the internal process is stopped, then that process killed:
+    the new one gets every row the file still holds intact and none of the damaged bytes. The rows
+    lost are counted exactly, said, and the run ends crashed, not finished."""
+    monkeypatch.setenv("NBTRACK_MAX_MEMORY_MB", "2")
+    monkeypatch.setenv("NBTRACK_HANG_TIMEOUT", "600")  # stopped on purpose: killed by the test
+    rows = 150_000
+    run = nbtrack.init(project="test", dir=root, id="cut")
+    time.sleep(1.5)
+    pid = internal_pid(run)
+    os.kill(pid, signal.SIGSTOP)
+    assert run._connection is not None
+    outbox = run._connection.outbox
+    for i in range(rows):
+        run.log(row(i))
+    deadline = time.monotonic() + 30
+    while outbox.calls_encoded < rows and time.monotonic() < deadline:
+        time.sleep(0.05)
+    spill = run.dir / "outbox.spill"
+    os.truncate(spill, spill.stat().st_size // 2)
+    os.kill(pid, signal.SIGKILL)
+    wait_for_new_process(run, pid)
+    run.finish()
+
+    stored = stored_history(root, "cut")
+    kept = [r["i"] for r in stored]
+    assert kept == sorted(set(kept)), "a row stored twice or out of order"
+    assert 0 < rows - len(kept) < rows
+    assert run.rows_lost == rows - len(kept)
+    assert run.restarts == 1  # the damaged bytes never reached (and killed) a new process
+    assert stored_run(root, "cut").state == "crashed" and run.state == "crashed"
+    said = [n for n in run.notices if "spill file" in n]
+    assert len(said) == 2 and "the rows kept there are lost" in said[0]  # once when found, once at the end
+    assert f"{run.rows_lost} logged rows were lost" in said[-1] and "marked crashed" in said[-1]
+    for got in stored:  # the rows kept are the rows logged
+        if got["i"] % 97 and got["i"] % 1001:
+            assert got["x"] == got["i"] * 0.5

@@ -64,7 +64,7 @@ class RunConnection:
         self._hang_timeout = hang_timeout
         self.process = process
         self.restarts = 0  # processes that died (or hung) mid-run and were replaced
-        self.rows_lost = 0  # log() calls made after the connection was lost for good
+        self._rows_lost = 0  # log() calls made after the connection was lost for good, and the like
         self.lost_reason: str | None = None
         self.started = False  # the process accepted the run: from now on it can be replaced
         self._stopping = False  # we asked the process to exit: its end is expected
@@ -86,7 +86,7 @@ class RunConnection:
         """One log() call; exact: its row holds NaN or infinity. Never blocks while there is
         room (memory, then the spill file)."""
         if self.lost_reason is not None:
-            self.rows_lost += 1
+            self._rows_lost += 1
         elif exact:
             self.outbox.log_exact(call)
         else:
@@ -118,6 +118,23 @@ class RunConnection:
         return slot
 
     # -- progress --------------------------------------------------------------------------
+
+    @property
+    def rows_lost(self) -> int:
+        """log() calls this run could not keep: logged after the connection was lost for good,
+        lost with a damaged spill file, or counted lost by the internal process (count_lost)."""
+        return self._rows_lost + self.outbox.calls_lost
+
+    def count_lost(self, rows: int) -> None:
+        self._rows_lost += rows
+
+    def spill_loss(self) -> str | None:
+        """What a damaged spill file cost, in one sentence; None if nothing."""
+        outbox = self.outbox
+        if outbox.lost_reason is None:
+            return None
+        lost = outbox.calls_lost
+        return f"{lost} logged rows were lost before they reached the transaction log: {outbox.lost_reason}"
 
     def pending(self) -> int:
         """log() calls and records not yet handed to the internal process."""

@@ -23,7 +23,12 @@ Memory is bounded: retained messages are kept in memory up to `memory_limit` byt
 they are appended to a spill file (`spill_path`, in the run's folder) and read back from there
 when their turn comes. The file is emptied whenever nothing spilled is retained any more. Only
 if the spill file cannot be written either (the disk is full) does log() wait for room, with
-one notice; nothing is ever dropped.
+one notice; nothing is ever dropped by the outbox itself.
+
+The spill file lives on disk, where something else may truncate or overwrite it. Each message in
+it carries its length and a CRC-32, so a damaged one is never sent (a new internal process would
+choke on it, and the next, and so on): it is counted in `calls_lost` and said once, and the exit
+record sent after it marks the run `crashed`, so a run with such a hole never ends as `finished`.
 """
 
 from __future__ import annotations
@@ -33,8 +38,10 @@ import contextlib
 import logging
 import os
 import queue
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -46,7 +53,7 @@ import orjson
 from nbtrack import jsonutil
 from nbtrack.proto import nbtrack_pb2 as pb
 
-__all__ = ["DEFAULT_MEMORY_LIMIT", "ConsoleLine", "ExactCall", "Outbox"]
+__all__ = ["DEFAULT_MEMORY_LIMIT", "ConsoleLine", "ExactCall", "Outbox", "SpillDamaged"]
 
 logger = logging.getLogger("nbtrack")
 
@@ -63,6 +70,7 @@ class _Message(NamedTuple):
     seq: int  # the last sequence number inside; 0: not numbered, not retained (setup, run)
     size: int
     offset: int = -1
+    exit: bool = False  # the exit record: a run that lost calls before it is marked crashed
 
 
 class _Reconnect(NamedTuple):
@@ -86,6 +94,15 @@ class ExactCall:
 
 
 @dataclass(frozen=True, slots=True)
+class _Exit:  # the exit record (numbered and retained like any record)
+    data: bytes
+
+
+# Appended to an exit record, this sets its state (protobuf merges concatenated messages).
+_CRASHED = pb.Record(exit=pb.ExitRecord(state="crashed")).SerializeToString()
+
+
+@dataclass(frozen=True, slots=True)
 class _Unnumbered:  # not a tuple: the encoder tells log() calls apart by `type(item) is tuple`
     data: bytes
 
@@ -106,7 +123,7 @@ class Outbox:
         warn: says once that log() is waiting for room, and once that it no longer is."""
         self._conn = record_q
         self._interval = interval
-        self._items: collections.deque[LogCall | ExactCall | bytes | _Unnumbered | ConsoleLine] = (
+        self._items: collections.deque[LogCall | ExactCall | bytes | _Unnumbered | _Exit | ConsoleLine] = (
             collections.deque()
         )
         self._encoded: queue.SimpleQueue[_Message | _Reconnect | None] = queue.SimpleQueue()
@@ -134,6 +151,9 @@ class Outbox:
         self._messages_sent = 0
         self.calls_encoded = 0
         self.calls_sent = 0
+        self.calls_lost = 0  # log() calls of spilled messages found damaged (never sent)
+        self._lost_seqs: set[int] = set()
+        self.lost_reason: str | None = None  # why (the first damage found)
         self.broken: str | None = None  # why the pipe cannot be written (until a reconnect)
         self.failure: str | None = None  # a thread of the outbox died: nothing moves any more
         self._encoder = threading.Thread(target=self._encode_loop, name="nbtrack-outbox", daemon=True)
@@ -164,7 +184,12 @@ class Outbox:
         internal process gets afresh).
         """
         data = record.SerializeToString()  # now: later changes to record do not travel
-        self._items.append(data if retain else _Unnumbered(data))
+        if not retain:
+            self._items.append(_Unnumbered(data))
+        elif record.HasField("exit"):
+            self._items.append(_Exit(data))
+        else:
+            self._items.append(data)
         if urgent:
             self._wake.set()
 
@@ -321,8 +346,9 @@ class Outbox:
                 # Appending a serialized message merges it into the one before (protobuf's
                 # rule for concatenation): this sets control.seq without parsing the record.
                 number = pb.Record(control=pb.Control(seq=self._seq)).SerializeToString()
-                data = item + number  # type: ignore[operator]
-                self._put(_Message(data, 0, self._seq, len(data)))
+                is_exit = kind is _Exit
+                data = (item.data if is_exit else item) + number  # type: ignore[union-attr,operator]
+                self._put(_Message(data, 0, self._seq, len(data), exit=is_exit))
         if batch:
             self._put_batch(batch, lines, exact)
 
@@ -409,16 +435,37 @@ class Outbox:
             self._died("nbtrack-pipe", exc)
 
     def _data(self, message: _Message) -> bytes | None:
-        """The message's bytes; None if it was spilled and is acknowledged (nothing to send)."""
-        if message.data is not None:
-            return message.data
-        assert self._spill is not None
-        try:
-            return self._spill.read(message.offset, message.size)
-        except OSError:
-            if message.seq <= self.acknowledged:
-                return None  # the spill file was emptied after its messages were stored
-            raise
+        """The message's bytes; None if there is nothing to send: it was spilled and is
+        acknowledged, or the spill file lost it (counted and said)."""
+        data = message.data
+        if data is None:
+            assert self._spill is not None
+            try:
+                data = self._spill.read(message.offset, message.size)
+            except OSError as exc:
+                if message.seq <= self.acknowledged:
+                    return None  # the spill file was emptied after its messages were stored
+                if not isinstance(exc, SpillDamaged):
+                    raise
+                self._lose(message, exc)
+                return None
+        if message.exit and self._lost_seqs:
+            return data + _CRASHED
+        return data
+
+    def _lose(self, message: _Message, damage: SpillDamaged) -> None:
+        """A spilled message cannot be read back: the rows in it are lost. Counted once (a
+        reconnect may meet it again) and said once per run."""
+        if message.seq in self._lost_seqs:
+            return
+        self._lost_seqs.add(message.seq)
+        self.calls_lost += message.calls
+        if self.lost_reason is None:
+            self.lost_reason = str(damage)
+            self._warn(
+                f"{self.lost_reason}: the rows kept there are lost ({self.calls_lost} log() calls so far); "
+                "every other row is sent, and the run will end as crashed"
+            )
 
     def _send(self, data: bytes) -> None:
         try:
@@ -458,8 +505,16 @@ class Outbox:
             self._room.notify_all()
 
 
+class SpillDamaged(OSError):
+    """A spilled message is not what was written (the file was truncated or overwritten)."""
+
+
+_FRAME = struct.Struct("<II")  # each spilled message: its length and CRC-32, then its bytes
+
+
 class _SpillFile:
-    """Retained messages that did not fit in memory, appended; read back by offset."""
+    """Retained messages that did not fit in memory, appended, each framed with its length and
+    checksum; read back by offset (the offset of the frame, the size of the message)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -470,17 +525,23 @@ class _SpillFile:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         offset = self.end
+        framed = _FRAME.pack(len(data), zlib.crc32(data)) + data
         done = 0
-        while done < len(data):
-            done += os.pwrite(self._fd, data[done:], offset + done)
-        self.end = offset + len(data)
+        while done < len(framed):
+            done += os.pwrite(self._fd, framed[done:], offset + done)
+        self.end = offset + len(framed)
         return offset
 
     def read(self, offset: int, size: int) -> bytes:
+        """The message written at offset; SpillDamaged if the file no longer holds it."""
         assert self._fd is not None
-        data = os.pread(self._fd, size, offset)
-        if len(data) != size:
-            raise OSError(f"the spill file {self.path} is short: {len(data)} of {size} bytes")
+        framed = os.pread(self._fd, _FRAME.size + size, offset)
+        if len(framed) != _FRAME.size + size:
+            raise SpillDamaged(f"the spill file {self.path} was cut short (at byte {offset + len(framed)})")
+        length, crc = _FRAME.unpack_from(framed)
+        data = framed[_FRAME.size :]
+        if length != size or zlib.crc32(data) != crc:
+            raise SpillDamaged(f"the spill file {self.path} was changed by something else (at byte {offset})")
         return data
 
     def empty(self) -> None:
