@@ -463,6 +463,11 @@ class Run:
             if answer is not None:
                 self._connection.count_lost(answer.exit_result.rows_lost)  # as the message says
             self._warn(self._left_behind(waiting.why, waiting.poll, answer))
+        except InternalProcessError:
+            if self._connection.lost_reason is None:
+                raise
+            self._exit_state = "running"  # in the store, until `nbtrack sync` ends it
+            self._warn(self._lost_for_good(self._connection.lost_reason))
         except KeyboardInterrupt:
             # The exit record is on its way and the internal process goes on delivering: keep
             # it, so that a second finish() (or the one at exit) waits for the same answer.
@@ -541,15 +546,33 @@ class Run:
         finally:
             progress.end()
 
+    def _sync_command(self) -> str:
+        """The command that delivers this run's transaction log to where the run goes."""
+        base_url = f" --base-url {self._settings.base_url}" if self.mode == "online" else ""
+        return f"nbtrack sync {self._settings.log_path}{base_url}"
+
+    def _lost_for_good(self, reason: str) -> str:
+        """What finish() says of a run that lost its internal process for good (RunConnection
+        counted exactly the rows the transaction log lacks)."""
+        assert self._connection is not None
+        log, lost = self._settings.log_path, self._connection.rows_lost
+        message = f"run {self.id}: finish(): {reason}, so the run could not be ended"
+        if lost:
+            message += f"; {lost} logged rows are in no transaction log and are lost"
+        if self.mode == "offline":
+            return message + f"; every other row is in the transaction log {log}"
+        return (
+            message
+            + f"; every other row is in the transaction log {log}: `{self._sync_command()}` delivers them"
+        )
+
     def _left_behind(self, why: str, poll: pb.PollExitResponse, answer: pb.ShutdownResponse | None) -> str:
         """What finish() leaves undelivered when it stops waiting, and how to deliver it. Rows are
         said to be in the log only when the internal process said so (its answer to the
         shutdown request), or when the log acknowledged every row."""
         assert self._connection is not None
         log = self._settings.log_path
-        command = f"nbtrack sync {log}" + (
-            f" --base-url {self._settings.base_url}" if self.mode == "online" else ""
-        )
+        command = self._sync_command()
         where = "the tracking server" if self.mode == "online" else "the store"
         head = f"run {self.id}: finish() {why}"
         if answer is not None:

@@ -36,6 +36,7 @@ __all__ = [
     "LogWriter",
     "iter_records",
     "read_log",
+    "read_tail",
 ]
 
 # ---- The format (docs/log-format.md) ---------------------------------------------------------
@@ -248,6 +249,20 @@ def read_log(path: StrPath, on_corruption: OnCorruption | None = None) -> Iterat
     """
     for _start, _end, payload in _scan(path, on_corruption or _ignore):
         yield payload
+
+
+def read_tail(path: StrPath, size: int) -> tuple[list[bytes], bool]:
+    """The intact records that start in about the last `size` bytes of the log (from the block
+    boundary before them), and whether that is the whole log. Reading the end of a long log
+    costs what it holds, not what the log holds."""
+    with open(path, "rb") as file:
+        if not _check_header(file, path):
+            return [], True
+        end = file.seek(0, os.SEEK_END)
+        first = max(len(FILE_HEADER), (end - size) // BLOCK_SIZE * BLOCK_SIZE)
+        # A record that began before `first` shows up as a stray chunk there: not damage, skipped.
+        payloads = [payload for _start, _end, payload in _records(file, _ignore, first)]
+        return payloads, first == len(FILE_HEADER)
 
 
 def iter_records(path: StrPath, on_corruption: OnCorruption | None = None) -> Iterator[nbtrack_pb2.Record]:

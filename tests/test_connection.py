@@ -274,3 +274,50 @@ def test_a_damaged_spill_file_costs_its_rows_only_and_says_how_many(
     for got in stored:  # the rows kept are the rows logged
         if got["i"] % 97 and got["i"] % 1001:
             assert got["x"] == got["i"] * 0.5
+
+
+def test_a_run_that_loses_its_process_for_good_counts_exactly_the_rows_its_log_lacks(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed more often than the restart budget allows, mid-burst: the rows the run says it lost
+    are exactly the logged rows its transaction log lacks (acknowledgements lag the log; the log
+    is what counts), and finish() returns with the command that delivers the rest."""
+    from nbtrack import jsonutil, txlog
+    from nbtrack.transport import connection
+
+    monkeypatch.setattr(connection, "MAX_RESTARTS", 2)
+    run = nbtrack.init(project="test", dir=root, id="doomed")
+    logged = 0
+    for _kill in range(3):
+        pid = internal_pid(run)
+        for _ in range(20):
+            for _ in range(500):
+                run.log({"i": logged, "x": logged * 0.5})
+                logged += 1
+            time.sleep(0.005)
+        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(AssertionError):
+            wait_for_new_process(run, pid, seconds=10)
+    deadline = time.monotonic() + 10
+    while run._connection is not None and run._connection.lost_reason is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for _ in range(100):  # after the run lost its process: counted, not queued
+        run.log({"i": logged, "x": logged * 0.5})
+        logged += 1
+    started = time.monotonic()
+    run.finish()
+    assert time.monotonic() - started < 5
+
+    log = run._settings.log_path
+    in_log = [
+        jsonutil.loads(record.history.data_json)["i"]
+        for record in txlog.iter_records(log)
+        if record.HasField("history")
+    ]
+    assert in_log == list(range(len(in_log))), "the log holds a prefix of the rows, once each"
+    assert run.rows_lost == logged - len(in_log)
+    assert f"{run.rows_lost} logged rows are in no transaction log" in run.notices[-1]
+    assert f"`nbtrack sync {log}` delivers them" in run.notices[-1]
+    report = sync_log(log, f"sqlite:///{root / 'nbtrack.db'}")
+    assert report.error is None
+    assert [r["i"] for r in stored_history(root, "doomed")] == in_log

@@ -22,6 +22,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from google.protobuf.message import DecodeError
+
+from nbtrack import txlog
 from nbtrack.errors import InternalProcessError
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.transport.mailbox import Mailbox, ResultReader, Slot
@@ -228,8 +231,12 @@ class RunConnection:
         """No internal process any more: waiters wake, later rows are counted as lost."""
         if self.lost_reason is not None:
             return
-        unsent = self.outbox.calls_not_acknowledged()
-        self.lost_reason = reason
+        # Acknowledgements lag the log (a process killed after a write, before its ack): the log
+        # itself says which calls it holds.
+        self.lost_reason = reason  # from now on log() calls are counted as lost, not queued
+        self._closed.set()  # no process left to watch
+        unsent = self.outbox.calls_after(logged_through(Path(self._setup.log_path)))
+        self._rows_lost += unsent
         self.mailbox.close(reason)
         self.outbox.release()  # a log() waiting for room would wait forever
         if not self.started:
@@ -283,3 +290,25 @@ class RunConnection:
         """In a forked child: the threads that served this connection are not here."""
         self._stopping = True
         self._closed.set()
+
+
+TAIL_WINDOWS = (1 << 20, 16 << 20)  # bytes of the log's end read before reading all of it
+
+
+def logged_through(log_path: Path) -> int:
+    """The number of the last log() call the transaction log holds (0: none, or no log)."""
+    for window in (*TAIL_WINDOWS, None):
+        try:
+            payloads, whole = txlog.read_tail(log_path, window if window is not None else 1 << 62)
+        except (OSError, txlog.LogFormatError):
+            return 0
+        for payload in reversed(payloads):
+            try:
+                record = pb.Record.FromString(payload)
+            except DecodeError:
+                continue
+            if record.HasField("history") and record.history.seq:
+                return record.history.seq
+        if whole:
+            return 0
+    return 0

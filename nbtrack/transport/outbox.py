@@ -212,6 +212,24 @@ class Outbox:
         waiting = sum(1 for item in list(self._items) if type(item) is tuple or type(item) is ExactCall)
         return waiting + sum(message.calls for message in list(self._retained))
 
+    def calls_after(self, seq: int, timeout: float = 1.0) -> int:
+        """log() calls numbered after seq, or not numbered yet (what a log holding calls up to seq
+        lacks); the calls of damaged spilled messages are counted in calls_lost instead. Waits
+        (up to timeout) for the encoder to number what is queued, so no call is in between."""
+        target = self._cycles + 2
+        self._wake.set()
+        with self._progress:
+            deadline = time.monotonic() + timeout
+            while self._cycles < target and self._encoder.is_alive() and time.monotonic() < deadline:
+                self._progress.wait(0.05)
+        waiting = sum(1 for item in list(self._items) if type(item) is tuple or type(item) is ExactCall)
+        with self._lock:
+            retained = list(self._retained)
+        lost = self._lost_seqs
+        return waiting + sum(
+            min(m.calls, max(0, m.seq - seq)) for m in retained if m.calls and m.seq not in lost
+        )
+
     def acknowledge(self, seq: int) -> None:
         """The internal process's log holds everything up to seq: stop keeping it."""
         with self._lock:
