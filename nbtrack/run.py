@@ -21,7 +21,7 @@ from nbtrack.internal.summary import parse_summary_kinds
 from nbtrack.media import MediaWriter, PreparedFile
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.resume import ResumePoint
-from nbtrack.run_state import Config, RunLink, Summary
+from nbtrack.run_state import Config, NotebookLink, RunLink, Summary
 from nbtrack.settings import Settings
 from nbtrack.transport.connection import RunConnection
 from nbtrack.transport.mailbox import Slot
@@ -87,6 +87,7 @@ class Run:
         self._media_count = 0  # media files named so far (a part of each name)
         self.last_image: tuple[str, Any] | None = None  # (file name, uint8 pixels) of the newest image
         link = RunLink(self._check_live, self._send, self.get_summary)
+        self.notebook_link = NotebookLink(self._send_cell, self._send_output)  # the extension's way in
         self._config = Config(link, config or {})
         self._summary = Summary(link)
         self._connection: RunConnection | None = None  # None: disabled mode
@@ -462,7 +463,9 @@ class Run:
             self._exit_state = answer.exit_result.state if answer is not None else "running"
             if answer is not None:
                 self._connection.count_lost(answer.exit_result.rows_lost)  # as the message says
-            self._warn(self._left_behind(waiting.why, waiting.poll, answer))
+            unlogged = self._connection.not_acknowledged() + waiting.poll.rows_unlogged
+            ended = bool(answer is None and unlogged and self._connection.end_if_hung())
+            self._warn(self._left_behind(waiting.why, waiting.poll, answer, ended))
         except InternalProcessError:
             if self._connection.lost_reason is None:
                 raise
@@ -566,10 +569,13 @@ class Run:
             + f"; every other row is in the transaction log {log}: `{self._sync_command()}` delivers them"
         )
 
-    def _left_behind(self, why: str, poll: pb.PollExitResponse, answer: pb.ShutdownResponse | None) -> str:
+    def _left_behind(
+        self, why: str, poll: pb.PollExitResponse, answer: pb.ShutdownResponse | None, ended: bool
+    ) -> str:
         """What finish() leaves undelivered when it stops waiting, and how to deliver it. Rows are
         said to be in the log only when the internal process said so (its answer to the
-        shutdown request), or when the log acknowledged every row."""
+        shutdown request), or when the log acknowledged every row. ended: the process gave no
+        answer and was ended as hung, with rows the log lacks."""
         assert self._connection is not None
         log = self._settings.log_path
         command = self._sync_command()
@@ -601,8 +607,7 @@ class Run:
             if self.mode == "offline"
             else f"{head}: {poll.rows_pending + unlogged} rows are not in {where} yet"
         )
-        if unlogged and connection.silent_for() >= self._settings.hang_timeout:
-            connection.process.kill()  # hung: nothing will write them
+        if ended:
             return message + (
                 f"; {unlogged} of them never reached the transaction log {log} (the internal process "
                 f"stopped answering and was ended) and are lost; the others are in it: `{command}` "

@@ -10,7 +10,7 @@ from nbtrack.errors import UsageError
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.values import check_config
 
-__all__ = ["Config", "RunLink", "Summary"]
+__all__ = ["Config", "NotebookLink", "RunLink", "Summary"]
 
 
 class RunLink(NamedTuple):
@@ -19,6 +19,14 @@ class RunLink(NamedTuple):
     check_live: Callable[[str], None]  # raises if the run can no longer be written to
     publish: Callable[[pb.Record], None]  # sends a record after everything logged before it
     get_summary: Callable[[], dict[str, Any]]
+
+
+class NotebookLink(NamedTuple):
+    """What the notebook extension sends a run, and nothing more: where cells begin and end, and
+    the lines the kernel prints. Both are no-ops once the run is finished."""
+
+    cell: Callable[[pb.CellRecord], None]
+    console: Callable[[str, str, float], None]  # stream ("stdout" or "stderr"), line, timestamp
 
 
 def _merged(other: Any, kwargs: dict[str, Any], where: str) -> dict[str, Any]:

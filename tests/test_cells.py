@@ -207,10 +207,10 @@ def test_cells_and_attempts_survive_a_restarted_internal_process(root: Path) -> 
     from nbtrack.proto import nbtrack_pb2 as pb
 
     run = nbtrack.init(project=PROJECT, id="phoenix-cells", dir=root)
-    run._send_cell(pb.CellRecord(execution_count=3, source_hash="a"))
+    run.notebook_link.cell(pb.CellRecord(execution_count=3, source_hash="a"))
     for step in (0, 1, 2):
         run.log({"x": step}, step=step)
-    run._send_cell(pb.CellRecord(execution_count=4, source_hash="b"))
+    run.notebook_link.cell(pb.CellRecord(execution_count=4, source_hash="b"))
     run.log({"x": 0}, step=0)  # cell [4] goes back: attempt 1
     assert run.status().rows_logged == 4  # in the log before the kill
     assert run._connection.process is not None

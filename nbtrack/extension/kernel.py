@@ -117,7 +117,7 @@ class KernelTracker:
         tracked = TrackedRun(run=run, cell=self._cell)
         self.runs.append(tracked)
         if self._cell_record is not None:  # the cell that started the run is its first
-            run._send_cell(self._cell_record)
+            run.notebook_link.cell(self._cell_record)
         if self.console is not None:  # finish() in a cell: its unfinished line is the run's too
             console = self.console
             run.on_finishing.append(lambda _run: guarded(console.flush, "the console capture"))
@@ -170,19 +170,19 @@ class KernelTracker:
         )
         for tracked in self.runs:
             if not tracked.run.finished:
-                tracked.run._send_cell(self._cell_record)
+                tracked.run.notebook_link.cell(self._cell_record)
                 if tracked.code is not None:
                     tracked.code.add(count, raw)
 
     def _pause_stats(self) -> None:
         ended = pb.CellRecord(ended=True, timestamp=time.time())
         for run in self.live_runs():
-            run._send_cell(ended)
+            run.notebook_link.cell(ended)
 
     def _console_line(self, stream: str, line: str, timestamp: float) -> None:
         """A line the kernel printed: it goes to every live run of this kernel."""
         for run in self.live_runs():
-            run._send_output(stream, line, timestamp)
+            run.notebook_link.console(stream, line, timestamp)
 
     def code_of(self, run: Run) -> CodeLog:
         """What code capture stores (or would store) for run, so far."""

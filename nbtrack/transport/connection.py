@@ -227,6 +227,14 @@ class RunConnection:
         """Seconds since the internal process last sent anything."""
         return time.monotonic() - max(self._reader.last_heard, self._quiet_since)
 
+    def end_if_hung(self) -> bool:
+        """Kill the process now if it has been silent for hang_timeout (the watchdog would, a
+        little later); True if it was killed."""
+        if self.silent_for() < self._hang_timeout:
+            return False
+        self.process.kill()
+        return True
+
     def _give_up(self, reason: str) -> None:
         """No internal process any more: waiters wake, later rows are counted as lost."""
         if self.lost_reason is not None:
