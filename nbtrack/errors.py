@@ -1,10 +1,17 @@
-"""Every exception nbtrack raises on purpose, in one place.
+"""Every exception nbtrack raises on purpose, in one tree (a test keeps it complete).
 
     NbtrackError                 base of everything below
     ├── UsageError               a call made in the wrong order or with a wrong setting; says what to do
     ├── InternalProcessError     the internal process is gone or did not answer in time
-    └── LogFormatError           (also a ValueError; in txlog.py) not a transaction log,
-                                 or a format version this nbtrack cannot read
+    ├── LogFormatError           (also a ValueError; txlog.py) not a transaction log, or a format
+    │                            version this nbtrack cannot read
+    ├── RunNotFoundError         (also a LookupError; api.py) `Api.run()` of a run the store lacks
+    ├── StoreError               (store/store.py) the store failed a read or a write; says which
+    ├── StageDied                (worker.py) a stage of the internal process is gone: it is ending
+    ├── Transient                (online/retry.py) worth retrying: the server is down or busy
+    ├── Rejected                 (online/retry.py) the server refused a request for good
+    │   └── TooLarge             a body over the server's limit (413), with the limit if it said
+    └── ApiError                 (server/errors.py) a GraphQL or HTTP error the server answers with
 
 Bad values passed to `log()` or the config raise the built-in TypeError / ValueError, naming the
 key and the type, because that is what Python code expects from a bad argument.

@@ -19,3 +19,49 @@ def test_every_test_named_in_docs_guarantees_exists() -> None:
     assert named, "docs/guarantees.md names no test"
     missing = sorted(named - defined)
     assert not missing, f"docs/guarantees.md names tests that do not exist: {missing}"
+
+
+SOURCE_DIRS = ("nbtrack", "js", "tests", "docs", "proto", "benchmarks", "examples", ".ci")
+RUN_FILES = {"code/cells.py"}  # files a run saves (named in the doc as such), not files of the repo
+
+
+def test_every_file_named_in_docs_architecture_exists() -> None:
+    """A name like `store/store.py` must be the end of a real file's path; a bare `feed.py` must
+    name at least one file (the section around it says which folder)."""
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"`([\w./-]+\.(?:py|js|md|sh|toml|css|html|proto))`", doc))
+    files = [
+        "/" + path.relative_to(ROOT).as_posix()
+        for folder in SOURCE_DIRS
+        if (ROOT / folder).is_dir()
+        for path in (ROOT / folder).rglob("*")
+        if path.is_file() and "node_modules" not in path.parts
+    ]
+    assert len(named) > 20, "docs/architecture.md names almost no file: the pattern is stale"
+    # A URL the server answers (`/static/ui/app.js`) is a file under js/ (nbtrack/static links to it).
+    missing = sorted(
+        name
+        for name in named - RUN_FILES
+        if not any(f.endswith("/" + name.removeprefix("/static/")) for f in files)
+    )
+    assert not missing, f"docs/architecture.md names files that do not exist: {missing}"
+
+
+def test_every_nbtrack_error_is_in_the_tree_of_errors_py() -> None:
+    import importlib
+    import pkgutil
+
+    import nbtrack
+    from nbtrack import errors
+
+    for module in pkgutil.walk_packages(nbtrack.__path__, "nbtrack."):
+        importlib.import_module(module.name)
+    found: set[str] = set()
+    todo = [errors.NbtrackError]
+    while todo:
+        cls = todo.pop()
+        found.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    tree = errors.__doc__ or ""
+    missing = sorted(name for name in found if not re.search(rf"\b{name}\b", tree))
+    assert not missing, f"errors.py's tree does not list {missing}"
