@@ -19,7 +19,17 @@ def generate(out_dir: Path = DEFAULT_OUT) -> list[Path]:
 
     sources = sorted(str(p.name) for p in PROTO_DIR.glob("*.proto"))
     out_dir.mkdir(parents=True, exist_ok=True)
-    args = ["protoc", f"-I{PROTO_DIR}", f"--python_out={out_dir}", f"--mypy_out={out_dir}", *sources]
+    # protoc finds plugins on PATH; the venv's bin may not be on it (`.venv/bin/python -m ...`).
+    plugin = Path(sys.executable).parent / "protoc-gen-mypy"
+    mypy_plugin = [f"--plugin=protoc-gen-mypy={plugin}"] if plugin.exists() else []
+    args = [
+        "protoc",
+        f"-I{PROTO_DIR}",
+        *mypy_plugin,
+        f"--python_out={out_dir}",
+        f"--mypy_out={out_dir}",
+        *sources,
+    ]
     if protoc.main(args) != 0:
         raise RuntimeError(f"protoc failed: {' '.join(args)}")
     return sorted(p for p in out_dir.iterdir() if p.name.endswith(("_pb2.py", "_pb2.pyi")))

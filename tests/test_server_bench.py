@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.bench_smoke
+
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_server.py"
 
 
