@@ -248,6 +248,8 @@ def test_system_metrics_can_pause_between_cells(kernel: Kernel, root: Path) -> N
         samples = [json.loads(line) for line in store.read_events("local", PROJECT, run_id)]
     times = [sample["_timestamp"] for sample in samples]
     assert sum(t < cell_ended for t in times) >= 5 and sum(t > resumed for t in times) >= 3, times
+    # The idle stretch between the cells (the sleeps above make it) has no sample at all.
+    assert not [t for t in times if cell_ended + 0.5 < t < resumed - 0.1], times
     # Between cells (after a second for the pause to get through a busy machine), none: unpaused,
     # a 0.1 s interval would have taken about ten there.
     assert sum(cell_ended + 1.0 < t < resumed for t in times) == 0, times

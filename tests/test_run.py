@@ -12,7 +12,7 @@ import pytest
 
 import nbtrack
 from nbtrack.errors import UsageError
-from tests.helpers import stored_history, stored_run
+from tests.helpers import Locker, stored_history, stored_run
 
 
 def test_init_log_finish_stores_every_row_config_and_summary(root: Path) -> None:
@@ -282,13 +282,30 @@ def test_a_run_id_cannot_be_reused_by_accident(root: Path) -> None:
 def test_poll_exit_reports_what_is_pending(root: Path) -> None:
     from nbtrack.proto import nbtrack_pb2 as pb
 
-    with nbtrack.init(project="test", dir=root) as run:
-        for i in range(20000):
+    run = nbtrack.init(project="test", dir=root)
+    run.log({"x": -1})
+    deadline = time.monotonic() + 30
+    while not stored_history(root, run.id) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the run and its first row are in the store
+    locker = Locker(root / "nbtrack.db", seconds=120)  # from now on the store takes nothing
+    locker.start()
+    assert locker.locked.wait(30)
+    try:
+        for i in range(2000):
             run.log({"x": i})
-        poll = run._request(pb.Request(poll_exit=pb.PollExitRequest()), "polling").response.poll_exit
+        deadline = time.monotonic() + 30
+        while True:  # every row reaches the internal process, and none the store
+            poll = run._request(pb.Request(poll_exit=pb.PollExitRequest()), "polling").response.poll_exit
+            if (poll.rows_pending == 2000 and poll.retrying) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert not poll.done  # no exit record yet
-        assert 0 <= poll.rows_pending <= 20000 and poll.bytes_pending >= 0
-    assert len(stored_history(root, run.id)) == 20000
+        assert poll.rows_pending == 2000 and poll.bytes_pending == 0  # bytes count for servers only
+        assert poll.retrying  # the store refuses for now
+    finally:
+        locker.stop_now()
+    run.finish()
+    assert [r["x"] for r in stored_history(root, run.id)] == list(range(-1, 2000))
 
 
 def test_finish_waits_out_a_large_backlog(root: Path) -> None:
@@ -335,10 +352,15 @@ def test_ctrl_c_in_finish_leaves_the_run_finishing_and_a_second_finish_completes
     run = nbtrack.init(project="test", dir=root, id="hasty")
     for i in range(200_000):
         run.log({"i": i})
+    locker = Locker(root / "nbtrack.db", seconds=120)  # finish() cannot end before the Ctrl-C
+    locker.start()
+    assert locker.locked.wait(30)
     threading.Timer(0.3, _thread.interrupt_main).start()  # Ctrl-C while finish() waits
-    with pytest.raises(KeyboardInterrupt):
-        run.finish()
-        time.sleep(5)  # finish() was quicker than the timer: the interrupt lands here instead
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run.finish()
+    finally:
+        locker.stop_now()
     with pytest.raises(UsageError, match="finished"):
         run.log({"i": -1})  # finishing: no more rows
     run.finish()

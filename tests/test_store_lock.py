@@ -4,8 +4,6 @@ one sentence when it starts and one when it is over, with no SQL or traceback.""
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
 from pathlib import Path
 
@@ -13,37 +11,11 @@ import pytest
 
 import nbtrack
 from nbtrack.txlog import iter_records
-from tests.helpers import stored_history, stored_run
+from tests.helpers import Locker, stored_history, stored_run
 
 pytestmark = pytest.mark.timeout(180)
 
 LOCK_SECONDS = 8.0
-
-
-class Locker(threading.Thread):
-    """Holds an EXCLUSIVE lock on the SQLite file through a connection of its own, for seconds."""
-
-    def __init__(self, db: Path, seconds: float) -> None:
-        super().__init__(name="store-locker", daemon=True)
-        self.db, self.seconds = db, seconds
-        self.locked, self.released = threading.Event(), threading.Event()
-        self._release = threading.Event()
-
-    def stop_now(self) -> None:
-        """Release the lock before its time is up."""
-        self._release.set()
-        self.join(30)
-
-    def run(self) -> None:
-        conn = sqlite3.connect(self.db, isolation_level=None, timeout=30)
-        try:
-            conn.execute("BEGIN EXCLUSIVE")
-            self.locked.set()
-            self._release.wait(self.seconds)
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-            self.released.set()
 
 
 def logged_rows(log: Path) -> list[int]:
