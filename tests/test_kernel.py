@@ -191,3 +191,38 @@ def test_kernel_shutdown_finishes_the_live_runs(tmp_path: Path, root: Path) -> N
         k.close()  # a clean shutdown: the extension finishes what is still live
     assert stored_run(root, "leftopen", project="kernel").state == "finished"
     assert len(stored_history(root, "leftopen", project="kernel")) == 5000
+
+
+def test_a_single_spike_among_100000_steps_reaches_the_panel_and_its_chart(kernel: Kernel) -> None:
+    """The live series is sampled with min/max buckets end to end: one spike among 100,000 flat
+    steps is in the panel's data while the cell runs, and drawn in its final chart."""
+    import re
+
+    reply, _ = kernel.execute("%load_ext nbtrack")
+    assert reply["status"] == "ok"
+    code = (
+        "run = nbtrack.init(project='kernel', name='spike')\n"
+        "for i in range(100_000):\n"
+        "    run.log({'loss': 1000.0 if i == 61_234 else 1.0 + (i % 7) * 1e-3})\n"
+        "run.status()\n"  # the handler has every row: the next update carries the spike
+        "import time; time.sleep(0.5)\n"
+    )
+    reply, messages = kernel.execute(code, timeout=120)
+    assert reply["status"] == "ok", reply
+    shown = [
+        u["content"]["data"]["state"]["series"]["loss"]
+        for u in panel_updates(messages)
+        if "loss" in u["content"]["data"]["state"].get("series", {})
+    ]
+    assert shown, "no chart data reached the panel"
+    last = shown[-1]
+    assert len(last["values"]) <= 100 and max(last["values"]) == 1000.0
+    assert last["steps"][last["values"].index(1000.0)] == 61_234
+
+    reply, messages = kernel.execute("run.finish()")
+    assert reply["status"] == "ok"
+    html = [m for m in messages if m["msg_type"] == "update_display_data"][-1]["content"]["data"]["text/html"]
+    sparkline = re.search(r'<polyline points="([^"]+)"', html)
+    assert sparkline is not None, "the final snapshot draws no chart"
+    ys = [float(point.split(",")[1]) for point in sparkline.group(1).split()]
+    assert min(ys) < 2.0 and sorted(ys)[1] > 20.0  # one point at the top (the spike), the rest low

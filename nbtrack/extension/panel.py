@@ -31,6 +31,7 @@ from nbtrack.extension.formatting import (
     format_duration,
     format_number,
 )
+from nbtrack.internal.sampler import LIVE_POINTS, LIVE_SERIES
 from nbtrack.settings import RUN_FILES
 
 __all__ = [
@@ -48,8 +49,8 @@ __all__ = [
 
 STATES = ("starting", "running", "finishing", "finished", "failed", "crashed", "offline")
 
-MAX_POINTS = 100  # per series: the first and last points plus 49 min/max buckets
-MAX_SERIES = 12  # charts per panel; further series are only counted
+MAX_POINTS = LIVE_POINTS  # per series: the first and newest points plus 49 min/max buckets
+MAX_SERIES = LIVE_SERIES  # charts per panel (what the handler sends); further series are only counted
 MAX_METRICS = 50  # latest values per panel; further keys are only counted
 MAX_NOTICES = 5
 MAX_DETAILS = 2  # lines under the status: where the steps came from, the machine's load
@@ -417,7 +418,9 @@ class RunPanel(anywidget.AnyWidget):
         # Charts follow the order of the metrics shown, then any other series.
         order = [k for k in self.metrics if k in by_key] + [k for k in by_key if k not in self.metrics]
         self.series = {k: _clean_series(series[by_key[k]]) for k in order[:MAX_SERIES]}
-        self.series_omitted = max(0, len(order) - MAX_SERIES)
+        # The handler sends MAX_SERIES series at most: the other numeric metrics are the omitted.
+        numeric = sum(1 for v in self.metrics.values() if type(v) in (int, float))
+        self.series_omitted = max(0, len(order) - MAX_SERIES, numeric - len(self.series))
 
     # -- static snapshots ----------------------------------------------------------------------
 

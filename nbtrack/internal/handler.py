@@ -36,7 +36,7 @@ import orjson
 from nbtrack import jsonutil
 from nbtrack.internal.progress import DeliveryProgress, LogProgress, StepRanges
 from nbtrack.internal.provenance import CELLS_KEY, Provenance
-from nbtrack.internal.sampler import SampledHistory
+from nbtrack.internal.sampler import LIVE_POINTS, LIVE_SERIES, SampledHistory
 from nbtrack.internal.summary import Summary, parse_summary_kinds
 from nbtrack.internal.system_metrics import StatsThread, SystemSampler
 from nbtrack.internal.worker import OnFatal
@@ -50,8 +50,6 @@ __all__ = ["Handler"]
 logger = logging.getLogger("nbtrack")
 
 SUMMARY_SECONDS = 1.0  # a changing summary reaches the log and the store this often
-LIVE_SERIES = 16  # series in one LiveResult
-LIVE_POINTS = 100  # points per series in one LiveResult (what the panel draws)
 
 
 class Handler:
@@ -415,11 +413,7 @@ class Handler:
         if self._stats is not None and self._stats.latest is not None:
             live.system_json = jsonutil.dumps(self._stats.latest)
         for key, series in list(self.sampled.series.items())[:LIVE_SERIES]:
-            steps, values = series.points()
-            if len(steps) > LIVE_POINTS:  # evenly spaced, and always the newest point
-                stride = len(steps) / (LIVE_POINTS - 1)
-                picks = [int(i * stride) for i in range(LIVE_POINTS - 1)] + [len(steps) - 1]
-                steps, values = [steps[i] for i in picks], [values[i] for i in picks]
+            steps, values = series.points(LIVE_POINTS)  # min/max buckets: spikes stay
             live.series.add(key=key, steps=steps, values=values)
         return live
 
