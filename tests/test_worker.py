@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import nbtrack
-from nbtrack.internal import faults
-from nbtrack.internal.worker import Inbox, StageDied, Worker
+from nbtrack import faults
+from nbtrack.worker import Inbox, StageDied, Worker
 from tests.helpers import stored_history, stored_run
 
 

@@ -23,8 +23,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
+from nbtrack import faults
 from nbtrack.errors import NbtrackError
-from nbtrack.internal import faults
 
 __all__ = ["EMPTY", "END", "Inbox", "OnFatal", "Source", "StageDied", "Worker"]
 
