@@ -30,11 +30,14 @@ import os
 import re
 import struct
 import sys
+import threading
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from nbtrack.worker import Inbox, StageDied, Worker
 
 __all__ = ["Histogram", "Image", "Media", "PreparedFile", "Table", "encode_png"]
 
@@ -399,62 +402,78 @@ def _is_dataframe(value: Any) -> bool:
 # -- writing files -------------------------------------------------------------------------------
 
 
-class MediaWriter:
-    """The run's "nbtrack-media" thread: encodes and writes media files into the run's files
-    folder (each whole or not at all), then announces each with `deliver(name)` (a FilesRecord).
+class MediaWriter(Worker[tuple[str, PreparedFile]]):
+    """The run's "nbtrack-media" thread (a `Worker` over an inbox of files to write): encodes and
+    writes media files into the run's files folder (each whole or not at all), then announces each
+    with `deliver(name)` (a FilesRecord). Created with the run's first image or table.
 
     Snapshots waiting for it are bounded: while more than MAX_WAITING_BYTES wait, submit() (and so
     log() of more media) waits for the thread to catch up, rather than memory growing without end.
+    A file that cannot be written is said (warn) and skipped. Should the thread itself fail (a
+    bug), that is said once, no call waits for it any more, and later files are said and skipped.
     """
 
-    def __init__(self, files_dir: Path, deliver: Callable[[str], None], warn: Callable[[str], None]) -> None:
-        import queue
-        import threading
+    idle_seconds = 1.0  # idle() does nothing: a submit() or stop() wakes it at once
 
+    def __init__(self, files_dir: Path, deliver: Callable[[str], None], warn: Callable[[str], None]) -> None:
         self._files_dir = files_dir
         self._deliver = deliver
         self._warn = warn
-        self._queue: queue.SimpleQueue[tuple[str, PreparedFile] | None] = queue.SimpleQueue()
         self._pending = 0  # files submitted and not yet written
         self._waiting_bytes = 0
         self._idle = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._threading = threading
+        self.failure: str | None = None  # the thread failed: nothing is written any more
+        # The bound is in bytes (above), not in files: the inbox never makes submit() wait.
+        self._jobs: Inbox[tuple[str, PreparedFile]] = Inbox(sys.maxsize)
+        super().__init__("nbtrack-media", self._jobs, self._died)
 
     def submit(self, jobs: list[tuple[str, PreparedFile]]) -> None:
+        left = list(jobs)
         with self._idle:
             # Never waits for an empty queue: one snapshot larger than the bound still goes through.
-            self._idle.wait_for(lambda: self._pending == 0 or self._waiting_bytes < MAX_WAITING_BYTES)
-            self._pending += len(jobs)
-            self._waiting_bytes += sum(prepared.nbytes for _, prepared in jobs)
-            if self._thread is None:
-                self._thread = self._threading.Thread(target=self._work, name="nbtrack-media", daemon=True)
-                self._thread.start()
-        for job in jobs:
-            self._queue.put(job)
+            self._idle.wait_for(self._has_room)
+            while left and self.failure is None:
+                try:
+                    self._jobs.put(left[0])
+                except StageDied:  # it failed just now: its on_fatal is on its way
+                    break
+                self._pending += 1
+                self._waiting_bytes += left.pop(0)[1].nbytes
+        reason = self.failure or f"the {self.name} thread failed"
+        for name, _ in left:
+            self._warn(f"could not write media file {name}: {reason}")
+
+    def _has_room(self) -> bool:
+        return self._pending == 0 or self._waiting_bytes < MAX_WAITING_BYTES or self.failure is not None
 
     def drain(self, timeout: float) -> bool:
-        """Wait until every submitted file is written and announced; False on timeout."""
+        """Wait until every submitted file is written and announced; False on timeout (or if the
+        thread failed)."""
         with self._idle:
-            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+            return self._idle.wait_for(lambda: self._pending == 0 or self.failure is not None, timeout) and (
+                self._pending == 0
+            )
 
-    def _work(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            name, prepared = job
-            try:
-                target = self._files_dir / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                partial = target.with_name(target.name + ".partial")
-                partial.write_bytes(prepared.write())
-                partial.replace(target)
-                self._deliver(name)
-            except Exception as exc:
-                self._warn(f"could not write media file {name}: {type(exc).__name__}: {exc}")
-            finally:
-                with self._idle:
-                    self._pending -= 1
-                    self._waiting_bytes -= prepared.nbytes
-                    self._idle.notify_all()
+    def handle(self, item: tuple[str, PreparedFile]) -> None:
+        name, prepared = item
+        try:
+            target = self._files_dir / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + ".partial")
+            partial.write_bytes(prepared.write())
+            partial.replace(target)
+            self._deliver(name)
+        except Exception as exc:
+            self._warn(f"could not write media file {name}: {type(exc).__name__}: {exc}")
+        finally:
+            with self._idle:
+                self._pending -= 1
+                self._waiting_bytes -= prepared.nbytes
+                self._idle.notify_all()
+
+    def _died(self, thread: str, exc: BaseException) -> None:
+        """The thread failed (a bug; the Worker logged it): say so once and wake every waiter."""
+        with self._idle:
+            self.failure = f"the {thread} thread failed ({type(exc).__name__}: {exc})"
+            self._idle.notify_all()
+        self._warn(f"media files are no longer written: {self.failure}")

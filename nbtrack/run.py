@@ -445,8 +445,9 @@ class Run:
         try:
             if self._media is not None:
                 wait = STALL_TIMEOUT if deadline is None else max(0.0, deadline - time.monotonic())
-                if not self._media.drain(wait):
+                if not self._media.drain(wait) and self._media.failure is None:
                     self._warn(f"run {self.id}: media files still being written after {wait:g} s")
+                self._media.stop(0.0)  # no more files can come: its thread ends once it wrote the rest
             exit_result = self._wait_for_exit(exit_code, deadline)
             self._exit_state = exit_result.state
             if exit_result.error.message:  # it says what became of the rows

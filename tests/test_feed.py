@@ -7,9 +7,9 @@ import random
 from pathlib import Path
 
 from nbtrack.internal.feed import Feed, HistoryLines, Item
-from nbtrack.internal.worker import END, _Marker
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.txlog import FILE_HEADER, LogReader, LogWriter
+from nbtrack.worker import END, _Marker
 
 
 def history(step: int, size: int) -> pb.Record:

@@ -170,6 +170,32 @@ def test_log_waits_for_the_media_thread_when_too_much_waits(
     assert (tmp_path / "b.png").read_bytes() == b"x"
 
 
+def test_a_media_thread_that_fails_says_so_once_and_never_keeps_log_waiting(tmp_path: Path) -> None:
+    import time
+
+    from nbtrack import media
+
+    class Bug(BaseException):  # not an Exception: no file error, a fault nobody planned for
+        pass
+
+    def broken() -> bytes:
+        raise Bug("bug")
+
+    said: list[str] = []
+    writer = media.MediaWriter(tmp_path, lambda name: None, said.append)
+    job = media.PreparedFile("images", ".png", "0" * 64, {}, broken, 10)
+    writer.submit([("a.png", job)])
+    deadline = time.monotonic() + 20
+    while writer.failure is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert writer.failure == "the nbtrack-media thread failed (Bug: bug)"
+    assert said == [f"media files are no longer written: {writer.failure}"]
+    writer.submit([("b.png", job)])  # returns at once: said, not queued
+    assert said[1:] == [f"could not write media file b.png: {writer.failure}"]
+    assert writer.drain(0.0)  # nothing left waiting for it
+    assert not (tmp_path / "b.png").exists()
+
+
 def test_plain_rows_do_not_start_the_media_thread(root: Path) -> None:
     run = nbtrack.init(project="media", dir=root)
     run.log({"x": 1.0})

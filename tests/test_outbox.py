@@ -8,6 +8,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from nbtrack import faults
+from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.transport.outbox import Outbox
 
 LIMIT = 50_000  # bytes
@@ -104,3 +108,35 @@ def test_a_log_waiting_for_room_returns_when_the_run_loses_its_process(tmp_path:
     assert len(said) == 1 and "log() is waiting" in said[0]
     reader.close()
     outbox.close(1.0)
+
+
+@pytest.mark.parametrize("thread", ["nbtrack-outbox", "nbtrack-pipe"])
+def test_a_thread_of_the_outbox_that_fails_wakes_every_waiter_and_says_why_once(
+    thread: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in the outbox's threads never ends the user's process: the failure is kept, said
+    once through on_failure (the connection then gives the run up), and flush() stops waiting."""
+    monkeypatch.setenv(faults.ENV, f"{thread}-raise-after:3")  # test-only fault injection
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    failures: list[str] = []
+    outbox = Outbox(writer, on_failure=failures.append)
+    for _ in range(3):  # three drains, three messages
+        outbox.send(pb.Record(), urgent=True)
+        outbox.flush(10)
+    for _ in range(5):
+        outbox.send(pb.Record(), urgent=True)
+    assert not outbox.flush(30)  # returns when the thread fails (or the deadline passes)
+    wait_for(lambda: failures)
+    assert failures == [outbox.failure]
+    assert f"the {thread} thread failed (InjectedFault" in failures[0]
+    if thread == "nbtrack-pipe":
+        # Nothing will be written any more: the pipe is closed, so the internal process sees EOF
+        # and ends the run itself, as if this process had ended.
+        received = 0
+        with pytest.raises(EOFError):
+            while reader.poll(10):
+                reader.recv_bytes()
+                received += 1
+        assert received == 3
+    outbox.close(1.0)
+    assert failures == [outbox.failure]  # said once, though the other thread may follow

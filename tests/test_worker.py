@@ -1,7 +1,8 @@
-"""The one worker shape of the internal process's threads: a stage that fails takes the process
-down (never a silent death that leaves the stage before it blocked), flush() says what is
-pending, stop() is bounded. End to end: a stage made to raise (test-only fault injection) ends
-the internal process, and its successor recovers the run from the log."""
+"""The one worker shape of nbtrack's threads: a stage that fails takes the process down (never a
+silent death that leaves the stage before it blocked), flush() says what is pending, stop() is
+bounded. End to end: a stage made to raise (test-only fault injection) ends the internal process,
+and its successor recovers the run from the log; a thread of the user process made to raise ends
+nothing there, and the run is given up with what it cost said."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import nbtrack
-from nbtrack.internal import faults
-from nbtrack.internal.worker import Inbox, StageDied, Worker
+from nbtrack import faults
+from nbtrack.worker import Inbox, StageDied, Worker
 from tests.helpers import stored_history, stored_run
 
 
@@ -117,3 +118,37 @@ def test_a_stage_that_raises_ends_the_process_and_the_next_one_recovers_the_run(
     assert stored_run(root, f"fault-{stage}").state == "finished"
     said = [n for n in run.notices if "internal process failed" in n]
     assert len(said) == 1 and f"{stage.capitalize()} thread" in said[0] and "InjectedFault" in said[0]
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize(
+    ("thread", "after"), [("nbtrack-outbox", 250), ("nbtrack-pipe", 20), ("nbtrack-results", 20)]
+)
+def test_a_user_side_thread_that_fails_gives_the_run_up_and_the_users_process_goes_on(
+    root: Path, thread: str, after: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Test-only fault injection into the user process's own threads (the same Worker shape): the
+    # thread raises after `after` items (the encoder's items are its drains, every ~20 ms).
+    monkeypatch.setenv(faults.ENV, f"{thread}-raise-after:{after}")
+    run = nbtrack.init(project="test", dir=root, id="user-side-fault")
+    connection = run._connection
+    assert connection is not None
+    said = f"the {thread} thread failed (InjectedFault"
+    logged = 0
+    deadline = time.monotonic() + 60
+    while not any(said in n for n in run.notices) and time.monotonic() < deadline:
+        run.log({"i": logged})
+        logged += 1
+        if logged % 100 == 0:
+            time.sleep(0.01)
+    assert connection.lost_reason is not None and said in connection.lost_reason
+    gone = [n for n in run.notices if said in n]
+    assert len(gone) == 1 and "NOT stored" in gone[0]  # said at once, not at finish()
+    for _ in range(100):  # the run is given up: these are counted, never queued
+        run.log({"i": logged})
+        logged += 1
+    run.finish()  # returns: the run is lost, the user's process is not
+    assert run.rows_lost >= 100
+    stored = [r["i"] for r in stored_history(root, "user-side-fault")]
+    assert stored == list(range(len(stored))) and len(stored) < logged  # in order, once, nothing made up
+    assert stored_run(root, "user-side-fault").state != "finished"

@@ -22,9 +22,9 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
-from nbtrack.internal.worker import EMPTY, END, StageDied, _Marker
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.txlog import Corruption, LogReader
+from nbtrack.worker import EMPTY, END, StageDied, _Marker
 
 __all__ = ["MEMORY_BYTES", "READ_BACK_RECORDS", "Feed", "HistoryLines", "Item"]
 

@@ -39,11 +39,11 @@ from nbtrack.internal.provenance import CELLS_KEY, Provenance
 from nbtrack.internal.sampler import LIVE_POINTS, LIVE_SERIES, SampledHistory
 from nbtrack.internal.summary import Summary, parse_summary_kinds
 from nbtrack.internal.system_metrics import StatsThread, SystemSampler
-from nbtrack.internal.worker import OnFatal
 from nbtrack.internal.writer import WriterThread
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.txlog import iter_records
 from nbtrack.values import STEP_MAX
+from nbtrack.worker import OnFatal
 
 __all__ = ["Handler"]
 

@@ -21,15 +21,15 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 
-from nbtrack.internal import faults
+from nbtrack import faults
 from nbtrack.internal.feed import Feed
 from nbtrack.internal.handler import Handler
 from nbtrack.internal.progress import LogProgress, lost_rows
 from nbtrack.internal.sender import Sender, SenderThread
 from nbtrack.internal.trouble import Trouble
-from nbtrack.internal.worker import OnFatal, StageDied
 from nbtrack.internal.writer import WriterThread
 from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.worker import OnFatal, StageDied
 
 __all__ = ["FATAL_EXIT_CODE", "serve"]
 

@@ -34,10 +34,10 @@ from nbtrack.internal.backend import Backend, open_backend
 from nbtrack.internal.feed import Feed, HistoryLines, Item
 from nbtrack.internal.progress import DeliveryProgress, LogProgress, StepRanges
 from nbtrack.internal.trouble import SPACE, Trouble, is_out_of_space, short_reason
-from nbtrack.internal.worker import OnFatal, Worker
 from nbtrack.online.retry import RetryPolicy, Transient
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.settings import RUN_FILES
+from nbtrack.worker import OnFatal, Worker
 
 __all__ = ["RETRY", "BackendOpener", "Sender", "SenderThread", "exit_state", "is_transient"]
 

@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 import psutil
 
-from nbtrack.internal.worker import Inbox, OnFatal, Worker
 from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.worker import Inbox, OnFatal, Worker
 
 __all__ = ["DEFAULT_INTERVAL", "StatsThread", "SystemSampler", "parse_nvidia_smi"]
 
@@ -138,7 +138,7 @@ def parse_nvidia_smi(text: str) -> dict[str, float]:
 class StatsThread(Worker[None]):
     """Samples every interval seconds on the thread named "Stats" and hands each sample to put.
 
-    The worker shape of every thread of the internal process (worker.py): a sample that cannot
+    The worker shape of every background thread (nbtrack/worker.py): a sample that cannot
     be taken is logged and skipped, but anything else that fails ends the process.
     """
 

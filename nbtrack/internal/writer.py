@@ -33,9 +33,9 @@ from nbtrack import run_lock
 from nbtrack.internal.feed import Feed, HistoryLines, Item
 from nbtrack.internal.progress import LogProgress
 from nbtrack.internal.trouble import SPACE, Trouble, is_out_of_space
-from nbtrack.internal.worker import Inbox, OnFatal, Worker
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.txlog import FILE_HEADER, LogReader, LogWriter
+from nbtrack.worker import Inbox, OnFatal, Worker
 
 __all__ = ["MAX_UNWRITTEN", "WriterThread"]
 

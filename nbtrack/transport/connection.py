@@ -11,6 +11,11 @@ process that lives but stays silent — no Result at all, not even its heartbeat
 `hang_timeout` seconds (stopped with SIGSTOP, frozen) — is killed, and then replaced the same
 way: a hung process is a dead one that has not noticed yet. Only after MAX_RESTARTS does the run
 give up, and then it says how many rows it could not keep, and counts every row after.
+
+Its threads are `Worker`s (nbtrack/worker.py): the outbox's two, "nbtrack-results" (mailbox.py)
+and "nbtrack-watchdog". One that fails (a bug) never ends the user's process: it is logged, and
+a failed outbox thread or result reader gives the run up the same way (waiters woken, the rows
+the log lacks counted); a failed watchdog only stops replacing hung processes.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from nbtrack.transport.mailbox import Mailbox, ResultReader, Slot
 from nbtrack.transport.outbox import DEFAULT_MEMORY_LIMIT, ConsoleLine, LogCall, Outbox
 from nbtrack.transport.process import InternalProcess
 from nbtrack.transport.restart import MAX_RESTARTS, describe_exit, replace_process
+from nbtrack.worker import EMPTY, END, Worker, _Marker
 
 __all__ = ["HANG_TIMEOUT", "RunConnection"]
 
@@ -73,15 +79,20 @@ class RunConnection:
         self._stopping = False  # we asked the process to exit: its end is expected
         self._hung: InternalProcess | None = None  # killed by the watchdog for its silence
         self._quiet_since = 0.0  # silence is counted from here at the earliest (see _watch)
+        self._closed = threading.Event()  # no process left to watch: the watchdog ends
         self.mailbox = Mailbox()
-        self.outbox = Outbox(process.record_q, memory_limit=memory_limit, spill_path=spill_path, warn=warn)
+        self.outbox = Outbox(
+            process.record_q,
+            memory_limit=memory_limit,
+            spill_path=spill_path,
+            warn=warn,
+            on_failure=self._give_up,
+        )
         self._reader = self._read(process)
         self.outbox.send(
             pb.Record(request=pb.Request(setup=setup), control=pb.Control(local=True)), retain=False
         )
-        self._closed = threading.Event()
-        self._watchdog = threading.Thread(target=self._watch, name="nbtrack-watchdog", daemon=True)
-        self._watchdog.start()
+        self._watchdog = _Watchdog(self, self._closed)
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -150,7 +161,22 @@ class RunConnection:
     # -- the process's life ----------------------------------------------------------------
 
     def _read(self, process: InternalProcess) -> ResultReader:
-        return ResultReader(process.result_q, self.mailbox, self._on_result, lambda: self._on_closed(process))
+        return ResultReader(
+            process.result_q,
+            self.mailbox,
+            self._on_result,
+            lambda: self._on_closed(process),
+            on_fatal=lambda thread, exc: self._reader_failed(process, thread, exc),
+        )
+
+    def _reader_failed(self, process: InternalProcess, thread: str, exc: BaseException) -> None:
+        """The result reader failed (a bug; the Worker logged it): nothing the process says can be
+        heard any more, not even its end. The process is ended (it is ours, not the user's), so
+        what its log holds is settled, and the run is given up: waiters wake, and the rows the log
+        lacks are counted."""
+        self._stopping = True  # its end is expected now: no restart
+        process.kill()
+        self._give_up(f"the {thread} thread failed ({type(exc).__name__}: {exc})")
 
     def _on_result(self, result: pb.Result) -> None:
         if result.HasField("ack"):
@@ -194,34 +220,32 @@ class RunConnection:
             f"transaction log, and the rows not yet in it are being sent again (restart {self.restarts})"
         )
 
-    def _watch(self) -> None:
-        """Kill a process that stays silent: its death starts the restart (or, once the run is
-        stopping, just ends a process that would never exit by itself)."""
-        awake = time.monotonic()
-        while not self._closed.wait(WATCH_INTERVAL):
-            now = time.monotonic()
-            if now - awake > WATCH_INTERVAL + 1.0:
-                # This process itself was not running (suspended, a debugger, a stalled VM): the
-                # silence is ours, not the internal process's. Its replies are still in the pipe.
-                self._quiet_since = now
-            awake = now
-            process, reader = self.process, self._reader
-            if self._hung is process or not process.is_alive():
-                continue
-            # A process that has not said a word yet is starting (spawn, imports): it gets longer.
-            patience = self._hang_timeout if reader.heard else max(START_PATIENCE, self._hang_timeout)
-            silent = now - max(reader.last_heard, self._quiet_since)
-            if silent > patience:
-                logger.warning(
-                    "nbtrack: the internal process of run %s (pid %s) is silent for %.0f s; killing it",
-                    self._run_id,
-                    process.pid,
-                    silent,
-                )
-                self._hung = process
-                process.kill()
-            if self._stopping and not process.is_alive():
-                return
+    def _watch(self, suspended: bool) -> None:
+        """One look at the process (every WATCH_INTERVAL, on the watchdog's thread): kill it if it
+        stays silent; its death starts the restart (or, once the run is stopping, just ends a
+        process that would never exit by itself). suspended: this process itself was not running
+        for a while (suspended, a debugger, a stalled VM): the silence is ours, not the internal
+        process's, whose replies are still in the pipe."""
+        now = time.monotonic()
+        if suspended:
+            self._quiet_since = now
+        process, reader = self.process, self._reader
+        if self._hung is process or not process.is_alive():
+            return
+        # A process that has not said a word yet is starting (spawn, imports): it gets longer.
+        patience = self._hang_timeout if reader.heard else max(START_PATIENCE, self._hang_timeout)
+        silent = now - max(reader.last_heard, self._quiet_since)
+        if silent > patience:
+            logger.warning(
+                "nbtrack: the internal process of run %s (pid %s) is silent for %.0f s; killing it",
+                self._run_id,
+                process.pid,
+                silent,
+            )
+            self._hung = process
+            process.kill()
+        if self._stopping and not process.is_alive():
+            self._closed.set()  # the process is gone for good: nothing left to watch
 
     def silent_for(self) -> float:
         """Seconds since the internal process last sent anything."""
@@ -298,6 +322,50 @@ class RunConnection:
         """In a forked child: the threads that served this connection are not here."""
         self._stopping = True
         self._closed.set()
+
+
+class _Until:
+    """The watchdog's source: nothing to handle, only time passing, until `closed` is set."""
+
+    def __init__(self, closed: threading.Event) -> None:
+        self._closed = closed
+
+    def get(self, timeout: float) -> _Marker | None:
+        return END if self._closed.wait(timeout) else EMPTY
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def fail(self, reason: str) -> None:
+        """Nobody hands the watchdog anything: there is no producer to tell."""
+
+    def __len__(self) -> int:
+        return 0
+
+
+class _Watchdog(Worker[None]):
+    """The "nbtrack-watchdog" thread: every WATCH_INTERVAL, one look at the internal process."""
+
+    idle_seconds = WATCH_INTERVAL
+
+    def __init__(self, connection: RunConnection, closed: threading.Event) -> None:
+        self._connection = connection
+        self._awake = time.monotonic()
+        super().__init__("nbtrack-watchdog", _Until(closed), self._failed)
+
+    def handle(self, item: None) -> None:
+        raise AssertionError("the watchdog is handed nothing")
+
+    def idle(self) -> None:
+        now = time.monotonic()
+        suspended = now - self._awake > WATCH_INTERVAL + 1.0
+        self._awake = now
+        self._connection._watch(suspended)
+
+    @staticmethod
+    def _failed(thread: str, exc: BaseException) -> None:
+        """The Worker logged it; the run goes on, only unwatched: a hung process is no longer
+        replaced, and finish() still ends it (its waits are bounded)."""
 
 
 TAIL_WINDOWS = (1 << 20, 16 << 20)  # bytes of the log's end read before reading all of it

@@ -1,4 +1,5 @@
-"""Replies from the internal process: a reader thread hands each Result to the slot that waits for it."""
+"""Replies from the internal process: a reader thread (a `Worker`) hands each Result to the slot
+that waits for it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from multiprocessing.connection import Connection
 
 from nbtrack.errors import InternalProcessError
 from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.worker import EMPTY, END, OnFatal, Worker, _Marker
 
 __all__ = ["Mailbox", "ResultReader", "Slot"]
 
@@ -88,8 +90,43 @@ class Mailbox:
             slot._event.set()
 
 
-class ResultReader:
-    """Reads result_q on a named daemon thread; replies go to the mailbox, the rest to on_result."""
+class _ResultPipe:
+    """The result reader's source: result_q. get() is poll + recv; EOF (the internal process is
+    gone) ends it, and `eof` says that is how it ended."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._closed = False
+        self.eof = False
+
+    def get(self, timeout: float) -> bytes | _Marker:
+        if self._closed or self.eof:
+            return END
+        try:
+            if not self._conn.poll(timeout):
+                return EMPTY
+            return self._conn.recv_bytes()
+        except (EOFError, OSError):
+            self.eof = True
+            with contextlib.suppress(OSError):
+                self._conn.close()  # nothing more can come from a dead process
+            return END
+
+    def close(self) -> None:
+        self._closed = True  # the reader stops at its next poll (the pipe stays the process's)
+
+    def fail(self, reason: str) -> None:
+        """Nobody hands the reader anything: there is no producer to tell."""
+
+    def __len__(self) -> int:
+        return 0
+
+
+class ResultReader(Worker[bytes]):
+    """Reads result_q on the "nbtrack-results" thread; replies go to the mailbox, the rest to
+    on_result."""
+
+    idle_seconds = 0.5  # how long one poll of result_q waits: how soon a stop() is noticed
 
     def __init__(
         self,
@@ -97,47 +134,43 @@ class ResultReader:
         mailbox: Mailbox,
         on_result: Callable[[pb.Result], None],
         on_closed: Callable[[], None] | None = None,
+        *,
+        on_fatal: OnFatal,
     ) -> None:
         """on_closed runs (on this thread) once result_q reaches EOF: the internal process is gone.
         It decides what that means (a restart, or closing the mailbox); without it, the mailbox
-        is closed at once."""
-        self._conn = result_q
+        is closed at once. on_fatal: this thread failed (a bug; never a bad callback, whose
+        failure is logged and skipped)."""
         self._mailbox = mailbox
         self._on_result = on_result
         self._on_closed = on_closed
         self.last_heard = time.monotonic()  # when the last Result of any kind arrived
         self.heard = 0  # Results of any kind seen: once it has spoken, its silence means something
-        self._thread = threading.Thread(target=self._loop, name="nbtrack-results", daemon=True)
-        self._thread.start()
+        self._pipe = _ResultPipe(result_q)
+        super().__init__("nbtrack-results", self._pipe, on_fatal)
 
-    def _loop(self) -> None:
-        while True:
-            try:
-                data = self._conn.recv_bytes()
-            except (EOFError, OSError):
-                with contextlib.suppress(OSError):
-                    self._conn.close()  # nothing more can come from a dead process
-                if self._on_closed is None:
-                    self._mailbox.close("the internal process has exited")
-                    return
-                try:
-                    self._on_closed()
-                except Exception:
-                    logger.exception("nbtrack: error while handling the internal process's exit")
-                    self._mailbox.close("the internal process has exited")
-                return
-            self.last_heard = time.monotonic()
-            self.heard += 1
-            result = pb.Result()
-            result.ParseFromString(data)
-            if result.HasField("heartbeat"):
-                continue
-            if result.control.mailbox_slot and self._mailbox.deliver(result):
-                continue
-            try:
-                self._on_result(result)
-            except Exception:  # a bad callback must not stop replies from arriving
-                logger.exception("nbtrack: error while handling a result from the internal process")
+    def handle(self, item: bytes) -> None:
+        self.last_heard = time.monotonic()
+        self.heard += 1
+        result = pb.Result()
+        result.ParseFromString(item)
+        if result.HasField("heartbeat"):
+            return
+        if result.control.mailbox_slot and self._mailbox.deliver(result):
+            return
+        try:
+            self._on_result(result)
+        except Exception:  # a bad callback must not stop replies from arriving
+            logger.exception("nbtrack: error while handling a result from the internal process")
 
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
+    def finished(self) -> None:
+        if not self._pipe.eof:
+            return  # stopped: the process is not known to be gone
+        if self._on_closed is None:
+            self._mailbox.close("the internal process has exited")
+            return
+        try:
+            self._on_closed()
+        except Exception:
+            logger.exception("nbtrack: error while handling the internal process's exit")
+            self._mailbox.close("the internal process has exited")

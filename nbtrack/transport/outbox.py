@@ -2,16 +2,19 @@
 
 Callers append to one deque: a log() call as a (row, step, commit, timestamp) tuple (an
 `ExactCall` when its row holds NaN or infinity), a captured console line as a ConsoleLine,
-anything else as an already serialized Record. Two named threads move it on:
+anything else as an already serialized Record. Two named threads move it on, each a `Worker`
+(nbtrack/worker.py):
 
 - "nbtrack-outbox" drains the deque every few milliseconds (at once when a request waits) and
   encodes it: runs of consecutive log() calls become PartialHistoryRequests of at most
   MAX_CALLS_PER_MESSAGE calls (a small message keeps the handler's working set in cache), runs
   of console lines one ConsoleRecord each (so a chatty cell costs the internal process one
-  record per batch, not per line);
-- "nbtrack-pipe" writes the encoded messages to record_q, blocking while the internal process
-  catches up. It owns the connection it writes to: a restart hands it a new one, and only this
-  thread closes the old one, so no other thread pulls a pipe from under a write in progress.
+  record per batch, not per line); its source is a clock that ticks every FLUSH_INTERVAL, or at
+  once when woken;
+- "nbtrack-pipe" takes the encoded messages from its inbox and writes them to record_q, blocking
+  while the internal process catches up. It owns the connection it writes to: a restart hands it
+  a new one, and only this thread closes the old one, so no other thread pulls a pipe from under
+  a write in progress.
 
 Everything gets a sequence number (each log() call its own) and stays *retained* until the
 internal process acknowledges that its writer has it in the transaction log (`acknowledge`).
@@ -25,6 +28,10 @@ when their turn comes. The file is emptied whenever nothing spilled is retained 
 if the spill file cannot be written either (the disk is full) does log() wait for room, with
 one notice; nothing is ever dropped by the outbox itself.
 
+A thread of the outbox that fails (a bug) never ends the user's process: the failure is logged
+and kept in `failure`, every waiter (flush(), a log() waiting for room) wakes, and `on_failure`
+tells the connection, which gives the run up (it says which rows are not in the log).
+
 The spill file lives on disk, where something else may truncate or overwrite it. Each message in
 it carries its length and a CRC-32, so a damaged one is never sent (a new internal process would
 choke on it, and the next, and so on): it is counted in `calls_lost` and said once, and the exit
@@ -37,8 +44,8 @@ import collections
 import contextlib
 import logging
 import os
-import queue
 import struct
+import sys
 import threading
 import time
 import zlib
@@ -52,6 +59,7 @@ import orjson
 
 from nbtrack import jsonutil
 from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.worker import END, Inbox, Worker, _Marker
 
 __all__ = ["DEFAULT_MEMORY_LIMIT", "ConsoleLine", "ExactCall", "Outbox", "SpillDamaged"]
 
@@ -62,6 +70,10 @@ FLUSH_INTERVAL = 0.02  # seconds between drains
 MAX_CALLS_PER_MESSAGE = 1000
 DEFAULT_MEMORY_LIMIT = 64 * 1024 * 1024  # bytes of retained messages kept in memory
 ROOM_CHECK = 0.1  # seconds between checks while log() waits for room
+# The pipe thread's inbox takes any number of messages: the outbox bounds memory in bytes (then
+# spills), and the encoder puts while holding the lock acknowledge() needs, so an inbox that made
+# it wait for room would stop the acknowledgements that make room.
+PIPE_INBOX_LIMIT = sys.maxsize
 
 
 class _Message(NamedTuple):
@@ -118,15 +130,16 @@ class Outbox:
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
         spill_path: Path | None = None,
         warn: Callable[[str], None] = lambda message: None,
+        on_failure: Callable[[str], None] = lambda reason: None,
     ) -> None:
         """spill_path: where retained messages past memory_limit go (None: nowhere, log() waits);
-        warn: says once that log() is waiting for room, and once that it no longer is."""
+        warn: says once that log() is waiting for room, and once that it no longer is;
+        on_failure: a thread of the outbox failed, so nothing moves any more (with the reason)."""
         self._conn = record_q
-        self._interval = interval
         self._items: collections.deque[LogCall | ExactCall | bytes | _Unnumbered | _Exit | ConsoleLine] = (
             collections.deque()
         )
-        self._encoded: queue.SimpleQueue[_Message | _Reconnect | None] = queue.SimpleQueue()
+        self._encoded: Inbox[_Message | _Reconnect] = Inbox(PIPE_INBOX_LIMIT)  # for the pipe thread
         self._seq = 0  # the last sequence number given (encoder thread only)
         # Encoded and not yet acknowledged, oldest first. The lock makes "retained" and "queued
         # for the pipe" change together, so a reconnect re-sends each message exactly once.
@@ -137,6 +150,7 @@ class Outbox:
         self._spill = _SpillFile(spill_path) if spill_path is not None else None
         self._spilled = 0  # retained messages in the spill file
         self._warn = warn
+        self._on_failure = on_failure
         self._room = threading.Condition(self._lock)  # log() waits on it when memory is full
         self.full = False  # no room in memory or on disk: log() waits (checked on the hot path)
         self._waiting = False  # log() calls are waiting for room (said once)
@@ -156,10 +170,8 @@ class Outbox:
         self.lost_reason: str | None = None  # why (the first damage found)
         self.broken: str | None = None  # why the pipe cannot be written (until a reconnect)
         self.failure: str | None = None  # a thread of the outbox died: nothing moves any more
-        self._encoder = threading.Thread(target=self._encode_loop, name="nbtrack-outbox", daemon=True)
-        self._writer = threading.Thread(target=self._write_loop, name="nbtrack-pipe", daemon=True)
-        self._encoder.start()
-        self._writer.start()
+        self._writer = _PipeThread(self, self._encoded)
+        self._encoder = _EncoderThread(self, _Clock(self._wake), interval)
 
     def log(self, call: LogCall) -> None:
         """Queue one finite log() call (the hot path: one deque append)."""
@@ -220,7 +232,12 @@ class Outbox:
         self._wake.set()
         with self._progress:
             deadline = time.monotonic() + timeout
-            while self._cycles < target and self._encoder.is_alive() and time.monotonic() < deadline:
+            while (
+                self._cycles < target
+                and self._encoder.is_alive()
+                and self.failure is None
+                and time.monotonic() < deadline
+            ):
                 self._progress.wait(0.05)
         waiting = sum(1 for item in list(self._items) if type(item) is tuple or type(item) is ExactCall)
         with self._lock:
@@ -266,7 +283,7 @@ class Outbox:
                 self._cycles < target or self._messages_sent < self._messages_encoded
             ):
                 left = deadline - time.monotonic()
-                if left <= 0 or not self._encoder.is_alive():
+                if left <= 0 or not self._encoder.is_alive() or self.failure is not None:
                     return False
                 self._progress.wait(min(left, 0.05))
                 self._wake.set()
@@ -278,10 +295,8 @@ class Outbox:
         everything (on its own if that takes longer than timeout)."""
         flushed = self.flush(timeout)
         self._stopping = True
-        self._wake.set()
-        self._encoder.join(timeout)
-        self._encoded.put(None)
-        self._writer.join(timeout)  # if it is still writing, it goes on alone, then ends
+        self._encoder.stop(timeout)  # one last drain, then it ends
+        self._writer.stop(timeout)  # if it is still writing, it goes on alone, then ends
         with self._lock:
             self.full = False
             self._room.notify_all()
@@ -318,18 +333,15 @@ class Outbox:
 
     # -- the encoder thread ----------------------------------------------------------------
 
-    def _encode_loop(self) -> None:
-        # It goes on while the pipe is broken: what it encodes is retained for a new process.
-        try:
-            while not self._stopping:
-                self._wake.wait(self._interval)
-                self._wake.clear()
-                self._drain()
-                with self._progress:
-                    self._cycles += 1
-                    self._progress.notify_all()
-        except BaseException as exc:  # a bug: say so loudly, and make every waiter give up
-            self._died("nbtrack-outbox", exc)
+    def _encode(self) -> None:
+        """One drain of the deque, on each tick of the clock. It goes on while the pipe is
+        broken: what it encodes is retained for a new process. Not once the pipe thread failed:
+        nothing would ever send it."""
+        if self.failure is None:
+            self._drain()
+        with self._progress:
+            self._cycles += 1
+            self._progress.notify_all()
 
     def _drain(self) -> None:
         items = self._items
@@ -426,31 +438,27 @@ class Outbox:
 
     # -- the pipe thread -------------------------------------------------------------------
 
-    def _write_loop(self) -> None:
-        try:
-            while True:
-                item = self._encoded.get()
-                if item is None:
-                    self._close_conn()
-                    if self._spill is not None:
-                        self._spill.remove()
-                    return
-                if type(item) is _Reconnect:
-                    self._resend(item)
-                    continue
-                message: _Message = item  # type: ignore[assignment]
-                # While broken, messages wait in retention for a new process; after a reconnect,
-                # those already re-sent from retention are not sent twice.
-                if self.broken is None and not 0 < message.seq <= self._resent_through:
-                    data = self._data(message)
-                    if data is not None:
-                        self._send(data)
-                with self._progress:
-                    self._messages_sent += 1
-                    self.calls_sent += message.calls
-                    self._progress.notify_all()
-        except BaseException as exc:
-            self._died("nbtrack-pipe", exc)
+    def _write(self, item: _Message | _Reconnect) -> None:
+        if type(item) is _Reconnect:
+            self._resend(item)
+            return
+        message: _Message = item  # type: ignore[assignment]
+        # While broken, messages wait in retention for a new process; after a reconnect, those
+        # already re-sent from retention are not sent twice.
+        if self.broken is None and not 0 < message.seq <= self._resent_through:
+            data = self._data(message)
+            if data is not None:
+                self._send(data)
+        with self._progress:
+            self._messages_sent += 1
+            self.calls_sent += message.calls
+            self._progress.notify_all()
+
+    def _written(self) -> None:
+        """Everything is written (close()): the pipe and the spill file are not needed any more."""
+        self._close_conn()
+        if self._spill is not None:
+            self._spill.remove()
 
     def _data(self, message: _Message) -> bytes | None:
         """The message's bytes; None if there is nothing to send: it was spilled and is
@@ -514,13 +522,85 @@ class Outbox:
             self._conn.close()
 
     def _died(self, thread: str, exc: BaseException) -> None:
+        """A thread of the outbox failed (a bug; the Worker logged it): keep the first failure,
+        and make every waiter give up. The user's process goes on."""
+        if self.failure is not None:
+            return  # the first failure is the one that counts (the other thread may follow it)
         self.failure = f"the {thread} thread failed ({type(exc).__name__}: {exc})"
-        logger.error("nbtrack: %s", self.failure, exc_info=exc)
         with self._progress:
             self._progress.notify_all()
         with self._lock:
             self.full = False
             self._room.notify_all()
+        self._on_failure(self.failure)
+
+
+class _Tick:
+    def __repr__(self) -> str:
+        return "TICK"
+
+
+_TICK = _Tick()  # the encoder's item: drain the deque now
+
+
+class _Clock:
+    """The encoder's source: a tick every `timeout` seconds, or as soon as `wake` is set."""
+
+    def __init__(self, wake: threading.Event) -> None:
+        self._wake = wake
+        self._closed = False
+
+    def get(self, timeout: float) -> _Tick | _Marker:
+        if self._closed:
+            return END
+        self._wake.wait(timeout)
+        self._wake.clear()
+        return _TICK  # after close() too: one last drain
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+
+    def fail(self, reason: str) -> None:
+        """Nobody waits for the encoder: the callers only append to the deque."""
+
+    def __len__(self) -> int:
+        return 0
+
+
+class _EncoderThread(Worker[_Tick]):
+    """The "nbtrack-outbox" thread: drains the outbox's deque on each tick of its clock."""
+
+    def __init__(self, outbox: Outbox, clock: _Clock, interval: float) -> None:
+        self._outbox = outbox
+        self.idle_seconds = interval  # the clock's period
+        super().__init__("nbtrack-outbox", clock, outbox._died)
+
+    def handle(self, item: _Tick) -> None:
+        self._outbox._encode()
+
+
+class _PipeThread(Worker[_Message | _Reconnect]):
+    """The "nbtrack-pipe" thread: writes the encoded messages to the internal process's record_q;
+    the one thread that switches to a new process's (a reconnect) and closes the old one."""
+
+    idle_seconds = 1.0  # idle() does nothing: a put() or close() wakes it at once
+
+    def __init__(self, outbox: Outbox, inbox: Inbox[_Message | _Reconnect]) -> None:
+        self._outbox = outbox
+        super().__init__("nbtrack-pipe", inbox, self._died)
+
+    def handle(self, item: _Message | _Reconnect) -> None:
+        self._outbox._write(item)
+
+    def finished(self) -> None:
+        self._outbox._written()
+
+    def _died(self, thread: str, exc: BaseException) -> None:
+        # Nothing will be written any more: the internal process sees EOF, as if this process
+        # had ended, and ends the run itself (no other thread writes to the pipe: closing is safe).
+        self._outbox._close_conn()
+        self._outbox._died(thread, exc)
 
 
 class SpillDamaged(OSError):

@@ -1,6 +1,9 @@
-"""The one shape of every background thread of the internal process.
+"""The one shape of every background thread of nbtrack, in the user process and in the internal
+process alike.
 
-A `Worker` is a named thread that takes items from its inbox and handles them one at a time:
+A `Worker` is a named thread that takes items from its source and handles them one at a time.
+The source is an `Inbox` (a bounded FIFO), or anything else that implements `Source`: the
+sender's `Feed`, a pipe to read, a clock that ticks.
 
 - `put()` waits while the inbox is full (backpressure reaches the stage before it), but never
   for a stage that is gone: once the worker died it raises `StageDied` at once.
@@ -9,9 +12,11 @@ A `Worker` is a named thread that takes items from its inbox and handles them on
 - `stop(timeout)` puts a sentinel behind what is queued and joins; until the deadline passes,
   `stopping()` tells a handle() that waits (for disk space, for a store) how long it may go on.
 - An exception escaping handle(), idle() or finished() is a fault nobody planned for. It is
-  logged with its traceback and `on_fatal(name, exc)` runs: in the internal process that ends the
-  process (main.py), so the user side restarts it and the new one recovers the run from its log.
-  A stage that silently died would instead leave the one before it blocked on a full inbox.
+  logged (ERROR, with its traceback) and `on_fatal(name, exc)` runs, which decides what the
+  failure means. In the internal process that ends the process (main.py), so the user side
+  restarts it and the new one recovers the run from its log. In the user process, which is the
+  user's, it never ends anything: the failure is recorded where the run looks for it, and every
+  waiter wakes. A thread that silently died would instead leave the one before it blocked.
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
+from nbtrack import faults
 from nbtrack.errors import NbtrackError
-from nbtrack.internal import faults
 
 __all__ = ["EMPTY", "END", "Inbox", "OnFatal", "Source", "StageDied", "Worker"]
 
@@ -36,7 +41,7 @@ OnFatal = Callable[[str, BaseException], None]
 
 
 class StageDied(NbtrackError):
-    """The stage an item was handed to is gone (its thread failed); the process is ending."""
+    """The stage an item was handed to is gone (its thread failed)."""
 
 
 class _Marker:
@@ -52,7 +57,8 @@ END = _Marker("END")  # get(): the inbox is closed and drained
 
 
 class Source(Protocol[Item_co]):
-    """What a Worker takes its items from: an `Inbox`, or the sender's `Feed`."""
+    """What a Worker takes its items from: an `Inbox`, the sender's `Feed`, or a source of its
+    own (the user side's result pipe, the outbox's clock)."""
 
     def get(self, timeout: float) -> Item_co | _Marker:
         """The next item, EMPTY after timeout seconds without one, END once closed and drained."""
@@ -144,6 +150,10 @@ class Worker(Generic[Item]):
                 self._cond.wait(min(left, self.idle_seconds))
             return len(self._inbox) + (1 if self._busy else 0)
 
+    def is_alive(self) -> bool:
+        """The thread runs: it has neither finished (after stop()) nor failed."""
+        return self._thread.is_alive()
+
     def stop(self, timeout: float) -> bool:
         """Handle what is queued, then end the thread; False if it did not end within timeout."""
         self.expire(timeout)
@@ -213,5 +223,5 @@ class Worker(Generic[Item]):
             with self._cond:
                 self._busy = False
                 self._cond.notify_all()
-            logger.critical("nbtrack: the %s thread failed", self.name, exc_info=exc)
+            logger.error("nbtrack: the %s thread failed", self.name, exc_info=exc)
             self._on_fatal(self.name, exc)
