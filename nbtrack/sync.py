@@ -24,6 +24,7 @@ from nbtrack.errors import NbtrackError
 from nbtrack.internal.backend import Backend, StoreBackend, open_backend
 from nbtrack.internal.feed import ReadBatch
 from nbtrack.internal.sender import Sender
+from nbtrack.internal.summary import Summary
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.resume import RunSource
 from nbtrack.settings import DEFAULT_ENTITY, check_name
@@ -201,10 +202,16 @@ def _deliver(
         return GuardedBackend(inner, scan, decided, record.history_offset)
 
     sender = Sender(on_result, notice, setup=setup, backend_opener=opener)
+    # The run ended without its exit record: its last rows may be missing from its last summary
+    # record. Then the summary is rebuilt from the log, as a recovered internal process does.
+    summary = Summary() if not scan.complete and scan.summary_stale else None
     try:
-        for batch in _batches(path, run, scan.run is None):
+        for batch in _batches(path, run, scan.run is None, summary):
             sender.handle(batch)
         end: list[pb.Record] = []
+        if summary is not None:
+            rebuilt = pb.SummaryRecord(update_json=jsonutil.dumps(summary.values), full=True)
+            end.append(pb.Record(summary=rebuilt))
         if not scan.complete:
             end.append(pb.Record(exit=pb.ExitRecord(exit_code=-1, state="crashed", runtime=scan.runtime)))
         sender.handle(end)
@@ -213,14 +220,18 @@ def _deliver(
     return errors[0] if errors else None
 
 
-def _batches(path: Path, run: pb.RunRecord, run_lost: bool) -> Iterator[list[pb.Record]]:
+def _batches(
+    path: Path, run: pb.RunRecord, run_lost: bool, summary: Summary | None
+) -> Iterator[list[pb.Record]]:
     """The log's records (its run record replaced by run, or run first if the log lost it), in
-    batches bounded as the sender's read-back is."""
+    batches bounded as the sender's read-back is; each also applied to summary, if given."""
     batch = ReadBatch()
     first = [pb.Record(run=run)] if run_lost else []
     for record in itertools.chain(first, iter_records(path)):  # damage was reported by the scan
         if record.HasField("run"):
             record = pb.Record(num=record.num, control=record.control, run=run)
+        if summary is not None:
+            summary.apply(record)
         size = record.ByteSize()
         if not batch.has_room(size):
             yield batch.records
