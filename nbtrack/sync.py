@@ -12,6 +12,7 @@ the run record, the run is found by the log's name, the run's other segments or 
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,7 +22,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from nbtrack import jsonutil
 from nbtrack.errors import NbtrackError
 from nbtrack.internal.backend import Backend, StoreBackend, open_backend
+from nbtrack.internal.feed import ReadBatch
 from nbtrack.internal.sender import Sender
+from nbtrack.internal.summary import Summary
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.resume import RunSource
 from nbtrack.settings import DEFAULT_ENTITY, check_name
@@ -36,7 +39,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_WAIT", "SyncReport", "find_logs", "sync_log"]
 
-BATCH = 5000
 DEFAULT_WAIT = 5.0  # seconds a sync waits for the process of a live run before refusing it
 
 
@@ -200,21 +202,42 @@ def _deliver(
         return GuardedBackend(inner, scan, decided, record.history_offset)
 
     sender = Sender(on_result, notice, setup=setup, backend_opener=opener)
-    batch = [pb.Record(run=run)] if scan.run is None else []
+    # The run ended without its exit record: its last rows may be missing from its last summary
+    # record. Then the summary is rebuilt from the log, as a recovered internal process does.
+    summary = Summary() if not scan.complete and scan.summary_stale else None
     try:
-        for record in iter_records(path):  # damage was reported by the scan
-            if record.HasField("run"):
-                record = pb.Record(num=record.num, control=record.control, run=run)
-            batch.append(record)
-            if len(batch) >= BATCH:
-                sender.handle(batch)
-                batch = []
+        for batch in _batches(path, run, scan.run is None, summary):
+            sender.handle(batch)
+        end: list[pb.Record] = []
+        if summary is not None:
+            rebuilt = pb.SummaryRecord(update_json=jsonutil.dumps(summary.values), full=True)
+            end.append(pb.Record(summary=rebuilt))
         if not scan.complete:
-            batch.append(pb.Record(exit=pb.ExitRecord(exit_code=-1, state="crashed", runtime=scan.runtime)))
-        sender.handle(batch)
+            end.append(pb.Record(exit=pb.ExitRecord(exit_code=-1, state="crashed", runtime=scan.runtime)))
+        sender.handle(end)
     finally:
         sender.close()
     return errors[0] if errors else None
+
+
+def _batches(
+    path: Path, run: pb.RunRecord, run_lost: bool, summary: Summary | None
+) -> Iterator[list[pb.Record]]:
+    """The log's records (its run record replaced by run, or run first if the log lost it), in
+    batches bounded as the sender's read-back is; each also applied to summary, if given."""
+    batch = ReadBatch()
+    first = [pb.Record(run=run)] if run_lost else []
+    for record in itertools.chain(first, iter_records(path)):  # damage was reported by the scan
+        if record.HasField("run"):
+            record = pb.Record(num=record.num, control=record.control, run=run)
+        if summary is not None:
+            summary.apply(record)
+        size = record.ByteSize()
+        if not batch.has_room(size):
+            yield batch.records
+            batch = ReadBatch()
+        batch.add(record, size)
+    yield batch.records
 
 
 def _open_source(store_url: str | None, base_url: str | None, api_key: str | None) -> _Source:

@@ -81,6 +81,9 @@ class LogScan:
     exit: pb.ExitRecord | None = None
     console_lines: int = 0
     stats: int = 0
+    # Rows follow the last summary record: the summary the log states lacks them (the handler
+    # writes it at most once a second, and always before the exit record).
+    summary_stale: bool = False
     corruption: list[Corruption] = field(default_factory=list)
 
     @property
@@ -159,6 +162,9 @@ def scan_log(path: Path, base_if_lost: Callable[[], Base | None]) -> LogScan:
         kind = record.WhichOneof("record_type")
         if kind == "history":
             placer.place(record.history)
+            scan.summary_stale = True
+        elif kind == "summary":
+            scan.summary_stale = False
         elif kind == "run":
             scan.run = record.run
             run = record.run

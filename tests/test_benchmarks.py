@@ -62,3 +62,8 @@ def test_bench_ui_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
 def test_bench_kernel_small_runs_and_prints_its_table(tmp_path: Path) -> None:
     rows = ("init() in a kernel", "panel updates per second", "log() per call in a cell", "console capture")
     smoke(tmp_path, "bench_kernel.py", "--repeats", "1", "--rows", "2000", timeout=300, rows=rows)
+
+
+def test_bench_big_rows_small_runs_and_prints_its_table(tmp_path: Path) -> None:
+    rows = ("recover  peak RSS", "sync     peak RSS", "live     peak RSS", "rows stored 20 of 20")
+    smoke(tmp_path, "bench_big_rows.py", "--rows", "20", "--row-mb", "1", timeout=300, rows=rows)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nbtrack.internal.progress import LogProgress
-from nbtrack.internal.sender import Sender
+from nbtrack.internal.sender import BATCH_BYTES, Sender
 from nbtrack.online.retry import RetryPolicy
 from nbtrack.proto import nbtrack_pb2 as pb
 
@@ -32,6 +32,7 @@ class FailingBackend:
     def __init__(self, refuse: set[int] | None = None, locked: int = 0) -> None:
         self.refuse, self.locked = refuse or set(), locked
         self.lines: dict[int, str] = {}
+        self.writes: list[int] = []  # the bytes of each history write taken
         self.finished: list[str] = []
 
     def upsert_run(self, run: pb.RunRecord, config: dict[str, Any]) -> tuple[str, str | None]:
@@ -46,6 +47,7 @@ class FailingBackend:
         for index, line in enumerate(lines):
             assert offset + index not in self.lines, "a line written twice"
             self.lines[offset + index] = line
+        self.writes.append(sum(map(len, lines)))
         self.rows_delivered += len(lines)
 
     def finish_run(self, state: str, exit_code: int | None, runtime: float | None) -> None:
@@ -160,3 +162,19 @@ def test_an_abort_ends_a_retry_at_once_and_claims_nothing(tmp_path: Path) -> Non
     assert time.monotonic() - started < 1.5
     assert sender.exit_result is None and backend.finished == []
     assert sender.progress.stored_end == 0 and sender.progress.dropped.lines() == 0
+
+
+def test_rows_of_megabytes_reach_the_store_in_writes_within_the_memory_bound() -> None:
+    backend = FailingBackend()
+    sender = Sender(lambda r: None, lambda n: None, pb.SetupRequest(mode="local"), lambda s, r, n: backend)
+    sender.handle([pb.Record(run=pb.RunRecord(run_id="r", project="p"))])
+    row = b'{"s": "' + b"x" * 2_000_000 + b'"}'
+    batch = 8  # rows of 2 MB in one batch read back from the log (feed.ReadBatch)
+    for first in range(0, 5 * batch, batch):
+        sender.handle(
+            [pb.Record(history=pb.HistoryRecord(step=i, data_json=row)) for i in range(first, first + batch)]
+        )
+    sender.close()
+    assert sorted(backend.lines) == list(range(5 * batch))
+    # Rows are written once they reach the bound: never more than it and the batch that reached it.
+    assert max(backend.writes) < BATCH_BYTES + batch * len(row), backend.writes

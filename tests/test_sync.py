@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import create_engine, select
 
 import nbtrack
+from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.settings import store_url
 from nbtrack.store import RunRow, Store
 from nbtrack.store.schema import history, metadata, runs
@@ -22,6 +23,7 @@ from nbtrack.sync import find_logs, sync_log
 from nbtrack.txlog import BLOCK_SIZE, FILE_HEADER, HEADER_SIZE, iter_records
 from tests import serving
 from tests.helpers import stored_history, stored_run
+from tests.internal_driver import Driver
 from tests.serving import ServerProcess
 
 POSTGRES_URL = os.environ.get("NBTRACK_TEST_POSTGRES_URL")
@@ -71,6 +73,46 @@ def test_a_log_cut_short_syncs_what_it_holds_and_ends_crashed(root: Path) -> Non
     assert 0 < len(history) == report.rows < 5000
     assert [r["_step"] for r in history] == list(range(len(history)))
     assert stored_run(root, "cut").state == "crashed"
+
+
+def rows_after_the_last_summary(log: Path) -> int:
+    """History rows the log holds after its last summary record (all of them if it has none)."""
+    rows = 0
+    for record in iter_records(log):
+        rows = 0 if record.HasField("summary") else rows + record.HasField("history")
+    return rows
+
+
+def test_a_killed_runs_summary_is_rebuilt_from_the_rows_after_its_last_summary_record(root: Path) -> None:
+    driver = Driver(root, "killed")
+    try:
+        driver.start()
+        driver.send(pb.Record(metric=pb.MetricRecord(name="loss", summary="max")))
+        driver.log([{"loss": 100.0, "acc": 0.0}])
+        # A summary set by the user is written at once (with the row before it); rows logged right
+        # after it wait for the next, at most once a second. Log until the log ends with such rows
+        # (the first batch, unless the machine stalls for a second), each handed to the OS.
+        driver.send(pb.Record(summary=pb.SummaryRecord(update_json=b'{"note": "kept"}')))
+        logged = 1
+        while not rows_after_the_last_summary(driver.log_path):
+            driver.log([{"loss": -float(i), "acc": i / 100} for i in range(logged, logged + 50)])
+            logged += 50
+            assert driver.wait_for(lambda r, seq=logged: r.HasField("ack") and r.ack.seq >= seq, 30)
+            assert logged < 1000, "every batch was followed by a summary record"
+        driver.process.kill()  # SIGKILL: no exit record, no last summary
+        assert driver.eof.wait(30)
+    finally:
+        driver.close()
+
+    subprocess.run(
+        [sys.executable, "-m", "nbtrack.cli", "sync", str(driver.log_path), "--dir", str(root)],
+        capture_output=True,
+        check=True,
+    )
+    stored = stored_run(root, "killed")
+    assert (stored.state, stored.history_line_count) == ("crashed", logged)
+    # The last value of each key, the largest loss (define_metric's rule), and the user's value.
+    assert stored.summary == {"loss": {"max": 100.0}, "acc": (logged - 1) / 100, "note": "kept"}
 
 
 # ---- never backwards, live runs, damaged logs (SQLite, and PostgreSQL when it is there) -----------

@@ -6,7 +6,8 @@ here take less than `memory_bytes` (their serialized size, which the writer know
 they cost in memory beyond it: ~100 bytes a row of a batch of rows, kept as `HistoryLines`, and
 ~1.5 KB a parsed Record), they wait in memory. Beyond that the writer hands over only where
 they are: "records of the log in bytes [start, end)". The sender reads them back from the log
-when it gets there, and only bytes the writer has handed to the OS (`flushed`). Once it has
+when it gets there, and only bytes the writer has handed to the OS (`flushed`), in batches held
+to the same bound (rows of megabytes each must not make a batch of gigabytes). Once it has
 caught up, records wait in memory again. A recovered run's sender starts with the whole
 reopened log as one such range.
 
@@ -26,13 +27,28 @@ from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.txlog import Corruption, LogReader
 from nbtrack.worker import EMPTY, END, StageDied, _Marker
 
-__all__ = ["MEMORY_BYTES", "READ_BACK_RECORDS", "Feed", "HistoryLines", "Item"]
+__all__ = [
+    "LINE_OVERHEAD",
+    "MEMORY_BYTES",
+    "READ_BACK_RECORDS",
+    "Feed",
+    "HistoryLines",
+    "Item",
+    "ReadBatch",
+    "in_memory",
+]
 
 logger = logging.getLogger("nbtrack")
 
 MEMORY_BYTES = 16 << 20  # memory the records waiting here may take before the log takes over
 RECORD_OVERHEAD = 1536  # bytes a parsed Record takes in memory beyond its serialized size (measured)
 LINE_OVERHEAD = 100  # bytes a history row of HistoryLines takes beyond its serialized size
+
+
+def in_memory(serialized: int, count: int, overhead: int = RECORD_OVERHEAD) -> int:
+    """What `count` records of `serialized` bytes in all take in memory: the one measure both the
+    records waiting here and a chunk read back from the log are bounded in."""
+    return serialized + overhead * count
 
 
 @dataclass
@@ -45,7 +61,7 @@ class HistoryLines:
 
 
 Item = list[pb.Record] | HistoryLines  # what the sender gets
-READ_BACK_RECORDS = 5000  # records read back from the log per batch handed to the sender
+READ_BACK_RECORDS = 5000  # records read back from the log per batch, at most (see ReadBatch)
 
 
 @dataclass
@@ -103,10 +119,10 @@ class Feed:
         the log they were appended to, one after the other (None: they are not in the log)."""
         if isinstance(item, HistoryLines):
             count = len(item.lines)
-            size += LINE_OVERHEAD * count
+            size = in_memory(size, count, LINE_OVERHEAD)
         else:
             count = len(item)
-            size += RECORD_OVERHEAD * count
+            size = in_memory(size, count)
         with self._cond:
             if self._dead is not None:
                 raise StageDied(self._dead)
@@ -188,21 +204,39 @@ class Feed:
         return records
 
     def _read(self, reader: LogReader, start: int, end: int) -> tuple[list[pb.Record], int]:
-        """Up to READ_BACK_RECORDS records from bytes [start, end); and where the next one starts."""
-        records: list[pb.Record] = []
-        reached = start
+        """A ReadBatch of the records in bytes [start, end), and where the next one starts."""
+        batch = ReadBatch(self._limit)
 
         def damaged(corruption: Corruption) -> None:
             logger.error("nbtrack: the transaction log is damaged where it is read back: %s", corruption)
 
-        for _, record_end, payload in reader.records(start, end, damaged):
+        for record_start, _, payload in reader.records(start, end, damaged):
+            if not batch.has_room(len(payload)):
+                return batch.records, record_start  # the next batch starts with it, unparsed
             record = pb.Record.FromString(payload)
-            reached = record_end
-            if record.WhichOneof("record_type") in ("header", "final", "footer"):
-                continue  # the log's own records, nothing to deliver
-            records.append(record)
-            if len(records) >= READ_BACK_RECORDS:
-                break
-        else:
-            reached = end  # end is a record's end: everything before it is read (or was damaged)
-        return records, reached
+            # The log's own records (header, final, footer) are nothing to deliver.
+            if record.WhichOneof("record_type") not in ("header", "final", "footer"):
+                batch.add(record, len(payload))
+        return batch.records, end  # end is a record's end: everything before it is read (or was damaged)
+
+
+class ReadBatch:
+    """Records read back from a log for the sender, a batch at a time (the Feed's ranges, and
+    `nbtrack sync`): at most READ_BACK_RECORDS of them, taking at most the memory bound as push()
+    counts records waiting in memory, and always at least one, so the reader moves on whatever a
+    record's size."""
+
+    def __init__(self, limit: int = MEMORY_BYTES) -> None:
+        self.records: list[pb.Record] = []
+        self._limit = limit
+        self._held = 0
+
+    def has_room(self, size: int) -> bool:
+        """Whether a record of `size` serialized bytes may join the batch."""
+        if not self.records:
+            return True
+        return len(self.records) < READ_BACK_RECORDS and self._held + in_memory(size, 1) <= self._limit
+
+    def add(self, record: pb.Record, size: int) -> None:
+        self.records.append(record)
+        self._held += in_memory(size, 1)

@@ -37,7 +37,7 @@ from nbtrack import jsonutil
 from nbtrack.internal.progress import DeliveryProgress, LogProgress, StepRanges
 from nbtrack.internal.provenance import CELLS_KEY, Provenance
 from nbtrack.internal.sampler import LIVE_POINTS, LIVE_SERIES, SampledHistory
-from nbtrack.internal.summary import Summary, parse_summary_kinds
+from nbtrack.internal.summary import Summary
 from nbtrack.internal.system_metrics import StatsThread, SystemSampler
 from nbtrack.internal.writer import WriterThread
 from nbtrack.proto import nbtrack_pb2 as pb
@@ -124,11 +124,10 @@ class Handler:
         elif kind == "exit":
             self.finish(record)
         elif kind == "summary":
-            update = jsonutil.loads(record.summary.update_json) if record.summary.update_json else {}
-            self.summary.set(update, list(record.summary.remove))
+            self.summary.apply(record)
             self._send_summary(force=True)
         elif kind == "metric":
-            self.summary.define(record.metric.name, parse_summary_kinds(record.metric.summary))
+            self.summary.apply(record)
             self._writer.put([record])
         elif kind == "cell":
             self._on_cell(record)
@@ -216,12 +215,9 @@ class Handler:
                 self._on_run(record, persist=False)
                 self.state = "running"
             elif kind == "history":
-                self._recover_row(record.history)
-            elif kind == "summary" and record.summary.full:
-                # The summary as it was then (user-set values included); rows after it update it.
-                self.summary.values = dict(jsonutil.loads(record.summary.update_json))
-            elif kind == "metric":
-                self.summary.define(record.metric.name, parse_summary_kinds(record.metric.summary))
+                self._recover_row(record)
+            elif kind in ("summary", "metric"):
+                self.summary.apply(record)  # the summary as it was then; rows after it update it
             elif kind == "cell":
                 self.provenance.begin(record.cell)
             elif kind == "exit":
@@ -231,13 +227,14 @@ class Handler:
         self._acknowledged = self._logged_through
         return count
 
-    def _recover_row(self, history: pb.HistoryRecord) -> None:
+    def _recover_row(self, record: pb.Record) -> None:
+        history = record.history
         row = jsonutil.loads(history.data_json)
         for key in ("_step", "_runtime", "_timestamp"):
             row.pop(key, None)
         self.provenance.recover_row(history.step, row.pop("_cell", 0), row.pop("_attempt", 0))
         self.step = history.step + 1
-        self.summary.update(row)
+        self.summary.apply(record, row)
         self.latest.update(row)
         self.sampled.add_row(history.step, row)
         self.lines.add(self.rows_logged, history.step)
@@ -249,8 +246,7 @@ class Handler:
         # A resumed run's _runtime goes on from where it stopped, not from this segment's start.
         self._start_time = record.run.start_time - record.run.runtime_offset
         self.step = record.run.starting_step
-        if record.run.summary_json:
-            self.summary.set(jsonutil.loads(record.run.summary_json), [])
+        self.summary.apply(record)  # a resumed run's summary
         if not record.run.host:
             record.run.host = socket.gethostname()
         if persist:

@@ -31,7 +31,7 @@ from nbtrack import jsonutil
 from nbtrack.console_format import console_line
 from nbtrack.errors import NbtrackError
 from nbtrack.internal.backend import Backend, open_backend
-from nbtrack.internal.feed import Feed, HistoryLines, Item
+from nbtrack.internal.feed import LINE_OVERHEAD, MEMORY_BYTES, Feed, HistoryLines, Item, in_memory
 from nbtrack.internal.progress import DeliveryProgress, LogProgress, StepRanges
 from nbtrack.internal.trouble import SPACE, Trouble, is_out_of_space, short_reason
 from nbtrack.online.retry import RetryPolicy, Transient
@@ -44,6 +44,8 @@ __all__ = ["RETRY", "BackendOpener", "Sender", "SenderThread", "exit_state", "is
 logger = logging.getLogger("nbtrack")
 
 BATCH_ROWS = 5000  # lines per store write: large enough to amortise a transaction
+# ... and no more than the Feed lets wait in memory: rows of megabytes each make small batches.
+BATCH_BYTES = MEMORY_BYTES
 BATCH_SECONDS = 0.05  # and a live run's rows are at most this late
 RETRY = RetryPolicy(base=0.25, factor=2.0, cap=4.0, jitter=0.5)  # a store back is found within seconds
 _TRANSIENT_ERRNOS = {
@@ -114,6 +116,7 @@ class Sender:
         self.progress = DeliveryProgress()
         self._history: list[str] = []
         self._steps: list[int] = []
+        self._history_held = 0  # what the lines in _history take in memory (feed.in_memory)
         self._history_offset = 0  # line number of _history[0]
         self._first_line = 0  # the line number of this log's first row (a resumed run's offset)
         self._stored_through = 0  # recovering: lines below this are stored already
@@ -163,6 +166,7 @@ class Sender:
                     continue
                 self._history.append(record.history.data_json.decode())
                 self._steps.append(record.history.step)
+                self._history_held += in_memory(len(record.history.data_json), 1, LINE_OVERHEAD)
             elif kind == "summary":
                 self._on_summary(record.summary)
             elif kind == "console":
@@ -190,7 +194,7 @@ class Sender:
                 self._on_exit(record)
             elif kind == "request" and record.request.HasField("setup"):
                 self.setup = record.request.setup  # a live run's first record: where it goes
-        if len(self._history) >= BATCH_ROWS or time.monotonic() - self._last_flush >= BATCH_SECONDS:
+        if self._batch_due():
             self._flush()
 
     def add_history(self, lines: list[bytes], steps: list[int]) -> None:
@@ -204,8 +208,16 @@ class Sender:
             self.progress.lines_handed += skip
         self._history.extend(map(bytes.decode, lines[skip:]))
         self._steps.extend(steps[skip:])
-        if len(self._history) >= BATCH_ROWS or time.monotonic() - self._last_flush >= BATCH_SECONDS:
+        self._history_held += in_memory(sum(map(len, lines[skip:])), len(lines) - skip, LINE_OVERHEAD)
+        if self._batch_due():
             self._flush()
+
+    def _batch_due(self) -> bool:
+        """Whether the rows gathered go to the store now: a full batch, by rows or by bytes (a
+        batch read back from the log after another must not pile up), or one waiting long enough."""
+        if len(self._history) >= BATCH_ROWS or self._history_held >= BATCH_BYTES:
+            return True
+        return time.monotonic() - self._last_flush >= BATCH_SECONDS
 
     def tick(self) -> None:
         """Deliver what waited long enough (called when no record arrived for a while)."""
@@ -355,7 +367,7 @@ class Sender:
         self._last_flush = time.monotonic()
         if self._history:
             lines, steps, offset = self._history, self._steps, self._history_offset
-            self._history, self._steps = [], []
+            self._history, self._steps, self._history_held = [], [], 0
             self._history_offset += len(lines)
             delivered = self._deliver(methodcaller("write_history", offset, lines, steps))
             if not delivered and self._aborted.is_set():

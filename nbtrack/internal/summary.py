@@ -1,9 +1,18 @@
-"""The run summary as define_metric() asks for it: last (default), min, max, mean, or none."""
+"""The run summary as define_metric() asks for it: last (default), min, max, mean, or none.
+
+The summary is what the run's records made of it, in order (`Summary.apply`), so it can be rebuilt
+from the run's transaction log: a recovered internal process and `nbtrack sync` of a log that ends
+without its exit record (rows may follow its last summary record) apply the log again.
+"""
 
 from __future__ import annotations
 
 import fnmatch
 from typing import Any
+
+from nbtrack import jsonutil
+from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.values import RESERVED_KEYS
 
 __all__ = ["SUMMARY_KINDS", "Summary", "parse_summary_kinds"]
 
@@ -53,6 +62,24 @@ class Summary:
             elif kinds != ("none",):
                 self._aggregate(key, value, kinds)
 
+    def apply(self, record: pb.Record, row: dict[str, Any] | None = None) -> None:
+        """What record does to the summary, live or read back from the log. row: a history
+        record's values without nbtrack's own keys, if the caller parsed them already."""
+        kind = record.WhichOneof("record_type")
+        if kind == "history":
+            self.update(row if row is not None else _logged_values(record.history.data_json))
+        elif kind == "summary":
+            summary = record.summary
+            update = jsonutil.loads(summary.update_json) if summary.update_json else {}
+            if summary.full:  # the handler's: the summary as it was then, user-set values included
+                self.values = dict(update)
+            else:  # the user's run.summary changes
+                self.set(update, list(summary.remove))
+        elif kind == "metric":
+            self.define(record.metric.name, parse_summary_kinds(record.metric.summary))
+        elif kind == "run" and record.run.summary_json:
+            self.set(jsonutil.loads(record.run.summary_json), [])  # a resumed run's summary so far
+
     def set(self, update: dict[str, Any], remove: list[str]) -> None:
         """Values the user set through run.summary."""
         self.values.update(update)
@@ -92,3 +119,11 @@ class Summary:
                 self._means[key] = (total + value, count + 1)
                 entry["mean"] = (total + value) / (count + 1)
         self.values[key] = entry
+
+
+def _logged_values(data_json: bytes) -> dict[str, Any]:
+    """A logged row's values: what log() was given, without the keys nbtrack stamps on each row."""
+    row: dict[str, Any] = jsonutil.loads(data_json)
+    for key in RESERVED_KEYS:
+        row.pop(key, None)
+    return row
