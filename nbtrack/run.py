@@ -464,9 +464,9 @@ class Run:
             self._exit_state = answer.exit_result.state if answer is not None else "running"
             if answer is not None:
                 self._connection.count_lost(answer.exit_result.rows_lost)  # as the message says
-            unlogged = self._connection.not_acknowledged() + waiting.poll.rows_unlogged
-            ended = bool(answer is None and unlogged and self._connection.end_if_hung())
-            self._warn(self._left_behind(waiting.why, waiting.poll, answer, ended))
+            lost = self._connection.end_if_hung() if answer is None else None
+            self._warn(self._left_behind(waiting.why, waiting.poll, answer, lost))
+            self._report_at_exit()
         except InternalProcessError:
             if self._connection.lost_reason is None:
                 raise
@@ -571,58 +571,71 @@ class Run:
         )
 
     def _left_behind(
-        self, why: str, poll: pb.PollExitResponse, answer: pb.ShutdownResponse | None, ended: bool
+        self, why: str, poll: pb.PollExitResponse, answer: pb.ShutdownResponse | None, lost: int | None
     ) -> str:
-        """What finish() leaves undelivered when it stops waiting, and how to deliver it. Rows are
-        said to be in the log only when the internal process said so (its answer to the
-        shutdown request), or when the log acknowledged every row. ended: the process gave no
-        answer and was ended as hung, with rows the log lacks."""
+        """What finish() leaves undelivered when it stops waiting, and how to deliver it. Counts
+        come from the internal process's answer to the shutdown request (exact), or without one
+        from what this process knows exactly: the log() calls the log has not acknowledged, and
+        of those the ones still here. lost: the process was hung and ended, and this many calls
+        the log lacks are lost (counted from the log itself)."""
         assert self._connection is not None
         log = self._settings.log_path
         command = self._sync_command()
         where = "the tracking server" if self.mode == "online" else "the store"
         head = f"run {self.id}: finish() {why}"
         if answer is not None:
-            lost = answer.exit_result.rows_lost
+            lost_rows = answer.exit_result.rows_lost
             if self.mode == "offline":
-                message = head + "; the transaction log is complete" if not lost else head
+                message = head + "; the transaction log is complete" if not lost_rows else head
             else:
                 message = f"{head}: {answer.rows_not_stored} rows are not in {where} yet"
-            if lost:
+            if lost_rows:
                 message += (
-                    f"; {lost} rows (steps {answer.exit_result.lost_steps}) are in neither {where} nor "
-                    f"the transaction log {log}, and are lost"
+                    f"; {lost_rows} rows (steps {answer.exit_result.lost_steps}) are in neither {where} "
+                    f"nor the transaction log {log}, and are lost"
                 )
-                if self.mode != "offline" and answer.rows_not_stored > lost:
+                if self.mode != "offline" and answer.rows_not_stored > lost_rows:
                     message += (
-                        f"; the other {answer.rows_not_stored - lost} are in it: `{command}` delivers them"
+                        f"; the other {answer.rows_not_stored - lost_rows} are in it: `{command}` "
+                        "delivers them"
                     )
             elif self.mode != "offline" and answer.rows_not_stored:
                 message += f"; every one of them is in the transaction log {log}: `{command}` delivers them"
             return message
         # No answer in time: the internal process is busy (writing what it holds to the log) or hung.
         connection = self._connection
-        unlogged = connection.not_acknowledged() + poll.rows_unlogged
-        message = (
-            head
-            if self.mode == "offline"
-            else f"{head}: {poll.rows_pending + unlogged} rows are not in {where} yet"
+        if self.mode != "offline":
+            head += f" before the internal process said how many rows {where} lacks"
+        if lost is not None:
+            message = f"{head}; it had stopped answering and was ended"
+            if lost:
+                message += f"; {lost} logged rows never reached the transaction log {log} and are lost"
+            if self.mode == "offline":
+                return message + f"; every other row is in the transaction log {log}"
+            return message + f"; every other row is in the transaction log {log}: `{command}` delivers them"
+        unlogged, here = connection.not_acknowledged(), connection.pending()
+        if not unlogged:
+            if self.mode == "offline":
+                return head + "; the transaction log is complete"
+            return head + f"; every row is in the transaction log {log}: `{command}` delivers them"
+        message = f"{head}; up to {unlogged} logged rows are not in the transaction log {log} yet"
+        if here:
+            message += (
+                f": {here} of them are still in this process, which goes on handing them to the "
+                "internal process (they are lost if this process ends first), and"
+            )
+        message += (
+            " the internal process goes on writing them there (if it stops answering for "
+            f"{self._settings.hang_timeout:g} s it is ended, and they are lost)"
         )
-        if ended:
-            return message + (
-                f"; {unlogged} of them never reached the transaction log {log} (the internal process "
-                f"stopped answering and was ended) and are lost; the others are in it: `{command}` "
-                "delivers them"
-            )
-        if unlogged:
-            return message + (
-                f"; {unlogged} of them are not in the transaction log {log} yet: the internal process "
-                f"is still writing them there (if it stops answering for {self._settings.hang_timeout:g} s "
-                f"it is ended, and they are lost); then `{command}` delivers them"
-            )
-        if self.mode == "offline":
-            return message + "; the transaction log is complete"
-        return message + f"; every one of them is in the transaction log {log}: `{command}` delivers them"
+        return message + ("" if self.mode == "offline" else f"; then `{command}` delivers them")
+
+    def _report_at_exit(self) -> None:
+        """finish() stopped waiting with rows still in this process: if it ends before they are
+        handed over, they are lost, and that is said (and counted) then."""
+        assert self._connection is not None
+        if self._connection.pending():
+            atexit.register(self._connection.report_unsent, self.id)
 
     def _progress_line(self, rows: int, poll: pb.PollExitResponse) -> str:
         where = self._settings.base_url if self.mode == "online" else "the store"

@@ -158,6 +158,10 @@ class Worker(Generic[Item]):
         """Handle what is queued, then end the thread; False if it did not end within timeout."""
         self.expire(timeout)
         self._inbox.close()
+        return self.join(timeout)
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to timeout for the thread to end (its inbox closed by whoever feeds it)."""
         self._thread.join(timeout)
         return not self._thread.is_alive()
 

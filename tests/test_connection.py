@@ -321,3 +321,41 @@ def test_a_run_that_loses_its_process_for_good_counts_exactly_the_rows_its_log_l
     report = sync_log(log, f"sqlite:///{root / 'nbtrack.db'}")
     assert report.error is None
     assert [r["i"] for r in stored_history(root, "doomed")] == in_log
+
+
+def test_finish_timeout_with_big_rows_still_in_this_process_loses_none_and_says_where_they_are(
+    root: Path,
+) -> None:
+    """finish(timeout=1) while 100 MB of rows are still being handed over (the store locked, so it
+    cannot end in time): it returns on time, says how many rows are still in this process, and
+    this process goes on handing them over: the log gets every one, in order."""  # 400 MB
+    from nbtrack import jsonutil, txlog
+    from tests.helpers import Locker
+
+    rows, pad = 2000, "x" * 200_000
+    run = nbtrack.init(project="test", dir=root, id="big")
+    run.log({"i": -1})
+    run.status()
+    locker = Locker(root / "nbtrack.db", seconds=120)
+    locker.start()
+    assert locker.locked.wait(30)
+    try:
+        for i in range(rows):
+            run.log({"i": i, "pad": pad})
+        started = time.monotonic()
+        run.finish(timeout=1)
+        took = time.monotonic() - started
+        assert run._connection is not None
+        process = run._connection.process
+        assert process.join(120)  # it writes everything it was handed to the log, then exits
+    finally:
+        locker.stop_now()
+    assert took < 2.5, f"finish(timeout=1) took {took:.1f} s"
+    said = [n for n in run.notices if "finish() stopped waiting" in n]
+    assert len(said) == 1 and f"`nbtrack sync {run._settings.log_path}`" in said[0], run.notices
+    logged = [
+        jsonutil.loads(r.history.data_json)["i"]
+        for r in txlog.iter_records(run._settings.log_path)
+        if r.HasField("history")
+    ]
+    assert logged == list(range(-1, rows)) and run.rows_lost == 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -251,13 +252,29 @@ class RunConnection:
         """Seconds since the internal process last sent anything."""
         return time.monotonic() - max(self._reader.last_heard, self._quiet_since)
 
-    def end_if_hung(self) -> bool:
+    def end_if_hung(self) -> int | None:
         """Kill the process now if it has been silent for hang_timeout (the watchdog would, a
-        little later); True if it was killed."""
+        little later). Returns None if it was not hung, else the log() calls its transaction log
+        lacks, which are then lost (counted exactly, from the log itself)."""
         if self.silent_for() < self._hang_timeout:
-            return False
+            return None
         self.process.kill()
-        return True
+        self.process.join(1.0)
+        lost = self.outbox.calls_after(logged_through(Path(self._setup.log_path)), timeout=0.0)
+        self._rows_lost += lost
+        return lost
+
+    def report_unsent(self, run_id: str) -> None:
+        """At exit: log() calls still in this process (finish() stopped waiting before they were
+        handed over) are lost with it; say how many."""
+        unsent = self.pending()
+        if unsent:
+            self._rows_lost += unsent
+            print(
+                f"nbtrack: run {run_id}: {unsent} logged rows were still in this process when it "
+                "ended, before the internal process got them, and are lost",
+                file=sys.stderr,
+            )
 
     def _give_up(self, reason: str) -> None:
         """No internal process any more: waiters wake, later rows are counted as lost."""

@@ -7,7 +7,8 @@ anything else as an already serialized Record. Two named threads move it on, eac
 
 - "nbtrack-outbox" drains the deque every few milliseconds (at once when a request waits) and
   encodes it: runs of consecutive log() calls become PartialHistoryRequests of at most
-  MAX_CALLS_PER_MESSAGE calls (a small message keeps the handler's working set in cache), runs
+  MAX_CALLS_PER_MESSAGE calls and about MAX_MESSAGE_BYTES (a small message keeps the handler's
+  working set in cache, and big rows never make a message of hundreds of megabytes), runs
   of console lines one ConsoleRecord each (so a chatty cell costs the internal process one
   record per batch, not per line); its source is a clock that ticks every FLUSH_INTERVAL, or at
   once when woken;
@@ -68,6 +69,7 @@ logger = logging.getLogger("nbtrack")
 LogCall = tuple[dict[str, Any], "int | None", bool, float]
 FLUSH_INTERVAL = 0.02  # seconds between drains
 MAX_CALLS_PER_MESSAGE = 1000
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # a batch of big rows is cut to messages of about this size
 DEFAULT_MEMORY_LIMIT = 64 * 1024 * 1024  # bytes of retained messages kept in memory
 ROOM_CHECK = 0.1  # seconds between checks while log() waits for room
 # The pipe thread's inbox takes any number of messages: the outbox bounds memory in bytes (then
@@ -141,6 +143,7 @@ class Outbox:
         )
         self._encoded: Inbox[_Message | _Reconnect] = Inbox(PIPE_INBOX_LIMIT)  # for the pipe thread
         self._seq = 0  # the last sequence number given (encoder thread only)
+        self._calls_per_message = MAX_CALLS_PER_MESSAGE  # fewer while rows are big (encoder only)
         # Encoded and not yet acknowledged, oldest first. The lock makes "retained" and "queued
         # for the pipe" change together, so a reconnect re-sends each message exactly once.
         self._retained: collections.deque[_Message] = collections.deque()
@@ -290,17 +293,20 @@ class Outbox:
         return self.broken is None
 
     def close(self, timeout: float) -> bool:
-        """Write what is queued, then stop both threads; False if something was left behind.
-        The pipe thread closes the connection and removes the spill file once it has written
-        everything (on its own if that takes longer than timeout)."""
+        """Write what is queued, then stop both threads; False if something was left behind
+        (`pending()` says how much). Nothing queued is dropped: the encoder's last drain takes
+        everything, then it closes the pipe thread's inbox, and the pipe thread writes all of
+        it before it closes the connection and removes the spill file, on its own if that takes
+        longer than timeout (as long as this process lives)."""
+        deadline = time.monotonic() + timeout
         flushed = self.flush(timeout)
         self._stopping = True
-        self._encoder.stop(timeout)  # one last drain, then it ends
-        self._writer.stop(timeout)  # if it is still writing, it goes on alone, then ends
+        self._encoder.stop(max(0.0, deadline - time.monotonic()))  # one last drain, then it ends
+        self._writer.join(max(0.0, deadline - time.monotonic()))
         with self._lock:
             self.full = False
             self._room.notify_all()
-        return flushed
+        return flushed and not self._writer.is_alive()
 
     def release(self) -> None:
         """The run lost its internal process for good: nothing will make room any more, so a
@@ -361,7 +367,7 @@ class Outbox:
                     exact = True
                     item = item.call  # type: ignore[union-attr]
                 batch.append(item)
-                if len(batch) == MAX_CALLS_PER_MESSAGE:
+                if len(batch) >= self._calls_per_message:
                     self._put_batch(batch, lines, exact)
                     batch, exact = [], False
                 continue
@@ -397,11 +403,22 @@ class Outbox:
         self._put(_Message(data, 0, self._seq, len(data)))
 
     def _put_calls(self, calls: list[LogCall], exact: bool) -> None:
-        first = self._seq + 1
-        self._seq += len(calls)
         # One encoder for the whole batch: the exact one keeps NaN and infinity (orjson would
         # write them as null), the fast one serves every batch without them.
         encoded = jsonutil.dumps(calls) if exact else orjson.dumps(calls)
+        if len(encoded) > MAX_MESSAGE_BYTES and len(calls) > 1:
+            # Big rows: smaller messages from now on, and this batch cut to that size, so that
+            # neither side ever holds (or parses) one message of hundreds of megabytes.
+            fit = max(1, len(calls) * MAX_MESSAGE_BYTES // len(encoded))
+            self._calls_per_message = min(fit, MAX_CALLS_PER_MESSAGE)
+            del encoded
+            for start in range(0, len(calls), fit):
+                self._put_calls(calls[start : start + fit], exact)
+            return
+        if len(encoded) < MAX_MESSAGE_BYTES // 4 and len(calls) == self._calls_per_message:
+            self._calls_per_message = min(MAX_CALLS_PER_MESSAGE, self._calls_per_message * 2)
+        first = self._seq + 1
+        self._seq += len(calls)
         request = pb.PartialHistoryRequest(calls_json=encoded, count=len(calls), first_seq=first)
         record = pb.Record(
             request=pb.Request(partial_history=request), control=pb.Control(local=True, seq=self._seq)
@@ -427,7 +444,7 @@ class Outbox:
         assert message.data is not None
         if self._spill is not None:
             try:
-                offset = self._spill.append(message.data)
+                offset = self._spill.append(message.data, message.seq)
             except OSError as exc:
                 logger.debug("nbtrack: cannot spill to %s: %s", self._spill.path, exc)
             else:
@@ -467,7 +484,7 @@ class Outbox:
         if data is None:
             assert self._spill is not None
             try:
-                data = self._spill.read(message.offset, message.size)
+                data = self._spill.read(message.offset, message.size, message.seq)
             except OSError as exc:
                 if message.seq <= self.acknowledged:
                     return None  # the spill file was emptied after its messages were stored
@@ -527,6 +544,7 @@ class Outbox:
         if self.failure is not None:
             return  # the first failure is the one that counts (the other thread may follow it)
         self.failure = f"the {thread} thread failed ({type(exc).__name__}: {exc})"
+        self._encoded.close()  # the pipe thread ends once it wrote what it has (the encoder died)
         with self._progress:
             self._progress.notify_all()
         with self._lock:
@@ -549,13 +567,17 @@ class _Clock:
     def __init__(self, wake: threading.Event) -> None:
         self._wake = wake
         self._closed = False
+        self._last_tick = False  # the drain after close() was given
 
     def get(self, timeout: float) -> _Tick | _Marker:
-        if self._closed:
+        if self._last_tick:
             return END
+        if self._closed:  # one last drain that starts after close(): it takes everything queued
+            self._last_tick = True
+            return _TICK
         self._wake.wait(timeout)
         self._wake.clear()
-        return _TICK  # after close() too: one last drain
+        return _TICK
 
     def close(self) -> None:
         self._closed = True
@@ -578,6 +600,11 @@ class _EncoderThread(Worker[_Tick]):
 
     def handle(self, item: _Tick) -> None:
         self._outbox._encode()
+
+    def finished(self) -> None:
+        # After the last drain (close()): nothing more comes for the pipe thread. Only here, so
+        # that no message is ever queued after the pipe thread has ended.
+        self._outbox._encoded.close()
 
 
 class _PipeThread(Worker[_Message | _Reconnect]):
@@ -607,7 +634,9 @@ class SpillDamaged(OSError):
     """A spilled message is not what was written (the file was truncated or overwritten)."""
 
 
-_FRAME = struct.Struct("<II")  # each spilled message: its length and CRC-32, then its bytes
+# Each spilled message: its length, CRC-32 and sequence number, then its bytes. The number
+# tells a frame copied over another of the same size from the one that belongs there.
+_FRAME = struct.Struct("<IIQ")
 
 
 class _SpillFile:
@@ -619,27 +648,30 @@ class _SpillFile:
         self._fd: int | None = None
         self.end = 0
 
-    def append(self, data: bytes) -> int:
+    def append(self, data: bytes, seq: int) -> int:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         offset = self.end
-        framed = _FRAME.pack(len(data), zlib.crc32(data)) + data
+        framed = _FRAME.pack(len(data), zlib.crc32(data), seq) + data
         done = 0
         while done < len(framed):
             done += os.pwrite(self._fd, framed[done:], offset + done)
         self.end = offset + len(framed)
         return offset
 
-    def read(self, offset: int, size: int) -> bytes:
-        """The message written at offset; SpillDamaged if the file no longer holds it."""
+    def read(self, offset: int, size: int, seq: int) -> bytes:
+        """Message seq, written at offset; SpillDamaged if the file no longer holds it."""
         assert self._fd is not None
         framed = os.pread(self._fd, _FRAME.size + size, offset)
         if len(framed) != _FRAME.size + size:
             raise SpillDamaged(f"the spill file {self.path} was cut short (at byte {offset + len(framed)})")
-        length, crc = _FRAME.unpack_from(framed)
+        length, crc, number = _FRAME.unpack_from(framed)
         data = framed[_FRAME.size :]
-        if length != size or zlib.crc32(data) != crc:
-            raise SpillDamaged(f"the spill file {self.path} was changed by something else (at byte {offset})")
+        if length != size or number != seq or zlib.crc32(data) != crc:
+            raise SpillDamaged(
+                f"the spill file {self.path} does not hold what was written at byte {offset} "
+                "(it was cut short or changed by something else)"
+            )
         return data
 
     def empty(self) -> None:
