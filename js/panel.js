@@ -8,7 +8,7 @@
 //
 // Synced traits (see panel.py): header, state, step, runtime, metrics, metrics_omitted, series,
 // series_omitted, pending, notices, media, details. Every user string is written with textContent, never HTML;
-// the one image is an inline PNG data: URL (panel.py checks its shape) set as an <img> src.
+// the one image is an inline PNG data: URL (panel_limits.py checks its shape) set as an <img> src.
 import { extent, formatBytes, formatDuration, formatNumber } from "./chart.js";
 import { drawLineChart, svgNode, syncCards } from "./chart_svg.js";
 

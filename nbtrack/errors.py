@@ -6,7 +6,7 @@
     ├── LogFormatError           (also a ValueError; txlog.py) not a transaction log, or a format
     │                            version this nbtrack cannot read
     ├── RunNotFoundError         (also a LookupError; api.py) `Api.run()` of a run the store lacks
-    ├── StoreError               (store/store.py) the store failed a read or a write; says which
+    ├── StoreError               the store failed a read or a write; says which
     ├── StageDied                (worker.py) a stage of the internal process is gone: it is ending
     ├── Transient                (online/retry.py) worth retrying: the server is down or busy
     ├── Rejected                 (online/retry.py) the server refused a request for good
@@ -19,7 +19,7 @@ key and the type, because that is what Python code expects from a bad argument.
 
 from __future__ import annotations
 
-__all__ = ["InternalProcessError", "NbtrackError", "UsageError"]
+__all__ = ["InternalProcessError", "NbtrackError", "StoreError", "UsageError"]
 
 
 class NbtrackError(Exception):
@@ -32,3 +32,7 @@ class UsageError(NbtrackError):
 
 class InternalProcessError(NbtrackError):
     """The run's internal process died or did not answer within the timeout."""
+
+
+class StoreError(NbtrackError):
+    """The database refused or failed an operation (locked too long, unreachable, corrupt)."""

@@ -321,7 +321,8 @@ def panel_comms(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _panel_after_logging(root: Path) -> Any:
-    from nbtrack.extension.panel import RunPanel, media_preview
+    from nbtrack.extension.media_preview import media_preview
+    from nbtrack.extension.panel import RunPanel
 
     pixels = np.random.default_rng(2).integers(0, 256, size=(300, 200, 3), dtype=np.uint8)
     run = nbtrack.init(project="media", dir=root)
@@ -342,7 +343,7 @@ def _panel_after_logging(root: Path) -> Any:
 def test_the_panel_shows_a_thumbnail_of_the_newest_image_and_the_histogram(
     panel_comms: None, root: Path
 ) -> None:
-    from nbtrack.extension.panel import MAX_HISTOGRAM_BARS, MAX_IMAGE_SRC_CHARS
+    from nbtrack.extension.panel_limits import MAX_HISTOGRAM_BARS, MAX_IMAGE_SRC_CHARS
 
     panel = _panel_after_logging(root)
     assert set(panel.metrics) == {"loss"}, "media are not metric cards"
@@ -364,7 +365,7 @@ def test_the_panel_shows_a_thumbnail_of_the_newest_image_and_the_histogram(
 def test_the_panel_shows_a_small_image_logged_from_a_file_as_it_is(
     panel_comms: None, root: Path, tmp_path: Path
 ) -> None:
-    from nbtrack.extension.panel import media_preview
+    from nbtrack.extension.media_preview import media_preview
 
     jpeg = tmp_path / "small.jpg"
     PIL.fromarray(np.full((10, 12, 3), 200, dtype=np.uint8)).save(jpeg, format="JPEG")
@@ -380,7 +381,7 @@ def test_the_panel_shows_a_small_image_logged_from_a_file_as_it_is(
 
 
 def test_the_panel_refuses_an_image_source_that_is_not_an_inline_png() -> None:
-    from nbtrack.extension.panel import _clean_image
+    from nbtrack.extension.panel_limits import clean_image
 
     for src in [
         "javascript:alert(1)",
@@ -388,7 +389,7 @@ def test_the_panel_refuses_an_image_source_that_is_not_an_inline_png() -> None:
         "data:image/svg+xml;base64,PHN2Zz4=",
         "data:image/png;base64,<b>",
     ]:
-        assert _clean_image({"key": "k", "src": src}) is None
+        assert clean_image({"key": "k", "src": src}) is None
 
 
 CHROMIUM = Path("/usr/bin/chromium")

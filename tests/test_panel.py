@@ -18,7 +18,8 @@ from IPython.core.formatters import DisplayFormatter
 from nbtrack.extension import panel as panel_module
 from nbtrack.extension.esm import PANEL_MODULES, bundle_esm, bundle_modules
 from nbtrack.extension.formatting import downsample_min_max, format_bytes, format_duration, format_number
-from nbtrack.extension.panel import (
+from nbtrack.extension.panel import RunPanel, panel_details
+from nbtrack.extension.panel_limits import (
     MAX_DETAILS,
     MAX_HISTOGRAM_BARS,
     MAX_IMAGE_SRC_CHARS,
@@ -27,8 +28,6 @@ from nbtrack.extension.panel import (
     MAX_POINTS,
     MAX_SERIES,
     MAX_UPDATE_BYTES,
-    RunPanel,
-    panel_details,
 )
 from nbtrack.proto import nbtrack_pb2 as pb
 

@@ -700,8 +700,8 @@ def test_sql_is_never_built_from_values_at_a_call_site() -> None:
     """No SQL execution call in nbtrack/ is given text formatted where it is called (but from
     module constants): values are bound.
 
-    (Store._upsert_sql and _unnest_sql build statements from the schema's table and column
-    names only, and bind every value.)
+    (Upserts._upsert_sql and _unnest_sql in store/upsert.py build statements from the schema's
+    table and column names only, and bind every value.)
     """
     offenders = []
     for path in (REPO / "nbtrack").rglob("*.py"):

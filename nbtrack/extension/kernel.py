@@ -223,7 +223,8 @@ class KernelTracker:
             tracked.handle = display(_static_bundle(panel), raw=True, display_id=True)  # type: ignore[no-untyped-call]
 
     def _apply_live(self, tracked: TrackedRun, live: pb.LiveResult) -> None:
-        from nbtrack.extension.panel import media_preview, panel_details
+        from nbtrack.extension.media_preview import media_preview
+        from nbtrack.extension.panel import panel_details
 
         tracked.last_live = live
         offline = tracked.run.mode == "offline" and live.state == "running"

@@ -7,7 +7,7 @@ the values. A chart of a million lines then reads ten thousand rows per key inst
 million JSON texts, and min/max per bucket keeps every spike visible.
 
 Pure: rows in, rollup rows out. The store writes them in the transaction that writes the lines
-(store.py) and the chart reader merges them (chart_read.py, downsample.py).
+(writes.py) and the chart reader merges them (chart_read.py, downsample.py).
 """
 
 from __future__ import annotations

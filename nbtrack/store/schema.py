@@ -7,7 +7,8 @@ seconds as floats. Lines (`history.line`, `output.line`) are the wire protocol's
 resend of the same lines replaces them, so (run_pk, line) is the primary key.
 
 Beside the tables sit what their columns hold: the frozen rows the store hands out, and the
-facts the store reads off a history row ("_step", "_runtime"). No SQL here; that is store.py.
+facts the store reads off a history row ("_step", "_runtime"). No SQL here; that is the rest of
+store/ (store.py lists its modules).
 """
 
 from __future__ import annotations

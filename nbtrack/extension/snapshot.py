@@ -1,0 +1,182 @@
+"""The live panel's static snapshots: a text/plain summary and a text/html one (inline styles, an
+SVG sparkline per charted metric, the newest image and histogram), for front-ends that cannot
+show a widget and for the final display that replaces the panel when its run finishes.
+
+They read only the panel's state, already capped (panel_limits.py), and escape every user string.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from nbtrack.extension.formatting import format_bytes, format_duration, format_number
+
+__all__ = ["PanelState", "html_summary", "text_summary"]
+
+
+class PanelState(Protocol):
+    """What a snapshot reads of a panel (RunPanel's traits, see panel.py)."""
+
+    @property
+    def header(self) -> Mapping[str, Any]: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def step(self) -> int: ...
+    @property
+    def runtime(self) -> float: ...
+    @property
+    def metrics(self) -> Mapping[str, Any]: ...
+    @property
+    def metrics_omitted(self) -> int: ...
+    @property
+    def series(self) -> Mapping[str, Any]: ...
+    @property
+    def pending(self) -> Mapping[str, int]: ...
+    @property
+    def notices(self) -> Sequence[str]: ...
+    @property
+    def media(self) -> Mapping[str, Any]: ...
+    @property
+    def deterministic(self) -> bool: ...
+
+
+def _status(panel: PanelState) -> str:
+    parts = [panel.state, f"step {panel.step}"]
+    if not panel.deterministic:
+        parts.append(format_duration(panel.runtime))
+    return ", ".join(parts)
+
+
+def _pending_text(panel: PanelState) -> str | None:
+    # Pending counts depend on timing, so a deterministic snapshot leaves them out.
+    rows, size = int(panel.pending.get("rows", 0)), int(panel.pending.get("bytes", 0))
+    if panel.deterministic or panel.state != "finishing" or not (rows or size):
+        return None
+    return f"pending upload: {rows} rows, {format_bytes(size)}"
+
+
+def text_summary(panel: PanelState) -> str:
+    """A plain-text snapshot: a status line, then one line per metric, pending, notices, link."""
+    h = panel.header
+    run_id = "" if panel.deterministic else f" ({h.get('id', '')})"  # ids are random: not in test output
+    lines = [f"run {h.get('name', '')}{run_id} project {h.get('project', '')} — {_status(panel)}"]
+    width = max((len(k) for k in panel.metrics), default=0)
+    lines += [f"  {k.ljust(width)}  {format_number(v)}" for k, v in panel.metrics.items()]
+    if panel.metrics_omitted:
+        lines.append(f"  (+{panel.metrics_omitted} more)")
+    pending = _pending_text(panel)
+    if pending:
+        lines.append(f"  {pending}")
+    lines += [f"  ! {n}" for n in panel.notices]
+    if h.get("url"):
+        lines.append(f"  {h['url']}")
+    return "\n".join(lines)
+
+
+def html_summary(panel: PanelState) -> str:
+    """A static HTML snapshot (inline styles, an SVG sparkline per charted metric)."""
+    h, esc = panel.header, html.escape
+    color = _STATE_COLORS.get(panel.state, "#8b949e")
+    run_id = "" if panel.deterministic else f' <code style="opacity:.7">{esc(h.get("id", ""))}</code>'
+    title = f"<b>{esc(h.get('name', ''))}</b>{run_id}"
+    title += f' <span style="opacity:.7">{esc(_project_label(h))}</span>'
+    if h.get("url"):
+        title += f' <a href="{esc(h["url"])}" target="_blank" rel="noopener noreferrer">open run ↗</a>'
+    badge = (
+        f'<span style="border:1px solid {color};color:{color};border-radius:9px;padding:0 7px">'
+        f"{esc(panel.state)}</span>"
+    )
+    status = f"step {panel.step}" + (
+        "" if panel.deterministic else f" · {esc(format_duration(panel.runtime))}"
+    )
+    rows = []
+    for key, value in panel.metrics.items():
+        points = panel.series.get(key)
+        spark = _sparkline_svg(points["steps"], points["values"]) if points else ""
+        rows.append(
+            f'<tr><td style="padding:1px 8px 1px 0;opacity:.75">{esc(key)}</td>'
+            '<td style="padding:1px 8px;font-family:monospace;text-align:right">'
+            f"{esc(format_number(value))}</td><td>{spark}</td></tr>"
+        )
+    extra = [_media_html(panel.media)] if any(panel.media.values()) else []
+    if panel.metrics_omitted:
+        extra.append(f"<div style='opacity:.7'>+{panel.metrics_omitted} more</div>")
+    pending = _pending_text(panel)
+    if pending:
+        extra.append(f"<div>{esc(pending)}</div>")
+    extra += [f"<div>⚠ {esc(n)}</div>" for n in panel.notices]
+    return (
+        '<div class="nbtrack-run-snapshot" style="font-family:var(--jp-ui-font-family,sans-serif);'
+        "font-size:13px;border:1px solid rgba(127,127,127,.35);border-radius:6px;padding:8px 10px;"
+        'max-width:640px">'
+        f'<div style="margin-bottom:4px">{title}</div>'
+        f'<div style="margin-bottom:6px">{badge} {status}</div>'
+        f'<table style="border-collapse:collapse">{"".join(rows)}</table>{"".join(extra)}</div>'
+    )
+
+
+_STATE_COLORS = {
+    "starting": "#8b949e",
+    "running": "#3b82f6",
+    "finishing": "#d69e2e",
+    "finished": "#22a06b",
+    "failed": "#e5484d",
+    "crashed": "#e5484d",
+    "offline": "#d69e2e",
+}
+
+
+def _project_label(header: Mapping[str, Any]) -> str:
+    entity, project = header.get("entity") or "", header.get("project") or ""
+    return f"{entity}/{project}" if entity else str(project)
+
+
+def _media_html(media: Mapping[str, Any]) -> str:
+    """The newest image (its inline thumbnail) and histogram (SVG bars) of a static snapshot."""
+    esc, parts = html.escape, []
+    image, histogram = media.get("image"), media.get("histogram")
+    if image:
+        caption = esc(image["key"]) + (f" — {esc(image['caption'])}" if image.get("caption") else "")
+        parts.append(
+            f'<figure style="margin:0"><img src="{esc(image["src"])}" alt="{esc(image["key"])}" '
+            'style="height:64px;image-rendering:pixelated">'
+            f'<figcaption style="opacity:.75">{caption}</figcaption></figure>'
+        )
+    if histogram:
+        counts = histogram["values"]
+        top = max(counts) or 1.0
+        width = 120 / len(counts)
+        bars = "".join(
+            f'<rect x="{i * width:.1f}" y="{48 - c / top * 48:.1f}" width="{max(width - 1, 0.5):.1f}" '
+            f'height="{c / top * 48:.1f}" fill="#3b82f6"/>'
+            for i, c in enumerate(counts)
+        )
+        parts.append(
+            f'<figure style="margin:0"><svg width="120" height="48" viewBox="0 0 120 48">{bars}</svg>'
+            f'<figcaption style="opacity:.75">{esc(histogram["key"])}</figcaption></figure>'
+        )
+    return f'<div style="display:flex;gap:12px;margin-top:6px">{"".join(parts)}</div>'
+
+
+def _sparkline_svg(
+    steps: Sequence[float], values: Sequence[float], width: int = 120, height: int = 24
+) -> str:
+    """A polyline of the (already downsampled) series; empty for fewer than two points."""
+    if len(values) < 2:
+        return ""
+    x0, x1, y0, y1 = min(steps), max(steps), min(values), max(values)
+
+    def sx(s: float) -> float:
+        return width / 2 if x1 == x0 else (s - x0) / (x1 - x0) * width
+
+    def sy(v: float) -> float:
+        return height / 2 if y1 == y0 else height - 1 - (v - y0) / (y1 - y0) * (height - 2)
+
+    points = " ".join(f"{sx(s):.1f},{sy(v):.1f}" for s, v in zip(steps, values, strict=True))
+    return (
+        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
+        f'<polyline points="{points}" fill="none" stroke="#3b82f6" stroke-width="1.5"/></svg>'
+    )

@@ -1,0 +1,185 @@
+"""The store's reads: projects, runs, and a run's history, output and events lines.
+
+Readers are the read API, the CLI and the tracking server. A read needs no write access: the
+same methods serve a store opened read-only (read_only.py). Charts and metric keys are read
+from the rollup where it can answer (chart_read.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Table, func, select
+
+from nbtrack import jsonutil
+from nbtrack.errors import UsageError
+from nbtrack.store.chart_read import ChartRequest, read_attempts, read_chart, read_history_keys
+from nbtrack.store.downsample import Chart
+from nbtrack.store.engine import Database
+from nbtrack.store.queries import (
+    RUN_JOIN,
+    run_filter,
+    run_lines,
+    sampled,
+    select_history,
+    select_projects,
+    select_runs,
+)
+from nbtrack.store.schema import (
+    ProjectRow,
+    RunRow,
+    decode_run,
+    events,
+    history,
+    output,
+    pick_keys,
+    projects,
+    runs,
+    sample_positions,
+)
+
+__all__ = ["Reads"]
+
+
+class Reads(Database):
+    """Store's reading methods: each one read transaction."""
+
+    def list_projects(self, entity: str | None = None) -> list[ProjectRow]:
+        """Projects (of one entity, or all) with their run count, most recently active first."""
+        with self._read() as conn:
+            return [ProjectRow(*row) for row in conn.execute(select_projects(entity))]
+
+    def get_project(self, entity: str, name: str) -> ProjectRow | None:
+        stmt = select_projects(entity).where(projects.c.name == name)
+        with self._read() as conn:
+            found = conn.execute(stmt).first()
+        return None if found is None else ProjectRow(*found)
+
+    def list_runs(
+        self, project: str, entity: str | None = None, *, limit: int | None = None, oldest_first: bool = False
+    ) -> list[RunRow]:
+        """Runs of the project (in one entity, or in every entity that has it), newest first."""
+        order = (
+            (runs.c.created_at, runs.c.pk) if oldest_first else (runs.c.created_at.desc(), runs.c.pk.desc())
+        )
+        stmt = select_runs(entity, project).order_by(*order).limit(limit)
+        with self._read() as conn:
+            return [decode_run(row) for row in conn.execute(stmt)]
+
+    def get_run(self, entity: str | None, project: str, run_id: str) -> RunRow | None:
+        """The run, or None; with entity None, the one match in any entity (UsageError if several)."""
+        with self._read() as conn:
+            found = conn.execute(select_runs(entity, project, run_id).limit(10)).all()
+        if len(found) > 1:
+            names = ", ".join(sorted(row.entity for row in found))
+            raise UsageError(
+                f"run {run_id!r} of project {project!r} exists in several entities ({names}); "
+                f"name one, as in '{found[0].entity}/{project}/{run_id}'"
+            )
+        return decode_run(found[0]) if found else None
+
+    def read_history(
+        self,
+        entity: str,
+        project: str,
+        run_id: str,
+        keys: Sequence[str] | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """History rows in line order; with keys, only rows holding one of them, cut to _step and keys."""
+        stmt = select_history(entity, project, run_id, min_step, max_step)
+        with self._read() as conn:
+            rows = [jsonutil.loads(data) for data in conn.scalars(stmt)]
+        return rows if keys is None else pick_keys(rows, keys)
+
+    def history_json(
+        self,
+        entity: str,
+        project: str,
+        run_id: str,
+        *,
+        keys: Sequence[str] | None = None,
+        samples: int | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> str:
+        """History rows as the text of one JSON array, in line order (read_history's rows, as JSON).
+
+        samples N keeps at most N rows, evenly spaced by line, the first and last among them.
+        Without keys the rows are never parsed: the array is the stored texts joined, and the
+        sampling happens in SQL, so a million-line run costs one scan. With keys the rows holding
+        them are sampled, which needs every row parsed.
+        """
+        if samples is not None and samples < 1:
+            raise ValueError(f"samples must be at least 1, got {samples}")
+        stmt = select_history(entity, project, run_id, min_step, max_step)
+        with self._read() as conn:
+            if keys is not None:
+                rows = pick_keys([jsonutil.loads(data) for data in conn.scalars(stmt)], keys)
+                if samples is not None:
+                    rows = [rows[i] for i in sample_positions(len(rows), samples)]
+                return jsonutil.dumps_str(rows)
+            if samples is not None:
+                stmt = sampled(conn, stmt, samples)
+            return "[" + ",".join(conn.scalars(stmt)) + "]"
+
+    def history_gaps(self, entity: str, project: str, run_id: str) -> list[tuple[int, int]]:
+        """Ranges [start, stop) of line numbers below the run's line count that hold no line (a
+        write the store refused, a damaged log's lost rows); [] for a run without gaps or none."""
+        with self._read() as conn:
+            found = run_lines(conn, entity, project, run_id)
+            if found is None:
+                return []
+            pk = found[0]
+            following = func.lead(history.c.line).over(order_by=history.c.line)
+            lines = select(history.c.line, following.label("next")).where(history.c.run_pk == pk).subquery()
+            gaps = select(lines.c.line + 1, lines.c.next).where(lines.c.next > lines.c.line + 1)
+            first = conn.scalar(select(func.min(history.c.line)).where(history.c.run_pk == pk))
+            inner = [(int(start), int(stop)) for start, stop in conn.execute(gaps.order_by(lines.c.line))]
+        return ([(0, int(first))] if first else []) + inner
+
+    def history_keys(self, entity: str, project: str, run_id: str) -> list[str]:
+        """The run's metric keys: those with a numeric value in some history row, but _step,
+        _runtime and _timestamp; sorted. Read from the rollup (and the lines it lacks)."""
+        with self._snapshot() as conn:
+            found = run_lines(conn, entity, project, run_id)
+            return [] if found is None else read_history_keys(conn, *found)
+
+    def attempts(self, entity: str, project: str, run_id: str) -> int:
+        """How many attempts the run's rows make (a notebook's re-run cells start new ones); 1 mostly."""
+        with self._read() as conn:
+            found = run_lines(conn, entity, project, run_id)
+            return 1 if found is None else read_attempts(conn, found[0])
+
+    def chart(self, entity: str, project: str, run_id: str, request: ChartRequest) -> Chart | None:
+        """The run's chart (downsample.py says what it holds), or None if the run does not exist."""
+        with self._snapshot() as conn:
+            found = run_lines(conn, entity, project, run_id)
+            return None if found is None else read_chart(conn, *found, request)
+
+    def read_output(
+        self, entity: str, project: str, run_id: str, offset: int = 0, limit: int | None = None
+    ) -> list[str]:
+        """The run's console lines in line order (limit of them from line offset on)."""
+        return self._read_lines(output, entity, project, run_id, offset, limit)
+
+    def read_events(
+        self, entity: str, project: str, run_id: str, offset: int = 0, limit: int | None = None
+    ) -> list[str]:
+        """The run's system-metrics lines (JSON text) in line order."""
+        return self._read_lines(events, entity, project, run_id, offset, limit)
+
+    def _read_lines(
+        self, table: Table, entity: str, project: str, run_id: str, offset: int, limit: int | None
+    ) -> list[str]:
+        stmt = (
+            select(table.c.text)
+            .select_from(table.join(RUN_JOIN))
+            .where(*run_filter(entity, project, run_id), table.c.line >= offset)
+            .order_by(table.c.line)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return list(conn.scalars(stmt))

@@ -1,0 +1,54 @@
+"""Every module of nbtrack imports on its own, in a fresh interpreter.
+
+A module that only imports after some other module has been imported is one half of an import
+cycle (or leans on an import it never makes): it works in the order the tests happen to use and
+fails for the first user who imports it first. One `python -c "import X"` per module, a few at a
+time.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "nbtrack"
+
+
+def _modules() -> list[str]:
+    names = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(ROOT).with_suffix("")
+        if "static" in relative.parts:  # the front-end (a link to js/), no Python
+            continue
+        parts = relative.parts[:-1] if relative.name == "__init__" else relative.parts
+        names.append(".".join(parts))
+    return names
+
+
+def _import_alone(module: str) -> str | None:
+    """None if `import module` works in a fresh interpreter, else what it printed."""
+    paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}  # this checkout's nbtrack first
+    done = subprocess.run(
+        [sys.executable, "-c", f"import {module}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if done.returncode == 0:
+        return None
+    return f"{module}:\n{done.stderr.strip()[-2000:]}"
+
+
+def test_every_module_imports_alone_in_a_fresh_interpreter() -> None:
+    modules = _modules()
+    assert "nbtrack.store.store" in modules and "nbtrack.extension.panel" in modules, modules
+    with ThreadPoolExecutor(max_workers=max(2, min(8, (os.cpu_count() or 1) * 2))) as pool:
+        failures = [failure for failure in pool.map(_import_alone, modules) if failure]
+    assert not failures, "modules that do not import alone:\n\n" + "\n\n".join(failures)
