@@ -140,3 +140,26 @@ def test_a_thread_of_the_outbox_that_fails_wakes_every_waiter_and_says_why_once(
         assert received == 3
     outbox.close(1.0)
     assert failures == [outbox.failure]  # said once, though the other thread may follow
+
+
+def test_a_spilled_frame_copied_over_another_of_the_same_size_is_caught(tmp_path: Path) -> None:
+    """Length and checksum alone would take a copy of frame 1 at frame 2's place for frame 2: its
+    sequence number tells them apart, so the copy is reported damaged instead of sent twice."""
+    import os
+
+    import pytest
+
+    from nbtrack.transport.outbox import SpillDamaged, _SpillFile
+
+    spill = _SpillFile(tmp_path / "outbox.spill")
+    first = spill.append(b"a" * 100, seq=1)
+    second = spill.append(b"b" * 100, seq=2)
+    assert spill.read(first, 100, 1) == b"a" * 100 and spill.read(second, 100, 2) == b"b" * 100
+    with open(spill.path, "r+b") as file:
+        frame = os.pread(file.fileno(), second - first, first)
+        os.pwrite(file.fileno(), frame, second)
+    with pytest.raises(SpillDamaged, match="does not hold what was written"):
+        spill.read(second, 100, 2)
+    os.truncate(spill.path, second + 10)
+    with pytest.raises(SpillDamaged, match="cut short"):
+        spill.read(second, 100, 2)
