@@ -215,6 +215,7 @@ def _sync(args: argparse.Namespace) -> int:
         root = _root(args.dir)
         where = str(root / "nbtrack.db")
     status = 0
+    synced = 0
     for path in find_logs(args.path):
         if base_url is not None:
             report = sync_log(
@@ -225,7 +226,9 @@ def _sync(args: argparse.Namespace) -> int:
         print(_sync_line(report))
         if report.error:
             status = 1
-    print(f"synced to {where}")
+        else:
+            synced += 1
+    print(f"synced to {where}" if synced else f"nothing synced to {where}")
     return status
 
 
@@ -248,8 +251,10 @@ def _sync_line(report: SyncReport) -> str:
         line += f"; {report.rows_unplaced} rows after a damaged range not delivered (their place is unknown)"
     if report.note:
         line += f"; {report.note}"
-        if not report.delivered:
+        if not report.delivered and not report.files:
             line += ": nothing delivered"
+    if report.files:
+        line += f"; {report.files} run files no record of the log announced (written late) copied"
     if report.error:
         line += f"; error: {report.error}"
     return line

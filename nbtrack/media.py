@@ -443,6 +443,11 @@ class MediaWriter(Worker[tuple[str, PreparedFile]]):
         for name, _ in left:
             self._warn(f"could not write media file {name}: {reason}")
 
+    @property
+    def pending(self) -> int:
+        """Files submitted and not yet written and announced."""
+        return self._pending
+
     def _has_room(self) -> bool:
         return self._pending == 0 or self._waiting_bytes < MAX_WAITING_BYTES or self.failure is not None
 

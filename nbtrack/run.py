@@ -446,7 +446,12 @@ class Run:
             if self._media is not None:
                 wait = STALL_TIMEOUT if deadline is None else max(0.0, deadline - time.monotonic())
                 if not self._media.drain(wait) and self._media.failure is None:
-                    self._warn(f"run {self.id}: media files still being written after {wait:g} s")
+                    self._warn(
+                        f"run {self.id}: {self._media.pending} media files were still being written when "
+                        f"finish() stopped waiting for them ({wait:.1f} s): this process goes on writing "
+                        f"them into {self._settings.files_dir} (they are lost if it ends first); "
+                        f"`{self._sync_command()}` then delivers them"
+                    )
                 self._media.stop(0.0)  # no more files can come: its thread ends once it wrote the rest
             exit_result = self._wait_for_exit(exit_code, deadline)
             self._exit_state = exit_result.state
@@ -544,7 +549,7 @@ class Run:
                     raise _StoppedWaiting(f"no progress for {STALL_TIMEOUT:g} s", poll)
                 # The stop itself (asking the process what it left behind) comes out of the budget.
                 if deadline is not None and now >= deadline - min(STOP_ANSWER, (deadline - started) / 2):
-                    raise _StoppedWaiting(f"stopped waiting after {now - started:.0f} s", poll)
+                    raise _StoppedWaiting(f"stopped waiting after {now - started:.1f} s", poll)
                 if now - started > PROGRESS_AFTER:
                     progress.show(self._progress_line(sum(pending), poll))
         finally:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +22,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from nbtrack import jsonutil
 from nbtrack.errors import NbtrackError
-from nbtrack.internal.backend import Backend, StoreBackend, open_backend
+from nbtrack.internal.backend import Backend, StoreBackend, open_backend, run_files_dir
 from nbtrack.internal.feed import ReadBatch
 from nbtrack.internal.sender import Sender
 from nbtrack.internal.summary import Summary
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.resume import RunSource
-from nbtrack.settings import DEFAULT_ENTITY, check_name
+from nbtrack.settings import DEFAULT_ENTITY, RUN_FILES, check_name
 from nbtrack.store import Store
 from nbtrack.sync_guard import GuardedBackend, Held, Plan, plan
 from nbtrack.sync_live import lock_holder, segment_logs, wait_until_not_live
@@ -57,6 +58,7 @@ class SyncReport:
     rows_unplaced: int = 0  # rows after a damaged range with no bound: not delivered
     delivered: bool = False  # False: the destination already had everything (see note)
     note: str = ""  # what the destination already held, if that kept the log from changing it
+    files: int = 0  # run files copied that no record of the log announced (written late)
     error: str | None = None
 
 
@@ -134,6 +136,11 @@ def sync_log(
     report.note = decided.reason
     if not decided.deliver:
         report.state = stored.state if stored is not None else ""
+        late = unannounced_files(path, scan.files)
+        if late and store_url is not None:  # the rows are all there; files written late may not be
+            report.files = _copy_files(path, late, run_files_dir(store_url, entity, run.project, run.run_id))
+        elif late:
+            report.note += f"; {len(late)} run files no record of the log announces were not uploaded"
         return report
     report.error = _deliver(path, scan, run, decided, store_url, base_url, api_key, notice)
     report.state = decided.state
@@ -209,6 +216,10 @@ def _deliver(
         for batch in _batches(path, run, scan.run is None, summary):
             sender.handle(batch)
         end: list[pb.Record] = []
+        unannounced = unannounced_files(path, scan.files)
+        if unannounced:
+            files = [pb.FilesRecord.File(path=name, policy="now") for name in unannounced]
+            end.append(pb.Record(files=pb.FilesRecord(files=files)))
         if summary is not None:
             rebuilt = pb.SummaryRecord(update_json=jsonutil.dumps(summary.values), full=True)
             end.append(pb.Record(summary=rebuilt))
@@ -218,6 +229,31 @@ def _deliver(
     finally:
         sender.close()
     return errors[0] if errors else None
+
+
+def unannounced_files(path: Path, announced: set[str]) -> list[str]:
+    """Files in the run folder that no record of the log announces: media written after the run
+    stopped waiting for them (finish(timeout=)), or whose record the log lost. Whole files only
+    (a file is written under a `.partial` name, then renamed)."""
+    files = path.parent / RUN_FILES
+    if not files.is_dir():
+        return []
+    found = (p.relative_to(files).as_posix() for p in files.rglob("*") if p.is_file())
+    return sorted(name for name in found if name not in announced and not name.endswith(".partial"))
+
+
+def _copy_files(path: Path, names: list[str], target: Path | None) -> int:
+    """Copy run files from the log's folder into the store's files folder as the sender's local
+    backend does (whole files only); how many."""
+    if target is None:
+        return 0
+    for name in names:
+        destination = target / name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        partial = destination.with_name(destination.name + ".partial")
+        shutil.copyfile(path.parent / RUN_FILES / name, partial)
+        partial.replace(destination)
+    return len(names)
 
 
 def _batches(

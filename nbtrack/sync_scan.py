@@ -84,6 +84,7 @@ class LogScan:
     # Rows follow the last summary record: the summary the log states lacks them (the handler
     # writes it at most once a second, and always before the exit record).
     summary_stale: bool = False
+    files: set[str] = field(default_factory=set)  # run files the log's records announce
     corruption: list[Corruption] = field(default_factory=list)
 
     @property
@@ -178,6 +179,8 @@ def scan_log(path: Path, base_if_lost: Callable[[], Base | None]) -> LogScan:
             scan.console_lines += len(record.console.lines)
         elif kind == "stats":
             scan.stats += 1
+        elif kind == "files":
+            scan.files.update(file.path for file in record.files.files)
     placer.finish()
     return scan
 

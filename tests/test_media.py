@@ -461,3 +461,29 @@ def test_the_panel_in_a_real_kernel_receives_the_image_and_histogram(tmp_path: P
         assert media[-1]["histogram"]["key"] == "h" and sum(media[-1]["histogram"]["values"]) == 50
     finally:
         kernel.close()
+
+
+def test_media_still_being_written_when_finish_stops_waiting_are_counted_and_sync_delivers_them(
+    root: Path,
+) -> None:
+    """finish(timeout=0.2) returns while the media thread still writes images: it says how many,
+    where they go and the command that delivers them; once written, `nbtrack sync` of the log
+    delivers every one, though no record of the log announces the late ones."""
+    from nbtrack.sync import sync_log
+
+    run = nbtrack.init(project="media", dir=root, id="late")
+    rng = np.random.default_rng(0)
+    for i in range(30):  # noise: each PNG takes the media thread a while to encode
+        run.log({"i": i, "noise": nbtrack.Image(rng.integers(0, 255, (768, 768, 3), dtype=np.uint8))})
+    run.finish(timeout=0.2)
+    said = [n for n in run.notices if "media files were still being written" in n]
+    assert len(said) == 1 and f"`nbtrack sync {run._settings.log_path}`" in said[0], run.notices
+    assert run._media is not None and run._media.drain(60)  # this process goes on writing them
+    assert run._connection is not None and run._connection.process.join(60)
+    report = sync_log(run._settings.log_path, f"sqlite:///{root / 'nbtrack.db'}")
+    assert report.error is None, report
+    stored = nbtrack.Api(dir=root).run("media/late")
+    paths = [row["noise"]["path"] for row in stored.history()]
+    assert len(paths) == 30
+    missing = [p for p in paths if not (root / "files" / "local" / "media" / "late" / p).is_file()]
+    assert not missing
