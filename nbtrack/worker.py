@@ -31,7 +31,7 @@ from typing import Generic, Protocol, TypeVar
 from nbtrack import faults
 from nbtrack.errors import NbtrackError
 
-__all__ = ["EMPTY", "END", "Inbox", "OnFatal", "Source", "StageDied", "Worker"]
+__all__ = ["EMPTY", "END", "Inbox", "OnFatal", "Queue", "Source", "StageDied", "Worker"]
 
 logger = logging.getLogger("nbtrack")
 
@@ -73,22 +73,45 @@ class Source(Protocol[Item_co]):
         """Items waiting."""
 
 
-class Inbox(Generic[Item]):
-    """A FIFO bounded in items; put() waits for room, but never for a consumer that is gone."""
+class Queue:
+    """What every Source shares: one condition that producers and the consumer wait on, the
+    close switch (no more items: get() returns END once drained) and the fail switch (the
+    consumer is gone: producers raise StageDied instead of waiting for room)."""
 
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._items: deque[Item] = deque()
+    def __init__(self) -> None:
         self._cond = threading.Condition()
         self._closed = False
         self._dead: str | None = None
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True  # the sentinel: it takes no room, so stop() never waits for any
+            self._cond.notify_all()
+
+    def fail(self, reason: str) -> None:
+        with self._cond:
+            self._dead = reason
+            self._cond.notify_all()
+
+    def _raise_if_dead(self) -> None:
+        """Called with the condition held, by a producer."""
+        if self._dead is not None:
+            raise StageDied(self._dead)
+
+
+class Inbox(Queue, Generic[Item]):
+    """A FIFO bounded in items; put() waits for room, but never for a consumer that is gone."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self._limit = limit
+        self._items: deque[Item] = deque()
 
     def put(self, item: Item) -> None:
         with self._cond:
             while len(self._items) >= self._limit and self._dead is None:
                 self._cond.wait()
-            if self._dead is not None:
-                raise StageDied(self._dead)
+            self._raise_if_dead()
             self._items.append(item)
             self._cond.notify_all()
 
@@ -101,16 +124,6 @@ class Inbox(Generic[Item]):
                 self._cond.notify_all()  # room for a waiting put()
                 return item
             return END if self._closed else EMPTY
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True  # the sentinel: it takes no room, so stop() never waits for any
-            self._cond.notify_all()
-
-    def fail(self, reason: str) -> None:
-        with self._cond:
-            self._dead = reason
-            self._cond.notify_all()
 
     def __len__(self) -> int:
         return len(self._items)

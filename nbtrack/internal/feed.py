@@ -19,13 +19,12 @@ writer does wait for room: the bound holds either way.
 from __future__ import annotations
 
 import logging
-import threading
 from collections import deque
 from dataclasses import dataclass
 
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.txlog import Corruption, LogReader
-from nbtrack.worker import EMPTY, END, StageDied, _Marker
+from nbtrack.worker import EMPTY, END, Queue, _Marker
 
 __all__ = [
     "LINE_OVERHEAD",
@@ -80,22 +79,20 @@ class _Batch:
     size: int
 
 
-class Feed:
+class Feed(Queue):
     """Writer -> sender: batches of records in order, from memory or read back from the log.
 
-    Implements the worker's Source (get, close, fail, len) for the sender's thread.
+    The worker's Source for the sender's thread (close and fail as every Queue has them).
     """
 
     def __init__(self, memory_bytes: int = MEMORY_BYTES) -> None:
+        super().__init__()
         self._limit = memory_bytes
-        self._cond = threading.Condition()
         self._items: deque[_Batch | _Range] = deque()
         self._memory = 0  # serialized bytes of the batches in memory
         self._waiting = 0  # records waiting, in memory or in the log
         self._flushed = 0  # the log's bytes handed to the OS (readable)
         self._reader: LogReader | None = None
-        self._closed = False
-        self._dead: str | None = None
         self.read_back = 0  # records the sender got from the log rather than from memory
 
     # -- the writer's side -----------------------------------------------------------------
@@ -124,8 +121,7 @@ class Feed:
             count = len(item)
             size = in_memory(size, count)
         with self._cond:
-            if self._dead is not None:
-                raise StageDied(self._dead)
+            self._raise_if_dead()
             tail = self._items[-1] if self._items else None
             readable = span is not None and self._reader is not None
             if readable and (type(tail) is _Range or self._memory + size > self._limit):
@@ -137,8 +133,7 @@ class Feed:
             else:
                 # Not readable back: memory is all there is. Wait for room (but never for a dead sender).
                 while not readable and self._memory and self._memory + size > self._limit:
-                    if self._dead is not None:
-                        raise StageDied(self._dead)
+                    self._raise_if_dead()
                     self._cond.wait()
                 self._items.append(_Batch(item, count, size))
                 self._memory += size
@@ -150,16 +145,6 @@ class Feed:
         with self._cond:
             self._items.append(_Range(start, end, count))
             self._waiting += count
-            self._cond.notify_all()
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    def fail(self, reason: str) -> None:
-        with self._cond:
-            self._dead = reason
             self._cond.notify_all()
 
     def __len__(self) -> int:
