@@ -1,6 +1,10 @@
 """Side-by-side benchmark of the logging path: nbtrack (local, offline), a JSON-lines file, wandb offline.
 
-    python benchmarks/bench_core.py [--rows 100000] [--repeats 3] [--quick] [--json OUT]
+    python benchmarks/bench_core.py [--rows 100000] [--repeats 3] [--quick] [--json OUT] [--baseline DIR]
+
+--baseline DIR adds two columns, nbtrack local and offline imported from DIR (a checkout of an
+earlier commit: `git worktree add /tmp/base REV`), measured interleaved with the others in the
+same run, so that a change's cost is a ratio on one noisy machine rather than two tables.
 
 Each contender runs in a fresh subprocess per repeat (this script with --child), so imports, caches
 and RSS start clean. The parent samples the peak RSS of each child's helper processes from outside,
@@ -63,6 +67,8 @@ NOTES = """\
 7b: nbtrack: run._connection.process; wandb: wandb-core. 7c: every descendant process, sum of their peaks
     (nbtrack: + multiprocessing's resource tracker; wandb: + wandb-symon). 1 MB = 10^6 bytes."""
 BOTH = ("local", "offline")
+BASELINE = "@baseline"  # suffix of a contender imported from --baseline DIR
+_baseline_dir: Path | None = None
 TARGETS = [  # (label, metric, limit, higher is better, nbtrack columns it applies to)
     ("log() <= 5 µs per call", "log_us", 5.0, False, BOTH),
     (">= 100k rows/s into the log (6a)", "log_krps", 100.0, True, BOTH),
@@ -148,7 +154,10 @@ def _child_nbtrack(mode: str, rows: list[dict[str, float]], workdir: Path, direc
 
     start = time.perf_counter()
     run = nbtrack.init(project="bench", dir=workdir, mode=mode)
-    pids = [run._connection.process.pid] if run._connection.process is not None else []
+    # An older checkout (--baseline) kept its process on the run itself.
+    connection = getattr(run, "_connection", None)
+    process = connection.process if connection is not None else getattr(run, "_process", None)
+    pids = [process.pid] if process is not None else []
     out: dict[str, Any] = {"init_s": time.perf_counter() - start, "internal_pids": pids}
     peak = _UserPeak()
     start = time.perf_counter()
@@ -224,24 +233,25 @@ class HelperPeaks(threading.Thread):
                 self.peaks[pid] = max(rss, self.peaks.get(pid, 0))
 
 
-def _env(tmp: str) -> dict[str, str]:
+def _env(tmp: str, baseline: bool) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NBTRACK_", "WANDB_"))}
+    if baseline and _baseline_dir is not None:  # before the installed checkout on sys.path
+        env["PYTHONPATH"] = str(_baseline_dir)
     wandb_dirs = ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR")
     return env | dict.fromkeys(wandb_dirs, tmp) | {"WANDB_MODE": "offline", "WANDB_SILENT": "true"}
 
 
-def _spawn(args: list[str], tmp: str) -> subprocess.Popen[str]:
+def _spawn(args: list[str], tmp: str, baseline: bool = False) -> subprocess.Popen[str]:
     # cwd is a fresh folder, not a git checkout: wandb would spend its init on collecting git state.
     pipe = subprocess.PIPE
-    return subprocess.Popen(
-        [sys.executable, *args], stdout=pipe, stderr=pipe, text=True, env=_env(tmp), cwd=tmp
-    )
+    env = _env(tmp, baseline)
+    return subprocess.Popen([sys.executable, *args], stdout=pipe, stderr=pipe, text=True, env=env, cwd=tmp)
 
 
-def import_seconds(module: str) -> float:
+def import_seconds(module: str, baseline: bool = False) -> float:
     code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
     with tempfile.TemporaryDirectory(prefix="bench-core-") as tmp:
-        stdout, stderr = (proc := _spawn(["-c", code], tmp)).communicate()
+        stdout, stderr = (proc := _spawn(["-c", code], tmp, baseline)).communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"import {module} failed: {stderr.strip()[-2000:]}")
     return float(stdout.split()[-1])
@@ -249,9 +259,10 @@ def import_seconds(module: str) -> float:
 
 def run_child(name: str, n: int, direct: bool = False) -> dict[str, Any]:
     """One fresh subprocess for one contender; RuntimeError with its stderr if it failed."""
+    contender, baseline = name.removesuffix(BASELINE), name.endswith(BASELINE)
     with tempfile.TemporaryDirectory(prefix="bench-core-") as tmp:
-        args = [str(Path(__file__).resolve()), "--child", name, "--rows", str(n), "--dir", tmp]
-        proc = _spawn(args + (["--direct-finish"] if direct else []), tmp)
+        args = [str(Path(__file__).resolve()), "--child", contender, "--rows", str(n), "--dir", tmp]
+        proc = _spawn(args + (["--direct-finish"] if direct else []), tmp, baseline)
         sampler = HelperPeaks(proc.pid)
         sampler.start()
         stdout, stderr = proc.communicate()
@@ -305,7 +316,7 @@ def _num(value: float | None) -> str:
 
 
 def print_table(medians: dict[str, dict[str, float | None]], n: int, repeats: int) -> None:
-    labels = COLUMNS | {"wandb": WANDB_COLUMN}
+    labels = COLUMNS | {"wandb": WANDB_COLUMN} | {f"{k}{BASELINE}": f"{k} @ baseline" for k in BOTH}
     width = max(len(text) for _, text in ROWS)
     print(f"\n{n:,} log() calls of 10 floats; median of {repeats}; (Nx) = value / JSONL baseline\n")
     print(f"{'metric':<{width}} | " + " | ".join(f"{labels[name]:<19}" for name in medians))
@@ -347,10 +358,11 @@ def measure(names: list[str], n: int, repeats: int) -> tuple[dict[str, list[dict
             print(f"  repeat {repeat + 1}/{repeats}: {name}", file=sys.stderr, flush=True)
             try:
                 result = run_child(name, n)
-                if name in BOTH:  # 5b needs a run of its own: finish() with no wait before it
+                contender = name.removesuffix(BASELINE)
+                if contender in BOTH:  # 5b needs a run of its own: finish() with no wait before it
                     direct = run_child(name, n, direct=True)
                     result.update(finish_direct_s=direct["finish_direct_s"], direct_loop_s=direct["loop_s"])
-                result["import_s"] = import_seconds(MODULES[name])
+                result["import_s"] = import_seconds(MODULES[contender], name.endswith(BASELINE))
             except RuntimeError as exc:
                 failures.append(f"{name}: {exc}")
                 continue
@@ -369,7 +381,10 @@ def main() -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--direct-finish", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--baseline", type=Path, help="also measure nbtrack imported from this checkout")
     args = parser.parse_args()
+    global _baseline_dir
+    _baseline_dir = args.baseline.resolve() if args.baseline else None
     if args.child:
         result = child(args.child, args.rows, args.dir, args.direct_finish)
         print(RESULT_MARK + json.dumps(result), flush=True)
@@ -377,6 +392,9 @@ def main() -> int:
     n, repeats = (10_000, 1) if args.quick else (args.rows, args.repeats)
     has_wandb = importlib.util.find_spec("wandb") is not None
     names = [*COLUMNS, *(["wandb"] if has_wandb else [])]
+    if _baseline_dir is not None:
+        names += [f"{name}{BASELINE}" for name in BOTH]
+        print(f"baseline: nbtrack from {_baseline_dir}", file=sys.stderr)
     wandb_version = importlib.metadata.version("wandb") if has_wandb else "not installed"
     machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores"
     print(
@@ -384,8 +402,8 @@ def main() -> int:
         end="",
     )
     print(f"wandb {wandb_version}", flush=True)
-    for module in {MODULES[name] for name in names}:  # untimed: writes any missing .pyc file
-        import_seconds(module)
+    for name in names:  # untimed: writes any missing .pyc file
+        import_seconds(MODULES[name.removesuffix(BASELINE)], name.endswith(BASELINE))
     raw, failures = measure(names, n, repeats)
     medians = {name: medians_of(results, n) for name, results in raw.items() if results}
     if args.json:
