@@ -3,21 +3,26 @@
 run = nbtrack.init(project="mnist", config={"lr": 3e-4})
 run.log({"loss": 0.5})
 run.finish()
+
+The names below are imported when first used (PEP 562), so that `import nbtrack` stays cheap and
+the internal process, which imports `nbtrack.internal`, never loads the SDK it does not run.
+`nbtrack.run` is the current run (None until init()), never a module: `Run` lives in nbtrack.sdk.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 from nbtrack.errors import InternalProcessError, NbtrackError, UsageError
-from nbtrack.media import Histogram, Image, Table
-from nbtrack.run import Run
-from nbtrack.session import finish, init, log
 
 if TYPE_CHECKING:
     from nbtrack.api import Api
+    from nbtrack.sdk.media import Histogram, Image, Table
+    from nbtrack.sdk.run import Run
+    from nbtrack.sdk.session import finish, init, log
+
+__version__ = "0.1.0"
 
 run: Run | None = None  # the run started last by init(), until it finishes
 
@@ -36,6 +41,30 @@ __all__ = [
     "run",
 ]
 
+_LAZY = {  # name -> the module that defines it
+    "Api": "nbtrack.api",  # the read API pulls in SQLAlchemy
+    "Histogram": "nbtrack.sdk.media",
+    "Image": "nbtrack.sdk.media",
+    "Table": "nbtrack.sdk.media",
+    "Run": "nbtrack.sdk.run",
+    "finish": "nbtrack.sdk.session",
+    "init": "nbtrack.sdk.session",
+    "log": "nbtrack.sdk.session",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbtrack' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext nbtrack` (the extension is imported only when loaded)."""
@@ -49,11 +78,3 @@ def unload_ipython_extension(ipython: Any) -> None:
     from nbtrack.extension import unload_ipython_extension as unload
 
     unload(ipython)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "Api":  # the read API pulls in SQLAlchemy: import it only when asked for
-        from nbtrack.api import Api
-
-        return Api
-    raise AttributeError(f"module 'nbtrack' has no attribute {name!r}")

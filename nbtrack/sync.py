@@ -27,7 +27,7 @@ from nbtrack.internal.feed import ReadBatch
 from nbtrack.internal.sender import Sender
 from nbtrack.internal.summary import Summary
 from nbtrack.proto import nbtrack_pb2 as pb
-from nbtrack.resume import RunSource
+from nbtrack.sdk.resume import RunSource
 from nbtrack.settings import DEFAULT_ENTITY, RUN_FILES, check_name
 from nbtrack.store import Store
 from nbtrack.sync_guard import GuardedBackend, Held, Plan, plan

@@ -31,7 +31,7 @@ import pytest
 
 import nbtrack
 from nbtrack.errors import UsageError
-from nbtrack.values import STEP_MAX
+from nbtrack.vocabulary import STEP_MAX
 
 BEFORE = {"good": "before"}
 AFTER = {"good": "after"}

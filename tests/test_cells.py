@@ -110,7 +110,7 @@ def test_a_rerun_cell_starts_a_second_attempt_and_nothing_is_dropped(kernel: Ker
     # The panel names the cells the steps came from, the attempt too.
     _, messages = run_cell(  # live updates come every 0.25 s: wait for the one after the re-run
         kernel,
-        "import time\npanel = nbtrack.session.init_hook.runs[-1].panel\n"
+        "import time\npanel = nbtrack.sdk.session.init_hook.runs[-1].panel\n"
         "for _ in range(100):\n"
         "    if panel.details and 'attempt 2' in panel.details[0]:\n"
         "        break\n"

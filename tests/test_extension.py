@@ -12,7 +12,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import nbtrack
-from nbtrack import session
+from nbtrack.sdk import session
 from tests.helpers import stored_history, stored_run
 
 
@@ -150,7 +150,7 @@ def test_config_mistakes_raise_usage_errors() -> None:
         NBTrack(mode="cloud")
     with pytest.raises(UsageError, match="live_interval"):
         NBTrack(live_interval=0.01)
-    assert nbtrack.session.init_hook is None
+    assert nbtrack.sdk.session.init_hook is None
 
 
 def test_unload_says_what_it_waits_for(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:

@@ -186,7 +186,7 @@ def test_a_killed_kernel_leaves_a_crashed_run_that_a_new_kernel_resumes(tmp_path
         assert reply["status"] == "ok", reply
         reply, _ = k.execute("%nbtrack resume phoenix --project test")  # finished, not live: resumes again
         assert reply["status"] == "ok", reply
-        k.execute("nbtrack.run.finish()")
+        k.execute("nbtrack.sdk.run.finish()")
         reply, messages = k.execute("%nbtrack resume nosuchrun --project test")
         shown = " ".join(str(m["content"]) for m in messages)
         assert "%nbtrack resume: resume='must' but there is no stored run 'nosuchrun'" in shown, shown

@@ -322,7 +322,7 @@ def test_live_results_are_pushed_while_the_run_changes_and_stay_bounded(root: Pa
     import itertools
     import time
 
-    from nbtrack.run import Run
+    from nbtrack.sdk.run import Run
     from nbtrack.settings import resolve_settings
 
     received = []

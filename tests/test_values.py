@@ -10,7 +10,7 @@ import pytest
 
 import nbtrack
 from nbtrack.errors import UsageError
-from nbtrack.values import check_config, check_row, check_step
+from nbtrack.sdk.values import check_config, check_row, check_step
 
 
 class Opaque:

@@ -16,10 +16,10 @@ _loaded: dict[int, Any] = {}  # id(shell) -> (tracker, previous init hook, pushe
 
 
 def load_ipython_extension(shell: Any) -> None:
-    from nbtrack import session
     from nbtrack.extension.config import NBTrack
     from nbtrack.extension.kernel import KernelTracker
     from nbtrack.extension.magics import NBTrackMagics
+    from nbtrack.sdk import session
 
     if id(shell) in _loaded:
         return
@@ -41,7 +41,7 @@ def load_ipython_extension(shell: Any) -> None:
 
 
 def unload_ipython_extension(shell: Any) -> None:
-    from nbtrack import session
+    from nbtrack.sdk import session
 
     entry = _loaded.pop(id(shell), None)
     if entry is None:

@@ -1,6 +1,6 @@
 """The extension's state in one kernel: the warm spare, the runs started here, and their panels.
 
-`KernelTracker` is installed as `nbtrack.session.init_hook`. Everything it does on the user's
+`KernelTracker` is installed as `nbtrack.sdk.session.init_hook`. Everything it does on the user's
 behalf (cell hooks, live updates, the final snapshot) is wrapped so that a broken tracker can
 never break the notebook: failures are logged, never raised into a cell.
 """
@@ -22,7 +22,7 @@ from nbtrack.extension.code_capture import CODE_FILE, CodeLog, notebook_name
 from nbtrack.extension.config import NBTrack
 from nbtrack.extension.console import ConsoleCapture
 from nbtrack.proto import nbtrack_pb2 as pb
-from nbtrack.run import Run
+from nbtrack.sdk.run import Run
 from nbtrack.transport.process import InternalProcess
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class TrackedRun:
 
 
 class KernelTracker:
-    """Implements nbtrack.session.InitHook for an IPython kernel."""
+    """Implements nbtrack.sdk.session.InitHook for an IPython kernel."""
 
     def __init__(self, shell: InteractiveShell, config: NBTrack) -> None:
         self.shell = shell

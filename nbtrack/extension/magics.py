@@ -11,7 +11,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 import nbtrack
-from nbtrack.run import Run
+from nbtrack.sdk.run import Run
 from nbtrack.tables import render_table
 
 if TYPE_CHECKING:

@@ -56,7 +56,7 @@ def _small_file_src(run: Any, reference: Mapping[str, Any]) -> str | None:
     """A data: URL of the run's image file, if it is written already and small enough; else None."""
     import base64
 
-    from nbtrack.values import check_file_name
+    from nbtrack.sdk.values import check_file_name
 
     kind = {"png": "png", "jpeg": "jpeg"}.get(str(reference.get("format")))
     try:
@@ -74,7 +74,7 @@ _thumbnails: dict[str, str] = {}  # the newest file name -> its data: URL (encod
 def _thumbnail_src(name: str, pixels: Any) -> str:
     import base64
 
-    from nbtrack.media import encode_png, thumbnail
+    from nbtrack.sdk.media import encode_png, thumbnail
 
     if name in _thumbnails:
         return _thumbnails[name]

@@ -42,7 +42,7 @@ from nbtrack.internal.system_metrics import StatsThread, SystemSampler
 from nbtrack.internal.writer import WriterThread
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.txlog import iter_records
-from nbtrack.values import STEP_MAX
+from nbtrack.vocabulary import STEP_MAX
 from nbtrack.worker import OnFatal
 
 __all__ = ["Handler"]

@@ -12,7 +12,7 @@ from typing import Any
 
 from nbtrack import jsonutil
 from nbtrack.proto import nbtrack_pb2 as pb
-from nbtrack.values import RESERVED_KEYS
+from nbtrack.vocabulary import RESERVED_KEYS
 
 __all__ = ["SUMMARY_KINDS", "Summary", "parse_summary_kinds"]
 

@@ -32,7 +32,7 @@ from nbtrack.online.oversize import DROPPED_TYPE, BodyLimit, Dropped, fit_object
 from nbtrack.online.retry import Rejected, RetryPolicy, TooLarge, Transient
 from nbtrack.online.stream_post import StreamPost
 from nbtrack.proto import nbtrack_pb2 as pb
-from nbtrack.values import RESERVED_KEYS
+from nbtrack.vocabulary import RESERVED_KEYS
 
 __all__ = ["HttpBackend", "run_url"]
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from itertools import repeat
 from typing import Any
 
-from nbtrack.values import RESERVED_KEYS
+from nbtrack.vocabulary import RESERVED_KEYS
 
 __all__ = ["BOOKKEEPING_KEYS", "BUCKET_LINES", "X_KEYS", "RollupRow", "finite", "is_number", "summarize"]
 

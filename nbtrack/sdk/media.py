@@ -345,7 +345,7 @@ class Table(Media):
     def _prepare(self, key: str) -> PreparedFile:
         import orjson
 
-        from nbtrack.values import _scalar
+        from nbtrack.sdk.values import _scalar
 
         columns, data = self.columns, self.data
         if self.dataframe is not None:

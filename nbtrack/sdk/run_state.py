@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 from nbtrack import jsonutil
 from nbtrack.errors import UsageError
 from nbtrack.proto import nbtrack_pb2 as pb
-from nbtrack.values import check_config
+from nbtrack.sdk.values import check_config
 
 __all__ = ["Config", "NotebookLink", "RunLink", "Summary"]
 

@@ -15,8 +15,8 @@ from typing import Any, Protocol, TypeVar
 import nbtrack
 from nbtrack import jsonutil
 from nbtrack.errors import UsageError
-from nbtrack.resume import ResumePoint, find_resume_point, segment_logs
-from nbtrack.run import Run, live_runs
+from nbtrack.sdk.resume import ResumePoint, find_resume_point, segment_logs
+from nbtrack.sdk.run import Run, live_runs
 from nbtrack.settings import Settings, check_writable, resolve_settings
 from nbtrack.transport.process import InternalProcess
 

@@ -16,12 +16,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from nbtrack.media import Media, PreparedFile
+from nbtrack.sdk.media import Media, PreparedFile
+from nbtrack.vocabulary import RESERVED_KEYS, STEP_MAX
 
 __all__ = [
     "MAX_DEPTH",
-    "RESERVED_KEYS",
-    "STEP_MAX",
     "check_config",
     "check_file_name",
     "check_row",
@@ -29,12 +28,7 @@ __all__ = [
 ]
 
 MAX_DEPTH = 32
-# nbtrack stamps these on rows itself (the last two in a notebook: internal/provenance.py).
-RESERVED_KEYS = frozenset({"_step", "_runtime", "_timestamp", "_cell", "_attempt"})
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what JSON encoders and SQL columns carry exactly
-# Steps are int64 in records and the store, and the handler counts on from the last one, so a step
-# must leave room above it; 2**53 - 1 is also the largest integer a browser (the panel) holds exactly.
-STEP_MAX = 2**53 - 1
 
 
 def check_row(data: object) -> tuple[dict[str, Any], bool]:

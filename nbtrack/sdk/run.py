@@ -18,16 +18,16 @@ from typing import Any
 from nbtrack import jsonutil
 from nbtrack.errors import InternalProcessError, UsageError
 from nbtrack.internal.summary import parse_summary_kinds
-from nbtrack.media import MediaWriter, PreparedFile
 from nbtrack.proto import nbtrack_pb2 as pb
-from nbtrack.resume import ResumePoint
-from nbtrack.run_state import Config, NotebookLink, RunLink, Summary
+from nbtrack.sdk.media import MediaWriter, PreparedFile
+from nbtrack.sdk.resume import ResumePoint
+from nbtrack.sdk.run_state import Config, NotebookLink, RunLink, Summary
+from nbtrack.sdk.values import check_file_name, check_row, check_step
 from nbtrack.settings import Settings
 from nbtrack.transport.connection import RunConnection
 from nbtrack.transport.mailbox import Slot
 from nbtrack.transport.outbox import ConsoleLine
 from nbtrack.transport.process import InternalProcess
-from nbtrack.values import check_file_name, check_row, check_step
 
 __all__ = ["Run"]
 
