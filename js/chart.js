@@ -10,7 +10,7 @@
 // nothing. esm.py refuses to bundle anything else.
 //
 // downsampleMinMax and formatNumber/formatDuration/formatBytes follow the same rules as their
-// Python twins in nbtrack/extension/formatting.py (a parity test runs both).
+// Python twins in nbtrack/formatting.py (a parity test runs both).
 
 /** A linear map from domain [d0, d1] to range [r0, r1]; a flat domain maps to the range's middle. */
 export function linearScale(domain, range) {

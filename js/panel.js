@@ -10,6 +10,7 @@
 // series_omitted, pending, notices, media, details. Every user string is written with textContent, never HTML;
 // the one image is an inline PNG data: URL (panel_limits.py checks its shape) set as an <img> src.
 import { extent, formatBytes, formatDuration, formatNumber } from "./chart.js";
+import { LIVE_STATES } from "./vocabulary.js";
 import { drawLineChart, svgNode, syncCards } from "./chart_svg.js";
 
 const PANEL_CLASS = "nbtrack-run-panel";
@@ -29,7 +30,7 @@ const TRAITS = [
 ];
 const MEDIA_WIDTH = 160;
 const MEDIA_HEIGHT = 64;
-const KNOWN_STATES = new Set(["starting", "running", "finishing", "finished", "failed", "crashed", "offline", "retrying"]);
+const KNOWN_STATES = new Set(LIVE_STATES);
 const CHART_WIDTH = 200;
 const CHART_HEIGHT = 44;
 

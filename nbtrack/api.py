@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 from nbtrack.errors import NbtrackError, UsageError
-from nbtrack.internal.provenance import CELLS_KEY
 from nbtrack.sdk.values import check_file_name
 from nbtrack.settings import check_base_url, resolve_root
 from nbtrack.store import DB_FILENAME, ProjectRow, RunRow, Store
 from nbtrack.store.schema import pick_keys
+from nbtrack.vocabulary import CELLS_KEY
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped, unused-ignore]  # pandas-stubs is optional

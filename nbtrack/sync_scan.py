@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbtrack import jsonutil
-from nbtrack.internal.sender import exit_state
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.txlog import Corruption, iter_records
+from nbtrack.vocabulary import exit_state
 
 __all__ = ["Base", "LogScan", "run_id_of", "scan_log", "segment_folder"]
 
@@ -94,7 +94,7 @@ class LogScan:
     @property
     def state(self) -> str:
         """How the log says the run ended: its exit record's state, else crashed."""
-        return exit_state(self.exit) if self.exit is not None else "crashed"
+        return exit_state(self.exit.exit_code, self.exit.state) if self.exit is not None else "crashed"
 
     @property
     def exact(self) -> bool:

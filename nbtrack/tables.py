@@ -9,9 +9,10 @@ from collections.abc import Sequence
 
 from nbtrack import jsonutil
 from nbtrack.api import Run
+from nbtrack.formatting import format_duration
 from nbtrack.store import RunRow
 
-__all__ = ["format_cell", "format_duration", "render_table", "runs_table"]
+__all__ = ["format_cell", "render_table", "runs_table"]
 
 MAX_CELL_WIDTH = 32
 COLUMN_GAP = "  "
@@ -58,7 +59,7 @@ def runs_table(
             row.display_name or "",
             row.state,
             time.strftime("%Y-%m-%d %H:%M", time.localtime(row.created_at)),
-            format_duration(row.runtime),
+            format_duration(row.runtime) if row.runtime else "",  # not started: blank, not "0.0 s"
             row.history_line_count,
             *(_summary_value(row.summary.get(key)) for key in keys),
         ]
@@ -77,23 +78,6 @@ def format_cell(value: object) -> str:
         return jsonutil.dumps_str(value)
     # Tabs and newlines would break the grid.
     return " ".join(str(value).split()) if isinstance(value, str) else str(value)
-
-
-def format_duration(seconds: float) -> str:
-    """Seconds as a short duration: '42s', '3m05s', '2h07m', '3d04h'; '' for none."""
-    if not math.isfinite(seconds) or seconds <= 0:
-        return ""
-    if seconds < 60:
-        return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
-    total = int(seconds)
-    minutes, secs = divmod(total, 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    if days:
-        return f"{days}d{hours:02d}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s"
 
 
 def _common_summary_keys(rows: Sequence[RunRow], limit: int) -> list[str]:

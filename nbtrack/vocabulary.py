@@ -1,10 +1,35 @@
 """Words every layer shares, defined once, at the bottom: the user side, the internal process,
-the store and the server all import them from here (and nothing else from each other for them).
+the store, the server and the front end (js/vocabulary.js is generated from this module and a
+test keeps it equal) take them from here, and nothing else from each other for them.
 """
 
 from __future__ import annotations
 
-__all__ = ["RESERVED_KEYS", "STEP_MAX"]
+__all__ = [
+    "CELLS_KEY",
+    "EVENTS_FILE",
+    "HISTORY_FILE",
+    "LIVE_STATES",
+    "OUTPUT_FILE",
+    "RESERVED_KEYS",
+    "RUN_STATES",
+    "STEP_MAX",
+    "SUMMARY_FILE",
+    "exit_state",
+    "js_module",
+]
+
+# Every state a stored run may be in; the store validates against this before writing.
+RUN_STATES = ("running", "finished", "failed", "crashed")
+# What a live panel may show besides: a run starting, finishing, offline (no store to reach), or
+# retrying (a live run that cannot reach its server for now).
+LIVE_STATES = ("starting", *RUN_STATES[:1], "finishing", *RUN_STATES[1:], "offline", "retrying")
+
+
+def exit_state(exit_code: int, state: str = "") -> str:
+    """The state a run ends in: the one given, else finished for exit code 0, failed otherwise."""
+    return state or ("finished" if exit_code == 0 else "failed")
+
 
 # nbtrack stamps these on rows itself (the last two in a notebook: internal/provenance.py); a
 # user's row may not set them.
@@ -12,3 +37,25 @@ RESERVED_KEYS = frozenset({"_step", "_runtime", "_timestamp", "_cell", "_attempt
 # Steps are int64 in records and the store, and the handler counts on from the last one, so a step
 # must leave room above it; 2**53 - 1 is also the largest integer a browser (the panel) holds exactly.
 STEP_MAX = 2**53 - 1
+CELLS_KEY = "_cells"  # the summary key holding the notebook cells of a run (the read API's Run.cells)
+
+# The W&B file stream's file names: what a run's post carries (online/) and the server reads.
+HISTORY_FILE = "wandb-history.jsonl"
+SUMMARY_FILE = "wandb-summary.json"
+EVENTS_FILE = "wandb-events.jsonl"
+OUTPUT_FILE = "output.log"
+
+
+def js_module() -> str:
+    """js/vocabulary.js: the words the front end needs, as this module defines them. A test
+    compares the committed file with this; `python -m nbtrack.vocabulary > js/vocabulary.js`."""
+    import json
+
+    words = {"RUN_STATES": list(RUN_STATES), "LIVE_STATES": list(LIVE_STATES)}
+    lines = ["// Generated from nbtrack/vocabulary.py (python -m nbtrack.vocabulary); do not edit."]
+    lines += [f"export const {name} = {json.dumps(value)};" for name, value in words.items()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(js_module(), end="")

@@ -16,7 +16,7 @@ from nbtrack import jsonutil
 from nbtrack.api import Api, Run, RunNotFoundError
 from nbtrack.errors import NbtrackError, UsageError
 from nbtrack.store import DB_FILENAME, Store, StoreError
-from nbtrack.tables import format_duration, render_table, runs_table
+from nbtrack.tables import render_table, runs_table
 
 
 @pytest.fixture
@@ -272,7 +272,7 @@ def test_runs_table_lists_runs_with_shared_summary_keys(api: Api) -> None:
     assert re.fullmatch(
         r"def {15}running   \d{4}-\d\d-\d\d \d\d:\d\d {15}0", lines[2]
     )  # no name, summary, runtime
-    assert re.fullmatch(r"abc  brisk-sun-1  finished  \S+ \S+ +6\.0s +5 +0\.2 +inf", lines[3])
+    assert re.fullmatch(r"abc  brisk-sun-1  finished  \S+ \S+ +6\.0 s +5 +0\.2 +inf", lines[3])
     # RunRow works too, and the keys can be chosen.
     assert runs_table([runs[1].row], summary_keys=["loss"]).splitlines()[0].split()[-1] == "loss"
 
@@ -285,19 +285,3 @@ def test_runs_table_shows_the_last_value_of_a_summarized_metric(root: Path) -> N
     header, _, line = runs_table(rows).splitlines()
     assert header.split()[-3:] == ["steps", "loss", "acc"]  # no container, no _private key
     assert line.split()[-2:] == ["0.3", "0.9"]
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [
-        (0, ""),
-        (math.nan, ""),
-        (4.25, "4.2s"),
-        (42, "42s"),
-        (185, "3m05s"),
-        (7620, "2h07m"),
-        (273600, "3d04h"),
-    ],
-)
-def test_format_duration(seconds: float, text: str) -> None:
-    assert format_duration(seconds) == text

@@ -65,3 +65,31 @@ def test_every_nbtrack_error_is_in_the_tree_of_errors_py() -> None:
     tree = errors.__doc__ or ""
     missing = sorted(name for name in found if not re.search(rf"\b{name}\b", tree))
     assert not missing, f"errors.py's tree does not list {missing}"
+
+
+def test_the_front_end_vocabulary_is_generated_from_the_python_one() -> None:
+    from nbtrack.vocabulary import js_module
+
+    committed = (ROOT / "js" / "vocabulary.js").read_text()
+    assert committed == js_module(), (
+        "js/vocabulary.js is stale: python -m nbtrack.vocabulary > js/vocabulary.js"
+    )
+
+
+def test_each_shared_word_is_defined_once() -> None:
+    """The words of nbtrack/vocabulary.py are defined there and nowhere else (Python or JS)."""
+    pattern = re.compile(
+        r"^\s*(?:export\s+)?(?:const\s+)?(RUN_STATES|LIVE_STATES|RESERVED_KEYS|STEP_MAX|CELLS_KEY)\s*=|"
+        r"^def (exit_state|format_duration)\(|\"finished\" if .* else \"failed\"",
+        re.M,
+    )
+    found: dict[str, list[str]] = {}
+    for folder, suffix in (("nbtrack", "*.py"), ("js", "*.js")):
+        for path in (ROOT / folder).rglob(suffix):
+            if "node_modules" in path.parts or path.name == "vocabulary.js":
+                continue
+            for match in pattern.finditer(path.read_text()):
+                word = next(g for g in match.groups() if g) if any(match.groups()) else "exit rule"
+                found.setdefault(word, []).append(str(path.relative_to(ROOT)))
+    repeated = {word: places for word, places in found.items() if len(places) > 1}
+    assert not repeated, f"defined more than once: {repeated}"

@@ -17,7 +17,6 @@ from IPython.core.formatters import DisplayFormatter
 
 from nbtrack.extension import panel as panel_module
 from nbtrack.extension.esm import PANEL_MODULES, bundle_esm, bundle_modules
-from nbtrack.extension.formatting import downsample_min_max, format_bytes, format_duration, format_number
 from nbtrack.extension.panel import RunPanel, panel_details
 from nbtrack.extension.panel_limits import (
     MAX_DETAILS,
@@ -29,6 +28,7 @@ from nbtrack.extension.panel_limits import (
     MAX_SERIES,
     MAX_UPDATE_BYTES,
 )
+from nbtrack.formatting import downsample_min_max, format_bytes, format_duration, format_number
 from nbtrack.proto import nbtrack_pb2 as pb
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"

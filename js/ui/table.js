@@ -3,8 +3,9 @@
 import { formatDuration } from "../chart.js";
 import { formatAgo, valueText } from "./format.js";
 import { naturalCompare } from "./model.js";
+import { RUN_STATES } from "../vocabulary.js";
 
-export const STATES = ["running", "finished", "failed", "crashed"];
+export const STATES = RUN_STATES; // the filter offers every stored state
 
 /**
  * The columns for a list of normalized runs: the run's own fields, then one per config key and one

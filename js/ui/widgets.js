@@ -1,8 +1,9 @@
 // Small pieces several pages share: links, state badges, tags, key/value tables, messages.
 import { valueText } from "./format.js";
 import { h } from "./dom.js";
+import { RUN_STATES } from "../vocabulary.js";
 
-const KNOWN_STATES = new Set(["running", "finished", "failed", "crashed"]);
+const KNOWN_STATES = new Set(RUN_STATES);
 
 /** A link to a UI page: app.js routes a click on it without reloading (data-nav). */
 export function navLink(href, ...children) {

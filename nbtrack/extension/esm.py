@@ -17,7 +17,7 @@ from collections.abc import Sequence
 __all__ = ["PANEL_MODULES", "bundle_esm", "bundle_modules", "panel_esm"]
 
 # panel.js and what it imports, libraries before the modules that import them.
-PANEL_MODULES = ("chart.js", "chart_svg.js", "panel.js")
+PANEL_MODULES = ("vocabulary.js", "chart.js", "chart_svg.js", "panel.js")
 
 _IMPORT = re.compile(r"""^import\s*\{([^}]*)\}\s*from\s*["']\./([\w.-]+\.js)["'];?[ \t]*$""", re.M)
 _ANY_IMPORT = re.compile(r"^\s*import\b", re.M)

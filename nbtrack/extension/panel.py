@@ -22,7 +22,6 @@ import traitlets
 from nbtrack import jsonutil
 from nbtrack.extension import snapshot
 from nbtrack.extension.esm import panel_esm
-from nbtrack.extension.formatting import format_bytes
 from nbtrack.extension.panel_limits import (
     MAX_DETAILS,
     MAX_HEADER_CHARS,
@@ -41,10 +40,10 @@ from nbtrack.extension.panel_limits import (
     safe_url,
     shown,
 )
+from nbtrack.formatting import format_bytes
 
-__all__ = ["STATES", "RunPanel", "panel_details"]
+__all__ = ["RunPanel", "panel_details"]
 
-STATES = ("starting", "running", "finishing", "finished", "failed", "crashed", "offline")
 
 _NO_MEDIA: dict[str, Any] = {"image": None, "histogram": None}
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 from typing import Any
 
-from nbtrack.extension.formatting import downsample_min_max, format_number
+from nbtrack.formatting import downsample_min_max, format_number
 from nbtrack.internal.sampler import LIVE_POINTS, LIVE_SERIES
 
 __all__ = [

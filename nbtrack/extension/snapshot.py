@@ -11,7 +11,7 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from nbtrack.extension.formatting import format_bytes, format_duration, format_number
+from nbtrack.formatting import format_bytes, format_duration, format_number
 
 __all__ = ["PanelState", "html_summary", "text_summary"]
 

@@ -35,14 +35,14 @@ import orjson
 
 from nbtrack import jsonutil
 from nbtrack.internal.progress import DeliveryProgress, LogProgress, StepRanges
-from nbtrack.internal.provenance import CELLS_KEY, Provenance
+from nbtrack.internal.provenance import Provenance
 from nbtrack.internal.sampler import LIVE_POINTS, LIVE_SERIES, SampledHistory
 from nbtrack.internal.summary import Summary
 from nbtrack.internal.system_metrics import StatsThread, SystemSampler
 from nbtrack.internal.writer import WriterThread
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.txlog import iter_records
-from nbtrack.vocabulary import STEP_MAX
+from nbtrack.vocabulary import CELLS_KEY, STEP_MAX
 from nbtrack.worker import OnFatal
 
 __all__ = ["Handler"]

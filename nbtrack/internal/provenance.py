@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.vocabulary import CELLS_KEY
 
 __all__ = ["CELLS_KEY", "MAX_CELLS", "MAX_SPANS", "Provenance"]
 
-CELLS_KEY = "_cells"  # the summary key holding cells_summary() (the read API's Run.cells)
 MAX_SPANS = 8  # spans a LiveResult carries: the panel names the newest few
 MAX_CELLS = 1000  # cells the summary describes (id and hash): a long session keeps the newest
 

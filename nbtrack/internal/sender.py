@@ -37,9 +37,10 @@ from nbtrack.internal.trouble import SPACE, Trouble, is_out_of_space, short_reas
 from nbtrack.online.retry import RetryPolicy, Transient
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.settings import RUN_FILES
+from nbtrack.vocabulary import exit_state
 from nbtrack.worker import OnFatal, Worker
 
-__all__ = ["RETRY", "BackendOpener", "Sender", "SenderThread", "exit_state", "is_transient"]
+__all__ = ["RETRY", "BackendOpener", "Sender", "SenderThread", "is_transient"]
 
 logger = logging.getLogger("nbtrack")
 
@@ -61,10 +62,6 @@ _TRANSIENT_ERRNOS = {
 
 # How the sender gets its backend: open_backend, or `nbtrack sync`'s guarded wrapper of it.
 BackendOpener = Callable[[pb.SetupRequest, pb.RunRecord, Callable[[str], None]], Backend | None]
-
-
-def exit_state(record: pb.ExitRecord) -> str:
-    return record.state or ("finished" if record.exit_code == 0 else "failed")
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -309,7 +306,7 @@ class Sender:
         self._flush()
         if self._aborted.is_set():
             return  # the user stopped waiting: the run stays "running", the log has the rest
-        state = exit_state(record.exit)
+        state = exit_state(record.exit.exit_code, record.exit.state)
         result = pb.ExitResult(state=state)
         dropped = self.progress.dropped
         in_log, lost = self._split_by_log(dropped)

@@ -17,14 +17,11 @@ from typing import Any
 
 import orjson
 
+from nbtrack.vocabulary import EVENTS_FILE, HISTORY_FILE, OUTPUT_FILE, SUMMARY_FILE
+
 __all__ = ["EVENTS", "HISTORY", "OUTPUT", "SUMMARY", "Lines", "StreamPost"]
 
-HISTORY, OUTPUT, EVENTS, SUMMARY = (
-    "wandb-history.jsonl",
-    "output.log",
-    "wandb-events.jsonl",
-    "wandb-summary.json",
-)
+HISTORY, OUTPUT, EVENTS, SUMMARY = HISTORY_FILE, OUTPUT_FILE, EVENTS_FILE, SUMMARY_FILE
 Lines = tuple[int, list[str]]  # (offset of the first line, the lines)
 
 

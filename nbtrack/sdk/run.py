@@ -28,6 +28,7 @@ from nbtrack.transport.connection import RunConnection
 from nbtrack.transport.mailbox import Slot
 from nbtrack.transport.outbox import ConsoleLine
 from nbtrack.transport.process import InternalProcess
+from nbtrack.vocabulary import exit_state
 
 __all__ = ["Run"]
 
@@ -718,10 +719,6 @@ class _ProgressLine:
     def end(self) -> None:
         if self._tty and self._shown:
             print(file=sys.stderr)
-
-
-def exit_state(exit_code: int) -> str:
-    return "finished" if exit_code == 0 else "failed"
 
 
 def live_runs() -> list[Run]:

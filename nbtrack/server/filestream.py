@@ -20,15 +20,11 @@ from nbtrack.jsonutil import loads
 from nbtrack.server.body import MAX_NESTING, json_kind, too_deep
 from nbtrack.server.errors import ApiError
 from nbtrack.store import LineBatch, Store
+from nbtrack.vocabulary import EVENTS_FILE, HISTORY_FILE, OUTPUT_FILE, SUMMARY_FILE, exit_state
 
 __all__ = ["StreamPost", "apply_post", "parse_post"]
 
-HISTORY, SUMMARY, EVENTS, OUTPUT = (
-    "wandb-history.jsonl",
-    "wandb-summary.json",
-    "wandb-events.jsonl",
-    "output.log",
-)
+HISTORY, SUMMARY, EVENTS, OUTPUT = HISTORY_FILE, SUMMARY_FILE, EVENTS_FILE, OUTPUT_FILE
 # Column ranges of the store (PostgreSQL enforces them): a line number and an exit code are 32-bit
 # integers, a step 64-bit.
 _MAX_LINE = 2**31 - 1
@@ -153,4 +149,4 @@ def _finish(body: dict[str, Any]) -> tuple[str, int] | None:
         return None
     if exitcode is None:
         raise ApiError("BAD_REQUEST", "a post with 'complete': true needs the run's integer 'exitcode'")
-    return ("finished" if exitcode == 0 else "failed", exitcode)
+    return (exit_state(exitcode), exitcode)

@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 
 from nbtrack.jsonutil import loads
+from nbtrack.vocabulary import RUN_STATES
 
 __all__ = [
     "RUN_STATES",
@@ -60,8 +61,6 @@ __all__ = [
     "server_secrets",
 ]
 
-# Every value runs.state may hold; the store validates against this before writing.
-RUN_STATES = ("running", "finished", "failed", "crashed")
 
 metadata = MetaData()
 

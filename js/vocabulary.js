@@ -1,0 +1,3 @@
+// Generated from nbtrack/vocabulary.py (python -m nbtrack.vocabulary); do not edit.
+export const RUN_STATES = ["running", "finished", "failed", "crashed"];
+export const LIVE_STATES = ["starting", "running", "finishing", "finished", "failed", "crashed", "offline", "retrying"];
