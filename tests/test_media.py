@@ -14,7 +14,7 @@ import pytest
 import requests
 
 import nbtrack
-from nbtrack.sdk.media import encode_png
+from nbtrack.sdk.image_files import encode_png
 from tests.serving import POSTGRES_URL, ServerProcess, create_key, start_server, unique_name
 
 PIL = pytest.importorskip("PIL.Image")
@@ -148,7 +148,7 @@ def test_log_waits_for_the_media_thread_when_too_much_waits(
 ) -> None:
     import threading
 
-    from nbtrack.sdk import media
+    from nbtrack.sdk import media_writer as media
 
     monkeypatch.setattr(media, "MAX_WAITING_BYTES", 100)
     release, delivered = threading.Event(), []
@@ -173,7 +173,7 @@ def test_log_waits_for_the_media_thread_when_too_much_waits(
 def test_a_media_thread_that_fails_says_so_once_and_never_keeps_log_waiting(tmp_path: Path) -> None:
     import time
 
-    from nbtrack.sdk import media
+    from nbtrack.sdk import media_writer as media
 
     class Bug(BaseException):  # not an Exception: no file error, a fault nobody planned for
         pass

@@ -74,7 +74,7 @@ _thumbnails: dict[str, str] = {}  # the newest file name -> its data: URL (encod
 def _thumbnail_src(name: str, pixels: Any) -> str:
     import base64
 
-    from nbtrack.sdk.media import encode_png, thumbnail
+    from nbtrack.sdk.image_files import encode_png, thumbnail
 
     if name in _thumbnails:
         return _thumbnails[name]

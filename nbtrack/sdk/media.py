@@ -25,28 +25,22 @@ Nothing here imports numpy until a media value is used; Pillow and pandas are ne
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import re
 import struct
 import sys
-import threading
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nbtrack.worker import Inbox, StageDied, Worker
+from nbtrack.sdk.image_files import JPEG_MAGIC, PNG_MAGIC, encode_png, jpeg_size, png_size
 
-__all__ = ["Histogram", "Image", "Media", "PreparedFile", "Table", "encode_png"]
+__all__ = ["Histogram", "Image", "Media", "PreparedFile", "Table"]
 
 MAX_BINS = 512
 MAX_CAPTION_CHARS = 1000
 MAX_IMAGE_PIXELS = 100_000_000  # 10k x 10k: beyond this the caller surely meant something else
-MAX_WAITING_BYTES = 256 * 2**20  # snapshots waiting for the media thread before log() waits for it
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 class Media:
@@ -178,10 +172,10 @@ def _image_file(key: str, path: Path, reference: dict[str, Any]) -> PreparedFile
         raise FileNotFoundError(f"log(): Image at key {key!r}: there is no file at {path}") from None
     except OSError as exc:
         raise OSError(f"log(): Image at key {key!r}: cannot read {path}: {exc.strerror or exc}") from None
-    if data.startswith(_PNG_MAGIC):
-        size, fmt, suffix = _png_size(data), "png", ".png"
-    elif data.startswith(_JPEG_MAGIC):
-        size, fmt, suffix = _jpeg_size(data), "jpeg", ".jpg"
+    if data.startswith(PNG_MAGIC):
+        size, fmt, suffix = png_size(data), "png", ".png"
+    elif data.startswith(JPEG_MAGIC):
+        size, fmt, suffix = jpeg_size(data), "jpeg", ".jpg"
     else:
         raise _bad(key, "Image", f"file {path} is neither a PNG nor a JPEG")
     if size is None:
@@ -189,61 +183,6 @@ def _image_file(key: str, path: Path, reference: dict[str, Any]) -> PreparedFile
     digest = hashlib.sha256(data).hexdigest()
     reference.update(sha256=digest, size=len(data), width=size[0], height=size[1], format=fmt)
     return PreparedFile("images", suffix, digest, reference, lambda: data, len(data))
-
-
-def _png_size(data: bytes) -> tuple[int, int] | None:
-    if len(data) < 24 or data[12:16] != b"IHDR":
-        return None
-    width, height = struct.unpack(">II", data[16:24])
-    return (width, height) if width and height else None
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """Width and height from the first start-of-frame marker."""
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
-            i += 2
-            continue
-        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
-        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
-            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
-            return (width, height) if width and height else None
-        i += 2 + length
-    return None
-
-
-def encode_png(pixels: Any, level: int = 6) -> bytes:
-    """A PNG of a uint8 HxWxC array (C = 1 grey, 3 RGB, 4 RGBA), with zlib only (no Pillow)."""
-    np = _np()
-    height, width, channels = pixels.shape
-    color = {1: 0, 3: 2, 4: 6}[channels]
-    scanlines = np.zeros((height, width * channels + 1), dtype=np.uint8)  # filter byte 0 each row
-    scanlines[:, 1:] = pixels.reshape(height, width * channels)
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, color, 0, 0, 0)
-    return (
-        _PNG_MAGIC
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(scanlines.tobytes(), level))
-        + chunk(b"IEND", b"")
-    )
-
-
-def thumbnail(pixels: Any, max_side: int) -> Any:
-    """pixels shrunk by an integer stride so that no side exceeds max_side (nearest neighbour)."""
-    height, width = pixels.shape[:2]
-    stride = max(1, math.ceil(max(height, width) / max_side))
-    return pixels[::stride, ::stride]
 
 
 # -- histograms --------------------------------------------------------------------------------
@@ -397,88 +336,3 @@ class Table(Media):
 
 def _is_dataframe(value: Any) -> bool:
     return type(value).__module__.startswith("pandas") and type(value).__name__ == "DataFrame"
-
-
-# -- writing files -------------------------------------------------------------------------------
-
-
-class MediaWriter(Worker[tuple[str, PreparedFile]]):
-    """The run's "nbtrack-media" thread (a `Worker` over an inbox of files to write): encodes and
-    writes media files into the run's files folder (each whole or not at all), then announces each
-    with `deliver(name)` (a FilesRecord). Created with the run's first image or table.
-
-    Snapshots waiting for it are bounded: while more than MAX_WAITING_BYTES wait, submit() (and so
-    log() of more media) waits for the thread to catch up, rather than memory growing without end.
-    A file that cannot be written is said (warn) and skipped. Should the thread itself fail (a
-    bug), that is said once, no call waits for it any more, and later files are said and skipped.
-    """
-
-    idle_seconds = 1.0  # idle() does nothing: a submit() or stop() wakes it at once
-
-    def __init__(self, files_dir: Path, deliver: Callable[[str], None], warn: Callable[[str], None]) -> None:
-        self._files_dir = files_dir
-        self._deliver = deliver
-        self._warn = warn
-        self._pending = 0  # files submitted and not yet written
-        self._waiting_bytes = 0
-        self._idle = threading.Condition()
-        self.failure: str | None = None  # the thread failed: nothing is written any more
-        # The bound is in bytes (above), not in files: the inbox never makes submit() wait.
-        self._jobs: Inbox[tuple[str, PreparedFile]] = Inbox(sys.maxsize)
-        super().__init__("nbtrack-media", self._jobs, self._died)
-
-    def submit(self, jobs: list[tuple[str, PreparedFile]]) -> None:
-        left = list(jobs)
-        with self._idle:
-            # Never waits for an empty queue: one snapshot larger than the bound still goes through.
-            self._idle.wait_for(self._has_room)
-            while left and self.failure is None:
-                try:
-                    self._jobs.put(left[0])
-                except StageDied:  # it failed just now: its on_fatal is on its way
-                    break
-                self._pending += 1
-                self._waiting_bytes += left.pop(0)[1].nbytes
-        reason = self.failure or f"the {self.name} thread failed"
-        for name, _ in left:
-            self._warn(f"could not write media file {name}: {reason}")
-
-    @property
-    def pending(self) -> int:
-        """Files submitted and not yet written and announced."""
-        return self._pending
-
-    def _has_room(self) -> bool:
-        return self._pending == 0 or self._waiting_bytes < MAX_WAITING_BYTES or self.failure is not None
-
-    def drain(self, timeout: float) -> bool:
-        """Wait until every submitted file is written and announced; False on timeout (or if the
-        thread failed)."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._pending == 0 or self.failure is not None, timeout) and (
-                self._pending == 0
-            )
-
-    def handle(self, item: tuple[str, PreparedFile]) -> None:
-        name, prepared = item
-        try:
-            target = self._files_dir / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".partial")
-            partial.write_bytes(prepared.write())
-            partial.replace(target)
-            self._deliver(name)
-        except Exception as exc:
-            self._warn(f"could not write media file {name}: {type(exc).__name__}: {exc}")
-        finally:
-            with self._idle:
-                self._pending -= 1
-                self._waiting_bytes -= prepared.nbytes
-                self._idle.notify_all()
-
-    def _died(self, thread: str, exc: BaseException) -> None:
-        """The thread failed (a bug; the Worker logged it): say so once and wake every waiter."""
-        with self._idle:
-            self.failure = f"the {thread} thread failed ({type(exc).__name__}: {exc})"
-            self._idle.notify_all()
-        self._warn(f"media files are no longer written: {self.failure}")

@@ -19,7 +19,8 @@ from nbtrack import jsonutil
 from nbtrack.errors import InternalProcessError, UsageError
 from nbtrack.internal.summary import parse_summary_kinds
 from nbtrack.proto import nbtrack_pb2 as pb
-from nbtrack.sdk.media import MediaWriter, PreparedFile
+from nbtrack.sdk.media import PreparedFile
+from nbtrack.sdk.media_writer import MediaWriter
 from nbtrack.sdk.resume import ResumePoint
 from nbtrack.sdk.run_state import Config, NotebookLink, RunLink, Summary
 from nbtrack.sdk.values import check_file_name, check_row, check_step
