@@ -4,7 +4,7 @@ user side that dies is recorded and wakes its waiters without ending the user's 
 
     NBTRACK_FAULT_INJECT=<stage>-raise-after:<N>[@<marker file>]
 
-<stage> is a thread's name in lower case: handler, writer, sender in the
+<stage> is a thread's name in lower case: handler, writer, sender (and filestream, online) in the
 internal process; nbtrack-outbox (its items are its drains), nbtrack-pipe, nbtrack-results,
 nbtrack-media in the user process (every `Worker` reads the plan). It raises `InjectedFault`
 after handling N items. With a marker file, only the first process that creates the file (it

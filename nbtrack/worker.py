@@ -16,7 +16,8 @@ is closed (`Until`: the worker's work is its idle()).
   logged (ERROR, with its traceback) unless it is one of the worker's `quiet_failures` (no
   fault of its own), and `on_fatal(name, exc)` runs, which decides what the failure means. In the
   internal process that ends the process (main.py), so the user side restarts it and the new
-  one recovers the run from its log. In the user process, which is the user's, it never ends anything: the
+  one recovers the run from its log; online delivery only stops (the log keeps the rows for
+  `nbtrack sync`). In the user process, which is the user's, it never ends anything: the
   failure is recorded where the run looks for it, and every waiter wakes. A thread that silently
   died would instead leave the one before it blocked.
 """
