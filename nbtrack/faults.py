@@ -4,12 +4,12 @@ user side that dies is recorded and wakes its waiters without ending the user's 
 
     NBTRACK_FAULT_INJECT=<stage>-raise-after:<N>[@<marker file>]
 
-<stage> is a thread's name in lower case: handler, writer, sender in the internal
-process; nbtrack-outbox (its items are its drains), nbtrack-pipe, nbtrack-results, nbtrack-media
-in the user process (every `Worker` reads the plan). It raises `InjectedFault` after handling N
-items. With a marker file, only the first process that creates the file (it must not exist)
-raises, so the restarted process runs clean. This is the one place that reads the variable;
-unset (always, outside tests) it costs one `is None` check per item.
+<stage> is a thread's name in lower case: handler, writer, sender (and filestream, online) in the
+internal process; nbtrack-outbox (its items are its drains), nbtrack-pipe, nbtrack-results,
+nbtrack-media in the user process (every `Worker` reads the plan). It raises `InjectedFault`
+after handling N items. With a marker file, only the first process that creates the file (it
+must not exist) raises, so the restarted process runs clean. This is the one place that reads
+the variable; unset (always, outside tests) it costs one `is None` check per item.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@ process alike.
 
 A `Worker` is a named thread that takes items from its source and handles them one at a time.
 The source is an `Inbox` (a bounded FIFO), or anything else that implements `Source`: the
-sender's `Feed`, a pipe to read, a clock that ticks.
+sender's `Feed`, a pipe to read (`PipeSource`), a clock that ticks, or nothing at all until it
+is closed (`Until`: the worker's work is its idle()).
 
 - `put()` waits while the inbox is full (backpressure reaches the stage before it), but never
   for a stage that is gone: once the worker died it raises `StageDied` at once.
@@ -12,26 +13,41 @@ sender's `Feed`, a pipe to read, a clock that ticks.
 - `stop(timeout)` puts a sentinel behind what is queued and joins; until the deadline passes,
   `stopping()` tells a handle() that waits (for disk space, for a store) how long it may go on.
 - An exception escaping handle(), idle() or finished() is a fault nobody planned for. It is
-  logged (ERROR, with its traceback) and `on_fatal(name, exc)` runs, which decides what the
-  failure means. In the internal process that ends the process (main.py), so the user side
-  restarts it and the new one recovers the run from its log. In the user process, which is the
-  user's, it never ends anything: the failure is recorded where the run looks for it, and every
-  waiter wakes. A thread that silently died would instead leave the one before it blocked.
+  logged (ERROR, with its traceback) unless it is one of the worker's `quiet_failures` (no
+  fault of its own), and `on_fatal(name, exc)` runs, which decides what the failure means. In the
+  internal process that ends the process (main.py), so the user side restarts it and the new
+  one recovers the run from its log; online delivery only stops (the log keeps the rows for
+  `nbtrack sync`). In the user process, which is the user's, it never ends anything: the
+  failure is recorded where the run looks for it, and every waiter wakes. A thread that silently
+  died would instead leave the one before it blocked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from typing import Generic, Protocol, TypeVar
 
 from nbtrack import faults
 from nbtrack.errors import NbtrackError
 
-__all__ = ["EMPTY", "END", "Inbox", "OnFatal", "Queue", "Source", "StageDied", "Worker"]
+__all__ = [
+    "EMPTY",
+    "END",
+    "Inbox",
+    "OnFatal",
+    "PipeSource",
+    "Queue",
+    "Source",
+    "StageDied",
+    "Until",
+    "Worker",
+]
 
 logger = logging.getLogger("nbtrack")
 
@@ -129,6 +145,59 @@ class Inbox(Queue, Generic[Item]):
         return len(self._items)
 
 
+class Until:
+    """A source of no items, only time passing, until `closed` is set (by close() or by whoever
+    owns the event): a worker over it does its work in idle(), every idle_seconds."""
+
+    def __init__(self, closed: threading.Event | None = None) -> None:
+        self._closed = threading.Event() if closed is None else closed
+
+    def get(self, timeout: float) -> _Marker:
+        return END if self._closed.wait(timeout) else EMPTY
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def fail(self, reason: str) -> None:
+        """Nobody hands the worker anything: there is no producer to tell."""
+
+    def __len__(self) -> int:
+        return 0
+
+
+class PipeSource:
+    """The read end of a pipe to another process as a source: get() polls, then reads one message.
+    EOF (the process at the other end is gone) ends it, and `eof` says that is how it ended."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._closed = False
+        self.eof = False
+
+    def get(self, timeout: float) -> bytes | _Marker:
+        if self._closed or self.eof:
+            return END
+        try:
+            if not self._conn.poll(timeout):
+                return EMPTY
+            return self._conn.recv_bytes()
+        except (EOFError, OSError):
+            self.eof = True
+            with contextlib.suppress(OSError):
+                self._conn.close()  # nothing more can come from a process that is gone
+            return END
+
+    def close(self) -> None:
+        """The worker stops at its next get() (the pipe stays open: it is not the worker's)."""
+        self._closed = True
+
+    def fail(self, reason: str) -> None:
+        """Nobody hands the worker anything: the other process writes to the pipe, not to it."""
+
+    def __len__(self) -> int:
+        return 0
+
+
 class Worker(Generic[Item]):
     """Subclasses implement handle(item), and may implement idle() and finished().
 
@@ -136,6 +205,9 @@ class Worker(Generic[Item]):
     """
 
     idle_seconds = 0.05  # how often idle() runs when nothing arrives
+    # Exceptions that may escape this worker without being its fault, which its on_fatal expects:
+    # not logged here (the Handler's StageDied: the stage it feeds failed, and says so itself).
+    quiet_failures: tuple[type[BaseException], ...] = ()
 
     def __init__(self, name: str, inbox: Source[Item], on_fatal: OnFatal) -> None:
         self.name = name
@@ -173,8 +245,9 @@ class Worker(Generic[Item]):
         self._inbox.close()
         return self.join(timeout)
 
-    def join(self, timeout: float) -> bool:
-        """Wait up to timeout for the thread to end (its inbox closed by whoever feeds it)."""
+    def join(self, timeout: float | None) -> bool:
+        """Wait up to timeout (None: as long as it takes) for the thread to end (its inbox closed
+        by whoever feeds it)."""
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
@@ -240,5 +313,6 @@ class Worker(Generic[Item]):
             with self._cond:
                 self._busy = False
                 self._cond.notify_all()
-            logger.error("nbtrack: the %s thread failed", self.name, exc_info=exc)
+            if not isinstance(exc, self.quiet_failures):
+                logger.error("nbtrack: the %s thread failed", self.name, exc_info=exc)
             self._on_fatal(self.name, exc)

@@ -4,6 +4,7 @@ outages (a fault-injecting proxy, a server killed and restarted), and are read b
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import pytest
 import requests
 
 import nbtrack
+from nbtrack import faults
 from nbtrack.errors import InternalProcessError, UsageError
 from tests.faultproxy import FaultProxy, Faults
 from tests.serving import POSTGRES_URL, ServerProcess, create_key, start_server, unique_name
@@ -209,6 +211,40 @@ def test_finish_gives_up_after_its_timeout_and_sync_delivers_the_rest(tmp_path: 
             stored = read_back(served.url, "later", run.id)
             assert stored.state == "finished"
             assert [row["x"] for row in stored.history()] == list(range(3000))
+    finally:
+        served.stop()
+
+
+def test_a_file_stream_thread_that_fails_says_so_once_and_sync_delivers_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Test-only fault injection: the FileStream thread (a Worker) raises after its second post.
+    monkeypatch.setenv(faults.ENV, "filestream-raise-after:2")
+    served = start_server(tmp_path / "broken")
+    try:
+        run = nbtrack.init(base_url=served.url, project="broken")
+        for i in range(3000):
+            run.log({"x": i})
+            if i % 500 == 0:
+                time.sleep(0.6)  # a post or two on the way
+        started = time.monotonic()
+        run.finish(timeout=30)
+        assert time.monotonic() - started < 20  # nobody waits for a thread that is gone
+        log_path = next(run.dir.glob("*.nbt"))
+        said = [n for n in run.notices if "stopped after an internal error" in n]
+        # Said once when it happened, and once more by finish(): where the rows are, how to sync.
+        assert len(said) == 2 and "the transaction log keeps every row" in said[0], run.notices
+        assert f"nbtrack sync {log_path}" in said[1]
+        synced = subprocess.run(
+            [sys.executable, "-m", "nbtrack.cli", "sync", str(log_path), "--base-url", served.url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={k: v for k, v in os.environ.items() if k != faults.ENV},
+        )
+        assert synced.returncode == 0, synced.stderr
+        stored = read_back(served.url, "broken", run.id)
+        assert [row["x"] for row in stored.history()] == list(range(3000))
     finally:
         served.stop()
 

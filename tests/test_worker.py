@@ -6,6 +6,7 @@ nothing there, and the run is given up with what it cost said."""
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 import nbtrack
 from nbtrack import faults
-from nbtrack.worker import Inbox, StageDied, Worker
+from nbtrack.worker import Inbox, PipeSource, StageDied, Until, Worker
 from tests.helpers import stored_history, stored_run
 
 
@@ -81,6 +82,55 @@ def test_a_worker_that_waits_gives_up_when_stop_says_so() -> None:
     waiter.stop(0.5)  # its wait ends at the deadline; the thread ends right after it
     assert waiter.join(5.0) and waiter.gave_up
     assert time.monotonic() - started < 1.5
+
+
+class Reader(Worker[bytes]):
+    """Reads a pipe; counts its idle() calls; says how its source ended."""
+
+    idle_seconds = 0.05
+
+    def __init__(self, source: PipeSource) -> None:
+        self.read: list[bytes] = []
+        self.ended_by_eof: bool | None = None
+        super().__init__("Reader", source, lambda name, exc: None)
+
+    def handle(self, item: bytes) -> None:
+        self.read.append(item)
+
+    def finished(self) -> None:
+        self.ended_by_eof = self._inbox.eof  # type: ignore[attr-defined]
+
+
+def test_a_pipe_source_ends_at_eof_and_says_so_and_close_ends_it_without() -> None:
+    receiving, sending = multiprocessing.Pipe(duplex=False)
+    reader = Reader(PipeSource(receiving))
+    for message in (b"a", b"b", b"c"):
+        sending.send_bytes(message)
+    sending.close()  # the other process is gone
+    assert reader.join(5.0)
+    assert reader.read == [b"a", b"b", b"c"] and reader.ended_by_eof is True
+
+    receiving, sending = multiprocessing.Pipe(duplex=False)
+    reader = Reader(PipeSource(receiving))
+    assert reader.stop(5.0) and reader.ended_by_eof is False
+    sending.send_bytes(b"still open")  # close() leaves the pipe to its owner
+    assert receiving.recv_bytes() == b"still open"
+
+
+def test_a_worker_over_nothing_works_in_idle_until_its_source_is_closed() -> None:
+    ticks: list[float] = []
+
+    class Ticker(Worker[None]):
+        idle_seconds = 0.02
+
+        def idle(self) -> None:
+            ticks.append(time.monotonic())
+
+    closed = threading.Event()
+    ticker = Ticker("Ticker", Until(closed), lambda name, exc: None)
+    time.sleep(0.2)
+    closed.set()  # whoever owns the event ends it
+    assert ticker.join(5.0) and len(ticks) >= 3
 
 
 def test_the_fault_plan_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

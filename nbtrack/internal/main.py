@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 
-from nbtrack import faults
 from nbtrack.internal.feed import Feed
 from nbtrack.internal.handler import Handler
 from nbtrack.internal.progress import LogProgress, lost_rows
@@ -29,7 +28,7 @@ from nbtrack.internal.sender import Sender, SenderThread
 from nbtrack.internal.trouble import Trouble
 from nbtrack.internal.writer import WriterThread
 from nbtrack.proto import nbtrack_pb2 as pb
-from nbtrack.worker import OnFatal, StageDied
+from nbtrack.worker import OnFatal, PipeSource, StageDied, Until, Worker
 
 __all__ = ["FATAL_EXIT_CODE", "serve"]
 
@@ -82,37 +81,35 @@ class _Results:
         self.send(pb.Result(notice=pb.NoticeResult(level=pb.NoticeResult.WARNING, message=message)))
 
 
-class _Heartbeat:
-    """Sends an empty HeartbeatResult every HEARTBEAT_SECONDS on the thread named "Heartbeat".
+class _Heartbeat(Worker[None]):
+    """Sends an empty HeartbeatResult every HEARTBEAT_SECONDS on the thread named "Heartbeat": a
+    `Worker` over nothing (`Until`) whose idle() beats. Started once a run is served (a warm
+    spare's result_q has no reader yet).
 
     It holds no lock any stage holds, so it beats whatever the stages wait for. If result_q is
     busy for a whole interval (a large result being written while the user side reads), that
     beat is skipped: the bytes on their way say as much. A beat that finds result_q broken means
     the user process is gone: `user_gone` runs once (a stage waiting for disk space would
-    otherwise keep the handler from ever reading record_q's EOF).
+    otherwise keep the handler from ever reading record_q's EOF), and the beats end.
     """
 
-    def __init__(self, results: _Results, user_gone: Callable[[], None]) -> None:
+    idle_seconds = HEARTBEAT_SECONDS
+
+    def __init__(self, results: _Results, user_gone: Callable[[], None], on_fatal: OnFatal) -> None:
         self._results = results
         self._user_gone = user_gone
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="Heartbeat", daemon=True)
+        self._beat = pb.Result(heartbeat=pb.HeartbeatResult())
+        self._until = Until()
+        super().__init__("Heartbeat", self._until, on_fatal)
 
-    def start(self) -> None:
-        """Beat from now on: once a run is served (a warm spare's result_q has no reader yet)."""
-        if not self._thread.is_alive() and not self._stop.is_set():
-            self._thread.start()
+    def handle(self, item: None) -> None:
+        raise AssertionError("the heartbeat is handed nothing")
 
-    def _loop(self) -> None:
-        beat = pb.Result(heartbeat=pb.HeartbeatResult())
-        while not self._stop.wait(HEARTBEAT_SECONDS):
-            self._results.try_send(beat, HEARTBEAT_SECONDS)
-            if self._results.closed:
-                self._user_gone()
-                return
-
-    def stop(self) -> None:
-        self._stop.set()
+    def idle(self) -> None:
+        self._results.try_send(self._beat, HEARTBEAT_SECONDS)
+        if self._results.closed:
+            self._user_gone()
+            self._until.close()
 
 
 def _fatal(results: _Results, stage: str, exc: BaseException) -> None:
@@ -158,12 +155,18 @@ def serve(records: Connection, results_conn: Connection, preload: bool = False) 
     sender_thread = SenderThread(sender, feed, fatal)
     writer = WriterThread(feed, trouble, results.acknowledge, fatal, log)
     handler = Handler(writer, log, sender.progress, results.send, fatal)
-    # Once the user process is gone, nothing may wait longer than STOP_SECONDS (not even for space).
-    heartbeat = _Heartbeat(results, lambda: writer.expire(STOP_SECONDS))
-    args = (records, handler, fatal, lambda: writer.expire(STOP_SECONDS), heartbeat.start)
-    thread = threading.Thread(target=_handle_records, args=args, name="Handler")
-    thread.start()
-    thread.join()
+
+    def user_gone() -> None:
+        # Once the user process is gone, nothing may wait longer than STOP_SECONDS (not even for space).
+        writer.expire(STOP_SECONDS)
+
+    heartbeat: _Heartbeat | None = None
+
+    def serving() -> None:
+        nonlocal heartbeat
+        heartbeat = _Heartbeat(results, user_gone, fatal)
+
+    _HandlerThread(records, handler, fatal, user_gone, serving).join(None)
     if handler.shutdown is not None:
         # The user side asked us to stop: after finish() got its answer, or gave up waiting (a
         # store or server still being retried, a full disk). Stop promptly; what is not
@@ -183,7 +186,8 @@ def serve(records: Connection, results_conn: Connection, preload: bool = False) 
         lost = lost_rows(handler.lines, log, sender.progress)
         if lost.runs:
             logger.error("nbtrack: %d rows (steps %s) could not be kept", lost.lines(), lost.steps_text())
-    heartbeat.stop()
+    if heartbeat is not None:
+        heartbeat.stop(0.0)  # not waited for: a beat may be blocked on a full result_q
     with contextlib.suppress(OSError):
         results_conn.close()
     logger.debug("nbtrack internal process %d exits", os.getpid())
@@ -215,42 +219,63 @@ def _answer_shutdown(results: _Results, handler: Handler, log: LogProgress, send
         results.send(pb.Result(control=request.control, response=response))
 
 
-def _handle_records(
-    records: Connection,
-    handler: Handler,
-    fatal: OnFatal,
-    user_gone: Callable[[], None],
-    serving: Callable[[], None],
-) -> None:
-    fault = faults.planned("handler")  # test-only fault injection; None in real runs
-    first = True
-    try:
-        while True:
-            try:
-                if not records.poll(IDLE_TICK):
-                    handler.tick()  # idle: a live panel still hears about finishing, pending rows, ...
-                    continue
-                data = records.recv_bytes()
-            except (EOFError, OSError):
-                # The user process is gone (killed, crashed, exited without finish): deliver what
-                # we have and mark the run crashed, unless it had already finished.
-                user_gone()
-                if handler.run is not None and not handler.exited:
-                    crashed = pb.ExitRecord(exit_code=CRASH_EXIT_CODE, state="crashed")
-                    handler.finish(pb.Record(exit=crashed, control=pb.Control(always_send=True)))
-                return
-            if first:  # the setup: a run is served from now on
-                first = False
-                serving()
-            record = pb.Record()
-            record.ParseFromString(data)
-            handler.handle(record)
-            handler.tick()
-            if fault is not None:
-                fault.tick()
-            if handler.shutdown is not None:
-                return
-    except StageDied:
-        time.sleep(SEND_PATIENCE + 1.0)  # the stage that died is ending the process (_fatal)
-    except BaseException as exc:
-        fatal("Handler", exc)
+class _HandlerThread(Worker[bytes]):
+    """The "Handler" thread: reads record_q (a `PipeSource`) and hands each record to the handler,
+    which forwards it to the writer.
+
+    It ends after a shutdown request, or once record_q reaches EOF: the user process is gone, and
+    the run is marked crashed unless it had finished. Failing ends the process (`_fatal`), except
+    with `StageDied`: a stage after it failed and is already ending the process with its own
+    notice, so the handler only waits for that.
+    """
+
+    idle_seconds = IDLE_TICK  # how long one poll of record_q waits before the handler's timers
+    quiet_failures = (StageDied,)
+
+    def __init__(
+        self,
+        records: Connection,
+        handler: Handler,
+        fatal: OnFatal,
+        user_gone: Callable[[], None],
+        serving: Callable[[], None],
+    ) -> None:
+        """user_gone: record_q reached EOF. serving: the first record (the setup) arrived."""
+        self._handler = handler
+        self._fatal = fatal
+        self._user_gone = user_gone
+        self._serving: Callable[[], None] | None = serving
+        self._records = PipeSource(records)
+        super().__init__("Handler", self._records, self._failed)
+
+    def handle(self, item: bytes) -> None:
+        if self._serving is not None:  # the setup: a run is served from now on
+            serving, self._serving = self._serving, None
+            serving()
+        record = pb.Record()
+        record.ParseFromString(item)
+        self._handler.handle(record)
+        if self._handler.shutdown is not None:
+            self._records.close()  # asked to stop: nothing after the request is read
+
+    def idle(self) -> None:
+        # After each record, and while none comes: a live panel still hears about finishing,
+        # pending rows, ...
+        self._handler.tick()
+
+    def finished(self) -> None:
+        if not self._records.eof:
+            return  # a shutdown request
+        # The user process is gone (killed, crashed, exited without finish): deliver what we have
+        # and mark the run crashed, unless it had already finished.
+        self._user_gone()
+        handler = self._handler
+        if handler.run is not None and not handler.exited:
+            crashed = pb.ExitRecord(exit_code=CRASH_EXIT_CODE, state="crashed")
+            handler.finish(pb.Record(exit=crashed, control=pb.Control(always_send=True)))
+
+    def _failed(self, thread: str, exc: BaseException) -> None:
+        if isinstance(exc, StageDied):
+            time.sleep(SEND_PATIENCE + 1.0)  # the stage that died is ending the process (_fatal)
+            return
+        self._fatal(thread, exc)

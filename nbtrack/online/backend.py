@@ -33,6 +33,7 @@ from nbtrack.online.retry import Rejected, RetryPolicy, TooLarge, Transient
 from nbtrack.online.stream_post import StreamPost
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.vocabulary import RESERVED_KEYS
+from nbtrack.worker import EMPTY, END, Worker, _Marker
 
 __all__ = ["HttpBackend", "run_url"]
 
@@ -117,6 +118,7 @@ class HttpBackend:
         self._in_flight_bytes = 0
         self._last_post = time.monotonic()
         self._closing = False
+        self._ended = False  # the post that ends the run is delivered: the FileStream thread ends
         self._limit = BodyLimit()  # learnt from the server's first 413
         self._said: set[str] = set()  # "summary:key", "config:key": a dropped value is said once
         # The summary comes whole every second: a value already found too large is swapped for
@@ -128,8 +130,7 @@ class HttpBackend:
         self.history_lines_stored = 0  # as the last UpsertBucket answered (0 until one did)
         self.retrying = False
         self.failure: str | None = None  # the first thing the server refused, said once
-        self._thread = threading.Thread(target=self._deliver_forever, name="FileStream", daemon=True)
-        self._thread.start()
+        self._thread = _FileStream(self)
 
     # -- the Backend calls (sender thread) ----------------------------------------------------
 
@@ -220,40 +221,26 @@ class HttpBackend:
 
     def close(self) -> None:
         """Deliver what is queued (bounded by the caller's patience: see abort), then stop."""
+        self._close_queue()
+        while not self._stop.is_set() and not self._thread.join(0.2):
+            pass
+        self._client.close()
+
+    def _close_queue(self) -> None:
         with self._cond:
             self._closing = True
             self._cond.notify()
-        while self._thread.is_alive() and not self._stop.is_set():
-            self._thread.join(0.2)
-        self._client.close()
 
     # -- the delivery thread ------------------------------------------------------------------
 
-    def _deliver_forever(self) -> None:
-        try:
-            while not self._stop.is_set():
-                post = self._next_post()
-                if post is None:
-                    break
-                self._deliver(post)
-                if post.stream.complete is not None:
-                    break
-                if not post.stream.rows and len(self._history):
-                    # Lines the writer has not handed to the OS yet (it does every 20 ms): not a
-                    # reason to scan the log again at once.
-                    self._stop.wait(0.05)
-        except Exception:  # never die silently: the log keeps everything, say where
-            logger.exception("nbtrack: delivery to %s failed", self._client.base_url)
-            self._refused(f"delivery to {self._client.base_url} stopped after an internal error")
-        finally:
-            self._done.set()
-
-    def _next_post(self) -> _Post | None:
-        """Wait until something is due, then take it; None when closing with nothing left."""
+    def _next_post(self, timeout: float) -> _Post | _Marker:
+        """Take the next post once it is due, waiting up to timeout for that (EMPTY: not yet); END
+        after abort(), once closing leaves nothing to post, or after the run's last post."""
         with self._cond:
+            waited = False
             while True:
-                if self._stop.is_set():
-                    return None
+                if self._stop.is_set() or self._ended:
+                    return END
                 has_work = bool(
                     self._upsert
                     or self._files
@@ -273,8 +260,11 @@ class HttpBackend:
                 if due and (has_work or self._complete is not None):
                     break
                 if self._closing and not has_work:
-                    return None
-                self._cond.wait(FLUSH_SECONDS)
+                    return END
+                if waited:
+                    return EMPTY
+                self._cond.wait(timeout)
+                waited = True
             post = _Post(upsert=self._upsert, files=self._files)
             stream = post.stream
             self._upsert, self._files = None, []
@@ -294,6 +284,22 @@ class HttpBackend:
             if self._complete is not None and not left:
                 stream.complete, post.final_upsert = self._complete, self._final_upsert
         return post
+
+    def _deliver_next(self, post: _Post) -> None:
+        """Deliver one post (on the FileStream thread)."""
+        self._deliver(post)
+        if post.stream.complete is not None:
+            self._ended = True
+        elif not post.stream.rows and len(self._history):
+            # Lines the writer has not handed to the OS yet (it does every 20 ms): not a reason
+            # to scan the log again at once.
+            self._stop.wait(0.05)
+
+    def _delivery_failed(self, thread: str, exc: BaseException) -> None:
+        """The FileStream thread failed (a bug; the Worker logged it): the log keeps everything,
+        say where; finish_run() waits no more."""
+        self._refused(f"delivery to {self._client.base_url} stopped after an internal error")
+        self._done.set()
 
     def _summary_text(self, summary: dict[str, Any]) -> str:
         self._summary_sent = summary
@@ -529,6 +535,41 @@ class HttpBackend:
         if self.failure is None:
             self.failure = message
             self._notice(message + " (the transaction log keeps every row; replay it with `nbtrack sync`)")
+
+
+class _Posts:
+    """The FileStream thread's source: the backend's queues, one post at a time (`_next_post`)."""
+
+    def __init__(self, backend: HttpBackend) -> None:
+        self._backend = backend
+
+    def get(self, timeout: float) -> _Post | _Marker:
+        return self._backend._next_post(timeout)
+
+    def close(self) -> None:
+        self._backend._close_queue()
+
+    def fail(self, reason: str) -> None:
+        """The sender's calls only queue: nobody waits for the FileStream thread to take a post."""
+
+    def __len__(self) -> int:
+        return 0
+
+
+class _FileStream(Worker[_Post]):
+    """The "FileStream" thread: delivers each post of the backend as it falls due."""
+
+    idle_seconds = FLUSH_SECONDS  # the longest wait for a post before looking at the clock again
+
+    def __init__(self, backend: HttpBackend) -> None:
+        self._backend = backend
+        super().__init__("FileStream", _Posts(backend), backend._delivery_failed)
+
+    def handle(self, item: _Post) -> None:
+        self._backend._deliver_next(item)
+
+    def finished(self) -> None:
+        self._backend._done.set()  # the final post is delivered, or delivery was given up
 
 
 def _wrapped(config: dict[str, Any]) -> str:

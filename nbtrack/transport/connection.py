@@ -37,7 +37,7 @@ from nbtrack.transport.mailbox import Mailbox, ResultReader, Slot
 from nbtrack.transport.outbox import DEFAULT_MEMORY_LIMIT, ConsoleLine, LogCall, Outbox
 from nbtrack.transport.process import InternalProcess
 from nbtrack.transport.restart import MAX_RESTARTS, describe_exit, replace_process
-from nbtrack.worker import EMPTY, END, Worker, _Marker
+from nbtrack.worker import Until, Worker
 
 __all__ = ["HANG_TIMEOUT", "RunConnection"]
 
@@ -341,25 +341,6 @@ class RunConnection:
         self._closed.set()
 
 
-class _Until:
-    """The watchdog's source: nothing to handle, only time passing, until `closed` is set."""
-
-    def __init__(self, closed: threading.Event) -> None:
-        self._closed = closed
-
-    def get(self, timeout: float) -> _Marker | None:
-        return END if self._closed.wait(timeout) else EMPTY
-
-    def close(self) -> None:
-        self._closed.set()
-
-    def fail(self, reason: str) -> None:
-        """Nobody hands the watchdog anything: there is no producer to tell."""
-
-    def __len__(self) -> int:
-        return 0
-
-
 class _Watchdog(Worker[None]):
     """The "nbtrack-watchdog" thread: every WATCH_INTERVAL, one look at the internal process."""
 
@@ -368,7 +349,7 @@ class _Watchdog(Worker[None]):
     def __init__(self, connection: RunConnection, closed: threading.Event) -> None:
         self._connection = connection
         self._awake = time.monotonic()
-        super().__init__("nbtrack-watchdog", _Until(closed), self._failed)
+        super().__init__("nbtrack-watchdog", Until(closed), self._failed)
 
     def handle(self, item: None) -> None:
         raise AssertionError("the watchdog is handed nothing")

@@ -3,7 +3,6 @@ that waits for it."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -13,7 +12,7 @@ from multiprocessing.connection import Connection
 
 from nbtrack.errors import InternalProcessError
 from nbtrack.proto import nbtrack_pb2 as pb
-from nbtrack.worker import EMPTY, END, OnFatal, Worker, _Marker
+from nbtrack.worker import OnFatal, PipeSource, Worker
 
 __all__ = ["Mailbox", "ResultReader", "Slot"]
 
@@ -90,38 +89,6 @@ class Mailbox:
             slot._event.set()
 
 
-class _ResultPipe:
-    """The result reader's source: result_q. get() is poll + recv; EOF (the internal process is
-    gone) ends it, and `eof` says that is how it ended."""
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-        self._closed = False
-        self.eof = False
-
-    def get(self, timeout: float) -> bytes | _Marker:
-        if self._closed or self.eof:
-            return END
-        try:
-            if not self._conn.poll(timeout):
-                return EMPTY
-            return self._conn.recv_bytes()
-        except (EOFError, OSError):
-            self.eof = True
-            with contextlib.suppress(OSError):
-                self._conn.close()  # nothing more can come from a dead process
-            return END
-
-    def close(self) -> None:
-        self._closed = True  # the reader stops at its next poll (the pipe stays the process's)
-
-    def fail(self, reason: str) -> None:
-        """Nobody hands the reader anything: there is no producer to tell."""
-
-    def __len__(self) -> int:
-        return 0
-
-
 class ResultReader(Worker[bytes]):
     """Reads result_q on the "nbtrack-results" thread; replies go to the mailbox, the rest to
     on_result."""
@@ -146,7 +113,7 @@ class ResultReader(Worker[bytes]):
         self._on_closed = on_closed
         self.last_heard = time.monotonic()  # when the last Result of any kind arrived
         self.heard = 0  # Results of any kind seen: once it has spoken, its silence means something
-        self._pipe = _ResultPipe(result_q)
+        self._pipe = PipeSource(result_q)  # EOF: the internal process is gone
         super().__init__("nbtrack-results", self._pipe, on_fatal)
 
     def handle(self, item: bytes) -> None:
