@@ -52,6 +52,19 @@ def internal_pid(run: nbtrack.Run) -> int:
     return run._connection.process.pid
 
 
+def spilling_run(root: Path, monkeypatch: pytest.MonkeyPatch, run_id: str) -> tuple[nbtrack.Run, int, Any]:
+    """A run whose internal process is stopped (SIGSTOP) and whose outbox spills past 2 MB: the
+    run, the stopped process's pid and the outbox."""
+    monkeypatch.setenv("NBTRACK_MAX_MEMORY_MB", "2")
+    monkeypatch.setenv("NBTRACK_HANG_TIMEOUT", "600")  # stopped on purpose: not replaced for it
+    run = nbtrack.init(project="test", dir=root, id=run_id)
+    time.sleep(1.5)
+    pid = internal_pid(run)
+    os.kill(pid, signal.SIGSTOP)
+    assert run._connection is not None
+    return run, pid, run._connection.outbox
+
+
 def wait_for_new_process(run: nbtrack.Run, old: int, seconds: float = 30.0) -> int:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -131,15 +144,8 @@ def test_the_outbox_spills_past_its_memory_limit_and_delivers_everything(
 ) -> None:
     """With the internal process stopped, waiting rows stay under NBTRACK_MAX_MEMORY_MB in memory;
     the rest goes to the run folder's spill file, and all of it is stored once it resumes."""
-    monkeypatch.setenv("NBTRACK_MAX_MEMORY_MB", "2")
-    monkeypatch.setenv("NBTRACK_HANG_TIMEOUT", "600")  # stopped on purpose: not replaced here
     rows = 150_000
-    run = nbtrack.init(project="test", dir=root, id="spill")
-    time.sleep(1.5)
-    pid = internal_pid(run)
-    os.kill(pid, signal.SIGSTOP)
-    assert run._connection is not None
-    outbox = run._connection.outbox
+    run, pid, outbox = spilling_run(root, monkeypatch, "spill")
     try:
         peak = 0
         for i in range(rows):
@@ -241,15 +247,8 @@ def test_a_damaged_spill_file_costs_its_rows_only_and_says_how_many(
     """The spill file cut short while the internal process is stopped, then that process killed:
     the new one gets every row the file still holds intact and none of the damaged bytes. The rows
     lost are counted exactly, said, and the run ends crashed, not finished."""
-    monkeypatch.setenv("NBTRACK_MAX_MEMORY_MB", "2")
-    monkeypatch.setenv("NBTRACK_HANG_TIMEOUT", "600")  # stopped on purpose: killed by the test
     rows = 150_000
-    run = nbtrack.init(project="test", dir=root, id="cut")
-    time.sleep(1.5)
-    pid = internal_pid(run)
-    os.kill(pid, signal.SIGSTOP)
-    assert run._connection is not None
-    outbox = run._connection.outbox
+    run, pid, outbox = spilling_run(root, monkeypatch, "cut")
     for i in range(rows):
         run.log(row(i))
     deadline = time.monotonic() + 30
