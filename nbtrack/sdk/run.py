@@ -19,6 +19,7 @@ from nbtrack import jsonutil
 from nbtrack.errors import InternalProcessError, UsageError
 from nbtrack.internal.summary import parse_summary_kinds
 from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.sdk.finish_words import FinishWords, ProgressLine
 from nbtrack.sdk.media import PreparedFile
 from nbtrack.sdk.media_writer import MediaWriter
 from nbtrack.sdk.resume import ResumePoint
@@ -42,7 +43,6 @@ STALL_TIMEOUT = 60.0  # finish() gives up when the internal process makes no pro
 FINISH_TIMEOUT = 300.0  # online: finish() waits this long for an unreachable server by default
 PROGRESS_AFTER = 2.0  # finish() says what it waits for once it has waited this long
 STOP_ANSWER = 0.5  # of finish()'s timeout, kept for asking the stopping process what it left behind
-PROGRESS_EVERY = 5.0  # seconds between progress lines when stderr is not a terminal
 
 _runs: weakref.WeakSet[Run] = weakref.WeakSet()  # every Run of this process, for _after_fork_in_child
 
@@ -452,7 +452,7 @@ class Run:
                         f"run {self.id}: {self._media.pending} media files were still being written when "
                         f"finish() stopped waiting for them ({wait:.1f} s): this process goes on writing "
                         f"them into {self._settings.files_dir} (they are lost if it ends first); "
-                        f"`{self._sync_command()}` then delivers them"
+                        f"`{self._words.sync_command()}` then delivers them"
                     )
                 self._media.stop(0.0)  # no more files can come: its thread ends once it wrote the rest
             exit_result = self._wait_for_exit(exit_code, deadline)
@@ -471,14 +471,18 @@ class Run:
             self._exit_state = answer.exit_result.state if answer is not None else "running"
             if answer is not None:
                 self._connection.count_lost(answer.exit_result.rows_lost)  # as the message says
-            lost = self._connection.end_if_hung() if answer is None else None
-            self._warn(self._left_behind(waiting.why, waiting.poll, answer, lost))
+            if answer is not None:
+                self._warn(self._words.answered(waiting.why, answer))
+            else:
+                lost = self._connection.end_if_hung()
+                unlogged, here = self._connection.not_acknowledged(), self._connection.pending()
+                self._warn(self._words.unanswered(waiting.why, lost, unlogged, here))
             self._report_at_exit()
         except InternalProcessError:
             if self._connection.lost_reason is None:
                 raise
             self._exit_state = "running"  # in the store, until `nbtrack sync` ends it
-            self._warn(self._lost_for_good(self._connection.lost_reason))
+            self._warn(self._words.lost_for_good(self._connection.lost_reason, self._connection.rows_lost))
         except KeyboardInterrupt:
             # The exit record is on its way and the internal process goes on delivering: keep
             # it, so that a second finish() (or the one at exit) waits for the same answer.
@@ -522,7 +526,7 @@ class Run:
         last_pending: tuple[int, int] | None = None
         poll = pb.PollExitResponse()
         poll_slot = None
-        progress = _ProgressLine()
+        progress = ProgressLine()
         try:
             while True:
                 wait = 0.25 if deadline is None else max(0.0, min(0.25, deadline - time.monotonic()))
@@ -553,89 +557,14 @@ class Run:
                 if deadline is not None and now >= deadline - min(STOP_ANSWER, (deadline - started) / 2):
                     raise _StoppedWaiting(f"stopped waiting after {now - started:.1f} s", poll)
                 if now - started > PROGRESS_AFTER:
-                    progress.show(self._progress_line(sum(pending), poll))
+                    progress.show(self._words.progress(sum(pending), poll))
         finally:
             progress.end()
 
-    def _sync_command(self) -> str:
-        """The command that delivers this run's transaction log to where the run goes."""
-        base_url = f" --base-url {self._settings.base_url}" if self.mode == "online" else ""
-        return f"nbtrack sync {self._settings.log_path}{base_url}"
-
-    def _lost_for_good(self, reason: str) -> str:
-        """What finish() says of a run that lost its internal process for good (RunConnection
-        counted exactly the rows the transaction log lacks)."""
-        assert self._connection is not None
-        log, lost = self._settings.log_path, self._connection.rows_lost
-        message = f"run {self.id}: finish(): {reason}, so the run could not be ended"
-        if lost:
-            message += f"; {lost} logged rows are in no transaction log and are lost"
-        if self.mode == "offline":
-            return message + f"; every other row is in the transaction log {log}"
-        return (
-            message
-            + f"; every other row is in the transaction log {log}: `{self._sync_command()}` delivers them"
-        )
-
-    def _left_behind(
-        self, why: str, poll: pb.PollExitResponse, answer: pb.ShutdownResponse | None, lost: int | None
-    ) -> str:
-        """What finish() leaves undelivered when it stops waiting, and how to deliver it. Counts
-        come from the internal process's answer to the shutdown request (exact), or without one
-        from what this process knows exactly: the log() calls the log has not acknowledged, and
-        of those the ones still here. lost: the process was hung and ended, and this many calls
-        the log lacks are lost (counted from the log itself)."""
-        assert self._connection is not None
-        log = self._settings.log_path
-        command = self._sync_command()
-        where = "the tracking server" if self.mode == "online" else "the store"
-        head = f"run {self.id}: finish() {why}"
-        if answer is not None:
-            lost_rows = answer.exit_result.rows_lost
-            if self.mode == "offline":
-                message = head + "; the transaction log is complete" if not lost_rows else head
-            else:
-                message = f"{head}: {answer.rows_not_stored} rows are not in {where} yet"
-            if lost_rows:
-                message += (
-                    f"; {lost_rows} rows (steps {answer.exit_result.lost_steps}) are in neither {where} "
-                    f"nor the transaction log {log}, and are lost"
-                )
-                if self.mode != "offline" and answer.rows_not_stored > lost_rows:
-                    message += (
-                        f"; the other {answer.rows_not_stored - lost_rows} are in it: `{command}` "
-                        "delivers them"
-                    )
-            elif self.mode != "offline" and answer.rows_not_stored:
-                message += f"; every one of them is in the transaction log {log}: `{command}` delivers them"
-            return message
-        # No answer in time: the internal process is busy (writing what it holds to the log) or hung.
-        connection = self._connection
-        if self.mode != "offline":
-            head += f" before the internal process said how many rows {where} lacks"
-        if lost is not None:
-            message = f"{head}; it had stopped answering and was ended"
-            if lost:
-                message += f"; {lost} logged rows never reached the transaction log {log} and are lost"
-            if self.mode == "offline":
-                return message + f"; every other row is in the transaction log {log}"
-            return message + f"; every other row is in the transaction log {log}: `{command}` delivers them"
-        unlogged, here = connection.not_acknowledged(), connection.pending()
-        if not unlogged:
-            if self.mode == "offline":
-                return head + "; the transaction log is complete"
-            return head + f"; every row is in the transaction log {log}: `{command}` delivers them"
-        message = f"{head}; up to {unlogged} logged rows are not in the transaction log {log} yet"
-        if here:
-            message += (
-                f": {here} of them are still in this process, which goes on handing them to the "
-                "internal process (they are lost if this process ends first), and"
-            )
-        message += (
-            " the internal process goes on writing them there (if it stops answering for "
-            f"{self._settings.hang_timeout:g} s it is ended, and they are lost)"
-        )
-        return message + ("" if self.mode == "offline" else f"; then `{command}` delivers them")
+    @property
+    def _words(self) -> FinishWords:
+        settings = self._settings
+        return FinishWords(self.id, self.mode, settings.log_path, settings.base_url, settings.hang_timeout)
 
     def _report_at_exit(self) -> None:
         """finish() stopped waiting with rows still in this process: if it ends before they are
@@ -643,13 +572,6 @@ class Run:
         assert self._connection is not None
         if self._connection.pending():
             atexit.register(self._connection.report_unsent, self.id)
-
-    def _progress_line(self, rows: int, poll: pb.PollExitResponse) -> str:
-        where = self._settings.base_url if self.mode == "online" else "the store"
-        size = f" ({poll.bytes_pending / 1e6:.1f} MB)" if poll.bytes_pending else ""
-        trouble = "the server is unreachable" if self.mode == "online" else "the store refuses for now"
-        retrying = f" — {trouble}, retrying" if poll.retrying else ""
-        return f"nbtrack: waiting for {rows} rows{size} to reach {where}{retrying}"
 
     def _fetch_summary(self) -> dict[str, Any]:
         try:
@@ -693,33 +615,6 @@ class _StoppedWaiting(Exception):
     def __init__(self, why: str, poll: pb.PollExitResponse) -> None:
         super().__init__(why)
         self.why, self.poll = why, poll
-
-
-class _ProgressLine:
-    """finish()'s progress on stderr: one line rewritten in place on a terminal; elsewhere (a
-    log file, CI) a whole line at most every PROGRESS_EVERY seconds, only when it changed."""
-
-    def __init__(self) -> None:
-        self._tty = sys.stderr.isatty()
-        self._shown = ""
-        self._at = 0.0
-
-    def show(self, line: str) -> None:
-        if line == self._shown:
-            return
-        now = time.monotonic()
-        if self._tty:
-            print(f"\r{line}", end="", file=sys.stderr, flush=True)
-        elif now - self._at >= PROGRESS_EVERY:
-            print(line, file=sys.stderr, flush=True)
-            self._at = now
-        else:
-            return
-        self._shown = line
-
-    def end(self) -> None:
-        if self._tty and self._shown:
-            print(file=sys.stderr)
 
 
 def live_runs() -> list[Run]:
