@@ -26,6 +26,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -55,7 +56,14 @@ class _Open(NamedTuple):
     lines: int  # recovering: history rows the log holds
 
 
-_Item = list[pb.Record] | _Open | int  # an int is an acknowledgement mark
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    """Acknowledge seq to the user side once everything put before it is handed to the OS."""
+
+    seq: int
+
+
+_Item = list[pb.Record] | _Open | _Mark
 
 
 class WriterThread(Worker[_Item]):
@@ -100,19 +108,21 @@ class WriterThread(Worker[_Item]):
 
     def mark(self, seq: int) -> None:
         """Acknowledge the user side's seq once what was put before is handed to the OS."""
-        self.put(seq)
+        self.put(_Mark(seq))
 
     # -- the writer thread -----------------------------------------------------------------
 
     def handle(self, item: _Item) -> None:
-        if type(item) is int:
-            log = self._log
-            self._marks.append((item, 0 if log is None else log.bytes_written))
-            return
-        if isinstance(item, _Open):
-            self._open(item)
-            return
-        records: list[pb.Record] = item  # type: ignore[assignment]
+        match item:
+            case _Mark(seq):
+                log = self._log
+                self._marks.append((seq, 0 if log is None else log.bytes_written))
+            case _Open():
+                self._open(item)
+            case records:
+                self._write_records(records)
+
+    def _write_records(self, records: list[pb.Record]) -> None:
         self._wait_for_room()
         log = self._log
         start = log.bytes_written if log is not None else 0
