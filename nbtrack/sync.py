@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from nbtrack import jsonutil
 from nbtrack.errors import NbtrackError
-from nbtrack.internal.backend import Backend, StoreBackend, open_backend, run_files_dir
+from nbtrack.internal.backend import Backend, StoreBackend, copy_whole, open_backend, run_files_dir
 from nbtrack.internal.feed import ReadBatch
 from nbtrack.internal.sender import Sender
 from nbtrack.internal.summary import Summary
@@ -248,11 +247,7 @@ def _copy_files(path: Path, names: list[str], target: Path | None) -> int:
     if target is None:
         return 0
     for name in names:
-        destination = target / name
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        partial = destination.with_name(destination.name + ".partial")
-        shutil.copyfile(path.parent / RUN_FILES / name, partial)
-        partial.replace(destination)
+        copy_whole(path.parent / RUN_FILES / name, target / name)
     return len(names)
 
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.settings import DEFAULT_ENTITY
 
-__all__ = ["Backend", "StoreBackend", "open_backend", "run_files_dir"]
+__all__ = ["Backend", "StoreBackend", "copy_whole", "open_backend", "run_files_dir"]
 
 
 class Backend(Protocol):
@@ -119,11 +119,7 @@ class StoreBackend:
     def save_file(self, name: str, path: Path) -> None:
         if self._files is None:
             raise ValueError("run files are kept beside a SQLite store only")
-        target = self._files / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
-        shutil.copyfile(path, partial)
-        partial.replace(target)  # a reader never sees half a file
+        copy_whole(path, self._files / name)
 
     def finish_run(self, state: str, exit_code: int | None, runtime: float | None) -> None:
         self._store.finish_run(*self._key, state=state, exit_code=exit_code, runtime=runtime)
@@ -136,6 +132,14 @@ class StoreBackend:
 
     def close(self) -> None:
         self._store.close()
+
+
+def copy_whole(source: Path, target: Path) -> None:
+    """Copy source to target under a `.partial` name, then rename: a reader never sees half a file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    shutil.copyfile(source, partial)
+    partial.replace(target)
 
 
 def run_files_dir(store_url: str, entity: str, project: str, run_id: str) -> Path | None:

@@ -475,7 +475,7 @@ class Run:
                 self._warn(self._words.answered(waiting.why, answer))
             else:
                 lost = self._connection.end_if_hung()
-                unlogged, here = self._connection.not_acknowledged(), self._connection.pending()
+                unlogged, here = self._connection.not_acknowledged(), self._connection.unsent()
                 self._warn(self._words.unanswered(waiting.why, lost, unlogged, here))
             self._report_at_exit()
         except InternalProcessError:
@@ -570,7 +570,7 @@ class Run:
         """finish() stopped waiting with rows still in this process: if it ends before they are
         handed over, they are lost, and that is said (and counted) then."""
         assert self._connection is not None
-        if self._connection.pending():
+        if self._connection.unsent():
             atexit.register(self._connection.report_unsent, self.id)
 
     def _fetch_summary(self) -> dict[str, Any]:

@@ -159,6 +159,10 @@ class RunConnection:
         """log() calls not yet in the transaction log."""
         return self.outbox.calls_not_acknowledged()
 
+    def unsent(self) -> int:
+        """log() calls not yet handed to the internal process."""
+        return self.outbox.calls_unsent()
+
     # -- the process's life ----------------------------------------------------------------
 
     def _read(self, process: InternalProcess) -> ResultReader:
@@ -267,12 +271,13 @@ class RunConnection:
     def report_unsent(self, run_id: str) -> None:
         """At exit: log() calls still in this process (finish() stopped waiting before they were
         handed over) are lost with it; say how many."""
-        unsent = self.pending()
+        unsent = self.outbox.calls_unsent()
         if unsent:
             self._rows_lost += unsent
             print(
-                f"nbtrack: run {run_id}: {unsent} logged rows were still in this process when it "
-                "ended, before the internal process got them, and are lost",
+                # A snapshot: the pipe thread may still hand over a few before the process is gone.
+                f"nbtrack: run {run_id}: up to {unsent} logged rows were still in this process when "
+                "it ended, before the internal process got them, and are lost",
                 file=sys.stderr,
             )
 

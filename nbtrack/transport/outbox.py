@@ -224,8 +224,14 @@ class Outbox:
 
     def calls_not_acknowledged(self) -> int:
         """log() calls the internal process has not acknowledged: retained, or not encoded yet."""
-        waiting = sum(1 for item in list(self._items) if type(item) is tuple or type(item) is ExactCall)
-        return waiting + sum(message.calls for message in list(self._retained))
+        return self._calls_waiting() + sum(message.calls for message in list(self._retained))
+
+    def calls_unsent(self) -> int:
+        """log() calls still in this process: not encoded yet, or encoded and not written to the pipe."""
+        return self._calls_waiting() + self.calls_encoded - self.calls_sent
+
+    def _calls_waiting(self) -> int:
+        return sum(1 for item in list(self._items) if type(item) is tuple or type(item) is ExactCall)
 
     def calls_after(self, seq: int, timeout: float = 1.0) -> int:
         """log() calls numbered after seq, or not numbered yet (what a log holding calls up to seq
@@ -242,7 +248,7 @@ class Outbox:
                 and time.monotonic() < deadline
             ):
                 self._progress.wait(0.05)
-        waiting = sum(1 for item in list(self._items) if type(item) is tuple or type(item) is ExactCall)
+        waiting = self._calls_waiting()
         with self._lock:
             retained = list(self._retained)
         lost = self._lost_seqs
