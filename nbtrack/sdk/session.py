@@ -10,15 +10,17 @@ import dataclasses
 import logging
 import os
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import nbtrack
 from nbtrack import jsonutil
 from nbtrack.errors import UsageError
-from nbtrack.sdk.resume import ResumePoint, find_resume_point, segment_logs
-from nbtrack.sdk.run import Run, live_runs
 from nbtrack.settings import Settings, check_writable, resolve_settings
 from nbtrack.transport.process import InternalProcess
+
+if TYPE_CHECKING:  # imported by init(), once the internal process is booting (see there)
+    from nbtrack.sdk.resume import ResumePoint
+    from nbtrack.sdk.run import Run
 
 __all__ = ["InitHook", "finish", "init", "init_hook", "log"]
 
@@ -90,29 +92,40 @@ def init(
     for what, value in (("name", name), ("notes", notes), ("group", group), ("job_type", job_type)):
         if value is not None and not isinstance(value, str):
             raise TypeError(f"{what} must be a str, not {type(value).__name__}")
-    resume_point = None
     if settings.mode != "disabled":
         check_writable(settings)  # offline and online too: their log is in dir= (settings.py)
-        resume_point = _resume_point(settings)
-    if resume_point is not None:
-        settings = dataclasses.replace(settings, resumed=True)
-        config = _resumed_config(resume_point.config, config)
     process = None
     if hook is not None:
         _safely(hook.before_start)
         process = _safely(hook.take_process) if settings.mode != "disabled" else None
-    run = Run(
-        settings,
-        name=name,
-        config=config,
-        tags=list(tags or []),
-        notes=notes,
-        group=group,
-        job_type=job_type,
-        process=process,
-        live_interval=hook.live_interval if hook is not None else 0.0,
-        resume_point=resume_point,
-    )
+    if process is None and settings.mode != "disabled":
+        # Spawned before the rest of the SDK is imported: the new interpreter boots on the
+        # other core while this one imports (the first init() of a process pays both).
+        process = InternalProcess()
+    try:
+        from nbtrack.sdk.run import Run
+
+        resume_point = _resume_point(settings) if settings.mode != "disabled" else None
+        if resume_point is not None:
+            settings = dataclasses.replace(settings, resumed=True)
+            config = _resumed_config(resume_point.config, config)
+        run = Run(
+            settings,
+            name=name,
+            config=config,
+            tags=list(tags or []),
+            notes=notes,
+            group=group,
+            job_type=job_type,
+            process=process,
+            live_interval=hook.live_interval if hook is not None else 0.0,
+            resume_point=resume_point,
+        )
+    except BaseException:
+        if process is not None and process.exitcode is None:
+            process.kill()  # refused before the run started (a taken id, a changed config)
+            process.close_pipes()
+        raise
     nbtrack.run = run
     if hook is not None:
         _safely(lambda: hook.started(run))
@@ -143,6 +156,8 @@ def _safely(call: Callable[[], T]) -> T | None:
 
 def _resume_point(settings: Settings) -> ResumePoint | None:
     """Where a resumed run goes on, or None for a new run; a reused id without resume= is refused."""
+    from nbtrack.sdk.resume import find_resume_point, segment_logs
+
     if settings.resume in ("allow", "must"):
         _check_not_live_here(settings)
         point = find_resume_point(settings)
@@ -161,6 +176,8 @@ def _resume_point(settings: Settings) -> ResumePoint | None:
 def _check_not_live_here(settings: Settings) -> None:
     """A run live in this process holds its log's lock until it ends: resuming it would wait for
     a lock this very process holds, so say so at once."""
+    from nbtrack.sdk.run import live_runs
+
     for run in live_runs():
         if run.id == settings.run_id and run.dir.parent == settings.root / "runs":
             raise UsageError(
