@@ -199,7 +199,7 @@ def test_a_media_thread_that_fails_says_so_once_and_never_keeps_log_waiting(tmp_
 def test_plain_rows_do_not_start_the_media_thread(root: Path) -> None:
     run = nbtrack.init(project="media", dir=root)
     run.log({"x": 1.0})
-    assert run._media is None
+    assert run._media.writer is None
     run.finish()
 
 
@@ -239,7 +239,7 @@ def test_bad_media_raises_from_log_naming_the_key_and_logs_nothing(
     stored = nbtrack.Api(dir=root).run(f"media/{run.id}")
     assert [row["x"] for row in stored.history()] == [2]  # nothing of the failed call
     assert not (run.dir / "files").exists()  # no file of the good image either
-    assert run._media is None
+    assert run._media.writer is None
 
 
 def test_a_list_of_images_says_how_to_log_them(root: Path) -> None:
@@ -478,7 +478,7 @@ def test_media_still_being_written_when_finish_stops_waiting_are_counted_and_syn
     run.finish(timeout=0.2)
     said = [n for n in run.notices if "media files were still being written" in n]
     assert len(said) == 1 and f"`nbtrack sync {run._settings.log_path}`" in said[0], run.notices
-    assert run._media is not None and run._media.drain(60)  # this process goes on writing them
+    assert run._media.writer is not None and run._media.writer.drain(60)  # this process goes on writing them
     assert run._connection is not None and run._connection.process.join(60)
     report = sync_log(run._settings.log_path, f"sqlite:///{root / 'nbtrack.db'}")
     assert report.error is None, report

@@ -7,11 +7,12 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from nbtrack.sdk.media import PreparedFile
 from nbtrack.worker import Inbox, StageDied, Worker
 
-__all__ = ["MAX_WAITING_BYTES", "MediaWriter"]
+__all__ = ["MAX_WAITING_BYTES", "MediaWriter", "RunMedia"]
 
 MAX_WAITING_BYTES = 256 * 2**20  # snapshots waiting for the media thread before log() waits for it
 
@@ -96,3 +97,33 @@ class MediaWriter(Worker[tuple[str, PreparedFile]]):
             self.failure = f"the {thread} thread failed ({type(exc).__name__}: {exc})"
             self._idle.notify_all()
         self._warn(f"media files are no longer written: {self.failure}")
+
+
+class RunMedia:
+    """A run's media files: log() names each (`name_files`) as it queues the row, the
+    "nbtrack-media" thread (started with the first) writes them."""
+
+    def __init__(self, files_dir: Path, deliver: Callable[[str], None], warn: Callable[[str], None]) -> None:
+        self._files_dir, self._deliver, self._warn = files_dir, deliver, warn
+        self.writer: MediaWriter | None = None
+        self._count = 0  # files named so far (a part of each name)
+        self.last_image: tuple[str, Any] | None = None  # (file name, uint8 pixels) of the newest image
+
+    def name_files(self, row: dict[str, Any]) -> list[tuple[str, PreparedFile]]:
+        """Give each media file of row its name and put its reference in the row (media.py)."""
+        files = []
+        for key, value in row.items():
+            if type(value) is PreparedFile:
+                name = value.file_name(key, self._count)
+                self._count += 1
+                reference = dict(value.reference)
+                row[key] = {"_type": reference.pop("_type"), "path": name, **reference}
+                files.append((name, value))
+                if value.preview is not None:
+                    self.last_image = (name, value.preview)
+        return files
+
+    def write(self, files: list[tuple[str, PreparedFile]]) -> None:
+        if self.writer is None:
+            self.writer = MediaWriter(self._files_dir, self._deliver, self._warn)
+        self.writer.submit(files)

@@ -1,4 +1,11 @@
-"""The user side of one run: log() costs microseconds, every wait is bounded, nothing hangs."""
+"""The user side of one run: log() costs microseconds, every wait is bounded, nothing hangs.
+
+Longer than most modules on purpose: `Run` is the user's whole surface (its properties, log,
+save, define_metric, the requests, finish and the fork rule), so one file reads as its API. The
+mechanics live beside it: start_records.py (what the internal process is told), exit_wait.py
+(finish's bounded wait), finish_words.py (what finish says), media_writer.py (media files),
+run_state.py (config and summary), and transport/ (the connection to the internal process).
+"""
 
 from __future__ import annotations
 
@@ -19,11 +26,12 @@ from nbtrack import jsonutil
 from nbtrack.errors import InternalProcessError, UsageError
 from nbtrack.internal.summary import parse_summary_kinds
 from nbtrack.proto import nbtrack_pb2 as pb
-from nbtrack.sdk.finish_words import FinishWords, ProgressLine
-from nbtrack.sdk.media import PreparedFile
-from nbtrack.sdk.media_writer import MediaWriter
+from nbtrack.sdk.exit_wait import STALL_TIMEOUT, STOP_ANSWER, StoppedWaiting, wait_for_exit
+from nbtrack.sdk.finish_words import FinishWords
+from nbtrack.sdk.media_writer import RunMedia
 from nbtrack.sdk.resume import ResumePoint
 from nbtrack.sdk.run_state import Config, NotebookLink, RunLink, Summary
+from nbtrack.sdk.start_records import run_record, setup_request
 from nbtrack.sdk.values import check_file_name, check_row, check_step
 from nbtrack.settings import Settings
 from nbtrack.transport.connection import RunConnection
@@ -39,10 +47,7 @@ logger = logging.getLogger("nbtrack")
 SPILL_FILE = "outbox.spill"  # in the run's folder: rows past the outbox's memory limit
 START_TIMEOUT = 30.0  # a cold internal process answers in well under a second
 REQUEST_TIMEOUT = 10.0
-STALL_TIMEOUT = 60.0  # finish() gives up when the internal process makes no progress this long
 FINISH_TIMEOUT = 300.0  # online: finish() waits this long for an unreachable server by default
-PROGRESS_AFTER = 2.0  # finish() says what it waits for once it has waited this long
-STOP_ANSWER = 0.5  # of finish()'s timeout, kept for asking the stopping process what it left behind
 
 _runs: weakref.WeakSet[Run] = weakref.WeakSet()  # every Run of this process, for _after_fork_in_child
 
@@ -85,9 +90,7 @@ class Run:
         self.on_finished: list[Callable[[Run], object]] = []  # called once finish() is done
         self.on_process_gone: list[Callable[[Run], object]] = []  # the internal process died mid-run
         self._final_summary: dict[str, Any] | None = None
-        self._media: MediaWriter | None = None  # started with the first image or table
-        self._media_count = 0  # media files named so far (a part of each name)
-        self.last_image: tuple[str, Any] | None = None  # (file name, uint8 pixels) of the newest image
+        self._media = RunMedia(settings.files_dir, self._send_file, self._warn)
         link = RunLink(self._check_live, self._send, self.get_summary)
         self.notebook_link = NotebookLink(self._send_cell, self._send_output)  # the extension's way in
         self._config = Config(link, config or {})
@@ -170,6 +173,11 @@ class Run:
         raise AttributeError("run.summary cannot be replaced; set keys with run.summary.update({...})")
 
     @property
+    def last_image(self) -> tuple[str, Any] | None:
+        """(file name, uint8 pixels) of the newest image logged (the notebook panel's preview)."""
+        return self._media.last_image
+
+    @property
     def state(self) -> str:
         return self._exit_state or ("finished" if self._finished else "running")
 
@@ -202,29 +210,10 @@ class Run:
             if finite:
                 connection.publish_log((row, step, commit, time.time()))
             else:  # NaN/inf (the exact encoder) or media (files named now, written later)
-                files = self._name_media_files(row)
+                files = self._media.name_files(row)
                 connection.publish_log((row, step, commit, time.time()), exact=True)
                 if files:
-                    self._media_writer().submit(files)
-
-    def _name_media_files(self, row: dict[str, Any]) -> list[tuple[str, PreparedFile]]:
-        """Give each media file of row its name and put its reference in the row (media.py)."""
-        files = []
-        for key, value in row.items():
-            if type(value) is PreparedFile:
-                name = value.file_name(key, self._media_count)
-                self._media_count += 1
-                reference = dict(value.reference)
-                row[key] = {"_type": reference.pop("_type"), "path": name, **reference}
-                files.append((name, value))
-                if value.preview is not None:
-                    self.last_image = (name, value.preview)
-        return files
-
-    def _media_writer(self) -> MediaWriter:
-        if self._media is None:
-            self._media = MediaWriter(self._settings.files_dir, self._send_file, self._warn)
-        return self._media
+                    self._media.write(files)
 
     def _on_connection_lost(self, message: str) -> None:
         """The run has no internal process any more (RunConnection says why and what it cost)."""
@@ -357,15 +346,7 @@ class Run:
         self, process: InternalProcess, tags: list[str], notes: str, group: str, job_type: str
     ) -> None:
         settings = self._settings
-        setup = pb.SetupRequest(
-            mode=settings.mode,
-            log_path=str(settings.log_path),
-            store_url=settings.store_url,
-            base_url=settings.base_url or "",
-            api_key=settings.api_key or "",
-            live_interval=self._live_interval,
-            stats_interval=settings.stats_interval,
-        )
+        setup = setup_request(settings, self._live_interval)
         connection = self._connection = RunConnection(
             process,
             setup,
@@ -377,26 +358,16 @@ class Run:
             on_result=self._on_result,
             on_gone=self._on_connection_lost,
         )
-        run = pb.RunRecord(
-            run_id=settings.run_id,
-            entity=settings.entity,
-            project=settings.project,
-            display_name=self._name,
-            notes=notes,
+        run = run_record(
+            settings,
+            name=self._name,
+            config=self.config.as_dict(),
             tags=tags,
+            notes=notes,
             group=group,
             job_type=job_type,
-            config_json=jsonutil.dumps(self.config.as_dict()),
-            start_time=settings.start_time,
-            program=sys.argv[0] if sys.argv and sys.argv[0] else "",
+            resume_point=self._resume_point,
         )
-        point = self._resume_point
-        if point is not None:
-            run.resumed = True
-            run.starting_step, run.runtime_offset = point.next_step, point.runtime
-            run.history_offset, run.output_offset = point.history_offset, point.output_offset
-            run.events_offset = point.events_offset
-            run.summary_json = jsonutil.dumps(point.summary)
         # Not retained: a process that replaces a dead one reads the run from the log.
         slot = connection.ask(pb.Record(run=run), retain=False, always_send=True)
         try:
@@ -445,16 +416,17 @@ class Run:
         deadline = None if timeout is None else time.monotonic() + float(timeout)
         interrupted = stopped = False
         try:
-            if self._media is not None:
+            media = self._media.writer
+            if media is not None:
                 wait = STALL_TIMEOUT if deadline is None else max(0.0, deadline - time.monotonic())
-                if not self._media.drain(wait) and self._media.failure is None:
+                if not media.drain(wait) and media.failure is None:
                     self._warn(
-                        f"run {self.id}: {self._media.pending} media files were still being written when "
+                        f"run {self.id}: {media.pending} media files were still being written when "
                         f"finish() stopped waiting for them ({wait:.1f} s): this process goes on writing "
                         f"them into {self._settings.files_dir} (they are lost if it ends first); "
                         f"`{self._words.sync_command()}` then delivers them"
                     )
-                self._media.stop(0.0)  # no more files can come: its thread ends once it wrote the rest
+                media.stop(0.0)  # no more files can come: its thread ends once it wrote the rest
             exit_result = self._wait_for_exit(exit_code, deadline)
             self._exit_state = exit_result.state
             if exit_result.error.message:  # it says what became of the rows
@@ -463,7 +435,7 @@ class Run:
             if spill_loss is not None:
                 self._warn(f"run {self.id}: {spill_loss}; the run is marked {exit_result.state}")
             self._final_summary = self._fetch_summary()
-        except _StoppedWaiting as waiting:
+        except StoppedWaiting as waiting:
             # Stop the internal process now, letting it write what it holds to the log: its answer
             # says exactly what the store lacks and whether the log has it.
             stopped = True
@@ -513,53 +485,13 @@ class Run:
         logger.warning("nbtrack: %s", message)
 
     def _wait_for_exit(self, exit_code: int, deadline: float | None) -> pb.ExitResult:
-        """The exit result; raises _StoppedWaiting at the deadline, or after STALL_TIMEOUT without
-        progress, with what is left and how to deliver it."""
+        """Send the exit record (unless an interrupted finish() did) and wait for its result."""
         connection = self._connection
         assert connection is not None
-        slot = self._exit_slot
-        if slot is None:  # not sent yet (else: an interrupted finish() sent it)
-            slot = self._exit_slot = connection.ask(
-                pb.Record(exit=pb.ExitRecord(exit_code=exit_code)), always_send=True
-            )
-        started = last_progress = time.monotonic()
-        last_pending: tuple[int, int] | None = None
-        poll = pb.PollExitResponse()
-        poll_slot = None
-        progress = ProgressLine()
-        try:
-            while True:
-                wait = 0.25 if deadline is None else max(0.0, min(0.25, deadline - time.monotonic()))
-                result = slot.wait_a_while(wait, f"finishing run {self.id}")
-                if result is not None:
-                    return result.exit_result
-                # A poll waits in line behind the rows still in the pipe, so it is never awaited
-                # with a deadline: its answer is taken whenever it comes.
-                if poll_slot is None:
-                    poll_slot = connection.mailbox.new_slot()
-                    request = pb.Request(poll_exit=pb.PollExitRequest())
-                    connection.publish(
-                        pb.Record(
-                            request=request, control=pb.Control(mailbox_slot=poll_slot.id, req_resp=True)
-                        )
-                    )
-                answer = poll_slot.wait_a_while(0.0, f"finishing run {self.id}")
-                if answer is not None:
-                    poll_slot = None
-                    poll = answer.response.poll_exit
-                pending = (poll.rows_pending, connection.pending())
-                now = time.monotonic()
-                if pending != last_pending or poll.retrying:
-                    last_pending, last_progress = pending, now  # retrying an outage is not a stall
-                elif now - last_progress > STALL_TIMEOUT:
-                    raise _StoppedWaiting(f"no progress for {STALL_TIMEOUT:g} s", poll)
-                # The stop itself (asking the process what it left behind) comes out of the budget.
-                if deadline is not None and now >= deadline - min(STOP_ANSWER, (deadline - started) / 2):
-                    raise _StoppedWaiting(f"stopped waiting after {now - started:.1f} s", poll)
-                if now - started > PROGRESS_AFTER:
-                    progress.show(self._words.progress(sum(pending), poll))
-        finally:
-            progress.end()
+        if self._exit_slot is None:
+            record = pb.Record(exit=pb.ExitRecord(exit_code=exit_code))
+            self._exit_slot = connection.ask(record, always_send=True)
+        return wait_for_exit(connection, self._exit_slot, deadline, self._words)
 
     @property
     def _words(self) -> FinishWords:
@@ -607,14 +539,6 @@ class Run:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.finish(exit_code=0 if exc_type is None else 1)
-
-
-class _StoppedWaiting(Exception):
-    """finish() stops waiting: why, and the internal process's last progress report."""
-
-    def __init__(self, why: str, poll: pb.PollExitResponse) -> None:
-        super().__init__(why)
-        self.why, self.poll = why, poll
 
 
 def live_runs() -> list[Run]:
