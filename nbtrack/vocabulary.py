@@ -7,14 +7,19 @@ from __future__ import annotations
 
 __all__ = [
     "CELLS_KEY",
+    "DROPPED_TYPE",
     "EVENTS_FILE",
+    "HISTOGRAM_TYPE",
     "HISTORY_FILE",
+    "IMAGE_TYPE",
     "LIVE_STATES",
+    "MEDIA_TYPES",
     "OUTPUT_FILE",
     "RESERVED_KEYS",
     "RUN_STATES",
     "STEP_MAX",
     "SUMMARY_FILE",
+    "TABLE_TYPE",
     "exit_state",
     "js_module",
 ]
@@ -38,6 +43,13 @@ RESERVED_KEYS = frozenset({"_step", "_runtime", "_timestamp", "_cell", "_attempt
 # must leave room above it; 2**53 - 1 is also the largest integer a browser (the panel) holds exactly.
 STEP_MAX = 2**53 - 1
 CELLS_KEY = "_cells"  # the summary key holding the notebook cells of a run (the read API's Run.cells)
+
+# A value that is an object, not a number: its "_type" says what (W&B's names for the media).
+IMAGE_TYPE = "image-file"  # a PNG among the run's files: {"_type", "path", "sha256", "width", ...}
+TABLE_TYPE = "table-file"  # a JSON table among the run's files
+HISTOGRAM_TYPE = "histogram"  # inline: {"_type", "bins", "values"}
+MEDIA_TYPES = (IMAGE_TYPE, TABLE_TYPE, HISTOGRAM_TYPE)
+DROPPED_TYPE = "nbtrack-dropped"  # put in place of a value too big for the server (online/oversize.py)
 
 # The W&B file stream's file names: what a run's post carries (online/) and the server reads.
 HISTORY_FILE = "wandb-history.jsonl"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tokenize
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,6 +75,23 @@ def test_the_front_end_vocabulary_is_generated_from_the_python_one() -> None:
     assert committed == js_module(), (
         "js/vocabulary.js is stale: python -m nbtrack.vocabulary > js/vocabulary.js"
     )
+
+
+def test_media_type_names_are_spelled_only_in_the_vocabulary() -> None:
+    """A `_type` name as a string literal in code (not in a docstring) is vocabulary.py's alone."""
+    words = {'"image-file"', '"table-file"', '"histogram"', '"nbtrack-dropped"'}
+    words |= {word.replace('"', "'") for word in words}
+    found = []
+    for path in (ROOT / "nbtrack").rglob("*.py"):
+        if path.name == "vocabulary.py":
+            continue
+        with tokenize.open(path) as source:
+            for token in tokenize.generate_tokens(source.readline):
+                if token.type == tokenize.STRING and token.string in words:
+                    found.append(f"{path.relative_to(ROOT)}:{token.start[0]} {token.string}")
+    # "histogram" is also the panel's name for its histogram slot (extension/): not a _type.
+    found = [place for place in found if not ("extension/" in place and "histogram" in place)]
+    assert not found, f"use nbtrack.vocabulary's names: {found}"
 
 
 def test_each_shared_word_is_defined_once() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from nbtrack.extension.panel_limits import MAX_IMAGE_SRC_CHARS, is_media
 from nbtrack.settings import RUN_FILES
+from nbtrack.vocabulary import HISTOGRAM_TYPE, IMAGE_TYPE
 
 __all__ = ["THUMBNAIL_SIDES", "media_preview"]
 
@@ -28,11 +29,11 @@ def media_preview(run: Any, latest: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in latest.items():
         if not is_media(value):
             continue
-        if value["_type"] == "image-file" and (
+        if value["_type"] == IMAGE_TYPE and (
             image_key is None or (last_image is not None and value.get("path") == last_image[0])
         ):
             image_key = key
-        elif value["_type"] == "histogram":
+        elif value["_type"] == HISTOGRAM_TYPE:
             histogram = {**value, "key": key}
     image = None
     if image_key is not None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from nbtrack.formatting import downsample_min_max, format_number
 from nbtrack.internal.sampler import LIVE_POINTS, LIVE_SERIES
+from nbtrack.vocabulary import MEDIA_TYPES
 
 __all__ = [
     "MAX_DETAILS",
@@ -135,7 +136,7 @@ def clean_value(value: object) -> float | int | str | bool | None:
 
 def is_media(value: object) -> bool:
     """A media reference (an image, histogram or table that log() stored): not a metric card."""
-    return isinstance(value, Mapping) and value.get("_type") in ("image-file", "histogram", "table-file")
+    return isinstance(value, Mapping) and value.get("_type") in MEDIA_TYPES
 
 
 def shown(key: object) -> bool:

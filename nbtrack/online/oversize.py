@@ -19,10 +19,9 @@ from typing import Any
 import orjson
 
 from nbtrack import jsonutil
+from nbtrack.vocabulary import DROPPED_TYPE
 
 __all__ = ["DROPPED_TYPE", "BodyLimit", "Dropped", "fit_object", "fit_text", "posted_size"]
-
-DROPPED_TYPE = "nbtrack-dropped"
 
 
 class BodyLimit:

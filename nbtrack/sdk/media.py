@@ -7,9 +7,9 @@
 The history row holds a small JSON reference in the shape W&B uses:
 
 - image: {"_type": "image-file", "path", "sha256", "size", "width", "height", "format", "caption"?}
-- table: {"_type": "table-file", "path", "sha256", "size", "ncols", "nrows"}; the file is
+- table: {"_type": TABLE_TYPE, "path", "sha256", "size", "ncols", "nrows"}; the file is
   {"columns": [...], "data": [[...], ...]} in standard JSON (a NaN or infinite cell becomes null)
-- histogram: {"_type": "histogram", "bins": [edges], "values": [counts]} (inline, no file)
+- histogram: {"_type": HISTOGRAM_TYPE, "bins": [edges], "values": [counts]} (inline, no file)
 
 An image or table is a run file (`media/images/<key>_<n>_<hash>.png`, `media/tables/....table.json`)
 delivered like a `run.save()` file. log() validates the value and takes a snapshot (a copy of the
@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from nbtrack.sdk.image_files import JPEG_MAGIC, PNG_MAGIC, encode_png, jpeg_size, png_size
+from nbtrack.vocabulary import HISTOGRAM_TYPE, IMAGE_TYPE, TABLE_TYPE
 
 __all__ = ["Histogram", "Image", "Media", "PreparedFile", "Table"]
 
@@ -95,7 +96,7 @@ class Image(Media):
         return f"<nbtrack.Image {type(self.data).__name__}>"
 
     def _prepare(self, key: str) -> PreparedFile:
-        reference: dict[str, Any] = {"_type": "image-file"}
+        reference: dict[str, Any] = {"_type": IMAGE_TYPE}
         if self.caption is not None:
             reference["caption"] = self.caption[:MAX_CAPTION_CHARS]
         data = self.data
@@ -232,7 +233,7 @@ class Histogram(Media):
                 raise _bad(key, "Histogram", "has no values")
             counts, edges = np.histogram(values, bins=self.num_bins)
         return {
-            "_type": "histogram",
+            "_type": HISTOGRAM_TYPE,
             "bins": [float(e) for e in edges],
             "values": [int(c) if float(c).is_integer() else float(c) for c in counts],
         }
@@ -325,7 +326,7 @@ class Table(Media):
         body = orjson.dumps({"columns": names, "data": checked})
         digest = hashlib.sha256(body).hexdigest()
         reference = {
-            "_type": "table-file",
+            "_type": TABLE_TYPE,
             "sha256": digest,
             "size": len(body),
             "ncols": len(names),
