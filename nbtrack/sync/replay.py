@@ -4,9 +4,9 @@ sender's own code.
 Replaying is idempotent because the sender addresses history and console lines by their line
 number in the run: a second sync writes nothing the destination lacks, which also makes it safe
 to sync a run whose live delivery was cut short. A replay never moves a run backwards
-(`sync_guard`): a log holding less than the destination is delivered only where it adds to it.
-A log still being written is waited for, then refused (`sync_live`). A damaged log delivers every
-intact record, each history row at the line it had in the run (`sync_scan`); if the damage took
+(`guard.py`): a log holding less than the destination is delivered only where it adds to it.
+A log still being written is waited for, then refused (`live.py`). A damaged log delivers every
+intact record, each history row at the line it had in the run (`scan.py`); if the damage took
 the run record, the run is found by the log's name, the run's other segments or the destination.
 """
 
@@ -29,9 +29,9 @@ from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.sdk.resume import RunSource
 from nbtrack.settings import DEFAULT_ENTITY, RUN_FILES, check_name
 from nbtrack.store import Store
-from nbtrack.sync_guard import GuardedBackend, Held, Plan, plan
-from nbtrack.sync_live import lock_holder, segment_logs, wait_until_not_live
-from nbtrack.sync_scan import Base, LogScan, run_id_of, scan_log, segment_folder
+from nbtrack.sync.guard import GuardedBackend, Held, Plan, plan
+from nbtrack.sync.live import lock_holder, segment_logs, wait_until_not_live
+from nbtrack.sync.scan import Base, LogScan, run_id_of, scan_log, segment_folder
 from nbtrack.txlog import Corruption, iter_records
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 
 from nbtrack import run_lock
-from nbtrack.sync_scan import run_id_of, segment_folder
+from nbtrack.sync.scan import run_id_of, segment_folder
 
 __all__ = ["lock_holder", "segment_logs", "wait_until_not_live"]
 

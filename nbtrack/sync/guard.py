@@ -9,11 +9,11 @@ whether it has its exit record, its runtime) and decides what the replay deliver
 - history, console and system-metrics lines the destination holds are never rewritten: only
   lines after them are delivered (a replay of the same log adds nothing, a longer one the rest);
 - the run's state only moves forward: running -> crashed -> finished | failed. A log without its
-  exit record marks `crashed` only a run that is `running` (no live process: `sync_live` checked);
+  exit record marks `crashed` only a run that is `running` (no live process: `live.py` checked);
   a finished or failed run keeps its state unless a complete log holds more of it;
 - summary, config and metric definitions come from the log only if it is at least as far along.
 
-It also puts each history row at the line the scan placed it (`sync_scan`): after a damaged range
+It also puts each history row at the line the scan placed it (`scan.py`): after a damaged range
 the sender's count of rows would put them too early.
 """
 
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbtrack.internal.backend import Backend
 from nbtrack.proto import nbtrack_pb2 as pb
-from nbtrack.sync_scan import LogScan
+from nbtrack.sync.scan import LogScan
 
 if TYPE_CHECKING:
     from nbtrack.store.schema import RunRow
