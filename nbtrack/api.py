@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from nbtrack.online.reader import ServerReader
 
-__all__ = ["Api", "Run", "RunNotFoundError"]
+__all__ = ["Api", "RunNotFoundError", "StoredRun"]
 
 
 class RunNotFoundError(NbtrackError, LookupError):
@@ -99,13 +99,13 @@ class Api:
         """Every project (of one entity, or all), most recently active first."""
         return self._source.list_projects(entity)
 
-    def runs(self, path: str) -> list[Run]:
+    def runs(self, path: str) -> list[StoredRun]:
         """Runs of "project" or "entity/project", newest first."""
         parts = _split(path, "a project path ('project' or 'entity/project')", (1, 2))
         entity = parts[0] if len(parts) == 2 else None
         return [self._view(row) for row in self._source.list_runs(parts[-1], entity)]
 
-    def run(self, path: str) -> Run:
+    def run(self, path: str) -> StoredRun:
         """The run at "project/run_id" or "entity/project/run_id"; RunNotFoundError if there is none."""
         parts = _split(path, "a run path ('project/run_id' or 'entity/project/run_id')", (2, 3, 4))
         if len(parts) == 4:
@@ -123,17 +123,17 @@ class Api:
             )
         return self._view(row)
 
-    def _view(self, row: RunRow) -> Run:
+    def _view(self, row: RunRow) -> StoredRun:
         if self._reader is not None:
-            return Run(row, self._source, self._reader.run_url(row), reader=self._reader)
+            return StoredRun(row, self._source, self._reader.run_url(row), reader=self._reader)
         assert self.dir is not None
-        return Run(row, self._source, files_root=self.dir / "files")  # see backend.run_files_dir
+        return StoredRun(row, self._source, files_root=self.dir / "files")  # see backend.run_files_dir
 
     def _where(self) -> str:
         return f"on {self.base_url}" if self.dir is None else f"under {self.dir.resolve()}"
 
 
-class Run:
+class StoredRun:
     """A read-only view of one stored run, as it was when fetched (refresh() fetches again)."""
 
     def __init__(
@@ -171,7 +171,7 @@ class Run:
         return path.read_bytes()
 
     def __repr__(self) -> str:
-        return f"<Run {self.path} ({self.state})>"
+        return f"<StoredRun {self.path} ({self.state})>"
 
     @property
     def row(self) -> RunRow:
@@ -292,7 +292,7 @@ class Run:
         try:
             import pandas as pandas_module
         except ImportError as exc:
-            raise ImportError("Run.history(pandas=True) needs pandas: pip install pandas") from exc
+            raise ImportError("StoredRun.history(pandas=True) needs pandas: pip install pandas") from exc
         columns = None if keys is None else ["_step", *keys]
         return pandas_module.DataFrame.from_records(rows, columns=columns)
 

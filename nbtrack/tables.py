@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from nbtrack import jsonutil
-from nbtrack.api import Run
+from nbtrack.api import StoredRun
 from nbtrack.formatting import format_duration
 from nbtrack.store import RunRow
 
@@ -47,10 +47,10 @@ def render_table(
 
 
 def runs_table(
-    runs: Sequence[Run | RunRow], summary_keys: Sequence[str] | None = None, max_keys: int = 3
+    runs: Sequence[StoredRun | RunRow], summary_keys: Sequence[str] | None = None, max_keys: int = 3
 ) -> str:
     """A table of runs: id, name, state, created (local time), runtime, steps and a few summary keys."""
-    rows = [run.row if isinstance(run, Run) else run for run in runs]
+    rows = [run.row if isinstance(run, StoredRun) else run for run in runs]
     keys = list(summary_keys) if summary_keys is not None else _common_summary_keys(rows, max_keys)
     headers = ["id", "name", "state", "created", "runtime", "steps", *keys]
     body = [

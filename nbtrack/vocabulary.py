@@ -42,7 +42,7 @@ RESERVED_KEYS = frozenset({"_step", "_runtime", "_timestamp", "_cell", "_attempt
 # Steps are int64 in records and the store, and the handler counts on from the last one, so a step
 # must leave room above it; 2**53 - 1 is also the largest integer a browser (the panel) holds exactly.
 STEP_MAX = 2**53 - 1
-CELLS_KEY = "_cells"  # the summary key holding the notebook cells of a run (the read API's Run.cells)
+CELLS_KEY = "_cells"  # the summary key holding the notebook cells of a run (the read API's StoredRun.cells)
 
 # A value that is an object, not a number: its "_type" says what (W&B's names for the media).
 IMAGE_TYPE = "image-file"  # a PNG among the run's files: {"_type", "path", "sha256", "width", ...}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from nbtrack import jsonutil
-from nbtrack.api import Api, Run, RunNotFoundError
+from nbtrack.api import Api, RunNotFoundError, StoredRun
 from nbtrack.errors import NbtrackError, UsageError
 from nbtrack.store import DB_FILENAME, Store, StoreError
 from nbtrack.tables import render_table, runs_table
@@ -199,7 +199,7 @@ def test_a_run_shows_what_was_stored(api: Api) -> None:
     assert run.config == {"lr": 0.1}
     assert run.summary == {"loss": 0.2, "acc": math.inf}
     assert (run.tags, run.notes, run.group, run.job_type, run.url) == (["base"], None, None, None, None)
-    assert repr(run) == "<Run me/mnist/abc (finished)>"
+    assert repr(run) == "<StoredRun me/mnist/abc (finished)>"
     other = api.run("me/mnist/def")
     assert (other.name, other.notes, other.group, other.job_type) == ("def", "n", "g", "eval")
 
@@ -266,7 +266,7 @@ def test_render_table_refuses_ragged_rows() -> None:
 
 
 def test_runs_table_lists_runs_with_shared_summary_keys(api: Api) -> None:
-    runs: list[Run] = api.runs("me/mnist")
+    runs: list[StoredRun] = api.runs("me/mnist")
     lines = runs_table(runs).splitlines()
     assert lines[0].split() == ["id", "name", "state", "created", "runtime", "steps", "loss", "acc"]
     assert re.fullmatch(

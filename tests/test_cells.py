@@ -59,7 +59,7 @@ def start_run(kernel: Kernel, options: str = "") -> tuple[int, str]:
     return count, printed(messages).strip().splitlines()[-1]
 
 
-def stored(root: Path, run_id: str) -> nbtrack.api.Run:
+def stored(root: Path, run_id: str) -> nbtrack.api.StoredRun:
     return nbtrack.Api(dir=root).run(f"{PROJECT}/{run_id}")
 
 

@@ -59,7 +59,7 @@ def test_bad_rows_raise_naming_the_culprit(data: object, error: type[Exception],
 
 
 def test_accepted_values_are_normalised() -> None:
-    row, finite = check_row(
+    row, plain = check_row(
         {
             "f": np.float32(1.5),
             "i": np.int64(3),
@@ -83,7 +83,7 @@ def test_accepted_values_are_normalised() -> None:
         "d/x/y": 1,
         "_private": 1,
     }
-    assert type(row["i"]) is int and type(row["f"]) is float and finite
+    assert type(row["i"]) is int and type(row["f"]) is float and plain
 
 
 def test_non_finite_values_are_flagged() -> None:

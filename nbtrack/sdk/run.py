@@ -194,7 +194,7 @@ class Run:
         """
         if self._finished:
             raise self._closed("log()")
-        row, finite = check_row(data)
+        row, plain = check_row(data)
         if step is not None:
             step = check_step(step)
         if commit is not True and commit is not False:
@@ -207,7 +207,7 @@ class Run:
         with self._closing:
             if self._finished:
                 raise self._closed("log()")
-            if finite:
+            if plain:
                 connection.publish_log((row, step, commit, time.time()))
             else:  # NaN/inf (the exact encoder) or media (files named now, written later)
                 files = self._media.name_files(row)

@@ -32,17 +32,18 @@ _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what JSON encoders and SQL columns c
 
 
 def check_row(data: object) -> tuple[dict[str, Any], bool]:
-    """Validate and flatten one log() payload; return (row, finite) where finite means no NaN/inf
-    and no media file (a row with an image or a table holds `PreparedFile`s that Run.log() resolves)."""
+    """Validate and flatten one log() payload; return (row, plain): plain rows (no NaN/inf, no
+    media file) take the fast encoder; a row with an image or a table holds `PreparedFile`s that
+    Run.log() names first, and NaN/inf need the exact one."""
     if type(data) is dict:
-        finite = True
+        plain = True
         for key, value in data.items():
             kind = type(value)
             if type(key) is not str or not key or key[0] == "_" or not key.isascii():
                 break
             if kind is float:
                 if value - value != 0.0:  # NaN or +-inf, without a function call
-                    finite = False
+                    plain = False
             elif kind is int:
                 if not _INT_MIN <= value <= _INT_MAX:
                     break
@@ -52,12 +53,12 @@ def check_row(data: object) -> tuple[dict[str, Any], bool]:
             elif kind is not bool and value is not None:
                 break
         else:
-            return dict(data), finite
+            return dict(data), plain
     if not isinstance(data, Mapping):
         raise TypeError(f"log() takes a dict of values, not {type(data).__name__}")
     row: dict[str, Any] = {}
     _flatten(data, "", row, 0)
-    return row, not any(_nonfinite(v) for v in row.values())
+    return row, not any(_not_plain(v) for v in row.values())
 
 
 def check_step(step: object) -> int:
@@ -202,7 +203,7 @@ def _item_of_scalar(value: Any, key: str) -> Any:
     return result if isinstance(result, (bool, int, float, str)) else None
 
 
-def _nonfinite(value: Any) -> bool:
+def _not_plain(value: Any) -> bool:
     if isinstance(value, PreparedFile):
         return True  # not for the fast path either: Run.log() gives it a file name first
     if isinstance(value, float):
