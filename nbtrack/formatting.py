@@ -1,6 +1,6 @@
 """How numbers, durations and sizes read, everywhere (the panel's snapshots, the CLI's tables),
-and the min/max downsampler: Python twins of js/chart.js, same rules, so the panel, the web UI
-and the terminal say "4 min 05 s" alike.
+and the min/max downsampler: Python twins of nbtrack/web/shared/chart.js, same rules, so the
+panel, the web UI and the terminal say "4 min 05 s" alike.
 
 tests/test_panel.py runs chart.js in node and checks both give the same results.
 """

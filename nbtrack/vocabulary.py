@@ -1,6 +1,6 @@
 """Words every layer shares, defined once, at the bottom: the user side, the internal process,
-the store, the server and the front end (js/vocabulary.js is generated from this module and a
-test keeps it equal) take them from here, and nothing else from each other for them.
+the store, the server and the front end (nbtrack/web/shared/vocabulary.js is generated from this
+module and a test keeps it equal) take them from here, and nothing else from each other for them.
 """
 
 from __future__ import annotations
@@ -59,8 +59,9 @@ OUTPUT_FILE = "output.log"
 
 
 def js_module() -> str:
-    """js/vocabulary.js: the words the front end needs, as this module defines them. A test
-    compares the committed file with this; `python -m nbtrack.vocabulary > js/vocabulary.js`."""
+    """nbtrack/web/shared/vocabulary.js: the words the front end needs, as this module defines
+    them. A test compares the committed file with this;
+    `python -m nbtrack.vocabulary > nbtrack/web/shared/vocabulary.js`."""
     import json
 
     words = {"RUN_STATES": list(RUN_STATES), "LIVE_STATES": list(LIVE_STATES)}

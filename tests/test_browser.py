@@ -24,7 +24,7 @@ import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-PANEL = ".nbtrack-run-panel"  # the panel's root element (js/panel.js)
+PANEL = ".nbtrack-run-panel"  # the panel's root element (nbtrack/web/widget/panel.js)
 STEP = f"{PANEL} .nbt-step"
 FINISHED = f"{PANEL} .nbt-badge[data-state='finished']"
 

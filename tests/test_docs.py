@@ -22,7 +22,7 @@ def test_every_test_named_in_docs_guarantees_exists() -> None:
     assert not missing, f"docs/guarantees.md names tests that do not exist: {missing}"
 
 
-SOURCE_DIRS = ("nbtrack", "js", "tests", "docs", "proto", "benchmarks", "examples", ".ci")
+SOURCE_DIRS = ("nbtrack", "tests", "docs", "proto", "benchmarks", "examples", ".ci")
 RUN_FILES = {"code/cells.py"}  # files a run saves (named in the doc as such), not files of the repo
 
 
@@ -39,7 +39,7 @@ def test_every_file_named_in_docs_architecture_exists() -> None:
         if path.is_file() and "node_modules" not in path.parts
     ]
     assert len(named) > 20, "docs/architecture.md names almost no file: the pattern is stale"
-    # A URL the server answers (`/static/ui/app.js`) is a file under js/ (nbtrack/static links to it).
+    # A URL the server answers (`/static/ui/app.js`) is a file under nbtrack/web/.
     missing = sorted(
         name
         for name in named - RUN_FILES
@@ -71,10 +71,9 @@ def test_every_nbtrack_error_is_in_the_tree_of_errors_py() -> None:
 def test_the_front_end_vocabulary_is_generated_from_the_python_one() -> None:
     from nbtrack.vocabulary import js_module
 
-    committed = (ROOT / "js" / "vocabulary.js").read_text()
-    assert committed == js_module(), (
-        "js/vocabulary.js is stale: python -m nbtrack.vocabulary > js/vocabulary.js"
-    )
+    generated = "nbtrack/web/shared/vocabulary.js"
+    committed = (ROOT / generated).read_text()
+    assert committed == js_module(), f"{generated} is stale: python -m nbtrack.vocabulary > {generated}"
 
 
 def test_media_type_names_are_spelled_only_in_the_vocabulary() -> None:
@@ -102,7 +101,7 @@ def test_each_shared_word_is_defined_once() -> None:
         re.M,
     )
     found: dict[str, list[str]] = {}
-    for folder, suffix in (("nbtrack", "*.py"), ("js", "*.js")):
+    for folder, suffix in (("nbtrack", "*.py"), ("nbtrack/web", "*.js")):
         for path in (ROOT / folder).rglob(suffix):
             if "node_modules" in path.parts or path.name == "vocabulary.js":
                 continue

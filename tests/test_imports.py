@@ -22,8 +22,6 @@ def _modules() -> list[str]:
     names = []
     for path in sorted(PACKAGE.rglob("*.py")):
         relative = path.relative_to(ROOT).with_suffix("")
-        if "static" in relative.parts:  # the front-end (a link to js/), no Python
-            continue
         parts = relative.parts[:-1] if relative.name == "__init__" else relative.parts
         names.append(".".join(parts))
     return names

@@ -399,8 +399,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 def test_the_panel_module_renders_the_image_and_histogram_in_chromium(panel_comms: None, root: Path) -> None:
     """panel.js (the bundled module the widget ships) rendered in Chromium with a stand-in model."""
     sync_api = pytest.importorskip("playwright.sync_api")
-    from nbtrack.extension.panel import RunPanel
-
     panel = _panel_after_logging(root)
     traits = ["header", "state", "step", "runtime", "metrics", "series", "pending", "notices", "media"]
     state = {name: getattr(panel, name) for name in traits}
@@ -420,7 +418,7 @@ def test_the_panel_module_renders_the_image_and_histogram_in_chromium(panel_comm
                     const model = { get: (name) => state[name], on() {}, off() {} };
                     widget.render({ model, el: document.getElementById("out") });
                 }""",
-                [RunPanel._esm, state],
+                [panel._esm, state],
             )
             page.wait_for_function("() => document.querySelector('.nbt-media img')?.naturalWidth > 0")
             assert page.locator(".nbt-media .nbt-hist rect").count() == len(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from comm import DummyComm
 from IPython.core.formatters import DisplayFormatter
 
 from nbtrack.extension import panel as panel_module
-from nbtrack.extension.esm import PANEL_MODULES, bundle_esm, bundle_modules
+from nbtrack.extension.esm import PANEL_MODULES, bundle_esm, bundle_modules, panel_esm
 from nbtrack.extension.panel import RunPanel, panel_details
 from nbtrack.extension.panel_limits import (
     MAX_DETAILS,
@@ -32,7 +34,7 @@ from nbtrack.formatting import downsample_min_max, format_bytes, format_duration
 from nbtrack.proto import nbtrack_pb2 as pb
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-JS = Path(panel_module.__file__).resolve().parents[2] / "js"
+WEB = Path(panel_module.__file__).resolve().parents[1] / "web"  # the front end: shared/, widget/, ui/
 
 
 class RecordingComm(DummyComm):
@@ -297,9 +299,45 @@ def test_bundle_refuses_what_it_cannot_inline_safely(chart: str, panel: str, err
 
 
 def test_the_shipped_module_is_the_bundle_of_the_js_sources() -> None:
-    shipped = RunPanel._esm
-    assert str(shipped) == bundle_modules([(name, (JS / name).read_text()) for name in PANEL_MODULES])
-    assert "function drawLineChart(" in str(shipped), "the panel draws with the UI's chart module"
+    shipped = new_panel()._esm
+    assert shipped == panel_esm()
+    assert shipped == bundle_modules([(name, (WEB / name).read_text()) for name in PANEL_MODULES])
+    assert "function drawLineChart(" in shipped, "the panel draws with the UI's chart module"
+
+
+def test_the_module_is_bundled_when_a_panel_needs_it_not_at_import() -> None:
+    script = (
+        "import nbtrack.extension.panel\n"
+        "from nbtrack.extension.esm import panel_esm\n"
+        "print(panel_esm.cache_info().misses)\n"
+    )
+    root = str(WEB.parents[1])  # this checkout's nbtrack first, as tests/test_imports.py does
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0"
+
+
+def test_imports_resolve_from_each_modules_folder() -> None:
+    """Paths are places under one root; a relative import means what a browser would resolve."""
+    bundled = bundle_modules(
+        [
+            ("shared/chart.js", CHART),
+            ("shared/chart_svg.js", SVG),
+            ("widget/panel.js", PANEL.replace("./chart.js", "../shared/chart.js")),
+        ]
+    )
+    assert "import" not in bundled and "// shared/chart.js, inlined" in bundled
+    same_folder_import = [
+        ("shared/chart.js", CHART),
+        ("shared/chart_svg.js", SVG),
+        ("widget/panel.js", PANEL),
+    ]
+    allowed = 'may import from "../shared/chart.js", "../shared/chart_svg.js" only'
+    with pytest.raises(ValueError, match=re.escape(allowed)):
+        bundle_modules(same_folder_import)
 
 
 SVG = 'import { a } from "./chart.js";\nexport function draw() {\n  return a(1);\n}\n'
@@ -365,7 +403,7 @@ def run_node(script: str, tmp_path: Path) -> Any:
 
 @needs_node
 def test_the_bundle_loads_as_one_module_in_node(tmp_path: Path) -> None:
-    (tmp_path / "widget.mjs").write_text(str(RunPanel._esm))
+    (tmp_path / "widget.mjs").write_text(panel_esm())
     result = run_node(
         'import widget from "./widget.mjs";\nconsole.log(JSON.stringify(typeof widget.render));', tmp_path
     )
@@ -380,7 +418,7 @@ def test_python_and_javascript_follow_the_same_rules(tmp_path: Path) -> None:
     seconds = [0.0, 12.34, 59.9, 61, 245, 3599, 3600, 7380.5]
     sizes = [0, 512, 999, 1000, 3400, 12_345_678, 9.96e9]
     script = (
-        f'import * as chart from "{(JS / "chart.js").as_uri()}";\n'
+        f'import * as chart from "{(WEB / "shared" / "chart.js").as_uri()}";\n'
         f"const steps = {json.dumps(steps)}, values = {json.dumps(values)};\n"
         "console.log(JSON.stringify({\n"
         "  sampled: [5, 10, 101].map((n) => chart.downsampleMinMax(steps, values, n)),\n"
@@ -400,8 +438,9 @@ def test_python_and_javascript_follow_the_same_rules(tmp_path: Path) -> None:
 def test_the_js_files_ship_inside_the_package() -> None:
     import importlib.resources
 
-    static = importlib.resources.files("nbtrack") / "static"
-    assert (static / "panel.js").is_file() and (static / "chart.js").is_file()
+    web = importlib.resources.files("nbtrack") / "web"
+    assert (web / "widget" / "panel.js").is_file() and (web / "shared" / "chart.js").is_file()
+    assert (web / "ui" / "index.html").is_file()
 
 
 def test_details_name_the_cells_of_the_newest_steps_and_the_machines_load() -> None:

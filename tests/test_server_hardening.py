@@ -632,7 +632,7 @@ def nbtracks_own_queries() -> dict[str, tuple[str, dict[str, Any]]]:
     }
     queries["UPSERT_BUCKET"] = (backend.UPSERT_BUCKET, {})
     queries["CREATE_RUN_FILES"] = (backend.CREATE_RUN_FILES, {})
-    js = (REPO / "js" / "ui" / "queries.js").read_text()
+    js = (REPO / "nbtrack" / "web" / "ui" / "queries.js").read_text()
     run_fields = re.search(r"const RUN_FIELDS = `(.*?)`;", js, re.S)
     assert run_fields is not None
     ui_variables = {"first": 1000, "outputLimit": 2000, "limit": 2000}

@@ -1,25 +1,32 @@
-"""The panel's front-end as one ES module: js/panel.js with the modules it imports inlined.
+"""The panel's front-end as one ES module: nbtrack/web/widget/panel.js with the modules it imports
+from nbtrack/web/shared/ inlined.
 
-anywidget loads a module from a blob URL, where panel.js's relative imports (`./chart.js`,
-`./chart_svg.js`) cannot resolve, so `bundle_modules` pastes the modules one after the other,
-libraries first, checking that the transformation is exactly the one documented in its docstring.
-The web UI loads the same files over HTTP as they are, so both draw charts with the same code.
-The files ship in the package as `nbtrack/static/` (a symlink to `../js` in the repository;
-wheels get the real files).
+anywidget loads a module from a blob URL, where panel.js's relative imports
+(`../shared/chart.js`, ...) cannot resolve, so `bundle_modules` pastes the modules one after the
+other, libraries first, checking that the transformation is exactly the one documented in its
+docstring. The web UI loads the same shared files over HTTP as they are (the server serves
+nbtrack/web/ at /static/), so both draw charts with the same code.
+
+nbtrack/web/ is a plain folder of the package (package data), the one copy of every front-end
+file: the wheel, the server, this module and node's tests (tests/js/) all read it there. The
+bundle is made the first time a panel needs it, not at import, and kept for the process.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
+import posixpath
 import re
 from collections.abc import Sequence
 
 __all__ = ["PANEL_MODULES", "bundle_esm", "bundle_modules", "panel_esm"]
 
-# panel.js and what it imports, libraries before the modules that import them.
-PANEL_MODULES = ("vocabulary.js", "chart.js", "chart_svg.js", "panel.js")
+# The widget and what it imports, as paths under nbtrack/web/, libraries before the modules that
+# import them.
+PANEL_MODULES = ("shared/vocabulary.js", "shared/chart.js", "shared/chart_svg.js", "widget/panel.js")
 
-_IMPORT = re.compile(r"""^import\s*\{([^}]*)\}\s*from\s*["']\./([\w.-]+\.js)["'];?[ \t]*$""", re.M)
+_IMPORT = re.compile(r"""^import\s*\{([^}]*)\}\s*from\s*["'](\.\.?/[\w./-]+\.js)["'];?[ \t]*$""", re.M)
 _ANY_IMPORT = re.compile(r"^\s*import\b", re.M)
 _EXPORT = re.compile(r"^export\s+(?!(?:async\s+)?function\b|const\b)", re.M)
 _EXPORT_PREFIX = re.compile(r"^export\s+(?=(?:async\s+)?function\b|const\b)", re.M)
@@ -31,12 +38,14 @@ _NAME = re.compile(r"[A-Za-z_$][\w$]*")
 
 
 def bundle_modules(modules: Sequence[tuple[str, str]]) -> str:
-    """One ES module from (file name, source) pairs, or ValueError if one breaks the contract.
+    """One ES module from (path, source) pairs, or ValueError if one breaks the contract.
 
-    The last module is the entry (it may `export default`); the others are libraries, listed
-    before any module that imports them. A library exports only `export function NAME` /
-    `export const NAME` declarations: the `export ` keyword is removed from those lines. A module
-    imports only from earlier modules of the list, with at most one
+    A path is the module's place under one root, "/"-separated ("shared/chart.js"); a relative
+    import ("./chart.js", "../shared/chart.js") means the module it resolves to from there, as a
+    browser or node resolves it. The last module is the entry (it may `export default`); the
+    others are libraries, listed before any module that imports them. A library exports only
+    `export function NAME` / `export const NAME` declarations: the `export ` keyword is removed
+    from those lines. A module imports only from earlier modules of the list, with at most one
     `import { a, b } from "./lib.js";` statement per library, naming exported functions or
     constants (no `as`): those statements are removed. The entry imports at least one library.
     No two modules declare the same top-level name. Everything else is kept byte for byte.
@@ -48,12 +57,12 @@ def bundle_modules(modules: Sequence[tuple[str, str]]) -> str:
     parts = []
     for index, (name, source) in enumerate(modules):
         is_entry = index == len(modules) - 1
-        statements = _IMPORT.findall(source)
+        statements = [(names, _resolve(name, spec)) for names, spec in _IMPORT.findall(source)]
         body = _IMPORT.sub("", source)
         if _ANY_IMPORT.search(body) or any(lib not in exports for _names, lib in statements):
             if not exports:
                 raise ValueError(f"{name} must not import anything: it is inlined into the widget module")
-            allowed = ", ".join(f'"./{lib}"' for lib in exports)
+            allowed = ", ".join(f'"{_specifier(name, lib)}"' for lib in exports)
             raise ValueError(f"{name} may import from {allowed} only: the widget module is one file")
         libraries = [lib for _names, lib in statements]
         if len(set(libraries)) != len(libraries):
@@ -86,10 +95,25 @@ def bundle_esm(chart_source: str, panel_source: str) -> str:
     return bundle_modules([("chart.js", chart_source), ("panel.js", panel_source)])
 
 
-def _read_static(name: str) -> str:
-    return (importlib.resources.files("nbtrack") / "static" / name).read_text(encoding="utf-8")
+def _resolve(importer: str, specifier: str) -> str:
+    """The path a relative import in the module at `importer` means ("../x.js" from "a/b.js": "x.js")."""
+    return posixpath.normpath(posixpath.join(posixpath.dirname(importer), specifier))
 
 
+def _specifier(importer: str, path: str) -> str:
+    """How the module at `importer` names the module at `path`: the inverse of _resolve."""
+    relative = posixpath.relpath(path, posixpath.dirname(importer) or ".")
+    return relative if relative.startswith("../") else f"./{relative}"
+
+
+def _read_web(path: str) -> str:
+    resource = importlib.resources.files("nbtrack") / "web"
+    for part in path.split("/"):
+        resource = resource / part
+    return resource.read_text(encoding="utf-8")
+
+
+@functools.cache
 def panel_esm() -> str:
-    """The widget's ES module, read from the installed package."""
-    return bundle_modules([(name, _read_static(name)) for name in PANEL_MODULES])
+    """The widget's ES module, bundled from the installed package's files on first use."""
+    return bundle_modules([(path, _read_web(path)) for path in PANEL_MODULES])

@@ -1,8 +1,9 @@
 """The live run panel: an anywidget whose synced state stays small however long the run.
 
-The front-end is `js/panel.js` plus `js/chart.js` and `js/chart_svg.js` (the chart drawing the
-web UI uses too), bundled into one module by `esm.py`. `_esm` is a string, so anywidget's file
-watching does not apply; after editing `js/`, restart the kernel.
+The front-end is `web/widget/panel.js` plus the `web/shared/` modules it imports (`chart.js` and
+`chart_svg.js` are the chart drawing the web UI uses too), bundled into one module by `esm.py`
+when the first panel is made. `_esm` holds that text (no file), so anywidget's file watching does
+not apply; after editing `nbtrack/web/`, restart the kernel.
 
 Every value set_state syncs is cut to the caps of panel_limits.py, so one update never exceeds
 `MAX_UPDATE_BYTES`. What the panel shows of media comes from media_preview.py; its text/plain
@@ -51,7 +52,9 @@ _NO_MEDIA: dict[str, Any] = {"image": None, "histogram": None}
 class RunPanel(anywidget.AnyWidget):
     """The live panel of one run; fed by `set_state`, snapshotted by `text_summary`/`html_summary`."""
 
-    _esm = panel_esm()
+    # Declared as a trait here (anywidget adds its own only to a class without one), so its value,
+    # the bundle, is made when the first panel syncs its state, not when this module is imported.
+    _esm = traitlets.Unicode().tag(sync=True)
 
     header = traitlets.Dict().tag(sync=True)  # name, id, project, entity, url (http(s) or None)
     state = traitlets.Unicode("starting").tag(sync=True)
@@ -88,6 +91,10 @@ class RunPanel(anywidget.AnyWidget):
         super().__init__(header=header)
         self.deterministic = deterministic
         self._update_lock = threading.Lock()  # set_state runs on the kernel's results thread
+
+    @traitlets.default("_esm")
+    def _bundled_esm(self) -> str:
+        return panel_esm()
 
     def set_state(
         self,

@@ -4,7 +4,7 @@
     GET /{entity}/{project}                   the same shell: a project's runs
     GET /{entity}/{project}/runs/{run}        the same shell: a run
     GET /{entity}/{project}/compare           the same shell: runs side by side
-    GET /static/{path}                        a file under nbtrack/static (the repository's js/)
+    GET /static/{path}                        a file under nbtrack/web/ (ui/, shared/, widget/)
 
 No key is needed: the shell holds no data, and the UI reads everything through /graphql with
 the key it asks the user for. Every answer carries a strict Content-Security-Policy, so a value
@@ -24,7 +24,9 @@ from nbtrack.server.errors import ApiError
 
 __all__ = ["SECURITY_HEADERS", "STATIC_ROOT", "ui_routes"]
 
-STATIC_ROOT = Path(__file__).resolve().parent.parent / "static"
+# The front-end's files, as they are: URLs mirror the folder, so the modules' relative imports
+# (ui/format.js's "../shared/chart.js") resolve over HTTP as they do on disk.
+STATIC_ROOT = Path(__file__).resolve().parent.parent / "web"
 _SHELL = "ui/index.html"
 SECURITY_HEADERS = {
     "Content-Security-Policy": (

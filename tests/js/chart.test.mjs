@@ -21,7 +21,7 @@ import {
   tickStep,
   timeTicks,
   zoomDomain,
-} from "../chart.js";
+} from "../../nbtrack/web/shared/chart.js";
 
 test("linearScale maps the domain onto the range, reversed ranges included", () => {
   const y = linearScale([0, 10], [100, 0]);

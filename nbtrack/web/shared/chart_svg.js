@@ -1,5 +1,6 @@
-// The one SVG line chart of nbtrack: the live panel's sparklines (panel.js) and the web UI's charts
-// (ui/charts.js) are both drawn by drawLineChart, in grids of cards both keep with syncCards.
+// The one SVG line chart of nbtrack: the live panel's sparklines (widget/panel.js) and the web
+// UI's charts (ui/charts.js) are both drawn by drawLineChart, in grids of cards both keep with
+// syncCards.
 //
 // It draws into an <svg> it is given, with that element's own document (a notebook's output area,
 // the UI page, or any DOM), in three layers of its own (grid, axes, lines) that each call redraws;

@@ -1,10 +1,10 @@
-// The web UI's media helpers (js/ui/media.js): which summary values are media, run file paths, and
+// The web UI's media helpers (nbtrack/web/ui/media.js): which summary values are media, run file paths, and
 // histogram bar geometry. The rendering runs in a real browser (tests/test_ui_browser.py).
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { valueText } from "../ui/format.js";
-import { histogramBars, imageSteps, isMedia, mediaEntries, runFilePath } from "../ui/media.js";
+import { valueText } from "../../nbtrack/web/ui/format.js";
+import { histogramBars, imageSteps, isMedia, mediaEntries, runFilePath } from "../../nbtrack/web/ui/media.js";
 
 test("mediaEntries picks media references from a summary: images, histograms, tables, by key", () => {
   const summary = {

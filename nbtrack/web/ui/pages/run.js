@@ -3,7 +3,7 @@
 // The notebook panel links here (run.url). A running run polls every second while the tab is
 // visible: new points, console lines and summary values appear without a reload, and when the run
 // ends the page reads it once more (files are often saved at the end) and stops.
-import { formatBytes, formatDuration, formatNumber } from "../../chart.js";
+import { formatBytes, formatDuration, formatNumber } from "../../shared/chart.js";
 import { downloadFile, graphql } from "../api.js";
 import { createChartSection } from "../charts.js";
 import { fill, h } from "../dom.js";

@@ -1,6 +1,6 @@
 // Text for values the UI shows (pure: node's tests cover it). Numbers follow chart.js's rules, so
 // a value reads the same in the panel, the tables and the charts' tooltips.
-import { formatNumber } from "../chart.js";
+import { formatNumber } from "../shared/chart.js";
 
 /** A config or summary value in a table cell: numbers as formatNumber, objects as compact JSON. */
 export function valueText(value) {

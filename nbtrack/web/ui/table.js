@@ -1,9 +1,9 @@
 // The runs table's columns, sorting and filtering (pure: node's tests cover it; pages/runs.js
 // draws the result).
-import { formatDuration } from "../chart.js";
+import { formatDuration } from "../shared/chart.js";
 import { formatAgo, valueText } from "./format.js";
 import { naturalCompare } from "./model.js";
-import { RUN_STATES } from "../vocabulary.js";
+import { RUN_STATES } from "../shared/vocabulary.js";
 
 export const STATES = RUN_STATES; // the filter offers every stored state
 

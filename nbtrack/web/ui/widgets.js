@@ -1,7 +1,7 @@
 // Small pieces several pages share: links, state badges, tags, key/value tables, messages.
 import { valueText } from "./format.js";
 import { h } from "./dom.js";
-import { RUN_STATES } from "../vocabulary.js";
+import { RUN_STATES } from "../shared/vocabulary.js";
 
 const KNOWN_STATES = new Set(RUN_STATES);
 

@@ -6,8 +6,8 @@
 // keys shows them too; the blob URLs are revoked when the page goes. An image logged at several
 // steps gets a slider over them (at most MEDIA_STEPS, from Run.history(keys:, samples:)).
 // Histograms are inline: bars drawn as SVG rects. Everything else is text.
-import { formatNumber } from "../chart.js";
-import { svgNode } from "../chart_svg.js";
+import { formatNumber } from "../shared/chart.js";
+import { svgNode } from "../shared/chart_svg.js";
 import { fetchFile } from "./api.js";
 import { fill, h } from "./dom.js";
 import { naturalCompare } from "./model.js";

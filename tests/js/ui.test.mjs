@@ -1,15 +1,15 @@
-// The web UI's pure modules (js/ui/): tolerant JSON, routes, value text, the server's answers
+// The web UI's pure modules (nbtrack/web/ui/): tolerant JSON, routes, value text, the server's answers
 // turned into runs and series, and the runs table's sorting and filtering. The pages themselves
 // run in a real browser against a real server (tests/test_ui_browser.py).
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { formatAgo, jsonText, plural, valueText } from "../ui/format.js";
-import { parseJSON } from "../ui/json.js";
-import { chartInfo, chartSeries, comparisonRows, consoleLine, metricKeys, naturalCompare, normalizeRun } from "../ui/model.js";
-import { compareQuery } from "../ui/queries.js";
-import { comparePath, parseRoute, projectPath, runPath, xAxisOf } from "../ui/routes.js";
-import { compareValues, filterRuns, runColumns, sortRuns } from "../ui/table.js";
+import { formatAgo, jsonText, plural, valueText } from "../../nbtrack/web/ui/format.js";
+import { parseJSON } from "../../nbtrack/web/ui/json.js";
+import { chartInfo, chartSeries, comparisonRows, consoleLine, metricKeys, naturalCompare, normalizeRun } from "../../nbtrack/web/ui/model.js";
+import { compareQuery } from "../../nbtrack/web/ui/queries.js";
+import { comparePath, parseRoute, projectPath, runPath, xAxisOf } from "../../nbtrack/web/ui/routes.js";
+import { compareValues, filterRuns, runColumns, sortRuns } from "../../nbtrack/web/ui/table.js";
 
 test("parseJSON reads NaN and infinities outside strings, and leaves strings alone", () => {
   assert.deepEqual(parseJSON('{"a": 1, "b": [1, 2]}'), { a: 1, b: [1, 2] });

@@ -1,17 +1,18 @@
 // The live run panel (anywidget front-end).
 //
-// Shipped as one module: nbtrack/extension/esm.py inlines chart.js and chart_svg.js in place of
-// the imports below (anywidget loads the module from a blob URL, where "./chart.js" cannot
-// resolve). Node's test runner imports this file directly, where the imports resolve normally.
+// Shipped as one module: nbtrack/extension/esm.py inlines ../shared/ (vocabulary.js, chart.js,
+// chart_svg.js) in place of the imports below (anywidget loads the module from a blob URL, where
+// "../shared/chart.js" cannot resolve). Node's test runner imports this file directly, where the
+// imports resolve normally.
 // Keep top-level names distinct from those modules', and touch the DOM only inside render().
 // The sparklines are drawn by chart_svg.js, the same code that draws the web UI's charts.
 //
 // Synced traits (see panel.py): header, state, step, runtime, metrics, metrics_omitted, series,
 // series_omitted, pending, notices, media, details. Every user string is written with textContent, never HTML;
 // the one image is an inline PNG data: URL (panel_limits.py checks its shape) set as an <img> src.
-import { extent, formatBytes, formatDuration, formatNumber } from "./chart.js";
-import { LIVE_STATES } from "./vocabulary.js";
-import { drawLineChart, svgNode, syncCards } from "./chart_svg.js";
+import { extent, formatBytes, formatDuration, formatNumber } from "../shared/chart.js";
+import { LIVE_STATES } from "../shared/vocabulary.js";
+import { drawLineChart, svgNode, syncCards } from "../shared/chart_svg.js";
 
 const PANEL_CLASS = "nbtrack-run-panel";
 const TRAITS = [

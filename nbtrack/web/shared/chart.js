@@ -1,8 +1,8 @@
-// Pure chart helpers shared by the live panel (panel.js) and the web UI (ui/), through the one
-// SVG drawing module both use (chart_svg.js).
+// Pure chart helpers shared by the live panel (widget/panel.js) and the web UI (ui/), through the
+// one SVG drawing module both use (chart_svg.js).
 //
 // No DOM access: every function takes plain numbers/arrays and returns numbers, strings or arrays,
-// so node's test runner covers all of it (js/test/chart.test.mjs).
+// so node's test runner covers all of it (tests/js/chart.test.mjs).
 //
 // Bundling contract (nbtrack/extension/esm.py inlines this file into the widget's ESM, because
 // an anywidget module is loaded from a blob URL where relative imports cannot resolve): top-level

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import panel from "../panel.js";
+import panel from "../../nbtrack/web/widget/panel.js";
 
 test("panel.js loads without a DOM and exports anywidget's render", () => {
   assert.equal(typeof panel.render, "function");

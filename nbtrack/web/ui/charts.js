@@ -15,8 +15,8 @@ import {
   niceTicks,
   timeTicks,
   zoomDomain,
-} from "../chart.js";
-import { drawLineChart, svgNode, syncCards } from "../chart_svg.js";
+} from "../shared/chart.js";
+import { drawLineChart, svgNode, syncCards } from "../shared/chart_svg.js";
 import { X_AXES } from "./routes.js";
 import { h } from "./dom.js";
 import { errorBox } from "./widgets.js";
