@@ -64,7 +64,13 @@ def js_module() -> str:
     `python -m nbtrack.vocabulary > nbtrack/web/shared/vocabulary.js`."""
     import json
 
-    words = {"RUN_STATES": list(RUN_STATES), "LIVE_STATES": list(LIVE_STATES)}
+    words = {
+        "RUN_STATES": list(RUN_STATES),
+        "LIVE_STATES": list(LIVE_STATES),
+        "IMAGE_TYPE": IMAGE_TYPE,
+        "TABLE_TYPE": TABLE_TYPE,
+        "HISTOGRAM_TYPE": HISTOGRAM_TYPE,
+    }
     lines = ["// Generated from nbtrack/vocabulary.py (python -m nbtrack.vocabulary); do not edit."]
     lines += [f"export const {name} = {json.dumps(value)};" for name, value in words.items()]
     return "\n".join(lines) + "\n"

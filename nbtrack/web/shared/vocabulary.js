@@ -1,3 +1,6 @@
 // Generated from nbtrack/vocabulary.py (python -m nbtrack.vocabulary); do not edit.
 export const RUN_STATES = ["running", "finished", "failed", "crashed"];
 export const LIVE_STATES = ["starting", "running", "finishing", "finished", "failed", "crashed", "offline", "retrying"];
+export const IMAGE_TYPE = "image-file";
+export const TABLE_TYPE = "table-file";
+export const HISTOGRAM_TYPE = "histogram";

@@ -1,6 +1,7 @@
 // Text for values the UI shows (pure: node's tests cover it). Numbers follow chart.js's rules, so
 // a value reads the same in the panel, the tables and the charts' tooltips.
 import { formatNumber } from "../shared/chart.js";
+import { HISTOGRAM_TYPE, IMAGE_TYPE, TABLE_TYPE } from "../shared/vocabulary.js";
 
 /** A config or summary value in a table cell: numbers as formatNumber, objects as compact JSON. */
 export function valueText(value) {
@@ -15,9 +16,9 @@ export function valueText(value) {
 /** A logged image, histogram or table (a reference in the summary or history) in a few words; else null. */
 export function mediaText(value) {
   const type = value !== null && typeof value === "object" ? value._type : undefined;
-  if (type === "image-file") return `image ${value.width}×${value.height}`;
-  if (type === "histogram") return `histogram (${Array.isArray(value.values) ? value.values.length : 0} bins)`;
-  if (type === "table-file") return `table ${value.nrows}×${value.ncols}`;
+  if (type === IMAGE_TYPE) return `image ${value.width}×${value.height}`;
+  if (type === HISTOGRAM_TYPE) return `histogram (${Array.isArray(value.values) ? value.values.length : 0} bins)`;
+  if (type === TABLE_TYPE) return `table ${value.nrows}×${value.ncols}`;
   return null;
 }
 

@@ -8,11 +8,12 @@
 // Histograms are inline: bars drawn as SVG rects. Everything else is text.
 import { formatNumber } from "../shared/chart.js";
 import { svgNode } from "../shared/chart_svg.js";
+import { HISTOGRAM_TYPE, IMAGE_TYPE, TABLE_TYPE } from "../shared/vocabulary.js";
 import { fetchFile } from "./api.js";
 import { fill, h } from "./dom.js";
 import { naturalCompare } from "./model.js";
 
-const MEDIA_TYPES = new Set(["image-file", "histogram", "table-file"]);
+const MEDIA_TYPES = new Set([IMAGE_TYPE, HISTOGRAM_TYPE, TABLE_TYPE]);
 const TABLE_ROWS = 20; // rows of a table shown on the page
 export const MEDIA_STEPS = 500; // steps an image's slider offers at most
 const HIST_WIDTH = 320;
@@ -25,7 +26,7 @@ export function isMedia(value) {
 
 /** [key, reference] of each media value of a summary, images first, then histograms, then tables. */
 export function mediaEntries(summary) {
-  const order = { "image-file": 0, histogram: 1, "table-file": 2 };
+  const order = { [IMAGE_TYPE]: 0, [HISTOGRAM_TYPE]: 1, [TABLE_TYPE]: 2 };
   return Object.entries(summary || {})
     .filter(([key, value]) => !key.startsWith("_") && isMedia(value))
     .sort(([a, x], [b, y]) => order[x._type] - order[y._type] || naturalCompare(a, b));
@@ -153,7 +154,7 @@ export function imageSteps(rows, keys) {
   for (const row of Array.isArray(rows) ? rows : []) {
     for (const key of keys) {
       const ref = row && row[key];
-      if (isMedia(ref) && ref._type === "image-file") found.get(key).push({ step: row._step, ref });
+      if (isMedia(ref) && ref._type === IMAGE_TYPE) found.get(key).push({ step: row._step, ref });
     }
   }
   return found;
@@ -172,8 +173,8 @@ export function renderMedia(slot, summary, { cache, loadHistory, onError, previo
   slot.closest("section")?.toggleAttribute("hidden", entries.length === 0);
   const images = new Map();
   const figures = entries.map(([key, ref]) => {
-    if (ref._type === "histogram") return histogramFigure(key, ref);
-    if (ref._type === "image-file") {
+    if (ref._type === HISTOGRAM_TYPE) return histogramFigure(key, ref);
+    if (ref._type === IMAGE_TYPE) {
       const figure = imageFigure(key, ref, cache, report);
       images.set(key, figure);
       return figure;
