@@ -7,6 +7,8 @@ run.finish()
 The names below are imported when first used (PEP 562), so that `import nbtrack` stays cheap and
 the internal process, which imports `nbtrack.internal`, never loads the SDK it does not run.
 `nbtrack.run` is the current run (None until init()), never a module: `Run` lives in nbtrack.sdk.
+Everything public is named here (and `nbtrack.errors`); the modules below are private to the
+package and may change between versions, so `dir(nbtrack)` does not list them.
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    """The public names only: the modules below (imported or not) are the package's own."""
+    return sorted({*__all__, "__version__", "load_ipython_extension", "unload_ipython_extension"})
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -50,3 +50,24 @@ def test_every_module_imports_alone_in_a_fresh_interpreter() -> None:
     with ThreadPoolExecutor(max_workers=max(2, min(8, (os.cpu_count() or 1) * 2))) as pool:
         failures = [failure for failure in pool.map(_import_alone, modules) if failure]
     assert not failures, "modules that do not import alone:\n\n" + "\n\n".join(failures)
+
+
+def test_the_package_shows_its_public_names_and_nbtrack_run_is_never_a_module() -> None:
+    """`nbtrack.run` is the current run, whichever modules were imported before (it once was also
+    a module, so `import nbtrack.run as m` gave None); dir() lists the public names only."""
+    code = (
+        "import importlib, nbtrack, nbtrack.sdk.run, nbtrack.sdk.session, nbtrack.api\n"
+        "assert nbtrack.run is None, nbtrack.run\n"
+        "try:\n"
+        "    importlib.import_module('nbtrack.run')\n"
+        "except ModuleNotFoundError:\n"
+        "    pass\n"
+        "else:\n"
+        "    raise AssertionError('nbtrack.run is a module')\n"
+        "names = dir(nbtrack)\n"
+        "assert 'init' in names and 'Api' in names and 'run' in names, names\n"
+        "assert not {'sdk', 'api', 'errors', 'transport'} & set(names), names\n"
+        "assert all(getattr(nbtrack, name) is not None or name == 'run' for name in nbtrack.__all__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
