@@ -82,7 +82,8 @@ class Retrier:
         self._aborted = aborted
         self._policy = policy
         self._places = places
-        self.failed: str | None = None  # first failure that dropped something; at exit too
+        # The first failure that dropped a call (or kept the run from starting); the exit names it.
+        self.failed: str | None = None
         self._retry_since = 0.0  # when the current run of failures began (0: none)
 
     def deliver(self, call: Callable[P, object], *args: P.args, **kwargs: P.kwargs) -> bool:

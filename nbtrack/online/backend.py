@@ -8,9 +8,9 @@ unreachable the rows wait here, and durably in the transaction log the writer al
 the user's loop never slows down. History and console lines carry their line offset: a post
 retried after the server had applied it replaces the same lines, never duplicates them.
 
-What is sent is made to fit the server's body limit elsewhere: the file stream's posts in
-stream_sender.py, the run's upsert (its config) in server_run.py, which holds the calls that
-address the run on the server (UpsertBucket, CreateRunFiles and the upload, the post itself).
+The calls that address the run on the server (UpsertBucket, CreateRunFiles and the upload, one
+file-stream post) are server_run.py's. What a request carries is made to fit the server's body
+limit there (the config of an upsert) and in stream_sender.py (each file-stream post).
 """
 
 from __future__ import annotations
