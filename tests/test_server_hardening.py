@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nbtrack
-from nbtrack.online import backend, reader
+from nbtrack.online import reader, server_run
 from nbtrack.server.errors import CODES
 from nbtrack.server.graphql_cost import MAX_COST, MAX_QUERY_CHARS, MAX_SAME_FIELD, MAX_SELECTIONS, query_cost
 from nbtrack.server.graphql_schema import schema
@@ -630,8 +630,8 @@ def nbtracks_own_queries() -> dict[str, tuple[str, dict[str, Any]]]:
         name: (getattr(reader, name), {"limit": 10_000})
         for name in ["PROJECTS", "RUNS", "RUN", "HISTORY", "OUTPUT", "EVENTS"]
     }
-    queries["UPSERT_BUCKET"] = (backend.UPSERT_BUCKET, {})
-    queries["CREATE_RUN_FILES"] = (backend.CREATE_RUN_FILES, {})
+    queries["UPSERT_BUCKET"] = (server_run.UPSERT_BUCKET, {})
+    queries["CREATE_RUN_FILES"] = (server_run.CREATE_RUN_FILES, {})
     js = (REPO / "nbtrack" / "web" / "ui" / "queries.js").read_text()
     run_fields = re.search(r"const RUN_FIELDS = `(.*?)`;", js, re.S)
     assert run_fields is not None

@@ -1,19 +1,19 @@
 """The handler: the one thread that orders everything a run does.
 
-It reads record_q, assigns steps to log() calls (commit=False merges into the pending row; a
-step below the current one is refused with a notice naming it), keeps the summary and a
-sampled history per metric, answers requests, and forwards persisted records to the writer.
+It reads record_q, makes rows of log() calls (`Rows`, rows.py: steps, commit=False merged, a
+step going backwards refused), keeps the summary, answers requests, pushes live updates, and
+forwards persisted records to the writer.
 
 In a notebook the extension sends a CellRecord when a cell begins; the rows and console lines
-that follow carry that cell (`_cell`, its execution count). A step below the current one from a
-different cell than the last row's (a re-run cell) is not refused: it starts a new attempt of
-the run, whose rows carry `_attempt` (provenance.py).
+that follow carry that cell (`_cell`, its execution count), and a re-run cell that logs steps
+below the current one starts a new attempt of the run (provenance.py).
 
 Everything the user side sends is numbered (control.seq; each log() call its own). After each
 message the handler tells the writer how far the user side may forget (`_acknowledge`): up to
 that message, or to just before the oldest call of a row still pending (not in the log yet).
 A handler started to recover a run whose process died (`SetupRequest.recover`) rebuilds its
-state from the log, and then skips what the user side re-sends that the log already holds.
+state from the log (`_recover`), and then skips what the user side re-sends that the log already
+holds.
 
 The handler talks to the writer only through records (`WriterThread.put`, `mark`, `open`: the
 setup travels to the sender through the writer as its first record) and reads the progress the
@@ -22,27 +22,24 @@ writer and the sender publish (progress.py) to answer poll_exit and to push live
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import orjson
 
 from nbtrack import jsonutil
 from nbtrack.internal.progress import DeliveryProgress, LogProgress, StepRanges
 from nbtrack.internal.provenance import Provenance
-from nbtrack.internal.sampler import LIVE_POINTS, LIVE_SERIES, SampledHistory
+from nbtrack.internal.rows import Rows
+from nbtrack.internal.sampler import LIVE_POINTS, LIVE_SERIES
 from nbtrack.internal.summary import Summary
 from nbtrack.internal.system_metrics import StatsThread, SystemSampler
 from nbtrack.internal.writer import WriterThread
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.txlog import iter_records
-from nbtrack.vocabulary import CELLS_KEY, STEP_MAX
+from nbtrack.vocabulary import CELLS_KEY
 from nbtrack.worker import OnFatal
 
 __all__ = ["Handler"]
@@ -68,49 +65,43 @@ class Handler:
         self._log = log
         self._delivery = delivery
         self._reply = reply
-        self.lines = StepRanges()  # every row of this log: its line and step
         self.shutdown: pb.Record | None = None  # the shutdown request, answered once the process stopped
         self.run: pb.RunRecord | None = None
         self.state = "starting"
-        self.step = 0  # the step the next committed row gets
-        self.rows_logged = 0
         self.summary = Summary()
-        self.sampled = SampledHistory()
-        self._pending: dict[str, Any] | None = None  # commit=False rows merged so far
-        self._pending_time = 0.0
-        self._pending_finite = True  # known free of NaN/inf, so the fast encoder is exact
-        self._start_time = time.time()  # replaced by the run's own start time
-        self.latest: dict[str, Any] = {}  # the newest value of every key, for a live panel
+        self.provenance = Provenance()
+        self.rows = Rows(self.summary, self.provenance, self._notice)
         self._live_interval = 0.0
         self._live_sent = 0.0
         self._live_seen: tuple[str, int, int] | None = None  # (state, rows logged, rows stored) last pushed
         self._summary_dirty = False
         self._summary_sent = 0.0
         self.exited = False
-        self._call_seq = 0  # the seq of the log() call being handled
-        self._pending_first_seq = 0  # the oldest call merged into the pending row
-        self._pending_last_seq = 0
         self._acknowledged = 0
-        # Recovering: calls up to this seq are in the log; so are the records with these seqs.
-        self._logged_through = 0
+        # Recovering: the records with these seqs are in the log (and log() calls up to
+        # rows.logged_through).
         self._logged_records: set[int] = set()
         self._stats: StatsThread | None = None
         self._stats_interval = 0.0
-        self.provenance = Provenance()
+
+    @property
+    def lines(self) -> StepRanges:
+        """Every row of this log: its line and step."""
+        return self.rows.lines
 
     # -- dispatch ----------------------------------------------------------------------------
 
     def handle(self, record: pb.Record) -> None:
         seq = record.control.seq if record.HasField("control") else 0
         # Recovering: a re-sent message the log already holds is skipped (a batch of calls that
-        # straddles what the log holds is cut in _on_partial_history).
-        if not (seq and (seq <= self._logged_through or seq in self._logged_records)):
+        # straddles what the log holds is cut in Rows.add_calls).
+        if not (seq and (seq <= self.rows.logged_through or seq in self._logged_records)):
             self._dispatch(record)
         if seq:
             self._acknowledge(seq)
 
     def _acknowledge(self, seq: int) -> None:
-        safe = self._pending_first_seq - 1 if self._pending is not None else seq
+        safe = self.rows.acknowledgeable(seq)
         if safe > self._acknowledged:
             self._acknowledged = safe
             self._writer.mark(safe)
@@ -164,7 +155,7 @@ class Handler:
             if setup.log_path and setup.recover:
                 records = self._recover(Path(setup.log_path))
             # The writer hands the setup to the sender first, then (recovering) the log it reopened.
-            self._writer.open(setup, records=records, lines=self.rows_logged)
+            self._writer.open(setup, records=records, lines=self.rows.logged)
             return
         if kind == "shutdown":
             self.shutdown = record  # main.py answers it once the stages have stopped
@@ -176,8 +167,8 @@ class Handler:
         elif kind == "poll_exit":
             poll = response.poll_exit
             delivery = self._delivery
-            poll.rows_pending = self.rows_logged - delivery.rows_stored
-            poll.rows_unlogged = self.rows_logged - self._log.lines_logged
+            poll.rows_pending = self.rows.logged - delivery.rows_stored
+            poll.rows_unlogged = self.rows.logged - self._log.lines_logged
             # The same bytes may be both unsynced and undelivered: show the larger backlog.
             poll.bytes_pending = max(delivery.bytes_pending, self._log.bytes_unsynced)
             poll.retrying = delivery.retrying
@@ -189,15 +180,15 @@ class Handler:
             response.get_summary.summary_json = jsonutil.dumps(self.summary.values)
         elif kind == "sampled_history":
             wanted = set(request.sampled_history.keys)
-            for key, series in self.sampled.series.items():
+            for key, series in self.rows.sampled.series.items():
                 if not wanted or key in wanted:
                     steps, values = series.points()
                     response.sampled_history.series.add(key=key, steps=steps, values=values)
         elif kind == "status":
             status = response.status
-            status.state, status.step, status.rows_logged = self.shown_state, self.step, self.rows_logged
+            status.state, status.step, status.rows_logged = self.shown_state, self.rows.step, self.rows.logged
             status.rows_stored = self._delivery.rows_stored
-            status.runtime = time.time() - self._start_time if self.run is not None else 0.0
+            status.runtime = time.time() - self.rows.start_time if self.run is not None else 0.0
         if record.control.req_resp:
             self._reply(pb.Result(control=record.control, response=response))
 
@@ -215,7 +206,7 @@ class Handler:
                 self._on_run(record, persist=False)
                 self.state = "running"
             elif kind == "history":
-                self._recover_row(record)
+                self.rows.recover(record)
             elif kind in ("summary", "metric"):
                 self.summary.apply(record)  # the summary as it was then; rows after it update it
             elif kind == "cell":
@@ -224,28 +215,12 @@ class Handler:
                 self.exited = True
                 self.state = "finishing"
         self._summary_dirty = True
-        self._acknowledged = self._logged_through
+        self._acknowledged = self.rows.logged_through
         return count
-
-    def _recover_row(self, record: pb.Record) -> None:
-        history = record.history
-        row = jsonutil.loads(history.data_json)
-        for key in ("_step", "_runtime", "_timestamp"):
-            row.pop(key, None)
-        self.provenance.recover_row(history.step, row.pop("_cell", 0), row.pop("_attempt", 0))
-        self.step = history.step + 1
-        self.summary.apply(record, row)
-        self.latest.update(row)
-        self.sampled.add_row(history.step, row)
-        self.lines.add(self.rows_logged, history.step)
-        self.rows_logged += 1
-        self._logged_through = max(self._logged_through, history.seq)
 
     def _on_run(self, record: pb.Record, persist: bool = True) -> None:
         self.run = record.run
-        # A resumed run's _runtime goes on from where it stopped, not from this segment's start.
-        self._start_time = record.run.start_time - record.run.runtime_offset
-        self.step = record.run.starting_step
+        self.rows.start(record.run)
         self.summary.apply(record)  # a resumed run's summary
         if not record.run.host:
             record.run.host = socket.gethostname()
@@ -266,114 +241,14 @@ class Handler:
                 sampler, self._stats_interval, self._writer.put, self._on_fatal, cell=lambda: cell.cell
             )
 
-    # -- history -----------------------------------------------------------------------------
+    # -- rows and live updates ---------------------------------------------------------------
 
     def _on_partial_history(self, batch: pb.PartialHistoryRequest) -> None:
-        try:
-            calls = orjson.loads(batch.calls_json)
-            finite = True
-        except orjson.JSONDecodeError:  # NaN or infinity inside: the standard parser reads them
-            calls = json.loads(batch.calls_json)
-            finite = False
-        out: list[pb.Record] = []
-        seq = batch.first_seq  # 0: unnumbered (a replay), and rows carry no seq
-        if seq and seq <= self._logged_through:  # recovering: the log has the first of these
-            calls = calls[self._logged_through - seq + 1 :]
-            seq = self._logged_through + 1
-        for data, step, commit, timestamp in calls:
-            self._call_seq = seq
-            if step is None and commit and self._pending is None:
-                self._emit(data, timestamp, finite, out, seq)  # the common case: a plain log(row)
-            else:
-                self._log_call(data, step, commit, timestamp, finite, out)
-            if seq:
-                seq += 1
+        out = self.rows.add_calls(batch)
         if out:
             self._writer.put(out)
+            self._summary_dirty = True
         self._send_summary()
-
-    def _log_call(
-        self,
-        data: dict[str, Any],
-        step: int | None,
-        commit: bool,
-        timestamp: float,
-        finite: bool,
-        out: list[pb.Record],
-    ) -> None:
-        if step is not None and step != self.step:
-            if step < self.step:
-                if not self.provenance.is_rerun():
-                    self._notice(
-                        f"step {step} is below the current step {self.step}: the row with keys "
-                        f"{sorted(data)[:5]} was not logged "
-                        "(steps must not go backwards; omit step= to let nbtrack count)"
-                    )
-                    return
-                self._commit(out)
-                attempt = self.provenance.new_attempt()
-                self._notice(
-                    f"attempt {attempt + 1} started at step {step}: cell [{self.provenance.cell}] "
-                    f"logs steps below {self.step} (a re-run cell); its rows are kept as a "
-                    f"separate attempt (_attempt = {attempt})"
-                )
-            else:
-                self._commit(out)  # a row pending at the old step is complete now
-            self.step = step
-        pending = self._pending
-        if pending is None:
-            self._pending = data
-            self._pending_finite = finite
-            self._pending_first_seq = self._call_seq
-        else:
-            pending.update(data)
-            self._pending_finite = self._pending_finite and finite
-        self._pending_last_seq = self._call_seq
-        self._pending_time = timestamp
-        if commit:
-            self._commit(out)
-
-    def _commit(self, out: list[pb.Record]) -> None:
-        """Emit the pending row, if any, at the current step."""
-        row = self._pending
-        if row is not None:
-            self._pending = None
-            self._emit(row, self._pending_time, self._pending_finite, out, self._pending_last_seq)
-
-    def _emit(
-        self, row: dict[str, Any], timestamp: float, finite: bool, out: list[pb.Record], seq: int
-    ) -> None:
-        """Commit row at the current step; its JSON is the line the store keeps."""
-        step = self.step
-        if step > STEP_MAX:  # after a row at the largest step, a plain log() has nowhere to go
-            self._notice(
-                f"the row with keys {sorted(row)[:5]} was not logged: it would be at step {step}, past "
-                f"the largest step, {STEP_MAX} (2**53 - 1)"
-            )
-            return
-        self.step = step + 1
-        self.summary.update(row)
-        self.latest.update(row)
-        self.sampled.add_row(step, row)
-        runtime = timestamp - self._start_time
-        if runtime < 0.0:
-            runtime = 0.0
-        row["_step"] = step
-        row["_runtime"] = runtime
-        row["_timestamp"] = timestamp
-        if self.provenance.cell:  # a notebook's run: the cell (and attempt) the row came from
-            self.provenance.stamp(row, step)
-        record = pb.Record()
-        history = record.history  # filling fields in place is twice as fast as keyword construction
-        history.step = step
-        history.runtime = runtime
-        history.timestamp = timestamp
-        history.data_json = orjson.dumps(row) if finite else jsonutil.dumps(row)
-        history.seq = seq
-        out.append(record)
-        self.lines.add(self.rows_logged, step)
-        self.rows_logged += 1
-        self._summary_dirty = True
 
     def tick(self, force: bool = False) -> None:
         """Called between records and when idle: push a LiveResult if one is due and something changed."""
@@ -382,7 +257,7 @@ class Handler:
         now = time.monotonic()
         if now - self._live_sent < self._live_interval and not force:
             return
-        seen = (self.shown_state, self.rows_logged, self._delivery.rows_stored)
+        seen = (self.shown_state, self.rows.logged, self._delivery.rows_stored)
         if seen == self._live_seen:
             return
         self._live_sent, self._live_seen = now, seen
@@ -396,19 +271,20 @@ class Handler:
         return self.state
 
     def live_result(self) -> pb.LiveResult:
+        rows = self.rows
         live = pb.LiveResult(
             state=self.shown_state,
-            step=self.step,
-            runtime=max(0.0, time.time() - self._start_time),
-            latest_json=jsonutil.dumps(self.latest),
-            rows_logged=self.rows_logged,
-            rows_pending=self.rows_logged - self._delivery.rows_stored,
+            step=rows.step,
+            runtime=max(0.0, time.time() - rows.start_time),
+            latest_json=jsonutil.dumps(rows.latest),
+            rows_logged=rows.logged,
+            rows_pending=rows.logged - self._delivery.rows_stored,
             bytes_pending=self._delivery.bytes_pending,
         )
         self.provenance.add_spans(live)
         if self._stats is not None and self._stats.latest is not None:
             live.system_json = jsonutil.dumps(self._stats.latest)
-        for key, series in list(self.sampled.series.items())[:LIVE_SERIES]:
+        for key, series in list(rows.sampled.series.items())[:LIVE_SERIES]:
             steps, values = series.points(LIVE_POINTS)  # min/max buckets: spikes stay
             live.series.add(key=key, steps=steps, values=values)
         return live
@@ -432,13 +308,13 @@ class Handler:
         if self._stats is not None:
             self._stats.stop()  # no sample after the exit record
         out: list[pb.Record] = []
-        self._commit(out)
+        self.rows.commit(out)
         if out:
             self._writer.put(out)
         self._send_summary(force=True)
         self.tick(force=True)  # a live panel sees every row before the run ends
         if self.run is not None and not record.exit.runtime:
-            record.exit.runtime = max(0.0, time.time() - self._start_time)
+            record.exit.runtime = max(0.0, time.time() - self.rows.start_time)
         self._writer.put([record])
 
     def _notice(self, message: str) -> None:

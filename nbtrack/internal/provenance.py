@@ -7,7 +7,7 @@ handler sees one ordered stream and cannot tell threads apart.
 
 An attempt begins when a cell that began after the last row logs a step below the current one:
 the classic re-run of a training cell. Within one cell, a step going backwards is still a
-mistake, refused with a notice (handler.py).
+mistake, refused with a notice (rows.py).
 """
 
 from __future__ import annotations

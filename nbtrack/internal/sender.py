@@ -5,25 +5,20 @@
 sync`). History and console lines are addressed by their line number in the run, so delivering
 the same lines again (a retry, a replay) replaces rather than duplicates.
 
-A backend call that fails for a reason that may pass (a locked or full database, a lost
-connection, a full disk) is retried with capped exponential backoff and jitter until it works or
-the run is aborted (`abort()`, a shutdown after finish() gave up waiting); meanwhile `retrying`
-is true, and the user hears one sentence when it starts and one when it is over (the traceback
-goes to the DEBUG log only). Any other failure is reported once and that call is dropped; the
-rows it carried are counted, so the exit result says exactly which rows the store lacks and
-whether the transaction log has them.
+Each backend call goes through a `Retrier` (retrier.py): one that fails for a reason that may
+pass (a locked or full database, a lost connection, a full disk) is retried with backoff until it
+works or the run is aborted (`abort()`, a shutdown after finish() gave up waiting), meanwhile
+`retrying` is true; any other failure is reported once and that call is dropped. The rows a
+dropped call carried are counted here, so the exit result says exactly which rows the store
+lacks and whether the transaction log has them.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
-import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable
-from operator import methodcaller
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +27,17 @@ from nbtrack.console_format import console_line
 from nbtrack.errors import NbtrackError
 from nbtrack.internal.backend import Backend, open_backend
 from nbtrack.internal.feed import LINE_OVERHEAD, MEMORY_BYTES, Feed, HistoryLines, Item, in_memory
-from nbtrack.internal.progress import DeliveryProgress, LogProgress, StepRanges
-from nbtrack.internal.trouble import SPACE, Trouble, is_out_of_space, short_reason
-from nbtrack.online.retry import RetryPolicy, Transient
+from nbtrack.internal.progress import DeliveryProgress, LogProgress
+from nbtrack.internal.retrier import RETRY, Retrier, is_transient
+from nbtrack.internal.trouble import Trouble, short_reason
+from nbtrack.internal.whereabouts import Whereabouts
+from nbtrack.online.retry import RetryPolicy
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.settings import RUN_FILES
 from nbtrack.vocabulary import exit_state
 from nbtrack.worker import OnFatal, Worker
 
-__all__ = ["RETRY", "BackendOpener", "Sender", "SenderThread", "is_transient"]
+__all__ = ["BackendOpener", "Sender", "SenderThread"]
 
 logger = logging.getLogger("nbtrack")
 
@@ -48,38 +45,10 @@ BATCH_ROWS = 5000  # lines per store write: large enough to amortise a transacti
 # ... and no more than the Feed lets wait in memory: rows of megabytes each make small batches.
 BATCH_BYTES = MEMORY_BYTES
 BATCH_SECONDS = 0.05  # and a live run's rows are at most this late
-RETRY = RetryPolicy(base=0.25, factor=2.0, cap=4.0, jitter=0.5)  # a store back is found within seconds
-_TRANSIENT_ERRNOS = {
-    errno.ENOSPC,
-    errno.EDQUOT,
-    errno.EIO,
-    errno.EAGAIN,
-    errno.EBUSY,
-    errno.ENOMEM,
-    errno.ETIMEDOUT,
-}
 
 
 # How the sender gets its backend: open_backend, or `nbtrack sync`'s guarded wrapper of it.
 BackendOpener = Callable[[pb.SetupRequest, pb.RunRecord, Callable[[str], None]], Backend | None]
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Worth trying again: the database is locked, full or unreachable, a disk is full, a server is
-    down. Not: a refusal, a bad value, a missing file, a bug."""
-    seen: BaseException | None = exc
-    for _ in range(10):
-        if seen is None:
-            return False
-        if isinstance(seen, Transient | sqlite3.OperationalError):
-            return True
-        if isinstance(seen, OSError) and seen.errno in _TRANSIENT_ERRNOS:
-            return True
-        sa = sys.modules.get("sqlalchemy.exc")  # imported by the store, if there is one
-        if sa is not None and isinstance(seen, sa.OperationalError | sa.TimeoutError | sa.DisconnectionError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 class Sender:
@@ -101,16 +70,15 @@ class Sender:
         trouble: Trouble | None = None,
         policy: RetryPolicy = RETRY,
     ) -> None:
-        self.setup = setup  # where the run goes: given, or the first record of a live run says
+        self._places = Whereabouts(setup, log)  # the setup: given, or a live run's first record
         self._open_backend = backend_opener  # `nbtrack sync` guards what a replay may change
         self._reply = reply
         self._notice = notice
-        self._trouble = trouble if trouble is not None else Trouble(notice)
-        self._log = log
-        self._policy = policy
         self._aborted = threading.Event()
         self.backend: Backend | None = None
         self.progress = DeliveryProgress()
+        trouble = trouble if trouble is not None else Trouble(notice)
+        self._retrier = Retrier(self.progress, trouble, notice, self._aborted, policy, self._places)
         self._history: list[str] = []
         self._steps: list[int] = []
         self._history_held = 0  # what the lines in _history take in memory (feed.in_memory)
@@ -125,8 +93,11 @@ class Sender:
         self._summary: dict[str, Any] | None = None
         self._metrics: dict[str, dict[str, str]] = {}
         self._last_flush = time.monotonic()
-        self._failed: str | None = None  # first failure that dropped something; at exit too
-        self._retry_since = 0.0  # when the current run of failures began (0: none)
+
+    @property
+    def setup(self) -> pb.SetupRequest | None:
+        """Where the run goes: given, or the first record of a live run says."""
+        return self._places.setup
 
     @property
     def exit_result(self) -> pb.ExitResult | None:
@@ -175,7 +146,8 @@ class Sender:
             elif kind == "config":
                 self._flush()
                 update = jsonutil.loads(record.config.update_json) if record.config.update_json else {}
-                self._deliver(methodcaller("update_config", update, list(record.config.remove)))
+                if self.backend is not None:
+                    self._retrier.deliver(self.backend.update_config, update, list(record.config.remove))
             elif kind == "metric":
                 metric = record.metric
                 self._metrics[metric.name] = {
@@ -183,14 +155,14 @@ class Sender:
                     "summary": metric.summary,
                     "step_metric": metric.step_metric,
                 }
-                metrics = list(self._metrics.values())
-                self._deliver(methodcaller("set_metrics", metrics))
+                if self.backend is not None:
+                    self._retrier.deliver(self.backend.set_metrics, list(self._metrics.values()))
             elif kind == "files":
                 self._on_files(record.files)
             elif kind == "exit":
                 self._on_exit(record)
             elif kind == "request" and record.request.HasField("setup"):
-                self.setup = record.request.setup  # a live run's first record: where it goes
+                self._places.setup = record.request.setup  # a live run's first record: where it goes
         if self._batch_due():
             self._flush()
 
@@ -249,21 +221,20 @@ class Sender:
                 # one is waited for. A new run's init() is waiting for this answer instead.
                 if recovering and is_transient(exc) and not self._aborted.is_set():
                     attempt += 1
-                    self._retrying(exc)
-                    if not self._aborted.wait(self._policy.delay(attempt)):
+                    if self._retrier.backoff(exc, attempt):
                         continue
                 logger.debug("nbtrack: could not start the run", exc_info=exc)
                 if is_transient(exc):  # the driver's words, without the statement that failed
-                    reason = f"{self._destination()}: {short_reason(exc)}"
+                    reason = f"{self._places.destination()}: {short_reason(exc)}"
                 elif isinstance(exc, NbtrackError):
                     reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 else:
                     reason = f"{type(exc).__name__}: {exc}"
                 result.error.message = f"could not start the run: {reason}"
-                self._failed = result.error.message
+                self._retrier.failed = result.error.message
                 break
         if attempt and self.backend is not None:
-            self._recovered()
+            self._retrier.recovered()
         self._reply(pb.Result(control=record.control, run_result=result))
 
     def _start_run(self, record: pb.Record, result: pb.RunUpdateResult) -> None:
@@ -297,8 +268,8 @@ class Sender:
     def _on_files(self, files: pb.FilesRecord) -> None:
         run_dir = Path(self.setup.log_path).parent if self.setup is not None and self.setup.log_path else None
         for file in files.files:
-            if run_dir is not None:
-                self._deliver(methodcaller("save_file", file.path, run_dir / RUN_FILES / file.path))
+            if run_dir is not None and self.backend is not None:
+                self._retrier.deliver(self.backend.save_file, file.path, run_dir / RUN_FILES / file.path)
 
     def _on_exit(self, record: pb.Record) -> None:
         """Deliver what is left and mark the run: finished (or failed, crashed) only if the store has
@@ -309,14 +280,15 @@ class Sender:
         state = exit_state(record.exit.exit_code, record.exit.state)
         result = pb.ExitResult(state=state)
         dropped = self.progress.dropped
-        in_log, lost = self._split_by_log(dropped)
-        while lost.runs and self._log is not None and self._log.lost is None and self._log.failing:
+        in_log, lost = self._places.split_by_log(dropped)
+        while lost.runs and self._places.log_may_recover():
             # Rows the store refused are not in the log yet, and the log is being retried (a
             # full disk): it may still get them. Wait rather than call them lost too early; a
             # shutdown ends the wait, and its answer counts exactly what neither has.
             if self._aborted.wait(0.5):
                 return
-            in_log, lost = self._split_by_log(dropped)
+            in_log, lost = self._places.split_by_log(dropped)
+        failed = self._retrier.failed
         messages: list[str] = []
         if lost.runs:
             # Never a plain "finished" with holes: the run says it lost rows, and which.
@@ -324,49 +296,42 @@ class Sender:
             result.rows_lost, result.lost_steps = lost.lines(), lost.steps_text()
             messages.append(
                 f"{result.rows_lost} rows (steps {result.lost_steps}) are lost: the store refused them "
-                f"({self._failed}) and the transaction log could not keep them ({self._log_trouble()})"
+                f"({failed}) and the transaction log could not keep them ({self._places.log_trouble()})"
             )
         if in_log.runs:
             messages.append(
-                f"{in_log.lines()} rows (steps {in_log.steps_text()}) are not in the store ({self._failed}); "
-                f"they are in {self._where()}"
+                f"{in_log.lines()} rows (steps {in_log.steps_text()}) are not in the store ({failed}); "
+                f"they are in {self._places.where()}"
             )
         if not lost.runs and in_log.runs:
             result.state = "running"  # until `nbtrack sync` delivers the rest and marks it
-        elif self.backend is not None and not self._deliver(
-            methodcaller("finish_run", state, record.exit.exit_code, record.exit.runtime)
+        elif self.backend is not None and not self._retrier.deliver(
+            self.backend.finish_run, state, record.exit.exit_code, record.exit.runtime
         ):
             if self._aborted.is_set():
                 return
             result.state = "running"
         elif self._aborted.is_set():
             return  # finish_run() gave up when the user stopped waiting: the exit was not delivered
-        failure = self._failed or (self.backend.failure if self.backend is not None else None)
+        failure = self._retrier.failed or (self.backend.failure if self.backend is not None else None)
         undelivered = self.backend.pending()[0] if self.backend is not None else 0
         if not messages and failure is not None:
-            messages.append(f"{failure}; {self._advice()}")
+            messages.append(f"{failure}; {self._places.advice()}")
         elif not messages and undelivered:
-            messages.append(f"{undelivered} history rows were not delivered; {self._advice()}")
+            messages.append(f"{undelivered} history rows were not delivered; {self._places.advice()}")
         if messages:
             result.error.message = "; ".join(messages)
         self.progress.exit_result = result
         self._reply(pb.Result(control=record.control, exit_result=result))
 
-    def _split_by_log(self, rows: StepRanges) -> tuple[StepRanges, StepRanges]:
-        """rows (by line of this log) as (those the transaction log holds, those it does not)."""
-        log = self._log
-        if log is None:
-            return rows, StepRanges()  # replaying a log: it holds them all
-        kept = 0 if log.lost is not None else log.lines_logged
-        return rows.select(0, kept), rows.select(kept)
-
     def _flush(self) -> None:
         self._last_flush = time.monotonic()
+        backend, deliver = self.backend, self._retrier.deliver  # no backend: nothing is delivered
         if self._history:
             lines, steps, offset = self._history, self._steps, self._history_offset
             self._history, self._steps, self._history_held = [], [], 0
             self._history_offset += len(lines)
-            delivered = self._deliver(methodcaller("write_history", offset, lines, steps))
+            delivered = backend is not None and deliver(backend.write_history, offset, lines, steps)
             if not delivered and self._aborted.is_set():
                 return  # not stored, not dropped: the log has them (or the process reports them lost)
             if not delivered:
@@ -378,109 +343,18 @@ class Sender:
             out, out_offset = self._output, self._output_offset
             self._output = []
             self._output_offset += len(out)
-            self._deliver(methodcaller("write_output", out_offset, out))
+            if backend is not None:
+                deliver(backend.write_output, out_offset, out)
         if self._events:
             events, events_offset = self._events, self._events_offset
             self._events = []
             self._events_offset += len(events)
-            self._deliver(methodcaller("write_events", events_offset, events))
+            if backend is not None:
+                deliver(backend.write_events, events_offset, events)
         if self._summary is not None:
             summary, self._summary = self._summary, None
-            self._deliver(methodcaller("write_summary", summary))
-
-    def _where(self) -> str:
-        """The log and the command that delivers it."""
-        setup = self.setup
-        path = setup.log_path if setup is not None and setup.log_path else "the transaction log"
-        to = f" --base-url {setup.base_url}" if setup is not None and setup.mode == "online" else ""
-        return f"{path}: deliver them with `nbtrack sync {path}{to}`"
-
-    def _log_trouble(self) -> str:
-        log = self._log
-        if log is None:
-            return "no log"
-        return log.lost or log.failing or "it was not written"
-
-    def _advice(self) -> str:
-        """What a delivery failure means for the user's data: where it is, or that it is lost."""
-        log = self._log
-        if log is None or (log.lost is None and log.failing is None):
-            return f"the transaction log has it: {self._where()}"
-        if log.lost is None:
-            return (
-                f"the transaction log cannot be written right now either ({log.failing}): "
-                "what the store lacks is kept in memory until it can"
-            )
-        return f"the transaction log could not be kept either ({log.lost}), so what the store lacks is lost"
-
-    def _deliver(self, call: Callable[[Backend], object]) -> bool:
-        """Run one backend call until it works; False if it cannot (reported once) or the run is
-        aborted. A failure that may pass is retried with backoff; any other drops the call."""
-        attempt = 0
-        while True:
-            backend = self.backend
-            if backend is None or self._aborted.is_set():
-                return False
-            self.progress.call_started = time.monotonic()
-            try:
-                call(backend)
-            except Exception as exc:
-                self.progress.call_started = 0.0
-                if not is_transient(exc):
-                    self._drop(exc)
-                    return False
-                attempt += 1
-                self._retrying(exc)
-                if self._aborted.wait(self._policy.delay(attempt)):
-                    return False
-                continue
-            self.progress.call_started = 0.0
-            if self._retry_since:
-                self._recovered()
-            return True
-
-    def _destination(self) -> str:
-        if self.setup is not None and self.setup.mode == "online":
-            return f"the server {self.setup.base_url}"
-        return "the store"
-
-    def _retrying(self, exc: BaseException) -> None:
-        """A delivery failed for a reason that may pass: said once, until it works again."""
-        logger.debug("nbtrack: %s failed a write; retrying", self._destination(), exc_info=exc)
-        if self._retry_since:
-            return
-        self._retry_since = time.monotonic()
-        self.progress.retrying_store = True
-        what = self._destination()
-        if is_out_of_space(exc):
-            # The log may sit on the same full disk: say nothing about where rows wait (the exit
-            # result says exactly what is where).
-            self._trouble.failing(
-                "store", SPACE, f"cannot write {what}: {short_reason(exc)}; waiting for space", what
-            )
-            return
-        log = self._log
-        healthy = log is not None and log.lost is None and log.failing is None
-        kept = " (rows wait in the transaction log meanwhile)" if healthy else ""
-        self._trouble.failing(
-            "store",
-            "store",
-            f"cannot write {what}: {short_reason(exc)}; retrying until it accepts{kept}",
-            what,
-        )
-
-    def _recovered(self) -> None:
-        seconds = time.monotonic() - self._retry_since
-        self._retry_since = 0.0
-        self.progress.retrying_store = False
-        self._trouble.recovered("store", f"{self._destination()} is written again (after {seconds:.0f} s)")
-
-    def _drop(self, exc: BaseException) -> None:
-        """A failure retrying cannot fix: the call is dropped, said once (without the traceback)."""
-        logger.debug("nbtrack: %s refused a write", self._destination(), exc_info=exc)
-        if self._failed is None:
-            self._failed = f"{self._destination()} refused a write: {short_reason(exc)}"
-            self._notice(f"{self._failed}; {self._advice()}")
+            if backend is not None:
+                deliver(backend.write_summary, summary)
 
 
 class SenderThread(Worker[Item]):

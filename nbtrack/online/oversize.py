@@ -8,11 +8,13 @@ the limit (a history row, the summary, the config, a system-metrics line) keeps 
 all its other values: its largest values become a marker, {"_type": "nbtrack-dropped", "reason",
 "bytes"}. W&B readers treat a `_type` value as an object, not a number, so charts leave it out
 as they leave out a histogram, and a reader still sees that the key had a value at that step.
+The user hears of it (`LimitNotices`): each line cut, up to MAX_LINE_NOTICES, and each summary or
+config key once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +23,9 @@ import orjson
 from nbtrack import jsonutil
 from nbtrack.vocabulary import DROPPED_TYPE
 
-__all__ = ["DROPPED_TYPE", "BodyLimit", "Dropped", "fit_object", "fit_text", "posted_size"]
+__all__ = ["DROPPED_TYPE", "BodyLimit", "Dropped", "LimitNotices", "fit_object", "fit_text", "posted_size"]
+
+MAX_LINE_NOTICES = 20  # lines cut to fit the server, each said; past this, one notice says the rest are not
 
 
 class BodyLimit:
@@ -137,3 +141,48 @@ def fit_text(text: str, budget: int, reason: str) -> str | None:
         else:
             high = middle - 1
     return cut(low)
+
+
+class LimitNotices:
+    """What the user hears of values cut to fit the server at base_url: each line (up to a point),
+    each key of the summary or the config once."""
+
+    def __init__(self, base_url: str, limit: BodyLimit, notice: Callable[[str], None]) -> None:
+        self._base_url = base_url
+        self._limit = limit
+        self._notice = notice
+        self._said: set[str] = set()  # "summary:key", "config:key": a dropped value is said once
+        self._lines = 0
+
+    def line(self, line: str, dropped: list[Dropped], what: str) -> None:
+        """Tell the user a line lost values to the server's limit (each line, up to a point)."""
+        self._lines += 1
+        if self._lines > MAX_LINE_NOTICES:
+            return
+        if dropped:
+            what = f'{what} {_names(dropped)}, marked {{"_type": "{DROPPED_TYPE}"}} in its place'
+        message = (
+            f"{line}: too large for the tracking server at {self._base_url} "
+            f"({self._limit.describe()}); {what} (the transaction log keeps it whole)"
+        )
+        if self._lines == MAX_LINE_NOTICES:
+            message += "; further lines too large for the server are stored the same way, without a notice"
+        self._notice(message)
+
+    def dropped(self, where: str, dropped: list[Dropped]) -> None:
+        """Tell the user, once per key, that the server's summary or config holds a marker for it."""
+        new = [item for item in dropped if f"{where}:{item.key}" not in self._said]
+        if not new:
+            return
+        self._said.update(f"{where}:{item.key}" for item in new)
+        self._notice(
+            f"{where} {_names(new)}: too large for the tracking server at {self._base_url} "
+            f"({self._limit.describe()}); the server's {where} holds "
+            f'{{"_type": "{DROPPED_TYPE}"}} instead (the transaction log keeps the value)'
+        )
+
+
+def _names(dropped: list[Dropped], most: int = 5) -> str:
+    """'a' (N bytes), 'b' (M bytes) and 3 more."""
+    named = ", ".join(f"{item.key!r} ({item.nbytes} bytes)" for item in dropped[:most])
+    return named + (f" and {len(dropped) - most} more" if len(dropped) > most else "")

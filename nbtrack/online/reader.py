@@ -13,9 +13,9 @@ from typing import Any
 from urllib.parse import quote
 
 from nbtrack import jsonutil
-from nbtrack.online.backend import run_url
 from nbtrack.online.client import ServerClient
 from nbtrack.online.retry import RetryPolicy
+from nbtrack.online.server_run import run_url
 from nbtrack.store.schema import ProjectRow, RunRow
 
 __all__ = ["ServerReader"]

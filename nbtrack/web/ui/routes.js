@@ -3,7 +3,7 @@
 //   /{entity}/{project}                      runs of a project (?q=&state=&sort=&dir= keep the view)
 //   /{entity}/{project}/runs/{run}           one run (?x=_runtime or _timestamp: the charts' x axis)
 //   /{entity}/{project}/compare?runs=a,b     runs side by side
-// The run page's path is also what the notebook panel links to (nbtrack/online/backend.py), so it
+// The run page's path is also what the notebook panel links to (nbtrack/online/server_run.py), so it
 // must not change. Pure functions: no window, no DOM.
 
 const seg = (part) => encodeURIComponent(part);
