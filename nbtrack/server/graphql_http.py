@@ -42,6 +42,7 @@ def run_graphql(body: bytes, context: RequestContext) -> tuple[int, bytes]:
         raise ApiError("BAD_REQUEST", "the GraphQL request's 'variables' must be an object")
     if operation is not None and not isinstance(operation, str):
         raise ApiError("BAD_REQUEST", "the GraphQL request's 'operationName' must be a string")
+    operation = operation or None  # wandb sends "" for "no name": the document's one operation
     try:
         check_text(query)
         document = parse(query, max_tokens=_MAX_TOKENS)

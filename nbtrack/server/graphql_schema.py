@@ -40,6 +40,7 @@ def schema() -> GraphQLSchema:
     built = build_schema((files("nbtrack.server") / "schema.graphql").read_text(encoding="utf-8"))
     _define_json_string(_scalar(built, "JSONString"))
     _define_int64(_scalar(built, "Int64"))
+    _define_duration(_scalar(built, "Duration"))
     for type_name, resolvers in {**RESOLVERS, "Mutation": MUTATIONS}.items():
         object_type = built.get_type(type_name)
         if not isinstance(object_type, GraphQLObjectType):
@@ -92,6 +93,26 @@ def _define_int64(scalar: GraphQLScalarType) -> None:
     def parse_literal(node: ConstValueNode) -> int:
         if not isinstance(node, IntValueNode):
             raise GraphQLError("an Int64 must be an integer")
+        return parse_value(int(node.value))
+
+    scalar.coerce_output_value = parse_value
+    scalar.coerce_input_value = parse_value
+    scalar.coerce_input_literal = parse_literal
+
+
+def _define_duration(scalar: GraphQLScalarType) -> None:
+    """Duration: milliseconds, a non-negative 64-bit integer."""
+
+    def parse_value(value: Any) -> int:
+        if type(value) is not int or value not in _INT64 or value < 0:
+            raise GraphQLError(
+                f"a Duration must be a non-negative integer of milliseconds, not {value!r:.40}"
+            )
+        return value
+
+    def parse_literal(node: ConstValueNode) -> int:
+        if not isinstance(node, IntValueNode):
+            raise GraphQLError("a Duration must be an integer")
         return parse_value(int(node.value))
 
     scalar.coerce_output_value = parse_value

@@ -1,6 +1,6 @@
-"""Resolvers of the read side of the schema: Query, and the fields of Project, Run and Bucket.
+"""Resolvers of the read side of the schema: Query, and the fields of User, Project and Run.
 
-Projects resolve to store ProjectRows and runs (and buckets) to RunRows; every lookup is
+Projects (W&B: models) resolve to store ProjectRows and runs (W&B: buckets) to RunRows; every lookup is
 confined to the caller's entity, so another entity's project or run reads as absent.
 """
 
@@ -37,9 +37,20 @@ def _wrapped_config(run: RunRow) -> str:
     return jsonutil.dumps_str({key: {"value": value} for key, value in run.config.items()})
 
 
-def _viewer(_root: None, info: Info) -> dict[str, str]:
+def _viewer(_root: None, info: Info) -> dict[str, Any]:
     entity = info.context.entity
-    return {"id": entity, "username": entity, "entity": entity}
+    return {
+        "id": entity,
+        "username": entity,
+        "entity": entity,
+        "name": entity,
+        "email": None,
+        "admin": False,
+        "deletedAt": None,
+        "apiKeys": {"edges": []},
+        "flags": "{}",
+        "teams": {"edges": []},
+    }
 
 
 def _server_info(_root: None, _info: Info) -> dict[str, Any]:
@@ -53,8 +64,12 @@ def _projects(_root: None, info: Info, entityName: str | None = None) -> list[Pr
     return context.store.list_projects(context.entity)
 
 
-def _project(_root: None, info: Info, name: str, entityName: str | None = None) -> ProjectRow | None:
+def _project(
+    _root: None, info: Info, name: str | None = None, entityName: str | None = None
+) -> ProjectRow | None:
     context = info.context
+    if name is None:
+        return None
     if entityName is not None and entityName != context.entity:
         return None
     return context.store.get_project(context.entity, name)
@@ -76,6 +91,42 @@ def _project_runs(
 
 def _project_run(project: ProjectRow, info: Info, name: str) -> RunRow | None:
     return info.context.store.get_run(project.entity, project.name, name)
+
+
+def _project_bucket(
+    project: ProjectRow, info: Info, name: str, missingOk: bool | None = None
+) -> RunRow | None:
+    return _project_run(project, info, name)
+
+
+def _line_count(read: Callable[..., list[str]], run: RunRow) -> int:
+    return len(read(run.entity, run.project, run.run_id))
+
+
+def _tail(lines: list[str]) -> str:
+    """W&B's form of the last lines: a JSON array of each line's JSON text."""
+    return jsonutil.dumps_str(lines)
+
+
+def _history_tail(run: RunRow, info: Info) -> str:
+    if run.last_step is None:
+        return "[]"
+    rows = info.context.store.read_history(run.entity, run.project, run.run_id, min_step=run.last_step)
+    return _tail([jsonutil.dumps_str(row) for row in rows[-1:]])
+
+
+def _events_tail(run: RunRow, info: Info) -> str:
+    return _tail(info.context.store.read_events(run.entity, run.project, run.run_id)[-1:])
+
+
+def _wandb_config(run: RunRow, _info: Info, keys: list[str] | None = None) -> str:
+    own = run.config.get("_wandb")
+    own = own if isinstance(own, dict) else {}
+    return jsonutil.dumps_str(own if keys is None else {key: own[key] for key in keys if key in own})
+
+
+def _run_alerts(run: RunRow, info: Info) -> list[dict[str, Any]]:
+    return info.context.alerts.list(run.entity, run.project, run.run_id)
 
 
 def _run_project(run: RunRow, info: Info) -> ProjectRow | None:
@@ -185,7 +236,13 @@ _RUN_COMMON: dict[str, Resolver] = {
 }
 
 RESOLVERS: dict[str, dict[str, Resolver]] = {
-    "Query": {"viewer": _viewer, "serverInfo": _server_info, "projects": _projects, "project": _project},
+    "Query": {
+        "viewer": _viewer,
+        "serverInfo": _server_info,
+        "projects": _projects,
+        "project": _project,
+        "model": _project,
+    },
     "Project": {
         "id": _value(lambda p: f"{p.entity}/{p.name}"),
         "entityName": _attr("entity"),
@@ -195,6 +252,7 @@ RESOLVERS: dict[str, dict[str, Resolver]] = {
         "lastActivity": _attr("last_activity"),
         "runs": _project_runs,
         "run": _project_run,
+        "bucket": _project_bucket,
     },
     "Run": {
         **_RUN_COMMON,
@@ -213,6 +271,12 @@ RESOLVERS: dict[str, dict[str, Resolver]] = {
         "output": _run_output,
         "events": _run_events,
         "files": _run_files,
+        "sweepName": _value(lambda _run: None),
+        "logLineCount": lambda run, info: _line_count(info.context.store.read_output, run),
+        "eventsLineCount": lambda run, info: _line_count(info.context.store.read_events, run),
+        "historyTail": _history_tail,
+        "eventsTail": _events_tail,
+        "wandbConfig": _wandb_config,
+        "alerts": _run_alerts,
     },
-    "Bucket": {**_RUN_COMMON, "sweepName": _value(lambda _run: None)},
 }
