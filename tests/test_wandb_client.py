@@ -159,3 +159,55 @@ def wandb_capture_env(tmp_path: Path) -> Iterator[tuple[WandbEnv, CaptureProxy]]
             yield WandbEnv(served, entity, serving.create_key(served, entity), home, proxy.url), proxy
     finally:
         served.stop()
+
+
+READ = """
+import math, os, wandb
+ids = []
+for lr, tag in [(0.1, "a"), (0.01, "b"), (0.001, "a")]:
+    run = wandb.init(project="wb", config={"lr": lr}, tags=[tag], reinit="finish_previous")
+    for i in range(3):
+        run.log({"loss": lr * (i + 1), "odd": [math.nan, math.inf, -math.inf][i]})
+    run.finish()
+    ids.append(run.id)
+api = wandb.Api(overrides={"base_url": os.environ["WANDB_BASE_URL"]})
+path = os.environ["WANDB_ENTITY"] + "/wb"
+out = {
+    "ids": ids,
+    "by_lr": [r.id for r in api.runs(path, filters={"config.lr": 0.01})],
+    "tag_a_oldest_first": [
+        r.id for r in api.runs(path, filters={"tags": {"$in": ["a"]}}, order="+created_at")],
+    "by_loss": [r.id for r in api.runs(path, order="-summary_metrics.loss")],
+    "either": [
+        r.id for r in api.runs(path, {"$or": [{"config.lr": 0.1}, {"config.lr": 0.001}]}, "+created_at")],
+    "projects": [p.name for p in api.projects()],
+}
+run = api.run(path + "/" + ids[0])
+out["history"] = run.history(pandas=False)
+out["summary_loss"] = run.summary["loss"]
+run.summary["extra"] = 5
+run.tags.append("edited")
+run.update()
+again = api.run(path + "/" + ids[0])
+out["updated"] = [again.tags, again.summary["extra"]]
+emit(out)
+"""
+
+
+def test_public_api_reads_runs_history_projects_and_updates(env: WandbEnv) -> None:
+    out = env.run(READ)
+    first, second, third = out["ids"]
+    assert out["by_lr"] == [second]
+    assert out["tag_a_oldest_first"] == [first, third]
+    assert out["by_loss"] == [first, second, third]  # 0.3, 0.03, 0.003
+    assert out["either"] == [first, third]
+    assert out["projects"] == ["wb"]
+    expected = [
+        {"_step": i, "loss": 0.1 * (i + 1), "odd": [math.nan, math.inf, -math.inf][i]} for i in range(3)
+    ]
+    assert same(rows_without_times(out["history"]), expected)
+    stored = nbtrack.Api(base_url=env.server.url, api_key=env.key).run(f"{env.entity}/wb/{first}")
+    assert same(rows_without_times(stored.history()), expected)
+    assert same(out["summary_loss"], stored.summary["loss"])
+    assert out["updated"] == [["a", "edited"], 5]
+    assert stored.tags == ["a", "edited"] and stored.summary["extra"] == 5

@@ -26,6 +26,7 @@ _SHORT_TEXT = 255
 
 def _upsert_bucket(_root: None, info: Info, input: dict[str, Any]) -> dict[str, Any]:
     context = info.context
+    input = _with_id_parts(input)
     entity = _entity(context, _either(input, "entity", "entityName"))
     project = check_name(_either(input, "project", "modelName") or DEFAULT_PROJECT, "project")
     name = input.get("name")
@@ -101,6 +102,15 @@ def _either(input: Mapping[str, Any], name: str, other_name: str) -> Any:
             "BAD_REQUEST", f"input.{name} ({ours!r:.60}) and input.{other_name} ({theirs!r:.60}) differ"
         )
     return ours if ours is not None else theirs
+
+
+def _with_id_parts(input: dict[str, Any]) -> dict[str, Any]:
+    """W&B's Api updates a run by its id alone: this server's ids are "entity/project/run"."""
+    run_id = input.get("id")
+    if input.get("name") is not None or not isinstance(run_id, str) or run_id.count("/") != 2:
+        return input
+    entity, project, name = run_id.split("/")
+    return {"entityName": entity, "modelName": project, **input, "name": name}
 
 
 def _needed(input: Mapping[str, Any], name: str, other_name: str) -> Any:

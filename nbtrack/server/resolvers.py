@@ -6,7 +6,9 @@ confined to the caller's entity, so another entity's project or run reads as abs
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from graphql import GraphQLResolveInfo
@@ -14,10 +16,11 @@ from graphql import GraphQLResolveInfo
 from nbtrack import jsonutil
 from nbtrack.server.context import RequestContext
 from nbtrack.server.errors import ApiError
+from nbtrack.server.wandb_query import select_runs
 from nbtrack.store import ChartRequest, ProjectRow, RunRow
 from nbtrack.store.rollup import X_KEYS
 
-__all__ = ["FEATURES", "RESOLVERS", "Info", "Resolver", "run_key"]
+__all__ = ["FEATURES", "RESOLVERS", "WANDB_RESOLVERS", "Info", "Resolver", "run_key"]
 
 Resolver = Callable[..., Any]
 Info = GraphQLResolveInfo[RequestContext]
@@ -25,6 +28,11 @@ Info = GraphQLResolveInfo[RequestContext]
 # What this server can do beyond W&B's core protocol, for clients that ask (serverInfo.features).
 FEATURES = ("NBTRACK_RUN_METRICS", "NBTRACK_HISTORY_SAMPLING", "NBTRACK_RUN_CHART")
 MAX_CHART_POINTS = 5000  # per key: more than any screen is wide, and the answer stays under ~1 MB a key
+
+
+def numeric_id(text: str) -> str:
+    """A stable number for a name, for W&B clients that read ids such as projectId as integers."""
+    return str(zlib.crc32(text.encode()))
 
 
 def run_key(run: RunRow) -> str:
@@ -216,6 +224,132 @@ def _run_files(run: RunRow, info: Info) -> list[dict[str, Any]]:
     ]
 
 
+def _page(
+    items: list[Any], first: int | None, after: str | None, cursor: Callable[[int], str]
+) -> dict[str, Any]:
+    """A W&B connection of items[after:after+first]; a cursor is the item's position, as text."""
+    if first is not None and first < 0:
+        raise ApiError("BAD_REQUEST", f"first must be >= 0, not {first}")
+    try:
+        start = 0 if after is None else int(after) + 1
+    except ValueError:
+        raise ApiError("BAD_REQUEST", f"after: {after!r:.40} is not a cursor of this server") from None
+    start = max(start, 0)
+    stop = len(items) if first is None else start + first
+    edges = [{"node": item, "cursor": cursor(start + i)} for i, item in enumerate(items[start:stop])]
+    return {
+        "edges": edges,
+        "pageInfo": {"endCursor": edges[-1]["cursor"] if edges else after, "hasNextPage": stop < len(items)},
+    }
+
+
+def _models(
+    _root: None, info: Info, entityName: str | None = None, first: int | None = None, after: str | None = None
+) -> dict[str, Any]:
+    return _page(_projects(_root, info, entityName), first, after, str)
+
+
+def _project_runs_page(
+    project: ProjectRow,
+    info: Info,
+    first: int | None = None,
+    after: str | None = None,
+    order: str | None = None,
+    filters: Any = None,
+) -> dict[str, Any]:
+    rows = info.context.store.list_runs(project.name, project.entity)
+    return _page(select_runs(rows, filters, order), first, after, str)
+
+
+def _run_count(project: ProjectRow, info: Info, filters: Any = None) -> int:
+    if filters is None:
+        return project.run_count
+    return len(select_runs(info.context.store.list_runs(project.name, project.entity), filters, None))
+
+
+def _owner(entity: str) -> dict[str, Any]:
+    return {
+        "id": entity,
+        "name": entity,
+        "username": entity,
+        "entity": entity,
+        "admin": False,
+        "email": None,
+        "deletedAt": None,
+        "flags": "{}",
+        "apiKeys": {"edges": []},
+        "teams": {"edges": []},
+    }
+
+
+def _system_metrics(run: RunRow, info: Info) -> str:
+    last = info.context.store.read_events(run.entity, run.project, run.run_id)[-1:]
+    return last[0] if last else "{}"
+
+
+def _sampled_history(run: RunRow, info: Info, specs: list[Any]) -> list[list[dict[str, Any]]]:
+    answers = []
+    for spec in specs:
+        if not isinstance(spec, dict) or not isinstance(spec.get("keys"), list):
+            raise ApiError(
+                "BAD_REQUEST", 'sampledHistory(specs:) holds {"keys": [...], "samples": n} objects'
+            )
+        keys = [key for key in spec["keys"] if isinstance(key, str) and key != "_step"]
+        samples = spec.get("samples")
+        if samples is not None and (type(samples) is not int or samples < 1):
+            raise ApiError("BAD_REQUEST", "sampledHistory: samples must be a positive integer")
+        text = info.context.store.history_json(
+            run.entity, run.project, run.run_id, keys=keys or None, samples=samples
+        )
+        answers.append(jsonutil.loads(text))
+    return answers
+
+
+def _parquet_history(
+    run: RunRow,
+    info: Info,
+    liveKeys: list[str] | None = None,
+    minStep: int | None = None,
+    maxStep: int | None = None,
+) -> dict[str, Any]:
+    rows = info.context.store.read_history(
+        run.entity,
+        run.project,
+        run.run_id,
+        min_step=minStep,
+        max_step=None if maxStep is None else maxStep - 1,
+    )
+    return {"parquetUrls": [], "liveData": rows}
+
+
+def _wandb_history(
+    run: RunRow,
+    info: Info,
+    samples: int | None = None,
+    minStep: int | None = None,
+    maxStep: int | None = None,
+) -> list[str]:
+    """W&B's Run.history: each row as JSON text."""
+    text = _run_history(run, info, samples=samples, minStep=minStep, maxStep=maxStep)
+    return [jsonutil.dumps_str(row) for row in jsonutil.loads(text)]
+
+
+def _wandb_history_keys(run: RunRow, info: Info) -> dict[str, Any]:
+    keys = info.context.store.history_keys(run.entity, run.project, run.run_id)
+    return {
+        "keys": {key: {"typeCounts": [{"type": "number"}]} for key in keys},
+        "lastStep": -1 if run.last_step is None else run.last_step,
+    }
+
+
+def _wandb_events(run: RunRow, info: Info, samples: int | None = None) -> list[str]:
+    lines = info.context.store.read_events(run.entity, run.project, run.run_id)
+    if samples is not None and samples < len(lines):
+        step = len(lines) / max(samples, 1)
+        lines = [lines[int(i * step)] for i in range(samples)]
+    return lines
+
+
 def _attr(name: str) -> Resolver:
     return lambda row, _info: getattr(row, name)
 
@@ -242,12 +376,17 @@ RESOLVERS: dict[str, dict[str, Resolver]] = {
         "projects": _projects,
         "project": _project,
         "model": _project,
+        "models": _models,
     },
     "Project": {
         "id": _value(lambda p: f"{p.entity}/{p.name}"),
         "entityName": _attr("entity"),
         "entity": _value(lambda p: {"id": p.entity, "name": p.entity}),
-        "runCount": _attr("run_count"),
+        "runCount": _run_count,
+        "internalId": _value(lambda p: numeric_id(f"{p.entity}/{p.name}")),
+        "readOnly": _value(lambda _p: False),
+        "isBenchmark": _value(lambda _p: False),
+        "user": _value(lambda p: _owner(p.entity)),
         "createdAt": _attr("created_at"),
         "lastActivity": _attr("last_activity"),
         "runs": _project_runs,
@@ -272,6 +411,13 @@ RESOLVERS: dict[str, dict[str, Resolver]] = {
         "events": _run_events,
         "files": _run_files,
         "sweepName": _value(lambda _run: None),
+        "projectId": _value(lambda run: numeric_id(f"{run.entity}/{run.project}")),
+        "commit": _value(lambda _run: None),
+        "readOnly": _value(lambda _run: False),
+        "systemMetrics": _system_metrics,
+        "user": _value(lambda run: _owner(run.entity)),
+        "sampledHistory": _sampled_history,
+        "parquetHistory": _parquet_history,
         "logLineCount": lambda run, info: _line_count(info.context.store.read_output, run),
         "eventsLineCount": lambda run, info: _line_count(info.context.store.read_events, run),
         "historyTail": _history_tail,
@@ -279,4 +425,15 @@ RESOLVERS: dict[str, dict[str, Resolver]] = {
         "wandbConfig": _wandb_config,
         "alerts": _run_alerts,
     },
+}
+
+# The W&B dialect (graphql_schema.py): fields whose W&B shape differs from nbtrack's own.
+WANDB_RESOLVERS: dict[str, dict[str, Resolver]] = {
+    "Project": {
+        "runs": _project_runs_page,
+        "createdAt": _value(
+            lambda p: datetime.fromtimestamp(p.created_at, UTC).isoformat(timespec="seconds")
+        ),
+    },
+    "Run": {"history": _wandb_history, "historyKeys": _wandb_history_keys, "events": _wandb_events},
 }
