@@ -42,6 +42,9 @@ __all__ = [
 ]
 
 POSTGRES_URL = os.environ.get("NBTRACK_TEST_POSTGRES_URL")
+# The checkout these tests belong to: its nbtrack is the one the subprocesses import, whatever
+# checkout the venv's editable install points at (a git worktree's tests run the worktree's code).
+REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
@@ -66,6 +69,7 @@ class ServerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.cwd,
+                env=subprocess_env(),
             )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -162,6 +166,13 @@ class Client:
         return None if project_data is None else project_data["run"]
 
 
+def subprocess_env() -> dict[str, str]:
+    """The environment of an `nbtrack` subprocess: this one's, with this checkout first on PYTHONPATH."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -211,6 +222,7 @@ def create_key(server_or_root: ServerProcess | Path | str, entity: str) -> str:
         capture_output=True,
         text=True,
         timeout=60,
+        env=subprocess_env(),
     )
     if result.returncode != 0:
         raise RuntimeError(f"`nbtrack server key create` failed ({result.returncode}): {result.stderr}")

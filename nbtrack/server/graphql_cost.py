@@ -62,6 +62,9 @@ SIZE_ARGUMENTS = ("samples", "limit", "points")
 SIZE_UNIT = 100  # rows (or points) of a size argument that cost one more
 LIST_GUESS = {"runs": 1000}  # items a list without `first` is taken to have; others: DEFAULT_GUESS
 DEFAULT_GUESS = 100
+# W&B's paged connections (`runs(first: N) { edges { node } }`): the list of edges inside has the
+# connection's `first` items; a connection that is always (nearly) empty here has its size.
+CONNECTION_SIZES = {"teams": 1, "apiKeys": 1}
 INTROSPECTION_COST = 100  # a whole __schema or __type, bounded by the (small) schema
 
 
@@ -127,6 +130,7 @@ class _Counter:
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
         self.variables = dict(variables)
+        self.page_sizes: list[int | None] = []  # of the connections around the field being counted
         for definition in operation.variable_definitions or ():
             name = definition.variable.name.value
             if name not in self.variables and isinstance(definition.default_value, IntValueNode):
@@ -165,8 +169,14 @@ class _Counter:
         if node.selection_set is None or not isinstance(item_type, GraphQLObjectType):
             return cost
         if not is_list_type(get_nullable_type(definition.type)):
-            return cost + self.selections(node.selection_set, item_type, budget - cost)
-        items = arguments.get("first", LIST_GUESS.get(name, DEFAULT_GUESS))
+            size = arguments.get("first", CONNECTION_SIZES.get(name, LIST_GUESS.get(name)))
+            self.page_sizes.append(size)
+            try:
+                return cost + self.selections(node.selection_set, item_type, budget - cost)
+            finally:
+                self.page_sizes.pop()
+        page = self.page_sizes[-1] if self.page_sizes and name == "edges" else None
+        items = arguments.get("first", page if page is not None else LIST_GUESS.get(name, DEFAULT_GUESS))
         items = max(items, 0)
         if items == 0:
             return cost

@@ -18,11 +18,12 @@ from typing import Any
 import orjson
 from graphql import ExecutionResult, GraphQLError, execute_sync, parse, specified_rules, validate
 
+from nbtrack import jsonutil
 from nbtrack.server.body import parse_object
 from nbtrack.server.context import RequestContext
 from nbtrack.server.errors import ApiError
 from nbtrack.server.graphql_cost import MAX_COST, check_shape, check_text, query_cost
-from nbtrack.server.graphql_schema import MaxDepthRule, schema
+from nbtrack.server.graphql_schema import MaxDepthRule, schema, wandb_schema
 
 __all__ = ["run_graphql"]
 
@@ -42,16 +43,24 @@ def run_graphql(body: bytes, context: RequestContext) -> tuple[int, bytes]:
         raise ApiError("BAD_REQUEST", "the GraphQL request's 'variables' must be an object")
     if operation is not None and not isinstance(operation, str):
         raise ApiError("BAD_REQUEST", "the GraphQL request's 'operationName' must be a string")
+    # wandb's public API (through wandb-core) sends "" for "no name": the document's one operation.
+    # Those requests are read in the W&B dialect first (graphql_schema.py), others in nbtrack's.
+    wandb_first = operation == ""
+    operation = operation or None
     try:
         check_text(query)
         document = parse(query, max_tokens=_MAX_TOKENS)
         check_shape(document)  # before validation, whose work grows with repeats of a field
     except GraphQLError as exc:  # a syntax error, nesting beyond what the parser allows, too large
         return _errors(400, [exc])
-    invalid = validate(schema(), document, _RULES)
+    first, second = (wandb_schema(), schema()) if wandb_first else (schema(), wandb_schema())
+    chosen = first
+    invalid = validate(chosen, document, _RULES)
+    if invalid and not validate(second, document, _RULES):
+        chosen, invalid = second, []
     if invalid:
         return _errors(400, invalid)
-    cost = query_cost(schema(), document, operation, variables)
+    cost = query_cost(chosen, document, operation, variables)
     if cost > MAX_COST:
         message = (
             f"the query costs more than this server's limit of {MAX_COST} (each field 1, history and "
@@ -60,7 +69,7 @@ def run_graphql(body: bytes, context: RequestContext) -> tuple[int, bytes]:
         )
         return _errors(400, [GraphQLError(message)])
     result = execute_sync(
-        schema(), document, context_value=context, variable_values=variables, operation_name=operation
+        chosen, document, context_value=context, variable_values=variables, operation_name=operation
     )
     errors = result.errors or []
     if result.data is None and errors and all(error.path is None for error in errors):
@@ -75,7 +84,7 @@ def _respond(result: ExecutionResult) -> tuple[int, bytes]:
         body["errors"] = [_formatted(error, _code(error)) for error in result.errors]
         codes = {error["extensions"]["code"] for error in body["errors"]}
     status = 500 if "INTERNAL" in codes else 400 if "BAD_REQUEST" in codes else 200
-    return status, orjson.dumps(body)
+    return status, jsonutil.dumps(body)  # a JSON value (W&B's history rows) may hold NaN
 
 
 def _errors(status: int, errors: Sequence[GraphQLError]) -> tuple[int, bytes]:

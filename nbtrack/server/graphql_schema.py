@@ -27,20 +27,62 @@ from graphql import (
 from nbtrack import jsonutil
 from nbtrack.server.body import MAX_NESTING, too_deep
 from nbtrack.server.mutations import MUTATIONS
-from nbtrack.server.resolvers import RESOLVERS
+from nbtrack.server.resolvers import RESOLVERS, WANDB_RESOLVERS
 
-__all__ = ["MAX_DEPTH", "MaxDepthRule", "schema"]
+__all__ = ["MAX_DEPTH", "MaxDepthRule", "schema", "wandb_schema"]
 
 MAX_DEPTH = 10  # the deepest query nbtrack's clients send (W&B's UpsertBucket) is 5 fields deep
 _INT64 = range(-(2**63), 2**63)
 
 
+# The W&B dialect: where wandb's public API asks a field of nbtrack's schema in another shape
+# (a paged connection, a list of JSON texts), the dialect's schema has W&B's shape instead. A
+# request runs in nbtrack's schema if it is valid there, else in the dialect's; one with
+# operationName "" (as wandb's public API sends) the other way round (graphql_http.py).
+_WANDB_FIELDS = {
+    "runs(first: Int, order: String): [Run!]!": (
+        "runs(first: Int, after: String, order: String, filters: JSONString): RunConnection!"
+    ),
+    "history(keys: [String!], samples: Int, minStep: Int64, maxStep: Int64): JSONString!": (
+        "history(samples: Int, minStep: Int64, maxStep: Int64): [String!]!"
+    ),
+    "historyKeys: [String!]!": "historyKeys: JSON",
+    "createdAt: Float!\n  lastActivity: Float!": "createdAt: String!\n  lastActivity: Float!",
+    "events(offset: Int, limit: Int): [String!]!": "events(samples: Int): [String!]!",
+}
+
+
+def _sdl() -> str:
+    return (files("nbtrack.server") / "schema.graphql").read_text(encoding="utf-8")
+
+
 @cache
 def schema() -> GraphQLSchema:
-    built = build_schema((files("nbtrack.server") / "schema.graphql").read_text(encoding="utf-8"))
+    """nbtrack's own schema (schema.graphql)."""
+    return _build(_sdl(), RESOLVERS)
+
+
+@cache
+def wandb_schema() -> GraphQLSchema:
+    """The W&B dialect of the schema: _WANDB_FIELDS changed, with their resolvers."""
+    sdl = _sdl()
+    for ours, theirs in _WANDB_FIELDS.items():
+        if sdl.count(ours) != 1:
+            raise TypeError(f"schema.graphql no longer has exactly one field {ours!r}")
+        sdl = sdl.replace(ours, theirs)
+    resolvers = {name: dict(fields) for name, fields in RESOLVERS.items()}
+    for name, fields in WANDB_RESOLVERS.items():
+        resolvers[name].update(fields)
+    return _build(sdl, resolvers)
+
+
+def _build(sdl: str, resolvers_of: dict[str, dict[str, Any]]) -> GraphQLSchema:
+    built = build_schema(sdl)
     _define_json_string(_scalar(built, "JSONString"))
     _define_int64(_scalar(built, "Int64"))
-    for type_name, resolvers in {**RESOLVERS, "Mutation": MUTATIONS}.items():
+    _define_duration(_scalar(built, "Duration"))
+    _scalar(built, "JSON").coerce_output_value = lambda value: value
+    for type_name, resolvers in {**resolvers_of, "Mutation": MUTATIONS}.items():
         object_type = built.get_type(type_name)
         if not isinstance(object_type, GraphQLObjectType):
             raise TypeError(f"schema.graphql has no object type {type_name}")
@@ -92,6 +134,26 @@ def _define_int64(scalar: GraphQLScalarType) -> None:
     def parse_literal(node: ConstValueNode) -> int:
         if not isinstance(node, IntValueNode):
             raise GraphQLError("an Int64 must be an integer")
+        return parse_value(int(node.value))
+
+    scalar.coerce_output_value = parse_value
+    scalar.coerce_input_value = parse_value
+    scalar.coerce_input_literal = parse_literal
+
+
+def _define_duration(scalar: GraphQLScalarType) -> None:
+    """Duration: milliseconds, a non-negative 64-bit integer."""
+
+    def parse_value(value: Any) -> int:
+        if type(value) is not int or value not in _INT64 or value < 0:
+            raise GraphQLError(
+                f"a Duration must be a non-negative integer of milliseconds, not {value!r:.40}"
+            )
+        return value
+
+    def parse_literal(node: ConstValueNode) -> int:
+        if not isinstance(node, IntValueNode):
+            raise GraphQLError("a Duration must be an integer")
         return parse_value(int(node.value))
 
     scalar.coerce_output_value = parse_value

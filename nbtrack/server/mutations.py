@@ -1,4 +1,5 @@
-"""Resolvers of the write side of the schema: upsertBucket (create or update a run), createRunFiles.
+"""Resolvers of the write side of the schema: upsertBucket (create or update a run), createRunFiles,
+notifyScriptableRunAlert (a run's alert).
 
 Inputs are checked whole before the store is touched; JSONString inputs arrive parsed (see
 graphql_schema.py). A run of another entity is "not found", never "forbidden".
@@ -25,6 +26,7 @@ _SHORT_TEXT = 255
 
 def _upsert_bucket(_root: None, info: Info, input: dict[str, Any]) -> dict[str, Any]:
     context = info.context
+    input = _with_id_parts(input)
     entity = _entity(context, _either(input, "entity", "entityName"))
     project = check_name(_either(input, "project", "modelName") or DEFAULT_PROJECT, "project")
     name = input.get("name")
@@ -52,7 +54,8 @@ def _upsert_bucket(_root: None, info: Info, input: dict[str, Any]) -> dict[str, 
 def _create_run_files(_root: None, info: Info, input: dict[str, Any]) -> dict[str, Any]:
     context = info.context
     entity = _entity(context, input.get("entityName"))
-    project, run_id = check_name(input["project"], "project"), check_name(input["run"], "run")
+    project = check_name(_needed(input, "project", "projectName"), "project")
+    run_id = check_name(_needed(input, "run", "runName"), "run")
     names = [check_file_name(name) for name in input["files"]]
     run = context.store.get_run(entity, project, run_id)
     if run is None:
@@ -64,7 +67,23 @@ def _create_run_files(_root: None, info: Info, input: dict[str, Any]) -> dict[st
     }
 
 
-MUTATIONS: dict[str, Resolver] = {"upsertBucket": _upsert_bucket, "createRunFiles": _create_run_files}
+def _notify_alert(_root: None, info: Info, input: dict[str, Any]) -> dict[str, Any]:
+    context = info.context
+    entity = _entity(context, input.get("entityName"))
+    project = check_name(input["projectName"], "project")
+    run_id = check_name(input["runName"], "run")
+    if context.store.get_run(entity, project, run_id) is None:
+        raise ApiError("NOT_FOUND", f"run {entity}/{project}/{run_id} does not exist")
+    title, text = _text(input["title"], "title"), _text(input["text"], "text")
+    context.alerts.add(entity, project, run_id, title or "", text or "", input.get("severity") or "INFO")
+    return {"success": True}
+
+
+MUTATIONS: dict[str, Resolver] = {
+    "upsertBucket": _upsert_bucket,
+    "createRunFiles": _create_run_files,
+    "notifyScriptableRunAlert": _notify_alert,
+}
 
 
 def _entity(context: RequestContext, given: str | None) -> str:
@@ -83,6 +102,23 @@ def _either(input: Mapping[str, Any], name: str, other_name: str) -> Any:
             "BAD_REQUEST", f"input.{name} ({ours!r:.60}) and input.{other_name} ({theirs!r:.60}) differ"
         )
     return ours if ours is not None else theirs
+
+
+def _with_id_parts(input: dict[str, Any]) -> dict[str, Any]:
+    """W&B's Api updates a run by its id alone: this server's ids are "entity/project/run"."""
+    run_id = input.get("id")
+    if input.get("name") is not None or not isinstance(run_id, str) or run_id.count("/") != 2:
+        return input
+    entity, project, name = run_id.split("/")
+    return {"entityName": entity, "modelName": project, **input, "name": name}
+
+
+def _needed(input: Mapping[str, Any], name: str, other_name: str) -> Any:
+    """A field with two names that must be given under one of them."""
+    value = _either(input, name, other_name)
+    if value is None:
+        raise ApiError("BAD_REQUEST", f"input.{name} (or input.{other_name}) is needed")
+    return value
 
 
 def _text(value: str | None, name: str, limit: int | None = None) -> str | None:

@@ -1,12 +1,14 @@
-"""Resolvers of the read side of the schema: Query, and the fields of Project, Run and Bucket.
+"""Resolvers of the read side of the schema: Query, and the fields of User, Project and Run.
 
-Projects resolve to store ProjectRows and runs (and buckets) to RunRows; every lookup is
+Projects (W&B: models) resolve to store ProjectRows and runs (W&B: buckets) to RunRows; every lookup is
 confined to the caller's entity, so another entity's project or run reads as absent.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from graphql import GraphQLResolveInfo
@@ -14,10 +16,11 @@ from graphql import GraphQLResolveInfo
 from nbtrack import jsonutil
 from nbtrack.server.context import RequestContext
 from nbtrack.server.errors import ApiError
+from nbtrack.server.wandb_query import select_runs
 from nbtrack.store import ChartRequest, ProjectRow, RunRow
 from nbtrack.store.rollup import X_KEYS
 
-__all__ = ["FEATURES", "RESOLVERS", "Info", "Resolver", "run_key"]
+__all__ = ["FEATURES", "RESOLVERS", "WANDB_RESOLVERS", "Info", "Resolver", "run_key"]
 
 Resolver = Callable[..., Any]
 Info = GraphQLResolveInfo[RequestContext]
@@ -25,6 +28,11 @@ Info = GraphQLResolveInfo[RequestContext]
 # What this server can do beyond W&B's core protocol, for clients that ask (serverInfo.features).
 FEATURES = ("NBTRACK_RUN_METRICS", "NBTRACK_HISTORY_SAMPLING", "NBTRACK_RUN_CHART")
 MAX_CHART_POINTS = 5000  # per key: more than any screen is wide, and the answer stays under ~1 MB a key
+
+
+def numeric_id(text: str) -> str:
+    """A stable number for a name, for W&B clients that read ids such as projectId as integers."""
+    return str(zlib.crc32(text.encode()))
 
 
 def run_key(run: RunRow) -> str:
@@ -37,9 +45,20 @@ def _wrapped_config(run: RunRow) -> str:
     return jsonutil.dumps_str({key: {"value": value} for key, value in run.config.items()})
 
 
-def _viewer(_root: None, info: Info) -> dict[str, str]:
+def _viewer(_root: None, info: Info) -> dict[str, Any]:
     entity = info.context.entity
-    return {"id": entity, "username": entity, "entity": entity}
+    return {
+        "id": entity,
+        "username": entity,
+        "entity": entity,
+        "name": entity,
+        "email": None,
+        "admin": False,
+        "deletedAt": None,
+        "apiKeys": {"edges": []},
+        "flags": "{}",
+        "teams": {"edges": []},
+    }
 
 
 def _server_info(_root: None, _info: Info) -> dict[str, Any]:
@@ -53,8 +72,12 @@ def _projects(_root: None, info: Info, entityName: str | None = None) -> list[Pr
     return context.store.list_projects(context.entity)
 
 
-def _project(_root: None, info: Info, name: str, entityName: str | None = None) -> ProjectRow | None:
+def _project(
+    _root: None, info: Info, name: str | None = None, entityName: str | None = None
+) -> ProjectRow | None:
     context = info.context
+    if name is None:
+        return None
     if entityName is not None and entityName != context.entity:
         return None
     return context.store.get_project(context.entity, name)
@@ -76,6 +99,42 @@ def _project_runs(
 
 def _project_run(project: ProjectRow, info: Info, name: str) -> RunRow | None:
     return info.context.store.get_run(project.entity, project.name, name)
+
+
+def _project_bucket(
+    project: ProjectRow, info: Info, name: str, missingOk: bool | None = None
+) -> RunRow | None:
+    return _project_run(project, info, name)
+
+
+def _line_count(read: Callable[..., list[str]], run: RunRow) -> int:
+    return len(read(run.entity, run.project, run.run_id))
+
+
+def _tail(lines: list[str]) -> str:
+    """W&B's form of the last lines: a JSON array of each line's JSON text."""
+    return jsonutil.dumps_str(lines)
+
+
+def _history_tail(run: RunRow, info: Info) -> str:
+    if run.last_step is None:
+        return "[]"
+    rows = info.context.store.read_history(run.entity, run.project, run.run_id, min_step=run.last_step)
+    return _tail([jsonutil.dumps_str(row) for row in rows[-1:]])
+
+
+def _events_tail(run: RunRow, info: Info) -> str:
+    return _tail(info.context.store.read_events(run.entity, run.project, run.run_id)[-1:])
+
+
+def _wandb_config(run: RunRow, _info: Info, keys: list[str] | None = None) -> str:
+    own = run.config.get("_wandb")
+    own = own if isinstance(own, dict) else {}
+    return jsonutil.dumps_str(own if keys is None else {key: own[key] for key in keys if key in own})
+
+
+def _run_alerts(run: RunRow, info: Info) -> list[dict[str, Any]]:
+    return info.context.alerts.list(run.entity, run.project, run.run_id)
 
 
 def _run_project(run: RunRow, info: Info) -> ProjectRow | None:
@@ -165,6 +224,132 @@ def _run_files(run: RunRow, info: Info) -> list[dict[str, Any]]:
     ]
 
 
+def _page(
+    items: list[Any], first: int | None, after: str | None, cursor: Callable[[int], str]
+) -> dict[str, Any]:
+    """A W&B connection of items[after:after+first]; a cursor is the item's position, as text."""
+    if first is not None and first < 0:
+        raise ApiError("BAD_REQUEST", f"first must be >= 0, not {first}")
+    try:
+        start = 0 if after is None else int(after) + 1
+    except ValueError:
+        raise ApiError("BAD_REQUEST", f"after: {after!r:.40} is not a cursor of this server") from None
+    start = max(start, 0)
+    stop = len(items) if first is None else start + first
+    edges = [{"node": item, "cursor": cursor(start + i)} for i, item in enumerate(items[start:stop])]
+    return {
+        "edges": edges,
+        "pageInfo": {"endCursor": edges[-1]["cursor"] if edges else after, "hasNextPage": stop < len(items)},
+    }
+
+
+def _models(
+    _root: None, info: Info, entityName: str | None = None, first: int | None = None, after: str | None = None
+) -> dict[str, Any]:
+    return _page(_projects(_root, info, entityName), first, after, str)
+
+
+def _project_runs_page(
+    project: ProjectRow,
+    info: Info,
+    first: int | None = None,
+    after: str | None = None,
+    order: str | None = None,
+    filters: Any = None,
+) -> dict[str, Any]:
+    rows = info.context.store.list_runs(project.name, project.entity)
+    return _page(select_runs(rows, filters, order), first, after, str)
+
+
+def _run_count(project: ProjectRow, info: Info, filters: Any = None) -> int:
+    if filters is None:
+        return project.run_count
+    return len(select_runs(info.context.store.list_runs(project.name, project.entity), filters, None))
+
+
+def _owner(entity: str) -> dict[str, Any]:
+    return {
+        "id": entity,
+        "name": entity,
+        "username": entity,
+        "entity": entity,
+        "admin": False,
+        "email": None,
+        "deletedAt": None,
+        "flags": "{}",
+        "apiKeys": {"edges": []},
+        "teams": {"edges": []},
+    }
+
+
+def _system_metrics(run: RunRow, info: Info) -> str:
+    last = info.context.store.read_events(run.entity, run.project, run.run_id)[-1:]
+    return last[0] if last else "{}"
+
+
+def _sampled_history(run: RunRow, info: Info, specs: list[Any]) -> list[list[dict[str, Any]]]:
+    answers = []
+    for spec in specs:
+        if not isinstance(spec, dict) or not isinstance(spec.get("keys"), list):
+            raise ApiError(
+                "BAD_REQUEST", 'sampledHistory(specs:) holds {"keys": [...], "samples": n} objects'
+            )
+        keys = [key for key in spec["keys"] if isinstance(key, str) and key != "_step"]
+        samples = spec.get("samples")
+        if samples is not None and (type(samples) is not int or samples < 1):
+            raise ApiError("BAD_REQUEST", "sampledHistory: samples must be a positive integer")
+        text = info.context.store.history_json(
+            run.entity, run.project, run.run_id, keys=keys or None, samples=samples
+        )
+        answers.append(jsonutil.loads(text))
+    return answers
+
+
+def _parquet_history(
+    run: RunRow,
+    info: Info,
+    liveKeys: list[str] | None = None,
+    minStep: int | None = None,
+    maxStep: int | None = None,
+) -> dict[str, Any]:
+    rows = info.context.store.read_history(
+        run.entity,
+        run.project,
+        run.run_id,
+        min_step=minStep,
+        max_step=None if maxStep is None else maxStep - 1,
+    )
+    return {"parquetUrls": [], "liveData": rows}
+
+
+def _wandb_history(
+    run: RunRow,
+    info: Info,
+    samples: int | None = None,
+    minStep: int | None = None,
+    maxStep: int | None = None,
+) -> list[str]:
+    """W&B's Run.history: each row as JSON text."""
+    text = _run_history(run, info, samples=samples, minStep=minStep, maxStep=maxStep)
+    return [jsonutil.dumps_str(row) for row in jsonutil.loads(text)]
+
+
+def _wandb_history_keys(run: RunRow, info: Info) -> dict[str, Any]:
+    keys = info.context.store.history_keys(run.entity, run.project, run.run_id)
+    return {
+        "keys": {key: {"typeCounts": [{"type": "number"}]} for key in keys},
+        "lastStep": -1 if run.last_step is None else run.last_step,
+    }
+
+
+def _wandb_events(run: RunRow, info: Info, samples: int | None = None) -> list[str]:
+    lines = info.context.store.read_events(run.entity, run.project, run.run_id)
+    if samples is not None and samples < len(lines):
+        step = len(lines) / max(samples, 1)
+        lines = [lines[int(i * step)] for i in range(samples)]
+    return lines
+
+
 def _attr(name: str) -> Resolver:
     return lambda row, _info: getattr(row, name)
 
@@ -185,16 +370,28 @@ _RUN_COMMON: dict[str, Resolver] = {
 }
 
 RESOLVERS: dict[str, dict[str, Resolver]] = {
-    "Query": {"viewer": _viewer, "serverInfo": _server_info, "projects": _projects, "project": _project},
+    "Query": {
+        "viewer": _viewer,
+        "serverInfo": _server_info,
+        "projects": _projects,
+        "project": _project,
+        "model": _project,
+        "models": _models,
+    },
     "Project": {
         "id": _value(lambda p: f"{p.entity}/{p.name}"),
         "entityName": _attr("entity"),
         "entity": _value(lambda p: {"id": p.entity, "name": p.entity}),
-        "runCount": _attr("run_count"),
+        "runCount": _run_count,
+        "internalId": _value(lambda p: numeric_id(f"{p.entity}/{p.name}")),
+        "readOnly": _value(lambda _p: False),
+        "isBenchmark": _value(lambda _p: False),
+        "user": _value(lambda p: _owner(p.entity)),
         "createdAt": _attr("created_at"),
         "lastActivity": _attr("last_activity"),
         "runs": _project_runs,
         "run": _project_run,
+        "bucket": _project_bucket,
     },
     "Run": {
         **_RUN_COMMON,
@@ -213,6 +410,30 @@ RESOLVERS: dict[str, dict[str, Resolver]] = {
         "output": _run_output,
         "events": _run_events,
         "files": _run_files,
+        "sweepName": _value(lambda _run: None),
+        "projectId": _value(lambda run: numeric_id(f"{run.entity}/{run.project}")),
+        "commit": _value(lambda _run: None),
+        "readOnly": _value(lambda _run: False),
+        "systemMetrics": _system_metrics,
+        "user": _value(lambda run: _owner(run.entity)),
+        "sampledHistory": _sampled_history,
+        "parquetHistory": _parquet_history,
+        "logLineCount": lambda run, info: _line_count(info.context.store.read_output, run),
+        "eventsLineCount": lambda run, info: _line_count(info.context.store.read_events, run),
+        "historyTail": _history_tail,
+        "eventsTail": _events_tail,
+        "wandbConfig": _wandb_config,
+        "alerts": _run_alerts,
     },
-    "Bucket": {**_RUN_COMMON, "sweepName": _value(lambda _run: None)},
+}
+
+# The W&B dialect (graphql_schema.py): fields whose W&B shape differs from nbtrack's own.
+WANDB_RESOLVERS: dict[str, dict[str, Resolver]] = {
+    "Project": {
+        "runs": _project_runs_page,
+        "createdAt": _value(
+            lambda p: datetime.fromtimestamp(p.created_at, UTC).isoformat(timespec="seconds")
+        ),
+    },
+    "Run": {"history": _wandb_history, "historyKeys": _wandb_history_keys, "events": _wandb_events},
 }
