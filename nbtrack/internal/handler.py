@@ -34,7 +34,7 @@ from nbtrack.internal.progress import DeliveryProgress, LogProgress, StepRanges
 from nbtrack.internal.provenance import Provenance
 from nbtrack.internal.rows import Rows
 from nbtrack.internal.sampler import LIVE_POINTS, LIVE_SERIES
-from nbtrack.internal.summary import Summary
+from nbtrack.internal.summary import SummaryKeeper
 from nbtrack.internal.system_metrics import StatsThread, SystemSampler
 from nbtrack.internal.writer import WriterThread
 from nbtrack.proto import nbtrack_pb2 as pb
@@ -68,7 +68,7 @@ class Handler:
         self.shutdown: pb.Record | None = None  # the shutdown request, answered once the process stopped
         self.run: pb.RunRecord | None = None
         self.state = "starting"
-        self.summary = Summary()
+        self.summary = SummaryKeeper()
         self.provenance = Provenance()
         self.rows = Rows(self.summary, self.provenance, self._notice)
         self._live_interval = 0.0

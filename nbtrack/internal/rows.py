@@ -26,7 +26,7 @@ from nbtrack import jsonutil
 from nbtrack.internal.progress import StepRanges
 from nbtrack.internal.provenance import Provenance
 from nbtrack.internal.sampler import SampledHistory
-from nbtrack.internal.summary import Summary
+from nbtrack.internal.summary import SummaryKeeper
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.vocabulary import STEP_MAX
 
@@ -40,7 +40,7 @@ class Rows:
     user why a call was not logged or started a new attempt.
     """
 
-    def __init__(self, summary: Summary, provenance: Provenance, notice: Callable[[str], None]) -> None:
+    def __init__(self, summary: SummaryKeeper, provenance: Provenance, notice: Callable[[str], None]) -> None:
         self._summary = summary
         self._provenance = provenance
         self._notice = notice

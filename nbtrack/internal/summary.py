@@ -1,6 +1,6 @@
 """The run summary as define_metric() asks for it: last (default), min, max, mean, or none.
 
-The summary is what the run's records made of it, in order (`Summary.apply`), so it can be rebuilt
+The summary is what the run's records made of it, in order (`SummaryKeeper.apply`), so it can be rebuilt
 from the run's transaction log: a recovered internal process and `nbtrack sync` of a log that ends
 without its exit record (rows may follow its last summary record) apply the log again.
 """
@@ -14,7 +14,7 @@ from nbtrack import jsonutil
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.vocabulary import RESERVED_KEYS
 
-__all__ = ["SUMMARY_KINDS", "Summary", "parse_summary_kinds"]
+__all__ = ["SUMMARY_KINDS", "SummaryKeeper", "parse_summary_kinds"]
 
 SUMMARY_KINDS = ("last", "min", "max", "mean", "none")
 
@@ -32,7 +32,7 @@ def parse_summary_kinds(spec: str) -> tuple[str, ...]:
     return kinds
 
 
-class Summary:
+class SummaryKeeper:
     """Keeps the summary of every logged key; user-set values win until the key is logged again.
 
     With no define_metric() rules every key keeps its last value, which is one dict.update per

@@ -24,7 +24,7 @@ from nbtrack.errors import NbtrackError
 from nbtrack.internal.backend import Backend, StoreBackend, copy_whole, open_backend, run_files_dir
 from nbtrack.internal.feed import ReadBatch
 from nbtrack.internal.sender import Sender
-from nbtrack.internal.summary import Summary
+from nbtrack.internal.summary import SummaryKeeper
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.sdk.resume import RunSource
 from nbtrack.settings import DEFAULT_ENTITY, RUN_FILES, check_name
@@ -210,7 +210,7 @@ def _deliver(
     sender = Sender(on_result, notice, setup=setup, backend_opener=opener)
     # The run ended without its exit record: its last rows may be missing from its last summary
     # record. Then the summary is rebuilt from the log, as a recovered internal process does.
-    summary = Summary() if not scan.complete and scan.summary_stale else None
+    summary = SummaryKeeper() if not scan.complete and scan.summary_stale else None
     try:
         for batch in _batches(path, run, scan.run is None, summary):
             sender.handle(batch)
@@ -252,7 +252,7 @@ def _copy_files(path: Path, names: list[str], target: Path | None) -> int:
 
 
 def _batches(
-    path: Path, run: pb.RunRecord, run_lost: bool, summary: Summary | None
+    path: Path, run: pb.RunRecord, run_lost: bool, summary: SummaryKeeper | None
 ) -> Iterator[list[pb.Record]]:
     """The log's records (its run record replaced by run, or run first if the log lost it), in
     batches bounded as the sender's read-back is; each also applied to summary, if given."""
