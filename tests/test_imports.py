@@ -8,6 +8,7 @@ time.
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -71,3 +72,37 @@ def test_the_package_shows_its_public_names_and_nbtrack_run_is_never_a_module() 
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+# What each layer may not import (docs/architecture.md, "The map"): the layers below the SDK never
+# reach up into it, and the store knows nothing of who writes to it.
+FORBIDDEN = {
+    "store": ("sdk", "extension", "transport", "internal", "online", "server", "sync"),
+    "internal": ("sdk", "extension", "transport", "server", "sync"),
+    "online": ("sdk", "extension", "transport", "internal", "server", "sync"),
+    "server": ("sdk", "extension", "transport", "internal", "online", "sync"),
+    "transport": ("sdk", "extension", "server", "sync"),
+}
+# The one crossing: the internal process's entry point, named by the module that spawns it.
+ALLOWED = {("nbtrack/transport/process.py", "nbtrack.internal.main")}
+
+
+def _imported(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return {name for name in names if name.startswith("nbtrack.")}
+
+
+def test_no_layer_imports_the_layers_above_it() -> None:
+    crossings = []
+    for layer, above in FORBIDDEN.items():
+        for path in sorted((PACKAGE / layer).rglob("*.py")):
+            where = str(path.relative_to(ROOT))
+            for name in _imported(path):
+                if name.split(".")[1] in above and (where, name) not in ALLOWED:
+                    crossings.append(f"{where} imports {name}")
+    assert not crossings, "\n".join(crossings)
