@@ -20,7 +20,15 @@ from nbtrack.transport.process import InternalProcess
 class Driver:
     """One internal process serving one local-mode run under root."""
 
-    def __init__(self, root: Path, run_id: str, project: str = "test") -> None:
+    def __init__(
+        self,
+        root: Path,
+        run_id: str,
+        project: str = "test",
+        *,
+        recover: bool = False,
+        stats_interval: float = 0.0,
+    ) -> None:
         self.run_id, self.project = run_id, project
         self.log_path = root / "runs" / f"run-{run_id}" / f"run-{run_id}.nbt"
         self.process = InternalProcess()
@@ -30,7 +38,13 @@ class Driver:
         self._seq = 0
         self._slots = 0
         threading.Thread(target=self._read, name="driver-results", daemon=True).start()
-        setup = pb.SetupRequest(mode="local", log_path=str(self.log_path), store_url=store_url(root))
+        setup = pb.SetupRequest(
+            mode="local",
+            log_path=str(self.log_path),
+            store_url=store_url(root),
+            recover=recover,
+            stats_interval=stats_interval,
+        )
         self.send(pb.Record(request=pb.Request(setup=setup), control=pb.Control(local=True)))
 
     def _read(self) -> None:

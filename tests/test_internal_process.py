@@ -15,6 +15,7 @@ import pytest
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.settings import store_url
 from nbtrack.sync import sync_log
+from nbtrack.txlog import iter_records
 from tests.helpers import stored_history, stored_run
 from tests.internal_driver import Driver
 from tests.test_store_lock import Locker
@@ -96,3 +97,27 @@ def test_a_shutdown_while_the_store_is_locked_ends_the_process_at_once_and_sync_
     assert report.error is None and report.complete
     assert [r["i"] for r in stored_history(root, "driven")] == list(range(5000))
     assert stored_run(root, "driven").state == "finished"
+
+
+def test_a_recovered_log_that_holds_its_exit_record_gets_no_system_samples_after_it(tmp_path: Path) -> None:
+    """The process dies after the exit record is in the log: the one that recovers the log must
+    not start sampling the machine for a run that has ended."""
+    first = Driver(tmp_path, "ended")
+    first.start()
+    first.log([{"x": 1.0}])
+    slot = first.exit()
+    assert first.wait_for(lambda r: r.control.mailbox_slot == slot, 30) is not None
+    first.close()  # killed before its shutdown: the log ends with the exit record
+    second = Driver(tmp_path, "ended", recover=True, stats_interval=0.05)
+    try:
+        # Its answer to a request comes after the setup (and so the recovery) was handled; a
+        # sampler started by mistake takes ~20 samples in the second that follows.
+        assert second.request(pb.Request(status=pb.StatusRequest())) is not None
+        time.sleep(1.0)
+        slot = second.exit()
+        assert second.wait_for(lambda r: r.control.mailbox_slot == slot, 30) is not None
+    finally:
+        second.close()
+    kinds = [record.WhichOneof("record_type") for record in iter_records(second.log_path)]
+    exit_at = kinds.index("exit")
+    assert "stats" not in kinds[exit_at:], kinds[exit_at:]

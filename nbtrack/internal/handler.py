@@ -216,6 +216,8 @@ class Handler:
                 self.state = "finishing"
         self._summary_dirty = True
         self._acknowledged = self.rows.logged_through
+        if self.run is not None:
+            self._start_stats()  # only now: a log that holds its exit record gets no more samples
         return count
 
     def _on_run(self, record: pb.Record, persist: bool = True) -> None:
@@ -224,9 +226,9 @@ class Handler:
         self.summary.apply(record)  # a resumed run's summary
         if not record.run.host:
             record.run.host = socket.gethostname()
-        if persist:
+        if persist:  # live (a recovered run starts its samples once its whole log is read)
             self._writer.put([record])
-        self._start_stats()
+            self._start_stats()
 
     def _start_stats(self) -> None:
         """System metrics go straight to the writer: they touch none of the handler's state."""
