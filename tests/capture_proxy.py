@@ -39,6 +39,8 @@ class Record:
     body: Any = None  # file_stream: the parsed body
     size: int = 0
     answer: Any = field(default=None, repr=False)  # GraphQL: the parsed answer
+    target: str = ""  # the path as sent, with its query string
+    raw: bytes = field(default=b"", repr=False)  # the body as sent
 
 
 class CaptureProxy:
@@ -89,7 +91,7 @@ class CaptureProxy:
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     def _record(self, method: str, path: str, body: bytes, status: int, answer: bytes) -> None:
-        record = Record(method, path.split("?", 1)[0], status, size=len(body))
+        record = Record(method, path.split("?", 1)[0], status, size=len(body), target=path, raw=body)
         if record.path.endswith("/graphql") and body:
             try:
                 request = json.loads(body)

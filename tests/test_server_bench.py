@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.wandb_client import WANDB_PYTHON, require_wandb
 
 pytestmark = pytest.mark.bench_smoke
 
@@ -20,3 +23,23 @@ def test_bench_server_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     for row in ("sqlite", "ingest", "full history", "history(samples: 1000)", "chart (5 keys)", "target"):
         assert row in result.stdout
+
+
+WANDB_BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_wandb_api.py"
+
+
+def test_bench_wandb_api_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
+    require_wandb()
+    env = {**os.environ, "NBTRACK_TEST_WANDB_PYTHON": str(WANDB_PYTHON)}
+    result = subprocess.run(
+        [sys.executable, str(WANDB_BENCH), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for row in ("sqlite", "runs", "run", "history(500)", "full history", "client nbtrack", "server nbtrack"):
+        assert row in result.stdout
+    assert "wandb skipped" not in result.stdout

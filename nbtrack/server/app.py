@@ -4,7 +4,9 @@
     POST /graphql                                        GraphQL (graphql_http.py)
     POST /files/{entity}/{project}/{run}/file_stream     history, summary, events, output (filestream.py)
     PUT  /files/{entity}/{project}/{run}/{name}?token=   upload a run file to a signed URL (no key needed)
-    GET  /files/{entity}/{project}/{run}/{name}          download a run file
+    GET  /files/{entity}/{project}/{run}/{name}[?token=] download a run file (a download token: no key needed)
+    GET  /history/{entity}/{project}/{run}/{version}.parquet?token=
+                                                         the run's history as parquet (wandb's scan_history)
     GET  /, /{entity}/{project}[/runs/{run}|/compare]    the web UI's page; GET /static/... its files (ui.py)
 
 Everything blocking (the store, the GraphQL resolvers) runs in Starlette's thread pool, so the
@@ -35,6 +37,7 @@ from nbtrack.server.errors import ApiError, error_response
 from nbtrack.server.files import FileStore
 from nbtrack.server.filestream import apply_post, parse_post
 from nbtrack.server.graphql_http import run_graphql
+from nbtrack.server.history_export import HistoryExports
 from nbtrack.server.hosts import UNCHECKED_PATHS, cross_origin, refusal
 from nbtrack.server.limits import RateLimiter, RateLimitMiddleware
 from nbtrack.server.names import check_name
@@ -69,6 +72,7 @@ class Endpoints:
         self.files = FileStore(config.files_dir)
         self.alerts = AlertLog(config.files_dir)
         self.signer = UrlSigner(store.server_secret(_UPLOAD_SECRET))
+        self.exports = HistoryExports(store, config.files_dir)
 
     async def healthz(self, request: Request) -> Response:
         try:
@@ -83,7 +87,13 @@ class Endpoints:
         check_json_type(request)
         body = await read_body(request, self.config.max_body)
         context = RequestContext(
-            self.store, self.files, self.signer, entity, str(request.base_url).rstrip("/"), self.alerts
+            self.store,
+            self.files,
+            self.signer,
+            entity,
+            str(request.base_url).rstrip("/"),
+            self.alerts,
+            self.exports,
         )
         status, payload = await run_in_threadpool(run_graphql, body, context)
         return Response(payload, status_code=status, media_type="application/json")
@@ -101,7 +111,13 @@ class Endpoints:
             raise ApiError("METHOD_NOT_ALLOWED", f"{request.method} is not allowed on {request.url.path}")
         if request.method == "PUT":
             return await self._upload(request, name)
-        entity, project, run_id = self._run_path(request, await self._caller(request))
+        token = request.query_params.get("token")
+        if token is None:
+            entity, project, run_id = self._run_path(request, await self._caller(request))
+        else:  # a download URL of wandb's public API (File.url): the token is the permission
+            entity, project, run_id = self._signed_path(request)
+            self.files.path(entity, project, run_id, name)  # a bad name is a 400 before the token
+            self.signer.check(token, entity, project, run_id, name, purpose="download")
         path = self.files.path(entity, project, run_id, name)
         if not path.is_file():
             raise ApiError("NOT_FOUND", f"run {entity}/{project}/{run_id} has no file {name!r}")
@@ -117,9 +133,7 @@ class Endpoints:
 
     async def _upload(self, request: Request, name: str) -> Response:
         # No Authorization: the signed token in the URL is the permission (signing.py).
-        entity, project, run_id = (
-            check_name(request.path_params[part], part) for part in ("entity", "project", "run")
-        )
+        entity, project, run_id = self._signed_path(request)
         self.files.path(entity, project, run_id, name)  # checks the name before the token, for a clear 400
         self.signer.check(request.query_params.get("token"), entity, project, run_id, name)
         check_length(request, self.config.max_upload)
@@ -127,6 +141,23 @@ class Endpoints:
             entity, project, run_id, name, body_chunks(request), self.config.max_upload
         )
         return _json({"name": name, "sizeBytes": size})
+
+    async def history_export(self, request: Request) -> Response:
+        # No Authorization: the signed token in the URL is the permission (history_export.py).
+        entity, project, run_id = self._signed_path(request)
+        version = request.path_params["version"]
+        self.signer.check(
+            request.query_params.get("token"), entity, project, run_id, version, purpose="history"
+        )
+        path = await run_in_threadpool(self.exports.parquet, entity, project, run_id, version)
+        return FileResponse(path, media_type="application/vnd.apache.parquet", headers=_DOWNLOAD_HEADERS)
+
+    @staticmethod
+    def _signed_path(request: Request) -> tuple[str, str, str]:
+        entity, project, run_id = (
+            check_name(request.path_params[part], part) for part in ("entity", "project", "run")
+        )
+        return entity, project, run_id
 
     def _apply_stream(self, body: bytes, entity: str, project: str, run_id: str) -> None:
         apply_post(self.store, entity, project, run_id, parse_post(parse_object(body, "file stream")))
@@ -153,6 +184,9 @@ def create_app(config: ServerConfig, store: Store) -> Starlette:
         Route("/graphql", endpoints.graphql, methods=["POST"]),
         Route(f"{run_path}/file_stream", endpoints.file_stream, methods=["POST"]),
         Route(f"{run_path}/{{name:path}}", endpoints.run_file, methods=["GET", "PUT"]),
+        Route(
+            "/history/{entity}/{project}/{run}/{version}.parquet", endpoints.history_export, methods=["GET"]
+        ),
         # After the API's routes: none of their paths has the shape of a page.
         *ui_routes(),
     ]

@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from nbtrack.server.alerts import AlertLog
 from nbtrack.server.files import FileStore
+from nbtrack.server.history_export import HistoryExports
 from nbtrack.server.signing import UrlSigner
 from nbtrack.store import Store
 
@@ -21,6 +22,7 @@ class RequestContext:
     entity: str  # the caller's: every project and run it may see belongs to this entity
     base_url: str  # this server as the client reached it, without a trailing "/"
     alerts: AlertLog
+    exports: HistoryExports
 
     def file_url(self, entity: str, project: str, run_id: str, name: str) -> str:
         """Where a run file is read (GET, authenticated) and, with a token, uploaded (PUT)."""
@@ -28,4 +30,9 @@ class RequestContext:
 
     def upload_url(self, entity: str, project: str, run_id: str, name: str) -> str:
         token = self.signer.token(entity, project, run_id, name)
+        return f"{self.file_url(entity, project, run_id, name)}?token={token}"
+
+    def download_url(self, entity: str, project: str, run_id: str, name: str) -> str:
+        """file_url with a download token: a GET needs no key (wandb's File.url, File.directUrl)."""
+        token = self.signer.token(entity, project, run_id, name, purpose="download")
         return f"{self.file_url(entity, project, run_id, name)}?token={token}"

@@ -49,6 +49,9 @@ _WANDB_FIELDS = {
     "historyKeys: [String!]!": "historyKeys: JSON",
     "createdAt: Float!\n  lastActivity: Float!": "createdAt: String!\n  lastActivity: Float!",
     "events(offset: Int, limit: Int): [String!]!": "events(samples: Int): [String!]!",
+    "files: [RunFile!]!": (
+        "files(names: [String], after: String, first: Int, pattern: String): FileConnection!"
+    ),
 }
 
 

@@ -10,14 +10,18 @@ import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from graphql import GraphQLResolveInfo
 
 from nbtrack import jsonutil
 from nbtrack.server.context import RequestContext
 from nbtrack.server.errors import ApiError
+from nbtrack.server.history_export import export_version
+from nbtrack.server.wandb_files import WandbFile, select_files
 from nbtrack.server.wandb_query import select_runs
 from nbtrack.store import ChartRequest, ProjectRow, RunRow
+from nbtrack.store.line_counts import line_count
 from nbtrack.store.rollup import X_KEYS
 
 __all__ = ["FEATURES", "RESOLVERS", "WANDB_RESOLVERS", "Info", "Resolver", "run_key"]
@@ -107,8 +111,12 @@ def _project_bucket(
     return _project_run(project, info, name)
 
 
-def _line_count(read: Callable[..., list[str]], run: RunRow) -> int:
-    return len(read(run.entity, run.project, run.run_id))
+def _log_line_count(run: RunRow, info: Info) -> int:
+    return line_count(info.context.store, "output", run.entity, run.project, run.run_id)
+
+
+def _events_line_count(run: RunRow, info: Info) -> int:
+    return line_count(info.context.store, "events", run.entity, run.project, run.run_id)
 
 
 def _tail(lines: list[str]) -> str:
@@ -124,7 +132,15 @@ def _history_tail(run: RunRow, info: Info) -> str:
 
 
 def _events_tail(run: RunRow, info: Info) -> str:
-    return _tail(info.context.store.read_events(run.entity, run.project, run.run_id)[-1:])
+    return _tail(_last_event(run, info))
+
+
+def _last_event(run: RunRow, info: Info) -> list[str]:
+    """The run's last system-metrics line (or none): read by its position, not with every line."""
+    count = line_count(info.context.store, "events", run.entity, run.project, run.run_id)
+    if count == 0:
+        return []
+    return info.context.store.read_events(run.entity, run.project, run.run_id, count - 1, 1)
 
 
 def _wandb_config(run: RunRow, _info: Info, keys: list[str] | None = None) -> str:
@@ -283,7 +299,7 @@ def _owner(entity: str) -> dict[str, Any]:
 
 
 def _system_metrics(run: RunRow, info: Info) -> str:
-    last = info.context.store.read_events(run.entity, run.project, run.run_id)[-1:]
+    last = _last_event(run, info)
     return last[0] if last else "{}"
 
 
@@ -312,14 +328,31 @@ def _parquet_history(
     minStep: int | None = None,
     maxStep: int | None = None,
 ) -> dict[str, Any]:
-    rows = info.context.store.read_history(
-        run.entity,
-        run.project,
-        run.run_id,
-        min_step=minStep,
-        max_step=None if maxStep is None else maxStep - 1,
-    )
-    return {"parquetUrls": [], "liveData": rows}
+    """One signed URL of the run's history as parquet (history_export.py), no liveData: wandb-core
+    reads liveData as strict JSON, where NaN and infinities cannot be written."""
+    context = info.context
+    version = export_version(run)
+    token = context.signer.token(run.entity, run.project, run.run_id, version, purpose="history")
+    path = "/".join(quote(part, safe="") for part in (run.entity, run.project, run.run_id))
+    url = f"{context.base_url}/history/{path}/{version}.parquet?token={token}"
+    return {"parquetUrls": [url], "liveData": []}
+
+
+def _wandb_files(
+    run: RunRow,
+    info: Info,
+    names: list[str | None] | None = None,
+    after: str | None = None,
+    first: int | None = None,
+    pattern: str | None = None,
+) -> dict[str, Any]:
+    context = info.context
+    chosen = select_files(context.files.list(run.entity, run.project, run.run_id), names, pattern)
+    return _page([WandbFile(run, file, context) for file in chosen], first, after, str)
+
+
+def _file_count(run: RunRow, info: Info) -> int:
+    return len(info.context.files.list(run.entity, run.project, run.run_id))
 
 
 def _wandb_history(
@@ -410,6 +443,7 @@ RESOLVERS: dict[str, dict[str, Resolver]] = {
         "output": _run_output,
         "events": _run_events,
         "files": _run_files,
+        "fileCount": _file_count,
         "sweepName": _value(lambda _run: None),
         "projectId": _value(lambda run: numeric_id(f"{run.entity}/{run.project}")),
         "commit": _value(lambda _run: None),
@@ -418,8 +452,8 @@ RESOLVERS: dict[str, dict[str, Resolver]] = {
         "user": _value(lambda run: _owner(run.entity)),
         "sampledHistory": _sampled_history,
         "parquetHistory": _parquet_history,
-        "logLineCount": lambda run, info: _line_count(info.context.store.read_output, run),
-        "eventsLineCount": lambda run, info: _line_count(info.context.store.read_events, run),
+        "logLineCount": _log_line_count,
+        "eventsLineCount": _events_line_count,
         "historyTail": _history_tail,
         "eventsTail": _events_tail,
         "wandbConfig": _wandb_config,
@@ -435,5 +469,10 @@ WANDB_RESOLVERS: dict[str, dict[str, Resolver]] = {
             lambda p: datetime.fromtimestamp(p.created_at, UTC).isoformat(timespec="seconds")
         ),
     },
-    "Run": {"history": _wandb_history, "historyKeys": _wandb_history_keys, "events": _wandb_events},
+    "Run": {
+        "history": _wandb_history,
+        "historyKeys": _wandb_history_keys,
+        "events": _wandb_events,
+        "files": _wandb_files,
+    },
 }
