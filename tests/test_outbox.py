@@ -149,9 +149,9 @@ def test_a_spilled_frame_copied_over_another_of_the_same_size_is_caught(tmp_path
 
     import pytest
 
-    from nbtrack.transport.outbox import SpillDamaged, _SpillFile
+    from nbtrack.transport.spill import SpillDamaged, SpillFile
 
-    spill = _SpillFile(tmp_path / "outbox.spill")
+    spill = SpillFile(tmp_path / "outbox.spill")
     first = spill.append(b"a" * 100, seq=1)
     second = spill.append(b"b" * 100, seq=2)
     assert spill.read(first, 100, 1) == b"a" * 100 and spill.read(second, 100, 2) == b"b" * 100
@@ -163,3 +163,63 @@ def test_a_spilled_frame_copied_over_another_of_the_same_size_is_caught(tmp_path
     os.truncate(spill.path, second + 10)
     with pytest.raises(SpillDamaged, match="cut short"):
         spill.read(second, 100, 2)
+
+
+def test_the_encoder_keeps_call_order_and_numbers_each_call_and_record() -> None:
+    """Without threads: runs of log() calls and runs of console lines each become one message,
+    records go between them in call order, each call and numbered record gets its own seq, an
+    unretained record none, and a run holding NaN is encoded exactly."""
+    from collections import deque
+
+    from nbtrack.transport.encoder import ConsoleLine, Encoder, ExactCall, Item, Message, RecordItem
+
+    def call(x: float) -> tuple[dict[str, float], None, bool, float]:
+        return ({"x": x}, None, True, 0.0)
+
+    exit_record = pb.Record(exit=pb.ExitRecord(state="finished")).SerializeToString()
+    items: deque[Item] = deque(
+        [
+            RecordItem(b"", retain=False),
+            call(1.0),
+            call(2.0),
+            ExactCall(call(float("nan"))),
+            ConsoleLine(pb.OutputRecord.STDOUT, "a", 0.0),
+            ConsoleLine(pb.OutputRecord.STDERR, "b", 0.0),
+            call(3.0),
+            RecordItem(exit_record, exit=True),
+        ]
+    )
+    messages: list[Message] = []
+    Encoder(messages.append).drain(items)
+    assert not items
+    assert [(m.calls, m.seq, m.exit) for m in messages] == [
+        (0, 0, False),
+        (3, 3, False),
+        (0, 4, False),
+        (1, 5, False),
+        (0, 6, True),
+    ]
+    records = [pb.Record.FromString(m.data or b"") for m in messages]
+    batch = records[1].request.partial_history
+    assert (batch.first_seq, batch.count, records[1].control.seq) == (1, 3, 3)
+    assert batch.calls_json.startswith(b'[[{"x":1.0}') and b'{"x":NaN}' in batch.calls_json
+    assert [line.line for line in records[2].console.lines] == ["a", "b"] and records[2].control.seq == 4
+    assert records[3].request.partial_history.first_seq == 5 and b"NaN" not in records[3].SerializeToString()
+    assert records[4].exit.state == "finished" and records[4].control.seq == 6
+
+
+def test_the_encoder_cuts_a_long_run_of_calls_at_the_calls_per_message_cap() -> None:
+    from collections import deque
+
+    from nbtrack.transport.encoder import MAX_CALLS_PER_MESSAGE, Encoder, Item, Message
+
+    items: deque[Item] = deque(
+        ({"x": float(i)}, None, True, 0.0) for i in range(2 * MAX_CALLS_PER_MESSAGE + 5)
+    )
+    messages: list[Message] = []
+    Encoder(messages.append).drain(items)
+    assert [(m.calls, m.seq) for m in messages] == [
+        (MAX_CALLS_PER_MESSAGE, MAX_CALLS_PER_MESSAGE),
+        (MAX_CALLS_PER_MESSAGE, 2 * MAX_CALLS_PER_MESSAGE),
+        (5, 2 * MAX_CALLS_PER_MESSAGE + 5),
+    ]
