@@ -50,7 +50,7 @@ class Driver:
     def _read(self) -> None:
         while True:
             try:
-                data = self.process.result_q.recv_bytes()
+                data = self.process.result_pipe.recv_bytes()
             except (EOFError, OSError):
                 self.eof.set()
                 with self._cond:
@@ -61,7 +61,7 @@ class Driver:
                 self._cond.notify_all()
 
     def send(self, record: pb.Record) -> None:
-        self.process.record_q.send_bytes(record.SerializeToString())
+        self.process.record_pipe.send_bytes(record.SerializeToString())
 
     def wait_for(self, match: Callable[[pb.Result], bool], timeout: float) -> pb.Result | None:
         deadline = time.monotonic() + timeout
@@ -95,9 +95,9 @@ class Driver:
         self._seq += len(rows)
         now = time.time()
         calls = orjson.dumps([[row, None, True, now] for row in rows])
-        request = pb.PartialHistoryRequest(calls_json=calls, count=len(rows), first_seq=first)
+        request = pb.LogCallsRequest(calls_json=calls, count=len(rows), first_seq=first)
         control = pb.Control(local=True, seq=self._seq)
-        self.send(pb.Record(request=pb.Request(partial_history=request), control=control))
+        self.send(pb.Record(request=pb.Request(log_calls=request), control=control))
 
     def request(self, request: pb.Request, timeout: float = 30) -> pb.Response | None:
         slot = self._slot()

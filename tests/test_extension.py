@@ -101,7 +101,7 @@ def test_cell_hooks_never_raise_whatever_state_the_run_is_in(
     run._connection.process.kill()  # a dead internal process: replaced, or (budget spent) gone for good
     deadline = time.monotonic() + 10
     while not replaceable and run._connection.lost_reason is None and time.monotonic() < deadline:
-        time.sleep(0.01)  # the results thread sees the end of result_q
+        time.sleep(0.01)  # the results thread sees the end of result_pipe
     tracker = session.init_hook
     tracker.pre_run_cell(object(), 1, x=2)  # type: ignore[union-attr]
     tracker.post_run_cell()  # type: ignore[union-attr]

@@ -200,11 +200,11 @@ def test_the_encoder_keeps_call_order_and_numbers_each_call_and_record() -> None
         (0, 6, True),
     ]
     records = [pb.Record.FromString(m.data or b"") for m in messages]
-    batch = records[1].request.partial_history
+    batch = records[1].request.log_calls
     assert (batch.first_seq, batch.count, records[1].control.seq) == (1, 3, 3)
     assert batch.calls_json.startswith(b'[[{"x":1.0}') and b'{"x":NaN}' in batch.calls_json
     assert [line.line for line in records[2].console.lines] == ["a", "b"] and records[2].control.seq == 4
-    assert records[3].request.partial_history.first_seq == 5 and b"NaN" not in records[3].SerializeToString()
+    assert records[3].request.log_calls.first_seq == 5 and b"NaN" not in records[3].SerializeToString()
     assert records[4].exit.state == "finished" and records[4].control.seq == 6
 
 

@@ -1,6 +1,6 @@
 """The handler: the one thread that orders everything a run does.
 
-It reads record_q, makes rows of log() calls (`Rows`, rows.py: steps, commit=False merged, a
+It reads record_pipe, makes rows of log() calls (`Rows`, rows.py: steps, commit=False merged, a
 step going backwards refused), keeps the summary, answers requests, pushes live updates, and
 forwards persisted records to the writer.
 
@@ -50,7 +50,7 @@ SUMMARY_SECONDS = 1.0  # a changing summary reaches the log and the store this o
 
 
 class Handler:
-    """Handles one run's records in order; `reply` writes a Result to result_q."""
+    """Handles one run's records in order; `reply` writes a Result to result_pipe."""
 
     def __init__(
         self,
@@ -144,8 +144,8 @@ class Handler:
     def _on_request(self, record: pb.Record) -> None:
         request = record.request
         kind = request.WhichOneof("request_type")
-        if kind == "partial_history":
-            self._on_partial_history(request.partial_history)
+        if kind == "log_calls":
+            self._on_log_calls(request.log_calls)
             return
         if kind == "setup":
             setup = request.setup
@@ -245,7 +245,7 @@ class Handler:
 
     # -- rows and live updates ---------------------------------------------------------------
 
-    def _on_partial_history(self, batch: pb.PartialHistoryRequest) -> None:
+    def _on_log_calls(self, batch: pb.LogCallsRequest) -> None:
         out = self.rows.add_calls(batch)
         if out:
             self._writer.put(out)

@@ -1,7 +1,7 @@
 """Entry point of the internal process: wires Handler -> Writer -> Sender and watches the parent.
 
 The process serves one run. It ends after a shutdown request, or, when the user process dies
-(record_q reaches EOF), after it has delivered everything it received and marked the run
+(record_pipe reaches EOF), after it has delivered everything it received and marked the run
 crashed. Draining is bounded by STOP_SECONDS per thread, so no internal process outlives its run.
 
 A thread of its own sends a heartbeat every HEARTBEAT_SECONDS while the process lives: the user
@@ -40,11 +40,11 @@ CRASH_EXIT_CODE = -1
 FATAL_EXIT_CODE = 70  # EX_SOFTWARE: a stage failed; the user side restarts the process
 IDLE_TICK = 0.1  # seconds the handler waits for a record before it looks at its timers
 HEARTBEAT_SECONDS = 1.0
-SEND_PATIENCE = 2.0  # the last words of a failing process wait this long for result_q, at most
+SEND_PATIENCE = 2.0  # the last words of a failing process wait this long for result_pipe, at most
 
 
 class _Results:
-    """result_q, writable from any thread; a vanished user process is not an error here."""
+    """result_pipe, writable from any thread; a vanished user process is not an error here."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -59,7 +59,7 @@ class _Results:
             self._send(data)
 
     def try_send(self, result: pb.Result, patience: float) -> None:
-        """Send unless result_q stays busy for patience seconds (a heartbeat, the last words):
+        """Send unless result_pipe stays busy for patience seconds (a heartbeat, the last words):
         a send in progress is itself a sign of life, and a dying process must not wait."""
         if self.closed or not self._lock.acquire(timeout=patience):
             return
@@ -84,13 +84,13 @@ class _Results:
 class _Heartbeat(Worker[None]):
     """Sends an empty HeartbeatResult every HEARTBEAT_SECONDS on the thread named "Heartbeat": a
     `Worker` over nothing (`Until`) whose idle() beats. Started once a run is served (a warm
-    spare's result_q has no reader yet).
+    spare's result_pipe has no reader yet).
 
-    It holds no lock any stage holds, so it beats whatever the stages wait for. If result_q is
+    It holds no lock any stage holds, so it beats whatever the stages wait for. If result_pipe is
     busy for a whole interval (a large result being written while the user side reads), that
-    beat is skipped: the bytes on their way say as much. A beat that finds result_q broken means
+    beat is skipped: the bytes on their way say as much. A beat that finds result_pipe broken means
     the user process is gone: `user_gone` runs once (a stage waiting for disk space would
-    otherwise keep the handler from ever reading record_q's EOF), and the beats end.
+    otherwise keep the handler from ever reading record_pipe's EOF), and the beats end.
     """
 
     idle_seconds = HEARTBEAT_SECONDS
@@ -136,7 +136,7 @@ def serve(records: Connection, results_conn: Connection, preload: bool = False) 
     """
     # A session of its own: a signal for the user's process group (Ctrl-C in a terminal, a
     # kernel interrupt, Jupyter's signals to a kernel's group at shutdown) must not take the
-    # run's data with it. The process still ends: record_q's EOF tells it the user side is gone.
+    # run's data with it. The process still ends: record_pipe's EOF tells it the user side is gone.
     with contextlib.suppress(OSError):
         os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -187,7 +187,7 @@ def serve(records: Connection, results_conn: Connection, preload: bool = False) 
         if lost.runs:
             logger.error("nbtrack: %d rows (steps %s) could not be kept", lost.lines(), lost.steps_text())
     if heartbeat is not None:
-        heartbeat.stop(0.0)  # not waited for: a beat may be blocked on a full result_q
+        heartbeat.stop(0.0)  # not waited for: a beat may be blocked on a full result_pipe
     with contextlib.suppress(OSError):
         results_conn.close()
     logger.debug("nbtrack internal process %d exits", os.getpid())
@@ -220,16 +220,16 @@ def _answer_shutdown(results: _Results, handler: Handler, log: LogProgress, send
 
 
 class _HandlerThread(Worker[bytes]):
-    """The "Handler" thread: reads record_q (a `PipeSource`) and hands each record to the handler,
+    """The "Handler" thread: reads record_pipe (a `PipeSource`) and hands each record to the handler,
     which forwards it to the writer.
 
-    It ends after a shutdown request, or once record_q reaches EOF: the user process is gone, and
+    It ends after a shutdown request, or once record_pipe reaches EOF: the user process is gone, and
     the run is marked crashed unless it had finished. Failing ends the process (`_fatal`), except
     with `StageDied`: a stage after it failed and is already ending the process with its own
     notice, so the handler only waits for that.
     """
 
-    idle_seconds = IDLE_TICK  # how long one poll of record_q waits before the handler's timers
+    idle_seconds = IDLE_TICK  # how long one poll of record_pipe waits before the handler's timers
     quiet_failures = (StageDied,)
 
     def __init__(
@@ -240,7 +240,7 @@ class _HandlerThread(Worker[bytes]):
         user_gone: Callable[[], None],
         serving: Callable[[], None],
     ) -> None:
-        """user_gone: record_q reached EOF. serving: the first record (the setup) arrived."""
+        """user_gone: record_pipe reached EOF. serving: the first record (the setup) arrived."""
         self._handler = handler
         self._fatal = fatal
         self._user_gone = user_gone

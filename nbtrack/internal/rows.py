@@ -70,7 +70,7 @@ class Rows:
         before the oldest call of the row still pending (it is not in the log yet)."""
         return self._pending_first_seq - 1 if self._pending is not None else seq
 
-    def add_calls(self, batch: pb.PartialHistoryRequest) -> list[pb.Record]:
+    def add_calls(self, batch: pb.LogCallsRequest) -> list[pb.Record]:
         """A batch of log() calls; the history records of the rows they committed."""
         try:
             calls = orjson.loads(batch.calls_json)

@@ -635,7 +635,7 @@ Global___FinalRecord: _TypeAlias = FinalRecord  # noqa: Y015
 @_typing.final
 class Request(_message.Message):
     """---------------------------------------------------------------------------------------------
-    Requests: never persisted. Those with control.req_resp get a Response on result_q.
+    Requests: never persisted. Those with control.req_resp get a Response on result_pipe.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -646,7 +646,7 @@ class Request(_message.Message):
     SAMPLED_HISTORY_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     SHUTDOWN_FIELD_NUMBER: _builtins.int
-    PARTIAL_HISTORY_FIELD_NUMBER: _builtins.int
+    LOG_CALLS_FIELD_NUMBER: _builtins.int
     SETUP_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def run_start(self) -> Global___RunStartRequest: ...
@@ -661,7 +661,7 @@ class Request(_message.Message):
     @_builtins.property
     def shutdown(self) -> Global___ShutdownRequest: ...
     @_builtins.property
-    def partial_history(self) -> Global___PartialHistoryRequest: ...
+    def log_calls(self) -> Global___LogCallsRequest: ...
     @_builtins.property
     def setup(self) -> Global___SetupRequest: ...
     def __init__(
@@ -673,14 +673,14 @@ class Request(_message.Message):
         sampled_history: Global___SampledHistoryRequest | None = ...,
         status: Global___StatusRequest | None = ...,
         shutdown: Global___ShutdownRequest | None = ...,
-        partial_history: Global___PartialHistoryRequest | None = ...,
+        log_calls: Global___LogCallsRequest | None = ...,
         setup: Global___SetupRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["get_summary", b"get_summary", "partial_history", b"partial_history", "poll_exit", b"poll_exit", "request_type", b"request_type", "run_start", b"run_start", "sampled_history", b"sampled_history", "setup", b"setup", "shutdown", b"shutdown", "status", b"status"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["get_summary", b"get_summary", "log_calls", b"log_calls", "poll_exit", b"poll_exit", "request_type", b"request_type", "run_start", b"run_start", "sampled_history", b"sampled_history", "setup", b"setup", "shutdown", b"shutdown", "status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["get_summary", b"get_summary", "partial_history", b"partial_history", "poll_exit", b"poll_exit", "request_type", b"request_type", "run_start", b"run_start", "sampled_history", b"sampled_history", "setup", b"setup", "shutdown", b"shutdown", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["get_summary", b"get_summary", "log_calls", b"log_calls", "poll_exit", b"poll_exit", "request_type", b"request_type", "run_start", b"run_start", "sampled_history", b"sampled_history", "setup", b"setup", "shutdown", b"shutdown", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_request_type: _TypeAlias = _typing.Literal["run_start", "poll_exit", "get_summary", "sampled_history", "status", "shutdown", "partial_history", "setup"]  # noqa: Y015
+    _WhichOneofReturnType_request_type: _TypeAlias = _typing.Literal["run_start", "poll_exit", "get_summary", "sampled_history", "status", "shutdown", "log_calls", "setup"]  # noqa: Y015
     _WhichOneofArgType_request_type: _TypeAlias = _typing.Literal["request_type", b"request_type"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_request_type) -> _WhichOneofReturnType_request_type | None: ...
 
@@ -836,7 +836,7 @@ class ShutdownRequest(_message.Message):
 Global___ShutdownRequest: _TypeAlias = ShutdownRequest  # noqa: Y015
 
 @_typing.final
-class PartialHistoryRequest(_message.Message):
+class LogCallsRequest(_message.Message):
     """A batch of log() calls, in call order, as the user made them; the handler turns them into
     HistoryRecords. calls_json is one JSON array of [data, step or null, commit, timestamp]:
     encoding a whole batch in one C call is what keeps log() within a few microseconds.
@@ -864,12 +864,12 @@ class PartialHistoryRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___PartialHistoryRequest: _TypeAlias = PartialHistoryRequest  # noqa: Y015
+Global___LogCallsRequest: _TypeAlias = LogCallsRequest  # noqa: Y015
 
 @_typing.final
 class Result(_message.Message):
     """---------------------------------------------------------------------------------------------
-    Results travel on result_q, from the internal process to the user process.
+    Results travel on result_pipe, from the internal process to the user process.
     """
 
     DESCRIPTOR: _descriptor.Descriptor

@@ -5,7 +5,7 @@ outbox that numbers and retains what is sent, the mailbox that routes replies, a
 when the process dies or stops answering. Every log() call goes through `publish_log`, records
 through `publish`, questions through `request`.
 
-A process that dies (EOF on result_q) is replaced by a new one that recovers the run from its
+A process that dies (EOF on result_pipe) is replaced by a new one that recovers the run from its
 transaction log, and the outbox re-sends what the dead one had not acknowledged (restart.py). A
 process that lives but stays silent — no Result at all, not even its heartbeat, for
 `hang_timeout` seconds (stopped with SIGSTOP, frozen) — is killed, and then replaced the same
@@ -83,7 +83,7 @@ class RunConnection:
         self._closed = threading.Event()  # no process left to watch: the watchdog ends
         self.mailbox = Mailbox()
         self.outbox = Outbox(
-            process.record_q,
+            process.record_pipe,
             memory_limit=memory_limit,
             spill_path=spill_path,
             warn=warn,
@@ -167,7 +167,7 @@ class RunConnection:
 
     def _read(self, process: InternalProcess) -> ResultReader:
         return ResultReader(
-            process.result_q,
+            process.result_pipe,
             self.mailbox,
             self._on_result,
             lambda: self._on_closed(process),
@@ -190,7 +190,7 @@ class RunConnection:
             self._on_result_cb(result)
 
     def _on_closed(self, process: InternalProcess) -> None:
-        """result_q of `process` ended: expected after a shutdown request; otherwise it died
+        """result_pipe of `process` ended: expected after a shutdown request; otherwise it died
         (or the watchdog killed it), and a new one takes over (up to MAX_RESTARTS)."""
         if self._stopping:
             self.mailbox.close("the internal process has exited")

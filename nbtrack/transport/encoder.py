@@ -3,7 +3,7 @@
 Callers append to one deque: a log() call as a bare `LogCall` tuple (an `ExactCall` when its row
 holds NaN or infinity), a captured console line as a `ConsoleLine`, any other record as a
 `RecordItem`. Every few milliseconds (at once when a request waits) the encoder thread drains
-the deque, in order: runs of consecutive log() calls become PartialHistoryRequests of at most
+the deque, in order: runs of consecutive log() calls become LogCallsRequests of at most
 MAX_CALLS_PER_MESSAGE calls and about MAX_MESSAGE_BYTES (a small message keeps the handler's
 working set in cache, and big rows never make a message of hundreds of megabytes), runs of
 console lines one ConsoleRecord each (so a chatty cell costs the internal process one record per
@@ -183,9 +183,9 @@ class Encoder:
             self._calls_per_message = min(MAX_CALLS_PER_MESSAGE, self._calls_per_message * 2)
         first = self.seq + 1
         self.seq += len(calls)
-        request = pb.PartialHistoryRequest(calls_json=encoded, count=len(calls), first_seq=first)
+        request = pb.LogCallsRequest(calls_json=encoded, count=len(calls), first_seq=first)
         record = pb.Record(
-            request=pb.Request(partial_history=request), control=pb.Control(local=True, seq=self.seq)
+            request=pb.Request(log_calls=request), control=pb.Control(local=True, seq=self.seq)
         )
         data = record.SerializeToString()
         self._put(Message(data, len(calls), self.seq, len(data)))

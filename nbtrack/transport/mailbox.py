@@ -90,21 +90,21 @@ class Mailbox:
 
 
 class ResultReader(Worker[bytes]):
-    """Reads result_q on the "nbtrack-results" thread; replies go to the mailbox, the rest to
+    """Reads result_pipe on the "nbtrack-results" thread; replies go to the mailbox, the rest to
     on_result."""
 
-    idle_seconds = 0.5  # how long one poll of result_q waits: how soon a stop() is noticed
+    idle_seconds = 0.5  # how long one poll of result_pipe waits: how soon a stop() is noticed
 
     def __init__(
         self,
-        result_q: Connection,
+        result_pipe: Connection,
         mailbox: Mailbox,
         on_result: Callable[[pb.Result], None],
         on_closed: Callable[[], None] | None = None,
         *,
         on_fatal: OnFatal,
     ) -> None:
-        """on_closed runs (on this thread) once result_q reaches EOF: the internal process is gone.
+        """on_closed runs (on this thread) once result_pipe reaches EOF: the internal process is gone.
         It decides what that means (a restart, or closing the mailbox); without it, the mailbox
         is closed at once. on_fatal: this thread failed (a bug; never a bad callback, whose
         failure is logged and skipped)."""
@@ -113,7 +113,7 @@ class ResultReader(Worker[bytes]):
         self._on_closed = on_closed
         self.last_heard = time.monotonic()  # when the last Result of any kind arrived
         self.heard = 0  # Results of any kind seen: once it has spoken, its silence means something
-        self._pipe = PipeSource(result_q)  # EOF: the internal process is gone
+        self._pipe = PipeSource(result_pipe)  # EOF: the internal process is gone
         super().__init__("nbtrack-results", self._pipe, on_fatal)
 
     def handle(self, item: bytes) -> None:

@@ -9,7 +9,7 @@
   writer has it in the transaction log (`acknowledge`), in memory up to `memory_limit` bytes and
   past it in the spill file (spill.py); so a row that log() accepted is never lost with a
   process: `reconnect` sends every retained message again to a new one;
-- pipe.py: the "nbtrack-pipe" thread, which writes the messages to record_q, blocking while the
+- pipe.py: the "nbtrack-pipe" thread, which writes the messages to record_pipe, blocking while the
   internal process catches up, and is the only one that switches to a new process's pipe.
 
 Nothing is ever dropped by the outbox itself: only if the spill file cannot be written either
@@ -69,11 +69,11 @@ PIPE_INBOX_LIMIT = sys.maxsize
 
 
 class Outbox:
-    """The ordered, non-blocking way into record_q."""
+    """The ordered, non-blocking way into record_pipe."""
 
     def __init__(
         self,
-        record_q: Connection,
+        record_pipe: Connection,
         *,
         interval: float = FLUSH_INTERVAL,
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
@@ -107,7 +107,9 @@ class Outbox:
         self.calls_encoded = 0
         self.calls_sent = 0
         self.failure: str | None = None  # a thread of the outbox died: nothing moves any more
-        self._pipe = PipeThread(record_q, self._encoded, self._retention, self._lock, self._sent, self._died)
+        self._pipe = PipeThread(
+            record_pipe, self._encoded, self._retention, self._lock, self._sent, self._died
+        )
         # After its last drain (close()) the encoder thread closes the pipe thread's inbox: only
         # then, so that no message is ever queued after the pipe thread has ended.
         self._encoding = EncoderThread(
@@ -215,10 +217,10 @@ class Outbox:
                 self.full = False
                 self._room.notify_all()
 
-    def reconnect(self, record_q: Connection, preamble: list[bytes]) -> None:
+    def reconnect(self, record_pipe: Connection, preamble: list[bytes]) -> None:
         """Write to a new internal process from now on: the preamble, then every retained
         message again, then what comes next."""
-        self._encoded.put(Reconnect(record_q, preamble))
+        self._encoded.put(Reconnect(record_pipe, preamble))
 
     def pending(self) -> int:
         """log() calls and records not yet written to the pipe."""

@@ -1,4 +1,4 @@
-"""The "nbtrack-pipe" thread: writes the outbox's encoded messages to record_q, blocking while the
+"""The "nbtrack-pipe" thread: writes the outbox's encoded messages to record_pipe, blocking while the
 internal process catches up.
 
 It owns the connection it writes to: a reconnect hands it a new one, and only this thread closes

@@ -1,6 +1,6 @@
 """Start and watch one internal process, joined to the user process by two one-way pipes.
 
-record_q (user -> internal) and result_q (internal -> user) are multiprocessing pipes rather
+record_pipe (user -> internal) and result_pipe (internal -> user) are multiprocessing pipes rather
 than multiprocessing.Queue objects: a Queue keeps both ends open in both processes, so neither
 side could ever tell that the other one died. With a pipe, the reader gets EOF when the writer's
 process is gone, which is how the internal process notices a dead kernel and how the user side
@@ -31,8 +31,8 @@ class InternalProcess:
     def __init__(self, *, preload: bool = False) -> None:
         """Spawn the process; preload=True makes a warm spare that imports everything up front."""
         ctx = multiprocessing.get_context("spawn")
-        record_reader, self.record_q = ctx.Pipe(duplex=False)
-        self.result_q, result_writer = ctx.Pipe(duplex=False)
+        record_reader, self.record_pipe = ctx.Pipe(duplex=False)
+        self.result_pipe, result_writer = ctx.Pipe(duplex=False)
         self._process: BaseProcess = ctx.Process(
             target=_serve,
             args=(record_reader, result_writer, preload),
@@ -69,7 +69,7 @@ class InternalProcess:
             self._process.join(1.0)
 
     def close_pipes(self) -> None:
-        for conn in (self.record_q, self.result_q):
+        for conn in (self.record_pipe, self.result_pipe):
             with contextlib.suppress(OSError):
                 conn.close()
 

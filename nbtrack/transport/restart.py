@@ -26,7 +26,7 @@ def replace_process(dead: InternalProcess, setup: pb.SetupRequest, outbox: Outbo
     """A new internal process that recovers the run from setup.log_path; the outbox writes to it."""
     if not dead.join(EXIT_WAIT):
         dead.kill()  # its pipe is closed, so it can only be stuck: it must not write the log any more
-    # Its pipes are not closed here: the results thread closed result_q at EOF, and record_q is
+    # Its pipes are not closed here: the results thread closed result_pipe at EOF, and record_pipe is
     # the outbox's pipe thread's to close (it may be inside a write to it right now).
     if setup.log_path and not run_lock.wait_until_released(Path(setup.log_path), EXIT_WAIT):
         raise RuntimeError(f"the transaction log {setup.log_path} is still held by another process")
@@ -35,7 +35,7 @@ def replace_process(dead: InternalProcess, setup: pb.SetupRequest, outbox: Outbo
     recover.CopyFrom(setup)
     recover.recover = True
     record = pb.Record(request=pb.Request(setup=recover), control=pb.Control(local=True))
-    outbox.reconnect(process.record_q, [record.SerializeToString()])
+    outbox.reconnect(process.record_pipe, [record.SerializeToString()])
     return process
 
 
