@@ -26,7 +26,6 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from nbtrack.server.alerts import AlertLog
 from nbtrack.server.auth import CHALLENGE, Authenticator
 from nbtrack.server.body import body_chunks, check_json_type, check_length, parse_object, read_body
 from nbtrack.server.config import ServerConfig, is_loopback
@@ -67,7 +66,6 @@ class Endpoints:
         self.store = store
         self.auth = Authenticator(store, open_allowed=is_loopback(config.host))
         self.files = FileStore(config.files_dir)
-        self.alerts = AlertLog(config.files_dir)
         self.signer = UrlSigner(store.server_secret(_UPLOAD_SECRET))
 
     async def healthz(self, request: Request) -> Response:
@@ -83,7 +81,7 @@ class Endpoints:
         check_json_type(request)
         body = await read_body(request, self.config.max_body)
         context = RequestContext(
-            self.store, self.files, self.signer, entity, str(request.base_url).rstrip("/"), self.alerts
+            self.store, self.files, self.signer, entity, str(request.base_url).rstrip("/")
         )
         status, payload = await run_in_threadpool(run_graphql, body, context)
         return Response(payload, status_code=status, media_type="application/json")
