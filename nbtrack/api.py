@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 from nbtrack.errors import NbtrackError, UsageError
 from nbtrack.sdk.values import check_file_name
 from nbtrack.settings import check_base_url, resolve_root
-from nbtrack.store import DB_FILENAME, ProjectRow, RunRow, Store
+from nbtrack.store import DB_FILENAME, AlertRow, ProjectRow, RunRow, Store
 from nbtrack.store.schema import pick_keys
 from nbtrack.vocabulary import CELLS_KEY
 
@@ -48,6 +48,7 @@ class RunSource(Protocol):
     def read_output(
         self, entity: str, project: str, run_id: str, offset: int = 0, limit: int | None = None
     ) -> list[str]: ...
+    def read_alerts(self, entity: str, project: str, run_id: str) -> list[AlertRow]: ...
     def close(self) -> None: ...
 
 
@@ -295,6 +296,12 @@ class StoredRun:
             raise ImportError("StoredRun.history(pandas=True) needs pandas: pip install pandas") from exc
         columns = None if keys is None else ["_step", *keys]
         return pandas_module.DataFrame.from_records(rows, columns=columns)
+
+    @property
+    def alerts(self) -> list[AlertRow]:
+        """The run's alerts (`run.alert()`, a wandb client's too), oldest first: each with its
+        title, text, level ("INFO", "WARN" or "ERROR") and created_at (unix seconds). Read when asked."""
+        return self._source.read_alerts(self.entity, self.project, self.id)
 
     def output(self) -> list[dict[str, Any]]:
         """The run's console lines, in order: {"line", "stream" ("stdout" or "stderr"), "_timestamp",

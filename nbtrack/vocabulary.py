@@ -6,6 +6,9 @@ module and a test keeps it equal) take them from here, and nothing else from eac
 from __future__ import annotations
 
 __all__ = [
+    "ALERT_LEVELS",
+    "ALERT_TEXT_MAX",
+    "ALERT_WAIT_SECONDS",
     "CELLS_KEY",
     "DROPPED_TYPE",
     "EVENTS_FILE",
@@ -56,6 +59,14 @@ HISTORY_FILE = "wandb-history.jsonl"
 SUMMARY_FILE = "wandb-summary.json"
 EVENTS_FILE = "wandb-events.jsonl"
 OUTPUT_FILE = "output.log"
+
+
+# A run's alerts (run.alert(), W&B's notifyScriptableRunAlert): their levels (W&B's AlertSeverity),
+# the characters kept of a title or a text, and how long a title is not repeated by default (W&B's
+# waitDuration, which its client sends as 60000 ms).
+ALERT_LEVELS = ("INFO", "WARN", "ERROR")
+ALERT_TEXT_MAX = 10_000
+ALERT_WAIT_SECONDS = 60.0
 
 
 def js_module() -> str:

@@ -229,3 +229,22 @@ def test_a_single_spike_among_100000_steps_reaches_the_panel_and_its_chart(kerne
     assert sparkline is not None, "the final snapshot draws no chart"
     ys = [float(point.split(",")[1]) for point in sparkline.group(1).split()]
     assert min(ys) < 2.0 and sorted(ys)[1] > 20.0  # one point at the top (the spike), the rest low
+
+
+def test_an_alert_reaches_the_panel_at_once_and_its_final_snapshot(kernel: Kernel) -> None:
+    reply, _ = kernel.execute("%load_ext nbtrack")
+    assert reply["status"] == "ok"
+    reply, _ = kernel.execute("run = nbtrack.init(project='kernel', name='alerting')")
+    assert reply["status"] == "ok", reply
+    reply, messages = kernel.execute("run.alert('loss diverged', 'nan at step 3', level='ERROR')")
+    assert reply["status"] == "ok", reply
+    shown = [
+        u["content"]["data"]["state"]["alerts"]
+        for u in panel_updates(messages)
+        if "alerts" in u["content"]["data"]["state"]
+    ]
+    assert shown == [[{"level": "ERROR", "title": "loss diverged", "text": "nan at step 3"}]]
+    reply, messages = kernel.execute("run.finish()")
+    assert reply["status"] == "ok"
+    finals = [m for m in messages if m["msg_type"] == "update_display_data"]
+    assert "ERROR alert: loss diverged — nan at step 3" in finals[-1]["content"]["data"]["text/plain"]

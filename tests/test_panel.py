@@ -21,6 +21,7 @@ from nbtrack.extension import panel as panel_module
 from nbtrack.extension.esm import PANEL_MODULES, bundle_esm, bundle_modules, panel_esm
 from nbtrack.extension.panel import RunPanel, panel_details
 from nbtrack.extension.panel_limits import (
+    MAX_ALERTS,
     MAX_DETAILS,
     MAX_HISTOGRAM_BARS,
     MAX_IMAGE_SRC_CHARS,
@@ -132,6 +133,7 @@ def test_the_bound_holds_for_hostile_keys_and_values() -> None:
         pending={"rows": 2**70, "bytes": 2**70},
         notices=[hostile(i) for i in range(100)],
         details=[hostile(i) for i in range(10)],
+        alerts=[{"level": hostile(i), "title": hostile(i), "text": hostile(i)} for i in range(10)],
         media={
             "image": {
                 "key": hostile(1),
@@ -152,6 +154,7 @@ def test_the_bound_holds_for_hostile_keys_and_values() -> None:
     assert len(panel.media["histogram"]["values"]) <= MAX_HISTOGRAM_BARS
     assert len(panel.metrics) == MAX_METRICS and panel.metrics_omitted == 500 - MAX_METRICS
     assert len(panel.notices) == MAX_NOTICES and len(panel.details) == MAX_DETAILS
+    assert len(panel.alerts) == MAX_ALERTS and {a["level"] for a in panel.alerts} == {"INFO"}
 
 
 def test_downsampling_keeps_the_extremes_and_the_last_point() -> None:
@@ -456,3 +459,21 @@ def test_details_name_the_cells_of_the_newest_steps_and_the_machines_load() -> N
         "CPU 12% · memory 40% · this kernel 95% CPU, 1.5 GB",
     ]
     assert panel_details(pb.LiveResult()) == []  # a script's run: neither
+
+
+def test_alerts_show_in_the_panel_and_its_snapshots_newest_last() -> None:
+    panel = new_panel()
+    panel.set_state(state="finished", step=3)
+    plain, html = panel.text_summary(), panel.html_summary()
+    panel.set_state(alerts=[])  # no alerts: the snapshots are those of a panel without any
+    assert (panel.text_summary(), panel.html_summary()) == (plain, html)
+
+    raised = [{"level": "INFO", "title": f"t{n}", "text": "", "time": 1.0} for n in range(MAX_ALERTS + 2)]
+    raised[-1] = {"level": "ERROR", "title": "<b>nan</b>", "text": "x" * 1000, "time": 2.0}
+    panel.set_state(alerts=raised)
+    assert [a["title"] for a in panel.alerts] == [f"t{n}" for n in range(2, MAX_ALERTS + 1)] + ["<b>nan</b>"]
+    assert set(panel.alerts[-1]) == {"level", "title", "text"} and len(panel.alerts[-1]["text"]) <= 80
+    text = panel.text_summary()
+    assert f"  INFO alert: t{MAX_ALERTS - 1}" in text and "  ERROR alert: <b>nan</b> — xxx" in text
+    snapshot = panel.html_summary()
+    assert "<b>nan</b>" not in snapshot and "&lt;b&gt;nan&lt;/b&gt;" in snapshot and "ERROR</b>" in snapshot

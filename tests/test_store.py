@@ -494,3 +494,79 @@ def test_history_gaps_are_the_line_ranges_below_the_count_that_hold_nothing(stor
     assert store.history_gaps(*RUN) == [(0, 3), (5, 7), (8, 10)]
     store.write_history(*RUN, 0, rows_for(range(0, 10)))
     assert store.history_gaps(*RUN) == []
+
+
+# ---- alerts ----------------------------------------------------------------------------------
+
+
+def test_alerts_are_kept_in_order_with_their_level_and_time(store: Store) -> None:
+    assert store.read_alerts(*RUN) == []
+    assert store.add_alert(*RUN, title="b", text="second", level="WARN", created_at=20.0) == "stored"
+    assert store.add_alert(*RUN, title="a", text="first", level="INFO", created_at=10.0) == "stored"
+    before = time.time()
+    assert store.add_alert(*RUN, title="c", text="now", level="ERROR") == "stored"
+    found = store.read_alerts(*RUN)
+    assert [(a.title, a.text, a.level) for a in found] == [
+        ("a", "first", "INFO"),
+        ("b", "second", "WARN"),
+        ("c", "now", "ERROR"),
+    ]
+    assert found[2].created_at >= before
+    assert store.read_alerts("me", "mnist", "other") == []
+
+
+def test_an_alert_is_stored_once_per_key_and_a_title_waits(store: Store) -> None:
+    first = store.add_alert(*RUN, title="t", text="x", level="INFO", created_at=100.0, alert_key="k1")
+    assert first == "stored"
+    # The same alert delivered again (a retry, a second sync): nothing changes.
+    again = store.add_alert(*RUN, title="t", text="x", level="INFO", created_at=100.0, alert_key="k1")
+    assert again == "repeat"
+    # The same title within wait_seconds, before or after: held back; beyond it: stored.
+    assert (
+        store.add_alert(*RUN, title="t", text="y", level="INFO", created_at=159.0, wait_seconds=60)
+        == "waiting"
+    )
+    assert (
+        store.add_alert(*RUN, title="t", text="y", level="INFO", created_at=41.0, wait_seconds=60)
+        == "waiting"
+    )
+    assert (
+        store.add_alert(*RUN, title="t", text="z", level="INFO", created_at=160.0, wait_seconds=60)
+        == "stored"
+    )
+    # Another title is not held back by this one; no wait, no holding back.
+    assert (
+        store.add_alert(*RUN, title="u", text="", level="WARN", created_at=101.0, wait_seconds=60) == "stored"
+    )
+    assert store.add_alert(*RUN, title="u", text="", level="WARN", created_at=102.0) == "stored"
+    assert [a.text for a in store.read_alerts(*RUN)] == ["x", "", "", "z"]
+
+
+def test_alerts_are_checked_cut_and_capped(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="DEBUG"):
+        store.add_alert(*RUN, title="t", text="x", level="DEBUG")
+    long = "é" * 20_000
+    store.add_alert(*RUN, title=long, text=long, level="INFO")
+    [alert] = store.read_alerts(*RUN)
+    assert len(alert.title) == len(alert.text) == 10_000
+    monkeypatch.setattr("nbtrack.store.writes.ALERTS_PER_RUN", 3)
+    assert [store.add_alert(*RUN, title=str(n), text="", level="INFO") for n in range(3)] == [
+        "stored",
+        "stored",
+        "full",
+    ]
+
+
+def test_a_read_only_store_written_before_alerts_has_none(tmp_path: Path) -> None:
+    root = tmp_path / "old"
+    with Store.at_root(root) as store:
+        store.upsert_run(*RUN)
+    with sqlite3.connect(root / DB_FILENAME) as conn:
+        conn.execute("DROP TABLE alerts")
+    # Opened read-only (as for a folder nbtrack cannot write), nothing creates the table.
+    with Store(f"sqlite:///{root / DB_FILENAME}", read_only=True) as reader:
+        assert reader.read_alerts(*RUN) == []
+    with sqlite3.connect(root / DB_FILENAME) as conn:
+        assert not conn.execute("SELECT name FROM sqlite_master WHERE name = 'alerts'").fetchall()
+    with Store.at_root(root) as store:  # a writer creates it (every missing table) when it opens
+        assert store.add_alert(*RUN, title="t", text="", level="INFO") == "stored"

@@ -48,9 +48,12 @@ class Seeded:
 def _log_run(root: Path, url: str, project: str, name: str, steps: int, **init: Any) -> str:
     exit_code = init.pop("exit_code", 0)
     save = init.pop("save", None)
+    alerts = init.pop("alerts", ())
     run = nbtrack.init(project=project, name=name, base_url=url, dir=str(root), **init)
     for step in range(steps):
         run.log({"loss": math.exp(-step / (steps / 3)), "acc": step / steps})
+    for title, text, level in alerts:
+        run.alert(title, text, level=level)
     if save is not None:
         run.save(str(save))
     run.finish(exit_code=exit_code)
@@ -70,6 +73,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
             "alpha": _log_run(
                 client_root, server.url, "mnist", "alpha", 50,
                 config={"lr": 0.1, "batch_size": 64}, tags=["base"], save=weights,
+                alerts=[("loss is low", "below 0.4\nat step 20", "INFO"), ("lr too high", "", "ERROR")],
             ),
             "beta": _log_run(
                 client_root, server.url, "mnist", "beta", 80,
@@ -96,6 +100,9 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         captured = {"line": IMG_LINE, "stream": "stderr", "_timestamp": 1.7e9, "_cell": 7}
         history["output.log"] = {"offset": 0, "content": ["<script>alert(4)</script>", json.dumps(captured)]}
         assert client.stream("hostile", "xss1", {"files": history}).status_code == 200
+        alert = """mutation { notifyScriptableRunAlert(input: {projectName: "hostile", runName: "xss1",
+            title: "<b>alert(6)</b>", text: "<img src=q onerror=alert(7)>", severity: WARN}) { success } }"""
+        assert client.data(alert)["notifyScriptableRunAlert"]["success"] is True
         client.upsert("hostile", "xss1", state="finished")
         ids["xss"] = "xss1"
         # A notebook's run whose training cell ran twice: rows of attempt 1 go back to step 0.
@@ -268,6 +275,13 @@ def test_a_run_page_draws_one_chart_per_metric_and_zooms(seeded: Seeded, watched
     assert all(c["series"] == 1 and c["lines"] == 1 and c["points"] == 50 for c in charts.values()), charts
     assert page.locator("table.kv th", has_text="lr").count() == 1
     assert page.locator("pre.console").inner_text() == "epoch 1 <b>done</b>\nepoch 2 done"
+    # The run's alerts, newest first, each with its level.
+    alerts = page.locator("section[aria-labelledby='alerts-title'] li.alert")
+    assert alerts.count() == 2
+    assert [alerts.nth(i).get_attribute("data-level") for i in range(2)] == ["error", "info"]
+    assert alerts.nth(0).locator(".alert-title").inner_text() == "lr too high"
+    assert alerts.nth(1).locator(".alert-text").inner_text() == "below 0.4\nat step 20"
+    assert alerts.nth(1).locator(".alert-level").inner_text() == "INFO"
 
     # Hover: the tooltip shows the step and value nearest the pointer.
     svg = page.locator("svg.chart[data-key='loss']")
@@ -380,6 +394,8 @@ def test_markup_in_names_and_values_is_shown_as_text(seeded: Seeded, watched: Wa
     assert page.locator("table.kv td", has_text="<img src=y onerror=alert(3)>").count() == 1
     assert page.locator("pre.console").inner_text() == f"<script>alert(4)</script>\n[7] {IMG_LINE}"
     assert page.locator("pre.console .console-stderr").inner_text() == IMG_LINE
+    assert page.locator("li.alert .alert-title").inner_text() == "<b>alert(6)</b>"
+    assert page.locator("li.alert .alert-text").inner_text() == "<img src=q onerror=alert(7)>"
     assert page.locator("svg.chart").get_attribute("data-key") == "<i>m</i>"
     page.locator("svg.chart").hover()
     assert page.evaluate("document.querySelectorAll('img, main script, b, i').length") == 0
@@ -502,5 +518,6 @@ def test_a_notebook_runs_attempts_are_drawn_as_series_of_their_own(seeded: Seede
     assert sorted(charts) == ["loss"], "neither _cell nor _attempt is a metric"
     assert charts["loss"]["series"] == 2 and charts["loss"]["points"] == 12, charts
     assert page.locator("ul.legend li").all_inner_texts() == ["attempt 1", "attempt 2"]
+    assert page.locator("section[aria-labelledby='alerts-title']").is_hidden()  # a run without alerts
     watched.shot("attempts")
     assert not watched.errors, watched.errors

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import nbtrack
+from nbtrack.run_names import readable_name
 from tests import serving
 from tests.capture_proxy import CaptureProxy
 from tests.wandb_client import WandbEnv, require_wandb
@@ -71,9 +72,14 @@ for i in range(4):
 open("notes.txt", "w").write("saved by wandb.save")
 wandb.save("notes.txt", policy="now")
 run.alert(title="loss is low", text="below 0.3", level=wandb.AlertLevel.WARN)
+run.alert(title="loss is low", text="held back: the same title within 60 s", level=wandb.AlertLevel.WARN)
+run.alert(title="done", text="", wait_duration=0)
 run.finish()
-viewer = wandb.Api(overrides={"base_url": run.settings.base_url}).viewer
-emit({"id": run.id, "viewer": viewer.username, "entity": viewer.entity})
+api = wandb.Api(overrides={"base_url": run.settings.base_url})
+viewer = api.viewer
+read = api.run(f"{viewer.entity}/wb/{run.id}")
+emit({"id": run.id, "viewer": viewer.username, "entity": viewer.entity, "name": run.name,
+      "read_name": read.name})
 """
 
 
@@ -94,8 +100,16 @@ def test_log_save_alert_and_viewer(env: WandbEnv) -> None:
     # wandb.save()'s file, and the files every run uploads (config, metadata, summary)
     assert {"notes.txt", "config.yaml", "wandb-metadata.json", "wandb-summary.json"} <= names
     assert stored.file("notes.txt") == b"saved by wandb.save"
-    [alert] = run["alerts"]
-    assert (alert["title"], alert["text"], alert["severity"]) == ("loss is low", "below 0.3", "WARN")
+    assert [(a["title"], a["text"], a["severity"]) for a in run["alerts"]] == [
+        ("loss is low", "below 0.3", "WARN"),
+        ("done", "", "INFO"),
+    ]
+    assert [(a.title, a.text, a.level) for a in stored.alerts] == [
+        ("loss is low", "below 0.3", "WARN"),
+        ("done", "", "INFO"),
+    ]
+    # A run started without a name gets a readable one, the same for wandb and nbtrack.
+    assert out["name"] == out["read_name"] == stored.name == readable_name(out["id"])
 
 
 RESUME = """
@@ -140,6 +154,9 @@ def test_capture_init_log_finish(wandb_capture_env: tuple[WandbEnv, CaptureProxy
     assert {"UpsertBucket", "CreateRunFiles", "NotifyScriptableRunAlert", "Viewer"} <= set(operations)
     refused = [(r.method, r.path, r.operation, r.answer) for r in proxy.records if r.status >= 400]
     assert not refused
+    # A run started without a name: the client sends no displayName (the server makes one).
+    upserts = [r.variables for r in proxy.graphql() if r.operation == "UpsertBucket"]
+    assert upserts and not any(u.get("displayName") for u in upserts), upserts
     [files] = [r.variables for r in proxy.graphql() if r.operation == "CreateRunFiles"][:1]
     assert set(files) == {"entity", "project", "run", "files"}
     streams = [r.body for r in proxy.records if r.path.endswith("/file_stream")]

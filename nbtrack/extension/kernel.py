@@ -22,6 +22,7 @@ from nbtrack.extension.code_capture import CODE_FILE, CodeLog, notebook_name
 from nbtrack.extension.config import NBTrack
 from nbtrack.extension.console import ConsoleCapture
 from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.run_names import readable_name
 from nbtrack.sdk.run import Run
 from nbtrack.transport.process import InternalProcess
 
@@ -203,7 +204,7 @@ class KernelTracker:
 
         run = tracked.run
         name = run.name
-        if self.config.deterministic and name == run.id:  # a default name is the random id
+        if self.config.deterministic and name == readable_name(run.id):  # made from the random id
             name = f"{run.project}-{len(self.runs)}"
         panel = RunPanel(
             name=name,
@@ -214,6 +215,10 @@ class KernelTracker:
             deterministic=self.config.deterministic,
         )
         tracked.panel = panel
+        # An alert shows at once (a live update comes only when rows or the state change).
+        run.on_alert.append(
+            lambda run, _alert: guarded(lambda: tracked.update_panel(alerts=run.alerts), "a panel update")
+        )
         if self.config.display == "widget":
             tracked.handle = display(panel, display_id=True)  # type: ignore[no-untyped-call]
             # The results thread calls this; widget updates are comm messages, which ipykernel
@@ -239,6 +244,7 @@ class KernelTracker:
             pending={"rows": live.rows_pending, "bytes": live.bytes_pending},
             notices=tracked.run.notices[-5:],
             details=panel_details(live),
+            alerts=tracked.run.alerts,
         )
 
     def _show_gone(self, tracked: TrackedRun) -> None:
@@ -261,6 +267,7 @@ class KernelTracker:
             metrics={k: v for k, v in summary.items() if not isinstance(v, dict)} or None,
             pending={"rows": 0, "bytes": 0},
             notices=run.notices[-5:],
+            alerts=run.alerts,
         )
         if self.config.deterministic:
             # Test mode: a separate, final output. nbval ignores display updates, so an updated

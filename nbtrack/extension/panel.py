@@ -24,6 +24,9 @@ from nbtrack import jsonutil
 from nbtrack.extension import snapshot
 from nbtrack.extension.esm import panel_esm
 from nbtrack.extension.panel_limits import (
+    MAX_ALERT_TEXT_CHARS,
+    MAX_ALERT_TITLE_CHARS,
+    MAX_ALERTS,
     MAX_DETAILS,
     MAX_HEADER_CHARS,
     MAX_KEY_CHARS,
@@ -42,6 +45,7 @@ from nbtrack.extension.panel_limits import (
     shown,
 )
 from nbtrack.formatting import format_bytes
+from nbtrack.vocabulary import ALERT_LEVELS
 
 __all__ = ["RunPanel", "panel_details"]
 
@@ -67,6 +71,9 @@ class RunPanel(anywidget.AnyWidget):
     pending = traitlets.Dict({"rows": 0, "bytes": 0}).tag(sync=True)
     notices = traitlets.List(traitlets.Unicode()).tag(sync=True)
     details = traitlets.List(traitlets.Unicode()).tag(sync=True)  # see panel_details()
+    alerts = traitlets.List(traitlets.Dict()).tag(
+        sync=True
+    )  # the newest run.alert()s: {"level", "title", "text"}
     # The newest image {key, caption, src (a PNG data: URL), width, height} and histogram
     # {key, bins, values}, each None until one is logged (see media_preview.py).
     media = traitlets.Dict(_NO_MEDIA).tag(sync=True)
@@ -108,6 +115,7 @@ class RunPanel(anywidget.AnyWidget):
         notices: Sequence[str] | None = None,
         media: Mapping[str, Any] | None = None,
         details: Sequence[str] | None = None,
+        alerts: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         """Update the panel in one comm message holding only the traits whose value changed.
 
@@ -136,6 +144,15 @@ class RunPanel(anywidget.AnyWidget):
                 }
             if notices is not None:
                 self.notices = [clean_text(str(n), MAX_NOTICE_CHARS) for n in list(notices)[-MAX_NOTICES:]]
+            if alerts is not None:
+                self.alerts = [
+                    {
+                        "level": a.get("level") if a.get("level") in ALERT_LEVELS else "INFO",
+                        "title": clean_text(str(a.get("title", "")), MAX_ALERT_TITLE_CHARS),
+                        "text": clean_text(str(a.get("text", "")), MAX_ALERT_TEXT_CHARS),
+                    }
+                    for a in list(alerts)[-MAX_ALERTS:]
+                ]
             if details is not None:
                 self.details = [clean_text(str(d), MAX_NOTICE_CHARS) for d in list(details)[:MAX_DETAILS]]
             if media is not None:

@@ -19,6 +19,9 @@ from nbtrack.internal.sampler import LIVE_POINTS, LIVE_SERIES
 from nbtrack.vocabulary import MEDIA_TYPES
 
 __all__ = [
+    "MAX_ALERTS",
+    "MAX_ALERT_TEXT_CHARS",
+    "MAX_ALERT_TITLE_CHARS",
     "MAX_DETAILS",
     "MAX_HEADER_CHARS",
     "MAX_HISTOGRAM_BARS",
@@ -47,6 +50,11 @@ MAX_POINTS = LIVE_POINTS  # per series: the first and newest points plus 49 min/
 MAX_SERIES = LIVE_SERIES  # charts per panel (what the handler sends); further series are only counted
 MAX_METRICS = 50  # latest values per panel; further keys are only counted
 MAX_NOTICES = 5
+# The newest alerts (run.alert()), each a level (one of ALERT_LEVELS), a title and a text cut short:
+# the web UI and the read API have them whole.
+MAX_ALERTS = 3
+MAX_ALERT_TITLE_CHARS = 60
+MAX_ALERT_TEXT_CHARS = 80
 MAX_DETAILS = 2  # lines under the status: where the steps came from, the machine's load
 MAX_KEY_CHARS = 40
 MAX_TEXT_CHARS = 64  # a string metric value
@@ -92,6 +100,8 @@ MAX_UPDATE_BYTES = (
           '{"key": , "bins": [], "values": []}}')
     + 2 * _json_str(MAX_KEY_CHARS) + _json_str(MAX_TEXT_CHARS) + MAX_IMAGE_SRC_CHARS + 2 + 2 * _JSON_INT
     + (2 * MAX_HISTOGRAM_BARS + 1) * (_JSON_SERIES_VALUE + 2)
+    + 2 + MAX_ALERTS * (len('{"level": , "title": , "text": }') + _json_str(len("ERROR"))
+                        + _json_str(MAX_ALERT_TITLE_CHARS) + _json_str(MAX_ALERT_TEXT_CHARS) + 2)
 )  # fmt: skip
 
 

@@ -38,6 +38,8 @@ class PanelState(Protocol):
     @property
     def notices(self) -> Sequence[str]: ...
     @property
+    def alerts(self) -> Sequence[Mapping[str, str]]: ...
+    @property
     def media(self) -> Mapping[str, Any]: ...
     @property
     def deterministic(self) -> bool: ...
@@ -71,6 +73,9 @@ def text_summary(panel: PanelState) -> str:
     if pending:
         lines.append(f"  {pending}")
     lines += [f"  ! {n}" for n in panel.notices]
+    lines += [
+        f"  {a['level']} alert: {a['title']}" + (f" — {a['text']}" if a["text"] else "") for a in panel.alerts
+    ]
     if h.get("url"):
         lines.append(f"  {h['url']}")
     return "\n".join(lines)
@@ -108,6 +113,7 @@ def html_summary(panel: PanelState) -> str:
     if pending:
         extra.append(f"<div>{esc(pending)}</div>")
     extra += [f"<div>⚠ {esc(n)}</div>" for n in panel.notices]
+    extra += [_alert_html(a) for a in panel.alerts]
     return (
         '<div class="nbtrack-run-snapshot" style="font-family:var(--jp-ui-font-family,sans-serif);'
         "font-size:13px;border:1px solid rgba(127,127,127,.35);border-radius:6px;padding:8px 10px;"
@@ -127,6 +133,18 @@ _STATE_COLORS = {
     "crashed": "#e5484d",
     "offline": "#d69e2e",
 }
+
+
+_ALERT_COLORS = {"INFO": "#3b82f6", "WARN": "#d69e2e", "ERROR": "#e5484d"}
+
+
+def _alert_html(alert: Mapping[str, str]) -> str:
+    esc, color = html.escape, _ALERT_COLORS.get(alert["level"], "#8b949e")
+    text = f" — {esc(alert['text'])}" if alert["text"] else ""
+    return (
+        f'<div style="border-left:3px solid {color};padding-left:6px;margin-top:4px">'
+        f'<b style="color:{color}">{esc(alert["level"])}</b> {esc(alert["title"])}{text}</div>'
+    )
 
 
 def _project_label(header: Mapping[str, Any]) -> str:

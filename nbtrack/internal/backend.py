@@ -10,6 +10,7 @@ done when they return; the HTTP backend's only queue, so progress is counted by 
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,8 @@ from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.settings import DEFAULT_ENTITY
 
 __all__ = ["Backend", "StoreBackend", "copy_whole", "open_backend", "run_files_dir"]
+
+logger = logging.getLogger("nbtrack")
 
 
 class Backend(Protocol):
@@ -47,6 +50,9 @@ class Backend(Protocol):
 
     def save_file(self, name: str, path: Path) -> None:
         """Keep a copy of the file at path as the run's file `name` (a relative path)."""
+
+    def add_alert(self, alert: pb.AlertRecord) -> None:
+        """Keep an alert of the run (once per key; the same title not again within its wait)."""
 
     def finish_run(self, state: str, exit_code: int | None, runtime: float | None) -> None:
         """Mark the run ended; returns once everything before it is delivered (or abort())."""
@@ -120,6 +126,21 @@ class StoreBackend:
         if self._files is None:
             raise ValueError("run files are kept beside a SQLite store only")
         copy_whole(path, self._files / name)
+
+    def add_alert(self, alert: pb.AlertRecord) -> None:
+        outcome = self._store.add_alert(
+            *self._key,
+            title=alert.title,
+            text=alert.text,
+            level=alert.level,
+            created_at=alert.timestamp or None,
+            wait_seconds=alert.wait_seconds,
+            alert_key=alert.key or None,
+        )
+        if outcome == "full":
+            logger.warning(
+                "nbtrack: run %s keeps as many alerts as it may; %r is not stored", self._key[2], alert.title
+            )
 
     def finish_run(self, state: str, exit_code: int | None, runtime: float | None) -> None:
         self._store.finish_run(*self._key, state=state, exit_code=exit_code, runtime=runtime)

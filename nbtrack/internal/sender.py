@@ -159,6 +159,9 @@ class Sender:
                     self._retrier.deliver(self.backend.set_metrics, list(self._metrics.values()))
             elif kind == "files":
                 self._on_files(record.files)
+            elif kind == "alert":
+                if self.backend is not None:
+                    self._retrier.deliver(self.backend.add_alert, record.alert)
             elif kind == "exit":
                 self._on_exit(record)
             elif kind == "request" and record.request.HasField("setup"):

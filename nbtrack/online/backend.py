@@ -50,6 +50,7 @@ class _Post:
 
     upsert: dict[str, Any] | None = None
     files: list[tuple[str, Path]] = field(default_factory=list)
+    alerts: list[pb.AlertRecord] = field(default_factory=list)
     stream: StreamPost = field(default_factory=StreamPost)
     final_upsert: dict[str, Any] | None = None  # after the last post (a crashed run says so)
 
@@ -82,6 +83,7 @@ class HttpBackend:
         self._events = LineQueue()
         self._summary: dict[str, Any] | None = None
         self._files: list[tuple[str, Path]] = []
+        self._alerts: list[pb.AlertRecord] = []
         self._uploaded: list[str] = []
         self._complete: int | None = None
         self._final_upsert: dict[str, Any] | None = None
@@ -156,6 +158,11 @@ class HttpBackend:
             self._files.append((name, path))
             self._cond.notify()
 
+    def add_alert(self, alert: pb.AlertRecord) -> None:
+        with self._cond:
+            self._alerts.append(alert)
+            self._cond.notify()
+
     def finish_run(self, state: str, exit_code: int | None, runtime: float | None) -> None:
         """Queue the last post and wait until it is delivered (or abort() gives up)."""
         with self._cond:
@@ -203,6 +210,7 @@ class HttpBackend:
                 has_work = bool(
                     self._upsert
                     or self._files
+                    or self._alerts
                     or len(self._history)
                     or len(self._output)
                     or len(self._events)
@@ -211,6 +219,7 @@ class HttpBackend:
                 due = (
                     self._upsert is not None
                     or self._files
+                    or self._alerts
                     or len(self._history) >= MAX_POST_ROWS
                     or self._complete is not None
                     or self._closing
@@ -224,9 +233,9 @@ class HttpBackend:
                     return EMPTY
                 self._cond.wait(timeout)
                 waited = True
-            post = _Post(upsert=self._upsert, files=self._files)
+            post = _Post(upsert=self._upsert, files=self._files, alerts=self._alerts)
             stream = post.stream
-            self._upsert, self._files = None, []
+            self._upsert, self._files, self._alerts = None, [], []
             stream.output = self._output.take(MAX_POST_ROWS, self._stream.post_bytes())
             stream.events = self._events.take(MAX_POST_ROWS, self._stream.post_bytes())
             summary, self._summary = self._summary, None
@@ -266,6 +275,8 @@ class HttpBackend:
         for name, path in post.files:
             if self._attempt(partial(self._run.upload, name, path), f"uploading {name}"):
                 self._uploaded.append(name)
+        for alert in post.alerts:
+            self._attempt(partial(self._run.alert, alert), f"sending the alert {alert.title[:60]!r}")
         stream = post.stream
         stream.uploaded, self._uploaded = self._uploaded, []
         if not stream.is_empty():

@@ -16,7 +16,7 @@ from nbtrack import jsonutil
 from nbtrack.online.client import ServerClient
 from nbtrack.online.retry import RetryPolicy
 from nbtrack.online.server_run import run_url
-from nbtrack.store.schema import ProjectRow, RunRow
+from nbtrack.store.schema import AlertRow, ProjectRow, RunRow
 
 __all__ = ["ServerReader"]
 
@@ -38,6 +38,9 @@ OUTPUT = """query Output($project: String!, $entity: String, $run: String!, $off
 EVENTS = """query Events($project: String!, $entity: String, $run: String!, $offset: Int, $limit: Int) {
   project(name: $project, entityName: $entity) {
     run(name: $run) { events(offset: $offset, limit: $limit) } } }"""
+ALERTS = """query Alerts($project: String!, $entity: String, $run: String!) {
+  project(name: $project, entityName: $entity) {
+    run(name: $run) { alerts { title text severity createdAt } } } }"""
 
 # A reader gives a busy or restarting server a little time, then says what is wrong.
 READ_RETRY_SECONDS = 20.0
@@ -105,6 +108,15 @@ class ServerReader:
         variables = {"project": project, "entity": entity, "run": run_id, "offset": offset, "limit": limit}
         run = (self._query(EVENTS, **variables).get("project") or {}).get("run")
         return list(run["events"]) if run else []
+
+    def read_alerts(self, entity: str, project: str, run_id: str) -> list[AlertRow]:
+        """The run's alerts, oldest first."""
+        variables = {"project": project, "entity": entity, "run": run_id}
+        run = (self._query(ALERTS, **variables).get("project") or {}).get("run")
+        return [
+            AlertRow(title=a["title"], text=a["text"], level=a["severity"], created_at=a["createdAt"])
+            for a in (run["alerts"] if run else [])
+        ]
 
     def read_file(self, entity: str, project: str, run_id: str, name: str) -> bytes:
         """The bytes of one of the run's files (GET /files/...); Rejected (404) if there is none."""

@@ -19,7 +19,7 @@ from nbtrack.online.oversize import BodyLimit, LimitNotices, fit_object, posted_
 from nbtrack.online.retry import Rejected, TooLarge
 from nbtrack.proto import nbtrack_pb2 as pb
 
-__all__ = ["CREATE_RUN_FILES", "UPSERT_BUCKET", "ServerRun", "run_url", "wrapped"]
+__all__ = ["CREATE_RUN_FILES", "NOTIFY_ALERT", "UPSERT_BUCKET", "ServerRun", "run_url", "wrapped"]
 
 UPSERT_BUCKET = """
 mutation UpsertBucket($name: String, $project: String, $entity: String, $displayName: String,
@@ -40,6 +40,18 @@ CREATE_RUN_FILES = """
 mutation CreateRunFiles($entity: String, $project: String!, $run: String!, $files: [String!]!) {
   createRunFiles(input: {entityName: $entity, project: $project, run: $run, files: $files}) {
     runID uploadHeaders files { name uploadUrl }
+  }
+}
+"""
+
+# W&B's mutation (the wandb client's run.alert), with nbtrack's createdAt and alertKey besides.
+NOTIFY_ALERT = """
+mutation NotifyScriptableRunAlert($entity: String, $project: String!, $run: String!, $title: String!,
+    $text: String!, $severity: AlertSeverity = INFO, $wait: Duration, $createdAt: Float, $key: String) {
+  notifyScriptableRunAlert(input: {entityName: $entity, projectName: $project, runName: $run,
+      title: $title, text: $text, severity: $severity, waitDuration: $wait, createdAt: $createdAt,
+      alertKey: $key}) {
+    success
   }
 }
 """
@@ -132,6 +144,23 @@ class ServerRun:
                 )
                 return
         raise Rejected(f"the tracking server gave no upload URL for {name}")
+
+    def alert(self, alert: pb.AlertRecord) -> None:
+        """One alert of the run (notifyScriptableRunAlert); the server holds back a repeated title."""
+        self._client.graphql(
+            NOTIFY_ALERT,
+            {
+                "entity": self.entity or None,
+                "project": self.project,
+                "run": self.run_id,
+                "title": alert.title,
+                "text": alert.text,
+                "severity": alert.level or "INFO",
+                "wait": round(alert.wait_seconds * 1000),
+                "createdAt": alert.timestamp or None,
+                "key": alert.key or None,
+            },
+        )
 
     def post_stream(self, body: bytes) -> object:
         """One file-stream post (a StreamPost's encoding)."""

@@ -82,6 +82,7 @@ class Record(_message.Message):
     REQUEST_FIELD_NUMBER: _builtins.int
     CELL_FIELD_NUMBER: _builtins.int
     CONSOLE_FIELD_NUMBER: _builtins.int
+    ALERT_FIELD_NUMBER: _builtins.int
     num: _builtins.int
     """position in the transaction log, assigned by the writer (1-based)"""
     @_builtins.property
@@ -116,6 +117,8 @@ class Record(_message.Message):
     def cell(self) -> Global___CellRecord: ...
     @_builtins.property
     def console(self) -> Global___ConsoleRecord: ...
+    @_builtins.property
+    def alert(self) -> Global___AlertRecord: ...
     def __init__(
         self,
         *,
@@ -136,12 +139,13 @@ class Record(_message.Message):
         request: Global___Request | None = ...,
         cell: Global___CellRecord | None = ...,
         console: Global___ConsoleRecord | None = ...,
+        alert: Global___AlertRecord | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cell", b"cell", "config", b"config", "console", b"console", "control", b"control", "exit", b"exit", "files", b"files", "final", b"final", "footer", b"footer", "header", b"header", "history", b"history", "metric", b"metric", "output", b"output", "record_type", b"record_type", "request", b"request", "run", b"run", "stats", b"stats", "summary", b"summary"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "cell", b"cell", "config", b"config", "console", b"console", "control", b"control", "exit", b"exit", "files", b"files", "final", b"final", "footer", b"footer", "header", b"header", "history", b"history", "metric", b"metric", "output", b"output", "record_type", b"record_type", "request", b"request", "run", b"run", "stats", b"stats", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cell", b"cell", "config", b"config", "console", b"console", "control", b"control", "exit", b"exit", "files", b"files", "final", b"final", "footer", b"footer", "header", b"header", "history", b"history", "metric", b"metric", "num", b"num", "output", b"output", "record_type", b"record_type", "request", b"request", "run", b"run", "stats", b"stats", "summary", b"summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "cell", b"cell", "config", b"config", "console", b"console", "control", b"control", "exit", b"exit", "files", b"files", "final", b"final", "footer", b"footer", "header", b"header", "history", b"history", "metric", b"metric", "num", b"num", "output", b"output", "record_type", b"record_type", "request", b"request", "run", b"run", "stats", b"stats", "summary", b"summary"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_record_type: _TypeAlias = _typing.Literal["header", "footer", "run", "history", "summary", "config", "metric", "output", "stats", "files", "exit", "final", "request", "cell", "console"]  # noqa: Y015
+    _WhichOneofReturnType_record_type: _TypeAlias = _typing.Literal["header", "footer", "run", "history", "summary", "config", "metric", "output", "stats", "files", "exit", "final", "request", "cell", "console", "alert"]  # noqa: Y015
     _WhichOneofArgType_record_type: _TypeAlias = _typing.Literal["record_type", b"record_type"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_record_type) -> _WhichOneofReturnType_record_type | None: ...
 
@@ -588,6 +592,46 @@ class FilesRecord(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FilesRecord: _TypeAlias = FilesRecord  # noqa: Y015
+
+@_typing.final
+class AlertRecord(_message.Message):
+    """run.alert(): delivered to the store, or to a server as W&B's notifyScriptableRunAlert."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TITLE_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    WAIT_SECONDS_FIELD_NUMBER: _builtins.int
+    TIMESTAMP_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    title: _builtins.str
+    text: _builtins.str
+    level: _builtins.str
+    """"INFO", "WARN" or "ERROR" """
+    wait_seconds: _builtins.float
+    """the same title is not stored again within this time"""
+    timestamp: _builtins.float
+    """when it was raised (unix seconds)"""
+    key: _builtins.str
+    """the alert's own id: delivered again (a retry, a sync), it is stored once"""
+    def __init__(
+        self,
+        *,
+        title: _builtins.str = ...,
+        text: _builtins.str = ...,
+        level: _builtins.str = ...,
+        wait_seconds: _builtins.float = ...,
+        timestamp: _builtins.float = ...,
+        key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "level", b"level", "text", b"text", "timestamp", b"timestamp", "title", b"title", "wait_seconds", b"wait_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AlertRecord: _TypeAlias = AlertRecord  # noqa: Y015
 
 @_typing.final
 class ExitRecord(_message.Message):

@@ -46,6 +46,7 @@ class ResumePoint:
     runtime: float
     config: dict[str, Any]
     summary: dict[str, Any]
+    display_name: str | None = None  # the stored run's name: a resumed run without one keeps it
 
 
 class RunSource(Protocol):
@@ -102,6 +103,7 @@ def find_resume_point(settings: Settings) -> ResumePoint | None:
         runtime=row.runtime,
         config=dict(row.config),
         summary=dict(row.summary),
+        display_name=row.display_name,
     )
 
 

@@ -16,8 +16,10 @@ import shutil
 import sys
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -26,19 +28,20 @@ from nbtrack import jsonutil
 from nbtrack.errors import InternalProcessError, UsageError
 from nbtrack.internal.summary import parse_summary_kinds
 from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.run_names import readable_name
 from nbtrack.sdk.exit_wait import STALL_TIMEOUT, STOP_ANSWER, StoppedWaiting, wait_for_exit
 from nbtrack.sdk.finish_words import FinishWords
 from nbtrack.sdk.media_writer import RunMedia
 from nbtrack.sdk.resume import ResumePoint
 from nbtrack.sdk.run_state import Config, NotebookLink, RunLink, Summary
 from nbtrack.sdk.start_records import run_record, setup_request
-from nbtrack.sdk.values import check_file_name, check_row, check_step
+from nbtrack.sdk.values import check_alert, check_file_name, check_row, check_step
 from nbtrack.settings import Settings
 from nbtrack.transport.connection import RunConnection
 from nbtrack.transport.mailbox import Slot
 from nbtrack.transport.outbox import ConsoleLine
 from nbtrack.transport.process import InternalProcess
-from nbtrack.vocabulary import exit_state
+from nbtrack.vocabulary import ALERT_WAIT_SECONDS, exit_state
 
 __all__ = ["Run"]
 
@@ -75,13 +78,18 @@ class Run:
         self._owner_pid = os.getpid()  # the process whose threads and pipes serve this run
         self._disowned = False  # set in a forked child: the run is its parent's
         self._resume_point = resume_point
-        self._name = name or settings.run_id
+        # Without a name: the stored run's (resumed), else a readable one made from the id.
+        self._name = name or (resume_point and resume_point.display_name) or readable_name(settings.run_id)
         self._entity = settings.entity  # the server may name it (online, the API key's entity)
         self._url: str | None = None
         self._finished = False
         self._closing = threading.Lock()  # log() queues and finish() closes under it, never both
         self._exit_state: str | None = None
         self.notices: list[str] = []  # warnings the internal process sent (also logged)
+        # Alerts raised here and kept ({"title", "text", "level", "time"}), oldest first; the
+        # notebook panel shows the newest. on_alert: called with each, on the caller's thread.
+        self.alerts: list[dict[str, Any]] = []
+        self.on_alert: list[Callable[[Run, dict[str, Any]], object]] = []
         self._exit_slot: Slot | None = None  # the exit record's reply, once finish() has sent it
         # Called on the results thread with each LiveResult (every live_interval while it changes).
         self.on_live: Callable[[pb.LiveResult], None] | None = None
@@ -261,6 +269,34 @@ class Run:
         shutil.copyfile(source, target)
         self._send_file(name)
         return name
+
+    def alert(
+        self,
+        title: str,
+        text: str,
+        level: str = "INFO",
+        wait_duration: float | timedelta = ALERT_WAIT_SECONDS,
+    ) -> None:
+        """Raise an alert: kept with the run, listed on its page, in the notebook panel and by the
+        read API (`StoredRun.alerts`). level: "INFO", "WARN" or "ERROR". An alert whose title the
+        run already has within wait_duration (seconds or a timedelta; 60 by default, as W&B's) is
+        not kept again, so an alert in a loop does not flood the run."""
+        self._check_live("alert()")
+        title, text, level, wait = check_alert(title, text, level, wait_duration)
+        now = time.time()
+        # Held back here already, so an alert in a loop costs no record; the store holds back a
+        # title repeated across processes (a resumed run) by the same rule.
+        if any(a["title"] == title and abs(now - a["time"]) < wait for a in self.alerts):
+            return
+        key = f"{self.id}-{uuid.uuid4().hex}"
+        record = pb.AlertRecord(
+            title=title, text=text, level=level, wait_seconds=wait, timestamp=now, key=key
+        )
+        self._send(pb.Record(alert=record))
+        alert = {"title": title, "text": text, "level": level, "time": now}
+        self.alerts.append(alert)
+        for hook in list(self.on_alert):
+            hook(self, alert)
 
     def _send_file(self, name: str) -> None:
         """A file of the run is in its files folder: deliver it (save(), media)."""

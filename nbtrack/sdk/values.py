@@ -17,10 +17,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from nbtrack.sdk.media import Media, PreparedFile
-from nbtrack.vocabulary import RESERVED_KEYS, STEP_MAX
+from nbtrack.vocabulary import ALERT_LEVELS, RESERVED_KEYS, STEP_MAX
 
 __all__ = [
     "MAX_DEPTH",
+    "check_alert",
     "check_config",
     "check_file_name",
     "check_row",
@@ -88,6 +89,37 @@ def check_file_name(name: object) -> str:
             "(no leading '/', no '..', no backslashes)"
         )
     return name
+
+
+def check_alert(
+    title: object, text: object, level: object, wait_duration: object
+) -> tuple[str, str, str, float]:
+    """run.alert()'s arguments as (title, text, level, wait seconds), or the error naming the bad one.
+
+    level: "INFO", "WARN" or "ERROR" in any case, or an enum whose value is one (W&B's AlertLevel);
+    wait_duration: seconds (int or float >= 0) or a datetime.timedelta.
+    """
+    for what, value in (("title", title), ("text", text)):
+        if not isinstance(value, str):
+            raise TypeError(f"alert(): {what} must be a str, not {type(value).__name__}")
+        _check_text(value, f"alert(): {what}")
+        if "\0" in value:
+            raise ValueError(f"alert(): {what} holds a NUL character (\\x00), which a store cannot keep")
+    assert isinstance(title, str) and isinstance(text, str)
+    if not title.strip():
+        raise ValueError("alert(): title is empty; give the alert a title, e.g. alert('loss diverged', ...)")
+    named = getattr(level, "value", level)  # an Enum such as W&B's AlertLevel.WARN
+    if not isinstance(named, str) or named.upper() not in ALERT_LEVELS:
+        raise ValueError(
+            f"alert(): level must be one of {', '.join(map(repr, ALERT_LEVELS))}, not {level!r:.60}"
+        )
+    seconds = wait_duration.total_seconds() if hasattr(wait_duration, "total_seconds") else wait_duration
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < math.inf:
+        raise ValueError(
+            "alert(): wait_duration must be seconds >= 0 (a number or a timedelta), "
+            f"not {wait_duration!r:.60}"
+        )
+    return str(title), str(text), named.upper(), float(seconds)
 
 
 def check_config(data: object, where: str = "config") -> dict[str, Any]:

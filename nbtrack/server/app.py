@@ -28,7 +28,6 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from nbtrack.server.alerts import AlertLog
 from nbtrack.server.auth import CHALLENGE, Authenticator
 from nbtrack.server.body import body_chunks, check_json_type, check_length, parse_object, read_body
 from nbtrack.server.config import ServerConfig, is_loopback
@@ -70,7 +69,6 @@ class Endpoints:
         self.store = store
         self.auth = Authenticator(store, open_allowed=is_loopback(config.host))
         self.files = FileStore(config.files_dir)
-        self.alerts = AlertLog(config.files_dir)
         self.signer = UrlSigner(store.server_secret(_UPLOAD_SECRET))
         self.exports = HistoryExports(store, config.files_dir)
 
@@ -92,7 +90,6 @@ class Endpoints:
             self.signer,
             entity,
             str(request.base_url).rstrip("/"),
-            self.alerts,
             self.exports,
         )
         status, payload = await run_in_threadpool(run_graphql, body, context)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from nbtrack.server.alerts import AlertLog
 from nbtrack.server.files import FileStore
 from nbtrack.server.history_export import HistoryExports
 from nbtrack.server.signing import UrlSigner
@@ -21,7 +20,6 @@ class RequestContext:
     signer: UrlSigner
     entity: str  # the caller's: every project and run it may see belongs to this entity
     base_url: str  # this server as the client reached it, without a trailing "/"
-    alerts: AlertLog
     exports: HistoryExports
 
     def file_url(self, entity: str, project: str, run_id: str, name: str) -> str:

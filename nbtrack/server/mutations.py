@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from nbtrack.run_names import readable_name
+from nbtrack.server.alerts import notify_alert
 from nbtrack.server.context import RequestContext
 from nbtrack.server.errors import ApiError
 from nbtrack.server.files import check_file_name
@@ -47,6 +49,10 @@ def _upsert_bucket(_root: None, info: Info, input: dict[str, Any]) -> dict[str, 
         "state": _state(input.get("state")),
         "created_at": _created_at(input.get("createdAt")),
     }
+    if not fields["display_name"] and context.store.get_run(entity, project, run_id) is None:
+        # A new run without a name (the wandb client sends none unless given one) gets a readable
+        # one, made from its id: a concurrent create of the same run names it the same.
+        fields["display_name"] = readable_name(run_id)
     run, inserted = context.store.upsert_run_inserted(entity, project, run_id, **fields)
     return {"bucket": run, "inserted": inserted}
 
@@ -68,15 +74,7 @@ def _create_run_files(_root: None, info: Info, input: dict[str, Any]) -> dict[st
 
 
 def _notify_alert(_root: None, info: Info, input: dict[str, Any]) -> dict[str, Any]:
-    context = info.context
-    entity = _entity(context, input.get("entityName"))
-    project = check_name(input["projectName"], "project")
-    run_id = check_name(input["runName"], "run")
-    if context.store.get_run(entity, project, run_id) is None:
-        raise ApiError("NOT_FOUND", f"run {entity}/{project}/{run_id} does not exist")
-    title, text = _text(input["title"], "title"), _text(input["text"], "text")
-    context.alerts.add(entity, project, run_id, title or "", text or "", input.get("severity") or "INFO")
-    return {"success": True}
+    return notify_alert(info.context, _entity(info.context, input.get("entityName")), input)
 
 
 MUTATIONS: dict[str, Resolver] = {

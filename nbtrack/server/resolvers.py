@@ -15,6 +15,7 @@ from urllib.parse import quote
 from graphql import GraphQLResolveInfo
 
 from nbtrack import jsonutil
+from nbtrack.server.alerts import alert_fields
 from nbtrack.server.context import RequestContext
 from nbtrack.server.errors import ApiError
 from nbtrack.server.history_export import export_version
@@ -150,7 +151,7 @@ def _wandb_config(run: RunRow, _info: Info, keys: list[str] | None = None) -> st
 
 
 def _run_alerts(run: RunRow, info: Info) -> list[dict[str, Any]]:
-    return info.context.alerts.list(run.entity, run.project, run.run_id)
+    return [alert_fields(a) for a in info.context.store.read_alerts(run.entity, run.project, run.run_id)]
 
 
 def _run_project(run: RunRow, info: Info) -> ProjectRow | None:

@@ -2,6 +2,7 @@
 
 from nbtrack.store.store import (
     DB_FILENAME,
+    AlertRow,
     Chart,
     ChartRequest,
     KeyRow,
@@ -14,6 +15,7 @@ from nbtrack.store.store import (
 
 __all__ = [
     "DB_FILENAME",
+    "AlertRow",
     "Chart",
     "ChartRequest",
     "KeyRow",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, func, inspect, select
 
 from nbtrack import jsonutil
 from nbtrack.errors import UsageError
@@ -27,8 +27,10 @@ from nbtrack.store.queries import (
     select_runs,
 )
 from nbtrack.store.schema import (
+    AlertRow,
     ProjectRow,
     RunRow,
+    alerts,
     decode_run,
     events,
     history,
@@ -170,6 +172,19 @@ class Reads(Database):
     ) -> list[str]:
         """The run's system-metrics lines (JSON text) in line order."""
         return self._read_lines(events, entity, project, run_id, offset, limit)
+
+    def read_alerts(self, entity: str, project: str, run_id: str) -> list[AlertRow]:
+        """The run's alerts, oldest first ([] for none, or for a run that does not exist)."""
+        stmt = (
+            select(alerts.c.title, alerts.c.text, alerts.c.level, alerts.c.created_at)
+            .select_from(alerts.join(RUN_JOIN))
+            .where(*run_filter(entity, project, run_id))
+            .order_by(alerts.c.created_at, alerts.c.id)
+        )
+        with self._read() as conn:
+            if self._read_only is not None and not inspect(conn).has_table(alerts.name):
+                return []  # a store written before alerts were kept, opened read-only: none
+            return [AlertRow(*row) for row in conn.execute(stmt)]
 
     def _read_lines(
         self, table: Table, entity: str, project: str, run_id: str, offset: int, limit: int | None

@@ -37,11 +37,13 @@ from nbtrack.vocabulary import RUN_STATES
 
 __all__ = [
     "RUN_STATES",
+    "AlertRow",
     "KeyRow",
     "LineBatch",
     "ProjectRow",
     "RunFields",
     "RunRow",
+    "alerts",
     "api_keys",
     "check_offset",
     "check_state",
@@ -158,6 +160,24 @@ events = Table(
     Column("text", Text, nullable=False),
 )
 
+# A run's alerts (run.alert(), W&B's notifyScriptableRunAlert). alert_key is the SDK's id of one
+# alert (the run's id and the alert's number), so a replayed log stores it once; an alert a W&B
+# client sends has none (NULLs never clash in a unique constraint). created_at is when it was raised.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_pk", Integer, ForeignKey("runs.pk"), nullable=False),
+    Column("alert_key", String(128)),
+    Column("title", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("level", String(8), nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("run_pk", "alert_key", name="uq_alerts_run_key"),
+    # A run's alerts are read in time order, and a title's recent ones found among them.
+    Index("ix_alerts_run_created", "run_pk", "created_at"),
+)
+
 # The tracking server's API keys. Only a hash is kept: a leaked database does not leak keys.
 api_keys = Table(
     "api_keys",
@@ -236,6 +256,16 @@ class LineBatch:
     lines: Sequence[str]
     steps: Sequence[int] | None = None  # history only: the rows' _step values, if the caller parsed them
     parsed: Sequence[dict[str, Any]] | None = None  # history only: the rows as parsed, if the caller did
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    """One alert of a run: its level is one of ALERT_LEVELS; created_at when it was raised."""
+
+    title: str
+    text: str
+    level: str
+    created_at: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,8 @@
 - engine.py: the engine, SQLite's connection setup and the transactions (`Database`), every
   public method being one transaction on its own pooled connection (a Store may be shared by
   threads);
-- writes.py: runs and their lines written (`Writes`), of the inserts in upsert.py;
-- reads.py: projects, runs and their lines read (`Reads`);
+- writes.py: runs, their lines and their alerts written (`Writes`), of the inserts in upsert.py;
+- reads.py: projects, runs, their lines and their alerts read (`Reads`);
 - queries.py: the selects reads and writes share (a run by name, evenly spaced samples);
 - server_keys.py: the tracking server's API keys and shared secrets (`ServerKeys`).
 
@@ -26,12 +26,13 @@ from nbtrack.store.chart_read import ChartRequest
 from nbtrack.store.downsample import Chart
 from nbtrack.store.read_only import can_write
 from nbtrack.store.reads import Reads
-from nbtrack.store.schema import KeyRow, LineBatch, ProjectRow, RunRow
+from nbtrack.store.schema import AlertRow, KeyRow, LineBatch, ProjectRow, RunRow
 from nbtrack.store.server_keys import ServerKeys
 from nbtrack.store.writes import Writes
 
 __all__ = [
     "DB_FILENAME",
+    "AlertRow",
     "Chart",
     "ChartRequest",
     "KeyRow",

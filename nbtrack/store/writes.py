@@ -13,9 +13,9 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
-from typing import Any, Unpack
+from typing import Any, Literal, Unpack
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table, func, select
 
 from nbtrack import jsonutil
 from nbtrack.store.chart_read import read_lines
@@ -26,6 +26,7 @@ from nbtrack.store.schema import (
     LineBatch,
     RunFields,
     RunRow,
+    alerts,
     check_offset,
     check_state,
     decode_run,
@@ -39,8 +40,14 @@ from nbtrack.store.schema import (
     projects,
     runs,
 )
+from nbtrack.vocabulary import ALERT_LEVELS, ALERT_TEXT_MAX
 
-__all__ = ["Writes"]
+__all__ = ["ALERTS_PER_RUN", "AlertOutcome", "Writes"]
+
+ALERTS_PER_RUN = 1000  # a run keeps at most this many alerts; later ones are not stored
+# What add_alert did: stored it, found it stored already (the same alert_key: a replay), held it
+# back (the same title within wait_seconds), or refused it (the run has ALERTS_PER_RUN).
+AlertOutcome = Literal["stored", "repeat", "waiting", "full"]
 
 
 class Writes(Database):
@@ -211,6 +218,63 @@ class Writes(Database):
         if runtime is not None:
             fields["runtime"] = runtime
         self._set_fields(entity, project, run_id, **fields)
+
+    def add_alert(
+        self,
+        entity: str,
+        project: str,
+        run_id: str,
+        *,
+        title: str,
+        text: str,
+        level: str,
+        created_at: float | None = None,
+        wait_seconds: float = 0.0,
+        alert_key: str | None = None,
+    ) -> AlertOutcome:
+        """Keep an alert of the run (title and text cut to ALERT_TEXT_MAX characters).
+
+        An alert whose title the run already has within wait_seconds of created_at (before or
+        after: a replay may come late) is not stored ("waiting"); nor is one whose alert_key the run
+        has ("repeat"), so delivering the same alert again changes nothing.
+        """
+        if level not in ALERT_LEVELS:
+            raise ValueError(f"alert level {level!r:.20} is not one of {', '.join(ALERT_LEVELS)}")
+        if wait_seconds < 0:
+            raise ValueError(f"wait_seconds must be >= 0, got {wait_seconds}")
+        now = time.time()
+        when = now if created_at is None else created_at
+        title, text = title[:ALERT_TEXT_MAX], text[:ALERT_TEXT_MAX]
+        with self._write() as conn:
+            pk = self._run_pk(conn, entity, project, run_id, now)
+            # FOR UPDATE on the run: two PostgreSQL writers of one run's alerts take turns, so
+            # neither misses the other's alert of the same title (SQLite's writer already does).
+            conn.execute(select(runs.c.pk).where(runs.c.pk == pk).with_for_update())
+            mine = alerts.c.run_pk == pk
+            if alert_key is not None and conn.scalar(
+                select(alerts.c.id).where(mine, alerts.c.alert_key == alert_key)
+            ):
+                return "repeat"
+            if wait_seconds > 0 and conn.scalar(
+                select(alerts.c.id)
+                .where(
+                    mine,
+                    alerts.c.title == title,
+                    alerts.c.created_at > when - wait_seconds,
+                    alerts.c.created_at < when + wait_seconds,
+                )
+                .limit(1)
+            ):
+                return "waiting"
+            if (conn.scalar(select(func.count()).select_from(alerts).where(mine)) or 0) >= ALERTS_PER_RUN:
+                return "full"
+            conn.execute(
+                alerts.insert().values(
+                    run_pk=pk, alert_key=alert_key, title=title, text=text, level=level, created_at=when
+                )
+            )
+            conn.execute(runs.update().where(runs.c.pk == pk).values(updated_at=now))
+        return "stored"
 
     def _set_fields(self, entity: str, project: str, run_id: str, **fields: Any) -> None:
         now = time.time()

@@ -232,6 +232,9 @@ class GuardedBackend:
     def save_file(self, name: str, path: Path) -> None:
         self._inner.save_file(name, path)
 
+    def add_alert(self, alert: pb.AlertRecord) -> None:
+        self._inner.add_alert(alert)  # stored once per key: a second sync adds nothing
+
     def finish_run(self, state: str, exit_code: int | None, runtime: float | None) -> None:
         """End the replay in the planned state, whatever the log's (synthesized) exit says."""
         plan = self._plan

@@ -31,6 +31,7 @@ export const RUN = `query Run($entity: String, $project: String!, $run: String!,
     run(name: $run) {
       ${RUN_FIELDS}
       files { name sizeBytes url updatedAt }
+      alerts { title text severity createdAt }
       output(offset: 0, limit: $outputLimit)
       chart(x: $x, minX: $minX, maxX: $maxX)
     }
@@ -43,6 +44,7 @@ export const RUN_LIVE = `query RunLive($entity: String, $project: String!, $run:
   project(name: $project, entityName: $entity) {
     run(name: $run) {
       state runtime heartbeatAt updatedAt exitCode historyLineCount lastStep summaryMetrics attempts
+      alerts { title text severity createdAt }
       output(offset: $outputFrom, limit: $outputLimit)
     }
   }

@@ -8,7 +8,7 @@
 // The sparklines are drawn by chart_svg.js, the same code that draws the web UI's charts.
 //
 // Synced traits (see panel.py): header, state, step, runtime, metrics, metrics_omitted, series,
-// series_omitted, pending, notices, media, details. Every user string is written with textContent, never HTML;
+// series_omitted, pending, notices, media, details, alerts. Every user string is written with textContent, never HTML;
 // the one image is an inline PNG data: URL (panel_limits.py checks its shape) set as an <img> src.
 import { extent, formatBytes, formatDuration, formatNumber } from "../shared/chart.js";
 import { LIVE_STATES } from "../shared/vocabulary.js";
@@ -28,6 +28,7 @@ const TRAITS = [
   "notices",
   "media",
   "details",
+  "alerts",
 ];
 const MEDIA_WIDTH = 160;
 const MEDIA_HEIGHT = 64;
@@ -121,6 +122,10 @@ const PANEL_CSS = `
 .${PANEL_CLASS} .nbt-range { font-size: 0.85em; color: var(--nbt-muted); display: flex; justify-content: space-between; gap: 6px; }
 .${PANEL_CLASS} .nbt-foot { margin-top: 6px; display: flex; flex-direction: column; gap: 2px; }
 .${PANEL_CLASS} .nbt-notice { color: var(--nbt-warn); overflow-wrap: anywhere; }
+.${PANEL_CLASS} .nbt-alert { --nbt-level: var(--nbt-accent); border-left: 3px solid var(--nbt-level); padding-left: 6px; margin-top: 4px; overflow-wrap: anywhere; }
+.${PANEL_CLASS} .nbt-alert[data-level="WARN"] { --nbt-level: var(--nbt-warn); }
+.${PANEL_CLASS} .nbt-alert[data-level="ERROR"] { --nbt-level: var(--nbt-err); }
+.${PANEL_CLASS} .nbt-alert-level { color: var(--nbt-level); font-weight: 600; margin-right: 6px; }
 .${PANEL_CLASS} .nbt-media { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 6px; }
 .${PANEL_CLASS} .nbt-media img { display: block; height: ${MEDIA_HEIGHT}px; width: auto; image-rendering: pixelated; }
 .${PANEL_CLASS} .nbt-hist { display: block; width: ${MEDIA_WIDTH}px; height: ${MEDIA_HEIGHT}px; }
@@ -133,6 +138,15 @@ function element(tag, className, text) {
   if (className) node.className = className;
   if (text !== undefined) node.textContent = text;
   return node;
+}
+
+/** One alert of the run (run.alert()): its level, title and text, each as text. */
+function alertLine(alert) {
+  const line = element("div", "nbt-alert");
+  line.dataset.level = String(alert.level || "INFO");
+  line.append(element("span", "nbt-alert-level", line.dataset.level), element("span", "nbt-alert-title", String(alert.title || "")));
+  if (alert.text) line.append(element("span", "nbt-muted", ` — ${alert.text}`));
+  return line;
 }
 
 function valueLabel(value) {
@@ -238,7 +252,8 @@ export default {
     const pending = element("div", "nbt-muted");
     const omitted = element("div", "nbt-muted");
     const notices = element("div");
-    foot.append(pending, omitted, notices);
+    const alerts = element("div", "nbt-alerts");
+    foot.append(pending, omitted, notices, alerts);
 
     const mediaRow = element("div", "nbt-media");
     const mediaParts = { imageCard: element("div", "nbt-card"), img: element("img"), imageKey: element("div", "nbt-key"), histCard: element("div", "nbt-card"), histKey: element("div", "nbt-key") };
@@ -299,6 +314,7 @@ export default {
       mediaRow.hidden = mediaParts.imageCard.hidden && mediaParts.histCard.hidden;
 
       notices.replaceChildren(...(model.get("notices") || []).map((text) => element("div", "nbt-notice", `⚠ ${text}`)));
+      alerts.replaceChildren(...(model.get("alerts") || []).map(alertLine));
       const detailLines = model.get("details") || [];
       details.hidden = detailLines.length === 0;
       details.replaceChildren(...detailLines.map((text) => element("div", undefined, String(text))));

@@ -1,5 +1,5 @@
-// "/{entity}/{project}/runs/{run}": one run. Its header (state, runtime, step, tags), one chart per
-// metric (the server downsamples: Run.chart), config and summary, console output and files.
+// "/{entity}/{project}/runs/{run}": one run. Its header (state, runtime, step, tags), its alerts
+// (run.alert(), newest first), one chart per metric (the server downsamples: Run.chart), config and summary, console output and files.
 // The notebook panel links here (run.url). A running run polls every second while the tab is
 // visible: new points, console lines and summary values appear without a reload, and when the run
 // ends the page reads it once more (files are often saved at the end) and stops.
@@ -59,6 +59,8 @@ export async function runPage(main, route, ctx) {
   const consoleInfo = h("span", { class: "muted" });
   const moreOutput = h("button", { type: "button", class: "button", hidden: true, on: { click: () => loadOutput() } }, "Show more");
   const filesSlot = h("div");
+  const alertsSlot = h("div");
+  const alertsSection = h("section", { class: "section", "aria-labelledby": "alerts-title", hidden: true }, h("h2", { id: "alerts-title" }, "Alerts"), alertsSlot);
   const mediaSlot = h("div");
   let media = null; // what renderMedia drew last
   const files = fileCache(names, { signal: ctx.signal });
@@ -70,6 +72,7 @@ export async function runPage(main, route, ctx) {
   fill(
     main,
     head,
+    alertsSection,
     chartsSection,
     h("section", { class: "section", "aria-labelledby": "media-title", hidden: true }, h("h2", { id: "media-title" }, "Media"), mediaSlot),
     h(
@@ -100,6 +103,29 @@ export async function runPage(main, route, ctx) {
       h("dl", { class: "facts" }, facts.map(([term, value, title]) => h("div", {}, h("dt", {}, term), h("dd", { title }, value)))),
       run.tags.length ? tagList(run.tags) : null,
       run.notes ? h("p", { class: "notes" }, run.notes) : null,
+    );
+  }
+
+  function renderAlerts(alerts) {
+    alertsSection.hidden = !alerts.length;
+    fill(
+      alertsSlot,
+      h(
+        "ul",
+        { class: "alerts" },
+        [...alerts].reverse().map((alert) => {
+          const level = String(alert.severity).toLowerCase();
+          const when = new Date(alert.createdAt * 1000);
+          return h(
+            "li",
+            { class: `alert alert-${level}`, dataset: { level } },
+            h("span", { class: `alert-level alert-level-${level}` }, alert.severity),
+            h("strong", { class: "alert-title" }, alert.title),
+            h("time", { class: "muted", datetime: when.toISOString(), title: when.toLocaleString() }, formatAgo(alert.createdAt)),
+            alert.text ? h("p", { class: "alert-text" }, alert.text) : null,
+          );
+        }),
+      ),
     );
   }
 
@@ -223,6 +249,7 @@ export async function runPage(main, route, ctx) {
   const drawCharts = (chartText) => (attempts > 1 ? charts.refresh() : charts.draw([chartSeries(parseJSON(chartText))]));
 
   renderHead();
+  renderAlerts(raw.alerts || []);
   renderTables();
   renderFiles(raw.files || []);
   takeOutput(raw.output || []);
@@ -239,6 +266,7 @@ export async function runPage(main, route, ctx) {
       if (ctx.signal.aborted || !live) return false;
       run = { ...run, ...live, summary: normalizeRun({ summaryMetrics: live.summaryMetrics }).summary };
       appendOutput(live.output);
+      renderAlerts(live.alerts || []);
       if (live.state !== "running") {
         // The end: read everything once more (final summary, files saved at the end, all lines).
         const last = await graphql(RUN, { ...names, x: view.x, minX: view.range?.[0], maxX: view.range?.[1], outputLimit: 0 }, { signal: ctx.signal });
