@@ -6,6 +6,7 @@ module and a test keeps it equal) take them from here, and nothing else from eac
 from __future__ import annotations
 
 __all__ = [
+    "ALERTS_PER_RUN",
     "ALERT_LEVELS",
     "ALERT_TEXT_MAX",
     "ALERT_WAIT_SECONDS",
@@ -67,6 +68,7 @@ OUTPUT_FILE = "output.log"
 ALERT_LEVELS = ("INFO", "WARN", "ERROR")
 ALERT_TEXT_MAX = 10_000
 ALERT_WAIT_SECONDS = 60.0
+ALERTS_PER_RUN = 1000  # a run keeps at most this many alerts (the store refuses more)
 
 
 def js_module() -> str:

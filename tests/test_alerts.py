@@ -78,6 +78,21 @@ def test_local_mode_keeps_alerts_in_the_store(root: Path) -> None:
     assert created == sorted(created) and created[0] > 1e9
 
 
+def test_past_the_runs_alert_limit_none_is_sent_and_that_is_said_once(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("nbtrack.sdk.alerts.ALERTS_PER_RUN", 3)
+    with nbtrack.init(project="p", dir=root, id="cap") as run:
+        for i in range(6):
+            run.alert(f"alert {i}", "")
+    assert [a["title"] for a in run.alerts] == ["alert 0", "alert 1", "alert 2"]
+    said = [n for n in run.notices if "keeps at most 3 alerts" in n]
+    assert said == ["run cap keeps at most 3 alerts: 'alert 3' and any later ones are not kept"]
+    kinds = [r.WhichOneof("record_type") for r in iter_records(run.dir / "run-cap.nbt")]
+    assert kinds.count("alert") == 3
+    assert [t for t, _, _ in alerts_of(nbtrack.Api(dir=root), "p/cap")] == ["alert 0", "alert 1", "alert 2"]
+
+
 def test_offline_alerts_arrive_with_sync_once(root: Path) -> None:
     with nbtrack.init(project="p", dir=root, id="off", mode="offline") as run:
         raise_alerts(run)

@@ -16,7 +16,6 @@ import shutil
 import sys
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Callable
 from datetime import timedelta
@@ -29,13 +28,14 @@ from nbtrack.errors import InternalProcessError, UsageError
 from nbtrack.internal.summary import parse_summary_kinds
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.run_names import readable_name
+from nbtrack.sdk.alerts import RunAlerts
 from nbtrack.sdk.exit_wait import STALL_TIMEOUT, STOP_ANSWER, StoppedWaiting, wait_for_exit
 from nbtrack.sdk.finish_words import FinishWords
 from nbtrack.sdk.media_writer import RunMedia
 from nbtrack.sdk.resume import ResumePoint
 from nbtrack.sdk.run_state import Config, NotebookLink, RunLink, Summary
 from nbtrack.sdk.start_records import run_record, setup_request
-from nbtrack.sdk.values import check_alert, check_file_name, check_row, check_step
+from nbtrack.sdk.values import check_file_name, check_row, check_step
 from nbtrack.settings import Settings
 from nbtrack.transport.connection import RunConnection
 from nbtrack.transport.mailbox import Slot
@@ -88,7 +88,7 @@ class Run:
         self.notices: list[str] = []  # warnings the internal process sent (also logged)
         # Alerts raised here and kept ({"title", "text", "level", "time"}), oldest first; the
         # notebook panel shows the newest. on_alert: called with each, on the caller's thread.
-        self.alerts: list[dict[str, Any]] = []
+        self._alerts = RunAlerts(settings.run_id, self._send, self._warn)
         self.on_alert: list[Callable[[Run, dict[str, Any]], object]] = []
         self._exit_slot: Slot | None = None  # the exit record's reply, once finish() has sent it
         # Called on the results thread with each LiveResult (every live_interval while it changes).
@@ -184,6 +184,11 @@ class Run:
     def last_image(self) -> tuple[str, Any] | None:
         """(file name, uint8 pixels) of the newest image logged (the notebook panel's preview)."""
         return self._media.last_image
+
+    @property
+    def alerts(self) -> list[dict[str, Any]]:
+        """The alerts this run raised in this process, oldest first: {"title", "text", "level", "time"}."""
+        return self._alerts.kept
 
     @property
     def state(self) -> str:
@@ -282,19 +287,9 @@ class Run:
         run already has within wait_duration (seconds or a timedelta; 60 by default, as W&B's) is
         not kept again, so an alert in a loop does not flood the run."""
         self._check_live("alert()")
-        title, text, level, wait = check_alert(title, text, level, wait_duration)
-        now = time.time()
-        # Held back here already, so an alert in a loop costs no record; the store holds back a
-        # title repeated across processes (a resumed run) by the same rule.
-        if any(a["title"] == title and abs(now - a["time"]) < wait for a in self.alerts):
+        alert = self._alerts.raise_alert(title, text, level, wait_duration)
+        if alert is None:
             return
-        key = f"{self.id}-{uuid.uuid4().hex}"
-        record = pb.AlertRecord(
-            title=title, text=text, level=level, wait_seconds=wait, timestamp=now, key=key
-        )
-        self._send(pb.Record(alert=record))
-        alert = {"title": title, "text": text, "level": level, "time": now}
-        self.alerts.append(alert)
         for hook in list(self.on_alert):
             hook(self, alert)
 

@@ -40,11 +40,10 @@ from nbtrack.store.schema import (
     projects,
     runs,
 )
-from nbtrack.vocabulary import ALERT_LEVELS, ALERT_TEXT_MAX
+from nbtrack.vocabulary import ALERT_LEVELS, ALERT_TEXT_MAX, ALERTS_PER_RUN
 
 __all__ = ["ALERTS_PER_RUN", "AlertOutcome", "Writes"]
 
-ALERTS_PER_RUN = 1000  # a run keeps at most this many alerts; later ones are not stored
 # What add_alert did: stored it, found it stored already (the same alert_key: a replay), held it
 # back (the same title within wait_seconds), or refused it (the run has ALERTS_PER_RUN).
 AlertOutcome = Literal["stored", "repeat", "waiting", "full"]
