@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 from nbtrack.server.files import FileStore
@@ -21,6 +22,9 @@ class RequestContext:
     entity: str  # the caller's: every project and run it may see belongs to this entity
     base_url: str  # this server as the client reached it, without a trailing "/"
     exports: HistoryExports
+    # What resolvers of one request share, so a field asked of each of N runs is read once (e.g.
+    # Run.project: every run of a listing has the same one). Lives as long as the request.
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False)
 
     def file_url(self, entity: str, project: str, run_id: str, name: str) -> str:
         """Where a run file is read (GET, authenticated) and, with a token, uploaded (PUT)."""

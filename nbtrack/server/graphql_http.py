@@ -24,6 +24,7 @@ from nbtrack.server.context import RequestContext
 from nbtrack.server.errors import ApiError
 from nbtrack.server.graphql_cost import MAX_COST, check_shape, check_text, query_cost
 from nbtrack.server.graphql_schema import MaxDepthRule, schema, wandb_schema
+from nbtrack.server.unsupported import unsupported_error
 
 __all__ = ["run_graphql"]
 
@@ -59,7 +60,8 @@ def run_graphql(body: bytes, context: RequestContext) -> tuple[int, bytes]:
     if invalid and not validate(second, document, _RULES):
         chosen, invalid = second, []
     if invalid:
-        return _errors(400, invalid)
+        unsupported = unsupported_error(document)  # artifacts: said plainly, not as a schema error
+        return _errors(400, [unsupported] if unsupported else invalid)
     cost = query_cost(chosen, document, operation, variables)
     if cost > MAX_COST:
         message = (

@@ -22,8 +22,9 @@ from nbtrack.server.history_export import export_version
 from nbtrack.server.wandb_files import WandbFile, select_files
 from nbtrack.server.wandb_query import select_runs
 from nbtrack.store import ChartRequest, ProjectRow, RunRow
-from nbtrack.store.line_counts import line_count
+from nbtrack.store.line_counts import last_line, line_count
 from nbtrack.store.rollup import X_KEYS
+from nbtrack.store.run_queries import RunSelection, query_runs
 
 __all__ = ["FEATURES", "RESOLVERS", "WANDB_RESOLVERS", "Info", "Resolver", "run_key"]
 
@@ -85,7 +86,17 @@ def _project(
         return None
     if entityName is not None and entityName != context.entity:
         return None
-    return context.store.get_project(context.entity, name)
+    return _cached_project(info, context.entity, name)
+
+
+def _cached_project(info: Info, entity: str, name: str) -> ProjectRow | None:
+    """The project, read once per request: each run of a listing asks for its project, the same one."""
+    memo = info.context.memo
+    key = ("project", entity, name)
+    if key not in memo:
+        memo[key] = info.context.store.get_project(entity, name)
+    found: ProjectRow | None = memo[key]
+    return found
 
 
 def _project_runs(
@@ -138,10 +149,8 @@ def _events_tail(run: RunRow, info: Info) -> str:
 
 def _last_event(run: RunRow, info: Info) -> list[str]:
     """The run's last system-metrics line (or none): read by its position, not with every line."""
-    count = line_count(info.context.store, "events", run.entity, run.project, run.run_id)
-    if count == 0:
-        return []
-    return info.context.store.read_events(run.entity, run.project, run.run_id, count - 1, 1)
+    last = last_line(info.context.store, "events", run.entity, run.project, run.run_id)
+    return [] if last is None else [last]
 
 
 def _wandb_config(run: RunRow, _info: Info, keys: list[str] | None = None) -> str:
@@ -155,7 +164,7 @@ def _run_alerts(run: RunRow, info: Info) -> list[dict[str, Any]]:
 
 
 def _run_project(run: RunRow, info: Info) -> ProjectRow | None:
-    return info.context.store.get_project(run.entity, run.project)
+    return _cached_project(info, run.entity, run.project)
 
 
 def _run_history(
@@ -247,17 +256,22 @@ def _page(
     """A W&B connection of items[after:after+first]; a cursor is the item's position, as text."""
     if first is not None and first < 0:
         raise ApiError("BAD_REQUEST", f"first must be >= 0, not {first}")
-    try:
-        start = 0 if after is None else int(after) + 1
-    except ValueError:
-        raise ApiError("BAD_REQUEST", f"after: {after!r:.40} is not a cursor of this server") from None
-    start = max(start, 0)
+    start = _cursor_start(after)
     stop = len(items) if first is None else start + first
     edges = [{"node": item, "cursor": cursor(start + i)} for i, item in enumerate(items[start:stop])]
     return {
         "edges": edges,
         "pageInfo": {"endCursor": edges[-1]["cursor"] if edges else after, "hasNextPage": stop < len(items)},
     }
+
+
+def _cursor_start(after: str | None) -> int:
+    """The position after a cursor (a cursor is an item's position, as text)."""
+    try:
+        start = 0 if after is None else int(after) + 1
+    except ValueError:
+        raise ApiError("BAD_REQUEST", f"after: {after!r:.40} is not a cursor of this server") from None
+    return max(start, 0)
 
 
 def _models(
@@ -274,14 +288,44 @@ def _project_runs_page(
     order: str | None = None,
     filters: Any = None,
 ) -> dict[str, Any]:
-    rows = info.context.store.list_runs(project.name, project.entity)
-    return _page(select_runs(rows, filters, order), first, after, str)
+    start = _cursor_start(after)
+    if first is not None and first < 0:
+        raise ApiError("BAD_REQUEST", f"first must be >= 0, not {first}")
+    found = _select(project, info, filters, order, start, None if first is None else first + 1)
+    if not found.exact:
+        return _page(select_runs(found.rows, filters, order), first, after, str)
+    # The page, and one run more: whether there is a next page, without counting every match.
+    rows = found.rows if first is None else found.rows[:first]
+    edges = [{"node": row, "cursor": str(start + i)} for i, row in enumerate(rows)]
+    more = first is not None and len(found.rows) > first
+    return {
+        "edges": edges,
+        "pageInfo": {"endCursor": edges[-1]["cursor"] if edges else after, "hasNextPage": more},
+    }
+
+
+def _select(
+    project: ProjectRow,
+    info: Info,
+    filters: Any,
+    order: str | None,
+    offset: int = 0,
+    limit: int | None = None,
+    count_only: bool = False,
+) -> RunSelection:
+    """The project's runs the filter selects, in SQL where it can (store/run_queries.py)."""
+    if filters is not None and not isinstance(filters, dict):
+        raise ApiError("BAD_REQUEST", "runs(filters:) must hold a JSON object")
+    return query_runs(
+        info.context.store, project.entity, project.name, filters, order, offset, limit, count_only=count_only
+    )
 
 
 def _run_count(project: ProjectRow, info: Info, filters: Any = None) -> int:
     if filters is None:
         return project.run_count
-    return len(select_runs(info.context.store.list_runs(project.name, project.entity), filters, None))
+    found = _select(project, info, filters, None, count_only=True)
+    return found.total if found.exact else len(select_runs(found.rows, filters, None))
 
 
 def _owner(entity: str) -> dict[str, Any]:

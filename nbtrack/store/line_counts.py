@@ -15,7 +15,7 @@ from nbtrack.store.queries import RUN_JOIN, run_filter
 from nbtrack.store.schema import events, output, runs
 from nbtrack.store.store import Store
 
-__all__ = ["line_count"]
+__all__ = ["last_line", "line_count"]
 
 _STREAMS = {"output": output, "events": events}
 
@@ -29,3 +29,17 @@ def line_count(
     stmt = select(func.count()).select_from(table).where(table.c.run_pk == run_pk.scalar_subquery())
     with store._read() as conn:
         return int(conn.scalar(stmt) or 0)
+
+
+def last_line(
+    store: Store, stream: Literal["output", "events"], entity: str, project: str, run_id: str
+) -> str | None:
+    """The text of the run's last line of the stream (None without any): one index lookup."""
+    table = _STREAMS[stream]
+    run_pk = select(runs.c.pk).select_from(RUN_JOIN).where(*run_filter(entity, project, run_id))
+    stmt = (
+        select(table.c.text).where(table.c.run_pk == run_pk.scalar_subquery()).order_by(table.c.line.desc())
+    )
+    with store._read() as conn:
+        found: str | None = conn.scalar(stmt.limit(1))
+    return found
