@@ -27,7 +27,8 @@ from graphql import (
 from nbtrack import jsonutil
 from nbtrack.server.body import MAX_NESTING, too_deep
 from nbtrack.server.mutations import MUTATIONS
-from nbtrack.server.resolvers import RESOLVERS, WANDB_RESOLVERS
+from nbtrack.server.resolvers import RESOLVERS
+from nbtrack.server.wandb_resolvers import WANDB_FIELDS, WANDB_RESOLVERS
 
 __all__ = ["MAX_DEPTH", "MaxDepthRule", "schema", "wandb_schema"]
 
@@ -62,7 +63,7 @@ def _sdl() -> str:
 @cache
 def schema() -> GraphQLSchema:
     """nbtrack's own schema (schema.graphql)."""
-    return _build(_sdl(), RESOLVERS)
+    return _build(_sdl(), _merged(RESOLVERS, WANDB_FIELDS))
 
 
 @cache
@@ -73,10 +74,16 @@ def wandb_schema() -> GraphQLSchema:
         if sdl.count(ours) != 1:
             raise TypeError(f"schema.graphql no longer has exactly one field {ours!r}")
         sdl = sdl.replace(ours, theirs)
-    resolvers = {name: dict(fields) for name, fields in RESOLVERS.items()}
-    for name, fields in WANDB_RESOLVERS.items():
-        resolvers[name].update(fields)
-    return _build(sdl, resolvers)
+    return _build(sdl, _merged(RESOLVERS, WANDB_FIELDS, WANDB_RESOLVERS))
+
+
+def _merged(*layers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Resolvers by type, each layer's fields over the ones before."""
+    merged: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        for name, fields in layer.items():
+            merged.setdefault(name, {}).update(fields)
+    return merged
 
 
 def _build(sdl: str, resolvers_of: dict[str, dict[str, Any]]) -> GraphQLSchema:
