@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from nbtrack.server.wandb_query import select_runs
 from nbtrack.store import Store
-from nbtrack.store.run_queries import query_runs
+from nbtrack.store.run_queries import _Compiler, query_runs
+from nbtrack.store.schema import runs
 
 POSTGRES_URL = os.environ.get("NBTRACK_TEST_POSTGRES_URL")
 PROJECT = "q"
@@ -190,3 +192,25 @@ def test_a_project_with_a_nan_run_is_answered_by_python(store: Store) -> None:
     assert not found.exact  # the NaN run's config cannot be read by SQL's JSON functions
     # ...but only runs SQL could not rule out come back: here the NaN run and the three matches
     assert sorted(run.run_id for run in found.rows) == ["r00", "r03", "r05", "r07"]
+
+
+def test_nan_runs_of_other_projects_never_break_a_clean_projects_query(store: Store) -> None:
+    """The database may test a JSON condition on any run before the project's own conditions rule
+    it out (PostgreSQL's planner does, once the runs table is big): a run of another entity whose
+    summary holds NaN or -Infinity must not make a clean project's filtered query fail."""
+    dirty, clean = f"d{uuid.uuid4().hex[:8]}", f"c{uuid.uuid4().hex[:8]}"
+    for i in range(300):
+        store.upsert_run(
+            dirty, PROJECT, f"n{i:03d}", summary={"best": -math.inf, "odd": math.nan}, config={"lr": math.nan}
+        )
+    _fill(store, clean, FINITE_RUNS)
+    for filters in ({"summary_metrics.best": {"$exists": True}}, {"config.lr": {"$gt": 0.0}}):
+        # The condition alone, tested on every run of the database, as a planner may test it.
+        condition = _Compiler(store._dialect).filters(filters)
+        with store._snapshot() as conn:
+            conn.execute(select(func.count()).select_from(runs).where(condition)).scalar()
+        found = query_runs(store, clean, PROJECT, filters, "-summary_metrics.best")
+        assert found.exact
+        assert [r.run_id for r in found.rows] == _python(store, clean, filters, "-summary_metrics.best")
+        counted = query_runs(store, clean, PROJECT, filters, None, count_only=True)
+        assert counted.total == len(found.rows)

@@ -99,6 +99,14 @@ class _JsonPath:
     keys: tuple[str, ...]
 
 
+def _readable(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The column's JSON, or NULL when its text may hold NaN/±Infinity, which the databases' JSON
+    functions refuse (an error, not NULL). Every JSON read goes through this: the database may
+    evaluate a condition on any run, even one of another project, before the project's own
+    conditions rule it out, so no read may fail on a run the guard would leave to Python."""
+    return case((or_(column.like("%NaN%"), column.like("%Infinity%")), None), else_=column)
+
+
 class _Compiler:
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
@@ -129,7 +137,7 @@ class _Compiler:
                 (kind == "string", "text"),
                 else_=kind,
             )
-        kind = func.json_type(p.column, self._sqlite_path(p))
+        kind = func.json_type(_readable(p.column), self._sqlite_path(p))
         return case((kind.in_(("integer", "real")), "number"), else_=kind)
 
     def json_number(self, p: _JsonPath) -> ColumnElement[Any]:
@@ -139,7 +147,7 @@ class _Compiler:
         if self.dialect == "postgresql":
             value = cast(self._pg_text(p), Numeric)
         else:
-            value = func.json_extract(p.column, self._sqlite_path(p))
+            value = func.json_extract(_readable(p.column), self._sqlite_path(p))
         return case((kind == "number", value), (kind == "true", 1), (kind == "false", 0), else_=None)
 
     def json_text(self, p: _JsonPath) -> ColumnElement[Any]:
@@ -147,14 +155,16 @@ class _Compiler:
         if self.dialect == "postgresql":
             value: ColumnElement[Any] = self._pg_text(p).collate("C")
         else:
-            value = func.json_extract(p.column, self._sqlite_path(p))
+            value = func.json_extract(_readable(p.column), self._sqlite_path(p))
         return case((self.json_type(p) == "text", value), else_=None)
 
     def _pg(self, p: _JsonPath) -> ColumnElement[Any]:
-        return cast(p.column, JSONB).op("#>", return_type=JSONB)(literal(list(p.keys), ARRAY(Text)))
+        keys = literal(list(p.keys), ARRAY(Text))
+        return cast(_readable(p.column), JSONB).op("#>", return_type=JSONB)(keys)
 
     def _pg_text(self, p: _JsonPath) -> ColumnElement[Any]:
-        return cast(p.column, JSONB).op("#>>", return_type=Text)(literal(list(p.keys), ARRAY(Text)))
+        keys = literal(list(p.keys), ARRAY(Text))
+        return cast(_readable(p.column), JSONB).op("#>>", return_type=Text)(keys)
 
     @staticmethod
     def _sqlite_path(p: _JsonPath) -> str:
