@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import nbtrack
+from nbtrack import jsonutil
 from tests import serving
 from tests import test_wandb_client as base
 from tests.capture_proxy import CaptureProxy
@@ -139,6 +140,48 @@ def test_scan_history_and_pandas_exact(env: WandbEnv) -> None:
     frame = [{k: v for k, v in row.items() if k in ("_step", "loss", "odd", "big")} for row in out["frame"]]
     wanted = [{k: row[k] for k in ("_step", "loss", "odd", "big")} for row in logged]
     assert same(frame, wanted)
+
+
+PAGED_SCAN = """
+import os, wandb
+api = wandb.Api(overrides={"base_url": os.environ["WANDB_BASE_URL"]})
+r = api.run(os.environ["WANDB_ENTITY"] + "/wb/paged-run")
+rows = list(r.scan_history())
+emit({
+    "count": len(rows),
+    "steps": [row["_step"] for row in rows] == list(range(len(rows))),
+    "v": [row["v"] for row in rows[::997]],
+    "m": [rows[0]["m"], rows[-1]["m"]],
+    "late": [row["_step"] for row in rows if row["late"] is not None],
+    "nan": [row["_step"] for row in rows if row["x"] != row["x"]],
+})
+"""
+
+
+def test_scan_history_of_an_export_in_many_row_groups(env: WandbEnv) -> None:
+    """25,000 rows: an export of three pages (PAGE_ROWS), the kinds of two keys changing between
+    them, read by wandb-core exactly as one page would be."""
+    env.client.upsert("wb", "paged-run", entity=env.entity)
+    logged = []
+    for i in range(25_000):
+        row: dict[str, Any] = {
+            "_step": i,
+            "v": i if i < 15_000 else i + 0.5,
+            "m": [i] if i < 5_000 else [i, 0.5],
+        }
+        row["x"] = math.nan if i % 5_000 == 0 else -math.inf if i == 7 else i * 0.25
+        if i == 24_999:
+            row["late"] = "t"
+        logged.append(row)
+    for offset in range(0, len(logged), 10_000):
+        lines = [jsonutil.dumps_str(row) for row in logged[offset : offset + 10_000]]
+        body = {"files": {"wandb-history.jsonl": {"offset": offset, "content": lines}}}
+        assert env.client.stream("wb", "paged-run", body, entity=env.entity).status_code == 200
+    out = env.run(PAGED_SCAN)
+    assert out["count"] == 25_000 and out["steps"]
+    assert same(out["v"], [row["v"] for row in logged[::997]])
+    assert out["m"] == [[0], [24_999, 0.5]]
+    assert out["late"] == [24_999] and out["nan"] == list(range(0, 25_000, 5_000))
 
 
 EVENTS = """

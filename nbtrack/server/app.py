@@ -16,7 +16,10 @@ event loop keeps serving while a large post is written.
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterator
 from pathlib import PurePosixPath
+from typing import BinaryIO
 
 import orjson
 from starlette.applications import Starlette
@@ -24,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -146,8 +149,14 @@ class Endpoints:
         self.signer.check(
             request.query_params.get("token"), entity, project, run_id, version, purpose="history"
         )
-        path = await run_in_threadpool(self.exports.parquet, entity, project, run_id, version)
-        return FileResponse(path, media_type="application/vnd.apache.parquet", headers=_DOWNLOAD_HEADERS)
+        # Served from the file opened here: a newer export removing this one cannot cut it off.
+        export = await run_in_threadpool(self.exports.open, entity, project, run_id, version)
+        size = os.fstat(export.fileno()).st_size
+        return StreamingResponse(
+            _chunks(export),
+            media_type="application/vnd.apache.parquet",
+            headers={**_DOWNLOAD_HEADERS, "Content-Length": str(size)},
+        )
 
     @staticmethod
     def _signed_path(request: Request) -> tuple[str, str, str]:
@@ -258,3 +267,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _unexpected(request: Request, exc: Exception) -> Response:
     # Starlette's ServerErrorMiddleware calls this, then re-raises, and uvicorn logs the traceback.
     return error_response(ApiError("INTERNAL", f"the server failed on {request.method} {request.url.path}"))
+
+
+def _chunks(file: BinaryIO, size: int = 1 << 20) -> Iterator[bytes]:
+    """An opened file's bytes in chunks, closing it at the end (or when the download is cut off)."""
+    with file:
+        while chunk := file.read(size):
+            yield chunk

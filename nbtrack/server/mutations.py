@@ -37,7 +37,7 @@ def _upsert_bucket(_root: None, info: Info, input: dict[str, Any]) -> dict[str, 
     run_id = check_name(name, "run name")
     fields: RunFields = {
         "display_name": _text(input.get("displayName"), "displayName"),
-        "notes": _text(_either(input, "notes", "description"), "notes"),
+        "notes": _text(_notes(context, entity, project, run_id, input), "notes"),
         "tags": _tags(input.get("tags")),
         "group": _text(input.get("groupName"), "groupName", _SHORT_TEXT),
         "job_type": _text(input.get("jobType"), "jobType", _SHORT_TEXT),
@@ -90,6 +90,21 @@ def _entity(context: RequestContext, given: str | None) -> str:
         return context.entity
     check_name(given, "entity")
     raise ApiError("NOT_FOUND", f"entity {given!r} does not exist or is not yours")
+
+
+def _notes(context: RequestContext, entity: str, project: str, run_id: str, input: Mapping[str, Any]) -> Any:
+    """input.notes or input.description (W&B's name for the same text). wandb's Api sends both on
+    run.update(): the one the user set, and the other as it was read. So when they differ and one
+    of them is the run's stored notes, the other one is the change; else they must agree."""
+    notes, description = input.get("notes"), input.get("description")
+    if notes is not None and description is not None and notes != description:
+        run = context.store.get_run(entity, project, run_id)
+        stored = None if run is None else run.notes
+        if stored == description:
+            return notes
+        if stored == notes:
+            return description
+    return _either(input, "notes", "description")
 
 
 def _either(input: Mapping[str, Any], name: str, other_name: str) -> Any:

@@ -96,6 +96,39 @@ class Reads(Database):
             rows = [jsonutil.loads(data) for data in conn.scalars(stmt)]
         return rows if keys is None else pick_keys(rows, keys)
 
+    def history_page(
+        self, entity: str, project: str, run_id: str, after: int, below: int, max_rows: int, max_bytes: int
+    ) -> list[tuple[int, str]]:
+        """(line, JSON text) of the run's history lines after `after` and below `below`, in line
+        order: at most max_rows of them, and no more once their texts reach max_bytes (at least
+        one). Read as a stream, so a page's memory is its own rows' whatever the run holds."""
+        stmt = (
+            select(history.c.line, history.c.data)
+            .where(
+                history.c.run_pk
+                == select(runs.c.pk)
+                .select_from(RUN_JOIN)
+                .where(*run_filter(entity, project, run_id))
+                .scalar_subquery(),
+                history.c.line > after,
+            )
+            .where(history.c.line < below)
+            .order_by(history.c.line)
+            .limit(max_rows)
+            .execution_options(yield_per=256)
+        )
+        page: list[tuple[int, str]] = []
+        size = 0
+        with self._read() as conn:
+            result = conn.execute(stmt)
+            for line, data in result:
+                page.append((int(line), data))
+                size += len(data)
+                if size >= max_bytes:
+                    break
+            result.close()
+        return page
+
     def history_json(
         self,
         entity: str,
