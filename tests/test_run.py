@@ -347,7 +347,11 @@ def test_live_results_are_pushed_while_the_run_changes_and_stay_bounded(root: Pa
 
 def test_ctrl_c_in_finish_leaves_the_run_finishing_and_a_second_finish_completes(root: Path) -> None:
     import _thread
+    import signal
     import threading
+
+    # interrupt_main() does nothing unless Python's own SIGINT handler is installed.
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, signal.getsignal(signal.SIGINT)
 
     run = nbtrack.init(project="test", dir=root, id="hasty")
     for i in range(200_000):

@@ -100,8 +100,9 @@ def init(
         process = _safely(hook.take_process) if settings.mode != "disabled" else None
     if process is None and settings.mode != "disabled":
         # Spawned before the rest of the SDK is imported: the new interpreter boots on the
-        # other core while this one imports (the first init() of a process pays both).
-        process = InternalProcess()
+        # other core while this one imports (the first init() of a process pays both). A local
+        # run's process imports the store meanwhile, rather than once its setup has come.
+        process = InternalProcess(preload=settings.mode == "local")
     try:
         from nbtrack.sdk.run import Run
 

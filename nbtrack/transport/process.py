@@ -29,7 +29,7 @@ class InternalProcess:
     """A spawned `nbtrack.internal.main.serve` process and the user side of its pipes."""
 
     def __init__(self, *, preload: bool = False) -> None:
-        """Spawn the process; preload=True makes a warm spare that imports everything up front."""
+        """Spawn the process; preload=True: it imports the store up front (a warm spare, a local run)."""
         ctx = multiprocessing.get_context("spawn")
         record_reader, self.record_pipe = ctx.Pipe(duplex=False)
         self.result_pipe, result_writer = ctx.Pipe(duplex=False)
