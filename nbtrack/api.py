@@ -22,7 +22,7 @@ from nbtrack.sdk.values import check_file_name
 from nbtrack.settings import check_base_url, resolve_root
 from nbtrack.store import DB_FILENAME, AlertRow, ProjectRow, RunRow, Store
 from nbtrack.store.schema import pick_keys
-from nbtrack.vocabulary import CELLS_KEY
+from nbtrack.vocabulary import CELLS_KEY, CLIENT_CONFIG_KEY
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped, unused-ignore]  # pandas-stubs is optional
@@ -205,7 +205,8 @@ class StoredRun:
 
     @property
     def config(self) -> dict[str, Any]:
-        return self._row.config
+        """The run's config; a wandb client's own entry (its settings, not the user's) left out."""
+        return {key: value for key, value in self._row.config.items() if key != CLIENT_CONFIG_KEY}
 
     @property
     def summary(self) -> dict[str, Any]:
