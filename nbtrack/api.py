@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 from nbtrack.errors import NbtrackError, UsageError
-from nbtrack.sdk.values import check_file_name
 from nbtrack.run_manage import LocalRunEditor
+from nbtrack.sdk.values import check_file_name
 from nbtrack.settings import check_base_url, resolve_root
 from nbtrack.store import DB_FILENAME, AlertRow, ProjectRow, RunRow, Store
 from nbtrack.store.schema import pick_keys
@@ -154,7 +154,9 @@ class Api:
                 row, self._source, self._reader.run_url(row), reader=self._reader, editor=self._editor
             )
         assert self.dir is not None
-        return StoredRun(row, self._source, files_root=self.dir / "files", editor=self._editor)  # see backend.run_files_dir
+        return StoredRun(
+            row, self._source, files_root=self.dir / "files", editor=self._editor
+        )  # see backend.run_files_dir
 
     def _where(self) -> str:
         return f"on {self.base_url}" if self.dir is None else f"under {self.dir.resolve()}"
@@ -271,7 +273,8 @@ class StoredRun:
 
     @property
     def notes(self) -> str | None:
-        return self._edits["notes"] if "notes" in self._edits else self._row.notes
+        notes: str | None = self._edits.get("notes", self._row.notes)
+        return notes
 
     @notes.setter
     def notes(self, notes: str) -> None:
@@ -284,14 +287,18 @@ class StoredRun:
 
         if not self._edits:
             return
-        name, notes, tags = check_edits(self._edits.get("name"), self._edits.get("notes"), self._edits.get("tags"))
+        name, notes, tags = check_edits(
+            self._edits.get("name"), self._edits.get("notes"), self._edits.get("tags")
+        )
         if tags == self._row.tags and "tags" in self._edits:
             tags = None  # read, not changed: the stored tags stay (a concurrent edit of them too)
         if name is None and notes is None and tags is None:
             self._edits.clear()
             return
         try:
-            row = self._editing().edit_run(self.entity, self.project, self.id, name=name, notes=notes, tags=tags)
+            row = self._editing().edit_run(
+                self.entity, self.project, self.id, name=name, notes=notes, tags=tags
+            )
         except LookupError as exc:
             raise RunNotFoundError(str(exc)) from None
         self._row = row

@@ -16,7 +16,6 @@ from __future__ import annotations
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from nbtrack import run_lock
@@ -62,7 +61,9 @@ def check_edits(
         kept = []
         for tag in tags:
             if not isinstance(tag, str) or not tag.strip() or len(tag.strip()) > TAG_MAX or "\0" in tag:
-                raise UsageError(f"tag {tag!r:.60} must be a non-empty string of at most {TAG_MAX} characters")
+                raise UsageError(
+                    f"tag {tag!r:.60} must be a non-empty string of at most {TAG_MAX} characters"
+                )
             if tag.strip() not in kept:
                 kept.append(tag.strip())
     return name, notes, kept
@@ -80,7 +81,10 @@ def running_refusal(path: str, force: bool) -> str | None:
 
 def remove_run_files(files_root: Path, entity: str, project: str, run_id: str) -> None:
     """Remove the run's files (<files_root>/entity/project/run_id) and its history exports."""
-    for folder in (files_root / entity / project / run_id, files_root / EXPORTS_FOLDER / entity / project / run_id):
+    for folder in (
+        files_root / entity / project / run_id,
+        files_root / EXPORTS_FOLDER / entity / project / run_id,
+    ):
         if folder.is_dir():
             shutil.rmtree(folder)
 

@@ -18,7 +18,9 @@ def run_pk(url: str, entity: str, project: str, run_id: str) -> int:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            pk = conn.scalar(select(runs.c.pk).select_from(RUN_JOIN).where(*run_filter(entity, project, run_id)))
+            pk = conn.scalar(
+                select(runs.c.pk).select_from(RUN_JOIN).where(*run_filter(entity, project, run_id))
+            )
     finally:
         engine.dispose()
     assert pk is not None, f"no run {entity}/{project}/{run_id} in {url}"

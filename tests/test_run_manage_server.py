@@ -36,7 +36,9 @@ EXPORT = """query E($p: String!, $r: String!) { project(name: $p) { run(name: $r
 def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
     if request.param == "postgres" and not serving.POSTGRES_URL:
         pytest.skip("set NBTRACK_TEST_POSTGRES_URL to run the server tests on PostgreSQL")
-    server = serving.start_server(tmp_path, db_url=serving.POSTGRES_URL if request.param == "postgres" else None)
+    server = serving.start_server(
+        tmp_path, db_url=serving.POSTGRES_URL if request.param == "postgres" else None
+    )
     yield server
     server.stop()
 
@@ -81,7 +83,9 @@ def _run_files(server: ServerProcess, entity: str, project: str, run: str) -> li
     return [p for p in files.rglob("*") if p.is_file() and f"{entity}/{project}/{run}" in p.as_posix()]
 
 
-def test_a_run_renamed_edited_and_deleted_through_the_api_leaves_no_row_and_no_file(served: ServerProcess) -> None:
+def test_a_run_renamed_edited_and_deleted_through_the_api_leaves_no_row_and_no_file(
+    served: ServerProcess,
+) -> None:
     client = _client(served)
     project = serving.unique_name("p")
     _full_run(client, project, "gone")
@@ -94,12 +98,24 @@ def test_a_run_renamed_edited_and_deleted_through_the_api_leaves_no_row_and_no_f
     run.update()
     assert (run.name, run.notes, run.tags) == ("after", "two\nlines", ["a", "best"])
     again = nbtrack.Api(base_url=served.url, api_key=client.key).run(f"{client.entity}/{project}/gone")
-    assert (again.name, again.notes, again.tags, again.state) == ("after", "two\nlines", ["a", "best"], "finished")
+    assert (again.name, again.notes, again.tags, again.state) == (
+        "after",
+        "two\nlines",
+        ["a", "best"],
+        "finished",
+    )
     assert len(again.history()) == 50  # an edit changes nothing else
 
     url = _db_url(served)
     pk = run_pk(url, client.entity, project, "gone")
-    assert set(rows_of_run(url, pk, "gone")) >= {"runs", "history", "history_rollup", "output", "events", "alerts"}
+    assert set(rows_of_run(url, pk, "gone")) >= {
+        "runs",
+        "history",
+        "history_rollup",
+        "output",
+        "events",
+        "alerts",
+    }
     assert len(_run_files(served, client.entity, project, "gone")) >= 2  # the upload and the export
     again.delete()
     assert rows_of_run(url, pk, "gone") == {}
@@ -133,8 +149,10 @@ def test_another_entity_cannot_rename_or_delete_a_run(served: ServerProcess) -> 
         stolen.update()
     with pytest.raises(Rejected, match="not yours"):
         stolen.delete(force=True)
-    rename = """mutation R($id: String!) { upsertBucket(input: {id: $id, displayName: "x"}) { bucket { id } } }"""
-    for query in (rename, 'mutation D($id: ID!) { deleteRun(input: {id: $id}) { clientMutationId } }'):
+    rename = (
+        """mutation R($id: String!) { upsertBucket(input: {id: $id, displayName: "x"}) { bucket { id } } }"""
+    )
+    for query in (rename, "mutation D($id: ID!) { deleteRun(input: {id: $id}) { clientMutationId } }"):
         errors = other.graphql(query, id=path).json()["errors"]
         assert errors[0]["extensions"]["code"] == "NOT_FOUND" and "not yours" in errors[0]["message"], errors
     still = nbtrack.Api(base_url=served.url, api_key=owner.key).run(path)
@@ -157,10 +175,13 @@ def test_a_running_run_is_refused_unless_forced_and_then_its_client_is_refused(s
     # Only its name is kept, in deleted_runs, so the client still sending is refused by name.
     assert list(left) == ["deleted_runs"] and len(left["deleted_runs"]) == 1, left
     assert _run_files(served, client.entity, project, "live") == []
-    later = client.stream(project, "live", {"files": {"wandb-history.jsonl": {"offset": 50, "content": ['{"_step": 50}']}}})
+    later = client.stream(
+        project, "live", {"files": {"wandb-history.jsonl": {"offset": 50, "content": ['{"_step": 50}']}}}
+    )
     assert later.status_code == 404 and "does not exist" in later.text
     upsert = client.graphql(
-        """mutation U($p: String!) { upsertBucket(input: {name: "live", project: $p, config: "{}"}) { inserted } }""",
+        "mutation U($p: String!) { upsertBucket(input: "
+        '{name: "live", project: $p, config: "{}"}) { inserted } }',
         p=project,
     )
     errors = upsert.json()["errors"]

@@ -68,4 +68,3 @@ class RunEdits(Database):
         )
         with self._read() as conn:
             return conn.scalar(stmt) is not None
-

@@ -27,8 +27,8 @@ from nbtrack.store.chart_read import ChartRequest
 from nbtrack.store.downsample import Chart
 from nbtrack.store.read_only import can_write
 from nbtrack.store.reads import Reads
-from nbtrack.store.schema import AlertRow, KeyRow, LineBatch, ProjectRow, RunRow
 from nbtrack.store.run_edits import RunEdits
+from nbtrack.store.schema import AlertRow, KeyRow, LineBatch, ProjectRow, RunRow
 from nbtrack.store.server_keys import ServerKeys
 from nbtrack.store.writes import Writes
 
