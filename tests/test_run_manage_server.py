@@ -170,7 +170,10 @@ def test_a_running_run_is_refused_unless_forced_and_then_its_client_is_refused(s
     assert api.run(f"{client.entity}/{project}/live").state == "running"
     url = _db_url(served)
     pk = run_pk(url, client.entity, project, "live")
+    files = client.data(FILES, input={"project": project, "run": "live", "files": ["late.txt"]})
     run.delete(force=True)
+    late = requests.put(files["createRunFiles"]["files"][0]["uploadUrl"], data=b"late", timeout=30)
+    assert late.status_code == 404 and "does not exist" in late.text  # a URL signed before the delete
     left = rows_of_run(url, pk, "live")
     # Only its name is kept, in deleted_runs, so the client still sending is refused by name.
     assert list(left) == ["deleted_runs"] and len(left["deleted_runs"]) == 1, left
