@@ -8,6 +8,7 @@
 - writes.py: runs, their lines and their alerts written (`Writes`), of the inserts in upsert.py;
 - reads.py: projects, runs, their lines and their alerts read (`Reads`);
 - queries.py: the selects reads and writes share (a run by name, evenly spaced samples);
+- run_edits.py: a run deleted with every row of it (`RunEdits`);
 - server_keys.py: the tracking server's API keys and shared secrets (`ServerKeys`).
 
 Writers are the internal process's sender (local mode), `nbtrack sync` and the tracking server;
@@ -26,6 +27,7 @@ from nbtrack.store.chart_read import ChartRequest
 from nbtrack.store.downsample import Chart
 from nbtrack.store.read_only import can_write
 from nbtrack.store.reads import Reads
+from nbtrack.store.run_edits import RunEdits
 from nbtrack.store.schema import AlertRow, KeyRow, LineBatch, ProjectRow, RunRow
 from nbtrack.store.server_keys import ServerKeys
 from nbtrack.store.writes import Writes
@@ -46,7 +48,7 @@ __all__ = [
 DB_FILENAME = "nbtrack.db"
 
 
-class Store(Writes, Reads, ServerKeys):
+class Store(Writes, Reads, RunEdits, ServerKeys):
     """Runs, their history and output, in one SQLAlchemy database (SQLite file or PostgreSQL)."""
 
     @classmethod
