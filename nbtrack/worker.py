@@ -297,9 +297,9 @@ class Worker(Generic[Item]):
                 item = inbox.get(self.idle_seconds)
                 if item is END:
                     break
-                if item is not EMPTY:
+                if not isinstance(item, _Marker):  # EMPTY: nothing came in time
                     self._busy = True
-                    self.handle(item)  # type: ignore[arg-type]  # markers are filtered above
+                    self.handle(item)
                     if fault is not None:
                         fault.tick()
                     with self._cond:

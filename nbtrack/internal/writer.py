@@ -93,11 +93,12 @@ class WriterThread(Worker[_Item]):
         self.records_written = 0
         self._offline = False
         self._last_flush = self._last_sync = self._last_retry = time.monotonic()
-        super().__init__("Writer", Inbox[_Item](INBOX_BATCHES), on_fatal)
+        self._queue = Inbox[_Item](INBOX_BATCHES)  # the Worker's source, kept with its own type
+        super().__init__("Writer", self._queue, on_fatal)
 
     def put(self, item: _Item) -> None:
         """Hand over work; waits while the writer's inbox is full (backpressure)."""
-        self._inbox.put(item)  # type: ignore[attr-defined]  # the writer's inbox is an Inbox
+        self._queue.put(item)
 
     def open(self, setup: pb.SetupRequest, *, records: int = 0, lines: int = 0) -> None:
         """Tell the sender where the run goes, and create the log at setup.log_path (recover:
