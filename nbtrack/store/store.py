@@ -8,6 +8,7 @@
 - writes.py: runs, their lines and their alerts written (`Writes`), of the inserts in upsert.py;
 - reads.py: projects, runs, their lines and their alerts read (`Reads`);
 - queries.py: the selects reads and writes share (a run by name, evenly spaced samples);
+- system_read.py: the chart of a run's system metrics (its events lines), downsampled as it is read;
 - server_keys.py: the tracking server's API keys and shared secrets (`ServerKeys`).
 
 Writers are the internal process's sender (local mode), `nbtrack sync` and the tracking server;
@@ -28,6 +29,7 @@ from nbtrack.store.read_only import can_write
 from nbtrack.store.reads import Reads
 from nbtrack.store.schema import AlertRow, KeyRow, LineBatch, ProjectRow, RunRow
 from nbtrack.store.server_keys import ServerKeys
+from nbtrack.store.system_read import SystemChart, SystemChartRequest
 from nbtrack.store.writes import Writes
 
 __all__ = [
@@ -41,6 +43,8 @@ __all__ = [
     "RunRow",
     "Store",
     "StoreError",
+    "SystemChart",
+    "SystemChartRequest",
 ]
 
 DB_FILENAME = "nbtrack.db"

@@ -1,5 +1,6 @@
 // "/{entity}/{project}/runs/{run}": one run. Its header (state, runtime, step, tags), its alerts
-// (run.alert(), newest first), one chart per metric (the server downsamples: Run.chart), config and summary, console output and files.
+// (run.alert(), newest first), one chart per metric (the server downsamples: Run.chart), its system
+// metrics (system.js), config and summary, console output and files.
 // The notebook panel links here (run.url). A running run polls every second while the tab is
 // visible: new points, console lines and summary values appear without a reload, and when the run
 // ends the page reads it once more (files are often saved at the end) and stops.
@@ -14,6 +15,7 @@ import { MEDIA_STEPS, fileCache, isMedia, renderMedia } from "../media.js";
 import { chartSeries, consoleLine, naturalCompare, normalizeRun } from "../model.js";
 import { MEDIA_HISTORY, OUTPUT_PAGE, RUN, RUN_CHART, RUN_LIVE, RUN_OUTPUT } from "../queries.js";
 import { projectPath, xAxisOf } from "../routes.js";
+import { createSystemSection } from "../system.js";
 import { errorBox, keyValueTable, navLink, stateBadge, tagList } from "../widgets.js";
 
 const LIVE_MS = 1000;
@@ -53,6 +55,8 @@ export async function runPage(main, route, ctx) {
   const head = h("div", { class: "run-head" });
   const toolbarSlot = h("div");
   const chartsSection = h("section", { class: "section", "aria-labelledby": "charts-title" }, h("div", { class: "section-head" }, h("h2", { id: "charts-title" }, "Charts"), toolbarSlot));
+  const system = createSystemSection({ entity, project, ids: [route.run], labels: [run.name], x: view.x, running: () => run.state === "running", signal: ctx.signal, onError: (error) => ctx.fail(error) });
+  ctx.onCleanup(() => system.destroy());
   const configSlot = h("div");
   const summarySlot = h("div");
   const consoleText = h("pre", { class: "console", tabindex: "0", "aria-label": "Console output" });
@@ -74,6 +78,7 @@ export async function runPage(main, route, ctx) {
     head,
     alertsSection,
     chartsSection,
+    system.node,
     h("section", { class: "section", "aria-labelledby": "media-title", hidden: true }, h("h2", { id: "media-title" }, "Media"), mediaSlot),
     h(
       "div",
@@ -253,7 +258,7 @@ export async function runPage(main, route, ctx) {
   renderTables();
   renderFiles(raw.files || []);
   takeOutput(raw.output || []);
-  await drawCharts(raw.chart);
+  await Promise.all([drawCharts(raw.chart), system.refresh()]);
   if (ctx.signal.aborted) return;
   ctx.ready();
 
