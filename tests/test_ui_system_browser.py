@@ -35,6 +35,12 @@ SAMPLES_WANTED = 3  # system samples each run has on the server before it finish
 LOG_DEADLINE = 60.0  # seconds a run may take to get them
 EVENTS = "query ($p: String!, $r: String!) { project(name: $p) { run(name: $r) { eventsLineCount } } }"
 SYSTEM = "section[data-section='system']"
+IMAGES = "section.compare-media[data-key='samples'] img"  # the compare page's images of key "samples"
+
+
+def _feet(step: int) -> list[str]:
+    """What the compare page says under the two runs' images at a step."""
+    return [f"32 \N{MULTIPLICATION SIGN} 32 · step {step} — {name} {step}" for name in ("red", "green")]
 
 
 @dataclass
@@ -206,16 +212,20 @@ def test_the_compare_page_shows_images_and_histograms_side_by_side(seeded: Seede
     images = row.locator("img")
     assert images.count() == 2
     page.wait_for_function(
-        """() => { const imgs = [...document.querySelectorAll("section.compare-media[data-key='samples'] img")];
+        """selector => { const imgs = [...document.querySelectorAll(selector)];
             return imgs.length === 2 && imgs.every(img => img.complete && img.naturalWidth > 0); }""",
+        arg=IMAGES,
         timeout=30_000,
     )
-    assert images.evaluate_all("imgs => imgs.map(img => [img.naturalWidth, img.naturalHeight])") == [[32, 32]] * 2
+    assert (
+        images.evaluate_all("imgs => imgs.map(img => [img.naturalWidth, img.naturalHeight])")
+        == [[32, 32]] * 2
+    )
     first, second = images.nth(0).bounding_box(), images.nth(1).bounding_box()
     assert first is not None and second is not None
     assert abs(first["y"] - second["y"]) < 2 and second["x"] > first["x"] + first["width"], "side by side"
     assert row.locator("figcaption").all_inner_texts() == ["red", "green"]
-    assert row.locator(".media-foot").all_inner_texts() == ["32 × 32 · step 2 — red 2", "32 × 32 · step 2 — green 2"]
+    assert row.locator(".media-foot").all_inner_texts() == _feet(2)
     # The images are not described in the summary table any more, so nothing says "(differs)" there.
     assert page.locator("table.compare[data-table='summary'] tr[data-key='samples']").count() == 0
     assert page.locator("table.compare[data-table='summary'] tr[data-key='loss']").count() == 1
@@ -230,12 +240,12 @@ def test_the_compare_page_shows_images_and_histograms_side_by_side(seeded: Seede
     sources = images.evaluate_all("imgs => imgs.map(img => img.src)")
     slider.evaluate("input => { input.value = '0'; input.dispatchEvent(new Event('input')); }")
     page.wait_for_function(
-        """before => { const imgs = [...document.querySelectorAll("section.compare-media[data-key='samples'] img")];
-            return imgs.every((img, i) => img.src !== before[i] && img.complete && img.naturalWidth > 0); }""",
-        arg=sources,
+        """([selector, before]) => [...document.querySelectorAll(selector)].every(
+            (img, i) => img.src !== before[i] && img.complete && img.naturalWidth > 0)""",
+        arg=[IMAGES, sources],
         timeout=30_000,
     )
-    assert row.locator(".media-foot").all_inner_texts() == ["32 × 32 · step 0 — red 0", "32 × 32 · step 0 — green 0"]
+    assert row.locator(".media-foot").all_inner_texts() == _feet(0)
     assert row.locator(".media-step-label").inner_text() == "step 0"
     _shot(seeded, watched, "compare-media")
     assert not watched.errors, watched.errors

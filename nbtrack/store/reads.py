@@ -26,7 +26,6 @@ from nbtrack.store.queries import (
     select_projects,
     select_runs,
 )
-from nbtrack.store.system_read import SystemChart, SystemChartRequest, read_system_chart
 from nbtrack.store.schema import (
     AlertRow,
     ProjectRow,
@@ -41,6 +40,7 @@ from nbtrack.store.schema import (
     runs,
     sample_positions,
 )
+from nbtrack.store.system_read import SystemChart, SystemChartRequest, read_system_chart
 
 __all__ = ["Reads"]
 

@@ -28,7 +28,14 @@ from nbtrack import jsonutil
 from nbtrack.store.rollup import finite
 from nbtrack.store.schema import events
 
-__all__ = ["MAX_KEYS", "PAGE_LINES", "SYSTEM_X_KEYS", "SystemChart", "SystemChartRequest", "read_system_chart"]
+__all__ = [
+    "MAX_KEYS",
+    "PAGE_LINES",
+    "SYSTEM_X_KEYS",
+    "SystemChart",
+    "SystemChartRequest",
+    "read_system_chart",
+]
 
 SYSTEM_X_KEYS = ("_runtime", "_timestamp")
 MAX_KEYS = 200  # series in one answer: a wide machine's per-core and per-GPU keys fit
@@ -102,7 +109,7 @@ class _Groups:
         return [[x, low, high] for _gid, x, low, high in ordered]
 
 
-class SystemChartBuilder:
+class _Builder:
     """Folds events rows, in line order, into a SystemChart."""
 
     def __init__(self, request: SystemChartRequest) -> None:
@@ -142,7 +149,7 @@ class SystemChartBuilder:
 
 def read_system_chart(conn: Connection, pk: int, request: SystemChartRequest) -> SystemChart:
     """The chart of the events lines of the run whose pk is given, a page of lines at a time."""
-    builder = SystemChartBuilder(request)
+    builder = _Builder(request)
     after = -1
     while True:
         stmt = (
@@ -153,10 +160,7 @@ def read_system_chart(conn: Connection, pk: int, request: SystemChartRequest) ->
         )
         page = conn.execute(stmt).all()
         for line, text in page:
-            try:
-                row = jsonutil.loads(text)
-            except ValueError:
-                row = None  # a client's line that is no JSON: no values
+            row = jsonutil.loads(text)  # checked on the way in (filestream.py): a JSON object
             builder.add(line, row if isinstance(row, dict) else {})
         if len(page) < PAGE_LINES:
             return builder.chart()
