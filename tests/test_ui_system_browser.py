@@ -249,3 +249,34 @@ def test_the_compare_page_shows_images_and_histograms_side_by_side(seeded: Seede
     assert row.locator(".media-step-label").inner_text() == "step 0"
     _shot(seeded, watched, "compare-media")
     assert not watched.errors, watched.errors
+
+
+def test_a_running_runs_system_charts_grow_while_the_page_is_open(tmp_path: Path, watched: Watched) -> None:
+    server = start_server(tmp_path)
+    run = None
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("NBTRACK_STATS_INTERVAL", "0.2")
+            run = nbtrack.init(project="live", name="live", base_url=server.url, dir=str(tmp_path / "c"))
+        run.log({"loss": 1.0})
+        client = Client(server.url)
+        deadline = time.monotonic() + LOG_DEADLINE
+        while _events(client, "live", run.id) < 2:
+            assert time.monotonic() < deadline, "the server got no system samples"
+            threading.Event().wait(0.1)
+        page = watched.open(f"{server.url}/local/live/runs/{run.id}")
+        assert page.locator(SYSTEM).is_visible()
+        drawn = _system_charts(page)["CPU (%)"]["points"]
+        # The section follows the run: more samples are drawn without a reload.
+        page.wait_for_function(
+            "([selector, drawn]) => Number(document.querySelector(selector).dataset.points) > drawn",
+            arg=[f"{SYSTEM} svg.chart[data-key='CPU (%)']", drawn],
+            timeout=30_000,
+        )
+        run.finish()
+        run = None
+        assert not watched.errors, watched.errors
+    finally:
+        if run is not None:
+            run.finish()
+        server.stop()
