@@ -18,6 +18,7 @@ test("systemLabel names what a key measures and its unit, for nbtrack's keys and
   assert.equal(systemLabel("system.gpu.1.temp"), "GPU 1 temperature (°C)");
   assert.equal(systemLabel("system.cpu.3.cpu_percent"), "CPU core 3 (%)");
   assert.equal(systemLabel("system.disk./.usagePercent"), "Disk / used (%)");
+  assert.equal(systemLabel("system.disk.vda.out"), "Disk vda write (MB, total)");
   assert.equal(systemLabel("system.something.new"), "something.new");
   assert.equal(systemLabel("toString"), "toString"); // no inherited property is taken for a label
   assert.deepEqual(SYSTEM_X_AXES.map(([field]) => field), ["_runtime", "_timestamp"]);

@@ -38,6 +38,7 @@ const LABELS = {
   "system.disk.out": "Disk write (MB, total)",
   "system.network.sent": "Network sent (bytes, total)",
   "system.network.recv": "Network received (bytes, total)",
+  "system.network.tcpRetransmits": "TCP retransmits",
 };
 const GPU_LABELS = {
   gpu: "utilisation (%)",
@@ -59,6 +60,8 @@ export function systemLabel(key) {
   if (found) return `CPU core ${found[1]} (%)`;
   found = /^system\.disk\.(.+)\.(usagePercent|usageGB)$/.exec(key);
   if (found) return `Disk ${found[1]} used (${found[2] === "usageGB" ? "GB" : "%"})`;
+  found = /^system\.disk\.(.+)\.(in|out)$/.exec(key);
+  if (found) return `Disk ${found[1]} ${found[2] === "in" ? "read" : "write"} (MB, total)`;
   return key.replace(/^system\./, ""); // a key nbtrack does not know: as it is, unit unknown
 }
 
