@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import math
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -188,3 +191,14 @@ def test_bad_arguments_are_refused_naming_them(client: Client, args: dict[str, A
     body = client.graphql(QUERY, p=project, r="r", **variables).json()
     assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
     assert body["errors"][0]["message"].startswith(message), body
+
+
+@pytest.mark.bench_smoke
+def test_bench_system_chart_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
+    """benchmarks/bench_system_chart.py end to end in quick mode (its figures are not judged here)."""
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_system_chart.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "systemChart" in result.stdout and "5,000 lines" in result.stdout, result.stdout
