@@ -97,8 +97,9 @@ export function systemQuery(count) {
  * The System section of `entity`/`project`'s runs `ids` (series i is run i, named labels[i]).
  * x: the axis to start with (a page on wall time starts there; any other starts on runtime).
  * running() says whether some run may still sample (the section then refreshes every few seconds).
- * Returns {node, refresh(), destroy()}: the page places node, awaits refresh() once, and calls
- * destroy() when it goes.
+ * Returns {node, refresh(), follow(), destroy()}: the page places node, awaits refresh() once (it
+ * may start before the page knows the run: running() is first asked by follow()), calls follow()
+ * once the page is drawn, and destroy() when it goes.
  */
 export function createSystemSection({ entity, project, ids, labels, x, running, signal, onError }) {
   const view = { x: x === "_timestamp" ? "_timestamp" : "_runtime", range: null };
@@ -181,9 +182,10 @@ export function createSystemSection({ entity, project, ids, labels, x, running, 
   let stopLive = null;
   return {
     node,
-    async refresh() {
-      await refresh();
-      if (!stopLive && running()) stopLive = startPolling(tick, LIVE_MS);
+    refresh,
+    /** Keeps the charts up to date while running() says so (from the first refresh's page on). */
+    follow() {
+      if (!stopLive && !signal.aborted && running()) stopLive = startPolling(tick, LIVE_MS);
     },
     destroy() {
       if (stopLive) stopLive();

@@ -188,5 +188,6 @@ export async function compareView(main, route, ctx) {
   await system.refresh();
   if (ctx.signal.aborted) return;
   ctx.ready();
+  system.follow();
   if (runs.some((r) => r.state === "running")) ctx.onCleanup(startPolling(poll, LIVE_MS));
 }

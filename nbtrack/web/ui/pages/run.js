@@ -39,6 +39,10 @@ export async function runPage(main, route, ctx) {
   ctx.setCrumbs([{ label: "Projects", href: "/" }, { label: `${entity} / ${project}`, href: projectPath(entity, project) }, { label: route.run }]);
   ctx.setTitle(route.run, project);
 
+  // The System section's query goes out with the run's own (running() is asked once run is known).
+  const system = createSystemSection({ entity, project, ids: [route.run], labels: [route.run], x: view.x, running: () => run.state === "running", signal: ctx.signal, onError: (error) => ctx.fail(error) });
+  ctx.onCleanup(() => system.destroy());
+  const systemDrawn = system.refresh();
   const first = await graphql(RUN, { ...names, x: view.x, outputLimit: OUTPUT_PAGE }, { signal: ctx.signal });
   if (ctx.signal.aborted) return;
   const raw = first.project && first.project.run;
@@ -55,8 +59,6 @@ export async function runPage(main, route, ctx) {
   const head = h("div", { class: "run-head" });
   const toolbarSlot = h("div");
   const chartsSection = h("section", { class: "section", "aria-labelledby": "charts-title" }, h("div", { class: "section-head" }, h("h2", { id: "charts-title" }, "Charts"), toolbarSlot));
-  const system = createSystemSection({ entity, project, ids: [route.run], labels: [run.name], x: view.x, running: () => run.state === "running", signal: ctx.signal, onError: (error) => ctx.fail(error) });
-  ctx.onCleanup(() => system.destroy());
   const configSlot = h("div");
   const summarySlot = h("div");
   const consoleText = h("pre", { class: "console", tabindex: "0", "aria-label": "Console output" });
@@ -258,9 +260,10 @@ export async function runPage(main, route, ctx) {
   renderTables();
   renderFiles(raw.files || []);
   takeOutput(raw.output || []);
-  await Promise.all([drawCharts(raw.chart), system.refresh()]);
+  await Promise.all([drawCharts(raw.chart), systemDrawn]);
   if (ctx.signal.aborted) return;
   ctx.ready();
+  system.follow();
 
   // -- live -----------------------------------------------------------------------------------
   if (run.state !== "running") return;
