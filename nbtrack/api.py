@@ -5,6 +5,8 @@
     for run in api.runs("mnist"):
         print(run.id, run.state, run.summary.get("loss"))
     df = api.run("mnist/abc123").history(keys=["loss"], pandas=True)
+    run = api.run("mnist/abc123"); run.name = "baseline"; run.tags.append("best"); run.update()
+    api.run("mnist/old123").delete()         # every row, file and log of it (force=True: running)
 
 Paths are "project" or "entity/project" for a project, "project/run_id" or
 "entity/project/run_id" for a run (also "entity/project/runs/run_id", as a run's URL spells it).
@@ -18,11 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 from nbtrack.errors import NbtrackError, UsageError
+from nbtrack.run_manage import LocalRunEditor
 from nbtrack.sdk.values import check_file_name
 from nbtrack.settings import check_base_url, resolve_root
 from nbtrack.store import DB_FILENAME, AlertRow, ProjectRow, RunRow, Store
 from nbtrack.store.schema import pick_keys
-from nbtrack.vocabulary import CELLS_KEY
+from nbtrack.vocabulary import CELLS_KEY, CLIENT_CONFIG_KEY
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped, unused-ignore]  # pandas-stubs is optional
@@ -52,6 +55,22 @@ class RunSource(Protocol):
     def close(self) -> None: ...
 
 
+class RunEditor(Protocol):
+    """Where runs are edited and deleted: a folder (`LocalRunEditor`) or a server (`ServerRunEditor`)."""
+
+    def edit_run(
+        self,
+        entity: str,
+        project: str,
+        run_id: str,
+        *,
+        name: str | None,
+        notes: str | None,
+        tags: Sequence[str] | None,
+    ) -> RunRow: ...
+    def delete_run(self, entity: str, project: str, run_id: str, *, force: bool) -> None: ...
+
+
 class Api:
     """Read access to the runs of an nbtrack folder or of a tracking server."""
 
@@ -64,6 +83,7 @@ class Api:
         """Read the server at base_url (with api_key, default $NBTRACK_API_KEY), else the store under
         dir (default: $NBTRACK_DIR, else ./.nbtrack); UsageError if that folder has no runs."""
         self._source: RunSource
+        self._editor: RunEditor
         self._reader: ServerReader | None = None
         self.dir: Path | None = None  # the folder read, or None when reading a server
         self.base_url: str | None = None
@@ -75,7 +95,10 @@ class Api:
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
             self.base_url = base_url
+            from nbtrack.online.run_edits import ServerRunEditor
+
             self._source = self._reader = ServerReader(base_url, api_key or os.environ.get("NBTRACK_API_KEY"))
+            self._editor = ServerRunEditor(self._reader)
             return
         root = resolve_root(dir)
         # Check before opening: opening the store would create an empty database as a side effect.
@@ -85,7 +108,8 @@ class Api:
                 "or pass dir= with the folder that holds your runs"
             )
         self.dir = root
-        self._source = Store.for_reading(root)  # read-only where it cannot be written
+        store = self._source = Store.for_reading(root)  # read-only where it cannot be written
+        self._editor = LocalRunEditor(store, root)  # its edits fail where it cannot be written
 
     def close(self) -> None:
         self._source.close()
@@ -126,16 +150,24 @@ class Api:
 
     def _view(self, row: RunRow) -> StoredRun:
         if self._reader is not None:
-            return StoredRun(row, self._source, self._reader.run_url(row), reader=self._reader)
+            return StoredRun(
+                row, self._source, self._reader.run_url(row), reader=self._reader, editor=self._editor
+            )
         assert self.dir is not None
-        return StoredRun(row, self._source, files_root=self.dir / "files")  # see backend.run_files_dir
+        return StoredRun(
+            row, self._source, files_root=self.dir / "files", editor=self._editor
+        )  # see backend.run_files_dir
 
     def _where(self) -> str:
         return f"on {self.base_url}" if self.dir is None else f"under {self.dir.resolve()}"
 
 
 class StoredRun:
-    """A read-only view of one stored run, as it was when fetched (refresh() fetches again)."""
+    """A view of one stored run, as it was when fetched (refresh() fetches again).
+
+    Its name, notes and tags may be set (`run.name = "x"`, `run.tags.append("y")`) and are stored
+    by `update()`; `delete()` deletes the run.
+    """
 
     def __init__(
         self,
@@ -145,8 +177,11 @@ class StoredRun:
         *,
         files_root: Path | None = None,
         reader: ServerReader | None = None,
+        editor: RunEditor | None = None,
     ) -> None:
         self._row = row
+        self._editor = editor
+        self._edits: dict[str, Any] = {}  # name, notes, tags set on this view, until update()
         self._source = source
         self._url = url
         self._files_root = files_root  # <root>/files of a local folder
@@ -189,7 +224,13 @@ class StoredRun:
 
     @property
     def name(self) -> str:
+        if "name" in self._edits:
+            return str(self._edits["name"])
         return self._row.display_name or self._row.run_id
+
+    @name.setter
+    def name(self, name: str) -> None:
+        self._edits["name"] = name
 
     @property
     def entity(self) -> str:
@@ -205,7 +246,8 @@ class StoredRun:
 
     @property
     def config(self) -> dict[str, Any]:
-        return self._row.config
+        """The run's config; a wandb client's own entry (its settings, not the user's) left out."""
+        return {key: value for key, value in self._row.config.items() if key != CLIENT_CONFIG_KEY}
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -220,11 +262,62 @@ class StoredRun:
 
     @property
     def tags(self) -> list[str]:
-        return self._row.tags
+        """The run's tags: a list update() stores as it is then (append to it, or set a new one)."""
+        if "tags" not in self._edits:
+            self._edits["tags"] = list(self._row.tags)
+        tags: list[str] = self._edits["tags"]
+        return tags
+
+    @tags.setter
+    def tags(self, tags: list[str]) -> None:
+        self._edits["tags"] = tags
 
     @property
     def notes(self) -> str | None:
-        return self._row.notes
+        notes: str | None = self._edits.get("notes", self._row.notes)
+        return notes
+
+    @notes.setter
+    def notes(self, notes: str) -> None:
+        self._edits["notes"] = notes
+
+    def update(self) -> None:
+        """Store the name, notes and tags set on this view; the rest of the run stays as it is.
+        UsageError names a value that cannot be stored, RunNotFoundError a run deleted meanwhile."""
+        from nbtrack.run_manage import check_edits
+
+        if not self._edits:
+            return
+        name, notes, tags = check_edits(
+            self._edits.get("name"), self._edits.get("notes"), self._edits.get("tags")
+        )
+        if tags == self._row.tags and "tags" in self._edits:
+            tags = None  # read, not changed: the stored tags stay (a concurrent edit of them too)
+        if name is None and notes is None and tags is None:
+            self._edits.clear()
+            return
+        try:
+            row = self._editing().edit_run(
+                self.entity, self.project, self.id, name=name, notes=notes, tags=tags
+            )
+        except LookupError as exc:
+            raise RunNotFoundError(str(exc)) from None
+        self._row = row
+        self._edits.clear()
+
+    def delete(self, force: bool = False) -> None:
+        """Delete the run: its history, console lines, files, rollup, alerts, and in a folder its
+        transaction logs. A run still running is refused unless force (its process gone, say); in
+        a folder, one whose process is alive is refused even then. Nothing of it can be read after."""
+        try:
+            self._editing().delete_run(self.entity, self.project, self.id, force=force)
+        except LookupError as exc:
+            raise RunNotFoundError(str(exc)) from None
+
+    def _editing(self) -> RunEditor:
+        if self._editor is None:
+            raise UsageError("this run was not read through nbtrack.Api: it cannot be edited from here")
+        return self._editor
 
     @property
     def group(self) -> str | None:
@@ -252,11 +345,13 @@ class StoredRun:
         return self._url
 
     def refresh(self) -> None:
-        """Fetch the run again, e.g. to follow one that is still running."""
+        """Fetch the run again, e.g. to follow one that is still running (edits not yet stored are
+        dropped)."""
         row = self._source.get_run(self.entity, self.project, self.id)
         if row is None:
             raise RunNotFoundError(f"run {self.path!r} is no longer there")
         self._row = row
+        self._edits.clear()
 
     @overload
     def history(

@@ -1,4 +1,4 @@
-"""The `nbtrack` command: demo, runs, dump, sync, server."""
+"""The `nbtrack` command: demo, runs, run (cli_runs.py), dump, sync, server."""
 
 from __future__ import annotations
 
@@ -81,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
         "if neither its other segments nor the destination know the run",
     )
     sync.set_defaults(func=_sync)
+
+    from nbtrack.cli_runs import add_run_parser
+
+    add_run_parser(command("run", "rename a run, edit its notes and tags, or delete runs"))
 
     _server_parser(
         command("server", "serve runs over HTTP (the W&B wire protocol) to online runs and clients")

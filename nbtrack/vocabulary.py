@@ -11,6 +11,7 @@ __all__ = [
     "ALERT_TEXT_MAX",
     "ALERT_WAIT_SECONDS",
     "CELLS_KEY",
+    "CLIENT_CONFIG_KEY",
     "DROPPED_TYPE",
     "EVENTS_FILE",
     "HISTOGRAM_TYPE",
@@ -60,6 +61,9 @@ HISTORY_FILE = "wandb-history.jsonl"
 SUMMARY_FILE = "wandb-summary.json"
 EVENTS_FILE = "wandb-events.jsonl"
 OUTPUT_FILE = "output.log"
+# The wandb client's own entry in a run's config (its version, the metrics it defined, ...): kept
+# and served back to that client, left out of the config people read (as W&B's own API does).
+CLIENT_CONFIG_KEY = "_wandb"
 
 
 # A run's alerts (run.alert(), W&B's notifyScriptableRunAlert): their levels (W&B's AlertSeverity),
@@ -83,6 +87,7 @@ def js_module() -> str:
         "IMAGE_TYPE": IMAGE_TYPE,
         "TABLE_TYPE": TABLE_TYPE,
         "HISTOGRAM_TYPE": HISTOGRAM_TYPE,
+        "CLIENT_CONFIG_KEY": CLIENT_CONFIG_KEY,
     }
     lines = ["// Generated from nbtrack/vocabulary.py (python -m nbtrack.vocabulary); do not edit."]
     lines += [f"export const {name} = {json.dumps(value)};" for name, value in words.items()]

@@ -42,7 +42,7 @@ def run_cell(kernel: Kernel, code: str, cell_id: str | None = None) -> tuple[int
         if got["msg_type"] == "status" and got["content"]["execution_state"] == "idle":
             break
         messages.append(got)
-    reply = kernel.client.get_shell_msg(timeout=60)["content"]
+    reply = kernel.reply_to(msg_id)
     assert reply["status"] == "ok", "\n".join(reply.get("traceback", []))
     return reply["execution_count"], messages
 

@@ -214,3 +214,18 @@ def test_nan_runs_of_other_projects_never_break_a_clean_projects_query(store: St
         assert [r.run_id for r in found.rows] == _python(store, clean, filters, "-summary_metrics.best")
         counted = query_runs(store, clean, PROJECT, filters, None, count_only=True)
         assert counted.total == len(found.rows)
+
+
+def test_a_hostile_regex_is_answered_at_once_and_a_backreference_is_refused_by_name(store: Store) -> None:
+    """$regex runs in time linear in the text: a pattern that makes a backtracking engine (Python's
+    re, PCRE) run for minutes on a 40-character name answers at once; what RE2 cannot run is a
+    BAD_REQUEST naming the pattern and why, not a server error."""
+    from nbtrack.server.errors import ApiError
+
+    entity = f"q{uuid.uuid4().hex[:8]}"
+    _fill(store, entity, [{"config": {}, "summary": {}, "display_name": "a" * 40 + "!"}])
+    hostile = {"display_name": {"$regex": "^(a+)+$"}}  # exponential in a backtracking engine
+    assert _python(store, entity, hostile, None) == []  # would not return for hours with re
+    assert _python(store, entity, {"display_name": {"$regex": "^(a+)+!$"}}, None) == ["r00"]
+    with pytest.raises(ApiError, match=r"\$regex '\(a\)\\\\1' is not a valid pattern: invalid escape"):
+        _python(store, entity, {"display_name": {"$regex": r"(a)\1"}}, None)

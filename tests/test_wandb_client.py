@@ -89,7 +89,8 @@ def test_log_save_alert_and_viewer(env: WandbEnv) -> None:
 
     stored = nbtrack.Api(base_url=env.server.url, api_key=env.key).run(f"{env.entity}/wb/{out['id']}")
     assert stored.state == "finished"
-    assert stored.config["lr"] == 0.01 and stored.config["layers"] == [1, 2]
+    # exactly what the user set: the client's own "_wandb" entry is not the user's config
+    assert stored.config == {"lr": 0.01, "layers": [1, 2]}
     assert stored.tags == ["t1"] and stored.notes == "n"
     expected = [{"_step": i, "loss": 1.0 / (i + 1), **STRANGE} for i in range(4)]
     assert same(rows_without_times(stored.history()), expected)

@@ -18,7 +18,7 @@ from nbtrack.online.retry import RetryPolicy
 from nbtrack.online.server_run import run_url
 from nbtrack.store.schema import AlertRow, ProjectRow, RunRow
 
-__all__ = ["ServerReader"]
+__all__ = ["ServerReader", "run_row"]
 
 _RUN_FIELDS = """
   name displayName state config summaryMetrics metrics tags notes group jobType host program
@@ -49,6 +49,8 @@ READ_RETRY_SECONDS = 20.0
 class ServerReader:
     """Runs on one tracking server, read through its GraphQL API."""
 
+    run_fields = _RUN_FIELDS  # what run_row reads of a Run
+
     def __init__(self, base_url: str, api_key: str | None = None) -> None:
         self._client = ServerClient(base_url, api_key, policy=RetryPolicy(cap=5.0))
         self.base_url = self._client.base_url
@@ -71,12 +73,12 @@ class ServerReader:
 
     def list_runs(self, project: str, entity: str | None = None) -> list[RunRow]:
         found = self._query(RUNS, project=project, entity=entity).get("project") or {}
-        return [_run_row(run) for run in found.get("runs") or []]
+        return [run_row(run) for run in found.get("runs") or []]
 
     def get_run(self, entity: str | None, project: str, run_id: str) -> RunRow | None:
         found = self._query(RUN, project=project, entity=entity, run=run_id).get("project") or {}
         run = found.get("run")
-        return _run_row(run) if run else None
+        return run_row(run) if run else None
 
     def read_history(
         self, entity: str, project: str, run_id: str, keys: Sequence[str] | None = None
@@ -130,6 +132,10 @@ class ServerReader:
     def run_url(self, row: RunRow) -> str:
         return run_url(self.base_url, row.entity, row.project, row.run_id)
 
+    def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
+        """Any GraphQL call (a mutation too: online/run_edits.py), retried while the server is busy."""
+        return self._query(query, **variables)
+
     def _query(self, query: str, **variables: Any) -> dict[str, Any]:
         deadline = time.monotonic() + READ_RETRY_SECONDS
         return self._client.retrying(
@@ -137,7 +143,7 @@ class ServerReader:
         )
 
 
-def _run_row(run: dict[str, Any]) -> RunRow:
+def run_row(run: dict[str, Any]) -> RunRow:
     return RunRow(
         entity=run["project"]["entityName"],
         project=run["project"]["name"],

@@ -136,6 +136,9 @@ class Endpoints:
         entity, project, run_id = self._signed_path(request)
         self.files.path(entity, project, run_id, name)  # checks the name before the token, for a clear 400
         self.signer.check(request.query_params.get("token"), entity, project, run_id, name)
+        if await run_in_threadpool(self.store.get_run, entity, project, run_id) is None:
+            # A URL signed before its run was deleted: no file of a deleted run comes back.
+            raise ApiError("NOT_FOUND", f"run {entity}/{project}/{run_id} does not exist")
         check_length(request, self.config.max_upload)
         size = await self.files.save(
             entity, project, run_id, name, body_chunks(request), self.config.max_upload

@@ -1,5 +1,5 @@
 """Resolvers of the write side of the schema: upsertBucket (create or update a run), createRunFiles,
-notifyScriptableRunAlert (a run's alert).
+notifyScriptableRunAlert (a run's alert), deleteRun.
 
 Inputs are checked whole before the store is touched; JSONString inputs arrive parsed (see
 graphql_schema.py). A run of another entity is "not found", never "forbidden".
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from nbtrack.run_manage import remove_run_files, running_refusal
 from nbtrack.run_names import readable_name
 from nbtrack.server.alerts import notify_alert
 from nbtrack.server.context import RequestContext
@@ -35,6 +36,7 @@ def _upsert_bucket(_root: None, info: Info, input: dict[str, Any]) -> dict[str, 
     if name is None:
         raise ApiError("BAD_REQUEST", "upsertBucket needs the run id in input.name")
     run_id = check_name(name, "run name")
+    _refuse_deleted(context, entity, project, run_id, edit=input.get("id") is not None)
     fields: RunFields = {
         "display_name": _text(input.get("displayName"), "displayName"),
         "notes": _text(_notes(context, entity, project, run_id, input), "notes"),
@@ -77,11 +79,52 @@ def _notify_alert(_root: None, info: Info, input: dict[str, Any]) -> dict[str, A
     return notify_alert(info.context, _entity(info.context, input.get("entityName")), input)
 
 
+def _delete_run(_root: None, info: Info, input: dict[str, Any]) -> dict[str, Any]:
+    """Delete the run input.id names, rows first (one transaction), then its files. A run of
+    another entity is "not found"; one still running is refused unless input.force."""
+    context = info.context
+    given = input["id"]
+    if given.count("/") != 2:
+        raise ApiError("BAD_REQUEST", f"input.id {given!r:.80} is not a run's id (entity/project/run)")
+    entity_name, project_name, run_name = given.split("/")
+    entity = _entity(context, entity_name)
+    project, run_id = check_name(project_name, "project"), check_name(run_name, "run")
+    path = f"{entity}/{project}/{run_id}"
+    run = context.store.get_run(entity, project, run_id)
+    if run is None:
+        raise ApiError("NOT_FOUND", f"run {path} does not exist")
+    running = run.state == "running"
+    if running:
+        refusal = running_refusal(path, bool(input.get("force")))
+        if refusal is not None:
+            raise ApiError("CONFLICT", refusal)
+    if context.store.delete_run(entity, project, run_id, mark=running) is None:
+        raise ApiError("NOT_FOUND", f"run {path} does not exist")  # deleted by another request meanwhile
+    remove_run_files(context.files.root, entity, project, run_id)
+    return {"clientMutationId": input.get("clientMutationId")}
+
+
 MUTATIONS: dict[str, Resolver] = {
     "upsertBucket": _upsert_bucket,
     "createRunFiles": _create_run_files,
     "notifyScriptableRunAlert": _notify_alert,
+    "deleteRun": _delete_run,
 }
+
+
+def _refuse_deleted(context: RequestContext, entity: str, project: str, run_id: str, *, edit: bool) -> None:
+    """An upsert never brings back a deleted run: an edit (by id) of a run that is gone is "not
+    found", and a run deleted while running refuses its client's later upserts by name."""
+    if context.store.get_run(entity, project, run_id) is not None:
+        return
+    if context.store.was_deleted(entity, project, run_id):
+        raise ApiError(
+            "CONFLICT",
+            f"run {entity}/{project}/{run_id} was deleted while it was running; "
+            "its writes are refused (start a new run)",
+        )
+    if edit:
+        raise ApiError("NOT_FOUND", f"run {entity}/{project}/{run_id} does not exist (deleted?)")
 
 
 def _entity(context: RequestContext, given: str | None) -> str:

@@ -6,16 +6,20 @@ Paths: config.KEY (config.KEY.value too, W&B's stored form), summary_metrics.KEY
 own fields (state, tags, name, display_name, displayName, group, job_type, jobType, host,
 created_at, createdAt, notes); a dotted KEY reaches into nested values. Operators: $eq $ne $gt
 $gte $lt $lte $in $nin $exists $regex $and $or $nor $not. A filter this server cannot read is a
-BAD_REQUEST saying which part, never a silent "everything matches". Order: a path with an optional
+BAD_REQUEST saying which part, never a silent "everything matches". $regex is RE2's syntax, run
+in time linear in the text (a pattern can not make the server backtrack for minutes; back-
+references and lookarounds are refused by name). Order: a path with an optional
 "+" (ascending) or "-" (descending, the default); runs without a value come last either way.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
+
+import re2
 
 from nbtrack.server.errors import ApiError
 from nbtrack.store import RunRow
@@ -122,14 +126,23 @@ def _operator(op: str, value: Any, operand: Any) -> bool:
     if op == "$regex":
         if not isinstance(operand, str) or len(operand) > _MAX_REGEX:
             raise ApiError("BAD_REQUEST", f"$regex needs a pattern of at most {_MAX_REGEX} characters")
-        try:
-            pattern = re.compile(operand)
-        except re.error as exc:
-            raise ApiError("BAD_REQUEST", f"$regex {operand!r:.80} is not a valid pattern: {exc}") from None
-        return isinstance(value, str) and pattern.search(value) is not None
+        return isinstance(value, str) and _pattern(operand).search(value) is not None
     if op == "$not":
         return not _test(value, operand)
     raise ApiError("BAD_REQUEST", f"runs(filters:) has an unknown operator {op!r:.40}")
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern(text: str) -> re2._Regexp[str]:
+    """A $regex compiled once per filter, not once per run; RE2 bounds its memory too."""
+    options = re2.Options()
+    options.log_errors = False  # the client hears why; the server's log is not the place
+    options.max_mem = 8 << 20
+    try:
+        return re2.compile(text, options=options)
+    except re2.error as exc:
+        why = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise ApiError("BAD_REQUEST", f"$regex {text!r:.80} is not a valid pattern: {why}") from None
 
 
 def _equal(value: Any, wanted: Any) -> bool:

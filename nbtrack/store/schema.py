@@ -48,6 +48,7 @@ __all__ = [
     "check_offset",
     "check_state",
     "decode_run",
+    "deleted_runs",
     "entities",
     "events",
     "history",
@@ -176,6 +177,16 @@ alerts = Table(
     UniqueConstraint("run_pk", "alert_key", name="uq_alerts_run_key"),
     # A run's alerts are read in time order, and a title's recent ones found among them.
     Index("ix_alerts_run_created", "run_pk", "created_at"),
+)
+
+# Runs deleted while they were still running (a forced delete): only their names, so a client still
+# writing such a run is refused instead of bringing half of it back (store/run_edits.py).
+deleted_runs = Table(
+    "deleted_runs",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id"), primary_key=True, autoincrement=False),
+    Column("run_id", String(255), primary_key=True),
+    Column("deleted_at", Float, nullable=False),
 )
 
 # The tracking server's API keys. Only a hash is kept: a leaked database does not leak keys.

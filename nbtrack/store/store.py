@@ -9,6 +9,7 @@
 - reads.py: projects, runs, their lines and their alerts read (`Reads`);
 - queries.py: the selects reads and writes share (a run by name, evenly spaced samples);
 - system_read.py: the chart of a run's system metrics (its events lines), downsampled as it is read;
+- run_edits.py: a run deleted with every row of it (`RunEdits`);
 - server_keys.py: the tracking server's API keys and shared secrets (`ServerKeys`).
 
 Writers are the internal process's sender (local mode), `nbtrack sync` and the tracking server;
@@ -27,6 +28,7 @@ from nbtrack.store.chart_read import ChartRequest
 from nbtrack.store.downsample import Chart
 from nbtrack.store.read_only import can_write
 from nbtrack.store.reads import Reads
+from nbtrack.store.run_edits import RunEdits
 from nbtrack.store.schema import AlertRow, KeyRow, LineBatch, ProjectRow, RunRow
 from nbtrack.store.server_keys import ServerKeys
 from nbtrack.store.system_read import SystemChart, SystemChartRequest
@@ -50,7 +52,7 @@ __all__ = [
 DB_FILENAME = "nbtrack.db"
 
 
-class Store(Writes, Reads, ServerKeys):
+class Store(Writes, Reads, RunEdits, ServerKeys):
     """Runs, their history and output, in one SQLAlchemy database (SQLite file or PostgreSQL)."""
 
     @classmethod

@@ -88,7 +88,8 @@ test("normalizeRun unwraps the config, parses the summary with NaN, and names th
     name: "abc123",
     displayName: "",
     state: "running",
-    config: '{"lr": {"value": 0.001}, "opt": {"value": {"name": "adam"}}, "raw": 5}',
+    // the wandb client's own entry is its business, not a config value people set
+    config: '{"lr": {"value": 0.001}, "opt": {"value": {"name": "adam"}}, "raw": 5, "_wandb": {"value": {"cli_version": "0.31.0"}}}',
     summaryMetrics: '{"loss": NaN, "acc": 0.5, "_step": 9}',
     tags: null,
   });

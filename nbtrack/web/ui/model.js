@@ -1,6 +1,7 @@
 // What the server sends, turned into what the pages draw (pure: node's tests cover it).
 import { jsonText } from "./format.js";
 import { parseJSON } from "./json.js";
+import { CLIENT_CONFIG_KEY } from "../shared/vocabulary.js";
 
 // The history fields every row has; they are x axes, not metrics.
 const SYSTEM_KEY = /^_/;
@@ -14,11 +15,13 @@ function parsedObject(text) {
 /**
  * A run as the pages use it, from a GraphQL Run: `id` is the run id (GraphQL `name`), `name` what
  * people read (displayName, else the id), config unwrapped from W&B's {"key": {"value": v}} form,
- * summary parsed (NaN and infinities kept). Fields the query did not ask for stay undefined.
+ * the wandb client's own entry left out, summary parsed (NaN and infinities kept). Fields the query
+ * did not ask for stay undefined.
  */
 export function normalizeRun(raw) {
   const config = {};
   for (const [key, item] of Object.entries(parsedObject(raw.config))) {
+    if (key === CLIENT_CONFIG_KEY) continue;
     const wrapped = item !== null && typeof item === "object" && !Array.isArray(item) && "value" in item;
     config[key] = wrapped ? item.value : item;
   }

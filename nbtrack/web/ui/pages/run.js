@@ -15,6 +15,7 @@ import { MEDIA_STEPS, fileCache, isMedia, renderMedia } from "../media.js";
 import { chartSeries, consoleLine, naturalCompare, normalizeRun } from "../model.js";
 import { MEDIA_HISTORY, OUTPUT_PAGE, RUN, RUN_CHART, RUN_LIVE, RUN_OUTPUT } from "../queries.js";
 import { projectPath, xAxisOf } from "../routes.js";
+import { runControls } from "../run_edit.js";
 import { createSystemSection } from "../system.js";
 import { errorBox, keyValueTable, navLink, stateBadge, tagList } from "../widgets.js";
 
@@ -57,6 +58,7 @@ export async function runPage(main, route, ctx) {
 
   // -- layout -------------------------------------------------------------------------------
   const head = h("div", { class: "run-head" });
+  const controls = runControls({ names, ctx, getRun: () => run, onSaved: (fields) => ((run = { ...run, ...fields }), renderHead(), ctx.setTitle(run.name, project)) });
   const toolbarSlot = h("div");
   const chartsSection = h("section", { class: "section", "aria-labelledby": "charts-title" }, h("div", { class: "section-head" }, h("h2", { id: "charts-title" }, "Charts"), toolbarSlot));
   const configSlot = h("div");
@@ -106,7 +108,7 @@ export async function runPage(main, route, ctx) {
     ].filter(Boolean);
     fill(
       head,
-      h("div", { class: "title-row" }, h("h1", {}, run.name), stateBadge(run.state), h("span", { class: "run-id muted" }, run.id)),
+      h("div", { class: "title-row" }, h("h1", {}, run.name), stateBadge(run.state), h("span", { class: "run-id muted" }, run.id), controls),
       h("dl", { class: "facts" }, facts.map(([term, value, title]) => h("div", {}, h("dt", {}, term), h("dd", { title }, value)))),
       run.tags.length ? tagList(run.tags) : null,
       run.notes ? h("p", { class: "notes" }, run.notes) : null,
