@@ -16,6 +16,9 @@ import { errorBox } from "./widgets.js";
 
 export const SYSTEM_X_AXES = X_AXES.filter(([field]) => field !== "_step");
 const LIVE_MS = 5000; // system metrics are sampled every few seconds: no need to ask every second
+// The grid's chart settings (charts.js): every chart shown, raw lines, a linear y axis. A project's
+// chart settings are for its metrics; the machine's charts keep these.
+const SETTINGS = Object.freeze({ hidden: new Set(), smoothing: 0, yScale: "linear" });
 
 // What each key measures and its unit. nbtrack's sampler (nbtrack/internal/system_metrics.py)
 // writes the first group; W&B's client the rest.
@@ -111,6 +114,7 @@ export function createSystemSection({ entity, project, ids, labels, x, running, 
       view.range = range;
       refresh();
     },
+    onHide: () => {}, // hiding charts is the metric charts' menu; this section offers none (ui.css)
   });
   let latest = 0;
   let lineCounts = [];
@@ -155,7 +159,7 @@ export function createSystemSection({ entity, project, ids, labels, x, running, 
       lineCounts = answers.map((raw) => (raw ? raw.eventsLineCount : 0));
       const charts = answers.map((raw) => (raw ? systemSeries(parseJSON(raw.systemChart)) : new Map()));
       node.hidden = !charts.some((chart) => [...chart.values()].some((s) => s.xs.length));
-      grid.update(charts, { ...view });
+      grid.update(charts, { ...view }, SETTINGS);
       node.dataset.x = view.x; // what the charts drawn now are plotted against
 
     } catch (error) {
