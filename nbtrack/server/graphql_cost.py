@@ -57,7 +57,7 @@ MAX_SAME_FIELD = 20
 # The UI's runs table (1000 runs of 14 fields) costs ~14,000 and an Api().runs() ~23,000.
 MAX_COST = 50_000
 # They read many rows each: one query reads at most ~50 histories or charts.
-WEIGHTS = {"history": 1000, "chart": 1000, "output": 10, "events": 10}
+WEIGHTS = {"history": 1000, "chart": 1000, "systemChart": 1000, "output": 10, "events": 10}
 SIZE_ARGUMENTS = ("samples", "limit", "points")
 SIZE_UNIT = 100  # rows (or points) of a size argument that cost one more
 LIST_GUESS = {"runs": 1000}  # items a list without `first` is taken to have; others: DEFAULT_GUESS

@@ -16,8 +16,9 @@ from nbtrack import jsonutil
 from nbtrack.server.alerts import alert_fields
 from nbtrack.server.context import RequestContext
 from nbtrack.server.errors import ApiError
-from nbtrack.store import ChartRequest, ProjectRow, RunRow
+from nbtrack.store import ChartRequest, ProjectRow, RunRow, SystemChartRequest
 from nbtrack.store.rollup import X_KEYS
+from nbtrack.store.system_read import SYSTEM_X_KEYS
 
 __all__ = [
     "FEATURES",
@@ -183,6 +184,32 @@ def _run_chart(
     return chart.to_json()
 
 
+def _run_system_chart(
+    run: RunRow,
+    info: Info,
+    keys: list[str] | None = None,
+    x: str | None = "_runtime",
+    minX: float | None = None,
+    maxX: float | None = None,
+    points: int | None = 500,
+) -> str:
+    x = "_runtime" if x is None else x
+    points = 500 if points is None else points
+    if x not in SYSTEM_X_KEYS:
+        raise ApiError(
+            "BAD_REQUEST", f"systemChart(x:) must be one of {', '.join(SYSTEM_X_KEYS)}, not {x!r:.40}"
+        )
+    if not 1 <= points <= MAX_CHART_POINTS:
+        raise ApiError("BAD_REQUEST", f"systemChart(points:) must be 1 to {MAX_CHART_POINTS}, not {points}")
+    if minX is not None and maxX is not None and minX > maxX:
+        raise ApiError("BAD_REQUEST", f"systemChart(minX:, maxX:) is an empty range: {minX} > {maxX}")
+    request = SystemChartRequest(None if keys is None else tuple(dict.fromkeys(keys)), x, minX, maxX, points)
+    chart = info.context.store.system_chart(run.entity, run.project, run.run_id, request)
+    if chart is None:  # deleted between the run's lookup and this field
+        raise ApiError("NOT_FOUND", f"run {run_key(run)} does not exist")
+    return chart.to_json()
+
+
 def _run_attempts(run: RunRow, info: Info) -> int:
     return info.context.store.attempts(run.entity, run.project, run.run_id)
 
@@ -267,6 +294,7 @@ RESOLVERS: dict[str, dict[str, Resolver]] = {
         "history": run_history,
         "historyKeys": _run_history_keys,
         "chart": _run_chart,
+        "systemChart": _run_system_chart,
         "attempts": _run_attempts,
         "output": _run_output,
         "events": _run_events,

@@ -11,6 +11,7 @@ from nbtrack.store.store import (
     RunRow,
     Store,
     StoreError,
+    SystemChartRequest,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "RunRow",
     "Store",
     "StoreError",
+    "SystemChartRequest",
 ]

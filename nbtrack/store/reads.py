@@ -40,6 +40,7 @@ from nbtrack.store.schema import (
     runs,
     sample_positions,
 )
+from nbtrack.store.system_read import SystemChart, SystemChartRequest, read_system_chart
 
 __all__ = ["Reads"]
 
@@ -193,6 +194,14 @@ class Reads(Database):
         with self._snapshot() as conn:
             found = run_lines(conn, entity, project, run_id)
             return None if found is None else read_chart(conn, *found, request)
+
+    def system_chart(
+        self, entity: str, project: str, run_id: str, request: SystemChartRequest
+    ) -> SystemChart | None:
+        """The chart of the run's system metrics (system_read.py), or None if the run does not exist."""
+        with self._snapshot() as conn:
+            found = run_lines(conn, entity, project, run_id)
+            return None if found is None else read_system_chart(conn, found[0], request)
 
     def read_output(
         self, entity: str, project: str, run_id: str, offset: int = 0, limit: int | None = None

@@ -8,6 +8,7 @@
 - writes.py: runs, their lines and their alerts written (`Writes`), of the inserts in upsert.py;
 - reads.py: projects, runs, their lines and their alerts read (`Reads`);
 - queries.py: the selects reads and writes share (a run by name, evenly spaced samples);
+- system_read.py: the chart of a run's system metrics (its events lines), downsampled as it is read;
 - run_edits.py: a run deleted with every row of it (`RunEdits`);
 - server_keys.py: the tracking server's API keys and shared secrets (`ServerKeys`).
 
@@ -30,6 +31,7 @@ from nbtrack.store.reads import Reads
 from nbtrack.store.run_edits import RunEdits
 from nbtrack.store.schema import AlertRow, KeyRow, LineBatch, ProjectRow, RunRow
 from nbtrack.store.server_keys import ServerKeys
+from nbtrack.store.system_read import SystemChart, SystemChartRequest
 from nbtrack.store.writes import Writes
 
 __all__ = [
@@ -43,6 +45,8 @@ __all__ = [
     "RunRow",
     "Store",
     "StoreError",
+    "SystemChart",
+    "SystemChartRequest",
 ]
 
 DB_FILENAME = "nbtrack.db"

@@ -305,3 +305,6 @@ export function createChartSection(container, toolbarSlot, { labels, view, load,
 
   return { draw, refresh, charts: () => current, destroy: () => grid.destroy() };
 }
+
+/** The grid alone, for a section that keeps its own controls and x axis (ui/system.js). */
+export { createChartGrid };

@@ -55,10 +55,11 @@ export function histogramBars(histogram, width, height) {
   });
 }
 
-function histogramFigure(key, histogram) {
+/** A histogram's figure: its bars and range; `small` draws it in a compare page's cell. */
+export function histogramFigure(key, histogram, { small = false } = {}) {
   const bars = histogramBars(histogram, HIST_WIDTH, HIST_HEIGHT);
   const svg = svgNode(document, "svg", {
-    class: "histogram",
+    class: small ? "histogram small" : "histogram",
     viewBox: `0 0 ${HIST_WIDTH} ${HIST_HEIGHT}`,
     preserveAspectRatio: "none",
     role: "img",
@@ -75,6 +76,7 @@ function histogramFigure(key, histogram) {
   }
   const edges = histogram.bins || [];
   const range = edges.length ? h("div", { class: "media-range muted" }, h("span", {}, formatNumber(edges[0])), h("span", {}, formatNumber(edges[edges.length - 1]))) : null;
+  if (small) return h("div", { class: "histogram-small", dataset: { key, media: "histogram" } }, svg, range);
   return h("figure", { class: "media-card", dataset: { key, media: "histogram" } }, h("figcaption", {}, key), svg, range);
 }
 

@@ -1,16 +1,21 @@
 // "/{entity}/{project}/compare?runs=a,b": runs side by side. Each metric's chart overlays the runs
 // (run i in colour i, named in the legend); the config and summary tables have one column per run,
-// and the keys whose values differ are highlighted (and can be shown alone). Live runs refresh
-// every second, as on a run's own page.
+// and the keys whose values differ are highlighted (and can be shown alone). The runs' system
+// metrics are overlaid the same way (system.js), and their logged images and histograms are shown
+// side by side (compare_media.js) rather than in the tables. Live runs refresh every second, as on
+// a run's own page.
 import { graphql } from "../api.js";
 import { createChartSection } from "../charts.js";
+import { comparedMediaKeys, renderCompareMedia } from "../compare_media.js";
 import { fill, h } from "../dom.js";
 import { plural, valueText } from "../format.js";
 import { parseJSON } from "../json.js";
 import { startPolling } from "../live.js";
 import { chartSeries, comparisonRows, normalizeRun } from "../model.js";
-import { COMPARE_FIELDS, COMPARE_LIVE_FIELDS, compareQuery } from "../queries.js";
+import { MEDIA_STEPS } from "../media.js";
+import { COMPARE_FIELDS, COMPARE_LIVE_FIELDS, MEDIA_HISTORY, compareQuery } from "../queries.js";
 import { projectPath, runPath, xAxisOf } from "../routes.js";
+import { createSystemSection } from "../system.js";
 import { navLink, stateBadge } from "../widgets.js";
 
 // Runs beyond this many are not compared: the palette (ui.css) has ten distinct colours.
@@ -53,6 +58,16 @@ export async function compareView(main, route, ctx) {
   const chartsSection = h("section", { class: "section", "aria-labelledby": "charts-title" }, h("div", { class: "section-head" }, h("h2", { id: "charts-title" }, "Charts"), toolbarSlot));
   const onlyDiff = h("input", { type: "checkbox", id: "only-diff", on: { change: () => renderTables() } });
   const tablesSlot = h("div");
+  const system = createSystemSection({ entity, project, ids: presentIds, labels: runs.map((r) => r.name), x: view.x, running: () => runs.some((r) => r.state === "running"), signal: ctx.signal, onError: (error) => ctx.fail(error) });
+  ctx.onCleanup(() => system.destroy());
+  const mediaSlot = h("div");
+  const mediaSection = h("section", { class: "section", "aria-labelledby": "media-title", hidden: true }, h("h2", { id: "media-title" }, "Media"), mediaSlot);
+  let media = null; // what renderCompareMedia drew last
+  ctx.onCleanup(() => media && media.revoke());
+  const loadHistory = async (run, keys) => {
+    const data = await graphql(MEDIA_HISTORY, { entity, project, run, keys, samples: MEDIA_STEPS }, { signal: ctx.signal });
+    return data.project && data.project.run ? parseJSON(data.project.run.history) : [];
+  };
   fill(
     main,
     h("div", { class: "page-head" }, h("h1", {}, `Compare ${plural(runs.length, "run")}`), h("span", { class: "muted" }, `${entity} / ${project}`)),
@@ -60,6 +75,8 @@ export async function compareView(main, route, ctx) {
     route.runs.length > MAX_RUNS ? h("p", { class: "notice" }, `Only the first ${MAX_RUNS} of the ${route.runs.length} runs chosen are compared.`) : null,
     legend,
     chartsSection,
+    system.node,
+    mediaSection,
     h(
       "section",
       { class: "section", "aria-labelledby": "tables-title" },
@@ -105,11 +122,15 @@ export async function compareView(main, route, ctx) {
   }
 
   function renderTables() {
+    // Media keys have their own section, where they are seen rather than described.
+    const mediaKeys = new Set(comparedMediaKeys(runs.map((r) => r.summary)));
     fill(
       tablesSlot,
       table("Config", comparisonRows(runs.map((r) => r.config))),
-      table("Summary", comparisonRows(runs.map((r) => r.summary), (key) => key.startsWith("_"))),
+      table("Summary", comparisonRows(runs.map((r) => r.summary), (key) => key.startsWith("_") || mediaKeys.has(key))),
     );
+    const onError = (error) => !ctx.signal.aborted && ctx.fail(error);
+    media = renderCompareMedia(mediaSlot, mediaSection, runs, { names: { entity, project }, loadHistory, onError, previous: media });
   }
 
   const lineCounts = present.map((f) => f.raw.historyLineCount);
@@ -164,6 +185,9 @@ export async function compareView(main, route, ctx) {
   renderLegend();
   renderTables();
   charts.draw(initialCharts);
+  await system.refresh();
+  if (ctx.signal.aborted) return;
   ctx.ready();
+  system.follow();
   if (runs.some((r) => r.state === "running")) ctx.onCleanup(startPolling(poll, LIVE_MS));
 }

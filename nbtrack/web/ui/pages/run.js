@@ -1,5 +1,6 @@
 // "/{entity}/{project}/runs/{run}": one run. Its header (state, runtime, step, tags), its alerts
-// (run.alert(), newest first), one chart per metric (the server downsamples: Run.chart), config and summary, console output and files.
+// (run.alert(), newest first), one chart per metric (the server downsamples: Run.chart), its system
+// metrics (system.js), config and summary, console output and files.
 // The notebook panel links here (run.url). A running run polls every second while the tab is
 // visible: new points, console lines and summary values appear without a reload, and when the run
 // ends the page reads it once more (files are often saved at the end) and stops.
@@ -15,6 +16,7 @@ import { chartSeries, consoleLine, naturalCompare, normalizeRun } from "../model
 import { MEDIA_HISTORY, OUTPUT_PAGE, RUN, RUN_CHART, RUN_LIVE, RUN_OUTPUT } from "../queries.js";
 import { projectPath, xAxisOf } from "../routes.js";
 import { runControls } from "../run_edit.js";
+import { createSystemSection } from "../system.js";
 import { errorBox, keyValueTable, navLink, stateBadge, tagList } from "../widgets.js";
 
 const LIVE_MS = 1000;
@@ -38,6 +40,10 @@ export async function runPage(main, route, ctx) {
   ctx.setCrumbs([{ label: "Projects", href: "/" }, { label: `${entity} / ${project}`, href: projectPath(entity, project) }, { label: route.run }]);
   ctx.setTitle(route.run, project);
 
+  // The System section's query goes out with the run's own (running() is asked once run is known).
+  const system = createSystemSection({ entity, project, ids: [route.run], labels: [route.run], x: view.x, running: () => run.state === "running", signal: ctx.signal, onError: (error) => ctx.fail(error) });
+  ctx.onCleanup(() => system.destroy());
+  const systemDrawn = system.refresh();
   const first = await graphql(RUN, { ...names, x: view.x, outputLimit: OUTPUT_PAGE }, { signal: ctx.signal });
   if (ctx.signal.aborted) return;
   const raw = first.project && first.project.run;
@@ -76,6 +82,7 @@ export async function runPage(main, route, ctx) {
     head,
     alertsSection,
     chartsSection,
+    system.node,
     h("section", { class: "section", "aria-labelledby": "media-title", hidden: true }, h("h2", { id: "media-title" }, "Media"), mediaSlot),
     h(
       "div",
@@ -255,9 +262,10 @@ export async function runPage(main, route, ctx) {
   renderTables();
   renderFiles(raw.files || []);
   takeOutput(raw.output || []);
-  await drawCharts(raw.chart);
+  await Promise.all([drawCharts(raw.chart), systemDrawn]);
   if (ctx.signal.aborted) return;
   ctx.ready();
+  system.follow();
 
   // -- live -----------------------------------------------------------------------------------
   if (run.state !== "running") return;
