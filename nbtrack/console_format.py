@@ -59,6 +59,12 @@ class LineAssembler:
             self._line += text
             self._cursor = len(self._line)
             return _NONE
+        if "\r" not in text and self._cursor == len(self._line) and len(self._line) + len(text) <= MAX_LINE:
+            # The next most common: whole lines, no carriage return, none too long.
+            parts = (self._line + text).split("\n")
+            self._line = parts.pop()
+            self._cursor = len(self._line)
+            return parts
         done: list[str] = []
         for i, part in enumerate(text.split("\n")):
             if i:  # a newline ended the line before this part

@@ -46,6 +46,7 @@ __all__ = ["MAX_BACKLOG", "attach", "attached", "detach"]
 
 STREAMS = ("stdout", "stderr")
 MAX_BACKLOG = 200_000  # items in a run's outbox not yet encoded: past it, lines are not kept
+MAX_PIECES = 256  # writes without a line end held before they are fed to the assembler
 CHECK_EVERY = 512  # lines between two looks at the backlog (a look costs a few calls)
 
 Sink = Callable[[str, str, float], None]  # stream ("stdout" or "stderr"), line, timestamp
@@ -122,9 +123,13 @@ class ScriptConsole:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._in_sink = threading.local()  # nbtrack's own output while delivering is not captured
+        # The thread delivering lines now, if any: what it writes meanwhile (nbtrack's own
+        # warnings) is not captured, so it cannot loop back. Only that thread sets it to its
+        # own id, so reading it without the lock is safe.
+        self._delivering: int | None = None
         self._subscribers: dict[int, _Subscriber] = {}
         self._assemblers = {name: LineAssembler() for name in STREAMS}
+        self._pieces: dict[str, list[str]] = {name: [] for name in STREAMS}  # written, not yet fed
         self._patches: list[_Patch] = []
         self._failed = False  # a failing sink is said once, not once per line
 
@@ -150,9 +155,12 @@ class ScriptConsole:
                 return
             now = time.time()
             last = not self._subscribers
-            self._in_sink.active = True
+            self._delivering = threading.get_ident()
             try:
                 for name in STREAMS:
+                    lines = self._feed(name, "")
+                    if lines:
+                        subscriber.take(name, lines, now)
                     assembler = self._assemblers[name]
                     line = assembler.flush() if last else assembler.partial()
                     if line is not None:
@@ -161,7 +169,7 @@ class ScriptConsole:
             except Exception:
                 self._sink_failed()
             finally:
-                self._in_sink.active = False
+                self._delivering = None
             if last:
                 self._uninstall()
         if subscriber.dropped:
@@ -189,11 +197,17 @@ class ScriptConsole:
     def _patch(self, name: str, stream: Any) -> _Patch | None:
         original = stream.write
         take = self._take
+        pieces = self._pieces[name]
 
         def write(text: str) -> Any:
             written = original(text)  # the user's terminal first, exactly as before
-            if patch.active:
-                take(name, text)
+            if patch.active and text.__class__ is str:
+                # print("loss", x) is four writes, one of them the newline: the pieces of a
+                # line are only appended (atomic under the GIL) until a write ends it.
+                if "\n" in text or "\r" in text or len(pieces) >= MAX_PIECES:
+                    take(name, text)
+                else:
+                    pieces.append(text)
             return written
 
         patch = _Patch(stream, write, getattr(stream, "__dict__", {}).get("write"))
@@ -210,34 +224,46 @@ class ScriptConsole:
         self._patches.clear()
         for assembler in self._assemblers.values():
             assembler.flush()
+        for pieces in self._pieces.values():
+            pieces.clear()
 
     def _take(self, name: str, text: str) -> None:
-        """What was written to stream name; must never raise into the user's print()."""
-        if not isinstance(text, str) or not text or getattr(self._in_sink, "active", False):
+        """What was written to stream name (after the pieces before it); never raises into the
+        user's print()."""
+        if self._delivering == threading.get_ident():
             return
         try:
             with self._lock:
-                lines = self._assemblers[name].feed(text)
+                lines = self._feed(name, text)
                 if lines and self._subscribers:
                     # Under the lock: lines of every thread reach the runs in the order written.
-                    self._in_sink.active = True
+                    self._delivering = threading.get_ident()
                     try:
                         timestamp = time.time()
                         for subscriber in self._subscribers.values():
                             subscriber.take(name, lines, timestamp)
                     finally:
-                        self._in_sink.active = False
+                        self._delivering = None
         except Exception:
             self._sink_failed()
+
+    def _feed(self, name: str, text: str) -> list[str]:
+        """The lines text completes, after the pieces written before it (caller holds the lock)."""
+        pieces = self._pieces[name]
+        if pieces:
+            taken = len(pieces)  # another thread may append meanwhile: only these are removed
+            text = "".join(pieces[:taken]) + text
+            del pieces[:taken]
+        return self._assemblers[name].feed(text)
 
     def _sink_failed(self) -> None:
         if not self._failed:
             self._failed = True
-            self._in_sink.active = True
+            before, self._delivering = self._delivering, threading.get_ident()
             try:
                 logger.exception("nbtrack: console capture failed; lines may be missing from the run")
             finally:
-                self._in_sink.active = False
+                self._delivering = before
 
 
 _console = ScriptConsole()
