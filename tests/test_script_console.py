@@ -200,6 +200,20 @@ def test_a_killed_script_keeps_the_lines_handed_over_before_it_died(tmp_path: Pa
     assert stored_lines(tmp_path / "root") == [("stdout", f"epoch {e}") for e in range(3)]
 
 
+def test_stderr_bound_to_stdout_is_captured_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdout", stream)
+    monkeypatch.setattr(sys, "stderr", stream)
+    kept: list[tuple[str, str]] = []
+    console = ScriptConsole()
+    assert console.attach(1, lambda s, line, t: kept.append((s, line)), lambda: 0, lambda _: None)
+    print("once")
+    print("to stderr, the same object", file=sys.stderr)
+    console.detach(1)
+    assert kept == [("stdout", "once"), ("stdout", "to stderr, the same object")]
+    assert "write" not in vars(stream)
+
+
 def test_in_a_notebook_kernel_the_script_capture_stays_out() -> None:
     """ipykernel's streams (they have an `echo`) belong to the extension's capture."""
 

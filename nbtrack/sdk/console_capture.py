@@ -190,6 +190,8 @@ class ScriptConsole:
             stream = getattr(sys, name)
             if stream is None or hasattr(stream, "echo"):
                 continue  # none (pythonw), or ipykernel's: the notebook capture's own
+            if any(patch.stream is stream for patch in self._patches):
+                continue  # sys.stderr = sys.stdout: one object, captured once (as stdout)
             patch = self._patch(name, stream)
             if patch is not None:
                 self._patches.append(patch)
