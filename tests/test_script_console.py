@@ -230,6 +230,37 @@ def test_in_a_notebook_kernel_the_script_capture_stays_out() -> None:
         sys.stdout, sys.stderr = saved
 
 
+def test_in_a_real_kernel_each_line_is_captured_once(tmp_path: Path) -> None:
+    """With the extension, its capture keeps a cell's lines (with their cell), and the script
+    capture stays out; without it, the script capture leaves the kernel's streams alone too."""
+    manager_module = pytest.importorskip("jupyter_client.manager")
+    env = {**subprocess_env(), "NBTRACK_DIR": str(tmp_path / "root")}
+    env.pop("NBTRACK_CONSOLE", None)
+    manager, client = manager_module.start_new_kernel(kernel_name="python3", env=env)
+    try:
+
+        def execute(code: str) -> None:
+            reply = client.execute_interactive(code, timeout=60, output_hook=lambda message: None)
+            assert reply["content"]["status"] == "ok", reply["content"]
+
+        execute(
+            "import nbtrack\n"
+            "from nbtrack.sdk import console_capture\n"
+            "bare = nbtrack.init(project='bare')\n"
+            "assert not console_capture.attached(bare)\n"
+            "bare.finish()"
+        )
+        execute("%load_ext nbtrack")
+        execute("run = nbtrack.init(project='kernel')\nprint('from the cell')")
+        execute("assert not console_capture.attached(run)\nrun.finish()")
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    (run,) = nbtrack.Api(dir=str(tmp_path / "root")).runs("kernel")
+    lines = run.output()
+    assert [line["line"] for line in lines] == ["from the cell"] and lines[0].get("_cell")
+
+
 def test_a_flood_faster_than_the_outbox_drains_is_counted_and_marked_never_blocking(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
