@@ -57,6 +57,9 @@ class Settings:
     max_memory: int = 64 * 1024 * 1024
     hang_timeout: float = 10.0  # seconds of silence after which the internal process is replaced
     save_code: bool | None = None  # init(save_code=): store the code (None: the extension's default)
+    # A script's stdout and stderr kept as the run's console lines (sdk/console_capture.py); a
+    # notebook's are the extension's (c.NBTrack.capture_console).
+    console: bool = True
 
     @property
     def store_url(self) -> str:
@@ -106,6 +109,7 @@ def resolve_settings(
     base_url: str | None = None,
     api_key: str | None = None,
     resume: str | None = None,
+    console: bool | str | None = None,
     env: dict[str, str] | None = None,
 ) -> Settings:
     """Apply the precedence rule and check every value, with an error that says what to do."""
@@ -156,6 +160,7 @@ def resolve_settings(
         stats_interval=stats_interval,
         max_memory=int(max_memory_mb * 2**20),
         hang_timeout=hang_timeout,
+        console=_console(console, env),
     )
 
 
@@ -182,6 +187,25 @@ def check_writable(settings: Settings) -> None:
             f"dir {settings.root} is not a folder nbtrack can write to ({detail}); the run's "
             "transaction log goes there. Pass dir= (or set NBTRACK_DIR to) a writable folder"
         ) from exc
+
+
+_CONSOLE_WORDS = {"on": True, "true": True, "1": True, "yes": True, "wrap": True, "auto": True}
+_CONSOLE_WORDS |= {"off": False, "false": False, "0": False, "no": False}
+
+
+def _console(value: bool | str | None, env: dict[str, str]) -> bool:
+    """init(console=True/False/"on"/"off") > NBTRACK_CONSOLE > on."""
+    if isinstance(value, bool):
+        return value
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"console must be True, False, 'on' or 'off', not {type(value).__name__}")
+    what = "console" if value is not None else "NBTRACK_CONSOLE"
+    text = value if value is not None else env.get("NBTRACK_CONSOLE", "")
+    if not text.strip():
+        return Settings.console
+    if text.strip().lower() not in _CONSOLE_WORDS:
+        raise UsageError(f"{what} must be 'on' or 'off' (keep the script's stdout and stderr), not {text!r}")
+    return _CONSOLE_WORDS[text.strip().lower()]
 
 
 def _entity(entity: str | None, mode: str) -> str:

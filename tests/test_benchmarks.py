@@ -67,3 +67,13 @@ def test_bench_kernel_small_runs_and_prints_its_table(tmp_path: Path) -> None:
 def test_bench_big_rows_small_runs_and_prints_its_table(tmp_path: Path) -> None:
     rows = ("recover  peak RSS", "sync     peak RSS", "live     peak RSS", "rows stored 20 of 20")
     smoke(tmp_path, "bench_big_rows.py", "--rows", "20", "--row-mb", "1", timeout=300, rows=rows)
+
+
+def test_bench_console_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
+    rows = (
+        "stdout a file",
+        "stdout a terminal (pty)",
+        "lines stored",
+        "every flood line stored or counted: yes",
+    )
+    smoke(tmp_path, "bench_console.py", "--quick", timeout=300, rows=rows)

@@ -4,11 +4,10 @@ ipykernel's streams (`OutStream`) copy every write to their `echo` stream when o
 any thread, before anything else happens to it; a `_Tap` set there sees all output and leaves
 the cell's own output unchanged (an echo the kernel had already is still written to). Patching
 `write` instead would not hold: IPython re-wraps `write` around every cell and restores it
-after. Each stream's text goes through a `LineAssembler`, which keeps lines the way a terminal
-shows them: a carriage return moves back to the start of the line and what follows overwrites
-it (a progress bar that redraws itself 1,000 times is one line), and a line is complete at a
-newline. Complete lines go to `sink(stream, line, timestamp)` (KernelTracker hands them to each
-live run). A write made while the sink runs on the same thread is not captured, so nbtrack's
+after. Each stream's text goes through a `LineAssembler` (console_format.py, shared with a
+script's capture, sdk/console_capture.py), which keeps lines the way a terminal shows them.
+Complete lines go to `sink(stream, line, timestamp)` (KernelTracker hands them to each live
+run). A write made while the sink runs on the same thread is not captured, so nbtrack's
 own output cannot loop back into it. Streams without an `echo` (a plain terminal) are left alone.
 """
 
@@ -21,51 +20,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from nbtrack.console_format import MAX_LINE, LineAssembler
+
 __all__ = ["MAX_LINE", "ConsoleCapture", "LineAssembler"]
 
-MAX_LINE = 64 * 1024  # characters: a longer line is kept in parts of this size
 STREAMS = ("stdout", "stderr")
 
 Sink = Callable[[str, str, float], None]
-_NONE: list[str] = []  # feed()'s answer when no line is complete (never changed)
 logger = logging.getLogger("nbtrack")
-
-
-class LineAssembler:
-    """Turns written text into complete lines, applying carriage returns like a terminal."""
-
-    def __init__(self) -> None:
-        self._line = ""
-        self._cursor = 0
-
-    def feed(self, text: str) -> list[str]:
-        if "\n" not in text and "\r" not in text and self._cursor == len(self._line) < MAX_LINE:
-            # The common write: a piece of a line (print() writes each argument on its own).
-            self._line += text
-            self._cursor = len(self._line)
-            return _NONE
-        done: list[str] = []
-        for i, part in enumerate(text.split("\n")):
-            if i:  # a newline ended the line before this part
-                done.append(self._line)
-                self._line, self._cursor = "", 0
-            for j, segment in enumerate(part.split("\r")):
-                if j:
-                    self._cursor = 0
-                if segment:
-                    end = self._cursor + len(segment)
-                    self._line = self._line[: self._cursor] + segment + self._line[end:]
-                    self._cursor = end
-            while len(self._line) > MAX_LINE:
-                done.append(self._line[:MAX_LINE])
-                self._line = self._line[MAX_LINE:]
-                self._cursor = max(0, self._cursor - MAX_LINE)
-        return done
-
-    def flush(self) -> str | None:
-        """The unfinished line, if any (and start afresh)."""
-        line, self._line, self._cursor = self._line, "", 0
-        return line or None
 
 
 class ConsoleCapture:

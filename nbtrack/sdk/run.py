@@ -28,6 +28,7 @@ from nbtrack.errors import InternalProcessError, UsageError
 from nbtrack.internal.summary import parse_summary_kinds
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.run_names import readable_name
+from nbtrack.sdk import console_capture
 from nbtrack.sdk.alerts import RunAlerts
 from nbtrack.sdk.exit_wait import STALL_TIMEOUT, STOP_ANSWER, StoppedWaiting, wait_for_exit
 from nbtrack.sdk.finish_words import FinishWords
@@ -106,6 +107,8 @@ class Run:
         self._connection: RunConnection | None = None  # None: disabled mode
         if settings.mode != "disabled":
             self._start(process or InternalProcess(), tags or [], notes or "", group or "", job_type or "")
+            if settings.console:  # a script's print()s become console lines (none in a notebook)
+                console_capture.attach(self, self._send_output, self.pending_rows, self._warn)
         elif process is not None:
             process.kill()  # a spare offered to a disabled run is not needed
         atexit.register(self._finish_at_exit)
@@ -435,6 +438,7 @@ class Run:
         if not self._finished:
             for hook in list(self.on_finishing):
                 hook(self)  # may still log and save (the extension saves the notebook's code)
+            console_capture.detach(self)  # what is printed from now on is not the run's
         with self._closing:  # waits for a log() call in progress on another thread
             self._finished = True
         atexit.unregister(self._finish_at_exit)
@@ -543,6 +547,7 @@ class Run:
             return {}
 
     def _abandon(self) -> None:
+        console_capture.detach(self)
         self._finished = True
         atexit.unregister(self._finish_at_exit)
         if self._connection is not None:

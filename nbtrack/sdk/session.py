@@ -65,8 +65,13 @@ def init(
     resume: str | None = None,
     entity: str | None = None,
     save_code: bool | None = None,
+    console: bool | str | None = None,
 ) -> Run:
-    """Start a run and make it `nbtrack.run`; arguments override NBTRACK_* environment variables."""
+    """Start a run and make it `nbtrack.run`; arguments override NBTRACK_* environment variables.
+
+    console: keep what a script prints (stdout and stderr) as the run's console lines (default
+    on; False or "off", or NBTRACK_CONSOLE=off, turns it off). In a notebook the extension's
+    capture does it (c.NBTrack.capture_console)."""
     hook = init_hook
     if hook is not None:
         defaults = _safely(hook.defaults) or {}
@@ -83,6 +88,7 @@ def init(
         base_url=base_url,
         api_key=api_key,
         resume=resume,
+        console=console,
     )
     if save_code is not None and not isinstance(save_code, bool):
         raise TypeError(f"save_code must be True or False, not {type(save_code).__name__}")
