@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from collections.abc import Sequence
 
 from nbtrack import jsonutil
 from nbtrack.api import StoredRun
-from nbtrack.formatting import format_duration
+from nbtrack.formatting import format_duration, format_number
 from nbtrack.store import RunRow
 
 __all__ = ["format_cell", "render_table", "runs_table"]
@@ -49,10 +48,14 @@ def render_table(
 def runs_table(
     runs: Sequence[StoredRun | RunRow], summary_keys: Sequence[str] | None = None, max_keys: int = 3
 ) -> str:
-    """A table of runs: id, name, state, created (local time), runtime, steps and a few summary keys."""
+    """A table of runs: id, name, state, created (local time), runtime, rows and a few summary keys.
+
+    README's "The command line" shows what it looks like (tests/test_cli_polish.py holds them equal).
+    """
     rows = [run.row if isinstance(run, StoredRun) else run for run in runs]
     keys = list(summary_keys) if summary_keys is not None else _common_summary_keys(rows, max_keys)
-    headers = ["id", "name", "state", "created", "runtime", "steps", *keys]
+    # "rows", not "steps": a run's steps may jump (log(step=...)), its count of history rows does not.
+    headers = ["id", "name", "state", "created", "runtime", "rows", *keys]
     body = [
         [
             row.run_id,
@@ -69,11 +72,12 @@ def runs_table(
 
 
 def format_cell(value: object) -> str:
-    """One value as table text: floats to 4 significant digits, None as blank, JSON for containers."""
+    """One value as table text: numbers as everywhere else (formatting.format_number), None as
+    blank, JSON for containers."""
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.4g}" if math.isfinite(value) else str(value)
+        return format_number(value)
     if isinstance(value, dict | list | tuple):
         return jsonutil.dumps_str(value)
     # Tabs and newlines would break the grid.
