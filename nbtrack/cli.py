@@ -1,32 +1,23 @@
-"""The `nbtrack` command: demo, runs, dump, sync, server."""
+"""The `nbtrack` command: demo, runs, dump, sync, and server (cli_server.py)."""
 
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nbtrack.cli_server import DEFAULT_ROOT_HELP, add_server_command
+
 if TYPE_CHECKING:
-    from nbtrack.store import ProjectRow, Store
+    from nbtrack.store import ProjectRow
     from nbtrack.sync import SyncReport
 
 __all__ = ["main"]
 
-_DEFAULT_ROOT = "(default $NBTRACK_DIR or ./.nbtrack)"
-# `key` is an optional subcommand: without it `nbtrack server` serves. argparse's own usage line
-# would show `key ...` as if it were required.
-_SERVER_USAGE = """\
-%(prog)s [-h] [--host HOST] [--port PORT] [--dir ROOT | --db URL] [options]
-       %(prog)s key {create,list} ..."""
-_SERVER_EPILOG = """\
-API keys (instead of serving):
-  nbtrack server key create ENTITY   print a new API key acting as ENTITY
-  nbtrack server key list            list the keys by prefix
-  (--dir ROOT or --db URL after them: the store that holds the keys)"""
+_DEFAULT_ROOT = DEFAULT_ROOT_HELP
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -139,98 +130,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     sync.set_defaults(func=_sync)
 
-    server = commands.add_parser(
-        "server",
-        help="serve runs over HTTP (the W&B wire protocol) to online runs and clients",
-        description="Serve a store over HTTP (the W&B wire protocol) to online runs, clients\n"
-        "and the web UI.",
-        usage=_SERVER_USAGE,
-        epilog=_SERVER_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _server_parser(server)
+    add_server_command(commands)
     return parser
-
-
-def _server_parser(server: argparse.ArgumentParser) -> None:
-    server.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    server.add_argument(
-        "--port", type=int, default=8080, help="port to listen on (default 8080; 0: any free)"
-    )
-    _store_options(server, "whose store to serve")
-    server.add_argument("--files", metavar="FOLDER", help="folder of uploaded run files (default ROOT/files)")
-    server.add_argument(
-        "--max-body", type=int, metavar="BYTES", help="largest JSON body in bytes (default 64 MiB)"
-    )
-    server.add_argument(
-        "--max-upload", type=int, metavar="BYTES", help="largest uploaded file in bytes (default 1 GiB)"
-    )
-    server.add_argument(
-        "--rate-limit",
-        type=float,
-        metavar="PER_SECOND",
-        help="requests a second per entity (or per address without a key) to /graphql and /files; "
-        "0: no limit (default 100)",
-    )
-    server.add_argument(
-        "--rate-burst",
-        type=float,
-        metavar="REQUESTS",
-        help="requests at once beyond the rate (default 4 s worth)",
-    )
-    server.add_argument(
-        "--body-timeout",
-        type=float,
-        metavar="SECONDS",
-        help="longest wait for a request's head or the next piece of its body (default 30)",
-    )
-    server.add_argument(
-        "--allowed-host",
-        action="append",
-        dest="allowed_hosts",
-        metavar="NAME",
-        help="a host name (or address) clients may reach the server by besides localhost and "
-        "127.0.0.1, e.g. a reverse proxy's public name; repeatable",
-    )
-    server.add_argument(
-        "--log-level",
-        choices=("debug", "info", "warning", "error"),
-        help="server log level (default warning)",
-    )
-    server.set_defaults(func=_server, dir=None, db=None)
-    # prog given: argparse would otherwise build the subcommands' prog from the custom usage text.
-    # Listed by the epilog: argparse would list `key` as a positional argument.
-    subcommands = server.add_subparsers(
-        dest="server_command", metavar="key", help=argparse.SUPPRESS, prog="nbtrack server"
-    )
-    key = subcommands.add_parser(
-        "key", help="create or list API keys", description="Create or list the server's API keys."
-    )
-    key_commands = key.add_subparsers(dest="key_command", metavar="COMMAND", required=True)
-    about = "print a new API key acting as ENTITY (once a key exists, every request needs one)"
-    create = key_commands.add_parser("create", help=about, description=about[0].upper() + about[1:] + ".")
-    create.add_argument("entity", metavar="ENTITY", help="the user or team the key acts as")
-    _store_options(create, "whose store holds the keys")
-    create.set_defaults(func=_key_create)
-    about = "list API keys (entity, key prefix, created)"
-    listing = key_commands.add_parser("list", help=about, description=about[0].upper() + about[1:] + ".")
-    _store_options(listing, "whose store holds the keys")
-    listing.set_defaults(func=_key_list)
-
-
-def _store_options(parser: argparse.ArgumentParser, purpose: str) -> None:
-    """--dir ROOT | --db URL: the store `purpose` says what for (serving, holding the keys)."""
-    # No defaults (SUPPRESS; `server` sets them): an option given before `key create` would be reset.
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--dir", metavar="ROOT", default=argparse.SUPPRESS, help=f"nbtrack root {purpose} {_DEFAULT_ROOT}"
-    )
-    where.add_argument(
-        "--db",
-        metavar="URL",
-        default=argparse.SUPPRESS,
-        help="a database instead of ROOT's SQLite file, e.g. postgresql://user@host/db",
-    )
 
 
 def _root(dir: str | None) -> Path:
@@ -248,7 +149,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _runs(args: argparse.Namespace) -> int:
     from nbtrack.api import Api
     from nbtrack.store import DB_FILENAME
-    from nbtrack.tables import render_table, runs_table
+    from nbtrack.tables import format_time, render_table, runs_table
 
     root = _root(args.dir)
     # Checked here rather than by Api(), whose message speaks of its dir= argument.
@@ -263,7 +164,7 @@ def _runs(args: argparse.Namespace) -> int:
             if not projects:
                 print("no projects yet: run `nbtrack demo`")
                 return 0
-            rows = [(f"{p.entity}/{p.name}", p.run_count, _when(p.last_activity)) for p in projects]
+            rows = [(f"{p.entity}/{p.name}", p.run_count, format_time(p.last_activity)) for p in projects]
             print(render_table(["project", "runs", "last activity"], rows))
             return 0
         runs = api.runs(args.project)
@@ -287,12 +188,6 @@ def _project_list(projects: Sequence[ProjectRow], shown: int = 10) -> str:
     names = [f"{p.entity}/{p.name}" for p in projects]
     more = f" and {len(names) - shown} more (`nbtrack runs` lists them)" if len(names) > shown else ""
     return "projects: " + ", ".join(names[:shown]) + more
-
-
-def _when(timestamp: float | None) -> str:
-    import time
-
-    return "-" if timestamp is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
 
 
 def _dump(args: argparse.Namespace) -> int:
@@ -328,12 +223,12 @@ def _sync(args: argparse.Namespace) -> int:
             )
         else:
             report = sync_log(path, store_url(root), on_notice=_say, wait=wait, project=args.project)
-        print(_sync_line(report))
+        _tell(_sync_line(report))
         if report.error:
             status = 1
         else:
             synced += 1
-    print(f"synced to {where}" if synced else f"nothing synced to {where}")
+    _tell(f"synced to {where}" if synced else f"nothing synced to {where}")
     return status
 
 
@@ -365,91 +260,17 @@ def _sync_line(report: SyncReport) -> str:
     return line
 
 
+def _tell(line: str) -> None:
+    """A line of sync's report. A reader that went away does not stop the sync: every log is
+    still delivered, and the exit status still says whether all were."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        _stdout_to_devnull()
+
+
 def _say(message: str) -> None:
     print(f"nbtrack sync: {message}", file=sys.stderr)
-
-
-def _server(args: argparse.Namespace) -> int:
-    from nbtrack.server.config import server_config
-
-    try:
-        from nbtrack.server.main import REFUSED, serve
-    except ImportError as exc:  # the server's libraries are an extra: say which install brings them
-        print(
-            f"nbtrack server: {exc.name or 'a library'} is missing; "
-            "install the server with: pip install 'nbtrack[server]'",
-            file=sys.stderr,
-        )
-        return 2
-
-    options = (
-        "host",
-        "port",
-        "dir",
-        "db",
-        "files",
-        "max_body",
-        "max_upload",
-        "rate_limit",
-        "rate_burst",
-        "body_timeout",
-        "log_level",
-        "allowed_hosts",
-    )
-    try:
-        return serve(server_config(**{name: getattr(args, name) for name in options}))
-    except OSError as exc:
-        hint = _listen_hint(exc, args.host, args.port)
-        if hint is None:
-            raise
-        print(f"nbtrack server: {hint}", file=sys.stderr)
-        return REFUSED
-
-
-def _listen_hint(exc: OSError, host: str, port: int) -> str | None:
-    """What to do when the server cannot listen where asked; None for any other OSError."""
-    if exc.errno == errno.EADDRINUSE:
-        return (
-            f"port {port} on {host} is already in use (another nbtrack server?); stop that one, or "
-            "serve on another port with --port PORT (--port 0 picks a free one)"
-        )
-    if exc.errno == errno.EACCES:
-        return (
-            f"not allowed to listen on port {port} on {host} (ports below 1024 need privileges); "
-            "choose another with --port PORT"
-        )
-    if exc.errno == errno.EADDRNOTAVAIL:
-        return f"cannot listen on {host}: no network interface of this machine has that address (--host)"
-    return None
-
-
-def _key_store(args: argparse.Namespace) -> Store:
-    from nbtrack.server.config import resolve_store
-    from nbtrack.store import Store
-
-    url, _files = resolve_store(args.dir, args.db, None)
-    return Store(url)
-
-
-def _key_create(args: argparse.Namespace) -> int:
-    from nbtrack.server.names import check_name
-
-    with _key_store(args) as store:
-        print(store.create_key(check_name(args.entity, "entity")))
-    return 0
-
-
-def _key_list(args: argparse.Namespace) -> int:
-    from nbtrack.tables import render_table
-
-    with _key_store(args) as store:
-        keys = store.list_keys()
-    if not keys:
-        print("no API keys (open mode on loopback); create one with `nbtrack server key create ENTITY`")
-        return 0
-    rows = [(k.entity, k.prefix + "...", _when(k.created_at)) for k in keys]
-    print(render_table(["entity", "key", "created"], rows))
-    return 0
 
 
 if __name__ == "__main__":

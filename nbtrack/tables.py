@@ -11,7 +11,7 @@ from nbtrack.api import StoredRun
 from nbtrack.formatting import format_duration, format_number
 from nbtrack.store import RunRow
 
-__all__ = ["format_cell", "render_table", "runs_table"]
+__all__ = ["format_cell", "format_time", "render_table", "runs_table"]
 
 MAX_CELL_WIDTH = 32
 COLUMN_GAP = "  "
@@ -61,7 +61,7 @@ def runs_table(
             row.run_id,
             row.display_name or "",
             row.state,
-            time.strftime("%Y-%m-%d %H:%M", time.localtime(row.created_at)),
+            format_time(row.created_at),
             format_duration(row.runtime) if row.runtime else "",  # not started: blank, not "0.0 s"
             row.history_line_count,
             *(_summary_value(row.summary.get(key)) for key in keys),
@@ -69,6 +69,11 @@ def runs_table(
         for row in rows
     ]
     return render_table(headers, body)
+
+
+def format_time(timestamp: float | None) -> str:
+    """A moment as tables show it: local time to the minute ("-" for none)."""
+    return "-" if timestamp is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
 
 
 def format_cell(value: object) -> str:

@@ -280,3 +280,26 @@ def test_nbtrack_runs_prints_the_columns_readme_shows(root: Path) -> None:
 def test_the_real_nbtrack_script_is_what_these_tests_run() -> None:
     """The console script exists where pip installs it (these tests must not only run `-m`)."""
     assert shutil.which("nbtrack", path=str(Path(sys.executable).parent)) is not None
+
+
+def test_sync_into_a_reader_gone_still_delivers_every_log(root: Path, tmp_path: Path) -> None:
+    runs = []
+    for i in range(3):
+        with nbtrack.init(project="off", dir=root, mode="offline") as run:
+            run.log({"i": i})
+        runs.append(run.id)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line
+    target = tmp_path / "target"
+    result = subprocess.run(
+        [*command(), "sync", str(root), "--dir", str(target)],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=TIMEOUT,
+        env=subprocess_env(),
+    )
+    os.close(write_end)
+    assert (result.returncode, result.stderr) == (0, "")
+    with Store.at_root(target) as store:
+        assert sorted(row.run_id for row in store.list_runs("off")) == sorted(runs)
