@@ -32,8 +32,7 @@ def add_server_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     server = commands.add_parser(
         "server",
         help="serve runs over HTTP (the W&B wire protocol) to online runs and clients",
-        description="Serve a store over HTTP (the W&B wire protocol) to online runs, clients\n"
-        "and the web UI.",
+        description="serve a store over HTTP (the W&B wire protocol) to online runs, clients\nand the web UI",
         usage=_SERVER_USAGE,
         epilog=_SERVER_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -93,16 +92,16 @@ def _server_parser(server: argparse.ArgumentParser) -> None:
         dest="server_command", metavar="key", help=argparse.SUPPRESS, prog="nbtrack server"
     )
     key = subcommands.add_parser(
-        "key", help="create or list API keys", description="Create or list the server's API keys."
+        "key", help="create or list API keys", description="create or list the server's API keys"
     )
     key_commands = key.add_subparsers(dest="key_command", metavar="COMMAND", required=True)
     about = "print a new API key acting as ENTITY (once a key exists, every request needs one)"
-    create = key_commands.add_parser("create", help=about, description=about[0].upper() + about[1:] + ".")
+    create = key_commands.add_parser("create", help=about, description=about)
     create.add_argument("entity", metavar="ENTITY", help="the user or team the key acts as")
     _store_options(create, "whose store holds the keys")
     create.set_defaults(func=_key_create)
     about = "list API keys (entity, key prefix, created)"
-    listing = key_commands.add_parser("list", help=about, description=about[0].upper() + about[1:] + ".")
+    listing = key_commands.add_parser("list", help=about, description=about)
     _store_options(listing, "whose store holds the keys")
     listing.set_defaults(func=_key_list)
 
