@@ -125,7 +125,7 @@ def _server(args: argparse.Namespace) -> int:
     from nbtrack.server.config import server_config
 
     try:
-        from nbtrack.server.main import REFUSED, serve
+        from nbtrack.server.main import serve
     except ImportError as exc:  # the server's libraries are an extra: say which install brings them
         print(
             f"nbtrack server: {exc.name or 'a library'} is missing; "
@@ -155,7 +155,7 @@ def _server(args: argparse.Namespace) -> int:
         if hint is None:
             raise
         print(f"nbtrack server: {hint}", file=sys.stderr)
-        return REFUSED
+        return 1  # as any other failure to run (REFUSED, 2, is for a refusal to run as asked)
 
 
 def _listen_hint(exc: OSError, host: str, port: int) -> str | None:

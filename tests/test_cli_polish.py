@@ -148,7 +148,7 @@ def test_a_port_in_use_is_named_with_the_option_to_change_it(root: Path) -> None
         taken.listen()
         port = taken.getsockname()[1]
         result = nbtrack_cli("server", "--port", str(port), "--dir", str(root))
-    assert result.returncode != 0
+    assert result.returncode == 1
     assert f"port {port} on 127.0.0.1 is already in use" in result.stderr and "--port" in result.stderr
     assert "Traceback" not in result.stderr and "Errno" not in result.stderr
 
