@@ -17,8 +17,6 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
-_DEFAULT_ROOT = DEFAULT_ROOT_HELP
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
@@ -48,7 +46,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except Exception as exc:  # one clear line for the user, not a traceback
         from nbtrack.errors import NbtrackError
 
-        if not isinstance(exc, (_Refusal, NbtrackError, OSError, ValueError, LookupError)):
+        if not isinstance(exc, (NbtrackError, OSError, ValueError, LookupError)):
             raise
         print(f"nbtrack {args.command}: {exc}", file=sys.stderr)
         return 1
@@ -85,14 +83,16 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = command("demo", "run a short simulated training in local mode and read its summary back")
     demo.add_argument("--steps", type=int, default=2000, metavar="N", help="steps to log (default 2000)")
-    demo.add_argument("--dir", metavar="ROOT", help=f"nbtrack root the run is written under {_DEFAULT_ROOT}")
+    demo.add_argument(
+        "--dir", metavar="ROOT", help=f"nbtrack root the run is written under {DEFAULT_ROOT_HELP}"
+    )
     demo.set_defaults(func=_demo)
 
     runs = command("runs", "list projects, or the runs of PROJECT as a table")
     runs.add_argument(
         "project", nargs="?", metavar="PROJECT", help="'project' or 'entity/project' (default: list projects)"
     )
-    runs.add_argument("--dir", metavar="ROOT", help=f"nbtrack root whose store to read {_DEFAULT_ROOT}")
+    runs.add_argument("--dir", metavar="ROOT", help=f"nbtrack root whose store to read {DEFAULT_ROOT_HELP}")
     runs.set_defaults(func=_runs)
 
     dump = command("dump", "print a transaction log's records as JSON lines (damage reported on stderr)")
@@ -107,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     target = sync.add_mutually_exclusive_group()
     target.add_argument(
-        "--dir", metavar="ROOT", help=f"nbtrack root whose store receives the runs {_DEFAULT_ROOT}"
+        "--dir", metavar="ROOT", help=f"nbtrack root whose store receives the runs {DEFAULT_ROOT_HELP}"
     )
     target.add_argument(
         "--base-url",
@@ -148,13 +148,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _runs(args: argparse.Namespace) -> int:
     from nbtrack.api import Api
+    from nbtrack.errors import UsageError
     from nbtrack.store import DB_FILENAME
     from nbtrack.tables import format_time, render_table, runs_table
 
     root = _root(args.dir)
     # Checked here rather than by Api(), whose message speaks of its dir= argument.
     if not (root / DB_FILENAME).is_file():
-        raise _Refusal(
+        raise UsageError(
             f"no runs were found under {root}: run `nbtrack demo` to make some, or pass --dir "
             "with the folder that holds your runs (or set $NBTRACK_DIR)"
         )
@@ -175,11 +176,7 @@ def _runs(args: argparse.Namespace) -> int:
         if any(p.name == name and entity in ("", p.entity) for p in projects):
             print(f"no runs in {args.project}")  # the project is there, its runs are not (deleted)
             return 0
-        raise _Refusal(f"no project {args.project!r} under {root}; {_project_list(projects)}")
-
-
-class _Refusal(Exception):
-    """A command that cannot do what was asked: its message is all the user needs (exit 1)."""
+        raise UsageError(f"no project {args.project!r} under {root}; {_project_list(projects)}")
 
 
 def _project_list(projects: Sequence[ProjectRow], shown: int = 10) -> str:
