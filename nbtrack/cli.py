@@ -1,30 +1,48 @@
-"""The `nbtrack` command: demo, runs, run (cli_runs.py), dump, sync, server."""
+"""The `nbtrack` command: demo, runs, run (cli_runs.py), dump, sync, and server (cli_server.py)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nbtrack.cli_server import DEFAULT_ROOT_HELP, add_server_command
+
 if TYPE_CHECKING:
-    from nbtrack.store import Store
+    from nbtrack.store import ProjectRow
     from nbtrack.sync import SyncReport
 
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader of our output went away (`nbtrack dump LOG | head`): that is its choice, not
+        # an error. Whatever is still buffered goes nowhere, so the exit is quiet too.
+        _stdout_to_devnull()
+        return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command is None:
+    if args.command is None:  # a bare `nbtrack`: what there is to do
         parser.print_help()
-        return 2
+        sys.stdout.flush()
+        return 0
     try:
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()  # a reader gone shows here, not in the interpreter's exit
+        return status
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise
     except Exception as exc:  # one clear line for the user, not a traceback
         from nbtrack.errors import NbtrackError
 
@@ -34,10 +52,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _stdout_to_devnull() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (replaced by a test, closed): nothing to flush
+        pass
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nbtrack")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed as a package)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nbtrack", description="An experiment tracker that lives in Jupyter."
     )
+    parser.add_argument("--version", action="version", version=f"nbtrack {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
@@ -45,29 +82,39 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     demo = command("demo", "run a short simulated training in local mode and read its summary back")
-    demo.add_argument("--steps", type=int, default=2000, help="steps to log (default 2000)")
-    demo.add_argument("--dir", help="nbtrack root (default $NBTRACK_DIR or ./.nbtrack)")
+    demo.add_argument("--steps", type=int, default=2000, metavar="N", help="steps to log (default 2000)")
+    demo.add_argument(
+        "--dir", metavar="ROOT", help=f"nbtrack root the run is written under {DEFAULT_ROOT_HELP}"
+    )
     demo.set_defaults(func=_demo)
 
-    runs = command("runs", "list projects, or the runs of PROJECT ('project' or 'entity/project')")
-    runs.add_argument("project", nargs="?")
-    runs.add_argument("--dir", help="nbtrack root (default $NBTRACK_DIR or ./.nbtrack)")
+    runs = command("runs", "list projects, or the runs of PROJECT as a table")
+    runs.add_argument(
+        "project", nargs="?", metavar="PROJECT", help="'project' or 'entity/project' (default: list projects)"
+    )
+    runs.add_argument("--dir", metavar="ROOT", help=f"nbtrack root whose store to read {DEFAULT_ROOT_HELP}")
     runs.set_defaults(func=_runs)
 
-    dump = command("dump", "print a transaction log's records as JSON lines")
-    dump.add_argument("path", type=Path)
+    dump = command("dump", "print a transaction log's records as JSON lines (damage reported on stderr)")
+    dump.add_argument("path", type=Path, metavar="LOG", help="a transaction log (a run's *.nbt file)")
     dump.set_defaults(func=_dump)
 
     sync = command(
         "sync", "replay transaction logs (a file or a folder of them) into the store or to a tracking server"
     )
-    sync.add_argument("path", type=Path)
+    sync.add_argument(
+        "path", type=Path, metavar="PATH", help="a transaction log (*.nbt), or a folder searched for them"
+    )
     target = sync.add_mutually_exclusive_group()
     target.add_argument(
-        "--dir", help="nbtrack root whose store receives the runs (default $NBTRACK_DIR or ./.nbtrack)"
+        "--dir", metavar="ROOT", help=f"nbtrack root whose store receives the runs {DEFAULT_ROOT_HELP}"
     )
-    target.add_argument("--base-url", help="a tracking server to deliver to (default $NBTRACK_BASE_URL)")
-    sync.add_argument("--api-key", help="the server's API key (default $NBTRACK_API_KEY)")
+    target.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="a tracking server to deliver to instead (default $NBTRACK_BASE_URL)",
+    )
+    sync.add_argument("--api-key", metavar="KEY", help="the server's API key (default $NBTRACK_API_KEY)")
     sync.add_argument(
         "--wait",
         type=float,
@@ -77,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sync.add_argument(
         "--project",
+        metavar="PROJECT",
         help="the run's project ('project' or 'entity/project') for a log whose run record is damaged, "
         "if neither its other segments nor the destination know the run",
     )
@@ -85,77 +133,8 @@ def _parser() -> argparse.ArgumentParser:
     from nbtrack.cli_runs import add_run_parser
 
     add_run_parser(command("run", "rename a run, edit its notes and tags, or delete runs"))
-
-    _server_parser(
-        command("server", "serve runs over HTTP (the W&B wire protocol) to online runs and clients")
-    )
+    add_server_command(commands)
     return parser
-
-
-def _server_parser(server: argparse.ArgumentParser) -> None:
-    server.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    server.add_argument(
-        "--port", type=int, default=8080, help="port to listen on (default 8080; 0: any free)"
-    )
-    _store_options(server)
-    server.add_argument("--files", help="folder of uploaded run files (default ROOT/files)")
-    server.add_argument("--max-body", type=int, help="largest JSON body in bytes (default 64 MiB)")
-    server.add_argument("--max-upload", type=int, help="largest uploaded file in bytes (default 1 GiB)")
-    server.add_argument(
-        "--rate-limit",
-        type=float,
-        metavar="PER_SECOND",
-        help="requests a second per entity (or per address without a key) to /graphql and /files; "
-        "0: no limit (default 100)",
-    )
-    server.add_argument(
-        "--rate-burst",
-        type=float,
-        metavar="REQUESTS",
-        help="requests at once beyond the rate (default 4 s worth)",
-    )
-    server.add_argument(
-        "--body-timeout",
-        type=float,
-        metavar="SECONDS",
-        help="longest wait for a request's head or the next piece of its body (default 30)",
-    )
-    server.add_argument(
-        "--allowed-host",
-        action="append",
-        dest="allowed_hosts",
-        metavar="NAME",
-        help="a host name (or address) clients may reach the server by besides localhost and "
-        "127.0.0.1, e.g. a reverse proxy's public name; repeatable",
-    )
-    server.add_argument(
-        "--log-level",
-        choices=("debug", "info", "warning", "error"),
-        help="server log level (default warning)",
-    )
-    server.set_defaults(func=_server, dir=None, db=None)
-    key = server.add_subparsers(dest="server_command", metavar="key").add_parser(
-        "key", help="manage API keys", description="manage API keys"
-    )
-    key_commands = key.add_subparsers(dest="key_command", metavar="COMMAND", required=True)
-    create = key_commands.add_parser("create", help="print a new API key acting as ENTITY")
-    create.add_argument("entity")
-    _store_options(create)
-    create.set_defaults(func=_key_create)
-    listing = key_commands.add_parser("list", help="list API keys (entity, key prefix, created)")
-    _store_options(listing)
-    listing.set_defaults(func=_key_list)
-
-
-def _store_options(parser: argparse.ArgumentParser) -> None:
-    # No defaults (SUPPRESS; `server` sets them): an option given before `key create` would be reset.
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--dir", default=argparse.SUPPRESS, help="nbtrack root whose store to serve (default ./.nbtrack)"
-    )
-    where.add_argument(
-        "--db", default=argparse.SUPPRESS, help="database URL instead, e.g. postgresql://host/db"
-    )
 
 
 def _root(dir: str | None) -> Path:
@@ -172,26 +151,43 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _runs(args: argparse.Namespace) -> int:
     from nbtrack.api import Api
-    from nbtrack.tables import render_table, runs_table
+    from nbtrack.errors import UsageError
+    from nbtrack.store import DB_FILENAME
+    from nbtrack.tables import format_time, render_table, runs_table
 
-    api = Api(dir=_root(args.dir))
-    if args.project is None:
+    root = _root(args.dir)
+    # Checked here rather than by Api(), whose message speaks of its dir= argument.
+    if not (root / DB_FILENAME).is_file():
+        raise UsageError(
+            f"no runs were found under {root}: run `nbtrack demo` to make some, or pass --dir "
+            "with the folder that holds your runs (or set $NBTRACK_DIR)"
+        )
+    with Api(dir=root) as api:
         projects = api.projects()
-        if not projects:
-            print("no projects yet: run `nbtrack demo`")
+        if args.project is None:
+            if not projects:
+                print("no projects yet: run `nbtrack demo`")
+                return 0
+            rows = [(f"{p.entity}/{p.name}", p.run_count, format_time(p.last_activity)) for p in projects]
+            print(render_table(["project", "runs", "last activity"], rows))
             return 0
-        rows = [(f"{p.entity}/{p.name}", p.run_count, _when(p.last_activity)) for p in projects]
-        print(render_table(["project", "runs", "last activity"], rows))
-        return 0
-    runs = api.runs(args.project)
-    print(runs_table(runs) if runs else f"no runs in {args.project}")
-    return 0
+        runs = api.runs(args.project)
+        if runs:
+            print(runs_table(runs))
+            return 0
+        entity, _, name = args.project.rpartition("/")
+        if any(p.name == name and entity in ("", p.entity) for p in projects):
+            print(f"no runs in {args.project}")  # the project is there, its runs are not (deleted)
+            return 0
+        raise UsageError(f"no project {args.project!r} under {root}; {_project_list(projects)}")
 
 
-def _when(timestamp: float | None) -> str:
-    import time
-
-    return "-" if timestamp is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+def _project_list(projects: Sequence[ProjectRow], shown: int = 10) -> str:
+    if not projects:
+        return "there are no projects yet"
+    names = [f"{p.entity}/{p.name}" for p in projects]
+    more = f" and {len(names) - shown} more (`nbtrack runs` lists them)" if len(names) > shown else ""
+    return "projects: " + ", ".join(names[:shown]) + more
 
 
 def _dump(args: argparse.Namespace) -> int:
@@ -227,12 +223,12 @@ def _sync(args: argparse.Namespace) -> int:
             )
         else:
             report = sync_log(path, store_url(root), on_notice=_say, wait=wait, project=args.project)
-        print(_sync_line(report))
+        _tell(_sync_line(report))
         if report.error:
             status = 1
         else:
             synced += 1
-    print(f"synced to {where}" if synced else f"nothing synced to {where}")
+    _tell(f"synced to {where}" if synced else f"nothing synced to {where}")
     return status
 
 
@@ -264,67 +260,17 @@ def _sync_line(report: SyncReport) -> str:
     return line
 
 
+def _tell(line: str) -> None:
+    """A line of sync's report. A reader that went away does not stop the sync: every log is
+    still delivered, and the exit status still says whether all were."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        _stdout_to_devnull()
+
+
 def _say(message: str) -> None:
     print(f"nbtrack sync: {message}", file=sys.stderr)
-
-
-def _server(args: argparse.Namespace) -> int:
-    from nbtrack.server.config import server_config
-
-    try:
-        from nbtrack.server.main import serve
-    except ImportError as exc:  # the server's libraries are an extra: say which install brings them
-        print(
-            f"nbtrack server: {exc.name or 'a library'} is missing; "
-            "install the server with: pip install 'nbtrack[server]'",
-            file=sys.stderr,
-        )
-        return 2
-
-    options = (
-        "host",
-        "port",
-        "dir",
-        "db",
-        "files",
-        "max_body",
-        "max_upload",
-        "rate_limit",
-        "rate_burst",
-        "body_timeout",
-        "log_level",
-        "allowed_hosts",
-    )
-    return serve(server_config(**{name: getattr(args, name) for name in options}))
-
-
-def _key_store(args: argparse.Namespace) -> Store:
-    from nbtrack.server.config import resolve_store
-    from nbtrack.store import Store
-
-    url, _files = resolve_store(args.dir, args.db, None)
-    return Store(url)
-
-
-def _key_create(args: argparse.Namespace) -> int:
-    from nbtrack.server.names import check_name
-
-    with _key_store(args) as store:
-        print(store.create_key(check_name(args.entity, "entity")))
-    return 0
-
-
-def _key_list(args: argparse.Namespace) -> int:
-    from nbtrack.tables import render_table
-
-    with _key_store(args) as store:
-        keys = store.list_keys()
-    if not keys:
-        print("no API keys (open mode on loopback); create one with `nbtrack server key create ENTITY`")
-        return 0
-    rows = [(k.entity, k.prefix + "...", _when(k.created_at)) for k in keys]
-    print(render_table(["entity", "key", "created"], rows))
-    return 0
 
 
 if __name__ == "__main__":

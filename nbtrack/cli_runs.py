@@ -15,6 +15,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, TextIO
 
+from nbtrack.cli_server import DEFAULT_ROOT_HELP
 from nbtrack.errors import UsageError
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def add_run_parser(run: argparse.ArgumentParser) -> None:
     commands = run.add_subparsers(dest="run_command", metavar="COMMAND", required=True)
     rename = commands.add_parser("rename", help="give a run a new name", description="give a run a new name")
     rename.add_argument("path", metavar="PATH", help="the run: 'project/run_id' or 'entity/project/run_id'")
-    rename.add_argument("name", metavar="NAME")
+    rename.add_argument("name", metavar="NAME", help="the run's new name")
     _target_options(rename)
     rename.set_defaults(func=_rename)
 
@@ -66,7 +67,7 @@ def add_run_parser(run: argparse.ArgumentParser) -> None:
 
 def _target_options(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--dir", help="nbtrack root whose runs to change (default $NBTRACK_DIR or ./.nbtrack)")
+    where.add_argument("--dir", metavar="ROOT", help=f"nbtrack root whose runs to change {DEFAULT_ROOT_HELP}")
     where.add_argument("--base-url", help="a tracking server instead (default $NBTRACK_BASE_URL)")
     parser.add_argument("--api-key", help="the server's API key (default $NBTRACK_API_KEY)")
 

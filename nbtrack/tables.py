@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from collections.abc import Sequence
 
 from nbtrack import jsonutil
 from nbtrack.api import StoredRun
-from nbtrack.formatting import format_duration
+from nbtrack.formatting import format_duration, format_number
 from nbtrack.store import RunRow
 
-__all__ = ["format_cell", "render_table", "runs_table"]
+__all__ = ["format_cell", "format_time", "render_table", "runs_table"]
 
 MAX_CELL_WIDTH = 32
 COLUMN_GAP = "  "
@@ -49,16 +48,20 @@ def render_table(
 def runs_table(
     runs: Sequence[StoredRun | RunRow], summary_keys: Sequence[str] | None = None, max_keys: int = 3
 ) -> str:
-    """A table of runs: id, name, state, created (local time), runtime, steps and a few summary keys."""
+    """A table of runs: id, name, state, created (local time), runtime, rows and a few summary keys.
+
+    README's "The command line" shows what it looks like (tests/test_cli_polish.py holds them equal).
+    """
     rows = [run.row if isinstance(run, StoredRun) else run for run in runs]
     keys = list(summary_keys) if summary_keys is not None else _common_summary_keys(rows, max_keys)
-    headers = ["id", "name", "state", "created", "runtime", "steps", *keys]
+    # "rows", not "steps": a run's steps may jump (log(step=...)), its count of history rows does not.
+    headers = ["id", "name", "state", "created", "runtime", "rows", *keys]
     body = [
         [
             row.run_id,
             row.display_name or "",
             row.state,
-            time.strftime("%Y-%m-%d %H:%M", time.localtime(row.created_at)),
+            format_time(row.created_at),
             format_duration(row.runtime) if row.runtime else "",  # not started: blank, not "0.0 s"
             row.history_line_count,
             *(_summary_value(row.summary.get(key)) for key in keys),
@@ -68,12 +71,18 @@ def runs_table(
     return render_table(headers, body)
 
 
+def format_time(timestamp: float | None) -> str:
+    """A moment as tables show it: local time to the minute ("-" for none)."""
+    return "-" if timestamp is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
 def format_cell(value: object) -> str:
-    """One value as table text: floats to 4 significant digits, None as blank, JSON for containers."""
+    """One value as table text: numbers as everywhere else (formatting.format_number), None as
+    blank, JSON for containers."""
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.4g}" if math.isfinite(value) else str(value)
+        return format_number(value)
     if isinstance(value, dict | list | tuple):
         return jsonutil.dumps_str(value)
     # Tabs and newlines would break the grid.

@@ -268,9 +268,9 @@ def test_render_table_refuses_ragged_rows() -> None:
 def test_runs_table_lists_runs_with_shared_summary_keys(api: Api) -> None:
     runs: list[StoredRun] = api.runs("me/mnist")
     lines = runs_table(runs).splitlines()
-    assert lines[0].split() == ["id", "name", "state", "created", "runtime", "steps", "loss", "acc"]
+    assert lines[0].split() == ["id", "name", "state", "created", "runtime", "rows", "loss", "acc"]
     assert re.fullmatch(
-        r"def {15}running   \d{4}-\d\d-\d\d \d\d:\d\d {15}0", lines[2]
+        r"def {15}running   \d{4}-\d\d-\d\d \d\d:\d\d {14}0", lines[2]
     )  # no name, summary, runtime
     assert re.fullmatch(r"abc  brisk-sun-1  finished  \S+ \S+ +6\.0 s +5 +0\.2 +inf", lines[3])
     # RunRow works too, and the keys can be chosen.
@@ -283,5 +283,5 @@ def test_runs_table_shows_the_last_value_of_a_summarized_metric(root: Path) -> N
         store.write_summary("me", "p", "r", summary)
         rows = store.list_runs("p")
     header, _, line = runs_table(rows).splitlines()
-    assert header.split()[-3:] == ["steps", "loss", "acc"]  # no container, no _private key
+    assert header.split()[-3:] == ["rows", "loss", "acc"]  # no container, no _private key
     assert line.split()[-2:] == ["0.3", "0.9"]

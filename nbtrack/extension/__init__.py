@@ -1,8 +1,8 @@
 """The IPython extension: `%load_ext nbtrack` shows a live panel under every run started in a cell.
 
 Loading installs the init() hook (defaults from `c.NBTrack`, a warm internal process, a panel
-per run), the cell hooks and the magics; unloading undoes exactly that, after finishing the
-kernel's live runs.
+per run), the cell hooks, the magics and the one-line display of nbtrack's UsageError; unloading
+undoes exactly that, after finishing the kernel's live runs.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ _loaded: dict[int, Any] = {}  # id(shell) -> (tracker, previous init hook, pushe
 
 
 def load_ipython_extension(shell: Any) -> None:
+    from nbtrack.extension import usage_errors
     from nbtrack.extension.config import NBTrack
     from nbtrack.extension.kernel import KernelTracker
     from nbtrack.extension.magics import NBTrackMagics
@@ -36,11 +37,13 @@ def load_ipython_extension(shell: Any) -> None:
     shell.events.register("pre_run_cell", tracker.pre_run_cell)
     shell.events.register("post_run_cell", tracker.post_run_cell)
     shell.register_magics(NBTrackMagics(shell, tracker))
+    usage_errors.install(shell)
     atexit.register(tracker.close)  # interpreter exit: finish runs, stop the spare
     _wrap_kernel_shutdown(shell, tracker)
 
 
 def unload_ipython_extension(shell: Any) -> None:
+    from nbtrack.extension import usage_errors
     from nbtrack.sdk import session
 
     entry = _loaded.pop(id(shell), None)
@@ -56,6 +59,7 @@ def unload_ipython_extension(shell: Any) -> None:
     magics = shell.magics_manager.magics
     magics["line"].pop("nbtrack", None)
     magics["cell"].pop("nbtrack", None)
+    usage_errors.uninstall(shell)
     if added_name:
         shell.user_ns.pop("nbtrack", None)
 

@@ -73,7 +73,7 @@ class KernelTracker:
         self.shell = shell
         self.config = config
         self.live_interval = config.live_interval if config.display == "widget" else 0.0
-        self.runs: list[TrackedRun] = []
+        self.runs: list[TrackedRun] = []  # every run started in this kernel, oldest first
         self._cell: tuple[str, int] | None = None
         self._cell_record: pb.CellRecord | None = None  # the cell running now
         self._cell_source = ""
@@ -141,8 +141,8 @@ class KernelTracker:
             guarded(lambda: self._note_cell(args[0] if args else kwargs.get("info")), "the pre_run_cell hook")
 
     def post_run_cell(self, *args: Any, **kwargs: Any) -> None:
-        # Runs stay live across cells: the cell's unfinished console line is handed over, and
-        # runs that ended are forgotten.
+        # Runs stay live across cells: the cell's unfinished console line is handed over. Runs
+        # that ended stay listed (`%nbtrack` shows every run of the kernel).
         self._depth = max(0, self._depth - 1)
         if self._depth:
             return
@@ -150,7 +150,6 @@ class KernelTracker:
             guarded(self._pause_stats, "pausing system metrics")
         if self.console is not None:
             guarded(self.console.flush, "the console capture")
-        guarded(lambda: self._forget_finished(), "the post_run_cell hook")
 
     def _note_cell(self, info: Any) -> None:
         cell_id = getattr(info, "cell_id", None)
@@ -191,9 +190,6 @@ class KernelTracker:
         if tracked is not None and tracked.code is not None:
             return tracked.code
         return CodeLog(run.id, notebook_name(self.shell.user_ns))
-
-    def _forget_finished(self) -> None:
-        self.runs = [t for t in self.runs if not t.run.finished or t is self.runs[-1]]
 
     # -- panels ------------------------------------------------------------------------------
 

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 __all__ = ["NBTrackMagics"]
 
 HELP = """\
-%nbtrack                     the runs of this kernel: name, id, project, state, rows
+%nbtrack                     every run started in this kernel, newest first: id, name,
+                             project, state, rows, the cell that started it
 %nbtrack finish [RUN]        finish RUN (an id or a name), or the current run
 %nbtrack code [RUN]          the code that will be stored with RUN (or the current run) when
                              it finishes, if code capture is on (c.NBTrack.save_code = True
@@ -89,23 +90,36 @@ class NBTrackMagics(Magics):
         raise UsageError(f"%nbtrack: unknown command {words[0]!r}. See %nbtrack --help")
 
     def _status(self) -> str:
+        """Every run started in this kernel, newest first: live and ended alike, with its state."""
         if not self.tracker.runs:
             return "no runs in this kernel yet: run = nbtrack.init(project=...)"
-        stable = self.tracker.config.deterministic  # ids are random: left out of a test's text output
+        # A test's text output (deterministic) leaves out the random ids, and the cell numbers,
+        # which depend on how the notebook is run (nbval numbers its cells its own way).
+        stable = self.tracker.config.deterministic
         rows = []
-        for tracked in self.tracker.runs:
+        for tracked in reversed(self.tracker.runs):
             run = tracked.run
             live = tracked.last_live
+            cell = f"[{tracked.cell[1]}]" if tracked.cell else "-"
             rows.append(
                 (
-                    run.name,
                     *(() if stable else (run.id,)),
+                    run.name,
                     run.project,
                     run.state,
                     live.rows_logged if live else "-",
+                    *(() if stable else (cell,)),
                 )
             )
-        headers = ["name", *(() if stable else ("id",)), "project", "state", "rows"]
+        # The columns of `nbtrack runs`, in its order, and the cell that started each run.
+        headers = [
+            *(() if stable else ("id",)),
+            "name",
+            "project",
+            "state",
+            "rows",
+            *(() if stable else ("cell",)),
+        ]
         return render_table(headers, rows)
 
     def _finish(self, words: list[str]) -> None:

@@ -47,7 +47,7 @@ class SyncReport:
     """What one log delivered."""
 
     path: Path
-    run: str = ""  # entity/project/run_id
+    run: str = ""  # entity/project/run_id, or project/run_id when the destination decides the entity
     rows: int = 0  # intact history rows in the log
     state: str = ""  # the run's state at the destination after the sync
     complete: bool = False  # the log has its exit record
@@ -128,8 +128,10 @@ def sync_log(
         return report
     run, held = found
     stored = held.run if held is not None else None
-    entity = run.entity or (stored.entity if stored else DEFAULT_ENTITY if local else "?")
-    report.run = f"{entity}/{run.project}/{run.run_id}"
+    # A server decides the entity of a run it does not hold yet (its key's): unknown here, the run
+    # is named by project/run_id alone.
+    entity = run.entity or (stored.entity if stored else DEFAULT_ENTITY if local else "")
+    report.run = "/".join(part for part in (entity, run.project, run.run_id) if part)
     decided = plan(scan, held)
     _prepare(run, scan, stored)
     report.note = decided.reason
