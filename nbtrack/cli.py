@@ -236,7 +236,8 @@ def _sync_line(report: SyncReport) -> str:
     """One line saying what a log delivered, what it could not and why."""
     if report.error and not report.run:  # nothing delivered, and not even the run is known
         return f"{report.path}: error: {report.error}"
-    line = f"{report.path}: {report.run or '?'} {report.rows} rows, {report.state or 'unknown'}"
+    state = report.state or ("not (all) delivered" if report.error else "unknown")
+    line = f"{report.path}: {report.run or '?'} {report.rows} rows, {state}"
     if report.delivered and not report.complete and report.state == "crashed":
         line += " (the log ends without an exit record: marked crashed)"
     if report.corruption:

@@ -19,7 +19,7 @@ import nbtrack
 from nbtrack import faults
 from nbtrack.errors import InternalProcessError, UsageError
 from tests.faultproxy import FaultProxy, Faults
-from tests.serving import POSTGRES_URL, ServerProcess, create_key, start_server, unique_name
+from tests.serving import POSTGRES_URL, Client, ServerProcess, create_key, start_server, unique_name
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -261,6 +261,49 @@ def test_an_offline_run_syncs_to_a_server(server: ServerProcess, root: Path) -> 
     stored = read_back(server.url, "offline", run.id)
     assert stored.config == {"a": 1}
     assert [row["x"] for row in stored.history()] == [i * 0.5 for i in range(500)]
+
+
+def test_an_offline_run_synced_to_a_server_with_keys_is_the_keys_entitys(tmp_path: Path, root: Path) -> None:
+    """An offline run names no entity ("local" in its log stands for the default): synced with a
+    key, it becomes a run of the key's entity, every row once; the CLI says so."""
+    served = start_server(tmp_path / "keyed")
+    try:
+        entity = unique_name("ent")
+        key = create_key(served, entity)
+        run = nbtrack.init(mode="offline", project="away", dir=root, config={"a": 1})
+        for i in range(300):
+            run.log({"x": i})
+        run.finish()
+        log = next(run.dir.glob("*.nbt"))
+        command = [sys.executable, "-m", "nbtrack.cli", "sync", str(log), "--base-url", served.url]
+        synced = subprocess.run([*command, "--api-key", key], capture_output=True, text=True, timeout=120)
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        assert f"away/{run.id} 300 rows, finished" in synced.stdout, synced.stdout
+        stored = nbtrack.Api(base_url=served.url, api_key=key).run(f"{entity}/away/{run.id}")
+        assert stored.state == "finished" and stored.config == {"a": 1}
+        assert [row["x"] for row in stored.history()] == list(range(300))
+    finally:
+        served.stop()
+
+
+def test_a_sync_the_server_refuses_never_reports_the_run_finished(server: ServerProcess, root: Path) -> None:
+    """The server refuses the run (it was deleted there, by force, while it ran): the report says
+    the delivery failed and why, never the state the log would have given it."""
+    run = nbtrack.init(mode="offline", project="refused", dir=root)
+    run.log({"x": 1})
+    run.finish()
+    log = next(run.dir.glob("*.nbt"))
+    api = nbtrack.Api(base_url=server.url)
+    Client(server.url).upsert("refused", run.id)  # the run exists, running, on the server...
+    api.run(f"refused/{run.id}").delete(force=True)  # ...and is deleted by force
+    synced = subprocess.run(
+        [sys.executable, "-m", "nbtrack.cli", "sync", str(log), "--base-url", server.url],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert synced.returncode == 1, synced.stdout + synced.stderr
+    line = synced.stdout.splitlines()[0]
+    assert "not (all) delivered" in line and "error:" in line and "finished" not in line, line
+    assert "nothing synced" in synced.stdout
 
 
 def test_api_reads_projects_and_runs_from_a_server(server: ServerProcess) -> None:

@@ -144,8 +144,9 @@ def sync_log(
             report.note += f"; {len(late)} run files no record of the log announces were not uploaded"
         return report
     report.error = _deliver(path, scan, run, decided, store_url, base_url, api_key, notice)
-    report.state = decided.state
     report.delivered = True
+    if report.error is None:  # else the destination's state is not known: never claim the plan's
+        report.state = decided.state
     return report
 
 
@@ -157,6 +158,10 @@ def _look_up(
     run, why = _run_record(path, scan, project, source)
     if run is None:
         return why
+    if not local and run.entity == DEFAULT_ENTITY:
+        # An offline run names no entity of its own: "local" stands for "the default" (as on a
+        # server without keys), so a server gives the run its key's entity.
+        run.entity = ""
     stored = source.get_run(run.entity or (DEFAULT_ENTITY if local else None), run.project, run.run_id)
     if stored is None:
         return run, None
