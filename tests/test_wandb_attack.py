@@ -1,0 +1,97 @@
+"""The real wandb client (0.31.0) used the way a W&B user (and a hostile tester) does, against a
+real `nbtrack server`: each test here first failed on a defect the attack found, then passed with
+its fix. On SQLite and, where the store matters, PostgreSQL (NBTRACK_TEST_POSTGRES_URL).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import requests
+
+import nbtrack
+from tests import test_wandb_client as base
+from tests.serving import Client
+from tests.wandb_client import WandbEnv
+
+env = base.env
+same = base.same
+
+PARQUET = """query RunParquetHistory($entity: String!, $project: String!, $runName: String!,
+    $liveKeys: [String!]!) { project(name: $project, entityName: $entity) { run(name: $runName) {
+        parquetHistory(liveKeys: $liveKeys) { parquetUrls liveData } } } }"""
+
+SCAN_IN_PLACE = """
+import math, os, wandb
+run = wandb.init(project="wb", id="scan-in-place")
+for i in range(6):
+    run.log({"a.b": i, "😀": float(i), "odd": [math.nan, math.inf, -math.inf][i % 3], "big": 2**62 + i})
+run.finish()
+api = wandb.Api(overrides={"base_url": os.environ["WANDB_BASE_URL"]})
+r = api.run(os.environ["WANDB_ENTITY"] + "/wb/scan-in-place")
+emit({
+    # keys given, nothing cached yet: wandb-core reads the parquet in place, by byte ranges
+    "keys": list(r.scan_history(keys=["a.b", "odd"], page_size=4)),
+    "uncached": list(r.scan_history(use_cache=False, min_step=1, max_step=4)),
+})
+"""
+
+
+def test_scan_history_with_keys_or_without_cache_reads_by_byte_ranges(env: WandbEnv) -> None:
+    """`scan_history(keys=...)` as a run's first scan, and `use_cache=False`, failed with wandb-core's
+    "server ignored range request": the export answered every GET whole."""
+    out = env.run(SCAN_IN_PLACE)
+    logged = (
+        nbtrack.Api(base_url=env.server.url, api_key=env.key).run(f"{env.entity}/wb/scan-in-place").history()
+    )
+    assert same(out["keys"], [{"_step": r["_step"], "a.b": r["a.b"], "odd": r["odd"]} for r in logged])
+    assert math.isnan(out["keys"][0]["odd"]) and out["keys"][1]["odd"] == math.inf
+    window = [{k: row[k] for k in ("_step", "a.b", "😀", "big")} for row in out["uncached"]]
+    assert window == [{"_step": i, "a.b": i, "😀": i, "big": 2**62 + i} for i in (1, 2, 3)]
+
+
+def _export_url(env: WandbEnv) -> str:
+    client = env.client
+    client.upsert("wb", "ranged", entity=env.entity)
+    rows = [f'{{"_step": {i}, "x": {i}.5}}' for i in range(50)]
+    assert client.stream(
+        "wb", "ranged", {"files": {"wandb-history.jsonl": {"offset": 0, "content": rows}}}
+    ).ok
+    answer = client.data(PARQUET, entity=env.entity, project="wb", runName="ranged", liveKeys=["_step"])
+    [url] = answer["project"]["run"]["parquetHistory"]["parquetUrls"]
+    return str(url)
+
+
+def _get(url: str, range_header: str | None = None) -> requests.Response:
+    headers = {} if range_header is None else {"Range": range_header}
+    return Client(url.split("/history/")[0]).session.get(url, headers=headers, timeout=60)
+
+
+def test_history_export_answers_one_byte_range(env: WandbEnv) -> None:
+    """The ranges wandb-core asks (size probe, footer, a chunk), and the ones it never does."""
+    url = _export_url(env)
+    whole = _get(url)
+    assert whole.status_code == 200 and whole.headers["Accept-Ranges"] == "bytes"
+    data = whole.content
+    size = len(data)
+    assert data[:4] == data[-4:] == b"PAR1"
+
+    def ranged(header: str) -> tuple[int, bytes, str | None]:
+        answer = _get(url, header)
+        assert answer.headers.get("Content-Length") == str(len(answer.content))
+        return answer.status_code, answer.content, answer.headers.get("Content-Range")
+
+    assert ranged("bytes=0-0") == (206, data[:1], f"bytes 0-0/{size}")
+    assert ranged("bytes=-8") == (206, data[-8:], f"bytes {size - 8}-{size - 1}/{size}")
+    assert ranged("bytes=4-99") == (206, data[4:100], f"bytes 4-99/{size}")
+    assert ranged(f"bytes=10-{size + 500}") == (206, data[10:], f"bytes 10-{size - 1}/{size}")
+    assert ranged(f"bytes=-{size + 500}") == (206, data, f"bytes 0-{size - 1}/{size}")
+    assert ranged(f"bytes={size - 3}-") == (206, data[-3:], f"bytes {size - 3}-{size - 1}/{size}")
+    # several ranges, another unit, nonsense: the whole file, as the RFC allows
+    for header in ("bytes=0-1,5-6", "items=0-1", "bytes=5-2", "bytes=x"):
+        assert ranged(header) == (200, data, None), header
+    beyond = _get(url, f"bytes={size}-")
+    assert beyond.status_code == 416 and beyond.headers["Content-Range"] == f"bytes */{size}"
+    error: Any = beyond.json()["errors"][0]
+    assert error["extensions"]["code"] == "RANGE_NOT_SATISFIABLE" and str(size) in error["message"]
