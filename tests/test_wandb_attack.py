@@ -12,6 +12,7 @@ import pytest
 import requests
 
 import nbtrack
+from nbtrack import jsonutil
 from tests import test_wandb_client as base
 from tests.serving import Client
 from tests.wandb_client import WandbEnv, wandb_env
@@ -51,6 +52,40 @@ def test_scan_history_with_keys_or_without_cache_reads_by_byte_ranges(env: Wandb
     assert math.isnan(out["keys"][0]["odd"]) and out["keys"][1]["odd"] == math.inf
     window = [{k: row[k] for k in ("_step", "a.b", "😀", "big")} for row in out["uncached"]]
     assert window == [{"_step": i, "a.b": i, "😀": i, "big": 2**62 + i} for i in (1, 2, 3)]
+
+
+IN_PLACE_ROW_GROUPS = """
+import os, wandb
+r = wandb.Api().run(os.environ["WANDB_ENTITY"] + "/wb/groups")
+a = list(r.scan_history(keys=["v", "x"], page_size=3000))
+b = list(r.scan_history(keys=["s"], min_step=9990, max_step=10010, use_cache=False))
+nan = [row["_step"] for row in a if row["x"] != row["x"]]
+emit({"n": len(a), "v": [row["v"] for row in a[::4999]], "nan": nan, "s": [row["s"] for row in b]})
+"""
+
+
+def test_scan_history_with_keys_reads_an_export_of_many_row_groups_in_place(wandb_env: WandbEnv) -> None:
+    """25,000 rows, three row groups (PAGE_ROWS), read by ranges: a window across two of them."""
+    client = wandb_env.client
+    client.upsert("wb", "groups", entity=wandb_env.entity)
+    rows = [
+        {
+            "_step": i,
+            "v": i if i < 15_000 else i + 0.5,
+            "x": math.nan if i % 5_000 == 0 else i / 4,
+            "s": f"t{i}",
+        }
+        for i in range(25_000)
+    ]
+    for offset in range(0, len(rows), 10_000):
+        lines = [jsonutil.dumps_str(row) for row in rows[offset : offset + 10_000]]
+        body = {"files": {"wandb-history.jsonl": {"offset": offset, "content": lines}}}
+        assert client.stream("wb", "groups", body, entity=wandb_env.entity).status_code == 200
+    out = wandb_env.run(IN_PLACE_ROW_GROUPS)
+    assert out["n"] == 25_000
+    assert out["v"] == [rows[i]["v"] for i in range(0, 25_000, 4_999)]
+    assert out["nan"] == list(range(0, 25_000, 5_000))
+    assert out["s"] == [f"t{i}" for i in range(9_990, 10_010)]
 
 
 def _export_url(env: WandbEnv) -> str:
