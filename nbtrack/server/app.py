@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nbtrack.server.auth import CHALLENGE, Authenticator
 from nbtrack.server.body import body_chunks, check_json_type, check_length, parse_object, read_body
+from nbtrack.server.byte_range import byte_range
 from nbtrack.server.config import ServerConfig, is_loopback
 from nbtrack.server.context import RequestContext
 from nbtrack.server.errors import ApiError, error_response
@@ -58,6 +59,7 @@ _HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 # carry the Basic challenge that makes a browser pop up its native login dialog.
 CLIENT_HEADER = "X-Nbtrack-Client"
 _UPLOAD_SECRET = "upload_urls"
+PARQUET_TYPE = "application/vnd.apache.parquet"
 _DOWNLOAD_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; sandbox",
     "X-Content-Type-Options": "nosniff",
@@ -155,10 +157,21 @@ class Endpoints:
         # Served from the file opened here: a newer export removing this one cannot cut it off.
         export = await run_in_threadpool(self.exports.open, entity, project, run_id, version)
         size = os.fstat(export.fileno()).st_size
+        try:
+            asked = byte_range(request.headers.get("range"), size)
+        except ApiError:
+            export.close()
+            raise
+        headers = {**_DOWNLOAD_HEADERS, "Accept-Ranges": "bytes", "Content-Length": str(size)}
+        if asked is None:
+            return StreamingResponse(_chunks(export), media_type=PARQUET_TYPE, headers=headers)
+        first, last = asked
+        export.seek(first)
+        headers.update(
+            {"Content-Length": str(last - first + 1), "Content-Range": f"bytes {first}-{last}/{size}"}
+        )
         return StreamingResponse(
-            _chunks(export),
-            media_type="application/vnd.apache.parquet",
-            headers={**_DOWNLOAD_HEADERS, "Content-Length": str(size)},
+            _chunks(export, limit=last - first + 1), status_code=206, media_type=PARQUET_TYPE, headers=headers
         )
 
     @staticmethod
@@ -272,8 +285,15 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(ApiError("INTERNAL", f"the server failed on {request.method} {request.url.path}"))
 
 
-def _chunks(file: BinaryIO, size: int = 1 << 20) -> Iterator[bytes]:
-    """An opened file's bytes in chunks, closing it at the end (or when the download is cut off)."""
+def _chunks(file: BinaryIO, size: int = 1 << 20, limit: int | None = None) -> Iterator[bytes]:
+    """An opened file's bytes from where it stands (at most limit of them) in chunks, closing it at
+    the end (or when the download is cut off)."""
+    left = limit
     with file:
-        while chunk := file.read(size):
+        while left is None or left > 0:
+            chunk = file.read(size if left is None else min(size, left))
+            if not chunk:
+                return
+            if left is not None:
+                left -= len(chunk)
             yield chunk
