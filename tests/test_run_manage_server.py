@@ -162,37 +162,39 @@ def test_another_entity_cannot_rename_or_delete_a_run(served: ServerProcess) -> 
 def test_a_running_run_is_refused_unless_forced_and_then_its_client_is_refused(served: ServerProcess) -> None:
     client = _client(served)
     project = serving.unique_name("p")
-    _full_run(client, project, "live", state="running")
+    live = serving.unique_name("live")  # unique: the database may hold deleted runs of other tests
+    _full_run(client, project, live, state="running")
     api = nbtrack.Api(base_url=served.url, api_key=client.key)
-    run = api.run(f"{client.entity}/{project}/live")
+    run = api.run(f"{client.entity}/{project}/{live}")
     with pytest.raises(Rejected, match="still running: finish it first, or delete it with force"):
         run.delete()
-    assert api.run(f"{client.entity}/{project}/live").state == "running"
+    assert api.run(f"{client.entity}/{project}/{live}").state == "running"
     url = _db_url(served)
-    pk = run_pk(url, client.entity, project, "live")
-    files = client.data(FILES, input={"project": project, "run": "live", "files": ["late.txt"]})
+    pk = run_pk(url, client.entity, project, live)
+    files = client.data(FILES, input={"project": project, "run": live, "files": ["late.txt"]})
     run.delete(force=True)
     late = requests.put(files["createRunFiles"]["files"][0]["uploadUrl"], data=b"late", timeout=30)
     assert late.status_code == 404 and "does not exist" in late.text  # a URL signed before the delete
-    left = rows_of_run(url, pk, "live")
+    left = rows_of_run(url, pk, live)
     # Only its name is kept, in deleted_runs, so the client still sending is refused by name.
     assert list(left) == ["deleted_runs"] and len(left["deleted_runs"]) == 1, left
-    assert _run_files(served, client.entity, project, "live") == []
+    assert _run_files(served, client.entity, project, live) == []
     later = client.stream(
-        project, "live", {"files": {"wandb-history.jsonl": {"offset": 50, "content": ['{"_step": 50}']}}}
+        project, live, {"files": {"wandb-history.jsonl": {"offset": 50, "content": ['{"_step": 50}']}}}
     )
     assert later.status_code == 404 and "does not exist" in later.text
     upsert = client.graphql(
-        "mutation U($p: String!) { upsertBucket(input: "
-        '{name: "live", project: $p, config: "{}"}) { inserted } }',
+        "mutation U($p: String!, $n: String!) { upsertBucket(input: "
+        '{name: $n, project: $p, config: "{}"}) { inserted } }',
         p=project,
+        n=live,
     )
     errors = upsert.json()["errors"]
     assert errors[0]["extensions"]["code"] == "CONFLICT", errors
     assert "was deleted while it was running" in errors[0]["message"], errors
     with pytest.raises(RunNotFoundError):
-        api.run(f"{client.entity}/{project}/live")
-    assert set(rows_of_run(url, pk, "live")) == {"deleted_runs"}
+        api.run(f"{client.entity}/{project}/{live}")
+    assert set(rows_of_run(url, pk, live)) == {"deleted_runs"}
 
 
 DELETE = """
