@@ -4,3 +4,4 @@ export const LIVE_STATES = ["starting", "running", "finishing", "finished", "fai
 export const IMAGE_TYPE = "image-file";
 export const TABLE_TYPE = "table-file";
 export const HISTOGRAM_TYPE = "histogram";
+export const SUMMARY_KINDS = ["last", "min", "max", "mean", "none"];
