@@ -39,13 +39,20 @@ class Seeded:
     ids: dict[str, str]  # run name -> run id
 
 
-def _kept_max_run(root: Path, url: str, name: str, accuracy: list[float]) -> str:
+def _kept_max_run(root: Path, url: str, name: str, accuracy: list[float], **extra: float) -> str:
     run = nbtrack.init(project="charts", name=name, base_url=url, dir=str(root))
     run.define_metric("val/acc", summary="max")
     for step, acc in enumerate(accuracy):
         # loss spans three decades (1 -> 0.001); delta crosses 0, which a log axis cannot show.
         loss = 10 ** (-3 * step / (len(accuracy) - 1))
-        run.log({"val/acc": acc, "loss": loss, "delta": math.sin(step / 4)})
+        run.log(
+            {
+                "val/acc": acc,
+                "loss": loss,
+                "delta": math.sin(step / 4),
+                **{k: v - step for k, v in extra.items()},
+            }
+        )
     run.finish()
     return run.id
 
@@ -60,7 +67,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         ids = {
             "best": _kept_max_run(root, server.url, "best", best),
             "middle": _kept_max_run(root, server.url, "middle", [0.3, 0.95, 0.7] * 10),
-            "worst": _kept_max_run(root, server.url, "worst", [0.1, 0.5, 0.2] * 10),
+            # gap: only values below 0, which a log axis cannot show at all.
+            "worst": _kept_max_run(root, server.url, "worst", [0.1, 0.5, 0.2] * 10, gap=-1.0),
         }
         assert max(best) == 0.9893873510407052
         # A long noisy run with one spike: the server sends min/max buckets, not every row.
@@ -237,9 +245,15 @@ def test_a_log_y_axis_ticks_on_powers_of_ten_and_says_what_it_leaves_off(
     assert off > 0 and note.inner_text() == f"{off} points ≤ 0 left off the log scale."
     assert page.locator(".chart-card[data-key='loss'] .chart-note").is_hidden()
     _shot(watched, "log")
+    # A chart without a value above 0 stays linear, and says so; the choice is the project's.
+    watched.open(f"{seeded.server.url}/local/charts/runs/{seeded.ids['worst']}")
+    assert page.locator("svg.chart[data-key='gap']").get_attribute("data-y-scale") == "linear"
+    gap_note = page.locator(".chart-card[data-key='gap'] .chart-note")
+    assert gap_note.inner_text() == "No value above 0: drawn on a linear scale."
+    assert page.locator("svg.chart[data-key='loss']").get_attribute("data-y-scale") == "log"
     page.get_by_role("button", name="Linear").click()
     page.wait_for_selector("svg.chart[data-key='loss'][data-y-scale='linear']")
-    assert note.is_hidden()
+    assert gap_note.is_hidden() and page.locator(".chart-note:visible").count() == 0
     assert not watched.errors, watched.errors
 
 

@@ -16,7 +16,7 @@ export function smoothEma(values, weight) {
   const w = Math.min(MAX_WEIGHT, Math.max(0, Number(weight) || 0));
   const out = new Array(values.length);
   let average = 0;
-  let count = 0;
+  let decay = 1; // weight ** (finite values so far), kept by multiplying: no pow per point
   let first = null;
   let constant = true;
   for (let i = 0; i < values.length; i++) {
@@ -28,9 +28,9 @@ export function smoothEma(values, weight) {
     if (first === null) first = v;
     else if (v !== first) constant = false;
     average = average * w + (1 - w) * v;
-    count += 1;
+    decay *= w;
     // Debiased; a run of equal values is kept exact (no 0.30000000000000004 from the division).
-    out[i] = constant ? v : average / (1 - w ** count);
+    out[i] = constant ? v : average / (1 - decay);
   }
   return out;
 }

@@ -5,7 +5,7 @@
 import { graphql } from "../api.js";
 import { createChartSection } from "../charts.js";
 import { fill, h } from "../dom.js";
-import { plural, summaryText, valueText } from "../format.js";
+import { plural, summaryText, summaryValue, valueText } from "../format.js";
 import { parseJSON } from "../json.js";
 import { startPolling } from "../live.js";
 import { chartSeries, comparisonRows, normalizeRun } from "../model.js";
@@ -78,6 +78,7 @@ export async function compareView(main, route, ctx) {
   /** title: "Config" or "Summary"; a summary's kept values read as "max 0.9894". */
   function table(title, rows) {
     const text = title === "Summary" ? summaryText : valueText;
+    const number = title === "Summary" ? summaryValue : (value) => value;
     const shown = onlyDiff.checked ? rows.filter((row) => row[2]) : rows;
     const empty = rows.length === 0 ? `No ${title.toLowerCase()}.` : "No key differs.";
     return h(
@@ -97,7 +98,7 @@ export async function compareView(main, route, ctx) {
                   "tr",
                   { class: differs ? "differs" : "", dataset: { key } },
                   h("th", { scope: "row" }, key, differs ? h("span", { class: "visually-hidden" }, " (differs)") : null),
-                  values.map((value) => h("td", { class: typeof value === "number" ? "num" : "value", title: text(value) }, value === undefined ? "—" : text(value))),
+                  values.map((value) => h("td", { class: typeof number(value) === "number" ? "num" : "value", title: text(value) }, value === undefined ? "—" : text(value))),
                 ),
               )
             : h("tr", {}, h("td", { colspan: runs.length + 1, class: "muted" }, empty)),
