@@ -285,6 +285,8 @@ def test_a_hidden_chart_stays_hidden_after_a_reload_and_on_the_comparison(
     assert keys() == ["delta", "val/acc"]
     page.get_by_role("button", name="Show all").click()
     assert keys() == ["delta", "loss", "val/acc"]
+    page.keyboard.press("Escape")
+    assert chooser.is_hidden(), "Escape closes the menu"
 
     watched.open(f"{base}/local/charts/runs/{ids['middle']}")
     assert keys() == ["delta", "loss", "val/acc"], "shown again after a reload"

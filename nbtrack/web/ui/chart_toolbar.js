@@ -28,7 +28,7 @@ function press(group, attribute, value) {
 
 /**
  * callbacks: onX(field), onReset(), onYScale(scale), onSmoothing(weight), onShow(key, shown),
- * onShowAll(). Returns {node, update(state), showError(node | null)} where state is
+ * onShowAll(). Returns {node, update(state), showError(node | null), destroy()} where state is
  * {x, zoomed, yScale, smoothing, keys (every chart's key, in order), hidden (a Set)}.
  */
 export function createChartToolbar({ onX, onReset, onYScale, onSmoothing, onShow, onShowAll }) {
@@ -74,6 +74,19 @@ export function createChartToolbar({ onX, onReset, onYScale, onSmoothing, onShow
     error,
   );
 
+  // The menu closes as menus do: a click elsewhere, or Escape (focus back on its button).
+  const closeOutside = (event) => {
+    if (chooser.open && !chooser.contains(event.target)) chooser.open = false;
+  };
+  const closeOnEscape = (event) => {
+    if (event.key === "Escape" && chooser.open) {
+      chooser.open = false;
+      chooserSummary.focus();
+    }
+  };
+  document.addEventListener("pointerdown", closeOutside);
+  document.addEventListener("keydown", closeOnEscape);
+
   function renderChooser(keys, hidden) {
     const shown = keys.filter((key) => !hidden.has(key)).length;
     chooserSummary.textContent = `Charts ${shown} of ${keys.length}`;
@@ -111,6 +124,10 @@ export function createChartToolbar({ onX, onReset, onYScale, onSmoothing, onShow
     },
     showError(box) {
       fill(error, box);
+    },
+    destroy() {
+      document.removeEventListener("pointerdown", closeOutside);
+      document.removeEventListener("keydown", closeOnEscape);
     },
   };
 }

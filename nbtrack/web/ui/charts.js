@@ -354,5 +354,13 @@ export function createChartSection(container, toolbarSlot, { labels, view, load,
   }
 
   renderToolbar();
-  return { draw, refresh, charts: () => current, destroy: () => grid.destroy() };
+  return {
+    draw,
+    refresh,
+    charts: () => current,
+    destroy() {
+      toolbar.destroy();
+      grid.destroy();
+    },
+  };
 }
