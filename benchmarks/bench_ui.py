@@ -11,6 +11,10 @@ file stream in posts of 10,000 rows, as bench_server.py does, with 1,000 console
    with the project's charts as they start (no smoothing, linear), once with smoothing on (0.6,
    set in the project's kept chart settings before the page loads: ui/chart_settings.js), where
    every chart also draws its smoothed line over the raw one.
+3. Redraw: on one loaded page, every chart redrawn by moving the smoothing slider, alternately to
+   0 (off) and to 0.6, REDRAWS times each; the median time of each, from the input event to the
+   last chart drawn (synchronous: the slider redraws what is loaded, without a fetch). The cost of
+   smoothing itself, side by side with a redraw without it, whatever else the machine is doing.
 Each figure is the median of --repeats. ratio > 1 means better than the target.
 """
 
@@ -42,7 +46,20 @@ TARGETS = {
     "server: run page queries": ("s", 0.5),
     "browser: navigation to charts drawn": ("s", 1.0),
     "browser: charts drawn, smoothing on": ("s", 1.0),
+    "redraw every chart, smoothing off": ("ms", 50.0),
+    "redraw every chart, smoothing 0.6": ("ms", 50.0),
 }
+REDRAWS = 20
+# Moves the smoothing slider to each weight in turn; the milliseconds each redraw took.
+REDRAW_JS = """(weights) => {
+    const slider = document.querySelector('input.smoothing');
+    return weights.map((w) => {
+        const started = performance.now();
+        slider.value = String(w);
+        slider.dispatchEvent(new Event('input'));
+        return performance.now() - started;
+    });
+}"""
 SMOOTHING = 0.6
 # ui/chart_settings.js's key for the project's chart settings (settingsKey("local", PROJECT)).
 SETTINGS_KEY = "nbtrack.charts:" + json.dumps(["local", PROJECT], separators=(",", ":"))
@@ -85,6 +102,22 @@ def load_page(browser: Any, url: str, smoothing: float = 0.0) -> tuple[float, li
         context.close()
 
 
+def redraw_times(browser: Any, url: str) -> tuple[list[float], list[float]]:
+    """Milliseconds of each redraw of every chart with smoothing off and at SMOOTHING, interleaved."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("body[data-ready='1']", timeout=120_000)
+        weights = [SMOOTHING if i % 2 else 0.0 for i in range(2 * REDRAWS)]
+        times: list[float] = page.evaluate(REDRAW_JS, weights)
+        if page.locator("svg.chart path.nbt-smooth").count() == 0 and weights[-1]:
+            raise RuntimeError("the smoothing slider drew no smoothed line")
+        return times[0::2], times[1::2]
+    finally:
+        context.close()
+
+
 def replay(url: str, bodies: list[str]) -> float:
     """Seconds the server took to answer the page's queries, one after the other."""
     spent = 0.0
@@ -113,6 +146,7 @@ def measure(url: str, repeats: int) -> tuple[dict[str, float], int]:
             for _ in range(repeats):  # interleaved: a busy machine slows both alike
                 browser_seconds.append(load_page(browser, page_url)[0])
                 smoothed_seconds.append(load_page(browser, page_url, SMOOTHING)[0])
+            redraw_off, redraw_on = redraw_times(browser, page_url)
         finally:
             browser.close()
     server_seconds = [replay(url, bodies) for _ in range(repeats)]
@@ -120,6 +154,8 @@ def measure(url: str, repeats: int) -> tuple[dict[str, float], int]:
         "server: run page queries": statistics.median(server_seconds),
         "browser: navigation to charts drawn": statistics.median(browser_seconds),
         "browser: charts drawn, smoothing on": statistics.median(smoothed_seconds),
+        "redraw every chart, smoothing off": statistics.median(redraw_off),
+        "redraw every chart, smoothing 0.6": statistics.median(redraw_on),
     }, len(bodies)
 
 

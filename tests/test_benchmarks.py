@@ -59,6 +59,7 @@ def test_bench_ui_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
         "server: run page queries",
         "browser: navigation to charts drawn",
         "browser: charts drawn, smoothing on",
+        "redraw every chart, smoothing 0.6",
         "50,000 history rows",
     )
     smoke(tmp_path, "bench_ui.py", "--quick", timeout=180, rows=rows)
