@@ -7,7 +7,14 @@ file stream in posts of 10,000 rows, as bench_server.py does, with 1,000 console
 1. Server: the GraphQL requests the run page sends while loading, captured from a real page load
    and replayed with requests (their bodies byte for byte), timed from send to answer, summed.
 2. Browser: navigation start to the page's "nbtrack-ready" mark (every chart drawn), in a fresh
-   browser context each time (no cached modules), read from the page's performance timeline.
+   browser context each time (no cached modules), read from the page's performance timeline; once
+   with the project's charts as they start (no smoothing, linear), once with smoothing on (0.6,
+   set in the project's kept chart settings before the page loads: ui/chart_settings.js), where
+   every chart also draws its smoothed line over the raw one.
+3. Redraw: on one loaded page, every chart redrawn by moving the smoothing slider, alternately to
+   0 (off) and to 0.6, REDRAWS times each; the median time of each, from the input event to the
+   last chart drawn (synchronous: the slider redraws what is loaded, without a fetch). The cost of
+   smoothing itself, side by side with a redraw without it, whatever else the machine is doing.
 Each figure is the median of --repeats. ratio > 1 means better than the target.
 """
 
@@ -38,7 +45,24 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 TARGETS = {
     "server: run page queries": ("s", 0.5),
     "browser: navigation to charts drawn": ("s", 1.0),
+    "browser: charts drawn, smoothing on": ("s", 1.0),
+    "redraw every chart, smoothing off": ("ms", 50.0),
+    "redraw every chart, smoothing 0.6": ("ms", 50.0),
 }
+REDRAWS = 20
+# Moves the smoothing slider to each weight in turn; the milliseconds each redraw took.
+REDRAW_JS = """(weights) => {
+    const slider = document.querySelector('input.smoothing');
+    return weights.map((w) => {
+        const started = performance.now();
+        slider.value = String(w);
+        slider.dispatchEvent(new Event('input'));
+        return performance.now() - started;
+    });
+}"""
+SMOOTHING = 0.6
+# ui/chart_settings.js's key for the project's chart settings (settingsKey("local", PROJECT)).
+SETTINGS_KEY = "nbtrack.charts:" + json.dumps(["local", PROJECT], separators=(",", ":"))
 
 
 def seed(client: Client, rows: int) -> None:
@@ -52,10 +76,14 @@ def seed(client: Client, rows: int) -> None:
     client.upsert(PROJECT, RUN, summaryMetrics=summary, state="finished")
 
 
-def load_page(browser: Any, url: str) -> tuple[float, list[str]]:
+def load_page(browser: Any, url: str, smoothing: float = 0.0) -> tuple[float, list[str]]:
     """Seconds from navigation start to the ready mark, and the GraphQL bodies the page sent."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
+        if smoothing:
+            settings = json.dumps({"hidden": [], "smoothing": smoothing, "yScale": "linear"})
+            keep = f"localStorage.setItem({json.dumps(SETTINGS_KEY)}, {json.dumps(settings)})"
+            context.add_init_script(keep)
         page = context.new_page()
         bodies: list[str] = []
         page.on("request", lambda r: r.url.endswith("/graphql") and bodies.append(r.post_data or ""))
@@ -65,8 +93,27 @@ def load_page(browser: Any, url: str) -> tuple[float, list[str]]:
         page.wait_for_selector("body[data-ready='1']", timeout=120_000)
         if errors or page.locator("svg.chart").count() == 0:
             raise RuntimeError(f"the run page did not draw its charts: {errors}")
+        smoothed = page.locator("svg.chart path.nbt-smooth").count()
+        if smoothing and smoothed != page.locator("svg.chart").count():
+            raise RuntimeError(f"smoothing was on but {smoothed} chart(s) drew a smoothed line")
         ready = page.evaluate("performance.getEntriesByName('nbtrack-ready')[0].startTime")
         return ready / 1000, bodies
+    finally:
+        context.close()
+
+
+def redraw_times(browser: Any, url: str) -> tuple[list[float], list[float]]:
+    """Milliseconds of each redraw of every chart with smoothing off and at SMOOTHING, interleaved."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("body[data-ready='1']", timeout=120_000)
+        weights = [SMOOTHING if i % 2 else 0.0 for i in range(2 * REDRAWS)]
+        times: list[float] = page.evaluate(REDRAW_JS, weights)
+        if page.locator("svg.chart path.nbt-smooth").count() == 0 and weights[-1]:
+            raise RuntimeError("the smoothing slider drew no smoothed line")
+        return times[0::2], times[1::2]
     finally:
         context.close()
 
@@ -94,13 +141,21 @@ def measure(url: str, repeats: int) -> tuple[dict[str, float], int]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         try:
             _warm, bodies = load_page(browser, page_url)  # starts the server's caches and the browser
-            browser_seconds = [load_page(browser, page_url)[0] for _ in range(repeats)]
+            browser_seconds: list[float] = []
+            smoothed_seconds: list[float] = []
+            for _ in range(repeats):  # interleaved: a busy machine slows both alike
+                browser_seconds.append(load_page(browser, page_url)[0])
+                smoothed_seconds.append(load_page(browser, page_url, SMOOTHING)[0])
+            redraw_off, redraw_on = redraw_times(browser, page_url)
         finally:
             browser.close()
     server_seconds = [replay(url, bodies) for _ in range(repeats)]
     return {
         "server: run page queries": statistics.median(server_seconds),
         "browser: navigation to charts drawn": statistics.median(browser_seconds),
+        "browser: charts drawn, smoothing on": statistics.median(smoothed_seconds),
+        "redraw every chart, smoothing off": statistics.median(redraw_off),
+        "redraw every chart, smoothing 0.6": statistics.median(redraw_on),
     }, len(bodies)
 
 

@@ -1,8 +1,10 @@
-"""How numbers, durations and sizes read, everywhere (the panel's snapshots, the CLI's tables),
-and the min/max downsampler: Python twins of nbtrack/web/shared/chart.js, same rules, so the
-panel, the web UI and the terminal say "4 min 05 s" alike.
+"""How numbers, durations, sizes and kept summaries read, everywhere (the panel's snapshots, the
+CLI's tables), and the min/max downsampler: Python twins of nbtrack/web/shared/chart.js (numbers,
+durations, sizes, the downsampler) and of nbtrack/web/ui/format.js (summaries), same rules, so the
+panel, the web UI and the terminal say "4 min 05 s" and "max 0.9894" alike.
 
-tests/test_panel.py runs chart.js in node and checks both give the same results.
+tests/test_panel.py runs chart.js in node and checks both give the same results; the summary
+rules are checked on both sides against one list of cases (tests/js/format_cases.json).
 """
 
 from __future__ import annotations
@@ -11,7 +13,19 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["downsample_min_max", "format_bytes", "format_duration", "format_number"]
+from nbtrack.vocabulary import SUMMARY_KINDS
+
+__all__ = [
+    "downsample_min_max",
+    "format_bytes",
+    "format_duration",
+    "format_number",
+    "format_summary",
+    "summary_value",
+]
+
+# The kinds a kept summary object holds, in the order they are read ("none" keeps nothing).
+_KEPT_KINDS = tuple(kind for kind in SUMMARY_KINDS if kind != "none")
 
 
 def _trim_zeros(text: str) -> str:
@@ -43,6 +57,31 @@ def format_number(value: object) -> str:
         return f"{_trim_zeros(mantissa)}e{int(exponent):+d}"
     decimals = min(6, max(0, 3 - math.floor(math.log10(size))))
     return _trim_zeros(f"{v:.{decimals}f}")
+
+
+def _kept_summary(value: object) -> list[tuple[str, float]] | None:
+    """A summary kept by define_metric ({"max": 0.98}, {"min": .., "max": ..}) as (kind, number)
+    pairs in reading order, or None when value is not one (a number, a string, any other object)."""
+    if not isinstance(value, dict) or not value:
+        return None
+    for kind, number in value.items():
+        if kind not in _KEPT_KINDS or isinstance(number, bool) or not isinstance(number, (int, float)):
+            return None
+    return [(kind, value[kind]) for kind in _KEPT_KINDS if kind in value]
+
+
+def format_summary(value: object) -> str | None:
+    """A kept summary as text, "max 0.9894" or "min 0.1 · max 0.9" (numbers as format_number),
+    or None when value is not one (the caller shows it as it shows any value)."""
+    kept = _kept_summary(value)
+    return None if kept is None else " · ".join(f"{kind} {format_number(number)}" for kind, number in kept)
+
+
+def summary_value(value: object) -> object:
+    """The value a summary sorts by: a kept summary's first number in reading order (its last,
+    else min, max, mean: the first one format_summary shows), any other value as it is."""
+    kept = _kept_summary(value)
+    return value if kept is None else kept[0][1]
 
 
 def format_duration(seconds: float) -> str:

@@ -24,6 +24,7 @@ __all__ = [
     "RUN_STATES",
     "STEP_MAX",
     "SUMMARY_FILE",
+    "SUMMARY_KINDS",
     "TABLE_TYPE",
     "exit_state",
     "js_module",
@@ -47,6 +48,9 @@ RESERVED_KEYS = frozenset({"_step", "_runtime", "_timestamp", "_cell", "_attempt
 # Steps are int64 in records and the store, and the handler counts on from the last one, so a step
 # must leave room above it; 2**53 - 1 is also the largest integer a browser (the panel) holds exactly.
 STEP_MAX = 2**53 - 1
+# How define_metric(summary=...) keeps a key: a kept value other than "last" alone is an object of
+# these kinds ({"max": 0.98}, {"min": .., "max": ..}), which tables read as "max 0.98".
+SUMMARY_KINDS = ("last", "min", "max", "mean", "none")
 CELLS_KEY = "_cells"  # the summary key holding the notebook cells of a run (the read API's StoredRun.cells)
 
 # A value that is an object, not a number: its "_type" says what (W&B's names for the media).
@@ -88,6 +92,7 @@ def js_module() -> str:
         "TABLE_TYPE": TABLE_TYPE,
         "HISTOGRAM_TYPE": HISTOGRAM_TYPE,
         "CLIENT_CONFIG_KEY": CLIENT_CONFIG_KEY,
+        "SUMMARY_KINDS": list(SUMMARY_KINDS),
     }
     lines = ["// Generated from nbtrack/vocabulary.py (python -m nbtrack.vocabulary); do not edit."]
     lines += [f"export const {name} = {json.dumps(value)};" for name, value in words.items()]

@@ -55,7 +55,13 @@ def test_bench_stats_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed")
 def test_bench_ui_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
     pytest.importorskip("playwright.sync_api")
-    rows = ("server: run page queries", "browser: navigation to charts drawn", "50,000 history rows")
+    rows = (
+        "server: run page queries",
+        "browser: navigation to charts drawn",
+        "browser: charts drawn, smoothing on",
+        "redraw every chart, smoothing 0.6",
+        "50,000 history rows",
+    )
     smoke(tmp_path, "bench_ui.py", "--quick", timeout=180, rows=rows)
 
 

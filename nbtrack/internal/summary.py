@@ -12,11 +12,9 @@ from typing import Any
 
 from nbtrack import jsonutil
 from nbtrack.proto import nbtrack_pb2 as pb
-from nbtrack.vocabulary import RESERVED_KEYS
+from nbtrack.vocabulary import RESERVED_KEYS, SUMMARY_KINDS
 
 __all__ = ["SUMMARY_KINDS", "SummaryKeeper", "parse_summary_kinds"]
-
-SUMMARY_KINDS = ("last", "min", "max", "mean", "none")
 
 
 def parse_summary_kinds(spec: str) -> tuple[str, ...]:

@@ -25,6 +25,65 @@ export function linearScale(domain, range) {
   return scale;
 }
 
+/**
+ * A log10 map from a positive domain [d0, d1] to range [r0, r1], with linearScale's shape (domain,
+ * range, invert). A value <= 0 has no place on it: it maps to NaN, which callers must skip.
+ */
+export function logScale(domain, range) {
+  const [d0, d1] = domain;
+  const [r0, r1] = range;
+  const l0 = Math.log10(d0);
+  const span = Math.log10(d1) - l0;
+  const scale = (v) => (!(v > 0) ? NaN : span === 0 ? (r0 + r1) / 2 : r0 + ((Math.log10(v) - l0) / span) * (r1 - r0));
+  scale.domain = [d0, d1];
+  scale.range = [r0, r1];
+  scale.invert = (p) => (r1 === r0 ? d0 : 10 ** (l0 + ((p - r0) / (r1 - r0)) * span));
+  return scale;
+}
+
+/**
+ * Ticks for a log axis over a positive [min, max]: powers of ten (every k-th decade when there are
+ * more than `count`), or 1, 2 and 5 times them when the span holds fewer than three decades,
+ * or niceTicks when even those give fewer than two. [] unless both ends are positive.
+ */
+export function logTicks(min, max, count = 5) {
+  if (!(min > 0) || !(max > 0) || !Number.isFinite(min) || !Number.isFinite(max)) return [];
+  const lo = Math.min(min, max);
+  const hi = Math.max(min, max);
+  const eps = 1e-9; // log10(1000) is 2.9999999999999996: keep the decade
+  const first = Math.ceil(Math.log10(lo) - eps);
+  const last = Math.floor(Math.log10(hi) + eps);
+  // Number("1e-3") is the double nearest 0.001, as a literal is: labels read "0.001", not 0.0010000000000000002.
+  const power = (mantissa, e) => Number(`${mantissa}e${e}`);
+  const inside = (v) => v >= lo * (1 - eps) && v <= hi * (1 + eps);
+  if (last - first + 1 >= 3) {
+    const every = Math.max(1, Math.ceil((last - first + 1) / Math.max(1, count)));
+    const ticks = [];
+    for (let e = first; e <= last; e++) if (((e % every) + every) % every === 0) ticks.push(power(1, e));
+    return ticks.length >= 2 ? ticks : [power(1, first), power(1, last)];
+  }
+  const ticks = [];
+  for (let e = first - 1; e <= last; e++) for (const m of [1, 2, 5]) if (inside(power(m, e))) ticks.push(power(m, e));
+  return ticks.length >= 2 ? ticks : niceTicks(lo, hi, count).filter((t) => t > 0);
+}
+
+/** Labels for logTicks: formatNumber's between 1e-3 and 1e5 ("0.001", "20", "5000"), else "1e-6", "1e+6". */
+export function formatLogTicks(ticks) {
+  return ticks.map((t) => (Math.abs(t) >= 1e-3 && Math.abs(t) < 1e5 ? formatNumber(t) : exponentText(t)));
+}
+
+/**
+ * A positive domain widened by `fraction` of its span in log10 units on both sides (a flat one:
+ * halved and doubled), as padDomain does for a linear axis. null stays null.
+ */
+export function padLogDomain(domain, fraction = 0.05) {
+  if (!domain) return null;
+  const [lo, hi] = domain;
+  if (!(hi > lo)) return [lo / 2, hi * 2];
+  const factor = 10 ** ((Math.log10(hi) - Math.log10(lo)) * fraction);
+  return [lo / factor, hi * factor];
+}
+
 /** [min, max] of the finite numbers in `values`, or null when there are none. */
 export function extent(values) {
   let lo = Infinity;
@@ -91,12 +150,15 @@ export function formatNumber(v) {
   if (!Number.isFinite(v)) return v > 0 ? "inf" : "-inf";
   if (Number.isInteger(v) && Math.abs(v) < 1e15) return String(v);
   const size = Math.abs(v);
-  if (size >= 1e5 || size < 1e-3) {
-    const [mantissa, exponent] = v.toExponential(2).split("e");
-    return `${trimZeros(mantissa)}e${Number(exponent) < 0 ? "-" : "+"}${Math.abs(Number(exponent))}`;
-  }
+  if (size >= 1e5 || size < 1e-3) return exponentText(v);
   const decimals = Math.min(6, Math.max(0, 3 - Math.floor(Math.log10(size))));
   return trimZeros(v.toFixed(decimals));
+}
+
+/** v in exponential form with 3 significant digits, trailing zeros trimmed: "1.23e+5", "1e-4". */
+function exponentText(v) {
+  const [mantissa, exponent] = v.toExponential(2).split("e");
+  return `${trimZeros(mantissa)}e${Number(exponent) < 0 ? "-" : "+"}${Math.abs(Number(exponent))}`;
 }
 
 /** A duration in seconds: "12.3 s", "4 min 05 s", "2 h 03 min". */

@@ -5,3 +5,4 @@ export const IMAGE_TYPE = "image-file";
 export const TABLE_TYPE = "table-file";
 export const HISTOGRAM_TYPE = "histogram";
 export const CLIENT_CONFIG_KEY = "_wandb";
+export const SUMMARY_KINDS = ["last", "min", "max", "mean", "none"];

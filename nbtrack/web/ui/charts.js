@@ -1,9 +1,11 @@
 // A grid of line charts, one per metric, each with one series per run: the run page shows one run,
 // the compare page several (series i is run i, and takes colour i). Drawing is chart_svg.js's, the
 // same as the notebook panel's; this module adds what a page needs around it: axes for step,
-// runtime or wall time, hover (the values at the nearest x), drag-to-zoom and double-click to reset.
-// createChartSection is what a page uses: it holds the view (axis, zoomed range) and the toolbar,
-// and calls the page's loader for the view's data; the grid itself never fetches.
+// runtime or wall time, a linear or log y axis, smoothing (the smoothed line over the faint raw one),
+// hover (the values at the nearest x), drag-to-zoom and double-click to reset, and hiding charts.
+// createChartSection is what a page uses: it holds the view (axis, zoomed range), the project's
+// chart settings (chart_settings.js: kept across reloads) and the toolbar (chart_toolbar.js), and
+// calls the page's loader for the view's data; the grid itself never fetches.
 import {
   formatDateTime,
   formatDuration,
@@ -17,8 +19,10 @@ import {
   zoomDomain,
 } from "../shared/chart.js";
 import { drawLineChart, svgNode, syncCards } from "../shared/chart_svg.js";
-import { X_AXES } from "./routes.js";
+import { defaultChartSettings, loadChartSettings, saveChartSettings } from "./chart_settings.js";
+import { createChartToolbar } from "./chart_toolbar.js";
 import { h } from "./dom.js";
+import { smoothSeries } from "./smoothing.js";
 import { errorBox } from "./widgets.js";
 import { naturalCompare } from "./model.js";
 
@@ -58,22 +62,35 @@ function stepTicks(lo, hi, count) {
 function valueLabel(series, i) {
   const lo = series.lo[i];
   const hi = series.hi ? series.hi[i] : lo;
-  return hi === lo || (Number.isNaN(lo) && Number.isNaN(hi)) ? formatNumber(lo) : `${formatNumber(lo)} … ${formatNumber(hi)}`;
+  const raw = hi === lo || (Number.isNaN(lo) && Number.isNaN(hi)) ? formatNumber(lo) : `${formatNumber(lo)} … ${formatNumber(hi)}`;
+  return series.smooth && Number.isFinite(series.smooth[i]) ? `${formatNumber(series.smooth[i])} (raw ${raw})` : raw;
+}
+
+/** What a card says under its chart when the log axis could not show everything. */
+function scaleNote(layout, asked) {
+  if (asked !== "log" || !layout) return "";
+  if (layout.yScale !== "log") return "No value above 0: drawn on a linear scale.";
+  if (layout.offScale > 0) return `${layout.offScale} point${layout.offScale === 1 ? "" : "s"} ≤ 0 left off the log scale.`;
+  return "";
 }
 
 /**
  * A chart grid in `container`. labels: one per run (the tooltip's row names; a single run's tooltip
- * names the metric instead). onZoom(range | null) is called when the user zooms or resets.
- * Returns {update(data, view), destroy()} where data is one Map key -> {xs, lo, hi} per run and
- * view is {x: "_step" | "_runtime" | "_timestamp", range: [min, max] | null}.
+ * names the metric instead). onZoom(range | null) is called when the user zooms or resets, onHide(key)
+ * when a card's "Hide" button is pressed. Returns {update(data, view, settings), keys(), destroy()}
+ * where data is one Map key -> {xs, lo, hi} per run, view is {x: "_step" | "_runtime" |
+ * "_timestamp", range: [min, max] | null} and settings chart_settings.js's {hidden, smoothing,
+ * yScale}; keys() are the keys that have a chart, hidden or not.
  */
-function createChartGrid(container, { labels, onZoom }) {
+function createChartGrid(container, { labels, onZoom, onHide }) {
   const grid = h("div", { class: "chart-grid" });
-  const empty = h("p", { class: "muted empty-charts", hidden: true }, "No metrics logged yet.");
+  const empty = h("p", { class: "muted empty-charts", hidden: true });
   container.append(empty, grid);
   const cards = new Map(); // key -> card
   let data = [];
+  let allKeys = [];
   let view = { x: "_step", range: null };
+  let settings = defaultChartSettings();
 
   function card(key) {
     const svg = svgNode(document, "svg", { class: "chart", "data-key": key, role: "img", "aria-label": `Chart of ${key}` });
@@ -85,9 +102,11 @@ function createChartGrid(container, { labels, onZoom }) {
     svg.append(overlay);
     const tip = h("div", { class: "chart-tip", hidden: true, role: "status" });
     const title = h("h3", { class: "chart-title", title: key }, key);
+    const hide = h("button", { type: "button", class: "chart-hide", title: "Hide this chart (Charts menu shows it again)", "aria-label": `Hide chart ${key}`, on: { click: () => onHide(key) } }, "×");
     const box = h("div", { class: "chart-box" }, svg, tip);
-    const node = h("section", { class: "chart-card", dataset: { key } }, title, box);
-    const parts = { key, node, svg, overlay, cursor, brush, dots, tip, box, layout: null, series: [] };
+    const note = h("p", { class: "chart-note muted", hidden: true, role: "note" });
+    const node = h("section", { class: "chart-card", dataset: { key } }, h("div", { class: "chart-head" }, title, hide), box, note);
+    const parts = { key, node, svg, overlay, cursor, brush, dots, tip, box, note, layout: null, series: [] };
     wire(parts);
     return parts;
   }
@@ -127,8 +146,10 @@ function createChartGrid(container, { labels, onZoom }) {
     series.forEach((s, runIndex) => {
       const i = nearestIndex(s.xs, snapped);
       if (i < 0) return;
-      if (Number.isFinite(s.lo[i])) {
-        dots.push(svgNode(document, "circle", { class: "chart-dot", "data-series": runIndex, cx: layout.x(s.xs[i]), cy: layout.y(s.lo[i]), r: 3 }));
+      // The dot sits on the line drawn on top: the smoothed one when smoothing is on.
+      const cy = layout.y(s.smooth ? s.smooth[i] : s.lo[i]);
+      if (Number.isFinite(cy)) {
+        dots.push(svgNode(document, "circle", { class: "chart-dot", "data-series": runIndex, cx: layout.x(s.xs[i]), cy, r: 3 }));
       }
       const name = labels.length > 1 ? labels[runIndex] : parts.key;
       rows.push(h("div", { class: "tip-row" }, h("span", { class: "swatch", "data-series": runIndex }), h("span", { class: "tip-name" }, name), h("span", { class: "tip-value" }, valueLabel(s, i))));
@@ -181,7 +202,10 @@ function createChartGrid(container, { labels, onZoom }) {
     const width = Math.max(160, Math.floor(parts.box.clientWidth));
     // The viewBox is the box's size in pixels (CSS scales the svg to the box's width), so labels
     // keep their size and pointer maths stays 1:1.
-    parts.series = data.map((run) => run.get(parts.key) || { xs: [], lo: [], hi: null });
+    parts.series = data.map((run) => {
+      const s = run.get(parts.key) || { xs: [], lo: [], hi: null };
+      return settings.smoothing > 0 ? { ...s, smooth: smoothSeries(s, settings.smoothing) } : s;
+    });
     parts.layout = drawLineChart(parts.svg, parts.series, {
       width,
       height: HEIGHT,
@@ -192,21 +216,28 @@ function createChartGrid(container, { labels, onZoom }) {
       axes: true,
       xTicks: xScheme(view.x),
       xTickCount: Math.max(2, Math.floor(width / 110)),
+      yScale: settings.yScale,
     });
+    const note = scaleNote(parts.layout, settings.yScale);
+    parts.note.textContent = note;
+    parts.note.hidden = !note;
     hideHover(parts);
   }
 
-  function update(nextData, nextView) {
+  function update(nextData, nextView, nextSettings) {
     data = nextData;
     view = nextView;
+    settings = nextSettings;
     const keys = new Set();
     for (const run of data) {
       for (const [key, s] of run) if (s.xs.length) keys.add(key);
     }
-    syncCards(grid, cards, [...keys].sort(naturalCompare), card);
+    allKeys = [...keys].sort(naturalCompare);
+    syncCards(grid, cards, allKeys.filter((key) => !settings.hidden.has(key)), card);
     // Drawn after every card is in place: each measures its own width.
     for (const parts of cards.values()) draw(parts);
     empty.hidden = cards.size > 0;
+    empty.textContent = allKeys.length ? `All ${allKeys.length} charts are hidden: choose them in the Charts menu.` : "No metrics logged yet.";
     grid.dataset.charts = String(cards.size);
   }
 
@@ -221,6 +252,7 @@ function createChartGrid(container, { labels, onZoom }) {
 
   return {
     update,
+    keys: () => allKeys,
     destroy() {
       resize.disconnect();
       grid.remove();
@@ -230,80 +262,107 @@ function createChartGrid(container, { labels, onZoom }) {
 }
 
 /**
- * The charts' toolbar: the x axis (step, runtime, wall time) as a group of toggle buttons, and a
- * "Reset zoom" button enabled while zoomed. onX(field) and onReset() do the rest.
- */
-function chartToolbar({ x, zoomed, onX, onReset }) {
-  const axes = h(
-    "div",
-    { class: "segmented", role: "group", "aria-label": "X axis" },
-    X_AXES.map(([field, label]) =>
-      h("button", { type: "button", "aria-pressed": String(field === x), dataset: { x: field }, on: { click: () => field !== x && onX(field) } }, label),
-    ),
-  );
-  const reset = h("button", { type: "button", class: "button", disabled: !zoomed, on: { click: onReset } }, "Reset zoom");
-  const hint = h("span", { class: "muted hint" }, zoomed ? "Zoomed: double-click a chart to see the whole run" : "Drag across a chart to zoom");
-  return h("div", { class: "chart-toolbar" }, h("span", { class: "toolbar-label muted" }, "X axis"), axes, reset, hint);
-}
-
-/**
- * A page's charts: the grid, its toolbar and the view they share ({x, range}, changed in place).
+ * A page's charts: the grid, its toolbar, the view they share ({x, range}, changed in place) and the
+ * chart settings of the project `scope` ([entity, project]; none: defaults, not kept).
  * load(view) fetches the charts for a view (one series map per run, chartSeries' shape) or returns
  * null when the page went away. refresh(loader = load) fetches and draws; an answer to a request
  * older than the latest (a previous zoom, axis or poll) is dropped, so a slow answer never
  * overwrites a newer one. onAxis(x) lets the page keep the axis in its URL; a failed fetch shows
- * in the toolbar and goes to onError(error), unless signal says the page went away.
+ * in the toolbar and goes to onError(error), unless signal says the page went away. Settings
+ * (hidden charts, smoothing, y scale) redraw what is loaded, without a fetch.
  * Returns {draw(charts), refresh(loader?), charts(), destroy()}.
  */
-export function createChartSection(container, toolbarSlot, { labels, view, load, onAxis, onError, signal }) {
+export function createChartSection(container, toolbarSlot, { labels, view, load, onAxis, onError, signal, scope = null }) {
   let latest = 0;
   let current = [];
+  const settings = scope ? loadChartSettings(...scope) : defaultChartSettings();
   const grid = createChartGrid(container, {
     labels,
     onZoom: (range) => {
       view.range = range;
       refresh();
     },
+    onHide: (key) => {
+      settings.hidden.add(key);
+      changed();
+    },
   });
 
+  /** The user changed a setting: keep it for the project and redraw what is loaded. */
+  function changed() {
+    if (scope) saveChartSettings(...scope, settings);
+    redraw();
+  }
+
+  const toolbar = createChartToolbar({
+    onX: (x) => {
+      view.x = x;
+      view.range = null;
+      onAxis(x);
+      refresh();
+    },
+    onReset: () => {
+      view.range = null;
+      refresh();
+    },
+    onYScale: (scale) => {
+      settings.yScale = scale;
+      changed();
+    },
+    onSmoothing: (weight) => {
+      settings.smoothing = weight;
+      changed();
+    },
+    onShow: (key, shown) => {
+      if (shown) settings.hidden.delete(key);
+      else settings.hidden.add(key);
+      changed();
+    },
+    onShowAll: () => {
+      settings.hidden.clear();
+      changed();
+    },
+  });
+  toolbarSlot.replaceChildren(toolbar.node);
+
   function renderToolbar() {
-    const toolbar = chartToolbar({
-      x: view.x,
-      zoomed: view.range !== null,
-      onX: (x) => {
-        view.x = x;
-        view.range = null;
-        onAxis(x);
-        refresh();
-      },
-      onReset: () => {
-        view.range = null;
-        refresh();
-      },
-    });
-    toolbarSlot.replaceChildren(toolbar);
+    toolbar.update({ x: view.x, zoomed: view.range !== null, yScale: settings.yScale, smoothing: settings.smoothing, keys: grid.keys(), hidden: settings.hidden });
+  }
+
+  function redraw() {
+    grid.update(current, { ...view }, settings);
+    renderToolbar();
   }
 
   function draw(charts) {
     current = charts;
-    grid.update(charts, { ...view });
-    renderToolbar();
+    redraw();
   }
 
   async function refresh(loader = load) {
     const request = ++latest;
+    toolbar.showError(null);
     renderToolbar();
     try {
       const charts = await loader({ ...view });
       if (charts !== null && request === latest) draw(charts);
     } catch (error) {
       if (signal.aborted) return;
-      if (request === latest) toolbarSlot.append(errorBox(error));
+      if (request === latest) toolbar.showError(errorBox(error));
       onError(error);
     }
   }
 
-  return { draw, refresh, charts: () => current, destroy: () => grid.destroy() };
+  renderToolbar();
+  return {
+    draw,
+    refresh,
+    charts: () => current,
+    destroy() {
+      toolbar.destroy();
+      grid.destroy();
+    },
+  };
 }
 
 /** The grid alone, for a section that keeps its own controls and x axis (ui/system.js). */

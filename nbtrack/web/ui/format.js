@@ -1,7 +1,10 @@
 // Text for values the UI shows (pure: node's tests cover it). Numbers follow chart.js's rules, so
 // a value reads the same in the panel, the tables and the charts' tooltips.
 import { formatNumber } from "../shared/chart.js";
-import { HISTOGRAM_TYPE, IMAGE_TYPE, TABLE_TYPE } from "../shared/vocabulary.js";
+import { HISTOGRAM_TYPE, IMAGE_TYPE, SUMMARY_KINDS, TABLE_TYPE } from "../shared/vocabulary.js";
+
+// The kinds a kept summary object holds, in the order they are read ("none" keeps nothing).
+const KEPT_KINDS = SUMMARY_KINDS.filter((kind) => kind !== "none");
 
 /** A config or summary value in a table cell: numbers as formatNumber, objects as compact JSON. */
 export function valueText(value) {
@@ -11,6 +14,42 @@ export function valueText(value) {
   if (typeof value === "string") return value;
   if (typeof value === "boolean") return String(value);
   return mediaText(value) ?? jsonText(value);
+}
+
+/** A summary value in a table cell: a kept summary as formatSummary writes it, else as valueText. */
+export function summaryText(value) {
+  return formatSummary(value) ?? valueText(value);
+}
+
+/**
+ * A summary kept by define_metric ({"max": 0.98}, {"min": .., "max": ..}) as [kind, number] pairs
+ * in reading order, or null when value is not one (a number, a string, any other object).
+ */
+function keptSummary(value) {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return null;
+  const entries = Object.entries(value);
+  if (entries.length === 0 || !entries.every(([kind, number]) => KEPT_KINDS.includes(kind) && typeof number === "number")) return null;
+  return KEPT_KINDS.filter((kind) => kind in value).map((kind) => [kind, value[kind]]);
+}
+
+/**
+ * A kept summary as text, "max 0.9894" or "min 0.1 · max 0.9" (numbers as formatNumber), or null
+ * when value is not one. The twin of nbtrack/formatting.py's format_summary (same cases:
+ * tests/js/format_cases.json).
+ */
+export function formatSummary(value) {
+  const kept = keptSummary(value);
+  return kept === null ? null : kept.map(([kind, number]) => `${kind} ${formatNumber(number)}`).join(" · ");
+}
+
+/**
+ * The value a summary sorts by: a kept summary's first number in reading order (its last, else
+ * min, max, mean: the first one formatSummary shows), any other value as it is. The twin of
+ * formatting.py's summary_value.
+ */
+export function summaryValue(value) {
+  const kept = keptSummary(value);
+  return kept === null ? value : kept[0][1];
 }
 
 /** A logged image, histogram or table (a reference in the summary or history) in a few words; else null. */

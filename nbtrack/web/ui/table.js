@@ -1,7 +1,7 @@
 // The runs table's columns, sorting and filtering (pure: node's tests cover it; pages/runs.js
 // draws the result).
 import { formatDuration } from "../shared/chart.js";
-import { formatAgo, valueText } from "./format.js";
+import { formatAgo, summaryText, summaryValue, valueText } from "./format.js";
 import { naturalCompare } from "./model.js";
 import { RUN_STATES } from "../shared/vocabulary.js";
 
@@ -9,7 +9,8 @@ export const STATES = RUN_STATES; // the filter offers every stored state
 
 /**
  * The columns for a list of normalized runs: the run's own fields, then one per config key and one
- * per summary key any run has (summary keys starting with "_" are bookkeeping and left out).
+ * per summary key any run has (summary keys starting with "_" are bookkeeping and left out). A
+ * summary kept by define_metric reads "max 0.9894" and sorts by that number (summaryValue).
  * A column is {id, label, group: "run" | "config" | "summary", value(run), text(run)}.
  */
 export function runColumns(runs, now = Date.now() / 1000) {
@@ -29,7 +30,7 @@ export function runColumns(runs, now = Date.now() / 1000) {
     columns.push({ id: `config:${key}`, label: key, group: "config", value: (r) => r.config[key], text: (r) => valueText(r.config[key]) });
   }
   for (const key of keysOf("summary", (k) => k.startsWith("_"))) {
-    columns.push({ id: `summary:${key}`, label: key, group: "summary", value: (r) => r.summary[key], text: (r) => valueText(r.summary[key]) });
+    columns.push({ id: `summary:${key}`, label: key, group: "summary", value: (r) => summaryValue(r.summary[key]), text: (r) => summaryText(r.summary[key]) });
   }
   return columns;
 }

@@ -8,7 +8,7 @@ import { graphql } from "../api.js";
 import { createChartSection } from "../charts.js";
 import { comparedMediaKeys, renderCompareMedia } from "../compare_media.js";
 import { fill, h } from "../dom.js";
-import { plural, valueText } from "../format.js";
+import { plural, summaryText, summaryValue, valueText } from "../format.js";
 import { parseJSON } from "../json.js";
 import { startPolling } from "../live.js";
 import { chartSeries, comparisonRows, normalizeRun } from "../model.js";
@@ -92,7 +92,10 @@ export async function compareView(main, route, ctx) {
     );
   }
 
+  /** title: "Config" or "Summary"; a summary's kept values read as "max 0.9894". */
   function table(title, rows) {
+    const text = title === "Summary" ? summaryText : valueText;
+    const number = title === "Summary" ? summaryValue : (value) => value;
     const shown = onlyDiff.checked ? rows.filter((row) => row[2]) : rows;
     const empty = rows.length === 0 ? `No ${title.toLowerCase()}.` : "No key differs.";
     return h(
@@ -112,7 +115,7 @@ export async function compareView(main, route, ctx) {
                   "tr",
                   { class: differs ? "differs" : "", dataset: { key } },
                   h("th", { scope: "row" }, key, differs ? h("span", { class: "visually-hidden" }, " (differs)") : null),
-                  values.map((value) => h("td", { class: typeof value === "number" ? "num" : "value", title: valueText(value) }, value === undefined ? "—" : valueText(value))),
+                  values.map((value) => h("td", { class: typeof number(value) === "number" ? "num" : "value", title: text(value) }, value === undefined ? "—" : text(value))),
                 ),
               )
             : h("tr", {}, h("td", { colspan: runs.length + 1, class: "muted" }, empty)),
@@ -137,6 +140,7 @@ export async function compareView(main, route, ctx) {
   const charts = createChartSection(chartsSection, toolbarSlot, {
     labels: runs.map((r) => r.name),
     view,
+    scope: [entity, project],
     signal: ctx.signal,
     onAxis: (x) => ctx.setQuery({ runs: route.runs.join(","), x: x === "_step" ? "" : x }),
     onError: (error) => ctx.fail(error),

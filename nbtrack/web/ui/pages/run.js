@@ -8,7 +8,7 @@ import { formatBytes, formatDuration, formatNumber } from "../../shared/chart.js
 import { downloadFile, graphql } from "../api.js";
 import { createChartSection } from "../charts.js";
 import { fill, h } from "../dom.js";
-import { formatAgo, plural } from "../format.js";
+import { formatAgo, plural, summaryText } from "../format.js";
 import { parseJSON } from "../json.js";
 import { startPolling } from "../live.js";
 import { MEDIA_STEPS, fileCache, isMedia, renderMedia } from "../media.js";
@@ -21,11 +21,15 @@ import { errorBox, keyValueTable, navLink, stateBadge, tagList } from "../widget
 
 const LIVE_MS = 1000;
 
-/** The metric entries of a summary, in natural key order, without the _step/_runtime bookkeeping. */
+/**
+ * The metric entries of a summary, in natural key order, without the _step/_runtime bookkeeping;
+ * a summary kept by define_metric as its text ("max 0.9894").
+ */
 function summaryEntries(summary) {
   return Object.entries(summary)
     .filter(([key, value]) => !key.startsWith("_") && !isMedia(value)) // media: their own section
-    .sort(([a], [b]) => naturalCompare(a, b));
+    .sort(([a], [b]) => naturalCompare(a, b))
+    .map(([key, value]) => [key, summaryText(value)]);
 }
 
 /** A chart's series names: the run's name, or one per attempt of a notebook's run. */
@@ -232,6 +236,7 @@ export async function runPage(main, route, ctx) {
   const charts = createChartSection(chartsSection, toolbarSlot, {
     labels,
     view,
+    scope: [entity, project],
     signal: ctx.signal,
     onAxis: (x) => ctx.setQuery({ x: x === "_step" ? "" : x }),
     onError: (error) => ctx.fail(error),
