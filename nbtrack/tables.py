@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from nbtrack import jsonutil
 from nbtrack.api import StoredRun
-from nbtrack.formatting import format_duration, format_number
+from nbtrack.formatting import format_duration, format_number, format_summary, summary_value
 from nbtrack.store import RunRow
 
 __all__ = ["format_cell", "format_time", "render_table", "runs_table"]
@@ -64,7 +64,7 @@ def runs_table(
             format_time(row.created_at),
             format_duration(row.runtime) if row.runtime else "",  # not started: blank, not "0.0 s"
             row.history_line_count,
-            *(_summary_value(row.summary.get(key)) for key in keys),
+            *(_summary_cell(row.summary.get(key)) for key in keys),
         ]
         for row in rows
     ]
@@ -96,20 +96,16 @@ def _common_summary_keys(rows: Sequence[RunRow], limit: int) -> list[str]:
         counts.update(
             key
             for key, value in row.summary.items()
-            if not key.startswith("_") and isinstance(_summary_value(value), int | float | str | bool)
+            if not key.startswith("_") and isinstance(summary_value(value), int | float | str | bool)
         )
     # Counter.most_common keeps insertion order among equal counts.
     return [key for key, _ in counts.most_common(limit)]
 
 
-def _summary_value(value: object) -> object:
-    """What a run's summary shows for a key: a metric kept as {"min": .., "last": ..} shows its last."""
-    if isinstance(value, dict):
-        if "last" in value:
-            return value["last"]
-        if len(value) == 1:
-            return next(iter(value.values()))
-    return value
+def _summary_cell(value: object) -> object:
+    """A summary value as the web UI shows it: a kept one as "max 0.9894" (formatting.py)."""
+    kept = format_summary(value)
+    return value if kept is None else kept
 
 
 def _is_number(value: object) -> bool:
