@@ -6,6 +6,7 @@ The real wandb client reading a multi-page export is in test_wandb_read.py."""
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import math
 import threading
@@ -21,7 +22,7 @@ import pytest
 
 from nbtrack import jsonutil
 from nbtrack.server.errors import ApiError
-from nbtrack.server.history_export import HistoryExports, export_version, write_parquet
+from nbtrack.server.history_export import HistoryExports, write_parquet
 from nbtrack.store import Store
 from tests import serving
 from tests.serving import POSTGRES_URL, Client, ServerProcess
@@ -115,10 +116,12 @@ def _fill(store: Store, entity: str, count: int) -> list[dict[str, Any]]:
     return rows
 
 
-def _version(store: Store, entity: str) -> str:
+def _segment(exports: HistoryExports, store: Store, entity: str) -> str:
+    """The run's last segment, as parquetHistory claims it for the lines stored now."""
     run = store.get_run(entity, "p", "r")
     assert run is not None
-    return export_version(run)
+    start, end = exports.segments(entity, "p", "r", run.history_line_count)[-1]
+    return f"{start}-{end}"
 
 
 def test_store_pages_are_bounded_by_rows_and_bytes(store: tuple[Store, str]) -> None:
@@ -136,27 +139,76 @@ def test_store_pages_are_bounded_by_rows_and_bytes(store: tuple[Store, str]) -> 
     ]
 
 
-def test_export_in_pages_is_exact_and_stops_at_its_version(store: tuple[Store, str], tmp_path: Path) -> None:
+def test_export_in_pages_is_exact_and_stops_at_its_segment(store: tuple[Store, str], tmp_path: Path) -> None:
     opened, entity = store
     rows = _fill(opened, entity, 95)
-    version = _version(opened, entity)
-    opened.write_history(entity, "p", "r", 95, [jsonutil.dumps_str({"_step": 95, "late": "t"})])
     exports = HistoryExports(opened, tmp_path, page_rows=10, page_bytes=1 << 20)
-    path = exports.parquet(entity, "p", "r", version)
+    segment = _segment(exports, opened, entity)
+    assert segment == "0-95"
+    opened.write_history(entity, "p", "r", 95, [jsonutil.dumps_str({"_step": 95, "late": "t"})])
+    path = exports.parquet(entity, "p", "r", segment)
     assert pq.ParquetFile(path).metadata.num_row_groups == 10
-    assert same(read_back(path), rows)  # the 96th row (and its key) came after this version
+    assert same(read_back(path), rows)  # the 96th row (and its key) came after this segment
+
+
+def test_a_grown_run_gets_a_new_segment_and_the_old_ones_never_change(
+    store: tuple[Store, str], tmp_path: Path
+) -> None:
+    """wandb-core caches each parquetUrls entry by its place in the list: a place never changes
+    meaning. Segments follow one another from line 0, each written once; unclaimed ones are refused."""
+    opened, entity = store
+    rows = _fill(opened, entity, 30)
+    exports = HistoryExports(opened, tmp_path, page_rows=7)
+    assert exports.segments(entity, "p", "r", 0) == []
+    assert exports.segments(entity, "p", "r", 30) == [(0, 30)]
+    first = exports.parquet(entity, "p", "r", "0-30").read_bytes()
+    more = [{"_step": s, "loss": float(s)} for s in range(30, 45)]
+    opened.write_history(entity, "p", "r", 30, [jsonutil.dumps_str(row) for row in more])
+    assert exports.segments(entity, "p", "r", 45) == [(0, 30), (30, 45)]
+    assert exports.segments(entity, "p", "r", 45) == [(0, 30), (30, 45)]  # asked again: the same
+    # a replica that saw fewer lines asks: it gets the chain as it stands, no shorter segment
+    assert HistoryExports(opened, tmp_path).segments(entity, "p", "r", 40) == [(0, 30), (30, 45)]
+    assert exports.parquet(entity, "p", "r", "0-30").read_bytes() == first
+    assert same(read_back(exports.parquet(entity, "p", "r", "30-45")), more)
+    assert same(read_back(exports.parquet(entity, "p", "r", "0-30")), rows)
+    for unclaimed in ("0-45", "30-40", "45-50"):
+        with pytest.raises(ApiError) as raised:
+            exports.parquet(entity, "p", "r", unclaimed)
+        assert raised.value.code == "NOT_FOUND"
+
+
+def test_racing_claims_make_one_chain(store: tuple[Store, str], tmp_path: Path) -> None:
+    """Requests of two servers (and threads within each) claim segments for different line counts
+    at once: they all answer with chains that agree, from line 0, without gaps or overlaps."""
+    opened, entity = store
+    _fill(opened, entity, 100)
+    replicas = [HistoryExports(opened, tmp_path) for _ in range(2)]
+    chains: list[list[tuple[int, int]]] = []
+
+    def claim(i: int) -> None:
+        chains.append(replicas[i % 2].segments(entity, "p", "r", 10 + 10 * (i % 9)))
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(18)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    final = replicas[0].segments(entity, "p", "r", 100)
+    assert final[0][0] == 0 and final[-1][1] == 100
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(final))
+    assert all(chain == final[: len(chain)] for chain in chains), (chains, final)
 
 
 def test_racing_writers_serve_whole_exports(store: tuple[Store, str], tmp_path: Path) -> None:
     """Two servers sharing the files (and threads within each) export the same run at once."""
     opened, entity = store
     rows = _fill(opened, entity, 3000)
-    version = _version(opened, entity)
     replicas = [HistoryExports(opened, tmp_path, page_rows=100) for _ in range(2)]
+    segment = _segment(replicas[0], opened, entity)
     found: list[Any] = []
 
     def export(replica: HistoryExports) -> None:
-        with replica.open(entity, "p", "r", version) as file:
+        with replica.open(entity, "p", "r", segment) as file:
             found.append(file.read())
 
     threads = [threading.Thread(target=export, args=(replicas[i % 2],)) for i in range(6)]
@@ -168,7 +220,8 @@ def test_racing_writers_serve_whole_exports(store: tuple[Store, str], tmp_path: 
     (tmp_path / "got.parquet").write_bytes(found[0])
     assert same(read_back(tmp_path / "got.parquet"), rows)
     folder = tmp_path / "~history" / entity / "p" / "r"
-    assert [p.name for p in folder.iterdir()] == [f"{version}.parquet"]  # no temporary file left
+    # the claim and the segment's file; no temporary file left
+    assert sorted(p.name for p in folder.iterdir()) == ["0-3000.parquet", "0.claim"]
 
 
 def test_a_full_disk_mid_write_leaves_nothing(
@@ -176,7 +229,6 @@ def test_a_full_disk_mid_write_leaves_nothing(
 ) -> None:
     opened, entity = store
     _fill(opened, entity, 100)
-    version = _version(opened, entity)
     written: list[int] = []
     real = pq.ParquetWriter.write_table
 
@@ -188,29 +240,33 @@ def test_a_full_disk_mid_write_leaves_nothing(
 
     monkeypatch.setattr(pq.ParquetWriter, "write_table", write_table)
     exports = HistoryExports(opened, tmp_path, page_rows=10)
+    segment = _segment(exports, opened, entity)
     with pytest.raises(ApiError) as raised:
-        exports.parquet(entity, "p", "r", version)
+        exports.parquet(entity, "p", "r", segment)
     assert raised.value.code == "INTERNAL" and "No space left on device" in str(raised.value)
     folder = tmp_path / "~history" / entity / "p" / "r"
-    assert list(folder.iterdir()) == []
+    assert [p.name for p in folder.iterdir()] == ["0.claim"]  # no part of the file
     monkeypatch.setattr(pq.ParquetWriter, "write_table", real)
-    assert len(pq.read_table(exports.parquet(entity, "p", "r", version))) == 100  # the next try writes it
+    assert len(pq.read_table(exports.parquet(entity, "p", "r", segment))) == 100  # the next try writes it
 
 
-def test_a_newer_export_removes_older_ones_only(store: tuple[Store, str], tmp_path: Path) -> None:
+def test_an_older_servers_exports_and_stale_parts_are_removed(
+    store: tuple[Store, str], tmp_path: Path
+) -> None:
     opened, entity = store
     _fill(opened, entity, 5)
     exports = HistoryExports(opened, tmp_path)
     folder = tmp_path / "~history" / entity / "p" / "r"
     folder.mkdir(parents=True)
-    for name in ("1-1.parquet", "999-1.parquet", ".stale.part"):
+    for name in ("1-1796000000000.parquet", "5-1796000000001.parquet", ".stale.part", ".fresh.part"):
         (folder / name).write_bytes(b"x")
     old = time.time() - 7200
     import os
 
     os.utime(folder / ".stale.part", (old, old))
-    path = exports.parquet(entity, "p", "r", "5-1")
-    assert sorted(p.name for p in folder.iterdir()) == sorted([path.name, "999-1.parquet"])
+    path = exports.parquet(entity, "p", "r", _segment(exports, opened, entity))
+    # a writer of this moment may still own .fresh.part
+    assert sorted(p.name for p in folder.iterdir()) == sorted([path.name, "0.claim", ".fresh.part"])
 
 
 # ---- a big run through the server, memory measured ----------------------------------------------

@@ -123,18 +123,20 @@ def _check_parquet_history(served: ServerProcess, tmp_path: Path) -> None:
     assert [row["big"] for row in table] == [2**62, -(2**62), 1]
     assert math.isnan(table[0]["x"]) and table[1]["x"] == math.inf and table[2]["x"] == -math.inf
     assert table[0]["m"] == {"a": [1, 2.5]} and table[1]["m"] is None and table[1]["s"] == "t"
-    # a token is for its run and version only
+    # a token is for its run and segment only
     assert anonymous.session.get(url.replace("/r1/", "/r2/"), timeout=30).status_code == 401
+    assert anonymous.session.get(url.replace("/0-3.parquet", "/0-4.parquet"), timeout=30).status_code == 401
     path = urlsplit(url).path
     assert anonymous.session.get(f"{served.url}{path}", timeout=30).status_code == 401
-    # more rows: a new version, and the old export is removed when the new one is written
+    # more rows: the first segment stays as it was (wandb-core caches it by its place), a new one follows
     more = {"files": {"wandb-history.jsonl": {"offset": 3, "content": ['{"_step": 3, "x": 1}']}}}
     assert client.stream("p", "r1", more).status_code == 200
     again = _wandb(client, PARQUET, entity=entity, project="p", runName="r1", liveKeys=["_step"])
-    [newer] = again["project"]["run"]["parquetHistory"]["parquetUrls"]
-    assert newer.split("?")[0] != url.split("?")[0]
+    first, newer = again["project"]["run"]["parquetHistory"]["parquetUrls"]
+    assert first.split("?")[0] == url.split("?")[0] and newer.split("?")[0].endswith("/3-4.parquet")
+    assert anonymous.session.get(first, timeout=30).content == response.content
     (tmp_path / "h2.parquet").write_bytes(anonymous.session.get(newer, timeout=30).content)
-    assert len(pq.read_table(tmp_path / "h2.parquet")) == 4
+    assert pq.read_table(tmp_path / "h2.parquet").to_pylist() == [{"_step": 3, "x": 1}]
 
 
 def test_parquet_history(server: ServerProcess, tmp_path: Path) -> None:

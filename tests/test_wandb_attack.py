@@ -169,18 +169,24 @@ run = wandb.init(project="wb", id="grows", resume="must")
 for i in range(3, 5):
     run.log({"x": i})
 run.finish()
-emit({"before": before, "after": [row["x"] for row in wandb.Api().run(path).scan_history()]})
+after = [row["x"] for row in wandb.Api().run(path).scan_history()]
+# a run with no history yet: no segment at all, then one once it has rows
+empty_path = os.environ["WANDB_ENTITY"] + "/wb/empty"
+wandb.init(project="wb", id="empty").finish()
+empty = list(api.run(empty_path).scan_history())
+run = wandb.init(project="wb", id="empty", resume="must")
+run.log({"x": 7})
+run.finish()
+emit({"before": before, "after": after, "empty": empty,
+      "filled": [row["x"] for row in wandb.Api().run(empty_path).scan_history()]})
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="wandb-core caches each parquetUrls entry under WANDB_CACHE_DIR by entity_project_run_INDEX "
-    "(not by URL) and never checks it again, as W&B's exported partitions never change and newer rows "
-    "come as liveData; nbtrack answers one URL of the whole history (and liveData []), so a second "
-    "scan_history() of a run that grew since (live or resumed) reads the first scan's rows only",
-)
 def test_scan_history_sees_rows_logged_after_an_earlier_scan(wandb_env: WandbEnv) -> None:
+    """wandb-core caches each parquetUrls entry by its place in the list (entity_project_run_INDEX),
+    never by URL, and never checks it again: the history comes as segments that never change, and
+    a run that grew gets a new one after them (history_export.py)."""
     out = wandb_env.run(GROWN_SCAN)
     assert out["before"] == [0, 1, 2]
     assert out["after"] == [0, 1, 2, 3, 4]
+    assert out["empty"] == [] and out["filled"] == [7]

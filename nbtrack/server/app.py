@@ -5,8 +5,8 @@
     POST /files/{entity}/{project}/{run}/file_stream     history, summary, events, output (filestream.py)
     PUT  /files/{entity}/{project}/{run}/{name}?token=   upload a run file to a signed URL (no key needed)
     GET  /files/{entity}/{project}/{run}/{name}[?token=] download a run file (a download token: no key needed)
-    GET  /history/{entity}/{project}/{run}/{version}.parquet?token=
-                                                         the run's history as parquet (wandb's scan_history)
+    GET  /history/{entity}/{project}/{run}/{segment}.parquet?token=
+                                                         a segment of a run's history (scan_history)
     GET  /, /{entity}/{project}[/runs/{run}|/compare]    the web UI's page; GET /static/... its files (ui.py)
 
 Everything blocking (the store, the GraphQL resolvers) runs in Starlette's thread pool, so the
@@ -150,12 +150,12 @@ class Endpoints:
     async def history_export(self, request: Request) -> Response:
         # No Authorization: the signed token in the URL is the permission (history_export.py).
         entity, project, run_id = self._signed_path(request)
-        version = request.path_params["version"]
+        segment = request.path_params["segment"]
         self.signer.check(
-            request.query_params.get("token"), entity, project, run_id, version, purpose="history"
+            request.query_params.get("token"), entity, project, run_id, segment, purpose="history"
         )
-        # Served from the file opened here: a newer export removing this one cannot cut it off.
-        export = await run_in_threadpool(self.exports.open, entity, project, run_id, version)
+        # Served from the file opened here: deleting the run meanwhile cannot cut it off.
+        export = await run_in_threadpool(self.exports.open, entity, project, run_id, segment)
         size = os.fstat(export.fileno()).st_size
         try:
             asked = byte_range(request.headers.get("range"), size)
@@ -207,7 +207,7 @@ def create_app(config: ServerConfig, store: Store) -> Starlette:
         Route(f"{run_path}/file_stream", endpoints.file_stream, methods=["POST"]),
         Route(f"{run_path}/{{name:path}}", endpoints.run_file, methods=["GET", "PUT"]),
         Route(
-            "/history/{entity}/{project}/{run}/{version}.parquet", endpoints.history_export, methods=["GET"]
+            "/history/{entity}/{project}/{run}/{segment}.parquet", endpoints.history_export, methods=["GET"]
         ),
         # After the API's routes: none of their paths has the shape of a page.
         *ui_routes(),

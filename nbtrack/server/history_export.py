@@ -3,14 +3,20 @@
 wandb's public API reads a run's history through wandb-core, which parses parquetHistory's
 `liveData` as strict JSON (a NaN or an infinity there fails the whole scan) and reads the
 files at `parquetUrls` as parquet, where a double column carries NaN and ±inf exactly. So the
-server answers parquetHistory with one signed URL (no key needed, as for cloud storage) of an
-export of every row, and no liveData.
+server answers parquetHistory with signed URLs (no key needed, as for cloud storage) of parquet
+files holding every row, and no liveData.
 
-An export is written on first request (pyarrow, imported then: only servers that serve wandb's
-history scans need it) under <files>/~history/<entity>/<project>/<run>/<version>.parquet and
-served from there until the run changes: the version in the URL is the run's history line count
-and its last update (ms), so a run that logs more gets a new URL, and an old export of the run
-is removed when a newer one is written. No entity can be named "~history".
+wandb-core caches each file by its place in `parquetUrls` (entity_project_run_INDEX), not by its
+URL, and never looks at it again. So a run's history is served as segments: consecutive line
+ranges [start, end), each claimed once (the file <start>.claim, created whole by a link, holds
+its end: concurrent requests, even of several servers sharing the files, agree on one chain) and
+never changed. A run that logged more since the last answer gets a new segment after the last
+one, so every place in the list always means the same rows. A segment's file is written on first
+download (pyarrow, imported then: only servers that serve wandb's history scans need it) under
+<files>/~history/<entity>/<project>/<run>/<start>-<end>.parquet. Each answer that finds new rows
+adds a segment: a live run scanned every minute gets a segment a minute, small ones. Lines filled
+in after their segment was written (a damaged log synced later) are not in it. No entity can be
+named "~history".
 
 Columns: one per key, in the order keys first appear. A key whose values are all booleans is a
 bool column, all integers (within int64) an int64 column, numbers (ints exactly representable as
@@ -20,16 +26,15 @@ gives every value exactly as logged; a key whose values do not (mixed kinds, obj
 different keys) is a string column of each value's JSON text. A row without the key is null
 (wandb's scan gives None there).
 
-Memory stays bounded whatever the run holds: the history is read in pages (at most PAGE_ROWS rows
+Memory stays bounded whatever the run holds: a segment is read in pages (at most PAGE_ROWS rows
 and about PAGE_BYTES of JSON text each), twice: once to settle each column's type, once to write
-each page as a parquet row group. Both reads stop below the line count the version names, so they
-see the same rows while the run logs on. At most WRITERS exports are written at once.
+each page as a parquet row group. Both reads stop at the segment's end, so they see the same rows
+while the run logs on. At most WRITERS segments are written at once.
 
-Several requests (or several servers sharing the files) may export the same run at once: each
+Several requests (or several servers sharing the files) may write the same segment at once: each
 writes a temporary file of its own and renames it into place, so a reader only ever sees a whole
-export. An export that fails part way (a full disk) leaves nothing behind and answers INTERNAL,
-naming the cause. The endpoint serves an export it has opened, so removing an older version
-(when a newer one is written) never cuts off a download under way.
+file. A write that fails part way (a full disk) leaves nothing behind and answers INTERNAL,
+naming the cause.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ from nbtrack import jsonutil
 from nbtrack.server.errors import ApiError
 from nbtrack.store import Store
 
-__all__ = ["PAGE_BYTES", "PAGE_ROWS", "WRITERS", "HistoryExports", "column_kind", "export_version"]
+__all__ = ["PAGE_BYTES", "PAGE_ROWS", "WRITERS", "HistoryExports", "column_kind"]
 
 log = logging.getLogger("nbtrack.server")
 
@@ -60,16 +65,11 @@ PAGE_BYTES = 4 << 20
 WRITERS = 2
 _STALE_PART = 3600.0  # a temporary file this old (seconds) is a crashed writer's: removed
 
-_VERSION = re.compile(r"([0-9]{1,12})-([0-9]{1,16})")
+_SEGMENT = re.compile(r"([0-9]{1,15})-([0-9]{1,15})")
 _INT64 = range(-(2**63), 2**63)
 _EXACT_DOUBLE = 2**53
 
 Pages = Callable[[], Iterator[list[dict[str, Any]]]]
-
-
-def export_version(run: Any) -> str:
-    """The name of the run's history as it is now: its line count and last update (ms)."""
-    return f"{run.history_line_count}-{round(run.updated_at * 1000)}"
 
 
 class _Tally:
@@ -152,37 +152,49 @@ class HistoryExports:
         self._locks = [threading.Lock() for _ in range(64)]
         self._writers = threading.BoundedSemaphore(WRITERS)
 
-    def open(self, entity: str, project: str, run_id: str, version: str) -> BinaryIO:
-        """The run's export, opened (written now if it is not yet); NOT_FOUND if no such run."""
-        for _ in range(3):
-            path = self.parquet(entity, project, run_id, version)
-            try:
-                return open(path, "rb")
-            except FileNotFoundError:  # removed by a newer export between the two: write it again
-                continue
-        raise ApiError("INTERNAL", f"the history export of run {entity}/{project}/{run_id} keeps vanishing")
+    def segments(self, entity: str, project: str, run_id: str, lines: int) -> list[tuple[int, int]]:
+        """The run's history lines below `lines` as the chain of segments [start, end): the ones
+        claimed before, and one claimed now for the lines past them, if any."""
+        folder = self._folder(entity, project, run_id)
+        while True:
+            chain = _chain(folder)
+            end = chain[-1][1] if chain else 0
+            if lines <= end:
+                return chain
+            folder.mkdir(parents=True, exist_ok=True)
+            if _claim(folder, end, lines) and not chain:
+                _remove_strays(folder)  # exports of an older server (one file per version)
 
-    def parquet(self, entity: str, project: str, run_id: str, version: str) -> Path:
-        """The path of the run's export (written now if it is not yet); NOT_FOUND if no such run."""
-        found = _VERSION.fullmatch(version)
+    def open(self, entity: str, project: str, run_id: str, segment: str) -> BinaryIO:
+        """A segment's file, opened (written now if it is not yet); NOT_FOUND if not claimed."""
+        return open(self.parquet(entity, project, run_id, segment), "rb")
+
+    def parquet(self, entity: str, project: str, run_id: str, segment: str) -> Path:
+        """The path of a segment's file (written now if it is not yet); NOT_FOUND if not claimed."""
+        found = _SEGMENT.fullmatch(segment)
         if found is None:
-            raise ApiError("BAD_REQUEST", f"{version!r:.40} is not a history export's version")
-        folder = self.root / entity / project / run_id
-        path = folder / f"{version}.parquet"
+            raise ApiError("BAD_REQUEST", f"{segment!r:.40} is not a history segment")
+        start, end = int(found[1]), int(found[2])
+        folder = self._folder(entity, project, run_id)
+        path = folder / f"{start}-{end}.parquet"
         if path.is_file():
             return path
+        if _claimed_end(folder, start) != end:
+            raise ApiError("NOT_FOUND", f"run {entity}/{project}/{run_id} has no history segment {segment}")
         with self._locks[zlib.crc32(str(folder).encode()) % len(self._locks)]:
             if path.is_file():
                 return path
-            if self.store.get_run(entity, project, run_id) is None:
-                raise ApiError("NOT_FOUND", f"run {entity}/{project}/{run_id} does not exist")
-            folder.mkdir(parents=True, exist_ok=True)
             with self._writers:
-                self._write(entity, project, run_id, int(found[1]), folder, path)
-            self._prune(folder, version)
+                self._write(entity, project, run_id, (start, end), folder, path)
+            _remove_stale_parts(folder)
         return path
 
-    def _write(self, entity: str, project: str, run_id: str, lines: int, folder: Path, path: Path) -> None:
+    def _folder(self, entity: str, project: str, run_id: str) -> Path:
+        return self.root / entity / project / run_id
+
+    def _write(
+        self, entity: str, project: str, run_id: str, lines: tuple[int, int], folder: Path, path: Path
+    ) -> None:
         fd, temp_name = tempfile.mkstemp(dir=folder, prefix=".", suffix=".part")
         os.close(fd)
         try:
@@ -199,8 +211,10 @@ class HistoryExports:
             if os.path.exists(temp_name):
                 os.unlink(temp_name)
 
-    def _pages(self, entity: str, project: str, run_id: str, below: int) -> Iterator[list[dict[str, Any]]]:
-        after = -1
+    def _pages(
+        self, entity: str, project: str, run_id: str, lines: tuple[int, int]
+    ) -> Iterator[list[dict[str, Any]]]:
+        after, below = lines[0] - 1, lines[1]
         while True:
             page = self.store.history_page(
                 entity, project, run_id, after, below, self.page_rows, self.page_bytes
@@ -210,29 +224,57 @@ class HistoryExports:
             after = page[-1][0]
             yield [jsonutil.loads(data) for _, data in page]
 
-    @staticmethod
-    def _prune(folder: Path, version: str) -> None:
-        """Remove exports older than version (never a newer one another writer just renamed in)
-        and temporary files a crashed writer left."""
-        mine = _version_key(version)
-        for old in folder.glob("*.parquet"):
-            found = _VERSION.fullmatch(old.stem)
-            if found is not None and _version_key(old.stem) < mine:
-                old.unlink(missing_ok=True)
-        for part in folder.glob(".*.part"):
-            try:
-                if time.time() - part.stat().st_mtime > _STALE_PART:
-                    part.unlink(missing_ok=True)
-            except FileNotFoundError:
-                pass
-
     def forget(self, entity: str, project: str, run_id: str) -> None:
         shutil.rmtree(self.root / entity / project / run_id, ignore_errors=True)
 
 
-def _version_key(version: str) -> tuple[int, int]:
-    lines, updated = version.split("-")
-    return int(lines), int(updated)
+def _claim(folder: Path, start: int, end: int) -> bool:
+    """Claim the segment [start, end); False if start was claimed already (by another request)."""
+    fd, temp_name = tempfile.mkstemp(dir=folder, prefix=".", suffix=".part")
+    try:
+        with os.fdopen(fd, "w") as temp:
+            temp.write(str(end))
+        os.link(temp_name, folder / f"{start}.claim")  # whole, and only if no one else's is there
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(temp_name)
+
+
+def _claimed_end(folder: Path, start: int) -> int | None:
+    try:
+        return int((folder / f"{start}.claim").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _chain(folder: Path) -> list[tuple[int, int]]:
+    """The claimed segments from line 0 on, in order."""
+    chain: list[tuple[int, int]] = []
+    start = 0
+    while (end := _claimed_end(folder, start)) is not None and end > start:
+        chain.append((start, end))
+        start = end
+    return chain
+
+
+def _remove_strays(folder: Path) -> None:
+    """Parquet files no claimed segment names (an older server's exports)."""
+    keep = {f"{start}-{end}.parquet" for start, end in _chain(folder)}
+    for path in folder.glob("*.parquet"):
+        if path.name not in keep:
+            path.unlink(missing_ok=True)
+
+
+def _remove_stale_parts(folder: Path) -> None:
+    """Temporary files a crashed writer left."""
+    for part in folder.glob(".*.part"):
+        try:
+            if time.time() - part.stat().st_mtime > _STALE_PART:
+                part.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
 
 
 def write_parquet(rows: Sequence[dict[str, Any]], where: str, page_rows: int = PAGE_ROWS) -> None:

@@ -14,7 +14,6 @@ from urllib.parse import quote
 
 from nbtrack import jsonutil
 from nbtrack.server.errors import ApiError
-from nbtrack.server.history_export import export_version
 from nbtrack.server.resolvers import Info, Resolver, computed, numeric_id, projects, run_history
 from nbtrack.server.wandb_files import WandbFile, select_files
 from nbtrack.server.wandb_query import select_runs
@@ -184,14 +183,17 @@ def _parquet_history(
     minStep: int | None = None,
     maxStep: int | None = None,
 ) -> dict[str, Any]:
-    """One signed URL of the run's history as parquet (history_export.py), no liveData: wandb-core
-    reads liveData as strict JSON, where NaN and infinities cannot be written."""
+    """Signed URLs of the run's history as parquet segments (history_export.py), no liveData:
+    wandb-core reads liveData as strict JSON, where NaN and infinities cannot be written."""
     context = info.context
-    version = export_version(run)
-    token = context.signer.token(run.entity, run.project, run.run_id, version, purpose="history")
+    chain = context.exports.segments(run.entity, run.project, run.run_id, run.history_line_count)
     path = "/".join(quote(part, safe="") for part in (run.entity, run.project, run.run_id))
-    url = f"{context.base_url}/history/{path}/{version}.parquet?token={token}"
-    return {"parquetUrls": [url], "liveData": []}
+    urls = []
+    for start, end in chain:
+        segment = f"{start}-{end}"
+        token = context.signer.token(run.entity, run.project, run.run_id, segment, purpose="history")
+        urls.append(f"{context.base_url}/history/{path}/{segment}.parquet?token={token}")
+    return {"parquetUrls": urls, "liveData": []}
 
 
 def _wandb_files(
