@@ -21,6 +21,8 @@ __all__ = [
     "RUN_FILES",
     "Settings",
     "check_base_url",
+    "check_name",
+    "check_project",
     "check_writable",
     "new_run_id",
     "resolve_root",
@@ -35,6 +37,9 @@ DEFAULT_ENTITY = "local"
 RUN_FILES = "files"  # the folder of a run's saved files, beside its transaction log
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")  # safe in a path, a URL and a folder name
+# A project name is what W&B allows: any text but these and control characters (its client's
+# rule); a URL quotes it, and it is still a safe folder name here.
+_PROJECT_FORBIDDEN = re.compile(r"[/\\#?%:\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -148,8 +153,8 @@ def resolve_settings(
     )
     return Settings(
         mode=chosen_mode,
-        project=check_name(
-            project if project is not None else env.get("NBTRACK_PROJECT", DEFAULT_PROJECT), "project"
+        project=check_project(
+            project if project is not None else env.get("NBTRACK_PROJECT", DEFAULT_PROJECT)
         ),
         entity=_entity(entity if entity is not None else env.get("NBTRACK_ENTITY"), chosen_mode),
         run_id=check_name(id, "id") if id is not None else new_run_id(),
@@ -256,6 +261,25 @@ def check_name(value: Any, what: str) -> str:
         raise UsageError(
             f"{what} {value!r} may hold only letters, digits, '_', '-' and '.' (at most 128 characters)"
         )
+    if value in (".", ".."):
+        raise UsageError(f"{what} {value!r} is not a name; it would be a folder step")
+    return value
+
+
+def check_project(value: Any, what: str = "project") -> str:
+    """value if it is a valid project name: W&B's rule (spaces and any Unicode, but none of
+    / \\ # ? % : nor a control character), at most 128 characters, no space at either end."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    if not value.strip():
+        raise UsageError(f"{what} is empty; give it a name such as {what}='mnist'")
+    bad = _PROJECT_FORBIDDEN.search(value)
+    if bad is not None:
+        raise UsageError(
+            f"{what} {value!r} may not hold {bad[0]!r} (none of / \\ # ? % : nor a control character)"
+        )
+    if len(value) > 128 or value != value.strip():
+        raise UsageError(f"{what} {value!r} must be at most 128 characters, with no space at either end")
     if value in (".", ".."):
         raise UsageError(f"{what} {value!r} is not a name; it would be a folder step")
     return value

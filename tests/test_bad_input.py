@@ -648,7 +648,12 @@ CASES = [
     # init() arguments: refused before anything starts; the current run is untouched
     refused_init("init-mode-unknown", {"mode": "cloud"}, UsageError, r"unknown mode 'cloud'"),
     refused_init("init-online-without-server", {"mode": "online"}, UsageError, r"mode='online' needs"),
-    refused_init("init-project-with-space", {"project": "my run"}, UsageError, r"project 'my run' may"),
+    refused_init(
+        "init-project-with-colon", {"project": "my:run"}, UsageError, r"project 'my:run' may not hold ':'"
+    ),
+    refused_init(
+        "init-project-end-space", {"project": "run "}, UsageError, r"project 'run ' must be .* no space"
+    ),
     refused_init("init-project-dot-dot", {"project": ".."}, UsageError, r"project '\.\.' is not a name"),
     refused_init("init-project-not-str", {"project": 3}, TypeError, r"project must be a str, not int"),
     refused_init("init-id-with-slash", {"id": "a/b"}, UsageError, r"id 'a/b' may hold only"),
@@ -742,8 +747,8 @@ CASES = [
     ),
     bad_magic(
         "magic-cell-bad-project",
-        "%%nbtrack --project 'a b'" + LEAK,
-        r"^UsageError: %%nbtrack: project 'a b' may hold only",
+        "%%nbtrack --project 'a?b'" + LEAK,
+        r"^UsageError: %%nbtrack: project 'a\?b' may not hold '\?'",
     ),
     bad_magic(
         "magic-cell-id-of-the-live-run",

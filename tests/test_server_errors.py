@@ -173,7 +173,7 @@ CASES = [
         "NOT_FOUND",
         f"/files/other/{PROJECT}/{RUN}/file_stream",
     ),
-    stream("stream: bad project name", history(GOOD_ROW), path="/files/local/a%20b/r1/file_stream"),
+    stream("stream: bad project name", history(GOOD_ROW), path="/files/local/a%3Ab/r1/file_stream"),
     stream("stream: dot-dot project", history(GOOD_ROW), path="/files/local/%2E%2E/r1/file_stream"),
     # ---- GraphQL
     Case("graphql: not JSON", "POST", "/graphql", 400, "BAD_REQUEST", data=b"{query"),

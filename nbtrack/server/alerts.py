@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from nbtrack.server.errors import ApiError
-from nbtrack.server.names import check_name
+from nbtrack.server.names import check_name, check_project
 from nbtrack.store.schema import AlertRow
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ _KEY_MAX = 128  # the store's alert_key column
 def notify_alert(context: RequestContext, entity: str, input: dict[str, Any]) -> dict[str, Any]:
     """Store the alert input describes (entity: the caller's); {"success": False} once the run
     keeps as many alerts as it may, and for an alert held back by waitDuration, True."""
-    project = check_name(input["projectName"], "project")
+    project = check_project(input["projectName"])
     run_id = check_name(input["runName"], "run")
     title, text = _text(input["title"], "title"), _text(input["text"], "text")
     key = input.get("alertKey")

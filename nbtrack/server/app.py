@@ -43,7 +43,7 @@ from nbtrack.server.graphql_http import run_graphql
 from nbtrack.server.history_export import HistoryExports
 from nbtrack.server.hosts import UNCHECKED_PATHS, cross_origin, refusal
 from nbtrack.server.limits import RateLimiter, RateLimitMiddleware
-from nbtrack.server.names import check_name
+from nbtrack.server.names import check_name, check_project
 from nbtrack.server.signing import UrlSigner
 from nbtrack.server.timeouts import BodyDeadline
 from nbtrack.server.ui import ui_routes
@@ -176,9 +176,7 @@ class Endpoints:
 
     @staticmethod
     def _signed_path(request: Request) -> tuple[str, str, str]:
-        entity, project, run_id = (
-            check_name(request.path_params[part], part) for part in ("entity", "project", "run")
-        )
+        entity, project, run_id = _path_names(request)
         return entity, project, run_id
 
     def _apply_stream(self, body: bytes, entity: str, project: str, run_id: str) -> None:
@@ -190,9 +188,7 @@ class Endpoints:
 
     def _run_path(self, request: Request, caller: str) -> tuple[str, str, str]:
         """The checked (entity, project, run) of a /files/ path; NOT_FOUND if not the caller's entity."""
-        entity, project, run_id = (
-            check_name(request.path_params[part], part) for part in ("entity", "project", "run")
-        )
+        entity, project, run_id = _path_names(request)
         if entity != caller:
             raise ApiError("NOT_FOUND", f"run {entity}/{project}/{run_id} does not exist or is not yours")
         return entity, project, run_id
@@ -297,3 +293,13 @@ def _chunks(file: BinaryIO, size: int = 1 << 20, limit: int | None = None) -> It
             if left is not None:
                 left -= len(chunk)
             yield chunk
+
+
+def _path_names(request: Request) -> tuple[str, str, str]:
+    """The checked entity, project and run of a /files/ or /history/ path."""
+    params = request.path_params
+    return (
+        check_name(params["entity"], "entity"),
+        check_project(params["project"]),
+        check_name(params["run"], "run"),
+    )

@@ -16,7 +16,7 @@ from nbtrack.server.alerts import notify_alert
 from nbtrack.server.context import RequestContext
 from nbtrack.server.errors import ApiError
 from nbtrack.server.files import check_file_name
-from nbtrack.server.names import check_name
+from nbtrack.server.names import check_name, check_project
 from nbtrack.server.resolvers import Info, Resolver, run_key
 from nbtrack.settings import DEFAULT_PROJECT
 from nbtrack.store.schema import RUN_STATES, RunFields
@@ -31,7 +31,7 @@ def _upsert_bucket(_root: None, info: Info, input: dict[str, Any]) -> dict[str, 
     context = info.context
     input = _with_id_parts(input)
     entity = _entity(context, _either(input, "entity", "entityName"))
-    project = check_name(_either(input, "project", "modelName") or DEFAULT_PROJECT, "project")
+    project = check_project(_either(input, "project", "modelName") or DEFAULT_PROJECT)
     name = input.get("name")
     if name is None:
         raise ApiError("BAD_REQUEST", "upsertBucket needs the run id in input.name")
@@ -62,7 +62,7 @@ def _upsert_bucket(_root: None, info: Info, input: dict[str, Any]) -> dict[str, 
 def _create_run_files(_root: None, info: Info, input: dict[str, Any]) -> dict[str, Any]:
     context = info.context
     entity = _entity(context, input.get("entityName"))
-    project = check_name(_needed(input, "project", "projectName"), "project")
+    project = check_project(_needed(input, "project", "projectName"))
     run_id = check_name(_needed(input, "run", "runName"), "run")
     names = [check_file_name(name) for name in input["files"]]
     run = context.store.get_run(entity, project, run_id)
@@ -88,7 +88,7 @@ def _delete_run(_root: None, info: Info, input: dict[str, Any]) -> dict[str, Any
         raise ApiError("BAD_REQUEST", f"input.id {given!r:.80} is not a run's id (entity/project/run)")
     entity_name, project_name, run_name = given.split("/")
     entity = _entity(context, entity_name)
-    project, run_id = check_name(project_name, "project"), check_name(run_name, "run")
+    project, run_id = check_project(project_name), check_name(run_name, "run")
     path = f"{entity}/{project}/{run_id}"
     run = context.store.get_run(entity, project, run_id)
     if run is None:

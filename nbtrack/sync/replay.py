@@ -27,7 +27,7 @@ from nbtrack.internal.sender import Sender
 from nbtrack.internal.summary import SummaryKeeper
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.sdk.resume import RunSource
-from nbtrack.settings import DEFAULT_ENTITY, RUN_FILES, check_name
+from nbtrack.settings import DEFAULT_ENTITY, RUN_FILES, check_name, check_project
 from nbtrack.store import Store
 from nbtrack.sync.guard import GuardedBackend, Held, Plan, plan
 from nbtrack.sync.live import lock_holder, segment_logs, wait_until_not_live
@@ -330,7 +330,7 @@ def _split_project(project: str) -> tuple[str, str]:
     entity, _, name = project.rpartition("/")
     if entity:
         check_name(entity, "entity")
-    return entity, check_name(name, "project")
+    return entity, check_project(name)
 
 
 def _project_of(
