@@ -82,7 +82,9 @@ def text_summary(panel: PanelState) -> str:
     """A plain-text snapshot: a status line, then one line per metric, pending, notices, link."""
     h = panel.header
     shown_id = _title_id(h)
-    run_id = "" if panel.deterministic or not shown_id else f" ({shown_id})"  # ids are random: not in test output
+    run_id = (
+        "" if panel.deterministic or not shown_id else f" ({shown_id})"
+    )  # ids are random: not in test output
     lines = [f"run {h.get('name', '')}{run_id} project {h.get('project', '')} — {_status(panel)}"]
     width = max((len(k) for k in panel.metrics), default=0)
     lines += [f"  {k.ljust(width)}  {format_number(v)}" for k, v in panel.metrics.items()]
@@ -105,7 +107,9 @@ def html_summary(panel: PanelState) -> str:
     h, esc = panel.header, html.escape
     color = _STATE_COLORS.get(panel.state, "#8b949e")
     shown_id = _title_id(h)
-    run_id = "" if panel.deterministic or not shown_id else f' <code style="opacity:.7">{esc(shown_id)}</code>'
+    run_id = (
+        "" if panel.deterministic or not shown_id else f' <code style="opacity:.7">{esc(shown_id)}</code>'
+    )
     title = f"<b>{esc(h.get('name', ''))}</b>{run_id}"
     title += f' <span style="opacity:.7">{esc(_project_label(h))}</span>'
     if h.get("url"):
