@@ -15,7 +15,7 @@ import pytest
 import nbtrack
 from nbtrack.extension.panel import RunPanel
 from nbtrack.sdk.start_records import UNKNOWN_NOTEBOOK
-from tests.serving import Client, ServerProcess, free_port
+from tests.serving import Client, ServerProcess, free_port, start_server
 from tests.test_cells import printed, run_cell
 from tests.test_kernel import Kernel, panel_updates
 
@@ -172,3 +172,45 @@ def test_a_scripts_program_is_its_script(root: Path) -> None:
     with nbtrack.init(project=PROJECT, dir=root) as run:
         pass
     assert nbtrack.Api(dir=root).run(f"{PROJECT}/{run.id}").row.program == sys.argv[0]
+
+
+def test_the_run_page_and_the_panel_say_the_same_step_and_name_the_notebook(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    """One online notebook run, seen in the panel's final snapshot and on its run page in Chromium."""
+    from tests.test_ui_browser import CHROMIUM, LAUNCH_ARGS, Watched
+
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    server = start_server(tmp_path)
+    try:
+        run_cell(kernel, "%load_ext nbtrack")
+        _, messages = run_cell(
+            kernel,
+            "__session__ = '/home/ana/work/train.ipynb'  # what Jupyter sets in the kernel\n"
+            f"run = nbtrack.init(project={PROJECT!r}, name='online', base_url={server.url!r})\n"
+            "for i in range(200):\n"
+            "    run.log({'loss': 1 / (i + 1)})\n"
+            "run.finish()\n"
+            "print(run.url)",
+        )
+        url = printed(messages).strip().splitlines()[-1]
+        assert "finished, step 199, 200 rows" in final_snapshot(messages)["text/plain"]
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+            watched = Watched(browser)
+            try:
+                page = watched.open(url)
+                terms = page.locator(".run-head .facts dt").all_inner_texts()
+                values = page.locator(".run-head .facts dd").all_inner_texts()
+                watched.shot("consistency-run-head")
+            finally:
+                watched.close()
+                browser.close()
+    finally:
+        server.stop()
+    facts = dict(zip(terms, values, strict=True))
+    assert (facts["Step"], facts["Rows"]) == ("199", "200"), facts
+    assert facts["Notebook"] == "/home/ana/work/train.ipynb" and "Program" not in facts, facts
+    assert not watched.errors, watched.errors
