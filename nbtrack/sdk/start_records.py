@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
@@ -89,12 +88,12 @@ def _kernel_shell() -> Any:
 
 
 def _notebook_path(user_ns: dict[str, Any]) -> str | None:
-    """The notebook's path as the kernel knows it: VS Code sets __vsc_ipynb_file__, Jupyter
-    __session__ (and $JPY_SESSION_NAME); never found by asking a Jupyter server."""
+    """The notebook's path as the kernel knows it: VS Code sets __vsc_ipynb_file__ (a full path),
+    Jupyter __session__ / $JPY_SESSION_NAME (code capture reads those too); never found by asking a
+    Jupyter server."""
+    from nbtrack.extension.code_capture import notebook_name  # plain module: no IPython import
+
     vscode = user_ns.get("__vsc_ipynb_file__")
     if isinstance(vscode, str) and vscode:
         return vscode
-    session = user_ns.get("__session__")
-    if isinstance(session, str) and session:
-        return session
-    return os.environ.get("JPY_SESSION_NAME") or None
+    return notebook_name(user_ns)
