@@ -437,20 +437,20 @@ CASES = [
         rows=({"a": math.nan, "b": math.inf, "c": -math.inf, "d": [1.0, math.nan, -math.inf]},),
         summary={"a": math.nan, "b": math.inf, "c": -math.inf},
     ),
-    # steps: a step below the current one is refused with a notice naming it; nothing else is lost
+    # steps: a step not after the last one logged is refused with a notice naming both; nothing else is lost
     Case(
         "step-goes-backwards",
         STEPS,
         logs(({"x": 1}, {"step": 10}), ({"x": 2}, {"step": 5}), ({"x": 3}, {})),
         rows=({"x": 1}, {"x": 3}),
-        notice=r"step 5 is below the current step 11: the row with keys \['x'\] was not logged",
+        notice=r"step 5 is not after step 10, the last step logged: the row with keys \['x'\] was not logged",
         steps=(0, 10, 11, 12),
     ),
     Case(
         "step-already-committed",
         STEPS,
         log({"x": 1}, step=0),
-        notice=r"step 0 is below the current step 1",
+        notice=r"step 0 is not after step 0, the last step logged",
         steps=(0, 1),
     ),
     Case("step-negative", STEPS, log({"x": 1}, step=-1), ValueError, r"step must be a non-negative int.*-1"),

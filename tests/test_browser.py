@@ -137,8 +137,11 @@ def test_the_panel_renders_and_its_step_rises_while_the_cell_runs(lab: str) -> N
         page.screenshot(path=str(ARTIFACTS / "panel-running.png"))
         page.wait_for_selector(FINISHED, timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "panel-finished.png"))
+        final = page.locator(STEP).first.text_content()
         browser.close()
     assert second > first
+    # The step is the last one logged, as the web UI's run page says it, with the rows beside it.
+    assert final == "step 119 · 120 rows"
     assert not errors, errors
 
 

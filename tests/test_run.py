@@ -76,7 +76,7 @@ def test_explicit_steps_jump_forward_and_a_step_below_is_refused_with_a_warning(
         run.log({"x": 11})
     rows = stored_history(root, run.id)
     assert [(r["_step"], r["x"]) for r in rows] == [(0, 0), (10, 10), (11, 11)]
-    assert len(run.notices) == 1 and "step 5 is below the current step 11" in run.notices[0]
+    assert len(run.notices) == 1 and "step 5 is not after step 10, the last step logged" in run.notices[0]
 
 
 def test_a_pending_row_is_committed_when_the_step_moves_on(root: Path) -> None:
@@ -196,7 +196,7 @@ def test_sampled_history_is_bounded_and_ends_at_the_last_step(root: Path) -> Non
     steps, values = sampled["x"]
     assert len(steps) <= 513 and steps[0] == 0 and steps[-1] == 4999 and values[-1] == 4999.0
     assert steps == sorted(steps)
-    assert status.rows_logged == 5000 and status.step == 5000
+    assert status.rows_logged == 5000 and status.step == 4999
 
 
 def test_offline_mode_writes_only_the_log(root: Path) -> None:
@@ -335,7 +335,7 @@ def test_live_results_are_pushed_while_the_run_changes_and_stay_bounded(root: Pa
     run.finish()
     assert len(received) >= 5
     last = received[-1]
-    assert last.rows_logged == 40000 and last.step == 40000
+    assert last.rows_logged == 40000 and last.step == 39999
     assert len(last.series) <= 16 and all(len(s.steps) <= 100 for s in last.series)
     assert last.series[0].steps[-1] == 39999
     # Never faster than the interval while the run logs: finish() forces one push at once.

@@ -233,6 +233,7 @@ class KernelTracker:
         tracked.update_panel(
             state="offline" if offline else live.state,
             step=live.step,
+            rows=live.rows_logged,
             runtime=live.runtime,
             metrics=latest,
             media=media_preview(tracked.run, latest),
@@ -260,6 +261,7 @@ class KernelTracker:
         tracked.update_panel(
             state=run.state,
             step=live.step if live is not None else None,
+            rows=live.rows_logged if live is not None else None,
             metrics={k: v for k, v in summary.items() if not isinstance(v, dict)} or None,
             pending={"rows": 0, "bytes": 0},
             notices=run.notices[-5:],

@@ -62,7 +62,8 @@ class RunPanel(anywidget.AnyWidget):
 
     header = traitlets.Dict().tag(sync=True)  # name, id, project, entity, url (http(s) or None)
     state = traitlets.Unicode("starting").tag(sync=True)
-    step = traitlets.Int(0).tag(sync=True)
+    step = traitlets.Int(-1).tag(sync=True)  # the last step logged (-1: no row yet), as the web UI
+    rows = traitlets.Int(0).tag(sync=True)  # rows logged, shown beside the step
     runtime = traitlets.Float(0.0).tag(sync=True)
     metrics = traitlets.Dict().tag(sync=True)  # key -> latest value, at most MAX_METRICS keys
     metrics_omitted = traitlets.Int(0).tag(sync=True)
@@ -108,6 +109,7 @@ class RunPanel(anywidget.AnyWidget):
         *,
         state: str | None = None,
         step: int | None = None,
+        rows: int | None = None,
         runtime: float | None = None,
         metrics: Mapping[str, Any] | None = None,
         series: Mapping[str, Any] | None = None,
@@ -126,7 +128,9 @@ class RunPanel(anywidget.AnyWidget):
             if state:
                 self.state = clean_text(str(state).lower(), MAX_STATE_CHARS)
             if step is not None:
-                self.step = max(-(2**63), min(2**63 - 1, int(step)))
+                self.step = max(-1, min(2**63 - 1, int(step)))
+            if rows is not None:
+                self.rows = max(0, min(2**63 - 1, int(rows)))
             if runtime is not None and math.isfinite(runtime):
                 self.runtime = float(runtime)
             if metrics is not None:

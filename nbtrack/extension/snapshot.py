@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from nbtrack.formatting import format_bytes, format_duration, format_number
 
-__all__ = ["PanelState", "html_summary", "text_summary"]
+__all__ = ["PanelState", "html_summary", "step_words", "text_summary"]
 
 
 class PanelState(Protocol):
@@ -25,6 +25,8 @@ class PanelState(Protocol):
     def state(self) -> str: ...
     @property
     def step(self) -> int: ...
+    @property
+    def rows(self) -> int: ...
     @property
     def runtime(self) -> float: ...
     @property
@@ -45,8 +47,24 @@ class PanelState(Protocol):
     def deterministic(self) -> bool: ...
 
 
+def step_words(step: int, rows: int) -> list[str]:
+    """The step as the web UI's run page means it, the last step logged, then the rows logged:
+    ["step 599", "600 rows"] after steps 0-599; ["no rows yet"] before the first (step -1)."""
+    if step < 0:
+        return ["no rows yet"]
+    if rows <= 0:  # a resumed run's earlier rows are not counted here
+        return [f"step {step}"]
+    return [f"step {step}", f"{rows} row" + ("" if rows == 1 else "s")]
+
+
+def _title_id(header: Mapping[str, Any]) -> str:
+    """The run's id beside its name, unless the name is the id (shown once, then)."""
+    run_id = str(header.get("id", ""))
+    return "" if run_id == str(header.get("name", "")) else run_id
+
+
 def _status(panel: PanelState) -> str:
-    parts = [panel.state, f"step {panel.step}"]
+    parts = [panel.state, *step_words(panel.step, panel.rows)]
     if not panel.deterministic:
         parts.append(format_duration(panel.runtime))
     return ", ".join(parts)
@@ -63,7 +81,10 @@ def _pending_text(panel: PanelState) -> str | None:
 def text_summary(panel: PanelState) -> str:
     """A plain-text snapshot: a status line, then one line per metric, pending, notices, link."""
     h = panel.header
-    run_id = "" if panel.deterministic else f" ({h.get('id', '')})"  # ids are random: not in test output
+    shown_id = _title_id(h)
+    run_id = (
+        "" if panel.deterministic or not shown_id else f" ({shown_id})"
+    )  # ids are random: not in test output
     lines = [f"run {h.get('name', '')}{run_id} project {h.get('project', '')} — {_status(panel)}"]
     width = max((len(k) for k in panel.metrics), default=0)
     lines += [f"  {k.ljust(width)}  {format_number(v)}" for k, v in panel.metrics.items()]
@@ -85,7 +106,10 @@ def html_summary(panel: PanelState) -> str:
     """A static HTML snapshot (inline styles, an SVG sparkline per charted metric)."""
     h, esc = panel.header, html.escape
     color = _STATE_COLORS.get(panel.state, "#8b949e")
-    run_id = "" if panel.deterministic else f' <code style="opacity:.7">{esc(h.get("id", ""))}</code>'
+    shown_id = _title_id(h)
+    run_id = (
+        "" if panel.deterministic or not shown_id else f' <code style="opacity:.7">{esc(shown_id)}</code>'
+    )
     title = f"<b>{esc(h.get('name', ''))}</b>{run_id}"
     title += f' <span style="opacity:.7">{esc(_project_label(h))}</span>'
     if h.get("url"):
@@ -94,9 +118,10 @@ def html_summary(panel: PanelState) -> str:
         f'<span style="border:1px solid {color};color:{color};border-radius:9px;padding:0 7px">'
         f"{esc(panel.state)}</span>"
     )
-    status = f"step {panel.step}" + (
-        "" if panel.deterministic else f" · {esc(format_duration(panel.runtime))}"
-    )
+    words = step_words(panel.step, panel.rows)
+    if not panel.deterministic:
+        words.append(format_duration(panel.runtime))
+    status = esc(" · ".join(words))
     rows = []
     for key, value in panel.metrics.items():
         points = panel.series.get(key)

@@ -186,7 +186,8 @@ class Handler:
                     response.sampled_history.series.add(key=key, steps=steps, values=values)
         elif kind == "status":
             status = response.status
-            status.state, status.step, status.rows_logged = self.shown_state, self.rows.step, self.rows.logged
+            status.state, status.rows_logged = self.shown_state, self.rows.logged
+            status.step = self.rows.shown_step()
             status.rows_stored = self._delivery.rows_stored
             status.runtime = time.time() - self.rows.start_time if self.run is not None else 0.0
         if record.control.req_resp:
@@ -276,7 +277,7 @@ class Handler:
         rows = self.rows
         live = pb.LiveResult(
             state=self.shown_state,
-            step=rows.step,
+            step=rows.shown_step(),
             runtime=max(0.0, time.time() - rows.start_time),
             latest_json=jsonutil.dumps(rows.latest),
             rows_logged=rows.logged,

@@ -46,6 +46,7 @@ class Rows:
         self._notice = notice
         self.lines = StepRanges()  # every row of this log: its line and step
         self.step = 0  # the step the next committed row gets
+        self.last_step: int | None = None  # the step of the last committed row (what people see)
         self.logged = 0  # rows committed (a recovered log's included)
         self.latest: dict[str, Any] = {}  # the newest value of every key, for a live panel
         self.sampled = SampledHistory()
@@ -64,6 +65,8 @@ class Rows:
         it stopped, not from this segment's start."""
         self.start_time = run.start_time - run.runtime_offset
         self.step = run.starting_step
+        if run.resumed and run.starting_step > 0:  # the earlier segments' last row
+            self.last_step = run.starting_step - 1
 
     def acknowledgeable(self, seq: int) -> int:
         """How far the user side may forget once message seq is handled: all of it, or up to just
@@ -106,17 +109,18 @@ class Rows:
             if step < self.step:
                 if not self._provenance.is_rerun():
                     self._notice(
-                        f"step {step} is below the current step {self.step}: the row with keys "
+                        f"step {step} {self._step_floor()}: the row with keys "
                         f"{sorted(data)[:5]} was not logged "
                         "(steps must not go backwards; omit step= to let nbtrack count)"
                     )
                     return
                 self.commit(out)
-                attempt = self._provenance.new_attempt()
+                back_from = self.last_step
+                attempt = self._provenance.new_attempt() + 1  # people count attempts from 1
                 self._notice(
-                    f"attempt {attempt + 1} started at step {step}: cell [{self._provenance.cell}] "
-                    f"logs steps below {self.step} (a re-run cell); its rows are kept as a "
-                    f"separate attempt (_attempt = {attempt})"
+                    f"attempt {attempt} started at step {step}: cell [{self._provenance.cell}] went "
+                    f"back from step {back_from} (a re-run cell); its rows are kept as attempt "
+                    f"{attempt}, apart from the earlier attempts"
                 )
             else:
                 self.commit(out)  # a row pending at the old step is complete now
@@ -133,6 +137,18 @@ class Rows:
         self._pending_time = timestamp
         if commit:
             self.commit(out)
+
+    def shown_step(self) -> int:
+        """The step people see (panel, status, web UI): the last step logged, -1 before any row."""
+        return -1 if self.last_step is None else self.last_step
+
+    def _step_floor(self) -> str:
+        """Why a step is too low, naming the step it must not go below (what the user logged)."""
+        if self._pending is not None:  # a commit=False row is being built at self.step
+            return f"is below step {self.step}, the step of the row still being built (commit=False)"
+        if self.last_step is None:
+            return f"is below step {self.step}, the run's first step"
+        return f"is not after step {self.last_step}, the last step logged"
 
     def commit(self, out: list[pb.Record]) -> None:
         """Emit the pending row, if any, at the current step."""
@@ -153,6 +169,7 @@ class Rows:
             )
             return
         self.step = step + 1
+        self.last_step = step
         self._summary.update(row)
         self.latest.update(row)
         self.sampled.add_row(step, row)
@@ -184,6 +201,7 @@ class Rows:
             row.pop(key, None)
         self._provenance.recover_row(history.step, row.pop("_cell", 0), row.pop("_attempt", 0))
         self.step = history.step + 1
+        self.last_step = history.step
         self._summary.apply(record, row)
         self.latest.update(row)
         self.sampled.add_row(history.step, row)

@@ -1026,7 +1026,7 @@ class LiveResult(_message.Message):
     SYSTEM_JSON_FIELD_NUMBER: _builtins.int
     state: _builtins.str
     step: _builtins.int
-    """the next step to assign"""
+    """the last step logged (-1: no row yet)"""
     runtime: _builtins.float
     latest_json: _builtins.bytes
     """JSON object: the latest value of each key"""
@@ -1389,7 +1389,7 @@ class StatusResponse(_message.Message):
     state: _builtins.str
     """"running", "finishing", ..."""
     step: _builtins.int
-    """next step to assign"""
+    """the last step logged (-1: no row yet)"""
     rows_logged: _builtins.int
     """history rows committed by the handler"""
     rows_stored: _builtins.int

@@ -10,7 +10,10 @@ from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.sdk.resume import ResumePoint
 from nbtrack.settings import Settings
 
-__all__ = ["run_record", "setup_request"]
+__all__ = ["program", "run_record", "setup_request"]
+
+# What the run page's "Program" says of a notebook run whose kernel does not know its notebook.
+UNKNOWN_NOTEBOOK = "a notebook (its name unknown to the kernel)"
 
 
 def setup_request(settings: Settings, live_interval: float) -> pb.SetupRequest:
@@ -49,7 +52,7 @@ def run_record(
         job_type=job_type,
         config_json=jsonutil.dumps(config),
         start_time=settings.start_time,
-        program=sys.argv[0] if sys.argv and sys.argv[0] else "",
+        program=program(),
     )
     if resume_point is not None:
         run.resumed = True
@@ -58,3 +61,39 @@ def run_record(
         run.events_offset = resume_point.events_offset
         run.summary_json = jsonutil.dumps(resume_point.summary)
     return run
+
+
+def program() -> str:
+    """What the run's "Program" is: the notebook's path for a run started in a Jupyter or VS Code
+    kernel (the kernel's own launcher script says nothing), else the script run (sys.argv[0])."""
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    shell = _kernel_shell()
+    if shell is None:
+        return argv0
+    notebook = _notebook_path(shell.user_ns)
+    if notebook:
+        return notebook
+    return UNKNOWN_NOTEBOOK
+
+
+def _kernel_shell() -> Any:
+    """The IPython shell of the Jupyter kernel this process is, or None (a script, a plain REPL).
+    IPython is only looked at when already imported: a script never pays for importing it."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return None
+    shell = ipython.get_ipython()
+    # A kernel's shell has its kernel; a terminal IPython's program is its own script.
+    return shell if shell is not None and getattr(shell, "kernel", None) is not None else None
+
+
+def _notebook_path(user_ns: dict[str, Any]) -> str | None:
+    """The notebook's path as the kernel knows it: VS Code sets __vsc_ipynb_file__ (a full path),
+    Jupyter __session__ / $JPY_SESSION_NAME (code capture reads those too); never found by asking a
+    Jupyter server."""
+    from nbtrack.extension.code_capture import notebook_name  # plain module: no IPython import
+
+    vscode = user_ns.get("__vsc_ipynb_file__")
+    if isinstance(vscode, str) and vscode:
+        return vscode
+    return notebook_name(user_ns)

@@ -7,7 +7,7 @@
 // Keep top-level names distinct from those modules', and touch the DOM only inside render().
 // The sparklines are drawn by chart_svg.js, the same code that draws the web UI's charts.
 //
-// Synced traits (see panel.py): header, state, step, runtime, metrics, metrics_omitted, series,
+// Synced traits (see panel.py): header, state, step, rows, runtime, metrics, metrics_omitted, series,
 // series_omitted, pending, notices, media, details, alerts. Every user string is written with textContent, never HTML;
 // the one image is an inline PNG data: URL (panel_limits.py checks its shape) set as an <img> src.
 import { extent, formatBytes, formatDuration, formatNumber } from "../shared/chart.js";
@@ -19,6 +19,7 @@ const TRAITS = [
   "header",
   "state",
   "step",
+  "rows",
   "runtime",
   "metrics",
   "metrics_omitted",
@@ -226,6 +227,18 @@ function drawChart(parts, points) {
   parts.high.textContent = `max ${formatNumber(yExtent[1])}`;
 }
 
+/**
+ * The step as the web UI's run page means it, the last step logged, then the rows logged:
+ * "step 599 · 600 rows" after steps 0-599, "no rows yet" before the first (step -1).
+ * The same words as the static snapshot's (nbtrack/extension/snapshot.py step_words).
+ */
+export function stepText(step, rows) {
+  if (typeof step !== "number" || step < 0) return "no rows yet";
+  const count = Number(rows) || 0;
+  if (count <= 0) return `step ${step}`;
+  return `step ${step} · ${count} row${count === 1 ? "" : "s"}`;
+}
+
 export default {
   render({ model, el }) {
     const style = element("style", undefined, PANEL_CSS);
@@ -272,7 +285,8 @@ export default {
       frame = 0;
       const header = model.get("header") || {};
       name.textContent = header.name || "";
-      runId.textContent = header.id || "";
+      // The id beside the name, unless the name is the id (shown once, then).
+      runId.textContent = header.id && header.id !== header.name ? header.id : "";
       project.textContent = header.entity ? `${header.entity}/${header.project || ""}` : header.project || "";
       if (isWebLink(header.url)) {
         link.href = header.url;
@@ -285,7 +299,7 @@ export default {
       const state = String(model.get("state") || "starting");
       badge.textContent = state;
       badge.dataset.state = KNOWN_STATES.has(state) ? state : "other";
-      step.textContent = `step ${model.get("step") ?? 0}`;
+      step.textContent = stepText(model.get("step"), model.get("rows"));
       runtime.textContent = formatDuration(model.get("runtime"));
 
       const metrics = model.get("metrics") || {};

@@ -108,7 +108,8 @@ export async function runPage(main, route, ctx) {
       run.group ? ["Group", run.group] : null,
       run.jobType ? ["Job type", run.jobType] : null,
       run.host ? ["Host", run.host] : null,
-      run.program ? ["Program", run.program] : null,
+      // A notebook's run records its notebook's path (sdk/start_records.py): say so.
+      run.program ? [/\.ipynb$/i.test(run.program) ? "Notebook" : "Program", run.program] : null,
     ].filter(Boolean);
     fill(
       head,
