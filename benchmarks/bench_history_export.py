@@ -1,6 +1,6 @@
 """The parquet export behind wandb's run.scan_history(): time and the server's peak memory.
 
-    python benchmarks/bench_history_export.py [--rows 1000000] [--postgres]
+    python benchmarks/bench_history_export.py [--rows 1000000] [--postgres] [--quick]
 
 A server (SQLite, or NBTRACK_TEST_POSTGRES_URL with --postgres) gets a run of --rows history rows
 (nine keys: _step, _runtime, _timestamp, five metrics, a text, a NaN now and then) posted through
@@ -59,7 +59,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--postgres", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="20,000 rows: a smoke run")
     args = parser.parse_args()
+    if args.quick:
+        args.rows = 20_000
     db_url = os.environ.get("NBTRACK_TEST_POSTGRES_URL") if args.postgres else None
     with tempfile.TemporaryDirectory() as tmp:
         served = start_server(Path(tmp), db_url=db_url)

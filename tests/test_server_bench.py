@@ -43,3 +43,19 @@ def test_bench_wandb_api_quick_runs_and_prints_its_table(tmp_path: Path) -> None
     for row in ("sqlite", "runs", "run", "history(500)", "full history", "client nbtrack", "server nbtrack"):
         assert row in result.stdout
     assert "wandb skipped" not in result.stdout
+
+
+EXPORT_BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_history_export.py"
+
+
+def test_bench_history_export_quick_runs_and_prints_its_figures(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXPORT_BENCH), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ingest: 20000 rows" in result.stdout and "export (SQLite): 20000 rows" in result.stdout
+    assert "rows/s" in result.stdout and "server RSS" in result.stdout
