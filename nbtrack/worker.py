@@ -47,6 +47,7 @@ __all__ = [
     "StageDied",
     "Until",
     "Worker",
+    "failure_text",
 ]
 
 logger = logging.getLogger("nbtrack")
@@ -58,6 +59,14 @@ OnFatal = Callable[[str, BaseException], None]
 
 class StageDied(NbtrackError):
     """The stage an item was handed to is gone (its thread failed)."""
+
+
+def failure_text(thread: str, exc: BaseException) -> str:
+    """What to say of a thread that failed: "the X thread failed (Error: why)"; a StageDied is
+    no cause of its own, so it says the failure of the stage it fed, which it names."""
+    if isinstance(exc, StageDied):
+        return str(exc)
+    return f"the {thread} thread failed ({type(exc).__name__}: {exc})"
 
 
 class _Marker:
@@ -309,7 +318,7 @@ class Worker(Generic[Item]):
             self.finished()
         except BaseException as exc:
             self.failed = exc
-            inbox.fail(f"the {self.name} thread failed: {type(exc).__name__}: {exc}")
+            inbox.fail(failure_text(self.name, exc))
             with self._cond:
                 self._busy = False
                 self._cond.notify_all()

@@ -203,3 +203,13 @@ def test_a_user_side_thread_that_fails_gives_the_run_up_and_the_users_process_go
     stored = [r["i"] for r in stored_history(root, "user-side-fault")]
     assert stored == list(range(len(stored))) and len(stored) < logged  # in order, once, nothing made up
     assert stored_run(root, "user-side-fault").state != "finished"
+
+
+def test_a_stage_that_died_of_another_says_the_first_failure() -> None:
+    """A thread that fails because the stage it fed is gone is no cause of its own: whichever of
+    the two reports first, what is said names the thread that failed first and why."""
+    from nbtrack.worker import StageDied, failure_text
+
+    first = failure_text("nbtrack-pipe", OSError("disk on fire"))
+    assert first == "the nbtrack-pipe thread failed (OSError: disk on fire)"
+    assert failure_text("nbtrack-outbox", StageDied(first)) == first

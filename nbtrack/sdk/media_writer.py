@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nbtrack.sdk.media import PreparedFile
-from nbtrack.worker import Inbox, StageDied, Worker
+from nbtrack.worker import Inbox, StageDied, Worker, failure_text
 
 __all__ = ["MAX_WAITING_BYTES", "MediaWriter", "RunMedia"]
 
@@ -94,7 +94,7 @@ class MediaWriter(Worker[tuple[str, PreparedFile]]):
     def _died(self, thread: str, exc: BaseException) -> None:
         """The thread failed (a bug; the Worker logged it): say so once and wake every waiter."""
         with self._idle:
-            self.failure = f"the {thread} thread failed ({type(exc).__name__}: {exc})"
+            self.failure = failure_text(thread, exc)
             self._idle.notify_all()
         self._warn(f"media files are no longer written: {self.failure}")
 

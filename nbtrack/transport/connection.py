@@ -37,7 +37,7 @@ from nbtrack.transport.mailbox import Mailbox, ResultReader, Slot
 from nbtrack.transport.outbox import DEFAULT_MEMORY_LIMIT, ConsoleLine, LogCall, Outbox
 from nbtrack.transport.process import InternalProcess
 from nbtrack.transport.restart import MAX_RESTARTS, describe_exit, replace_process
-from nbtrack.worker import Until, Worker
+from nbtrack.worker import Until, Worker, failure_text
 
 __all__ = ["HANG_TIMEOUT", "RunConnection"]
 
@@ -181,7 +181,7 @@ class RunConnection:
         lacks are counted."""
         self._stopping = True  # its end is expected now: no restart
         process.kill()
-        self._give_up(f"the {thread} thread failed ({type(exc).__name__}: {exc})")
+        self._give_up(failure_text(thread, exc))
 
     def _on_result(self, result: pb.Result) -> None:
         if result.HasField("ack"):

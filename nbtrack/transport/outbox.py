@@ -47,7 +47,7 @@ from nbtrack.transport.encoder import (
 from nbtrack.transport.pipe import PipeThread, Reconnect
 from nbtrack.transport.retention import Retention
 from nbtrack.transport.spill import SpillDamaged
-from nbtrack.worker import Inbox
+from nbtrack.worker import Inbox, failure_text
 
 # Re-exported: the names callers import from here (MAX_MESSAGE_BYTES: benchmarks/README.md).
 __all__ = [
@@ -322,7 +322,7 @@ class Outbox:
         and make every waiter give up. The user's process goes on."""
         if self.failure is not None:
             return  # the first failure is the one that counts (the other thread may follow it)
-        self.failure = f"the {thread} thread failed ({type(exc).__name__}: {exc})"
+        self.failure = failure_text(thread, exc)
         self._encoded.close()  # the pipe thread ends once it wrote what it has (the encoder died)
         with self._progress:
             self._progress.notify_all()
