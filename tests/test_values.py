@@ -121,7 +121,8 @@ def test_numpy_steps_are_accepted() -> None:
     ("kwargs", "error", "message"),
     [
         ({"project": ""}, UsageError, "project is empty"),
-        ({"project": "a b"}, UsageError, "may hold only letters"),
+        ({"project": "a:b"}, UsageError, "may not hold ':'"),
+        ({"id": "a b"}, UsageError, "may hold only letters"),
         ({"project": 3}, TypeError, "project must be a str"),
         ({"mode": "cloud"}, UsageError, "unknown mode 'cloud'; use one of"),
         ({"mode": "online"}, UsageError, "mode='online' needs a tracking server"),
