@@ -20,9 +20,9 @@ import pytest
 
 import nbtrack
 from tests.serving import Client, ServerProcess, start_server
-from tests.test_ui_browser import CHROMIUM, READY, Watched, browser
+from tests.test_ui_browser import CHROMIUM, READY, Watched, browser, watched
 
-__all__ = ["browser"]  # the Chromium fixture, shared with test_ui_browser.py
+__all__ = ["browser", "watched"]  # fixtures shared with test_ui_browser.py, used by name
 
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
@@ -91,13 +91,6 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
 def _noisy(step: int) -> float:
     """About 1 ± 0.1, and 50 at SPIKE_STEP alone."""
     return 50.0 if step == SPIKE_STEP else 1 + 0.1 * math.sin(step * 12.9898)
-
-
-@pytest.fixture
-def watched(browser: Any) -> Iterator[Watched]:
-    page = Watched(browser)
-    yield page
-    page.close()
 
 
 def _shot(watched: Watched, name: str) -> None:

@@ -21,7 +21,9 @@ import pytest
 
 import nbtrack
 from tests.serving import Client, ServerProcess, start_server
-from tests.test_ui_browser import CHROMIUM, LAUNCH_ARGS, Watched
+from tests.test_ui_browser import CHROMIUM, Watched, browser, watched
+
+__all__ = ["browser", "watched"]  # fixtures shared with test_ui_browser.py, used by name
 
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
@@ -99,21 +101,6 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         yield Seeded(server, ids, shots)
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def watched(browser: Any) -> Iterator[Watched]:
-    page = Watched(browser)
-    yield page
-    page.close()
 
 
 def _system_charts(page: Any) -> dict[str, dict[str, Any]]:
