@@ -14,15 +14,16 @@ Paths are "project" or "entity/project" for a project, "project/run_id" or
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
-from nbtrack.errors import NbtrackError, UsageError
+from nbtrack.errors import NbtrackError, StoreError, UsageError
 from nbtrack.run_manage import LocalRunEditor
 from nbtrack.sdk.values import check_file_name
-from nbtrack.settings import check_base_url, resolve_root
+from nbtrack.settings import check_base_url, crashed_after, resolve_root
 from nbtrack.store import DB_FILENAME, AlertRow, ProjectRow, RunRow, Store
 from nbtrack.store.schema import pick_keys
 from nbtrack.vocabulary import CELLS_KEY, CLIENT_CONFIG_KEY
@@ -109,6 +110,7 @@ class Api:
             )
         self.dir = root
         store = self._source = Store.for_reading(root)  # read-only where it cannot be written
+        _mark_silent_runs(store)
         self._editor = LocalRunEditor(store, root)  # its edits fail where it cannot be written
 
     def close(self) -> None:
@@ -413,3 +415,14 @@ def _split(path: str, what: str, counts: tuple[int, ...]) -> list[str]:
     if len(parts) not in counts or not all(part.strip() for part in parts):
         raise ValueError(f"{path!r} is not {what}")
     return parts
+
+
+def _mark_silent_runs(store: Store) -> None:
+    """A local store has no server to mark its silent runs crashed: its readers do, so a run
+    killed with its internal process does not read `running` forever (store/liveness.py)."""
+    after = crashed_after()
+    if after <= 0 or store.read_only:
+        return
+    # A store busy or locked for now: reading it still works, and the next reader marks them.
+    with contextlib.suppress(StoreError):
+        store.mark_silent_runs_crashed(after)

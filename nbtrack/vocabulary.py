@@ -21,7 +21,9 @@ __all__ = [
     "MEDIA_TYPES",
     "OUTPUT_FILE",
     "RESERVED_KEYS",
+    "RUN_ALIVE_SECONDS",
     "RUN_STATES",
+    "SILENT_RUN_SECONDS",
     "STEP_MAX",
     "SUMMARY_FILE",
     "SUMMARY_KINDS",
@@ -35,6 +37,14 @@ RUN_STATES = ("running", "finished", "failed", "crashed")
 # What a live panel may show besides: a run starting, finishing, offline (no store to reach), or
 # retrying (a live run that cannot reach its server for now).
 LIVE_STATES = ("starting", *RUN_STATES[:1], "finishing", *RUN_STATES[1:], "offline", "retrying")
+
+
+# A live run's writer is heard from at least this often (its rows, else a heartbeat: wandb-core's
+# file stream posts `{}` as often), and a `running` run silent this long is marked crashed
+# (store/liveness.py): by the tracking server, `--crashed-after` (W&B waits minutes too), and by
+# whoever opens a local store for reading.
+RUN_ALIVE_SECONDS = 30.0
+SILENT_RUN_SECONDS = 300.0
 
 
 def exit_state(exit_code: int, state: str = "") -> str:
