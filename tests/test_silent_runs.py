@@ -14,20 +14,18 @@ import sys
 import textwrap
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 import nbtrack
 from nbtrack.store import LineBatch, Store
 from tests import serving
+from tests.pg_database import own_pg_url
 
-POSTGRES_URL = os.environ.get("NBTRACK_TEST_POSTGRES_URL")
+own_pg_url = own_pg_url  # a fixture
 RUN = ("me", "p", "r1")
 
 
@@ -37,23 +35,6 @@ def wait_for(condition: Any, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s: {what}")
         time.sleep(0.1)
-
-
-@pytest.fixture
-def own_pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test, dropped after it."""
-    if not POSTGRES_URL:
-        pytest.skip("set NBTRACK_TEST_POSTGRES_URL to run the store tests on PostgreSQL")
-    name = f"nbtrack_liveness_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
