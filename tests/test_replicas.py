@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -20,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 
 import nbtrack
 from nbtrack import jsonutil
 from tests import serving
+from tests.load_balancer import load_balancer, nginx_binary
 from tests.pg_database import own_pg_url
 from tests.wandb_client import _make_env, require_wandb
 
@@ -99,84 +97,16 @@ def test_posts_of_one_run_alternating_between_replicas_land_once_and_in_order(re
 # -- behind a load balancer ----------------------------------------------------------------------
 
 
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-    if found is None:
+@pytest.fixture
+def balanced(replicas: Replicas, tmp_path: Path) -> Iterator[tuple[Replicas, str]]:
+    if nginx_binary() is None:
         reason = "nginx is not installed (`apt-get install nginx-light`; .ci/run does)"
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
-    return found
-
-
-NGINX_CONF = """
-user root;
-worker_processes 1;
-error_log {dir}/error.log warn;
-pid {dir}/nginx.pid;
-events {{ worker_connections 512; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    client_max_body_size 0;
-    upstream nbtrack {{
-        server 127.0.0.1:{a} max_fails=1 fail_timeout=30s;
-        server 127.0.0.1:{b} max_fails=1 fail_timeout=30s;
-        keepalive 16;
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://nbtrack;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $http_host;
-            # Every request nbtrack's and W&B's clients send may be repeated (file-stream posts are
-            # addressed by line, upserts are upserts): a request a dead replica never answered goes
-            # to the other one.
-            proxy_next_upstream error timeout http_502 non_idempotent;
-            proxy_connect_timeout 2s;
-            proxy_read_timeout 120s;
-        }}
-    }}
-}}
-"""
-
-
-@pytest.fixture
-def balanced(replicas: Replicas, tmp_path: Path) -> Iterator[tuple[Replicas, str]]:
-    binary = nginx_binary()
-    folder = tmp_path / "nginx"
-    folder.mkdir()
-    port = serving.free_port()
-    ports = [int(server.url.rsplit(":", 1)[1]) for server in (replicas.a, replicas.b)]
-    conf = folder / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=folder, a=ports[0], b=ports[1], port=port))
-    proxy = subprocess.Popen([binary, "-p", str(folder), "-c", str(conf), "-g", "daemon off;"])
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if proxy.poll() is not None or time.monotonic() > deadline:
-                log = (folder / "error.log").read_text() if (folder / "error.log").exists() else ""
-                raise RuntimeError(f"nginx did not serve on {url}: {log}")
-            time.sleep(0.1)
-        yield replicas, url
-    finally:
-        proxy.send_signal(signal.SIGQUIT)
-        try:
-            proxy.wait(10)
-        except subprocess.TimeoutExpired:
-            proxy.kill()
+    upstreams = [server.url.removeprefix("http://") for server in (replicas.a, replicas.b)]
+    with load_balancer(tmp_path / "nginx", serving.free_port(), upstreams) as balancer:
+        yield replicas, balancer.url
 
 
 def test_a_replica_killed_mid_run_behind_the_load_balancer_costs_no_row(
