@@ -1,4 +1,4 @@
-"""A run whose writer died with its internal process (killed as a group, its machine gone) reads
+"""A run whose writer died with its internal process (both killed, its machine gone) reads
 `crashed`, not `running` forever; a live run that logs nothing stays `running` (its heartbeat);
 a run that speaks again goes back to `running` (store/liveness.py, server/silent_runs.py).
 
@@ -7,6 +7,7 @@ looks at every run of a database, so a shared one would see other tests' runs)."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -156,17 +157,19 @@ def test_a_local_run_killed_with_its_internal_process_reads_crashed(
         "NBTRACK_ALIVE_INTERVAL": "0.3",  # an idle live run says so every 0.3 s
         "NBTRACK_STATS_INTERVAL": "0",  # no system samples: the heartbeat alone keeps it alive
     }
-    # A whole process group, as a terminal's Ctrl-\ or a job scheduler's kill would end it.
+    # The internal process lives in a session of its own (a Ctrl-C for the user's group is not
+    # for it), and marks the run crashed itself when its user process dies. Both killed at once
+    # (a job's cgroup ended, the OOM killer, a lost machine) leave nobody to say so: the user
+    # process stopped first, so that it cannot replace its internal process in between.
     user = subprocess.Popen(
         [sys.executable, "-c", IDLE_SCRIPT, str(root)],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
-        start_new_session=True,
     )
     try:
         assert user.stdout is not None
-        int(user.stdout.readline())
+        internal = int(user.stdout.readline())
         monkeypatch.setenv("NBTRACK_CRASHED_AFTER", "2")
         # Idle but alive, for longer than the window: every reader still sees it running.
         deadline = time.monotonic() + 4
@@ -175,7 +178,10 @@ def test_a_local_run_killed_with_its_internal_process_reads_crashed(
                 assert api.run("p/idle").state == "running"
             time.sleep(0.5)
     finally:
-        os.killpg(user.pid, signal.SIGKILL)
+        user.send_signal(signal.SIGSTOP)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(internal, signal.SIGKILL)
+        user.kill()
         user.wait(10)
 
     def state() -> str:

@@ -3,7 +3,7 @@
 
 A live run is heard from at least every RUN_ALIVE_SECONDS: nbtrack's sender and wandb-core both
 post an empty file-stream request when they have nothing else to send. So a run silent for
-several of those intervals lost its writer (killed with its process group, its machine gone),
+several of those intervals lost its writer (killed with every process it had, its machine gone),
 and W&B users expect it to read `crashed` rather than `running` forever. Should its writer speak
 again, the run goes back to `running`.
 """

@@ -1,7 +1,8 @@
 """Whether a `running` run is still alive: a run's writer says so at least every RUN_ALIVE_SECONDS
 (its rows, or a heartbeat when it has none), and a run nobody heard from for longer is crashed.
 
-A process killed with its internal process (SIGKILL of the group, a lost machine, a wandb client
+A process killed with its internal process (the OOM killer or a job
+scheduler ending the whole cgroup, `kill -9` of both, a lost machine; a wandb client
 killed with its wandb-core) never sends an exit record, so the run would read `running` forever.
 `mark_silent_runs_crashed` ends such runs the way W&B does: state `crashed` with no exit code,
 which is what tells them from a run that ended crashed (its exit record gives one). It is a
