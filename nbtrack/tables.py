@@ -11,7 +11,7 @@ from nbtrack.api import StoredRun
 from nbtrack.formatting import format_duration, format_number, format_summary, summary_value
 from nbtrack.store import RunRow
 
-__all__ = ["format_cell", "format_time", "render_table", "runs_table"]
+__all__ = ["common_summary_keys", "format_cell", "format_time", "render_table", "runs_table", "summary_cell"]
 
 MAX_CELL_WIDTH = 32
 COLUMN_GAP = "  "
@@ -53,7 +53,7 @@ def runs_table(
     README's "The command line" shows what it looks like (tests/test_cli_polish.py holds them equal).
     """
     rows = [run.row if isinstance(run, StoredRun) else run for run in runs]
-    keys = list(summary_keys) if summary_keys is not None else _common_summary_keys(rows, max_keys)
+    keys = list(summary_keys) if summary_keys is not None else common_summary_keys(rows, max_keys)
     # "rows", not "steps": a run's steps may jump (log(step=...)), its count of history rows does not.
     headers = ["id", "name", "state", "created", "runtime", "rows", *keys]
     body = [
@@ -64,7 +64,7 @@ def runs_table(
             format_time(row.created_at),
             format_duration(row.runtime) if row.runtime else "",  # not started: blank, not "0.0 s"
             row.history_line_count,
-            *(_summary_cell(row.summary.get(key)) for key in keys),
+            *(summary_cell(row.summary.get(key)) for key in keys),
         ]
         for row in rows
     ]
@@ -89,7 +89,7 @@ def format_cell(value: object) -> str:
     return " ".join(str(value).split()) if isinstance(value, str) else str(value)
 
 
-def _common_summary_keys(rows: Sequence[RunRow], limit: int) -> list[str]:
+def common_summary_keys(rows: Sequence[RunRow], limit: int) -> list[str]:
     """The summary keys with scalar values that most runs share (first seen first among equals)."""
     counts: Counter[str] = Counter()
     for row in rows:
@@ -102,7 +102,7 @@ def _common_summary_keys(rows: Sequence[RunRow], limit: int) -> list[str]:
     return [key for key, _ in counts.most_common(limit)]
 
 
-def _summary_cell(value: object) -> object:
+def summary_cell(value: object) -> object:
     """A summary value as the web UI shows it: a kept one as "max 0.9894" (formatting.py)."""
     kept = format_summary(value)
     return value if kept is None else kept

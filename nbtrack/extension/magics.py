@@ -1,5 +1,5 @@
-"""`%nbtrack` (status), `%nbtrack finish [RUN]`, `%nbtrack resume ID`, `%nbtrack code [RUN]` and
-`%%nbtrack [init options]` (a cell-scoped run)."""
+"""`%nbtrack` (status), `%nbtrack finish [RUN]`, `%nbtrack resume ID`, `%nbtrack code [RUN]`,
+`%nbtrack show PROJECT` (the explorer's runs table) and `%%nbtrack [init options]` (a cell-scoped run)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ HELP = """\
 %nbtrack code [RUN]          the code that will be stored with RUN (or the current run) when
                              it finishes, if code capture is on (c.NBTrack.save_code = True
                              or init(save_code=True)); nothing is stored otherwise
+%nbtrack show PROJECT [--dir D | --base-url URL]
+                             the runs of PROJECT as a table under the cell (the
+                             store under ./.nbtrack or $NBTRACK_DIR, or a tracking server)
 run = %nbtrack resume ID [--project P --mode MODE --dir D]
                              continue the stored run ID (e.g. after a kernel restart):
                              steps go on from its last one
@@ -46,6 +49,14 @@ class _Parser(argparse.ArgumentParser):
 def _init_parser() -> _Parser:
     parser = _Parser(prog="%%nbtrack", add_help=False)
     for option in ("project", "name", "id", "mode", "dir", "tags", "notes", "group", "job-type"):
+        parser.add_argument(f"--{option}")
+    return parser
+
+
+def _show_parser() -> _Parser:
+    parser = _Parser(prog="%nbtrack show", add_help=False)
+    parser.add_argument("project")
+    for option in ("dir", "base-url", "api-key"):
         parser.add_argument(f"--{option}")
     return parser
 
@@ -84,6 +95,9 @@ class NBTrackMagics(Magics):
             return None
         if words[0] == "resume":
             return self._resume(words[1:])
+        if words[0] == "show":
+            self._show(words[1:])
+            return None
         if words[0] == "code":
             print(self._code(words[1:]))
             return None
@@ -151,6 +165,13 @@ class NBTrackMagics(Magics):
             names = ", ".join(f"{r.name} ({r.id})" for r in live) or "none"
             raise UsageError(f"%nbtrack {command}: no live run {words[0]!r}; live runs: {names}")
         return matches[-1]
+
+    def _show(self, words: list[str]) -> None:
+        """The explorer's runs table under the cell (its errors are nbtrack's UsageError: one line)."""
+        from nbtrack.extension.explorer import show
+
+        options = _show_parser().parse_args(words)
+        show(options.project, dir=options.dir, base_url=options.base_url, api_key=options.api_key)
 
     def _resume(self, words: list[str]) -> Run:
         """Continue a stored run; the magic's value is the run (`run = %nbtrack resume ID`)."""
