@@ -120,21 +120,22 @@ def launch_chromium(playwright):  # type: ignore[no-untyped-def]
     )  # fmt: skip
 
 
-def open_notebook(page, url: str) -> None:  # type: ignore[no-untyped-def]
-    """Load the notebook at url and wait until its kernel is idle."""
+def open_notebook(browser, url: str, height: int = 900):  # type: ignore[no-untyped-def]
+    """A new page showing the notebook at url, its kernel idle, and the list its script errors go to."""
+    page = browser.new_page(viewport={"width": 1280, "height": height})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(url)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    return page, errors
 
 
 def test_the_panel_renders_and_its_step_rises_while_the_cell_runs(lab: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as playwright:
         browser = launch_chromium(playwright)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        open_notebook(page, lab)
+        page, errors = open_notebook(browser, lab)
         try:
             run_cell(page, 0)  # %load_ext nbtrack
             run_cell(page, 1)  # the logging loop

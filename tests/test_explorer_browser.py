@@ -26,10 +26,7 @@ def test_the_runs_table_and_a_comparison_render_in_jupyterlab(tmp_path: Path, ro
     ARTIFACTS.mkdir(exist_ok=True)
     with lab_server(tmp_path, root, CELLS, "explore.ipynb") as url, sync_api.sync_playwright() as playwright:
         browser = launch_chromium(playwright)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        open_notebook(page, url)
+        page, errors = open_notebook(browser, url, height=1000)
         try:
             for index in range(len(CELLS)):
                 run_cell(page, index)

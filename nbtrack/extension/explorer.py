@@ -14,14 +14,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import anywidget
 import traitlets
 
 from nbtrack.extension import explorer_data, explorer_snapshot
 from nbtrack.extension.config import deterministic_from_env
 from nbtrack.extension.esm import explorer_esm
+from nbtrack.extension.snapshot_widget import SnapshotWidget
 
 if TYPE_CHECKING:
     from nbtrack.api import Api, StoredRun
@@ -29,10 +29,9 @@ if TYPE_CHECKING:
 __all__ = ["ExplorerWidget", "compare", "compare_widget", "runs_widget", "show"]
 
 
-class ExplorerWidget(anywidget.AnyWidget):
+class ExplorerWidget(SnapshotWidget):
     """A runs table or a comparison, as explorer_data.py made it; static once made."""
 
-    _esm = traitlets.Unicode().tag(sync=True)  # made on first sync, as RunPanel's
     view = traitlets.Dict().tag(sync=True)
 
     @traitlets.default("_esm")
@@ -44,20 +43,6 @@ class ExplorerWidget(anywidget.AnyWidget):
 
     def html_summary(self) -> str:
         return explorer_snapshot.html_snapshot(self.view)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The widget view plus text/plain and text/html snapshots for non-widget front-ends."""
-        bundle: Any = super()._repr_mimebundle_(**kwargs)
-        data, metadata = bundle if isinstance(bundle, tuple) else (bundle or {}, {})
-        data = {**data, "text/plain": self.text_summary(), "text/html": self.html_summary()}
-        return data, metadata
-
-    # As RunPanel: a closed widget still displays as its snapshot.
-    def _repr_html_(self) -> str:
-        return self.html_summary()
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(self.text_summary())
 
 
 @contextmanager

@@ -53,18 +53,11 @@ def _init_parser() -> _Parser:
     return parser
 
 
-def _show_parser() -> _Parser:
-    parser = _Parser(prog="%nbtrack show", add_help=False)
-    parser.add_argument("project")
-    for option in ("dir", "base-url", "api-key"):
-        parser.add_argument(f"--{option}")
-    return parser
-
-
-def _resume_parser() -> _Parser:
-    parser = _Parser(prog="%nbtrack resume", add_help=False)
-    parser.add_argument("id")
-    for option in ("project", "mode", "dir"):
+def _command_parser(command: str, argument: str, options: tuple[str, ...]) -> _Parser:
+    """The parser of `%nbtrack COMMAND ARGUMENT [--OPTION VALUE ...]`."""
+    parser = _Parser(prog=f"%nbtrack {command}", add_help=False)
+    parser.add_argument(argument)
+    for option in options:
         parser.add_argument(f"--{option}")
     return parser
 
@@ -170,12 +163,13 @@ class NBTrackMagics(Magics):
         """The explorer's runs table under the cell (its errors are nbtrack's UsageError: one line)."""
         from nbtrack.extension.explorer import show
 
-        options = _show_parser().parse_args(words)
+        options = _command_parser("show", "project", ("dir", "base-url", "api-key")).parse_args(words)
         show(options.project, dir=options.dir, base_url=options.base_url, api_key=options.api_key)
 
     def _resume(self, words: list[str]) -> Run:
         """Continue a stored run; the magic's value is the run (`run = %nbtrack resume ID`)."""
-        options = {k: v for k, v in vars(_resume_parser().parse_args(words)).items() if v is not None}
+        parsed = _command_parser("resume", "id", ("project", "mode", "dir")).parse_args(words)
+        options = {k: v for k, v in vars(parsed).items() if v is not None}
         try:
             return nbtrack.init(**options, resume="must")
         except (TypeError, ValueError, nbtrack.UsageError) as exc:
