@@ -11,7 +11,15 @@ from nbtrack.api import StoredRun
 from nbtrack.formatting import format_duration, format_number, format_summary, summary_value
 from nbtrack.store import RunRow
 
-__all__ = ["common_summary_keys", "format_cell", "format_time", "render_table", "runs_table", "summary_cell"]
+__all__ = [
+    "common_summary_keys",
+    "cut_text",
+    "format_cell",
+    "format_time",
+    "render_table",
+    "runs_table",
+    "summary_cell",
+]
 
 MAX_CELL_WIDTH = 32
 COLUMN_GAP = "  "
@@ -22,8 +30,8 @@ def render_table(
     headers: Sequence[str], rows: Sequence[Sequence[object]], max_width: int = MAX_CELL_WIDTH
 ) -> str:
     """Headers, a rule and rows as aligned text; numeric columns are right-aligned, cells cut at max_width."""
-    cells = [[_cut(format_cell(value), max_width) for value in row] for row in rows]
-    heads = [_cut(str(header), max_width) for header in headers]
+    cells = [[cut_text(format_cell(value), max_width) for value in row] for row in rows]
+    heads = [cut_text(str(header), max_width) for header in headers]
     widths = [len(head) for head in heads]
     for row in cells:
         if len(row) != len(heads):
@@ -112,5 +120,6 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _cut(text: str, width: int) -> str:
+def cut_text(text: str, width: int) -> str:
+    """text, or its first width - 1 characters and an ellipsis."""
     return text if len(text) <= width else text[: max(width - 1, 0)] + ELLIPSIS

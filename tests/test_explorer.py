@@ -16,6 +16,7 @@ import nbtrack
 from nbtrack import jsonutil
 from nbtrack.api import Api
 from nbtrack.errors import UsageError
+from nbtrack.extension import explorer_data
 from nbtrack.extension.explorer import compare_widget, runs_widget
 from nbtrack.extension.explorer_data import CHART_POINTS, MAX_COMPARED, comparison, resolve_runs, runs_table
 from nbtrack.extension.explorer_snapshot import html_snapshot, text_snapshot
@@ -116,6 +117,24 @@ def test_a_project_without_runs_says_so(api: Api) -> None:
     assert text_snapshot(view) == "project other — 0 runs: project 'other' has no runs"
 
 
+def test_a_big_project_shows_its_newest_runs_and_counts_the_rest(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(explorer_data, "MAX_TABLE_ROWS", 1)
+    view = runs_table(api, "sweep", stable=True)
+    assert [row["name"] for row in view["rows"]] == ["lr=0.01"] and view["omitted"] == 1
+    text = text_snapshot(view)
+    assert text.startswith("project sweep — 2 runs\n") and text.endswith("\n(+1 older runs)")
+
+
+def test_a_long_value_is_cut_with_an_ellipsis(root: Path) -> None:
+    with Store.at_root(root) as store:
+        write_run(store, "x", "long", config={"notes": "word " * 100}, summary={}, rows=[])
+    with Api(dir=root) as api:
+        cell = runs_table(api, "sweep")["rows"][0]["cells"][-1]
+    assert len(cell) == explorer_data.MAX_CELL_CHARS and cell.endswith("…")
+
+
 # ---- the comparison ----------------------------------------------------------------------------
 
 
@@ -139,6 +158,13 @@ def test_one_chart_per_shared_metric_with_a_series_per_run(api: Api) -> None:
     assert loss[0]["lo"][10] == pytest.approx(math.exp(-1.0)) and loss[1]["lo"][10] == pytest.approx(
         math.exp(-0.1)
     )
+
+
+def test_charts_past_the_cap_are_counted(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(explorer_data, "MAX_CHARTS", 1)
+    view = comparison(resolve_runs(api, ["sweep/r1", "sweep/r2"]))
+    assert [chart["key"] for chart in view["charts"]] == ["loss"] and view["charts_omitted"] == 1
+    assert text_snapshot(view).splitlines()[-1] == "charts (2 lines each): loss (+1 more)"
 
 
 def test_a_long_run_comes_downsampled_with_its_spike(root: Path) -> None:

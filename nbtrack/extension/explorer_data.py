@@ -16,7 +16,7 @@ from typing import Any
 from nbtrack.api import Api, RunNotFoundError, StoredRun
 from nbtrack.errors import UsageError
 from nbtrack.formatting import format_duration
-from nbtrack.tables import common_summary_keys, format_cell, format_time, summary_cell
+from nbtrack.tables import common_summary_keys, cut_text, format_cell, format_time, summary_cell
 from nbtrack.vocabulary import SERIES_COLORS
 
 __all__ = [
@@ -33,6 +33,8 @@ MAX_CHARTS = 24  # metrics charted in one comparison; the others are counted
 MAX_COMPARED = len(SERIES_COLORS)  # one colour per run
 MAX_SUMMARY_COLUMNS = 6  # the summary keys most runs share
 MAX_CONFIG_COLUMNS = 6  # config keys whose values differ between runs first
+MAX_TABLE_ROWS = 500  # the newest runs of a project; the table says how many more there are
+MAX_CELL_CHARS = 80  # a long value (a JSON object, a text) is cut, with an ellipsis
 MISSING = "—"  # a run without that key
 
 
@@ -46,6 +48,8 @@ def runs_table(api: Api, project: str, *, stable: bool = False) -> dict[str, Any
         raise UsageError(str(exc)) from None
     if not runs:
         _check_project(api, project)
+    total = len(runs)
+    runs = runs[:MAX_TABLE_ROWS]
     rows = [run.row for run in runs]
     summary_keys = common_summary_keys(rows, MAX_SUMMARY_COLUMNS)
     config_keys = _config_columns(runs)
@@ -71,6 +75,7 @@ def runs_table(api: Api, project: str, *, stable: bool = False) -> dict[str, Any
         "columns": columns,
         "rows": body,
         "message": "" if runs else f"project {project!r} has no runs",
+        "omitted": total - len(runs),  # older runs left out of the table
     }
 
 
@@ -151,16 +156,20 @@ def _where(api: Api) -> str:
     return f"on {api.base_url}" if api.dir is None else f"under {api.dir.resolve()}"
 
 
+def _cell(value: object) -> str:
+    return cut_text(format_cell(value), MAX_CELL_CHARS)
+
+
 def _text(values: dict[str, Any], key: str) -> str:
-    return format_cell(values[key]) if key in values else MISSING
+    return _cell(values[key]) if key in values else MISSING
 
 
 def _summary_text(values: dict[str, Any], key: str) -> str:
-    return format_cell(summary_cell(values[key])) if key in values else MISSING
+    return _cell(summary_cell(values[key])) if key in values else MISSING
 
 
 def _config_values(run: StoredRun) -> dict[str, str]:
-    return {key: format_cell(value) for key, value in run.config.items()}
+    return {key: _cell(value) for key, value in run.config.items()}
 
 
 def _summary_values(run: StoredRun) -> dict[str, str]:
@@ -174,7 +183,7 @@ def _config_columns(runs: Sequence[StoredRun]) -> list[str]:
     seen: dict[str, set[str]] = {}
     for run in runs:
         for key, value in run.config.items():
-            seen.setdefault(key, set()).add(format_cell(value))
+            seen.setdefault(key, set()).add(_cell(value))
     differing = [key for key, values in seen.items() if len(values) > 1 or len(runs) == 1]
     return (differing + [key for key in seen if key not in differing])[:MAX_CONFIG_COLUMNS]
 

@@ -30,11 +30,12 @@ _CELL = "padding:1px 8px;text-align:left;white-space:nowrap"
 def text_snapshot(view: Mapping[str, Any]) -> str:
     """The view as plain text: a title line, then a table (and the charts' names)."""
     if view["kind"] == "runs":
-        title = f"project {view['title']} — {_count(len(view['rows']), 'run')}"
+        title = f"project {view['title']} — {_count(len(view['rows']) + view['omitted'], 'run')}"
         if view["message"]:
             return f"{title}: {view['message']}"
         headers = [_column_label(c) for c in view["columns"]]
-        return f"{title}\n{render_table(headers, [row['cells'] for row in view['rows']])}"
+        table = render_table(headers, [row["cells"] for row in view["rows"]])
+        return f"{title}\n{table}" + (f"\n(+{view['omitted']} older runs)" if view["omitted"] else "")
     runs = view["runs"]
     lines = ["compare " + " vs ".join(run["name"] for run in runs)]
     if view["fields"]:
@@ -52,7 +53,7 @@ def html_snapshot(view: Mapping[str, Any]) -> str:
     """The view as static HTML (inline styles, inline SVG charts)."""
     esc = html.escape
     if view["kind"] == "runs":
-        count = _count(len(view["rows"]), "run")
+        count = _count(len(view["rows"]) + view["omitted"], "run")
         title = f"<b>{esc(view['title'])}</b> <span style='opacity:.7'>{count}</span>"
         if view["message"]:
             return _box(title, f"<div>{esc(view['message'])}</div>")
@@ -61,7 +62,8 @@ def html_snapshot(view: Mapping[str, Any]) -> str:
             "<tr>" + "".join(f'<td style="{_CELL}">{esc(cell)}</td>' for cell in row["cells"]) + "</tr>"
             for row in view["rows"]
         )
-        return _box(title, f'<table style="border-collapse:collapse"><tr>{head}</tr>{body}</table>')
+        more = f"<div style='opacity:.7'>+{view['omitted']} older runs</div>" if view["omitted"] else ""
+        return _box(title, f'<table style="border-collapse:collapse"><tr>{head}</tr>{body}</table>{more}')
     runs = view["runs"]
     legend = " ".join(_swatch(i) + f"<b>{esc(run['name'])}</b>" for i, run in enumerate(runs))
     head = f'<th style="{_CELL}"></th>' + "".join(f'<th style="{_CELL}">{esc(r["name"])}</th>' for r in runs)

@@ -56,7 +56,8 @@ function plural(n, word) {
 function runsTable(view) {
   const parts = [];
   const head = element("div");
-  head.append(element("span", "nbt-title", String(view.title || "")), element("span", "nbt-muted", `  ${plural((view.rows || []).length, "run")} · ${view.source || ""}`));
+  const total = (view.rows || []).length + (Number(view.omitted) || 0);
+  head.append(element("span", "nbt-title", String(view.title || "")), element("span", "nbt-muted", `  ${plural(total, "run")} · ${view.source || ""}`));
   parts.push(head);
   if (view.message) {
     parts.push(element("div", "nbt-message", String(view.message)));
@@ -78,6 +79,7 @@ function runsTable(view) {
     table.append(tr);
   }
   parts.push(table);
+  if (view.omitted) parts.push(element("div", "nbt-muted", `+${view.omitted} older runs not shown`));
   return parts;
 }
 
