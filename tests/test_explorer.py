@@ -160,6 +160,15 @@ def test_one_chart_per_shared_metric_with_a_series_per_run(api: Api) -> None:
     )
 
 
+def test_stored_run_chart_gives_step_min_max_points_of_the_keys_asked(api: Api) -> None:
+    run = api.run("sweep/r1")
+    assert sorted(run.chart()) == ["acc", "loss", "only_r1"]
+    loss = run.chart("loss", points=10)
+    assert list(loss) == ["loss"] and len(loss["loss"]) <= 10
+    # 50 steps in groups of 5: the first is [its first step, its min, its max].
+    assert loss["loss"][0] == [0, pytest.approx(math.exp(-0.4)), 1.0]
+
+
 def test_charts_past_the_cap_are_counted(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(explorer_data, "MAX_CHARTS", 1)
     view = comparison(resolve_runs(api, ["sweep/r1", "sweep/r2"]))
