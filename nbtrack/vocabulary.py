@@ -23,6 +23,7 @@ __all__ = [
     "RESERVED_KEYS",
     "RUN_ALIVE_SECONDS",
     "RUN_STATES",
+    "SERIES_COLORS",
     "SILENT_RUN_SECONDS",
     "STEP_MAX",
     "SUMMARY_FILE",
@@ -37,6 +38,21 @@ RUN_STATES = ("running", "finished", "failed", "crashed")
 # What a live panel may show besides: a run starting, finishing, offline (no store to reach), or
 # retrying (a live run that cannot reach its server for now).
 LIVE_STATES = ("starting", *RUN_STATES[:1], "finishing", *RUN_STATES[1:], "offline", "retrying")
+
+# The colour of the n-th run in a chart of several (the notebook's comparison and its snapshot);
+# the web UI's ui.css names the same colours (--c0 ...) for its light theme.
+SERIES_COLORS = (
+    "#3b82f6",
+    "#e8590c",
+    "#2f9e44",
+    "#c2255c",
+    "#7048e8",
+    "#0c8599",
+    "#a0791f",
+    "#e64980",
+    "#5c7cfa",
+    "#868e96",
+)
 
 
 # A live run's writer is heard from at least this often (its rows, else a heartbeat: wandb-core's
@@ -103,6 +119,7 @@ def js_module() -> str:
         "HISTOGRAM_TYPE": HISTOGRAM_TYPE,
         "CLIENT_CONFIG_KEY": CLIENT_CONFIG_KEY,
         "SUMMARY_KINDS": list(SUMMARY_KINDS),
+        "SERIES_COLORS": list(SERIES_COLORS),
     }
     lines = ["// Generated from nbtrack/vocabulary.py (python -m nbtrack.vocabulary); do not edit."]
     lines += [f"export const {name} = {json.dumps(value)};" for name, value in words.items()]

@@ -52,6 +52,11 @@ def test_bench_stats_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
     )
 
 
+def test_bench_explorer_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
+    rows = ("folder: compare() view made", "server: view synced (JSON)", "static snapshot")
+    smoke(tmp_path, "bench_explorer.py", "--quick", timeout=300, rows=rows)
+
+
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed")
 def test_bench_ui_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
     pytest.importorskip("playwright.sync_api")
