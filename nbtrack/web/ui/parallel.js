@@ -115,23 +115,39 @@ export function drawParallel(svg, { runs, configColumns, metricColumn, selection
 
   const lines = svgNode(doc, "g", { class: "pc-lines" });
   const positions = runPositions(runs, axes);
-  const chosen = selection.size > 0;
-  const drawn = runs.map((run, r) => {
-    const d = axes.map((axis, i) => `${i ? "L" : "M"}${xOf(i).toFixed(1)},${positions[r].at[axis.id].toFixed(1)}`).join("");
-    const color = metricColor(share(run));
-    const attributes = { class: `pc-line${selection.has(run.id) ? " selected" : chosen ? " faded" : ""}`, d, "data-run": run.id };
-    if (color) attributes.stroke = color;
-    const path = svgNode(doc, "path", attributes);
-    const title = svgNode(doc, "title");
-    title.textContent = run.name;
-    path.append(title);
-    return path;
-  });
-  // Selected runs last, so they are drawn over the others.
-  lines.append(...drawn.filter((p) => !p.classList.contains("selected")), ...drawn.filter((p) => p.classList.contains("selected")));
-
+  lines.append(
+    ...runs.map((run, r) => {
+      const d = axes.map((axis, i) => `${i ? "L" : "M"}${xOf(i).toFixed(1)},${positions[r].at[axis.id].toFixed(1)}`).join("");
+      const color = metricColor(share(run));
+      const attributes = { class: "pc-line", d, "data-run": run.id };
+      if (color) attributes.stroke = color;
+      const path = svgNode(doc, "path", attributes);
+      const title = svgNode(doc, "title");
+      title.textContent = run.name;
+      path.append(title);
+      return path;
+    }),
+  );
   const axisNodes = axes.map((axis, i) => axisGroup(doc, axis, xOf(i), view, positions, selection));
   svg.replaceChildren(lines, ...axisNodes);
+  highlightParallel(svg, selection);
+}
+
+/**
+ * Marks the selected runs' lines (drawn on top, the others faded) without drawing anything again:
+ * what a change of the selection alone needs.
+ */
+export function highlightParallel(svg, selection) {
+  const group = svg.querySelector("g.pc-lines");
+  if (!group) return;
+  const chosen = selection.size > 0;
+  const selected = [];
+  for (const path of group.children) {
+    const on = selection.has(path.getAttribute("data-run"));
+    path.setAttribute("class", `pc-line${on ? " selected" : chosen ? " faded" : ""}`);
+    if (on) selected.push(path);
+  }
+  group.append(...selected); // last, so they are drawn over the others
 }
 
 function axisGroup(doc, axis, x, view, positions, selection) {

@@ -54,7 +54,7 @@ function hits(text, found) {
   const shown = found.slice(0, SEARCH_SHOWN);
   const now = Date.now() / 1000;
   return [
-    h("p", { class: "muted", role: "status" }, found.length > SEARCH_SHOWN ? `The newest ${SEARCH_SHOWN} runs that match “${text}”; add a word to narrow it.` : `${plural(shown.length, "run")} match “${text}”.`),
+    h("p", { class: "muted", role: "status" }, found.length > SEARCH_SHOWN ? `The newest ${SEARCH_SHOWN} runs that match “${text}”; add a word to narrow it.` : `${plural(shown.length, "run")} ${shown.length === 1 ? "matches" : "match"} “${text}”.`),
     h(
       "table",
       { class: "table search-hits" },

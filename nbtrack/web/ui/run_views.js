@@ -4,8 +4,8 @@
 // The choices live in the query string with the table's sort and filters (pc, x, y).
 import { h, fill } from "./dom.js";
 import { plural } from "./format.js";
-import { drawParallel } from "./parallel.js";
-import { drawScatter, listenForDots, numericColumns } from "./scatter.js";
+import { drawParallel, highlightParallel } from "./parallel.js";
+import { drawScatter, highlightScatter, listenForDots, numericColumns } from "./scatter.js";
 
 const SVG_NAMESPACE = "http://www.w3.org/2000/svg";
 
@@ -20,7 +20,7 @@ function setOptions(select, columns, value) {
 }
 
 /**
- * The views' section: {node, update({runs, columns, configColumns}), settings()}. runs are the
+ * The views' section: {node, update({runs, columns, configColumns}), highlight(), settings()}. runs are the
  * rows the table shows, columns every column, configColumns the config columns shown.
  */
 export function runViews({ selection, initial, onSettings }) {
@@ -94,6 +94,11 @@ export function runViews({ selection, initial, onSettings }) {
     update(next) {
       state = next;
       draw();
+    },
+    /** The selection changed, nothing else: the marks change, nothing is drawn again. */
+    highlight() {
+      highlightParallel(parallelSvg, selection);
+      highlightScatter(scatterSvg, selection);
     },
     settings: () => ({ ...settings }),
   };

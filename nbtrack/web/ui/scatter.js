@@ -32,21 +32,29 @@ export function drawScatter(svg, { runs, xColumn, yColumn, selection }) {
   const xs = points.map((p) => p.x);
   const xDomain = xs.length ? padDomain([Math.min(...xs), Math.max(...xs)]) : undefined;
   drawLineChart(svg, series, { ...SIZE, xDomain, yPadding: 0.05, yGrid: 4, axes: true });
-  const chosen = selection.size > 0;
   for (const dot of svg.querySelectorAll("circle.nbt-dot")) {
     const point = points[Number(dot.getAttribute("data-series"))];
     dot.setAttribute("data-run", point.id);
-    const selected = selection.has(point.id);
-    dot.setAttribute("class", `nbt-dot scatter-dot${selected ? " selected" : chosen ? " faded" : ""}`);
-    dot.setAttribute("r", selected ? 6 : 4.5);
     const title = svg.ownerDocument.createElementNS(svg.namespaceURI, "title");
     title.textContent = point.name;
     dot.append(title);
   }
-  // Selected dots last, so they are drawn over the others.
-  for (const dot of svg.querySelectorAll("circle.scatter-dot.selected")) dot.parentNode.append(dot);
+  highlightScatter(svg, selection);
   svg.dataset.dots = String(points.length);
   return left;
+}
+
+/** Marks the selected runs' dots (large, drawn on top; the others faded) without drawing again. */
+export function highlightScatter(svg, selection) {
+  const chosen = selection.size > 0;
+  const selected = [];
+  for (const dot of svg.querySelectorAll("circle[data-run]")) {
+    const on = selection.has(dot.getAttribute("data-run"));
+    dot.setAttribute("class", `nbt-dot scatter-dot${on ? " selected" : chosen ? " faded" : ""}`);
+    dot.setAttribute("r", on ? 6 : 4.5);
+    if (on) selected.push(dot);
+  }
+  for (const dot of selected) dot.parentNode.append(dot); // last, so they are drawn over the others
 }
 
 /** Clicks on the svg's dots toggle their runs (one listener, kept across redraws). */

@@ -253,16 +253,40 @@ export async function runsPage(main, route, ctx) {
     }
     count.textContent = rows.length === runs.length ? plural(runs.length, "run") : `${rows.length} of ${plural(runs.length, "run")}`;
     selection.keepOnly(new Set(runs.map((r) => r.id)));
-    compare.textContent = selection.size ? `Compare ${selection.size}` : "Compare";
-    compare.disabled = selection.size < 2;
-    compare.title = selection.size < 2 ? "Select two runs or more to compare them" : "";
+    showCompare();
     limitNote.hidden = loaded.runCount <= runs.length;
     limitNote.textContent = `Showing the newest ${runs.length} of ${loaded.runCount} runs.`;
     views.update({ runs: rows, columns: allColumns, configColumns: columns.filter((c) => c.group === "config") });
     saveQuery();
   }
 
-  selection.onChange(() => update());
+  function showCompare() {
+    compare.textContent = selection.size ? `Compare ${selection.size}` : "Compare";
+    compare.disabled = selection.size < 2;
+    compare.title = selection.size < 2 ? "Select two runs or more to compare them" : "";
+  }
+
+  // A change of the selection alone marks the rows and the views' marks: nothing is drawn again,
+  // so ticking a run stays quick in a table of a thousand.
+  function showSelection() {
+    for (const row of tableWrap.querySelectorAll("tr[data-run]")) {
+      const on = selection.has(row.dataset.run);
+      row.classList.toggle("selected", on);
+      const box = row.querySelector("td.select input");
+      if (box) box.checked = on;
+    }
+    const selectAll = tableWrap.querySelector("[data-focus='select-all']");
+    if (selectAll) {
+      const shown = visible();
+      const chosen = shown.filter((r) => selection.has(r.id)).length;
+      selectAll.checked = shown.length > 0 && chosen === shown.length;
+      selectAll.indeterminate = chosen > 0 && chosen < shown.length;
+    }
+    showCompare();
+    views.highlight();
+  }
+
+  selection.onChange(() => showSelection());
   update();
   ctx.ready();
 
