@@ -48,7 +48,10 @@ REDRAWS = 10
 # Each action REDRAWS times on a loaded page: the milliseconds each synchronous redraw took.
 ACTIONS_JS = """(redraws) => {
     const time = (act) => { const t = performance.now(); act(); return performance.now() - t; };
-    const change = (node, value) => { if (value !== undefined) node.value = value; node.dispatchEvent(new Event('change')); };
+    const change = (node, value) => {
+        if (value !== undefined) node.value = value;
+        node.dispatchEvent(new Event('change'));
+    };
     const tick = [], all = [], group = [];
     for (let i = 0; i < redraws; i++) {
         const box = document.querySelector('table.runs tbody tr[data-run] td.select input');
@@ -73,7 +76,7 @@ def seed(client: Client, runs: int) -> None:
             "dropout": {"value": round(0.1 * (i % 5), 1)},
             "seed": {"value": i},
         }
-        summary = {"loss": 1 / (i + 1), "acc": (i % 97) / 97, "val_loss": 1.5 / (i + 1), "val_acc": (i % 89) / 89}
+        summary = {"loss": 1 / (i + 1), "acc": i % 97 / 97, "val_loss": 1.5 / (i + 1), "val_acc": i % 89 / 89}
         client.upsert(
             PROJECT,
             f"run{i:04d}",
@@ -118,7 +121,8 @@ def search_seconds(url: str, text: str, repeats: int, expected: int) -> float:
     with requests.Session() as session:
         for _ in range(repeats):
             started = time.perf_counter()
-            response = session.post(f"{url}/graphql", json={"query": SEARCH, "variables": {"text": text}}, timeout=120)
+            body = {"query": SEARCH, "variables": {"text": text}}
+            response = session.post(f"{url}/graphql", json=body, timeout=120)
             spent.append(time.perf_counter() - started)
             found = response.json()["data"]["searchRuns"]
             if len(found) != expected:

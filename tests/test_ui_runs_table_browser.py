@@ -3,7 +3,7 @@
 A small sweep is logged through the real client (config lr, opt, dropout; summaries val_acc and
 val_loss, one NaN and one missing). What a person sees: a column hidden or shown in the "Columns"
 menu stays so after a reload; grouping by lr shows each group's run count and, per summary
-column, the mean and min–max the test computes from the logged values (the NaN and the missing
+column, the mean and min-max the test computes from the logged values (the NaN and the missing
 value said); parallel coordinates draw one line per run and the scatter one dot per run with both
 numbers; a run checked in the table is highlighted in both, a brushed axis range checks exactly the
 runs inside it, a clicked dot checks its run; the projects page's search finds a run of another
@@ -35,6 +35,8 @@ pytestmark = [
 ]
 
 NAN = math.nan
+DASH = "\N{EN DASH}"  # between a group's min and max
+SELECTED_LINES = "n => document.querySelectorAll('svg.parallel path.pc-line.selected').length === n"
 # name -> (config, summaries logged); s5 logs no val_acc, s3's val_loss is NaN.
 SWEEP: dict[str, tuple[dict[str, Any], dict[str, float]]] = {
     "s1": ({"lr": 0.1, "opt": "adam", "dropout": 0.1}, {"val_acc": 0.91, "val_loss": 0.30}),
@@ -68,7 +70,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sweep]:
     server = start_server(tmp)
     try:
         root = tmp / "client"
-        ids = {name: _sweep_run(root, server.url, "sweep", name, config) for name, (config, _) in SWEEP.items()}
+        ids = {name: _sweep_run(root, server.url, "sweep", name, c) for name, (c, _) in SWEEP.items()}
         ids["needle"] = _sweep_run(
             root, server.url, "elsewhere", "needle-run", {"arch": "resnet-needle"}, tags=["haystack"]
         )
@@ -91,14 +93,15 @@ def _headers(page: Any) -> list[str]:
 def _checked(page: Any, ids: dict[str, str]) -> set[str]:
     """The names of the runs whose table checkbox is ticked."""
     checked: list[str] = page.eval_on_selector_all(
-        "table.runs tbody tr[data-run]", "rows => rows.filter(r => r.querySelector('input').checked).map(r => r.dataset.run)"
+        "table.runs tbody tr[data-run]",
+        "rows => rows.filter(r => r.querySelector('input').checked).map(r => r.dataset.run)",
     )
     by_id = {run_id: name for name, run_id in ids.items()}
     return {by_id[run_id] for run_id in checked}
 
 
 def _column_toggle(page: Any, column: str) -> Any:
-    if not page.locator("details.column-menu").get_attribute("open") is not None:
+    if page.locator("details.column-menu").get_attribute("open") is None:
         page.locator("details.column-menu > summary").click()
     return page.locator(f"details.column-menu input[data-column='{column}']")
 
@@ -144,7 +147,8 @@ def _expected_stats(names: list[str], key: str) -> tuple[str, str, str]:
         notes.append(f"{values.count(None)} missing")
     if not numbers:
         return "no number", "", " · ".join(notes)
-    spread = "" if min(numbers) == max(numbers) else f"{format_number(min(numbers))}–{format_number(max(numbers))}"
+    low, high = min(numbers), max(numbers)
+    spread = "" if low == high else f"{format_number(low)}{DASH}{format_number(high)}"
     return f"mean {format_number(statistics.fmean(numbers))}", spread, " · ".join(notes)
 
 
@@ -163,7 +167,8 @@ def test_grouping_by_a_config_key_shows_counts_means_and_ranges(sweep: Sweep, wa
         row = rows.nth(i)
         assert row.get_attribute("data-count") == str(len(groups[lr]))
         runs_word = "run" if len(groups[lr]) == 1 else "runs"
-        assert row.locator("td.group-name").inner_text().strip().endswith(f"lr = {format_number(lr)} · {len(groups[lr])} {runs_word}")
+        heading = f"lr = {format_number(lr)} · {len(groups[lr])} {runs_word}"
+        assert row.locator("td.group-name").inner_text().strip().endswith(heading)
         for key in ("val_acc", "val_loss"):
             cell = row.locator(f"td.stats[data-column='summary:{key}']")
             mean, spread, note = _expected_stats(groups[lr], key)
@@ -173,7 +178,7 @@ def test_grouping_by_a_config_key_shows_counts_means_and_ranges(sweep: Sweep, wa
                 assert cell.locator(".stat-range").count() == 0
             assert (cell.locator(".stat-note").inner_text() if note else "") == note, (lr, key)
     # 0.01's runs hold a NaN: said, and left out of the mean (0.5 and 0.6: mean 0.55).
-    assert _expected_stats(groups[0.01], "val_loss") == ("mean 0.55", "0.5–0.6", "1 NaN")
+    assert _expected_stats(groups[0.01], "val_loss") == ("mean 0.55", f"0.5{DASH}0.6", "1 NaN")
     assert _expected_stats(groups[0.001], "val_acc") == ("no number", "", "1 missing")
     # A group opens to its runs, and closes again.
     assert page.locator("table.runs tbody tr[data-run]").count() == 0
@@ -211,7 +216,9 @@ def test_views_draw_every_run_and_share_the_tables_selection(sweep: Sweep, watch
     page.get_by_label("Parallel coordinates metric").select_option("summary:val_loss")
     page.get_by_label("Scatter x axis").select_option("config:lr")
     page.get_by_label("Scatter y axis").select_option("summary:val_acc")
-    axes = page.eval_on_selector_all("svg.parallel g.pc-axis", "gs => gs.map(g => [g.dataset.axis, g.dataset.kind])")
+    axes = page.eval_on_selector_all(
+        "svg.parallel g.pc-axis", "gs => gs.map(g => [g.dataset.axis, g.dataset.kind])"
+    )
     assert axes == [
         ["config:dropout", "linear"],
         ["config:lr", "log"],
@@ -231,7 +238,8 @@ def test_views_draw_every_run_and_share_the_tables_selection(sweep: Sweep, watch
 
     # A run checked in the table is highlighted in both views.
     page.locator(f"tr[data-run='{ids['s2']}'] td.select input").check()
-    assert page.locator(f"svg.parallel path.pc-line[data-run='{ids['s2']}']").get_attribute("class") == "pc-line selected"
+    line = page.locator(f"svg.parallel path.pc-line[data-run='{ids['s2']}']")
+    assert line.get_attribute("class") == "pc-line selected"
     assert page.locator("svg.parallel path.pc-line.faded").count() == len(SWEEP) - 1
     assert "selected" in page.locator(f"svg.scatter circle[data-run='{ids['s2']}']").get_attribute("class")
     _shot(watched, "views-selected")
@@ -240,7 +248,7 @@ def test_views_draw_every_run_and_share_the_tables_selection(sweep: Sweep, watch
     _brush(page, "config:dropout", 0.15, 0.35)
     inside = {n for n, (c, _) in SWEEP.items() if 0.15 <= c["dropout"] <= 0.35}
     assert inside == {"s2", "s3", "s5"}
-    page.wait_for_function("n => document.querySelectorAll('svg.parallel path.pc-line.selected').length === n", arg=len(inside))
+    page.wait_for_function(SELECTED_LINES, arg=len(inside))
     assert _checked(page, ids) == inside
     assert page.locator("button.primary", has_text="Compare").inner_text() == f"Compare {len(inside)}"
     # A second brush on the metric (val_loss 0.4 to just past its top, 0.7) narrows it to the runs
@@ -248,7 +256,7 @@ def test_views_draw_every_run_and_share_the_tables_selection(sweep: Sweep, watch
     _brush(page, "summary:val_loss", 0.4, 0.71)
     both = {n for n in inside if 0.4 <= SWEEP[n][1]["val_loss"] <= 0.71}  # s3's NaN is in no range
     assert both == {"s2", "s5"}
-    page.wait_for_function("n => document.querySelectorAll('svg.parallel path.pc-line.selected').length === n", arg=len(both))
+    page.wait_for_function(SELECTED_LINES, arg=len(both))
     assert _checked(page, ids) == both
     _shot(watched, "views-brushed")
 
@@ -272,7 +280,9 @@ def test_the_projects_page_finds_a_run_of_another_project(sweep: Sweep, watched:
         assert hits.first.get_attribute("data-project") == "elsewhere"
     box.fill("adam")  # a config value of several runs of the sweep
     box.press("Enter")
-    page.wait_for_function("() => document.querySelector('.search-results [role=status]')?.textContent.startsWith('4 runs')")
+    page.wait_for_function(
+        "() => document.querySelector('.search-results [role=status]')?.textContent.startsWith('4 runs')"
+    )
     found = page.locator("table.search-hits tbody td.name a").all_inner_texts()
     assert sorted(found) == sorted(n for n, (c, _) in SWEEP.items() if c["opt"] == "adam")
     box.fill("no-such-thing")
@@ -287,5 +297,6 @@ def test_the_projects_page_finds_a_run_of_another_project(sweep: Sweep, watched:
     assert page.locator("h1").inner_text().startswith("needle-run")
     page.go_back()
     page.wait_for_selector("table.search-hits tbody tr")
-    assert page.get_by_label("Search runs in every project").input_value() == "needle", "the search is in the address"
+    again = page.get_by_label("Search runs in every project").input_value()
+    assert again == "needle", "the search is in the address"
     assert watched.errors == []
