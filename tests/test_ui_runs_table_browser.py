@@ -112,7 +112,8 @@ def test_a_column_hidden_or_shown_stays_so_after_a_reload(sweep: Sweep, watched:
     for column in ("config:dropout", "summary:val_loss", "runtime"):
         _column_toggle(page, column).uncheck()
     assert not {"config:dropout", "summary:val_loss", "runtime"} & set(_headers(page))
-    assert page.locator("details.column-menu > summary").inner_text().startswith("Columns (")
+    assert page.locator("details.column-menu > summary").inner_text() == "Columns (7 of 10)"
+    _shot(watched, "columns-menu")
     page.reload()
     page.wait_for_selector(READY)
     headers = _headers(page)

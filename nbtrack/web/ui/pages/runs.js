@@ -256,6 +256,7 @@ export async function runsPage(main, route, ctx) {
     showCompare();
     limitNote.hidden = loaded.runCount <= runs.length;
     limitNote.textContent = `Showing the newest ${runs.length} of ${loaded.runCount} runs.`;
+    views.node.hidden = runs.length === 0; // no run: nothing to draw, and the table says so
     views.update({ runs: rows, columns: allColumns, configColumns: columns.filter((c) => c.group === "config") });
     saveQuery();
   }
