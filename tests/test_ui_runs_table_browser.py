@@ -132,7 +132,14 @@ def test_a_column_hidden_or_shown_stays_so_after_a_reload(sweep: Sweep, watched:
     page = watched.open(f"{sweep.server.url}/local/elsewhere")
     assert "runtime" in _headers(page)
     page = watched.open(f"{sweep.server.url}/local/sweep")
+    # From the keyboard: the focus stays on the checkbox while the table changes behind the menu.
     page.locator("details.column-menu > summary").click()
+    page.locator("details.column-menu input[data-column='config:lr']").focus()
+    page.keyboard.press("Space")
+    assert "config:lr" not in _headers(page)
+    assert page.evaluate("document.activeElement.dataset.column") == "config:lr"
+    page.keyboard.press("Space")
+    assert "config:lr" in _headers(page)
     page.get_by_role("button", name="Show all").click()
     assert {"config:dropout", "runtime"} <= set(_headers(page))
     assert watched.errors == []

@@ -108,9 +108,11 @@ export async function runsPage(main, route, ctx) {
 
   function drawMenus() {
     const open = menuSlot.querySelector("details")?.open;
+    const focused = menuSlot.contains(document.activeElement) ? document.activeElement.dataset.column : undefined;
     const menu = columnMenu(allColumns, hidden, chooseColumn);
     menu.open = Boolean(open);
     fill(menuSlot, menu);
+    if (focused) menu.querySelector(`input[data-column="${CSS.escape(focused)}"]`)?.focus(); // the keyboard stays where it was
     const configs = allColumns.filter((c) => c.group === "config");
     if (view.group && !configs.some((c) => c.id === view.group)) view.group = "";
     fill(groupMenu, h("option", { value: "" }, "None"), configs.map((c) => h("option", { value: c.id }, c.label)));
