@@ -26,7 +26,8 @@ export function groupRuns(runs, column) {
 /**
  * The statistics of one column over runs: {count, mean, min, max} of its finite numbers (mean,
  * min and max are null when there is none), and how many runs had none of those: nan, infinite,
- * missing (no value) and other (text, booleans, objects).
+ * missing (no value) and other (text, booleans, objects). A summary kept by define_metric counts
+ * as the number the table sorts it by (summaryValue: "max 0.98" is 0.98).
  */
 export function columnStats(runs, column) {
   const stats = { count: 0, mean: null, min: null, max: null, nan: 0, infinite: 0, missing: 0, other: 0 };
