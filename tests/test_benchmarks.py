@@ -70,6 +70,19 @@ def test_bench_ui_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
     smoke(tmp_path, "bench_ui.py", "--quick", timeout=180, rows=rows)
 
 
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed")
+def test_bench_runs_table_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
+    pytest.importorskip("playwright.sync_api")
+    rows = (
+        "a project of 60 runs",
+        "browser: navigation to page drawn",
+        "tick one run (table + views)",
+        "group by a config key",
+        "server: search, every run read",
+    )
+    smoke(tmp_path, "bench_runs_table.py", "--quick", timeout=180, rows=rows)
+
+
 def test_bench_kernel_small_runs_and_prints_its_table(tmp_path: Path) -> None:
     rows = ("init() in a kernel", "panel updates per second", "log() per call in a cell", "console capture")
     smoke(tmp_path, "bench_kernel.py", "--repeats", "1", "--rows", "2000", timeout=300, rows=rows)
