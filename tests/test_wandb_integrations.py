@@ -63,7 +63,7 @@ def framework_env(env: WandbEnv) -> Iterator[tuple[WandbEnv, CaptureProxy]]:
         yield env, proxy
 
 
-def nothing_refused(proxy: CaptureProxy) -> list[tuple[str, str, str | None, Any]]:
+def refused(proxy: CaptureProxy) -> list[tuple[str, str, str | None, Any]]:
     """Every request the server refused or answered with a GraphQL error (none expected)."""
     return [
         (r.method, r.path, r.operation, r.answer)
@@ -158,7 +158,7 @@ wandb.finish()
 def test_lightning_wandb_logger(framework_env: tuple[WandbEnv, CaptureProxy]) -> None:
     wandb_env, proxy = framework_env
     out = wandb_env.run(LIGHTNING)
-    assert nothing_refused(proxy) == []
+    assert refused(proxy) == []
     computed, handed = out["computed"], out["handed"]
     assert len(computed) == 16  # 4 epochs of 4 batches, one logged loss per step
     # what Lightning handed WandbLogger: every step's loss, as training_step computed it
@@ -257,7 +257,7 @@ TRAINER_TOTALS = (
 def test_transformers_trainer_report_to_wandb(framework_env: tuple[WandbEnv, CaptureProxy]) -> None:
     wandb_env, proxy = framework_env
     out = wandb_env.run(TRANSFORMERS)
-    assert nothing_refused(proxy) == []
+    assert refused(proxy) == []
     log_history = out["log_history"]
     steps = [entry for entry in log_history if "loss" in entry]
     assert [entry["step"] for entry in steps] == [1, 2, 3, 4, 5, 6]  # logging_steps=1, max_steps=6
