@@ -43,12 +43,9 @@ def _missing_frameworks() -> str:
 
 
 @pytest.fixture
-def framework_env(env: WandbEnv) -> Iterator[tuple[WandbEnv, CaptureProxy]]:
-    """`env` (SQLite, PostgreSQL) seen through a CaptureProxy, its venv holding the frameworks.
-
-    Skipped when the venv lacks them, failed under CI=true (where .ci/run installs them), as
-    tests/wandb_client.py does for the venv itself.
-    """
+def frameworks() -> None:
+    """Skips when the wandb venv lacks FRAMEWORKS, before any server starts; fails under CI=true
+    (where .ci/run installs them), as tests/wandb_client.py does for the venv itself."""
     missing = _missing_frameworks()
     if missing:
         reason = (
@@ -58,6 +55,11 @@ def framework_env(env: WandbEnv) -> Iterator[tuple[WandbEnv, CaptureProxy]]:
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
+
+
+@pytest.fixture
+def framework_env(frameworks: None, env: WandbEnv) -> Iterator[tuple[WandbEnv, CaptureProxy]]:
+    """`env` (SQLite, PostgreSQL), its venv holding the frameworks, seen through a CaptureProxy."""
     with CaptureProxy(env.server.url) as proxy:
         env.base_url = proxy.url
         yield env, proxy
