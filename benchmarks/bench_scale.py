@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import sys
@@ -43,8 +44,9 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from nbtrack.online.server_run import CREATE_RUN_FILES, UPSERT_BUCKET
 from tests.load_balancer import load_balancer, nginx_binary
-from tests.serving import ServerProcess, free_port, start_server
+from tests.serving import ServerProcess, create_key, free_port, start_server
 
+ENTITY = "team"  # the runs' entity: the benchmark's API key acts as it, as a team's clients would
 RETRY_SECONDS = 0.2
 GIVE_UP_SECONDS = 120.0  # a run's request that has not succeeded by then is counted failed
 TARGETS = {"rows/s (200 runs)": 50_000, "p99 file_stream (ms)": 500, "rows lost": 0}
@@ -57,8 +59,8 @@ class HttpError(Exception):
 class Connection:
     """One keep-alive HTTP/1.1 connection: requests in turn, reconnecting after a failure."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
+    def __init__(self, host: str, port: int, authorization: str) -> None:
+        self.host, self.port, self._authorization = host, port, authorization
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -67,7 +69,7 @@ class Connection:
             self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
         assert self._reader is not None
         head = (
-            f"{method} {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"{method} {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{self._authorization}"
             f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         try:
@@ -155,9 +157,10 @@ def graphql(query: str, variables: dict[str, object]) -> bytes:
     return json.dumps({"query": query, "variables": variables}).encode()
 
 
-async def one_run(url: str, project: str, run: str, rows: int, batch: int, tally: Tally) -> None:
+async def one_run(url: str, key: str, project: str, run: str, rows: int, batch: int, tally: Tally) -> None:
     parts = urlsplit(url)
-    conn = Connection(parts.hostname or "127.0.0.1", parts.port or 80)
+    authorization = "Authorization: Basic " + base64.b64encode(f"api:{key}".encode()).decode() + "\r\n"
+    conn = Connection(parts.hostname or "127.0.0.1", parts.port or 80, authorization)
     try:
         await call(
             conn,
@@ -177,7 +180,7 @@ async def one_run(url: str, project: str, run: str, rows: int, batch: int, tally
         )
         upload = urlsplit(json.loads(answer)["data"]["createRunFiles"]["files"][0]["uploadUrl"])
         await call(conn, tally, "PUT", f"{upload.path}?{upload.query}", os.urandom(10_000), "upload")
-        stream = f"/files/local/{project}/{run}/file_stream"
+        stream = f"/files/{ENTITY}/{project}/{run}/file_stream"
         for offset in range(0, rows, batch):
             lines = [
                 json.dumps(
@@ -198,9 +201,9 @@ async def one_run(url: str, project: str, run: str, rows: int, batch: int, tally
         conn.close()
 
 
-async def load(url: str, project: str, runs: int, rows: int, batch: int) -> Tally:
+async def load(url: str, key: str, project: str, runs: int, rows: int, batch: int) -> Tally:
     tally = Tally()
-    await asyncio.gather(*(one_run(url, project, f"r{i}", rows, batch, tally) for i in range(runs)))
+    await asyncio.gather(*(one_run(url, key, project, f"r{i}", rows, batch, tally) for i in range(runs)))
     return tally
 
 
@@ -213,9 +216,10 @@ def stored_lines(db_url: str, project: str) -> dict[str, int]:
             found = conn.execute(
                 text(
                     "SELECT runs.run_id, runs.history_line_count FROM runs JOIN projects "
-                    "ON runs.project_id = projects.id WHERE projects.name = :p"
+                    "ON runs.project_id = projects.id JOIN entities ON projects.entity_id = entities.id "
+                    "WHERE projects.name = :p AND entities.name = :e"
                 ),
-                {"p": project},
+                {"p": project, "e": ENTITY},
             ).all()
         return {run_id: count for run_id, count in found}
     finally:
@@ -304,6 +308,7 @@ class Phase:
 def run_phase(
     name: str,
     url: str,
+    key: str,
     db_url: str,
     runs: int,
     rows: int,
@@ -316,7 +321,7 @@ def run_phase(
     project = f"scale-{uuid.uuid4().hex[:6]}"
 
     async def main() -> Tally:
-        task = asyncio.create_task(load(url, project, runs, rows, batch))
+        task = asyncio.create_task(load(url, key, project, runs, rows, batch))
         if kill is not None:
             await asyncio.sleep(kill_after)
             if task.done():
@@ -399,6 +404,7 @@ def main() -> int:
         replicas = [start_server(Path(tmp) / name, db_url=db_url, extra_args=common) for name in ("a", "b")]
         for replica in replicas:
             stack.callback(replica.stop)
+        key = create_key(db_url, ENTITY)
         upstreams = [r.url.removeprefix("http://") for r in replicas]
         balancer = stack.enter_context(load_balancer(Path(tmp) / "nginx", free_port(), upstreams))
         print(
@@ -416,11 +422,21 @@ def main() -> int:
             found["generator"] = [psutil.Process()]
             return found
 
+        # Warm-up, not measured: each replica's first requests import and build what it serves with.
+        asyncio.run(load(balancer.url, key, "warm-up", 8, 200, 100))
         phases = []
         for runs in counts:
             phases.append(
                 run_phase(
-                    "steady", balancer.url, db_url, runs, args.rows, args.batch, CpuMeter(components), None
+                    "steady",
+                    balancer.url,
+                    key,
+                    db_url,
+                    runs,
+                    args.rows,
+                    args.batch,
+                    CpuMeter(components),
+                    None,
                 )
             )
         if args.kill:
@@ -428,6 +444,7 @@ def main() -> int:
                 run_phase(
                     "replica killed",
                     balancer.url,
+                    key,
                     db_url,
                     args.kill,
                     args.rows,
