@@ -242,3 +242,24 @@ def test_the_rollup_is_a_fresh_summary_whatever_the_writes(
             select(func.count()).select_from(history_rollup).where(history_rollup.c.key == "_step")
         ) == len({line // 100 for line in stored_rows(store)})
     assert not set(X_KEYS) & set(store.history_keys(*RUN))
+
+
+def test_a_declared_step_metric_is_an_x_axis(store: Store) -> None:
+    """A W&B integration's own step (Lightning's trainer/global_step) charts like _step: rows
+    holding a finite value of it are in range, on both paths (every line, and past raw_limit)."""
+    rows = make_rows(range(2400))
+    for row in rows:
+        if row["_step"] % 3:  # logged on some rows only, as a callback does
+            row["trainer/global_step"] = row["_step"] * 8
+        if row["_step"] == 901:
+            row["trainer/global_step"] = math.nan  # a row whose x is not a number is left out
+    write(store, 0, rows)
+    cases = [
+        {"x": "trainer/global_step"},
+        {"x": "trainer/global_step", "points": 9},
+        {"x": "trainer/global_step", "lo": 2000, "hi": 9000, "points": 40, "keys": ["loss", "val"]},
+        {"x": "absent", "points": 5},
+    ]
+    assert_charts_match(store, cases)
+    answer = chart(store, 10**9, x="trainer/global_step", keys=["acc"], lo=0, hi=40)
+    assert answer["series"] == {"acc": [[8.0, 1.0, 1.0], [16.0, 2.0, 2.0], [32.0, 4.0, 4.0], [40.0, 5.0, 5.0]]}
