@@ -182,9 +182,7 @@ def _run_chart(
     # Any metric key may be the x axis too (a step metric a W&B integration declared, as
     # Lightning's trainer/global_step); the other keys nbtrack stamps are no axis.
     if x not in X_KEYS and (not x or x in BOOKKEEPING_KEYS):
-        raise ApiError(
-            "BAD_REQUEST", f"chart(x:) must be {', '.join(X_KEYS)} or a metric key, not {x!r:.40}"
-        )
+        raise ApiError("BAD_REQUEST", f"chart(x:) must be {', '.join(X_KEYS)} or a metric key, not {x!r:.40}")
     if not 1 <= points <= MAX_CHART_POINTS:
         raise ApiError("BAD_REQUEST", f"chart(points:) must be 1 to {MAX_CHART_POINTS}, not {points}")
     if minX is not None and maxX is not None and minX > maxX:
