@@ -110,6 +110,17 @@ def test_an_unknown_project_is_a_usage_error_naming_it(api: Api) -> None:
         runs_table(api, "a/b/c")
 
 
+@pytest.mark.parametrize("project", [5, None, ["sweep"]])
+def test_show_of_something_not_a_project_name_says_so(root: Path, project: Any) -> None:
+    """A usage mistake gets one line naming it, before any store is looked for (not "no runs were
+    found" nor an AttributeError from deep inside)."""
+    for where in ({"dir": str(root)}, {"dir": str(root / "empty")}):
+        with pytest.raises(
+            UsageError, match=rf"show\(\) takes a project name .*, not {re.escape(repr(project))}"
+        ):
+            runs_widget(project, **where)
+
+
 def test_a_project_without_runs_says_so(api: Api) -> None:
     api.run("other/o1").delete()
     view = runs_table(api, "other")

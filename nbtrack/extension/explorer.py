@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import traitlets
 
+from nbtrack.errors import UsageError
 from nbtrack.extension import explorer_data, explorer_snapshot
 from nbtrack.extension.config import deterministic_from_env
 from nbtrack.extension.esm import explorer_esm
@@ -64,6 +65,8 @@ def runs_widget(
     api_key: str | None = None,
 ) -> ExplorerWidget:
     """The runs table of "project" (or "entity/project") as a widget; UsageError names an unknown project."""
+    if not isinstance(project, str):  # checked first: no store need be found to say so
+        raise UsageError(f"show() takes a project name ('project' or 'entity/project'), not {project!r:.60}")
     with _api(dir, base_url, api_key) as api:
         view = explorer_data.runs_table(api, project, stable=deterministic_from_env())
     return ExplorerWidget(view=view)
