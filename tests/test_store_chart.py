@@ -259,6 +259,9 @@ def test_a_declared_step_metric_is_an_x_axis(store: Store) -> None:
         {"x": "trainer/global_step", "points": 9},
         {"x": "trainer/global_step", "lo": 2000, "hi": 9000, "points": 40, "keys": ["loss", "val"]},
         {"x": "absent", "points": 5},
+        {"x": "trainer/global_step", "points": 3, "keys": ["loss", "acc"]},  # groups regrouped many times
+        {"x": "trainer/global_step", "points": 1},
+        {"x": "trainer/global_step", "points": 1601, "keys": ["acc"]},  # one value fewer than points
     ]
     assert_charts_match(store, cases)
     answer = chart(store, 10**9, x="trainer/global_step", keys=["acc"], lo=0, hi=40)

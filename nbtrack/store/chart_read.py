@@ -15,7 +15,7 @@ The plan, for a run of more than `raw_limit` lines:
 
 A chart against a metric of the run (a step metric declared with define_metric(step_metric=...),
 as Lightning's "trainer/global_step") has no x ranges in the rollup: its lines are read, a slice
-at a time, whatever the run's length.
+at a time, whatever the run's length, and each key's values kept in bounded memory (metric_x.py).
 
 downsample.py defines the answer; this module only decides where each value comes from.
 """
@@ -29,7 +29,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, or_, select
 
 from nbtrack import jsonutil
-from nbtrack.store.downsample import Chart, KeyValues, Point, raw_points
+from nbtrack.store.downsample import Chart, KeyValues, raw_points
+from nbtrack.store.metric_x import MetricXSeries
 from nbtrack.store.rollup import BOOKKEEPING_KEYS, BUCKET_LINES, X_KEYS, RollupRow, summarize
 from nbtrack.store.schema import history, history_rollup
 
@@ -146,21 +147,27 @@ def _chart_of_every_line(conn: Connection, pk: int, line_count: int, request: Ch
 
 
 def _chart_against_a_metric(conn: Connection, pk: int, line_count: int, request: ChartRequest) -> Chart:
-    """The chart whose x is a metric key: every line read, a slice at a time (only the points in
-    range are kept), grouped as the contract says for that many rows in range."""
+    """The chart whose x is a metric key: every line read, a slice at a time, each key's values
+    kept in bounded memory (metric_x.py), grouped as the contract says for the rows in range."""
     in_range = 0
-    points: dict[str, list[Point]] = {}
+    series: dict[str, MetricXSeries] = {}
     keys: set[str] = set()
     for start in range(0, line_count, _LINES_PER_READ):
         part = read_lines(conn, pk, [(start, start + _LINES_PER_READ)])
         found = raw_points(part.lines, part.rows, request.x, request.lo, request.hi, request.keys)
         in_range += found.in_range
         keys |= found.keys
-        for key, found_points in found.points.items():
-            points.setdefault(key, []).extend(found_points)
+        for key, points in found.points.items():
+            kept = series.get(key)
+            if kept is None:
+                kept = series[key] = MetricXSeries(request.points)
+            for point in points:
+                kept.add(*point)
     chosen = request.keys if request.keys is not None else sorted(keys)
-    values = {key: KeyValues(points.get(key, [])) for key in chosen}
-    return _assemble(request, line_count, values, in_range <= request.raw_limit)
+    fine = in_range <= request.raw_limit
+    out = {key: series[key].series(fine) if key in series else [] for key in chosen}
+    exact = all(series[key].count <= request.points for key in chosen if key in series)
+    return Chart(request.x, line_count, exact, out)
 
 
 def _assemble(request: ChartRequest, line_count: int, values: dict[str, KeyValues], fine: bool) -> Chart:
