@@ -254,6 +254,22 @@ def test_user_strings_are_escaped_in_the_html_snapshot(root: Path) -> None:
         assert "<i>" not in page
 
 
+def test_a_run_still_logging_in_this_process_is_shown_with_what_it_logged(root: Path) -> None:
+    """compare() and show() right after log(): the rows logged so far are in the view (the store
+    lags the internal process; the explorer waits, bounded, for the rows of this process's runs)."""
+    run = nbtrack.init(project="live", name="still running", dir=str(root))
+    try:
+        for i in range(5):
+            run.log({"x": i, "y": i * i})
+        view = compare_widget(run.id, dir=root).view
+        assert [chart["key"] for chart in view["charts"]] == ["x", "y"], view
+        assert [series["lo"] for series in view["charts"][1]["series"]] == [[0.0, 1.0, 4.0, 9.0, 16.0]]
+        table = runs_widget("live", dir=root).view
+        assert table["rows"][0]["cells"][4] == "5", table["rows"][0]  # rows
+    finally:
+        run.finish()
+
+
 def test_the_widget_carries_its_view_and_both_snapshots(root: Path) -> None:
     fill(root)
     widget = runs_widget("sweep", dir=root)
