@@ -333,3 +333,30 @@ def test_magic_show_displays_the_explorer_widget_in_a_real_kernel(tmp_path: Path
         assert "no project 'swep'" in text and "Traceback" not in text
     finally:
         kernel.close()
+
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "explorer.ipynb"
+
+
+@pytest.mark.timeout(300)
+def test_nbconvert_to_html_keeps_the_snapshot_when_told_not_to_store_widget_state(tmp_path: Path) -> None:
+    """`nbconvert --execute --to html` stores each widget's state, and the HTML then shows the
+    widget (loaded from a CDN; nothing offline) instead of its snapshot. With
+    --ExecutePreprocessor.store_widget_state=False, as the README says, the page holds the runs
+    table and the charts as HTML and inline SVG."""
+    import subprocess
+    import sys
+
+    from tests.serving import subprocess_env
+
+    env = subprocess_env() | {"NBTRACK_DIR": str(tmp_path / "root"), "NBTRACK_SYSTEM_METRICS": "0"}
+    command = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--execute", str(NOTEBOOK)]
+    kept = "--ExecutePreprocessor.store_widget_state=False"
+    done = subprocess.run(
+        [*command, kept, "--output-dir", str(tmp_path), "--output", "kept"],
+        env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    page = (tmp_path / "kept.html").read_text()
+    assert page.count("<table") >= 2 and "<svg" in page and "lr=0.03" in page
+    assert '<script type="application/vnd.jupyter.widget-view+json">' not in page
