@@ -107,11 +107,12 @@ def test_the_charts_offer_and_draw_against_a_declared_step_metric(
         assert _x_pressed(page) == "trainer/global_step"
         assert max(_x_ticks(page, "train/loss")) >= 300
 
-        # An x the run did not declare: Step, and the URL says so.
-        page = watched.open(f"{base}/runs/{lightning}?x=epoch")
-        assert _x_pressed(page) == "_step"
-        assert "x=" not in page.evaluate("location.search")
-        assert max(_x_ticks(page, "train/loss")) <= 29
+        # An x the run did not declare, or no axis at all: Step, and the URL says so.
+        for asked in ("epoch", "_cell"):
+            page = watched.open(f"{base}/runs/{lightning}?x={asked}")
+            assert _x_pressed(page) == "_step"
+            assert "x=" not in page.evaluate("location.search"), asked
+            assert max(_x_ticks(page, "train/loss")) <= 29
 
         # The comparison offers every run's step metric; each run is drawn where it has one.
         page = watched.open(f"{base}/compare?runs={lightning},{own.id}&x={quote('epoch')}")

@@ -55,10 +55,9 @@ export async function compareView(main, route, ctx) {
   const declared = [...new Set(present.flatMap((f) => stepMetrics(f.raw)))];
   const settledX = xAxisOf(route.query, declared);
   const refetchCharts = settledX !== view.x;
-  if (refetchCharts) {
-    view.x = settledX;
-    ctx.setQuery({ runs: route.runs.join(","), x: "" });
-  }
+  view.x = settledX;
+  // An x no run offers ("?x=_cell", a step metric none declared) leaves the address too.
+  if (route.query.has("x") && route.query.get("x") !== settledX) ctx.setQuery({ runs: route.runs.join(","), x: settledX === "_step" ? "" : settledX });
   const initialCharts = present.map((f) => chartSeries(parseJSON(f.raw.chart)));
   const presentIds = present.map((f) => f.id);
 

@@ -63,10 +63,9 @@ export async function runPage(main, route, ctx) {
   const declared = stepMetrics(raw);
   const settledX = xAxisOf(route.query, declared);
   const refetchCharts = settledX !== view.x;
-  if (refetchCharts) {
-    view.x = settledX;
-    ctx.setQuery({ x: "" });
-  }
+  view.x = settledX;
+  // An x no run offers ("?x=_cell", a step metric none declared) leaves the address too.
+  if (route.query.has("x") && route.query.get("x") !== settledX) ctx.setQuery({ x: settledX === "_step" ? "" : settledX });
   ctx.setTitle(run.name, project);
 
   // -- layout -------------------------------------------------------------------------------
