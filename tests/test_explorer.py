@@ -257,13 +257,20 @@ def test_user_strings_are_escaped_in_the_html_snapshot(root: Path) -> None:
 def test_a_run_still_logging_in_this_process_is_shown_with_what_it_logged(root: Path) -> None:
     """compare() and show() right after log(): the rows logged so far are in the view (the store
     lags the internal process; the explorer waits, bounded, for the rows of this process's runs)."""
-    run = nbtrack.init(project="live", name="still running", dir=str(root))
+    run = nbtrack.init(project="live", name="warmup", dir=str(root))
     try:
         for i in range(5):
             run.log({"x": i, "y": i * i})
         view = compare_widget(run.id, dir=root).view
         assert [chart["key"] for chart in view["charts"]] == ["x", "y"], view
         assert [series["lo"] for series in view["charts"][1]["series"]] == [[0.0, 1.0, 4.0, 9.0, 16.0]]
+        # It does not follow the run: it says so, in the widget's view and both snapshots.
+        note = (
+            "warmup is still running: this is a snapshot of its rows so far; "
+            "run the cell again for newer ones"
+        )
+        assert view["note"] == note
+        assert note in text_snapshot(view) and note in html_snapshot(view)
         table = runs_widget("live", dir=root).view
         assert table["rows"][0]["cells"][4] == "5", table["rows"][0]  # rows
     finally:
