@@ -44,7 +44,15 @@ _CHART = """query Chart($project: String!, $entity: String, $run: String!, $keys
 
 
 class RunNotFoundError(NbtrackError, LookupError):
-    """No stored run matches the path given to `Api.run`."""
+    """No stored run matches the path given to `Api.run`.
+
+    `missing` says which run was looked for where, and `project` its project path, so that a caller
+    other than Python code (the CLI) can say how its own users list the runs there."""
+
+    def __init__(self, message: str, *, missing: str | None = None, project: str | None = None) -> None:
+        super().__init__(message)
+        self.missing = missing or message
+        self.project = project
 
 
 class RunSource(Protocol):
@@ -151,9 +159,9 @@ class Api:
         row = self._source.get_run(entity, project, run_id)
         if row is None:
             where = f"{entity}/{project}" if entity is not None else project
+            missing = f"no run {run_id!r} in project {where!r} {self._where()}"
             raise RunNotFoundError(
-                f"no run {run_id!r} in project {where!r} {self._where()}; "
-                f"Api().runs({where!r}) lists the runs there"
+                f"{missing}; Api().runs({where!r}) lists the runs there", missing=missing, project=where
             )
         return self._view(row)
 

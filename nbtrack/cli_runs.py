@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from shlex import quote
 from typing import TYPE_CHECKING, TextIO
 
 from nbtrack.cli_server import DEFAULT_ROOT_HELP
@@ -82,9 +83,24 @@ def _api(args: argparse.Namespace) -> Api:
     return Api(dir=resolve_root(args.dir or None))
 
 
+def _find(api: Api, path: str) -> StoredRun:
+    """api.run(path), but a missing run's message names `nbtrack runs` (the API's names Api().runs)."""
+    from nbtrack.api import RunNotFoundError
+
+    try:
+        return api.run(path)
+    except RunNotFoundError as error:
+        if error.project is None or api.dir is None:
+            raise  # `nbtrack runs` reads a local store only: no command of its own to suggest
+        raise RunNotFoundError(
+            f"{error.missing}; `nbtrack runs {quote(error.project)} --dir {quote(str(api.dir))}` "
+            "lists the runs there"
+        ) from None
+
+
 def _rename(args: argparse.Namespace) -> int:
     with _api(args) as api:
-        run = api.run(args.path)
+        run = _find(api, args.path)
         before = run.name
         run.name = args.name
         run.update()
@@ -96,7 +112,7 @@ def _edit(args: argparse.Namespace) -> int:
     if args.notes is None and args.tags is None and not args.add_tag and not args.remove_tag:
         raise ValueError("nothing to change: give --notes, --tags, --add-tag or --remove-tag")
     with _api(args) as api:
-        run = api.run(args.path)
+        run = _find(api, args.path)
         if args.notes is not None:
             run.notes = args.notes
         tags = run.tags if args.tags is None else [tag.strip() for tag in args.tags.split(",") if tag.strip()]
@@ -109,7 +125,7 @@ def _edit(args: argparse.Namespace) -> int:
 
 def _delete(args: argparse.Namespace) -> int:
     with _api(args) as api:
-        runs = [api.run(path) for path in args.paths]  # every path checked before anything is deleted
+        runs = [_find(api, path) for path in args.paths]  # every path checked before anything is deleted
         running = [run.path for run in runs if run.state == "running"]
         if running and not args.force:
             from nbtrack.run_manage import running_refusal

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
@@ -19,6 +20,7 @@ __all__ = [
     "render_table",
     "runs_table",
     "summary_cell",
+    "text_width",
 ]
 
 MAX_CELL_WIDTH = 32
@@ -32,19 +34,20 @@ def render_table(
     """Headers, a rule and rows as aligned text; numeric columns are right-aligned, cells cut at max_width."""
     cells = [[cut_text(format_cell(value), max_width) for value in row] for row in rows]
     heads = [cut_text(str(header), max_width) for header in headers]
-    widths = [len(head) for head in heads]
+    widths = [text_width(head) for head in heads]
     for row in cells:
         if len(row) != len(heads):
             raise ValueError(f"a row has {len(row)} cells for {len(heads)} headers: {row!r}")
-        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
+        widths = [max(width, text_width(cell)) for width, cell in zip(widths, row, strict=True)]
     numeric = [
         any(_is_number(row[i]) for row in rows) and all(_is_number(row[i]) or row[i] is None for row in rows)
         for i in range(len(heads))
     ]
 
     def line(values: Sequence[str]) -> str:
+        # Padded by the columns a terminal gives each cell (an emoji takes two), not by characters.
         padded = (
-            value.rjust(width) if right else value.ljust(width)
+            " " * (width - text_width(value)) + value if right else value + " " * (width - text_width(value))
             for value, width, right in zip(values, widths, numeric, strict=True)
         )
         return COLUMN_GAP.join(padded).rstrip()
@@ -120,6 +123,28 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def text_width(text: str) -> int:
+    """The terminal columns text takes: East Asian wide and fullwidth characters (CJK, most emoji)
+    two, combining marks none, anything else one."""
+    if text.isascii():
+        return len(text)
+    return sum(_char_width(ch) for ch in text)
+
+
+def _char_width(ch: str) -> int:
+    if unicodedata.combining(ch):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
 def cut_text(text: str, width: int) -> str:
-    """text, or its first width - 1 characters and an ellipsis."""
-    return text if len(text) <= width else text[: max(width - 1, 0)] + ELLIPSIS
+    """text, or as much of it as fits in width - 1 terminal columns and an ellipsis."""
+    if text_width(text) <= width:
+        return text
+    kept, used = [], 0
+    for ch in text:
+        used += _char_width(ch)
+        if used > width - 1:
+            break
+        kept.append(ch)
+    return "".join(kept) + ELLIPSIS

@@ -260,6 +260,40 @@ def test_render_table_aligns_and_cuts() -> None:
     ]
 
 
+def test_render_table_aligns_wide_and_combining_characters_as_a_terminal_shows_them() -> None:
+    """An emoji or a CJK character takes two terminal columns, a combining accent none: the
+    columns after a name holding them still line up, and a long one is cut to the width."""
+    text = render_table(
+        ["name", "state"],
+        [
+            ["plain", "finished"],
+            ["\u03b1-run 🚀", "finished"],
+            ["日本語の実験", "crashed"],
+            ["e\u0301te\u0301", "running"],
+        ],
+    )
+    lines = text.splitlines()
+    del lines[1]  # the rule
+    starts = {
+        _columns(line[: line.index(state)])
+        for line, state in zip(lines, ["state", "f", "f", "c", "r"], strict=True)
+    }
+    assert starts == {14}, text  # "日本語の実験" is 12 columns, then the gap
+    assert len(text.splitlines()[1]) == 14 + len("finished")
+    cut = render_table(["name"], [["実" * 40]]).splitlines()[2]
+    assert _columns(cut) <= 32 and cut.endswith("…"), cut
+
+
+def _columns(text: str) -> int:
+    """The terminal columns text takes (East Asian wide and fullwidth: 2; combining marks: 0)."""
+    import unicodedata
+
+    return sum(
+        0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        for ch in text
+    )
+
+
 def test_render_table_refuses_ragged_rows() -> None:
     with pytest.raises(ValueError, match="2 cells for 3 headers"):
         render_table(["a", "b", "c"], [[1, 2]])

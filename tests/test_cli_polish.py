@@ -147,6 +147,16 @@ def test_an_unknown_project_fails_and_lists_the_projects_there_are(root: Path) -
     assert nbtrack_cli("runs", "local/mnist", "--dir", str(root)).returncode == 0
 
 
+@pytest.mark.parametrize("verb", [("rename", "new"), ("edit", "--notes", "n"), ("delete", "--yes")])
+def test_an_unknown_run_names_the_command_that_lists_runs(root: Path, verb: tuple[str, ...]) -> None:
+    """A terminal user is pointed at `nbtrack runs`, not at the Python API's Api().runs()."""
+    make_runs(root, 1, project="mnist")
+    result = nbtrack_cli("run", verb[0], "local/mnist/nosuch", *verb[1:], "--dir", str(root))
+    assert result.returncode == 1 and "no run 'nosuch' in project 'local/mnist'" in result.stderr
+    assert f"nbtrack runs local/mnist --dir {root}" in result.stderr, result.stderr
+    assert "Api()" not in result.stderr and "Traceback" not in result.stderr
+
+
 def test_a_port_in_use_is_named_with_the_option_to_change_it(root: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -110,6 +110,17 @@ def test_an_unknown_project_is_a_usage_error_naming_it(api: Api) -> None:
         runs_table(api, "a/b/c")
 
 
+@pytest.mark.parametrize("project", [5, None, ["sweep"]])
+def test_show_of_something_not_a_project_name_says_so(root: Path, project: Any) -> None:
+    """A usage mistake gets one line naming it, before any store is looked for (not "no runs were
+    found" nor an AttributeError from deep inside)."""
+    for where in ({"dir": str(root)}, {"dir": str(root / "empty")}):
+        with pytest.raises(
+            UsageError, match=rf"show\(\) takes a project name .*, not {re.escape(repr(project))}"
+        ):
+            runs_widget(project, **where)
+
+
 def test_a_project_without_runs_says_so(api: Api) -> None:
     api.run("other/o1").delete()
     view = runs_table(api, "other")
@@ -243,6 +254,29 @@ def test_user_strings_are_escaped_in_the_html_snapshot(root: Path) -> None:
         assert "<i>" not in page
 
 
+def test_a_run_still_logging_in_this_process_is_shown_with_what_it_logged(root: Path) -> None:
+    """compare() and show() right after log(): the rows logged so far are in the view (the store
+    lags the internal process; the explorer waits, bounded, for the rows of this process's runs)."""
+    run = nbtrack.init(project="live", name="warmup", dir=str(root))
+    try:
+        for i in range(5):
+            run.log({"x": i, "y": i * i})
+        view = compare_widget(run.id, dir=root).view
+        assert [chart["key"] for chart in view["charts"]] == ["x", "y"], view
+        assert [series["lo"] for series in view["charts"][1]["series"]] == [[0.0, 1.0, 4.0, 9.0, 16.0]]
+        # It does not follow the run: it says so, in the widget's view and both snapshots.
+        note = (
+            "warmup is still running: this is a snapshot of its rows so far; "
+            "run the cell again for newer ones"
+        )
+        assert view["note"] == note
+        assert note in text_snapshot(view) and note in html_snapshot(view)
+        table = runs_widget("live", dir=root).view
+        assert table["rows"][0]["cells"][4] == "5", table["rows"][0]  # rows
+    finally:
+        run.finish()
+
+
 def test_the_widget_carries_its_view_and_both_snapshots(root: Path) -> None:
     fill(root)
     widget = runs_widget("sweep", dir=root)
@@ -306,3 +340,30 @@ def test_magic_show_displays_the_explorer_widget_in_a_real_kernel(tmp_path: Path
         assert "no project 'swep'" in text and "Traceback" not in text
     finally:
         kernel.close()
+
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "explorer.ipynb"
+
+
+@pytest.mark.timeout(300)
+def test_nbconvert_to_html_keeps_the_snapshot_when_told_not_to_store_widget_state(tmp_path: Path) -> None:
+    """`nbconvert --execute --to html` stores each widget's state, and the HTML then shows the
+    widget (loaded from a CDN; nothing offline) instead of its snapshot. With
+    --ExecutePreprocessor.store_widget_state=False, as the README says, the page holds the runs
+    table and the charts as HTML and inline SVG."""
+    import subprocess
+    import sys
+
+    from tests.serving import subprocess_env
+
+    env = subprocess_env() | {"NBTRACK_DIR": str(tmp_path / "root"), "NBTRACK_SYSTEM_METRICS": "0"}
+    command = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--execute", str(NOTEBOOK)]
+    kept = "--ExecutePreprocessor.store_widget_state=False"
+    done = subprocess.run(
+        [*command, kept, "--output-dir", str(tmp_path), "--output", "kept"],
+        env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    page = (tmp_path / "kept.html").read_text()
+    assert page.count("<table") >= 2 and "<svg" in page and "lr=0.03" in page
+    assert '<script type="application/vnd.jupyter.widget-view+json">' not in page

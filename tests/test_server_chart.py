@@ -186,7 +186,8 @@ def test_a_short_run_comes_back_exactly(served: Served) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ({"x": "loss"}, "chart(x:) must be one of _step, _runtime, _timestamp"),
+        ({"x": ""}, "chart(x:) must be _step, _runtime, _timestamp or a metric key, not ''"),
+        ({"x": "_cell"}, "chart(x:) must be _step, _runtime, _timestamp or a metric key, not '_cell'"),
         ({"points": 0}, "chart(points:) must be 1 to 5000"),
         ({"points": 5001}, "chart(points:) must be 1 to 5000"),
         ({"minX": 10.0, "maxX": 9.0}, "empty range"),
@@ -199,6 +200,23 @@ def test_bad_chart_arguments_are_refused(served: Served, args: dict[str, Any], m
     assert response.status_code == 400
     error = response.json()["errors"][0]
     assert error["extensions"]["code"] == "BAD_REQUEST" and message in error["message"]
+
+
+def test_a_run_charts_against_its_declared_step_metric(served: Served) -> None:
+    """W&B integrations log their own step (Transformers' train/global_step) and declare it with
+    define_metric(step_metric=...): chart(x:) takes it, and answers as the reference says."""
+    client, project = served.client, unique_name("proj")
+    client.upsert(project, "hf")
+    rows = training_rows(range(3000))
+    for row in rows[::2]:
+        row["train/global_step"] = row["_step"] * 4
+    post(client, project, "hf", 0, rows, 1000)
+    stored = dict(enumerate(rows))
+    for args in ({"x": "train/global_step"}, {"x": "train/global_step", "lo": 400, "hi": 900, "points": 60}):
+        answer, _keys = chart(client, project, "hf", **args)
+        assert answer == reference_chart(stored, **args), args
+    answer, _keys = chart(client, project, "hf", x="train/global_step", keys=["lr"], hi=8)
+    assert answer["series"] == {"lr": [[0.0, 3e-4, 3e-4], [8.0, 3e-4, 3e-4]]}
 
 
 ATTEMPTS = """query ($p: String!, $r: String!, $attempt: Int) {

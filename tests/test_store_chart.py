@@ -242,3 +242,27 @@ def test_the_rollup_is_a_fresh_summary_whatever_the_writes(
             select(func.count()).select_from(history_rollup).where(history_rollup.c.key == "_step")
         ) == len({line // 100 for line in stored_rows(store)})
     assert not set(X_KEYS) & set(store.history_keys(*RUN))
+
+
+def test_a_declared_step_metric_is_an_x_axis(store: Store) -> None:
+    """A W&B integration's own step (Lightning's trainer/global_step) charts like _step: rows
+    holding a finite value of it are in range, on both paths (every line, and past raw_limit)."""
+    rows = make_rows(range(2400))
+    for row in rows:
+        if row["_step"] % 3:  # logged on some rows only, as a callback does
+            row["trainer/global_step"] = row["_step"] * 8
+        if row["_step"] == 901:
+            row["trainer/global_step"] = math.nan  # a row whose x is not a number is left out
+    write(store, 0, rows)
+    cases = [
+        {"x": "trainer/global_step"},
+        {"x": "trainer/global_step", "points": 9},
+        {"x": "trainer/global_step", "lo": 2000, "hi": 9000, "points": 40, "keys": ["loss", "val"]},
+        {"x": "absent", "points": 5},
+        {"x": "trainer/global_step", "points": 3, "keys": ["loss", "acc"]},  # groups regrouped many times
+        {"x": "trainer/global_step", "points": 1},
+        {"x": "trainer/global_step", "points": 1601, "keys": ["acc"]},  # one value fewer than points
+    ]
+    assert_charts_match(store, cases)
+    answer = chart(store, 10**9, x="trainer/global_step", keys=["acc"], lo=0, hi=40)
+    assert answer["series"] == {"acc": [[x, x / 8, x / 8] for x in (8.0, 16.0, 32.0, 40.0)]}

@@ -203,6 +203,30 @@ def test_grouping_by_a_config_key_shows_counts_means_and_ranges(sweep: Sweep, wa
     assert watched.errors == []
 
 
+def test_groups_whose_values_read_alike_are_told_apart(sweep: Sweep, watched: Watched) -> None:
+    """lr 1.2345e-4 and 1.2346e-4 both read "1.23e-4" in a cell, and the text "0.1" reads as the
+    number 0.1: their groups' headings give the values exactly, so no two groups look the same."""
+    root = sweep.server.cwd / "alike-client"
+    for name, lr in [("a", 0.00012345), ("b", 0.00012346), ("n", 0.1), ("s", "0.1"), ("t", "momentum")]:
+        _sweep_run(root, sweep.server.url, "alike", name, {"lr": lr})
+    page = watched.open(f"{sweep.server.url}/local/alike")
+    page.get_by_label("Group runs by").select_option("config:lr")
+    rows = page.locator("table.runs tbody tr.group-row")
+    rows.nth(4).wait_for()
+    headings = [rows.nth(i).locator("td.group-name").inner_text().strip() for i in range(rows.count())]
+    assert len(headings) == 5 and len(set(headings)) == 5, headings
+    for text in (
+        "lr = 0.00012345 · 1 run",
+        "lr = 0.00012346 · 1 run",
+        "lr = 0.1 · 1 run",
+        'lr = "0.1" · 1 run',
+    ):
+        assert any(h.endswith(text) for h in headings), (text, headings)
+    assert any(h.endswith("lr = momentum · 1 run") for h in headings), headings
+    _shot(watched, "grouped-alike")
+    assert not watched.errors, watched.errors
+
+
 def _brush(page: Any, axis: str, low: float, high: float) -> None:
     """Drags along a linear axis from value low to value high (screen pixels from its domain)."""
     group = page.locator(f"svg.parallel g.pc-axis[data-axis='{axis}']")

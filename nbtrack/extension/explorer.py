@@ -12,12 +12,14 @@ snapshots (explorer_snapshot.py) for nbconvert, nbval and front ends without wid
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import traitlets
 
+from nbtrack.errors import NbtrackError, UsageError
 from nbtrack.extension import explorer_data, explorer_snapshot
 from nbtrack.extension.config import deterministic_from_env
 from nbtrack.extension.esm import explorer_esm
@@ -25,8 +27,11 @@ from nbtrack.extension.snapshot_widget import SnapshotWidget
 
 if TYPE_CHECKING:
     from nbtrack.api import Api, StoredRun
+    from nbtrack.sdk.run import Run
 
 __all__ = ["ExplorerWidget", "compare", "compare_widget", "runs_widget", "show"]
+
+SETTLE_SECONDS = 5.0  # at most this long for this process's live runs to store what they logged
 
 
 class ExplorerWidget(SnapshotWidget):
@@ -64,6 +69,10 @@ def runs_widget(
     api_key: str | None = None,
 ) -> ExplorerWidget:
     """The runs table of "project" (or "entity/project") as a widget; UsageError names an unknown project."""
+    if not isinstance(project, str):  # checked first: no store need be found to say so
+        raise UsageError(f"show() takes a project name ('project' or 'entity/project'), not {project!r:.60}")
+    project_name = project.rsplit("/", 1)[-1]
+    _wait_for_rows_of_live_runs(lambda run: run.project == project_name)
     with _api(dir, base_url, api_key) as api:
         view = explorer_data.runs_table(api, project, stable=deterministic_from_env())
     return ExplorerWidget(view=view)
@@ -79,11 +88,41 @@ def compare_widget(
     names a run that is not there."""
     from nbtrack.api import StoredRun
 
+    ids = {
+        ref.rsplit("/", 1)[-1] if isinstance(ref, str) else ref.id
+        for ref in runs
+        if isinstance(ref, str | StoredRun)
+    }
+    live = _wait_for_rows_of_live_runs(lambda run: run.id in ids)
     if runs and all(isinstance(run, StoredRun) for run in runs):  # read through their own Api
+        for run in runs:
+            if isinstance(run, StoredRun) and run.id in live:
+                run.refresh()  # its summary as stored now
         return ExplorerWidget(view=explorer_data.comparison(explorer_data.resolve_runs(None, runs)))
     with _api(dir, base_url, api_key) as api:
         found = explorer_data.resolve_runs(api, runs)
         return ExplorerWidget(view=explorer_data.comparison(found))
+
+
+def _wait_for_rows_of_live_runs(chosen: Callable[[Run], bool]) -> set[str]:
+    """The runs of this process still logging that a view shows: wait until the store (or server)
+    holds the rows they logged so far, at most SETTLE_SECONDS in all. The internal process stores
+    rows in batches, so a view read right after log() would otherwise miss the cell's last rows."""
+    from nbtrack.sdk.run import live_runs
+
+    deadline = time.monotonic() + SETTLE_SECONDS
+    waited = set()
+    for run in live_runs():
+        if not chosen(run):
+            continue
+        waited.add(run.id)
+        try:
+            logged = run.status().rows_logged  # asked after every log() call: the internal process has them
+            while run.status().rows_stored < logged and time.monotonic() < deadline:
+                time.sleep(0.02)
+        except NbtrackError:
+            continue  # its internal process is gone: the view shows what the store has
+    return waited
 
 
 def show(

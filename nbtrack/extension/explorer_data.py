@@ -119,7 +119,20 @@ def comparison(runs: Sequence[StoredRun]) -> dict[str, Any]:
         "fields": fields,
         "charts": charts,
         "charts_omitted": max(0, len(shared) - MAX_CHARTS),
+        "note": _running_note(runs),
     }
+
+
+def _running_note(runs: Sequence[StoredRun]) -> str:
+    """What the comparison says of runs still running: it is read once and does not follow them."""
+    running = [run.name for run in runs if run.state == "running"]
+    if not running:
+        return ""
+    verb, their = ("is", "its") if len(running) == 1 else ("are", "their")
+    return (
+        f"{', '.join(running)} {verb} still running: this is a snapshot of {their} rows so far; "
+        "run the cell again for newer ones"
+    )
 
 
 def _run(api: Api, ref: str) -> StoredRun:

@@ -38,6 +38,8 @@ def text_snapshot(view: Mapping[str, Any]) -> str:
         return f"{title}\n{table}" + (f"\n(+{view['omitted']} older runs)" if view["omitted"] else "")
     runs = view["runs"]
     lines = ["compare " + " vs ".join(run["name"] for run in runs)]
+    if view.get("note"):
+        lines.append(view["note"])
     if view["fields"]:
         headers = ["", "key", *(run["name"] for run in runs)]
         rows = [
@@ -69,7 +71,9 @@ def html_snapshot(view: Mapping[str, Any]) -> str:
     head = f'<th style="{_CELL}"></th>' + "".join(f'<th style="{_CELL}">{esc(r["name"])}</th>' for r in runs)
     body = "".join(_field_row(field) for field in view["fields"])
     charts = "".join(_chart_html(chart) for chart in view["charts"])
-    parts = [f'<table style="border-collapse:collapse"><tr>{head}</tr>{body}</table>'] if body else []
+    parts = [f"<div style='opacity:.7'>{esc(view['note'])}</div>"] if view.get("note") else []
+    if body:
+        parts.append(f'<table style="border-collapse:collapse"><tr>{head}</tr>{body}</table>')
     parts.append(f'<div style="display:flex;flex-wrap:wrap;gap:10px;margin-top:8px">{charts}</div>')
     parts.append(f"<div style='opacity:.7'>{esc(_charts_line(view))}</div>")
     return _box(f"compare {legend}", "".join(parts))

@@ -17,7 +17,7 @@ from nbtrack.server.alerts import alert_fields
 from nbtrack.server.context import RequestContext
 from nbtrack.server.errors import ApiError
 from nbtrack.store import ChartRequest, ProjectRow, RunRow, SystemChartRequest
-from nbtrack.store.rollup import X_KEYS
+from nbtrack.store.rollup import BOOKKEEPING_KEYS, X_KEYS
 from nbtrack.store.run_search import search_runs, search_words
 from nbtrack.store.system_read import SYSTEM_X_KEYS
 
@@ -179,8 +179,10 @@ def _run_chart(
     # Arguments may be null, as a GraphQL client may send them: null means the default.
     x = "_step" if x is None else x
     points = 1000 if points is None else points
-    if x not in X_KEYS:
-        raise ApiError("BAD_REQUEST", f"chart(x:) must be one of {', '.join(X_KEYS)}, not {x!r:.40}")
+    # Any metric key may be the x axis too (a step metric a W&B integration declared, as
+    # Lightning's trainer/global_step); the other keys nbtrack stamps are no axis.
+    if x not in X_KEYS and (not x or x in BOOKKEEPING_KEYS):
+        raise ApiError("BAD_REQUEST", f"chart(x:) must be {', '.join(X_KEYS)} or a metric key, not {x!r:.40}")
     if not 1 <= points <= MAX_CHART_POINTS:
         raise ApiError("BAD_REQUEST", f"chart(points:) must be 1 to {MAX_CHART_POINTS}, not {points}")
     if minX is not None and maxX is not None and minX > maxX:

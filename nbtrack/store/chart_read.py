@@ -13,6 +13,10 @@ The plan, for a run of more than `raw_limit` lines:
    small run is; otherwise the buckets inside come from the rollup, and a key with at most
    `points` values (a sparse one) has its buckets of several values read as lines.
 
+A chart against a metric of the run (a step metric declared with define_metric(step_metric=...),
+as Lightning's "trainer/global_step") has no x ranges in the rollup: its lines are read, a slice
+at a time, whatever the run's length, and each key's values kept in bounded memory (metric_x.py).
+
 downsample.py defines the answer; this module only decides where each value comes from.
 """
 
@@ -26,7 +30,8 @@ from sqlalchemy import Connection, and_, func, or_, select
 
 from nbtrack import jsonutil
 from nbtrack.store.downsample import Chart, KeyValues, raw_points
-from nbtrack.store.rollup import BOOKKEEPING_KEYS, BUCKET_LINES, RollupRow, summarize
+from nbtrack.store.metric_x import MetricXSeries
+from nbtrack.store.rollup import BOOKKEEPING_KEYS, BUCKET_LINES, X_KEYS, RollupRow, summarize
 from nbtrack.store.schema import history, history_rollup
 
 __all__ = ["RAW_LINES", "ChartRequest", "HistoryLines", "read_chart", "read_history_keys", "read_lines"]
@@ -47,7 +52,7 @@ _INSIDE, _PARTIAL, _OUTSIDE = range(3)
 @dataclass(frozen=True, slots=True)
 class ChartRequest:
     keys: tuple[str, ...] | None  # None: every metric key of the run
-    x: str  # one of X_KEYS
+    x: str  # one of X_KEYS, or a metric key of the run (a declared step metric)
     lo: float | None
     hi: float | None
     points: int
@@ -99,6 +104,8 @@ def read_attempts(conn: Connection, pk: int) -> int:
 
 def read_chart(conn: Connection, pk: int, line_count: int, request: ChartRequest) -> Chart:
     """The chart request asks for, of the run whose pk and line count are given (one snapshot)."""
+    if request.x not in X_KEYS:
+        return _chart_against_a_metric(conn, pk, line_count, request)
     if line_count <= request.raw_limit or request.attempt is not None:
         # One attempt's rows are picked from every line: the rollup does not separate attempts
         # (runs with attempts are notebook runs, rarely large).
@@ -137,6 +144,30 @@ def _chart_of_every_line(conn: Connection, pk: int, line_count: int, request: Ch
     found = raw_points(every.lines, every.rows, request.x, request.lo, request.hi, request.keys)
     keys = request.keys if request.keys is not None else sorted(found.keys)
     return _assemble(request, line_count, {key: KeyValues(found.points.get(key, [])) for key in keys}, True)
+
+
+def _chart_against_a_metric(conn: Connection, pk: int, line_count: int, request: ChartRequest) -> Chart:
+    """The chart whose x is a metric key: every line read, a slice at a time, each key's values
+    kept in bounded memory (metric_x.py), grouped as the contract says for the rows in range."""
+    in_range = 0
+    series: dict[str, MetricXSeries] = {}
+    keys: set[str] = set()
+    for start in range(0, line_count, _LINES_PER_READ):
+        part = read_lines(conn, pk, [(start, start + _LINES_PER_READ)])
+        found = raw_points(part.lines, part.rows, request.x, request.lo, request.hi, request.keys)
+        in_range += found.in_range
+        keys |= found.keys
+        for key, points in found.points.items():
+            kept = series.get(key)
+            if kept is None:
+                kept = series[key] = MetricXSeries(request.points)
+            for point in points:
+                kept.add(*point)
+    chosen = request.keys if request.keys is not None else sorted(keys)
+    fine = in_range <= request.raw_limit
+    out = {key: series[key].series(fine) if key in series else [] for key in chosen}
+    exact = all(series[key].count <= request.points for key in chosen if key in series)
+    return Chart(request.x, line_count, exact, out)
 
 
 def _assemble(request: ChartRequest, line_count: int, values: dict[str, KeyValues], fine: bool) -> Chart:

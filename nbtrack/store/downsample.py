@@ -25,7 +25,7 @@ import orjson
 
 from nbtrack.store.rollup import BOOKKEEPING_KEYS, BUCKET_LINES, finite, is_number
 
-__all__ = ["Chart", "KeyValues", "RawPoints", "group_width", "raw_points"]
+__all__ = ["Chart", "KeyValues", "Point", "RawPoints", "group_width", "raw_points"]
 
 Point = tuple[int, float, float]  # (line, x, y)
 Summary = tuple[int, int, float, float, float]  # (bucket, count, x, y_min, y_max) of a whole bucket in range

@@ -69,6 +69,15 @@ test("grouping: one group per value in value order, the runs without one last", 
   assert.deepEqual(flags.map((g) => [g.label, g.runs.length]), [["1", 1], ["true", 1], ["nan", 2]], "1 and true are two groups; NaN is one, last");
 });
 
+test("grouping: two groups never read the same, a string like a number quoted, numbers in full", () => {
+  const runs = [run("n", { lr: 0.1 }), run("s", { lr: "0.1" }), run("a", { lr: 0.00012345 }), run("b", { lr: 0.00012346 }), run("t", { lr: "adam" })];
+  const labels = groupRuns(runs, column("config:lr")).map((g) => g.label);
+  assert.equal(new Set(labels).size, labels.length, labels.join(" | "));
+  assert.ok(labels.includes('"0.1"') && labels.includes("0.1"), labels.join(" | "));
+  assert.ok(labels.includes("0.00012345") && labels.includes("0.00012346"), labels.join(" | "));
+  assert.ok(labels.includes("adam"), "a label no other shares stays as the table shows it");
+});
+
 test("grouping: mean and min–max of the finite numbers, the rest counted and said", () => {
   const acc = columnStats(RUNS, column("summary:acc"));
   // a 0.9, b 0.8, c kept max 0.7 (read as its number), d missing, e infinite.

@@ -6,7 +6,7 @@ import { test } from "node:test";
 
 import { formatAgo, jsonText, plural, valueText } from "../../nbtrack/web/ui/format.js";
 import { parseJSON } from "../../nbtrack/web/ui/json.js";
-import { chartInfo, chartSeries, comparisonRows, consoleLine, metricKeys, naturalCompare, normalizeRun } from "../../nbtrack/web/ui/model.js";
+import { chartInfo, chartSeries, comparisonRows, consoleLine, metricKeys, naturalCompare, normalizeRun, stepMetrics } from "../../nbtrack/web/ui/model.js";
 import { compareQuery } from "../../nbtrack/web/ui/queries.js";
 import { comparePath, parseRoute, projectPath, runPath, xAxisOf } from "../../nbtrack/web/ui/routes.js";
 import { compareValues, filterRuns, runColumns, sortRuns } from "../../nbtrack/web/ui/table.js";
@@ -56,8 +56,26 @@ test("routes: paths to pages and back, names escaped", () => {
   assert.equal(parseRoute("/e/p/other/x").page, "notFound");
   assert.equal(parseRoute("/e/%E0%A4%A/x").page, "notFound", "a malformed escape");
   assert.equal(xAxisOf(new URLSearchParams("x=_runtime")), "_runtime");
-  assert.equal(xAxisOf(new URLSearchParams("x=evil")), "_step");
+  assert.equal(xAxisOf(new URLSearchParams("x=evil"), []), "_step");
   assert.equal(xAxisOf(null), "_step");
+  // A metric key is taken as the run's step metric until the run says which it declared.
+  assert.equal(xAxisOf(new URLSearchParams("x=trainer%2Fglobal_step")), "trainer/global_step");
+  assert.equal(xAxisOf(new URLSearchParams("x=trainer%2Fglobal_step"), ["trainer/global_step"]), "trainer/global_step");
+  assert.equal(xAxisOf(new URLSearchParams("x=evil"), ["trainer/global_step"]), "_step");
+  assert.equal(xAxisOf(new URLSearchParams("x=_cell")), "_step");
+  assert.equal(xAxisOf(new URLSearchParams("x=_runtime"), []), "_runtime");
+});
+
+test("stepMetrics: the step metrics a run declared, from nbtrack's metrics and the wandb client's config", () => {
+  const own = { metrics: JSON.stringify([{ name: "val/*", summary: "last", step_metric: "epoch" }, { name: "loss", summary: "min", step_metric: "" }]) };
+  assert.deepEqual(stepMetrics(own), ["epoch"]);
+  // wandb 0.31's config: m[i]["5"] is the 1-based index of the entry naming the step metric.
+  const m = [{ 1: "trainer/global_step", 6: [3] }, { 2: "train/*", 5: 1, 6: [1] }, { 1: "train/loss", 5: 1 }, { 1: "x", 5: 9 }, { 1: "y", 4: "epoch" }];
+  const wandb = { metrics: "[]", config: JSON.stringify({ lr: { value: 1 }, _wandb: { value: { m } } }) };
+  assert.deepEqual(stepMetrics(wandb), ["trainer/global_step", "epoch"]);
+  assert.deepEqual(stepMetrics({}), []);
+  assert.deepEqual(stepMetrics({ metrics: "not json", config: "{\"_wandb\": {\"value\": {\"m\": 3}}}" }), []);
+  assert.deepEqual(stepMetrics({ metrics: JSON.stringify([{ name: "a", step_metric: "_step" }]) }), [], "the built-in axes are no step metric of their own");
 });
 
 test("value text: numbers as the charts show them, objects as JSON with NaN kept", () => {

@@ -1,4 +1,5 @@
-// The charts' toolbar: the x axis (step, runtime, wall time), the y scale (linear, log), the
+// The charts' toolbar: the x axis (step, runtime, wall time, and the step metrics the runs
+// declared, as W&B offers "trainer/global_step"), the y scale (linear, log), the
 // smoothing slider, the choice of charts shown, and "Reset zoom". It is built once and updated in
 // place (update(state)), so a slider being dragged or the chart menu being open survive a live
 // page's redraws; it only reports the user's choices through its callbacks.
@@ -14,12 +15,12 @@ export function smoothingText(weight) {
   return weight > 0 ? weight.toFixed(2) : "off";
 }
 
+function segmentButtons(options, attribute, onPick) {
+  return options.map(([value, text]) => h("button", { type: "button", "aria-pressed": "false", [`data-${attribute}`]: value, on: { click: () => onPick(value) } }, text));
+}
+
 function segmented(label, options, attribute, onPick) {
-  return h(
-    "div",
-    { class: "segmented", role: "group", "aria-label": label },
-    options.map(([value, text]) => h("button", { type: "button", "aria-pressed": "false", [`data-${attribute}`]: value, on: { click: () => onPick(value) } }, text)),
-  );
+  return h("div", { class: "segmented", role: "group", "aria-label": label }, segmentButtons(options, attribute, onPick));
 }
 
 function press(group, attribute, value) {
@@ -29,11 +30,13 @@ function press(group, attribute, value) {
 /**
  * callbacks: onX(field), onReset(), onYScale(scale), onSmoothing(weight), onShow(key, shown),
  * onShowAll(). Returns {node, update(state), showError(node | null), destroy()} where state is
- * {x, zoomed, yScale, smoothing, keys (every chart's key, in order), hidden (a Set)}.
+ * {x, axes (the step metrics offered besides X_AXES), zoomed, yScale, smoothing, keys (every
+ * chart's key, in order), hidden (a Set)}.
  */
 export function createChartToolbar({ onX, onReset, onYScale, onSmoothing, onShow, onShowAll }) {
   let state = { x: "_step", yScale: "linear" };
-  const axes = segmented("X axis", X_AXES, "x", (field) => field !== state.x && onX(field));
+  const pickX = (field) => field !== state.x && onX(field);
+  const axes = segmented("X axis", X_AXES, "x", pickX);
   const scales = segmented("Y axis", Y_SCALES.map((scale) => [scale, Y_LABELS[scale]]), "y-scale", (scale) => scale !== state.yScale && onYScale(scale));
   const weight = h("output", { class: "smoothing-value", "aria-live": "polite" });
   const slider = h("input", {
@@ -114,6 +117,14 @@ export function createChartToolbar({ onX, onReset, onYScale, onSmoothing, onShow
     node,
     update(next) {
       state = next;
+      // A step metric is a button of its own, after the built-in axes (rebuilt only when they change).
+      const offered = [...(next.axes || [])];
+      if (!X_AXES.some(([field]) => field === next.x) && !offered.includes(next.x)) offered.push(next.x);
+      const signature = JSON.stringify(offered);
+      if (axes.dataset.signature !== signature) {
+        axes.dataset.signature = signature;
+        fill(axes, segmentButtons([...X_AXES, ...offered.map((field) => [field, field])], "x", pickX));
+      }
       press(axes, "x", next.x);
       press(scales, "y-scale", next.yScale);
       if (Number(slider.value) !== next.smoothing && document.activeElement !== slider) slider.value = String(next.smoothing);

@@ -49,7 +49,11 @@ export function xScheme(field) {
       hover: (x) => formatDateTime(x),
     };
   }
-  return { name: "step", ticks: stepTicks, labels: formatTicks, hover: (x) => `step ${formatNumber(x)}` };
+  if (field === "_step" || field === undefined) {
+    return { name: "step", ticks: stepTicks, labels: formatTicks, hover: (x) => `step ${formatNumber(x)}` };
+  }
+  // A step metric the run declared ("trainer/global_step"): plain numbers, named in the tooltip.
+  return { name: field, ticks: niceTicks, labels: formatTicks, hover: (x) => `${field} ${formatNumber(x)}` };
 }
 
 /** Steps are whole numbers: no "0.5" tick on a run of three steps (unless zoomed between two). */
@@ -79,7 +83,7 @@ function scaleNote(layout, asked) {
  * names the metric instead). onZoom(range | null) is called when the user zooms or resets, onHide(key)
  * when a card's "Hide" button is pressed. Returns {update(data, view, settings), keys(), destroy()}
  * where data is one Map key -> {xs, lo, hi} per run, view is {x: "_step" | "_runtime" |
- * "_timestamp", range: [min, max] | null} and settings chart_settings.js's {hidden, smoothing,
+ * "_timestamp" | a step metric, range: [min, max] | null} and settings chart_settings.js's {hidden, smoothing,
  * yScale}; keys() are the keys that have a chart, hidden or not.
  */
 function createChartGrid(container, { labels, onZoom, onHide }) {
@@ -270,9 +274,10 @@ function createChartGrid(container, { labels, onZoom, onHide }) {
  * overwrites a newer one. onAxis(x) lets the page keep the axis in its URL; a failed fetch shows
  * in the toolbar and goes to onError(error), unless signal says the page went away. Settings
  * (hidden charts, smoothing, y scale) redraw what is loaded, without a fetch.
+ * stepMetrics() are the runs' declared step metrics, offered as x axes besides X_AXES.
  * Returns {draw(charts), refresh(loader?), charts(), destroy()}.
  */
-export function createChartSection(container, toolbarSlot, { labels, view, load, onAxis, onError, signal, scope = null }) {
+export function createChartSection(container, toolbarSlot, { labels, view, load, onAxis, onError, signal, scope = null, stepMetrics = () => [] }) {
   let latest = 0;
   let current = [];
   const settings = scope ? loadChartSettings(...scope) : defaultChartSettings();
@@ -326,7 +331,7 @@ export function createChartSection(container, toolbarSlot, { labels, view, load,
   toolbarSlot.replaceChildren(toolbar.node);
 
   function renderToolbar() {
-    toolbar.update({ x: view.x, zoomed: view.range !== null, yScale: settings.yScale, smoothing: settings.smoothing, keys: grid.keys(), hidden: settings.hidden });
+    toolbar.update({ x: view.x, axes: stepMetrics(), zoomed: view.range !== null, yScale: settings.yScale, smoothing: settings.smoothing, keys: grid.keys(), hidden: settings.hidden });
   }
 
   function redraw() {

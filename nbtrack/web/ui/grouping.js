@@ -20,7 +20,20 @@ export function groupRuns(runs, column) {
     if (!groups.has(key)) groups.set(key, { key, value, missing, label: missing ? NO_VALUE : valueText(value), runs: [] });
     groups.get(key).runs.push(run);
   }
-  return [...groups.values()].sort((a, b) => (a.missing !== b.missing ? (a.missing ? 1 : -1) : compareValues(a.value, b.value)));
+  const sorted = [...groups.values()].sort((a, b) => (a.missing !== b.missing ? (a.missing ? 1 : -1) : compareValues(a.value, b.value)));
+  // Labels read as the table's cells, which round numbers and show text bare: groups whose labels
+  // meet (0.00012345 and 0.00012346 both "1.23e-4"; 0.1 and the text "0.1") say their values exactly.
+  const seen = new Map();
+  for (const group of sorted) seen.set(group.label, (seen.get(group.label) || 0) + 1);
+  for (const group of sorted) if (!group.missing && seen.get(group.label) > 1) group.label = exactText(group.value);
+  return sorted;
+}
+
+/** A value with nothing rounded or left implicit: text in quotes, numbers with every digit. */
+function exactText(value) {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "number") return String(value);
+  return valueText(value);
 }
 
 /**

@@ -35,6 +35,38 @@ export function normalizeRun(raw) {
   };
 }
 
+/**
+ * The step metrics a run declared (define_metric(name, step_metric=...)), in order: from nbtrack's
+ * own metric list (Run.metrics) and from the wandb client's config entry, whose "m" list names a
+ * step metric by its 1-based index ("5") or by name ("4"). These are the run's extra x axes.
+ */
+export function stepMetrics(raw) {
+  const found = [];
+  const add = (name) => {
+    if (typeof name === "string" && name && !SYSTEM_KEY.test(name) && !found.includes(name)) found.push(name);
+  };
+  let metrics = raw.metrics;
+  try {
+    if (typeof metrics === "string") metrics = parseJSON(metrics);
+  } catch {
+    metrics = null; // not the list the schema promises: no step metric from it
+  }
+  if (Array.isArray(metrics)) for (const metric of metrics) if (metric && typeof metric === "object") add(metric.step_metric);
+  const client = parsedObject(raw.config)[CLIENT_CONFIG_KEY];
+  const own = client && typeof client === "object" && "value" in client ? client.value : client;
+  const entries = own && typeof own === "object" ? own.m : null;
+  if (Array.isArray(entries)) {
+    for (const entry of entries) {
+      if (!entry || typeof entry !== "object") continue;
+      add(entry["4"]);
+      const at = entry["5"];
+      const named = Number.isInteger(at) && at >= 1 ? entries[at - 1] : null;
+      if (named && typeof named === "object") add(named["1"]);
+    }
+  }
+  return found;
+}
+
 /** The keys worth a chart: metric keys, not the _step/_runtime/_timestamp fields. */
 export function metricKeys(keys) {
   return [...new Set(keys)].filter((key) => !SYSTEM_KEY.test(key)).sort(naturalCompare);

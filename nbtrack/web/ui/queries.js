@@ -29,7 +29,7 @@ export const RUNS = `query Runs($entity: String, $project: String!, $first: Int)
   }
 }`;
 
-const RUN_FIELDS = `name displayName state config summaryMetrics tags notes group jobType host program
+const RUN_FIELDS = `name displayName state config summaryMetrics metrics tags notes group jobType host program
   createdAt updatedAt heartbeatAt runtime exitCode historyLineCount lastStep attempts`;
 
 // Console lines read per request; more are fetched on demand (and as a live run prints them).

@@ -1,7 +1,7 @@
 // The UI's URLs, both ways: every page is a bookmarkable path the server answers with index.html.
 //   /                                        projects (?search= keeps a search of runs)
 //   /{entity}/{project}                      runs of a project (?q=&state=&sort=&dir=&group=&pc=&x=&y= keep the view)
-//   /{entity}/{project}/runs/{run}           one run (?x=_runtime or _timestamp: the charts' x axis)
+//   /{entity}/{project}/runs/{run}           one run (?x=_runtime, _timestamp or a step metric: the charts' x axis)
 //   /{entity}/{project}/compare?runs=a,b     runs side by side
 // The run page's path is also what the notebook panel links to (nbtrack/online/server_run.py), so it
 // must not change. Pure functions: no window, no DOM.
@@ -48,8 +48,14 @@ export const X_AXES = [
   ["_timestamp", "Wall time"],
 ];
 
-/** The x axis a page's query string asks for; "_step" unless it names another known one. */
-export function xAxisOf(query) {
+/**
+ * The x axis a page's query string asks for: one of X_AXES, or one of the step metrics the runs
+ * declared (a W&B integration's "trainer/global_step"); "_step" for anything else. Before the
+ * runs are known (stepMetrics null), any metric key is taken; the page checks it once they are.
+ */
+export function xAxisOf(query, stepMetrics = null) {
   const x = query ? query.get("x") : null;
-  return X_AXES.some(([field]) => field === x) ? x : "_step";
+  if (X_AXES.some(([field]) => field === x)) return x;
+  if (x && (stepMetrics ? stepMetrics.includes(x) : !x.startsWith("_"))) return x;
+  return "_step";
 }

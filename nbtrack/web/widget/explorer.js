@@ -96,6 +96,8 @@ function comparison(view) {
     legend.append(item);
   });
   const parts = [element("div", "nbt-title", `Comparing ${plural(runs.length, "run")}`), legend];
+  // Read once when the cell ran: a run still running is not followed, and the view says so.
+  if (view.note) parts.push(element("div", "nbt-muted nbt-note", String(view.note)));
 
   const fields = view.fields || [];
   if (fields.length) {

@@ -11,7 +11,7 @@ import { fill, h } from "../dom.js";
 import { plural, summaryText, summaryValue, valueText } from "../format.js";
 import { parseJSON } from "../json.js";
 import { startPolling } from "../live.js";
-import { chartSeries, comparisonRows, normalizeRun } from "../model.js";
+import { chartSeries, comparisonRows, normalizeRun, stepMetrics } from "../model.js";
 import { MEDIA_STEPS } from "../media.js";
 import { COMPARE_FIELDS, COMPARE_LIVE_FIELDS, MEDIA_HISTORY, compareQuery } from "../queries.js";
 import { projectPath, runPath, xAxisOf } from "../routes.js";
@@ -50,6 +50,14 @@ export async function compareView(main, route, ctx) {
   const present = found.filter((f) => f.raw);
   // Colours and tables follow the runs that exist, in the order the URL gives.
   let runs = present.map((f) => normalizeRun(f.raw));
+  // The step metrics any of the runs declared are x axes too (a run without one has no line on
+  // them); an x the URL names that none declared falls back to _step, fetched again.
+  const declared = [...new Set(present.flatMap((f) => stepMetrics(f.raw)))];
+  const settledX = xAxisOf(route.query, declared);
+  const refetchCharts = settledX !== view.x;
+  view.x = settledX;
+  // An x no run offers ("?x=_cell", a step metric none declared) leaves the address too.
+  if (route.query.has("x") && route.query.get("x") !== settledX) ctx.setQuery({ runs: route.runs.join(","), x: settledX === "_step" ? "" : settledX });
   const initialCharts = present.map((f) => chartSeries(parseJSON(f.raw.chart)));
   const presentIds = present.map((f) => f.id);
 
@@ -142,6 +150,7 @@ export async function compareView(main, route, ctx) {
     view,
     scope: [entity, project],
     signal: ctx.signal,
+    stepMetrics: () => declared,
     onAxis: (x) => ctx.setQuery({ runs: route.runs.join(","), x: x === "_step" ? "" : x }),
     onError: (error) => ctx.fail(error),
     // All runs, for a new axis or range; a run that vanished keeps its last chart.
@@ -188,7 +197,8 @@ export async function compareView(main, route, ctx) {
 
   renderLegend();
   renderTables();
-  charts.draw(initialCharts);
+  if (refetchCharts) await charts.refresh();
+  else charts.draw(initialCharts);
   await system.refresh();
   if (ctx.signal.aborted) return;
   ctx.ready();

@@ -12,7 +12,7 @@ import { formatAgo, plural, summaryText } from "../format.js";
 import { parseJSON } from "../json.js";
 import { startPolling } from "../live.js";
 import { MEDIA_STEPS, fileCache, isMedia, renderMedia } from "../media.js";
-import { chartSeries, consoleLine, naturalCompare, normalizeRun } from "../model.js";
+import { chartSeries, consoleLine, naturalCompare, normalizeRun, stepMetrics } from "../model.js";
 import { MEDIA_HISTORY, OUTPUT_PAGE, RUN, RUN_CHART, RUN_LIVE, RUN_OUTPUT } from "../queries.js";
 import { projectPath, xAxisOf } from "../routes.js";
 import { runControls } from "../run_edit.js";
@@ -58,6 +58,14 @@ export async function runPage(main, route, ctx) {
   }
   let run = normalizeRun(raw);
   let lineCount = raw.historyLineCount;
+  // The run's declared step metrics are x axes too; an x the URL names that the run did not
+  // declare falls back to _step (its chart, fetched with the run, is fetched again).
+  const declared = stepMetrics(raw);
+  const settledX = xAxisOf(route.query, declared);
+  const refetchCharts = settledX !== view.x;
+  view.x = settledX;
+  // An x no run offers ("?x=_cell", a step metric none declared) leaves the address too.
+  if (route.query.has("x") && route.query.get("x") !== settledX) ctx.setQuery({ x: settledX === "_step" ? "" : settledX });
   ctx.setTitle(run.name, project);
 
   // -- layout -------------------------------------------------------------------------------
@@ -239,6 +247,7 @@ export async function runPage(main, route, ctx) {
     view,
     scope: [entity, project],
     signal: ctx.signal,
+    stepMetrics: () => declared,
     onAxis: (x) => ctx.setQuery({ x: x === "_step" ? "" : x }),
     onError: (error) => ctx.fail(error),
     load: async ({ x, range }) => {
@@ -261,7 +270,7 @@ export async function runPage(main, route, ctx) {
     fill(legend, attempts < 2 ? [] : labels.map((label, i) => h("li", {}, h("span", { class: "swatch", "data-series": i, "aria-hidden": "true" }), label)));
   }
   setAttempts(attempts);
-  const drawCharts = (chartText) => (attempts > 1 ? charts.refresh() : charts.draw([chartSeries(parseJSON(chartText))]));
+  const drawCharts = (chartText) => (attempts > 1 || refetchCharts ? charts.refresh() : charts.draw([chartSeries(parseJSON(chartText))]));
 
   renderHead();
   renderAlerts(raw.alerts || []);
