@@ -6,6 +6,7 @@ its fix. On SQLite and, where the store matters, PostgreSQL (NBTRACK_TEST_POSTGR
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -188,3 +189,57 @@ def test_scan_history_sees_rows_logged_after_an_earlier_scan(wandb_env: WandbEnv
     assert out["before"] == [0, 1, 2]
     assert out["after"] == [0, 1, 2, 3, 4]
     assert out["empty"] == [] and out["filled"] == [7]
+
+
+HISTORY_KEYS_NONFINITE = """
+import math, os, wandb
+run = wandb.init(project="wb", id="nonfinite-keys")
+for i, odd in enumerate([math.nan, math.inf, -math.inf, 0.5]):
+    run.log({"odd": odd, "epoch": i, "deep": {"v": odd}})
+run.finish()
+r = wandb.Api().run(os.environ["WANDB_ENTITY"] + "/wb/nonfinite-keys")
+emit({
+    "keys": r.history(keys=["odd", "deep"], pandas=False),
+    "x_axis": r.history(keys=["odd"], x_axis="epoch", pandas=False),
+    "frame": r.history(keys=["odd"])["odd"].tolist(),
+})
+"""
+
+
+def test_history_with_keys_of_a_run_that_logged_nan(env: WandbEnv) -> None:
+    """`run.history(keys=...)` (sampledHistory) of a run with a NaN or an infinity among the keys
+    failed whole with wandb-core's "invalid character 'N' looking for beginning of value": the
+    answer held bare NaN tokens. W&B's server answers such a value as the text "NaN",
+    "Infinity", "-Infinity" (as its sweeps code expects), the rest exact."""
+    out = env.run(HISTORY_KEYS_NONFINITE)
+    texts = ["NaN", "Infinity", "-Infinity", 0.5]
+    assert out["keys"] == [{"_step": i, "odd": odd, "deep": {"v": odd}} for i, odd in enumerate(texts)]
+    assert out["x_axis"] == [{"_step": i, "epoch": i, "odd": odd} for i, odd in enumerate(texts)]
+    assert out["frame"] == texts
+    # stored unchanged: nbtrack's own API still reads the floats
+    stored = nbtrack.Api(base_url=env.server.url, api_key=env.key).run(f"{env.entity}/wb/nonfinite-keys")
+    assert same([row["odd"] for row in stored.history()], [math.nan, math.inf, -math.inf, 0.5])
+
+
+RUN_TIMES = """
+import datetime, os, wandb
+run = wandb.init(project="wb", id="timed")
+run.log({"x": 1})
+run.finish()
+api = wandb.Api()
+path = os.environ["WANDB_ENTITY"] + "/wb/timed"
+r = api.run(path)
+listed = list(api.runs(os.environ["WANDB_ENTITY"] + "/wb"))[0]
+emit({"created": r.created_at, "heartbeat": r.heartbeat_at, "listed": listed.created_at,
+      "parsed": datetime.datetime.strptime(r.created_at, "%Y-%m-%dT%H:%M:%S").isoformat()})
+"""
+
+
+def test_run_created_at_is_iso_text(env: WandbEnv) -> None:
+    """`run.created_at` (documented by wandb as an "ISO timestamp" str, parsed by scripts with
+    strptime("%Y-%m-%dT%H:%M:%S")) read as unix seconds, a float."""
+    out = env.run(RUN_TIMES)
+    stored = nbtrack.Api(base_url=env.server.url, api_key=env.key).run(f"{env.entity}/wb/timed")
+    created = datetime.fromtimestamp(stored.created_at, UTC).replace(tzinfo=None, microsecond=0)
+    assert out["created"] == out["listed"] == out["parsed"] == created.isoformat()
+    assert isinstance(out["heartbeat"], str) and out["heartbeat"] >= out["created"]

@@ -7,6 +7,7 @@ the client sends; resolvers.py holds nbtrack's own fields.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -172,8 +173,24 @@ def _sampled_history(run: RunRow, info: Info, specs: list[Any]) -> list[list[dic
         text = info.context.store.history_json(
             run.entity, run.project, run.run_id, keys=keys or None, samples=samples
         )
-        answers.append(jsonutil.loads(text))
+        answers.append(_strict_json(jsonutil.loads(text)))
     return answers
+
+
+# W&B's server answers a non-finite history value in sampledHistory as this text: wandb-core reads
+# the response as strict JSON, where one bare NaN fails the whole `run.history(keys=...)`.
+_NONFINITE_TEXT = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def _strict_json(value: Any) -> Any:
+    """value with each NaN/±inf float (nested too) as W&B's text for it."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _NONFINITE_TEXT[repr(value)]
+    if isinstance(value, dict):
+        return {key: _strict_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_strict_json(item) for item in value]
+    return value
 
 
 def _parquet_history(
@@ -241,6 +258,12 @@ def _wandb_events(run: RunRow, info: Info, samples: int | None = None) -> list[s
     return lines
 
 
+def wandb_time(seconds: float) -> str:
+    """W&B's form of a run's time: ISO 8601 in UTC to the second, no offset ("2026-12-07T16:06:25"),
+    the text wandb.Api's `run.created_at` holds and scripts parse."""
+    return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
 # Fields W&B's clients ask for, on nbtrack's schema as on the W&B dialect.
 WANDB_FIELDS: dict[str, dict[str, Resolver]] = {
     "Query": {"models": _models},
@@ -278,6 +301,9 @@ WANDB_RESOLVERS: dict[str, dict[str, Resolver]] = {
         ),
     },
     "Run": {
+        "createdAt": computed(lambda run: wandb_time(run.created_at)),
+        "updatedAt": computed(lambda run: wandb_time(run.updated_at)),
+        "heartbeatAt": computed(lambda run: wandb_time(run.updated_at)),
         "history": _wandb_history,
         "historyKeys": _wandb_history_keys,
         "events": _wandb_events,
