@@ -243,3 +243,39 @@ def test_run_created_at_is_iso_text(env: WandbEnv) -> None:
     created = datetime.fromtimestamp(stored.created_at, UTC).replace(tzinfo=None, microsecond=0)
     assert out["created"] == out["listed"] == out["parsed"] == created.isoformat()
     assert isinstance(out["heartbeat"], str) and out["heartbeat"] >= out["created"]
+
+
+CREATED_FILTERS = """
+import os, wandb
+api = wandb.Api()
+path = os.environ["WANDB_ENTITY"] + "/dated"
+def ids(filters):
+    return sorted(r.id for r in api.runs(path, filters=filters))
+out = {
+    "gt": ids({"created_at": {"$gt": "2024-06-01T00:00:00"}}),
+    "lt_z": ids({"createdAt": {"$lt": "2025-06-01T00:00:00Z"}}),
+    "date": ids({"$and": [{"created_at": {"$gte": "2025-01-01"}}, {"created_at": {"$lt": "2026-01-01"}}]}),
+    "count": len(api.runs(path, filters={"created_at": {"$gt": "2024-06-01T00:00:00+02:00"}})),
+}
+try:
+    ids({"created_at": {"$gt": "last tuesday"}})
+except Exception as exc:
+    out["bad"] = str(exc)
+emit(out)
+"""
+
+
+def test_runs_filtered_by_created_at_as_iso_text(env: WandbEnv) -> None:
+    """W&B's documented way to choose runs by time, `{"created_at": {"$gt": "2024-06-01T00:00:00"}}`
+    (ISO text, as `run.created_at` reads), matched no run at all: the server compared the text
+    with unix seconds. Text without an offset is UTC, as W&B's times are."""
+    client = env.client
+    for year in (2024, 2025, 2026):
+        created = datetime(year, 1, 1, 12, tzinfo=UTC).timestamp()
+        client.upsert("dated", f"y{year}", entity=env.entity, createdAt=created)
+    out = env.run(CREATED_FILTERS)
+    assert out["gt"] == ["y2025", "y2026"]
+    assert out["lt_z"] == ["y2024", "y2025"]
+    assert out["date"] == ["y2025"]
+    assert out["count"] == 2
+    assert "'last tuesday' is not an ISO 8601 time" in out["bad"]

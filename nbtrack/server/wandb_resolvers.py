@@ -17,7 +17,7 @@ from nbtrack import jsonutil
 from nbtrack.server.errors import ApiError
 from nbtrack.server.resolvers import Info, Resolver, computed, numeric_id, projects, run_history
 from nbtrack.server.wandb_files import WandbFile, select_files
-from nbtrack.server.wandb_query import select_runs
+from nbtrack.server.wandb_query import select_runs, times_as_seconds
 from nbtrack.store import ProjectRow, RunRow
 from nbtrack.store.line_counts import last_line, line_count
 from nbtrack.store.run_queries import RunSelection, query_runs
@@ -99,6 +99,7 @@ def _project_runs_page(
     order: str | None = None,
     filters: Any = None,
 ) -> dict[str, Any]:
+    filters = times_as_seconds(filters)
     start = _cursor_start(after)
     if first is not None and first < 0:
         raise ApiError("BAD_REQUEST", f"first must be >= 0, not {first}")
@@ -135,6 +136,7 @@ def _select(
 def _run_count(project: ProjectRow, info: Info, filters: Any = None) -> int:
     if filters is None:
         return project.run_count
+    filters = times_as_seconds(filters)
     found = _select(project, info, filters, None, count_only=True)
     return found.total if found.exact else len(select_runs(found.rows, filters, None))
 
