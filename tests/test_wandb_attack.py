@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -14,8 +15,10 @@ import requests
 import nbtrack
 from nbtrack import jsonutil
 from tests import test_wandb_client as base
+from tests import serving
 from tests.serving import Client
-from tests.wandb_client import WandbEnv, wandb_env
+from tests.test_wandb_crashed import wait_for
+from tests.wandb_client import WandbEnv, _make_env, require_wandb, wandb_env
 
 env = base.env
 wandb_env = wandb_env  # a fixture (SQLite): the name rule is the server's, not the store's
@@ -279,3 +282,41 @@ def test_runs_filtered_by_created_at_as_iso_text(env: WandbEnv) -> None:
     assert out["date"] == ["y2025"]
     assert out["count"] == 2
     assert "'last tuesday' is not an ISO 8601 time" in out["bad"]
+
+
+SAVE_TOO_BIG = """
+import os, wandb
+folder = os.path.join(os.getcwd(), "saved")
+os.makedirs(folder, exist_ok=True)
+with open(os.path.join(folder, "big.bin"), "wb") as out:
+    out.write(os.urandom(300_000))
+with open(os.path.join(folder, "small.txt"), "w") as out:
+    out.write("kept")
+run = wandb.init(project="wb", id="too-big")
+wandb.save(os.path.join(folder, "big.bin"), base_path=folder)
+wandb.save(os.path.join(folder, "small.txt"), base_path=folder)
+run.log({"x": 1})
+run.finish()  # wandb-core logs the refused upload in its debug log only, and finishes
+r = wandb.Api().run(os.environ["WANDB_ENTITY"] + "/wb/too-big")
+emit({"state": r.state, "files": sorted(f.name for f in r.files()), "x": [h["x"] for h in r.history(pandas=False)]})
+"""
+
+
+def test_a_saved_file_over_max_upload_is_named_in_the_server_log(tmp_path: Path) -> None:
+    """`wandb.save()` of a file over `--max-upload`: the server refuses its PUT (413) and wandb-core
+    only writes that to its debug log, the run finishing "synced": the file was gone with no word
+    to anyone. The server now says which file of which run it refused, and why; the rest lands."""
+    require_wandb()
+    served = serving.start_server(tmp_path, extra_args=["--max-upload", "100000"])
+    try:
+        env = _make_env(served, tmp_path)
+        out = env.run(SAVE_TOO_BIG)
+        assert out["state"] == "finished" and out["x"] == [1]
+        assert "small.txt" in out["files"] and "big.bin" not in out["files"]
+        wait_for(lambda: "big.bin" in served.log(), 10, "the refusal in the server log")
+        assert (
+            f"refused run file 'big.bin' of {env.entity}/wb/too-big: "
+            "the body is larger than this server's limit of 100000 bytes (--max-upload)"
+        ) in served.log()
+    finally:
+        served.stop()
