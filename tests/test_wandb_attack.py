@@ -14,8 +14,8 @@ import requests
 
 import nbtrack
 from nbtrack import jsonutil
-from tests import test_wandb_client as base
 from tests import serving
+from tests import test_wandb_client as base
 from tests.serving import Client
 from tests.test_wandb_crashed import wait_for
 from tests.wandb_client import WandbEnv, _make_env, require_wandb, wandb_env
@@ -298,7 +298,8 @@ wandb.save(os.path.join(folder, "small.txt"), base_path=folder)
 run.log({"x": 1})
 run.finish()  # wandb-core logs the refused upload in its debug log only, and finishes
 r = wandb.Api().run(os.environ["WANDB_ENTITY"] + "/wb/too-big")
-emit({"state": r.state, "files": sorted(f.name for f in r.files()), "x": [h["x"] for h in r.history(pandas=False)]})
+emit({"state": r.state, "files": sorted(f.name for f in r.files()),
+      "x": [h["x"] for h in r.history(pandas=False)]})
 """
 
 
