@@ -300,7 +300,6 @@ run.finish()  # wandb-core logs the refused upload in its debug log only, and fi
 r = wandb.Api().run(os.environ["WANDB_ENTITY"] + "/wb/too-big")
 emit({"state": r.state, "files": sorted(f.name for f in r.files()),
       "x": [h["x"] for h in r.history(pandas=False)]})
-      "x": [h["x"] for h in r.history(pandas=False)]})
 """
 
 
