@@ -233,7 +233,9 @@ api = wandb.Api()
 path = os.environ["WANDB_ENTITY"] + "/wb/timed"
 r = api.run(path)
 listed = list(api.runs(os.environ["WANDB_ENTITY"] + "/wb"))[0]
+project = [p for p in api.projects(os.environ["WANDB_ENTITY"]) if p.name == "wb"][0]
 emit({"created": r.created_at, "heartbeat": r.heartbeat_at, "listed": listed.created_at,
+      "project": project.created_at,
       "parsed": datetime.datetime.strptime(r.created_at, "%Y-%m-%dT%H:%M:%S").isoformat()})
 """
 
@@ -246,6 +248,7 @@ def test_run_created_at_is_iso_text(env: WandbEnv) -> None:
     created = datetime.fromtimestamp(stored.created_at, UTC).replace(tzinfo=None, microsecond=0)
     assert out["created"] == out["listed"] == out["parsed"] == created.isoformat()
     assert isinstance(out["heartbeat"], str) and out["heartbeat"] >= out["created"]
+    assert datetime.strptime(out["project"], "%Y-%m-%dT%H:%M:%S") <= created  # the same form
 
 
 CREATED_FILTERS = """

@@ -261,8 +261,8 @@ def _wandb_events(run: RunRow, info: Info, samples: int | None = None) -> list[s
 
 
 def wandb_time(seconds: float) -> str:
-    """W&B's form of a run's time: ISO 8601 in UTC to the second, no offset ("2026-12-07T16:06:25"),
-    the text wandb.Api's `run.created_at` holds and scripts parse."""
+    """W&B's form of a run's (or project's) time: ISO 8601 in UTC to the second, no offset
+    ("2026-12-07T16:06:25"), the text wandb.Api's `run.created_at` holds and scripts parse."""
     return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None).isoformat(timespec="seconds")
 
 
@@ -298,9 +298,7 @@ WANDB_FIELDS: dict[str, dict[str, Resolver]] = {
 WANDB_RESOLVERS: dict[str, dict[str, Resolver]] = {
     "Project": {
         "runs": _project_runs_page,
-        "createdAt": computed(
-            lambda p: datetime.fromtimestamp(p.created_at, UTC).isoformat(timespec="seconds")
-        ),
+        "createdAt": computed(lambda p: wandb_time(p.created_at)),
     },
     "Run": {
         "createdAt": computed(lambda run: wandb_time(run.created_at)),
