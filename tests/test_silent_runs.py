@@ -220,8 +220,10 @@ def test_server_marks_a_silent_run_crashed_and_a_post_brings_it_back(
     client.upsert("p", "gone", state="running")
     wait_for(lambda: client.run("p", "gone", "state")["state"] == "crashed", 20, "marked crashed")
     assert "marked crashed: nothing heard from it" in quick_server.log()
-    # An edit through the API (upsertBucket by id, as wandb's run.update() sends it) is no sign of life.
-    client.upsert("p", "gone", id="local/p/gone", tags=["looked-at"])
+    # An edit through the API (upsertBucket by id alone, as wandb's run.update() sends it) is no
+    # sign of life.
+    edit = "mutation E($input: UpsertBucketInput!) { upsertBucket(input: $input) { bucket { id } } }"
+    client.data(edit, input={"id": "local/p/gone", "tags": ["looked-at"]})
     assert client.run("p", "gone", "state")["state"] == "crashed"
     # wandb-core's heartbeat is an empty post (`{}`, every 30 s): the run is alive after all.
     assert client.stream("p", "gone", {}).status_code == 200

@@ -6,15 +6,19 @@ its fix. On SQLite and, where the store matters, PostgreSQL (NBTRACK_TEST_POSTGR
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import requests
 
 import nbtrack
 from nbtrack import jsonutil
+from tests import serving
 from tests import test_wandb_client as base
 from tests.serving import Client
-from tests.wandb_client import WandbEnv, wandb_env
+from tests.test_wandb_crashed import wait_for
+from tests.wandb_client import WandbEnv, _make_env, require_wandb, wandb_env
 
 env = base.env
 wandb_env = wandb_env  # a fixture (SQLite): the name rule is the server's, not the store's
@@ -188,3 +192,135 @@ def test_scan_history_sees_rows_logged_after_an_earlier_scan(wandb_env: WandbEnv
     assert out["before"] == [0, 1, 2]
     assert out["after"] == [0, 1, 2, 3, 4]
     assert out["empty"] == [] and out["filled"] == [7]
+
+
+HISTORY_KEYS_NONFINITE = """
+import math, os, wandb
+run = wandb.init(project="wb", id="nonfinite-keys")
+for i, odd in enumerate([math.nan, math.inf, -math.inf, 0.5]):
+    run.log({"odd": odd, "epoch": i, "deep": {"v": odd}})
+run.finish()
+r = wandb.Api().run(os.environ["WANDB_ENTITY"] + "/wb/nonfinite-keys")
+emit({
+    "keys": r.history(keys=["odd", "deep"], pandas=False),
+    "x_axis": r.history(keys=["odd"], x_axis="epoch", pandas=False),
+    "frame": r.history(keys=["odd"])["odd"].tolist(),
+})
+"""
+
+
+def test_history_with_keys_of_a_run_that_logged_nan(env: WandbEnv) -> None:
+    """`run.history(keys=...)` (sampledHistory) of a run with a NaN or an infinity among the keys
+    failed whole with wandb-core's "invalid character 'N' looking for beginning of value": the
+    answer held bare NaN tokens. W&B's server answers such a value as the text "NaN",
+    "Infinity", "-Infinity" (as its sweeps code expects), the rest exact."""
+    out = env.run(HISTORY_KEYS_NONFINITE)
+    texts = ["NaN", "Infinity", "-Infinity", 0.5]
+    assert out["keys"] == [{"_step": i, "odd": odd, "deep": {"v": odd}} for i, odd in enumerate(texts)]
+    assert out["x_axis"] == [{"_step": i, "epoch": i, "odd": odd} for i, odd in enumerate(texts)]
+    assert out["frame"] == texts
+    # stored unchanged: nbtrack's own API still reads the floats
+    stored = nbtrack.Api(base_url=env.server.url, api_key=env.key).run(f"{env.entity}/wb/nonfinite-keys")
+    assert same([row["odd"] for row in stored.history()], [math.nan, math.inf, -math.inf, 0.5])
+
+
+RUN_TIMES = """
+import datetime, os, wandb
+run = wandb.init(project="wb", id="timed")
+run.log({"x": 1})
+run.finish()
+api = wandb.Api()
+path = os.environ["WANDB_ENTITY"] + "/wb/timed"
+r = api.run(path)
+listed = list(api.runs(os.environ["WANDB_ENTITY"] + "/wb"))[0]
+project = [p for p in api.projects(os.environ["WANDB_ENTITY"]) if p.name == "wb"][0]
+emit({"created": r.created_at, "heartbeat": r.heartbeat_at, "listed": listed.created_at,
+      "project": project.created_at,
+      "parsed": datetime.datetime.strptime(r.created_at, "%Y-%m-%dT%H:%M:%S").isoformat()})
+"""
+
+
+def test_run_created_at_is_iso_text(env: WandbEnv) -> None:
+    """`run.created_at` (documented by wandb as an "ISO timestamp" str, parsed by scripts with
+    strptime("%Y-%m-%dT%H:%M:%S")) read as unix seconds, a float."""
+    out = env.run(RUN_TIMES)
+    stored = nbtrack.Api(base_url=env.server.url, api_key=env.key).run(f"{env.entity}/wb/timed")
+    created = datetime.fromtimestamp(stored.created_at, UTC).replace(tzinfo=None, microsecond=0)
+    assert out["created"] == out["listed"] == out["parsed"] == created.isoformat()
+    assert isinstance(out["heartbeat"], str) and out["heartbeat"] >= out["created"]
+    assert datetime.strptime(out["project"], "%Y-%m-%dT%H:%M:%S") <= created  # the same form
+
+
+CREATED_FILTERS = """
+import os, wandb
+api = wandb.Api()
+path = os.environ["WANDB_ENTITY"] + "/dated"
+def ids(filters):
+    return sorted(r.id for r in api.runs(path, filters=filters))
+out = {
+    "gt": ids({"created_at": {"$gt": "2024-06-01T00:00:00"}}),
+    "lt_z": ids({"createdAt": {"$lt": "2025-06-01T00:00:00Z"}}),
+    "date": ids({"$and": [{"created_at": {"$gte": "2025-01-01"}}, {"created_at": {"$lt": "2026-01-01"}}]}),
+    "count": len(api.runs(path, filters={"created_at": {"$gt": "2024-06-01T00:00:00+02:00"}})),
+}
+try:
+    ids({"created_at": {"$gt": "last tuesday"}})
+except Exception as exc:
+    out["bad"] = str(exc)
+emit(out)
+"""
+
+
+def test_runs_filtered_by_created_at_as_iso_text(env: WandbEnv) -> None:
+    """W&B's documented way to choose runs by time, `{"created_at": {"$gt": "2024-06-01T00:00:00"}}`
+    (ISO text, as `run.created_at` reads), matched no run at all: the server compared the text
+    with unix seconds. Text without an offset is UTC, as W&B's times are."""
+    client = env.client
+    for year in (2024, 2025, 2026):
+        created = datetime(year, 1, 1, 12, tzinfo=UTC).timestamp()
+        client.upsert("dated", f"y{year}", entity=env.entity, createdAt=created)
+    out = env.run(CREATED_FILTERS)
+    assert out["gt"] == ["y2025", "y2026"]
+    assert out["lt_z"] == ["y2024", "y2025"]
+    assert out["date"] == ["y2025"]
+    assert out["count"] == 2
+    assert "'last tuesday' is not an ISO 8601 time" in out["bad"]
+
+
+SAVE_TOO_BIG = """
+import os, wandb
+folder = os.path.join(os.getcwd(), "saved")
+os.makedirs(folder, exist_ok=True)
+with open(os.path.join(folder, "big.bin"), "wb") as out:
+    out.write(os.urandom(300_000))
+with open(os.path.join(folder, "small.txt"), "w") as out:
+    out.write("kept")
+run = wandb.init(project="wb", id="too-big")
+wandb.save(os.path.join(folder, "big.bin"), base_path=folder)
+wandb.save(os.path.join(folder, "small.txt"), base_path=folder)
+run.log({"x": 1})
+run.finish()  # wandb-core logs the refused upload in its debug log only, and finishes
+r = wandb.Api().run(os.environ["WANDB_ENTITY"] + "/wb/too-big")
+emit({"state": r.state, "files": sorted(f.name for f in r.files()),
+      "x": [h["x"] for h in r.history(pandas=False)]})
+"""
+
+
+def test_a_saved_file_over_max_upload_is_named_in_the_server_log(tmp_path: Path) -> None:
+    """`wandb.save()` of a file over `--max-upload`: the server refuses its PUT (413) and wandb-core
+    only writes that to its debug log, the run finishing "synced": the file was gone with no word
+    to anyone. The server now says which file of which run it refused, and why; the rest lands."""
+    require_wandb()
+    served = serving.start_server(tmp_path, extra_args=["--max-upload", "100000"])
+    try:
+        env = _make_env(served, tmp_path)
+        out = env.run(SAVE_TOO_BIG)
+        assert out["state"] == "finished" and out["x"] == [1]
+        assert "small.txt" in out["files"] and "big.bin" not in out["files"]
+        wait_for(lambda: "big.bin" in served.log(), 10, "the refusal in the server log")
+        assert (
+            f"refused run file 'big.bin' of {env.entity}/wb/too-big: "
+            "the body is larger than this server's limit of 100000 bytes (--max-upload)"
+        ) in served.log()
+    finally:
+        served.stop()

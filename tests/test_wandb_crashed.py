@@ -103,3 +103,59 @@ def wait_for(condition: Any, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s: {what}")
         time.sleep(0.2)
+
+
+FINISHED = """
+import wandb
+run = wandb.init(project="wb", id="again")
+for i in range(5):
+    run.log({"i": i})
+run.finish()
+"""
+
+RESUMED_THEN_KILLED = """
+import os, wandb, time
+run = wandb.init(project="wb", id="again", resume="must")
+# read at once, before the client posted anything: what the resume itself made of the run
+state = wandb.Api().run(os.environ["WANDB_ENTITY"] + "/wb/again").state
+for i in range(5, 10):
+    run.log({"i": i})
+print(state, flush=True)
+time.sleep(300)  # killed here
+"""
+
+
+def test_a_resumed_finished_run_reads_running_and_crashed_once_killed(env: WandbEnv) -> None:
+    """Resuming a finished run left it `finished` while the resumed client ran (the resume's
+    upsert, carrying the run's id, was taken for an edit), so when that client was killed the
+    run stayed `finished` forever, the rows logged after the resume with it. W&B reads a resumed
+    run `running`, and this server's silent-run check must then see it."""
+    env.run(FINISHED)
+    client = _start(env, RESUMED_THEN_KILLED)
+    reader = nbtrack.Api(base_url=env.server.url, api_key=env.key)
+    path = f"{env.entity}/wb/again"
+    try:
+        assert client.stdout is not None
+        during = client.stdout.readline().strip()
+        wait_for(lambda: len(reader.run(path).history()) == 10, 60, "the 10 rows stored")
+    finally:
+        os.killpg(client.pid, signal.SIGKILL)
+        client.wait(10)
+    assert during == "running", client.stderr.read() if client.stderr else ""
+    wait_for(lambda: reader.run(path).state == "crashed", 30, "the killed resumed run marked crashed")
+    assert [row["i"] for row in reader.run(path).history()] == list(range(10))
+
+
+def _start(env: WandbEnv, code: str) -> subprocess.Popen[str]:
+    """The snippet in a process group of its own: a kill takes wandb-core with it."""
+    environ = env.environ()
+    environ["NBTRACK_TEST_RESULT"] = str(env.home / "unused.json")
+    return subprocess.Popen(
+        [str(require_wandb()), "-c", _PRELUDE + textwrap.dedent(code)],
+        env=environ,
+        cwd=env.home,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )

@@ -141,10 +141,17 @@ class Endpoints:
         if await run_in_threadpool(self.store.get_run, entity, project, run_id) is None:
             # A URL signed before its run was deleted: no file of a deleted run comes back.
             raise ApiError("NOT_FOUND", f"run {entity}/{project}/{run_id} does not exist")
-        check_length(request, self.config.max_upload)
-        size = await self.files.save(
-            entity, project, run_id, name, body_chunks(request), self.config.max_upload
-        )
+        try:
+            check_length(request, self.config.max_upload)
+            size = await self.files.save(
+                entity, project, run_id, name, body_chunks(request), self.config.max_upload
+            )
+        except ApiError as exc:
+            if exc.code == "PAYLOAD_TOO_LARGE":  # wandb-core tells no one but its debug log
+                log.warning(
+                    "refused run file %r of %s/%s/%s: %s (--max-upload)", name, entity, project, run_id, exc
+                )
+            raise
         return _json({"name": name, "sizeBytes": size})
 
     async def history_export(self, request: Request) -> Response:

@@ -49,6 +49,9 @@ _WANDB_FIELDS = {
     ),
     "historyKeys: [String!]!": "historyKeys: JSON",
     "createdAt: Float!\n  lastActivity: Float!": "createdAt: String!\n  lastActivity: Float!",
+    "createdAt: Float!\n  updatedAt: Float!\n  heartbeatAt: Float!": (
+        "createdAt: String!\n  updatedAt: String!\n  heartbeatAt: String!"
+    ),
     "events(offset: Int, limit: Int): [String!]!": "events(samples: Int): [String!]!",
     "files: [RunFile!]!": (
         "files(names: [String], after: String, first: Int, pattern: String): FileConnection!"

@@ -29,6 +29,11 @@ _SHORT_TEXT = 255
 
 def _upsert_bucket(_root: None, info: Info, input: dict[str, Any]) -> dict[str, Any]:
     context = info.context
+    # An upsert by id alone is an edit (wandb's public API, nbtrack's run editor); by name, the
+    # run's own client's (init, a config change, a resume). wandb's client resuming a run sends
+    # both: the name, and the id its resume query read.
+    edit = input.get("id") is not None and input.get("name") is None
+    resuming = input.get("id") is not None and not edit
     input = _with_id_parts(input)
     entity = _entity(context, _either(input, "entity", "entityName"))
     project = check_project(_either(input, "project", "modelName") or DEFAULT_PROJECT)
@@ -36,9 +41,6 @@ def _upsert_bucket(_root: None, info: Info, input: dict[str, Any]) -> dict[str, 
     if name is None:
         raise ApiError("BAD_REQUEST", "upsertBucket needs the run id in input.name")
     run_id = check_name(name, "run name")
-    # An upsert by id is an edit (wandb's public API, nbtrack's run editor); by name, the run's
-    # own client's (init, a config change, a resume).
-    edit = input.get("id") is not None
     _refuse_deleted(context, entity, project, run_id, edit=edit)
     fields: RunFields = {
         "display_name": _text(input.get("displayName"), "displayName"),
@@ -54,6 +56,10 @@ def _upsert_bucket(_root: None, info: Info, input: dict[str, Any]) -> dict[str, 
         "state": _state(input.get("state")),
         "created_at": _created_at(input.get("createdAt")),
     }
+    if resuming and fields["state"] is None:
+        # A resumed run is live again, whatever it ended as (W&B reads it `running`): so its
+        # client being killed now is seen (silent_runs.py) rather than leaving it `finished`.
+        fields["state"] = "running"
     if not fields["display_name"] and context.store.get_run(entity, project, run_id) is None:
         # A new run without a name (the wandb client sends none unless given one) gets a readable
         # one, made from its id: a concurrent create of the same run names it the same.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import re2
@@ -24,7 +25,7 @@ import re2
 from nbtrack.server.errors import ApiError
 from nbtrack.store import RunRow
 
-__all__ = ["select_runs"]
+__all__ = ["select_runs", "times_as_seconds"]
 
 _MISSING = object()
 _MAX_REGEX = 1000
@@ -44,6 +45,39 @@ _FIELDS: dict[str, Callable[[RunRow], Any]] = {
     "heartbeat_at": lambda run: run.updated_at,
     "heartbeatAt": lambda run: run.updated_at,
 }
+
+
+_TIME_FIELDS = frozenset({"created_at", "createdAt", "heartbeat_at", "heartbeatAt"})
+
+
+def times_as_seconds(filters: Any) -> Any:
+    """filters with each text compared with a run's time (`{"created_at": {"$gt": "2024-06-01"}}`,
+    W&B's documented form, its times being ISO text) as the unix seconds the store holds. ISO 8601
+    without an offset is UTC, as W&B's times are; other text is a BAD_REQUEST naming it."""
+    if isinstance(filters, list):
+        return [times_as_seconds(item) for item in filters]
+    if not isinstance(filters, dict):
+        return filters
+    return {
+        key: _time_operand(key, value) if key in _TIME_FIELDS else times_as_seconds(value)
+        for key, value in filters.items()
+    }
+
+
+def _time_operand(field: str, value: Any) -> Any:
+    if isinstance(value, list):
+        return [_time_operand(field, item) for item in value]
+    if isinstance(value, dict):
+        return {op: item if op == "$regex" else _time_operand(field, item) for op, item in value.items()}
+    if not isinstance(value, str):
+        return value
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(
+            "BAD_REQUEST", f"runs(filters:) {field}: {value!r:.60} is not an ISO 8601 time"
+        ) from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def select_runs(rows: Sequence[RunRow], filters: Any, order: str | None) -> list[RunRow]:

@@ -7,6 +7,7 @@ the client sends; resolvers.py holds nbtrack's own fields.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +17,7 @@ from nbtrack import jsonutil
 from nbtrack.server.errors import ApiError
 from nbtrack.server.resolvers import Info, Resolver, computed, numeric_id, projects, run_history
 from nbtrack.server.wandb_files import WandbFile, select_files
-from nbtrack.server.wandb_query import select_runs
+from nbtrack.server.wandb_query import select_runs, times_as_seconds
 from nbtrack.store import ProjectRow, RunRow
 from nbtrack.store.line_counts import last_line, line_count
 from nbtrack.store.run_queries import RunSelection, query_runs
@@ -98,6 +99,7 @@ def _project_runs_page(
     order: str | None = None,
     filters: Any = None,
 ) -> dict[str, Any]:
+    filters = times_as_seconds(filters)
     start = _cursor_start(after)
     if first is not None and first < 0:
         raise ApiError("BAD_REQUEST", f"first must be >= 0, not {first}")
@@ -134,6 +136,7 @@ def _select(
 def _run_count(project: ProjectRow, info: Info, filters: Any = None) -> int:
     if filters is None:
         return project.run_count
+    filters = times_as_seconds(filters)
     found = _select(project, info, filters, None, count_only=True)
     return found.total if found.exact else len(select_runs(found.rows, filters, None))
 
@@ -172,8 +175,24 @@ def _sampled_history(run: RunRow, info: Info, specs: list[Any]) -> list[list[dic
         text = info.context.store.history_json(
             run.entity, run.project, run.run_id, keys=keys or None, samples=samples
         )
-        answers.append(jsonutil.loads(text))
+        answers.append(_strict_json(jsonutil.loads(text)))
     return answers
+
+
+# W&B's server answers a non-finite history value in sampledHistory as this text: wandb-core reads
+# the response as strict JSON, where one bare NaN fails the whole `run.history(keys=...)`.
+_NONFINITE_TEXT = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def _strict_json(value: Any) -> Any:
+    """value with each NaN/±inf float (nested too) as W&B's text for it."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _NONFINITE_TEXT[repr(value)]
+    if isinstance(value, dict):
+        return {key: _strict_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_strict_json(item) for item in value]
+    return value
 
 
 def _parquet_history(
@@ -241,6 +260,12 @@ def _wandb_events(run: RunRow, info: Info, samples: int | None = None) -> list[s
     return lines
 
 
+def wandb_time(seconds: float) -> str:
+    """W&B's form of a run's (or project's) time: ISO 8601 in UTC to the second, no offset
+    ("2026-12-07T16:06:25"), the text wandb.Api's `run.created_at` holds and scripts parse."""
+    return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
 # Fields W&B's clients ask for, on nbtrack's schema as on the W&B dialect.
 WANDB_FIELDS: dict[str, dict[str, Resolver]] = {
     "Query": {"models": _models},
@@ -273,11 +298,12 @@ WANDB_FIELDS: dict[str, dict[str, Resolver]] = {
 WANDB_RESOLVERS: dict[str, dict[str, Resolver]] = {
     "Project": {
         "runs": _project_runs_page,
-        "createdAt": computed(
-            lambda p: datetime.fromtimestamp(p.created_at, UTC).isoformat(timespec="seconds")
-        ),
+        "createdAt": computed(lambda p: wandb_time(p.created_at)),
     },
     "Run": {
+        "createdAt": computed(lambda run: wandb_time(run.created_at)),
+        "updatedAt": computed(lambda run: wandb_time(run.updated_at)),
+        "heartbeatAt": computed(lambda run: wandb_time(run.updated_at)),
         "history": _wandb_history,
         "historyKeys": _wandb_history_keys,
         "events": _wandb_events,
