@@ -31,11 +31,11 @@ import pytest
 import requests
 
 __all__ = [
+    "FILE_BACKENDS",
+    "S3_URL",
     "Client",
     "ServerProcess",
     "create_key",
-    "FILE_BACKENDS",
-    "S3_URL",
     "files_on",
     "free_port",
     "pg_server",
@@ -82,7 +82,9 @@ class ServerProcess:
 
         bucket, _, prefix = self.files.removeprefix("s3://").partition("/")
         start = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
-        pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=start + under)
+        pages = (
+            boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=start + under)
+        )
         return sorted(item["Key"][len(start) :] for page in pages for item in page.get("Contents", []))
 
     def start(self) -> None:
@@ -212,7 +214,7 @@ def unique_name(prefix: str) -> str:
 
 
 def require_s3() -> str:
-    """NBTRACK_TEST_S3_URL; skips the test without it (fails under CI=true, where .ci/run starts SeaweedFS)."""
+    """NBTRACK_TEST_S3_URL; skips the test without it (fails under CI=true: .ci/run starts SeaweedFS)."""
     if not S3_URL:
         reason = "set NBTRACK_TEST_S3_URL (and AWS_*) to run the file tests on S3: see .ci/seaweedfs.sh"
         if os.environ.get("CI") == "true":

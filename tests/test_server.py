@@ -327,10 +327,14 @@ def test_a_run_file_is_always_a_sandboxed_download(files_api: Client, project: s
     query = """mutation ($input: CreateRunFilesInput!) {
         createRunFiles(input: $input) { files { name uploadUrl } } }"""
     name = "report/page.html"
-    created = files_api.data(query, input={"project": project, "run": "f2", "files": [name]})["createRunFiles"]
+    created = files_api.data(query, input={"project": project, "run": "f2", "files": [name]})[
+        "createRunFiles"
+    ]
     page = b"<script>alert(1)</script>"
     assert requests.put(created["files"][0]["uploadUrl"], data=page, timeout=30).ok
-    downloaded = files_api.session.get(f"{files_api.url}/files/{files_api.entity}/{project}/f2/{name}", timeout=30)
+    downloaded = files_api.session.get(
+        f"{files_api.url}/files/{files_api.entity}/{project}/f2/{name}", timeout=30
+    )
     assert downloaded.status_code == 200 and downloaded.content == page
     assert downloaded.headers["Content-Disposition"].startswith('attachment; filename="page.html"')
     assert downloaded.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
