@@ -1,0 +1,224 @@
+"""Run files on both files backends (server/file_backend.py) through a real `nbtrack server`: a local
+folder and an S3-compatible bucket (NBTRACK_TEST_S3_URL: SeaweedFS in CI, .ci/seaweedfs.sh).
+
+Uploads stream through (a file larger than any part the server holds is never in memory whole), an
+upload past --max-upload leaves nothing (no object, no multipart upload), byte ranges and the real
+wandb client's save / files() / download() work the same on both, and a bucket that does not
+answer stops the server at its start, naming the bucket."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+import nbtrack
+from tests import serving
+from tests import test_wandb_read as wandb_read
+from tests.serving import Client, ServerProcess
+from tests.wandb_client import WandbEnv, _make_env, require_wandb
+
+NBTRACK_SERVER = [sys.executable, "-m", "nbtrack.cli", "server"]
+MiB = 1 << 20
+PART = 8 * MiB  # s3_backend.PART: the server holds at most about one part of an upload
+
+FILES = """mutation F($input: CreateRunFilesInput!) {
+    createRunFiles(input: $input) { files { name uploadUrl } } }"""
+
+
+@pytest.fixture(params=serving.FILE_BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _start(tmp_path: Path, backend: str, *args: str) -> ServerProcess:
+    return serving.start_server(tmp_path, files=serving.files_on(backend), extra_args=list(args))
+
+
+def _upload_url(client: Client, run: str, name: str) -> str:
+    created = client.data(FILES, input={"project": "p", "run": run, "files": [name]})
+    url: str = created["createRunFiles"]["files"][0]["uploadUrl"]
+    return url
+
+
+def _pattern(size: int) -> Iterator[bytes]:
+    """size bytes that are not all alike (each MiB differs), made as they are sent."""
+    for start in range(0, size, MiB):
+        yield hashlib.sha256(str(start).encode()).digest() * (min(MiB, size - start) // 32)
+
+
+def _pending_multipart_uploads(server: ServerProcess) -> list[str]:
+    if not server.files.startswith("s3://"):
+        return []
+    import boto3
+
+    bucket, _, prefix = server.files.removeprefix("s3://").partition("/")
+    found = boto3.client("s3").list_multipart_uploads(Bucket=bucket, Prefix=prefix)
+    return [upload["Key"] for upload in found.get("Uploads", [])]
+
+
+def test_an_upload_past_the_limit_leaves_nothing(tmp_path: Path, backend: str) -> None:
+    """Past a part (so S3 has a multipart upload under way) and then past --max-upload: 413, and no
+    object, no half file and no unfinished multipart upload is left."""
+    server = _start(tmp_path, backend, "--max-upload", str(2 * PART + MiB))
+    try:
+        client = Client(server.url)
+        client.upsert("p", "r")
+        url = _upload_url(client, "r", "big.bin")
+        response = requests.put(url, data=_pattern(3 * PART), timeout=120)  # chunked: no length to refuse
+        assert response.status_code == 413, response.text
+        assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+        assert "big.bin" in response.json()["errors"][0]["message"]
+        assert [key for key in server.stored_files() if not key.startswith("~uploads/")] == []
+        assert server.stored_files("~uploads/") == []  # the folder's temporary file is gone
+        assert _pending_multipart_uploads(server) == []
+        assert client.run("p", "r", "files { name }") == {"files": []}
+    finally:
+        server.stop()
+
+
+def test_a_large_upload_streams_through_in_bounded_memory(tmp_path: Path, backend: str) -> None:
+    """A 200 MB file goes up and comes back exact, while the server's memory grows by far less
+    than the file: it is streamed both ways, never held whole."""
+    size = 200 * MiB
+    server = _start(tmp_path, backend)
+    try:
+        client = Client(server.url)
+        client.upsert("p", "r")
+        url = _upload_url(client, "r", "weights.bin")
+        assert server.process is not None
+        process = psutil.Process(server.process.pid)
+        before = process.memory_info().rss
+        peak = [before]
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(0.05):
+                peak[0] = max(peak[0], process.memory_info().rss)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            sent = hashlib.sha256()
+
+            def body() -> Iterator[bytes]:
+                for chunk in _pattern(size):
+                    sent.update(chunk)
+                    yield chunk
+
+            response = requests.put(url, data=body(), timeout=600)
+            assert response.status_code == 200, response.text
+            assert response.json() == {"name": "weights.bin", "sizeBytes": size}
+            got = hashlib.sha256()
+            with client.session.get(
+                f"{server.url}/files/local/p/r/weights.bin", stream=True, timeout=600
+            ) as download:
+                assert download.status_code == 200
+                assert download.headers["Content-Length"] == str(size)
+                for chunk in download.iter_content(MiB):
+                    got.update(chunk)
+        finally:
+            done.set()
+            watcher.join()
+        assert got.hexdigest() == sent.hexdigest()
+        grown = peak[0] - before
+        assert grown < 100 * MiB, f"the server grew by {grown / MiB:.0f} MiB for a {size / MiB:.0f} MiB file"
+    finally:
+        server.stop()
+
+
+def test_a_run_file_is_served_whole_or_by_range(tmp_path: Path, backend: str) -> None:
+    server = _start(tmp_path, backend)
+    try:
+        client = Client(server.url)
+        client.upsert("p", "r")
+        data = bytes(range(256)) * 100
+        assert requests.put(_upload_url(client, "r", "media/table.bin"), data=data, timeout=30).ok
+        url = f"{server.url}/files/local/p/r/media/table.bin"
+        whole = client.session.get(url, timeout=30)
+        assert whole.status_code == 200 and whole.content == data
+        assert whole.headers["Content-Disposition"] == 'attachment; filename="table.bin"'
+        part = client.session.get(url, headers={"Range": "bytes=100-299"}, timeout=30)
+        assert part.status_code == 206 and part.content == data[100:300]
+        assert part.headers["Content-Range"] == f"bytes 100-299/{len(data)}"
+        tail = client.session.get(url, headers={"Range": "bytes=-10"}, timeout=30)
+        assert tail.status_code == 206 and tail.content == data[-10:]
+        missing = client.session.get(f"{server.url}/files/local/p/r/absent.bin", timeout=30)
+        assert missing.status_code == 404 and "absent.bin" in missing.text
+        # nbtrack's own read API, through the server
+        stored = nbtrack.Api(base_url=server.url).run("local/p/r")
+        assert stored.file("media/table.bin") == data
+    finally:
+        server.stop()
+
+
+def test_a_bucket_that_does_not_answer_stops_the_server_naming_it(tmp_path: Path) -> None:
+    url = serving.require_s3()
+    bucket = "nbtrack-absent-" + serving.unique_name("b").split("-")[1]
+    result = subprocess.run(
+        [*NBTRACK_SERVER, "--dir", str(tmp_path / "root"), "--port", "0", "--files", f"s3://{bucket}/x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=serving.subprocess_env(),
+    )
+    assert url and result.returncode != 0
+    assert f"s3://{bucket}/x" in result.stderr and bucket in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    bad = subprocess.run(
+        [*NBTRACK_SERVER, "--dir", str(tmp_path / "root"), "--files", "s3://"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=serving.subprocess_env(),
+    )
+    assert bad.returncode != 0 and "s3://BUCKET[/PREFIX]" in bad.stderr, bad.stderr
+
+
+@pytest.fixture
+def wandb_env_on(tmp_path: Path, backend: str) -> Iterator[WandbEnv]:
+    """The real wandb client against a server whose files are in backend."""
+    require_wandb()
+    served = _start(tmp_path, backend)
+    try:
+        yield _make_env(served, tmp_path)
+    finally:
+        served.stop()
+
+
+def test_the_wandb_client_saves_lists_and_downloads_files(wandb_env_on: WandbEnv) -> None:
+    """wandb.save() uploads to createRunFiles' URLs; run.files() lists them (md5 included) and
+    file.download() reads them back exact: test_wandb_read's test, on this backend."""
+    wandb_read.test_files_list_and_download_exact_bytes(wandb_env_on)
+    stored = wandb_env_on.server.stored_files()
+    assert any(key.endswith("/notes.txt") for key in stored), stored
+    if wandb_env_on.server.files.startswith("s3://"):
+        assert not (wandb_env_on.server.cwd / "files").exists()  # nothing on the local disk
+
+
+def test_deleting_a_run_removes_its_files_and_exports(tmp_path: Path, backend: str) -> None:
+    server = _start(tmp_path, backend)
+    try:
+        client = Client(server.url)
+        for run in ("gone", "kept"):
+            client.upsert("p", run)
+            assert requests.put(_upload_url(client, run, "a/b.txt"), data=b"x", timeout=30).ok
+            body = {"files": {"wandb-history.jsonl": {"offset": 0, "content": ['{"_step": 0, "x": 1}']}}}
+            assert client.stream("p", run, {**body, "complete": True, "exitcode": 0}).ok
+            query = """query E($r: String!) { project(name: "p") { run(name: $r) {
+                parquetHistory(liveKeys: []) { parquetUrls } } } }"""
+            urls = client.data(query, r=run)["project"]["run"]["parquetHistory"]["parquetUrls"]
+            assert requests.get(urls[0], timeout=30).ok
+        assert len([k for k in server.stored_files() if "/gone/" in k]) == 3  # file, claim, export
+        nbtrack.Api(base_url=server.url).run("local/p/gone").delete()
+        assert [k for k in server.stored_files() if "/gone/" in k] == []
+        assert len([k for k in server.stored_files() if "/kept/" in k]) == 3
+    finally:
+        server.stop()
