@@ -220,11 +220,13 @@ def create_app(config: ServerConfig, store: Store) -> Starlette:
         )
     if is_loopback(config.host) or config.allowed_hosts:  # the rule is hosts.py's docstring
         middleware.insert(0, Middleware(HostCheck, allowed=frozenset(config.allowed_hosts)))
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=middleware,
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
     )
+    app.state.files_location = endpoints.backend.location  # for the "serving" line
+    return app
 
 
 class HostCheck:
