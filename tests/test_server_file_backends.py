@@ -8,12 +8,16 @@ answer stops the server at its start, naming the bucket."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 import pytest
@@ -222,3 +226,96 @@ def test_deleting_a_run_removes_its_files_and_exports(tmp_path: Path, backend: s
         assert len([k for k in server.stored_files() if "/kept/" in k]) == 3
     finally:
         server.stop()
+
+
+def test_the_wandb_client_scans_history_exports_kept_in_the_backend(wandb_env_on: WandbEnv) -> None:
+    """scan_history() reads the parquet exports (whole, and by byte ranges when given keys) that
+    the server wrote to this backend: test_wandb_read's test, on this backend."""
+    wandb_read.test_scan_history_and_pandas_exact(wandb_env_on)
+    exports = wandb_env_on.server.stored_files("~history/")
+    assert any(key.endswith(".parquet") for key in exports), exports
+    assert any(key.endswith(".claim") for key in exports), exports
+
+
+class Relay:
+    """A TCP relay to the S3 endpoint that the test can cut (the store's outage) and restore on the
+    same port. Bytes pass unchanged, so the S3 client's signatures (over the Host it names) hold."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.port = serving.free_port()
+        self._open: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen()
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        assert self._listener is not None
+        with contextlib.suppress(OSError):  # wakes the accept() under way, which close() alone would not
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        for sock in self._open:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        self._open.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.upstream, timeout=30)
+            self._open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+
+def test_an_object_store_outage_is_a_clear_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the object store cannot be reached, an upload and a download fail with the one error
+    shape, naming the bucket and what could not be done, and nothing is stored; once it is back,
+    the same signed URL works."""
+    files = serving.files_on("s3")
+    assert files is not None
+    endpoint = urlsplit(os.environ["AWS_ENDPOINT_URL"])
+    relay = Relay((endpoint.hostname or "127.0.0.1", endpoint.port or 80))
+    relay.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{relay.port}")
+    server = serving.start_server(tmp_path, files=files)
+    try:
+        client = Client(server.url)
+        client.upsert("p", "r")
+        assert requests.put(_upload_url(client, "r", "kept.txt"), data=b"kept", timeout=60).ok
+        url = _upload_url(client, "r", "a.txt")
+        relay.cut()
+        response = requests.put(url, data=b"lost?", timeout=120)
+        assert response.status_code == 500, response.text
+        message = response.json()["errors"][0]["message"]
+        assert files.rpartition("/")[0] in message and "could not write" in message, message
+        download = client.session.get(f"{server.url}/files/local/p/r/kept.txt", timeout=120)
+        assert download.status_code == 500 and "could not read" in download.text, download.text
+        relay.start()
+        assert requests.put(url, data=b"back", timeout=60).ok
+        stored = nbtrack.Api(base_url=server.url).run("local/p/r")
+        assert (stored.file("a.txt"), stored.file("kept.txt")) == (b"back", b"kept")
+    finally:
+        server.stop()
+        relay.cut()
+    assert "Traceback" not in server.log()

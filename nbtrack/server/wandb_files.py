@@ -76,8 +76,12 @@ class WandbFile:
             return self._context.upload_url(*self._where())
         return self._context.download_url(*self._where())
 
-    def md5(self, _info: Any) -> str | None:
-        return self._context.files.md5(*self._where())
+    def md5(self, _info: Any) -> str:
+        digest = self._context.files.md5(*self._where())
+        if digest is None:  # deleted since it was listed
+            entity, project, run_id, _ = self._where()
+            raise ApiError("NOT_FOUND", f"file {self.name!r} of run {entity}/{project}/{run_id} is gone")
+        return digest
 
 
 def select_files(files: list[RunFile], names: list[str | None] | None, pattern: str | None) -> list[RunFile]:
