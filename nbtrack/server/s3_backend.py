@@ -87,7 +87,9 @@ class S3Backend:
                 while len(buffer) >= PART:
                     if upload_id is None:
                         upload_id = await anyio.to_thread.run_sync(self._start_upload, full)
-                    part, buffer = bytes(buffer[:PART]), buffer[PART:]
+                    with memoryview(buffer) as view:  # one copy of the part, none of the rest
+                        part = bytes(view[:PART])
+                    del buffer[:PART]
                     parts.append(
                         await anyio.to_thread.run_sync(self._upload_part, full, upload_id, parts, part)
                     )
