@@ -25,6 +25,7 @@ import requests
 
 import nbtrack
 from tests import serving
+from tests import test_wandb_client as wandb_client_tests
 from tests import test_wandb_read as wandb_read
 from tests.serving import Client, ServerProcess
 from tests.wandb_client import WandbEnv, _make_env, require_wandb
@@ -201,6 +202,7 @@ def test_the_wandb_client_saves_lists_and_downloads_files(wandb_env_on: WandbEnv
     """wandb.save() uploads to createRunFiles' URLs; run.files() lists them (md5 included) and
     file.download() reads them back exact: test_wandb_read's test, on this backend."""
     wandb_read.test_files_list_and_download_exact_bytes(wandb_env_on)
+    wandb_client_tests.test_log_save_alert_and_viewer(wandb_env_on)  # config.yaml, metadata, summary too
     stored = wandb_env_on.server.stored_files()
     assert any(key.endswith("/notes.txt") for key in stored), stored
     if wandb_env_on.server.files.startswith("s3://"):
