@@ -20,6 +20,7 @@ from nbtrack.errors import InternalProcessError, NbtrackError, UsageError
 
 if TYPE_CHECKING:
     from nbtrack.api import Api
+    from nbtrack.extension.explorer import compare, show
     from nbtrack.sdk.media import Histogram, Image, Table
     from nbtrack.sdk.run import Run
     from nbtrack.sdk.session import finish, init, log
@@ -37,10 +38,12 @@ __all__ = [
     "Run",
     "Table",
     "UsageError",
+    "compare",
     "finish",
     "init",
     "log",
     "run",
+    "show",
 ]
 
 _LAZY = {  # name -> the module that defines it
@@ -52,6 +55,8 @@ _LAZY = {  # name -> the module that defines it
     "finish": "nbtrack.sdk.session",
     "init": "nbtrack.sdk.session",
     "log": "nbtrack.sdk.session",
+    "show": "nbtrack.extension.explorer",  # the notebook's explorer needs nbtrack[jupyter]
+    "compare": "nbtrack.extension.explorer",
 }
 
 

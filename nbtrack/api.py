@@ -14,16 +14,18 @@ Paths are "project" or "entity/project" for a project, "project/run_id" or
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
-from nbtrack.errors import NbtrackError, UsageError
+from nbtrack import jsonutil
+from nbtrack.errors import NbtrackError, StoreError, UsageError
 from nbtrack.run_manage import LocalRunEditor
 from nbtrack.sdk.values import check_file_name
-from nbtrack.settings import check_base_url, resolve_root
-from nbtrack.store import DB_FILENAME, AlertRow, ProjectRow, RunRow, Store
+from nbtrack.settings import check_base_url, crashed_after, resolve_root
+from nbtrack.store import DB_FILENAME, AlertRow, ChartRequest, ProjectRow, RunRow, Store
 from nbtrack.store.schema import pick_keys
 from nbtrack.vocabulary import CELLS_KEY, CLIENT_CONFIG_KEY
 
@@ -33,6 +35,12 @@ if TYPE_CHECKING:
     from nbtrack.online.reader import ServerReader
 
 __all__ = ["Api", "RunNotFoundError", "StoredRun"]
+
+# The chart of one run, as the web UI reads it (Run.chart in the server's schema).
+_CHART = """query Chart($project: String!, $entity: String, $run: String!, $keys: [String!],
+    $points: Int) {
+  project(name: $project, entityName: $entity) {
+    run(name: $run) { chart(keys: $keys, points: $points) } } }"""
 
 
 class RunNotFoundError(NbtrackError, LookupError):
@@ -109,6 +117,7 @@ class Api:
             )
         self.dir = root
         store = self._source = Store.for_reading(root)  # read-only where it cannot be written
+        _mark_silent_runs(store)
         self._editor = LocalRunEditor(store, root)  # its edits fail where it cannot be written
 
     def close(self) -> None:
@@ -392,6 +401,38 @@ class StoredRun:
         columns = None if keys is None else ["_step", *keys]
         return pandas_module.DataFrame.from_records(rows, columns=columns)
 
+    def chart(self, keys: Sequence[str] | None = None, points: int = 500) -> dict[str, list[list[float]]]:
+        """The run's metrics (or keys) downsampled for drawing, as the web UI gets them: per key at
+        most `points` [step, min, max] points (every value, min = max, where it has fewer; a
+        million-row run reads its rollup, and keeps its spikes). Keys without a number are left out."""
+        if isinstance(keys, str):
+            keys = [keys]
+        wanted = None if keys is None else tuple(dict.fromkeys(keys))
+        if self._reader is not None:
+            data = self._reader.graphql(
+                _CHART,
+                project=self.project,
+                entity=self.entity,
+                run=self.id,
+                keys=None if wanted is None else list(wanted),
+                points=points,
+            )
+            run = (data.get("project") or {}).get("run")
+            if run is None:
+                raise RunNotFoundError(f"run {self.path!r} is no longer there")
+            body = run["chart"]
+            series: dict[str, list[list[float]]] = (jsonutil.loads(body) if isinstance(body, str) else body)[
+                "series"
+            ]
+            return series
+        assert isinstance(self._source, Store)
+        chart = self._source.chart(
+            self.entity, self.project, self.id, ChartRequest(wanted, "_step", None, None, points)
+        )
+        if chart is None:
+            raise RunNotFoundError(f"run {self.path!r} is no longer there")
+        return chart.series
+
     @property
     def alerts(self) -> list[AlertRow]:
         """The run's alerts (`run.alert()`, a wandb client's too), oldest first: each with its
@@ -413,3 +454,14 @@ def _split(path: str, what: str, counts: tuple[int, ...]) -> list[str]:
     if len(parts) not in counts or not all(part.strip() for part in parts):
         raise ValueError(f"{path!r} is not {what}")
     return parts
+
+
+def _mark_silent_runs(store: Store) -> None:
+    """A local store has no server to mark its silent runs crashed: its readers do, so a run
+    killed with its internal process does not read `running` forever (store/liveness.py)."""
+    after = crashed_after()
+    if after <= 0 or store.read_only:
+        return
+    # A store busy or locked for now: reading it still works, and the next reader marks them.
+    with contextlib.suppress(StoreError):
+        store.mark_silent_runs_crashed(after)

@@ -78,6 +78,13 @@ def _server_parser(server: argparse.ArgumentParser) -> None:
         help="longest wait for a request's head or the next piece of its body (default 30)",
     )
     server.add_argument(
+        "--crashed-after",
+        type=float,
+        metavar="SECONDS",
+        help="mark a running run crashed once nothing was heard from it (rows, or the heartbeat a live "
+        "client sends every 30 s) for this long; 0: never (default 300)",
+    )
+    server.add_argument(
         "--allowed-host",
         action="append",
         dest="allowed_hosts",
@@ -150,6 +157,7 @@ def _server(args: argparse.Namespace) -> int:
         "rate_limit",
         "rate_burst",
         "body_timeout",
+        "crashed_after",
         "log_level",
         "allowed_hosts",
     )

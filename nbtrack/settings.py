@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nbtrack.errors import UsageError
+from nbtrack.vocabulary import RUN_ALIVE_SECONDS, SILENT_RUN_SECONDS
 
 __all__ = [
     "DEFAULT_ENTITY",
@@ -24,6 +25,7 @@ __all__ = [
     "check_name",
     "check_project",
     "check_writable",
+    "crashed_after",
     "new_run_id",
     "resolve_root",
     "resolve_settings",
@@ -61,6 +63,8 @@ class Settings:
     # past it they go to a spill file in the run folder (transport/outbox.py).
     max_memory: int = 64 * 1024 * 1024
     hang_timeout: float = 10.0  # seconds of silence after which the internal process is replaced
+    # Seconds between heartbeats of a live run with nothing else to deliver (store/liveness.py).
+    alive_interval: float = RUN_ALIVE_SECONDS
     save_code: bool | None = None  # init(save_code=): store the code (None: the extension's default)
     # A script's stdout and stderr kept as the run's console lines (sdk/console_capture.py); a
     # notebook's are the extension's (c.NBTrack.capture_console).
@@ -151,6 +155,13 @@ def resolve_settings(
         "seconds of silence after which the internal process is replaced",
         minimum=1.0,
     )
+    alive_interval = _number(
+        env,
+        "NBTRACK_ALIVE_INTERVAL",
+        Settings.alive_interval,
+        "seconds between the heartbeats of a run that logs nothing",
+        minimum=0.1,
+    )
     return Settings(
         mode=chosen_mode,
         project=check_project(
@@ -165,7 +176,19 @@ def resolve_settings(
         stats_interval=stats_interval,
         max_memory=int(max_memory_mb * 2**20),
         hang_timeout=hang_timeout,
+        alive_interval=alive_interval,
         console=_console(console, env),
+    )
+
+
+def crashed_after(env: dict[str, str] | None = None) -> float:
+    """Seconds after which a reader of a local store marks a silent running run crashed
+    (store/liveness.py): NBTRACK_CRASHED_AFTER, else SILENT_RUN_SECONDS; 0: never."""
+    return _number(
+        dict(os.environ) if env is None else env,
+        "NBTRACK_CRASHED_AFTER",
+        SILENT_RUN_SECONDS,
+        "seconds of silence after which a running run is marked crashed (0: never)",
     )
 
 

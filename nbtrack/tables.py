@@ -11,7 +11,15 @@ from nbtrack.api import StoredRun
 from nbtrack.formatting import format_duration, format_number, format_summary, summary_value
 from nbtrack.store import RunRow
 
-__all__ = ["format_cell", "format_time", "render_table", "runs_table"]
+__all__ = [
+    "common_summary_keys",
+    "cut_text",
+    "format_cell",
+    "format_time",
+    "render_table",
+    "runs_table",
+    "summary_cell",
+]
 
 MAX_CELL_WIDTH = 32
 COLUMN_GAP = "  "
@@ -22,8 +30,8 @@ def render_table(
     headers: Sequence[str], rows: Sequence[Sequence[object]], max_width: int = MAX_CELL_WIDTH
 ) -> str:
     """Headers, a rule and rows as aligned text; numeric columns are right-aligned, cells cut at max_width."""
-    cells = [[_cut(format_cell(value), max_width) for value in row] for row in rows]
-    heads = [_cut(str(header), max_width) for header in headers]
+    cells = [[cut_text(format_cell(value), max_width) for value in row] for row in rows]
+    heads = [cut_text(str(header), max_width) for header in headers]
     widths = [len(head) for head in heads]
     for row in cells:
         if len(row) != len(heads):
@@ -53,7 +61,7 @@ def runs_table(
     README's "The command line" shows what it looks like (tests/test_cli_polish.py holds them equal).
     """
     rows = [run.row if isinstance(run, StoredRun) else run for run in runs]
-    keys = list(summary_keys) if summary_keys is not None else _common_summary_keys(rows, max_keys)
+    keys = list(summary_keys) if summary_keys is not None else common_summary_keys(rows, max_keys)
     # "rows", not "steps": a run's steps may jump (log(step=...)), its count of history rows does not.
     headers = ["id", "name", "state", "created", "runtime", "rows", *keys]
     body = [
@@ -64,7 +72,7 @@ def runs_table(
             format_time(row.created_at),
             format_duration(row.runtime) if row.runtime else "",  # not started: blank, not "0.0 s"
             row.history_line_count,
-            *(_summary_cell(row.summary.get(key)) for key in keys),
+            *(summary_cell(row.summary.get(key)) for key in keys),
         ]
         for row in rows
     ]
@@ -89,7 +97,7 @@ def format_cell(value: object) -> str:
     return " ".join(str(value).split()) if isinstance(value, str) else str(value)
 
 
-def _common_summary_keys(rows: Sequence[RunRow], limit: int) -> list[str]:
+def common_summary_keys(rows: Sequence[RunRow], limit: int) -> list[str]:
     """The summary keys with scalar values that most runs share (first seen first among equals)."""
     counts: Counter[str] = Counter()
     for row in rows:
@@ -102,7 +110,7 @@ def _common_summary_keys(rows: Sequence[RunRow], limit: int) -> list[str]:
     return [key for key, _ in counts.most_common(limit)]
 
 
-def _summary_cell(value: object) -> object:
+def summary_cell(value: object) -> object:
     """A summary value as the web UI shows it: a kept one as "max 0.9894" (formatting.py)."""
     kept = format_summary(value)
     return value if kept is None else kept
@@ -112,5 +120,6 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _cut(text: str, width: int) -> str:
+def cut_text(text: str, width: int) -> str:
+    """text, or its first width - 1 characters and an ellipsis."""
     return text if len(text) <= width else text[: max(width - 1, 0)] + ELLIPSIS

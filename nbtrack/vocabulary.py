@@ -21,7 +21,10 @@ __all__ = [
     "MEDIA_TYPES",
     "OUTPUT_FILE",
     "RESERVED_KEYS",
+    "RUN_ALIVE_SECONDS",
     "RUN_STATES",
+    "SERIES_COLORS",
+    "SILENT_RUN_SECONDS",
     "STEP_MAX",
     "SUMMARY_FILE",
     "SUMMARY_KINDS",
@@ -35,6 +38,29 @@ RUN_STATES = ("running", "finished", "failed", "crashed")
 # What a live panel may show besides: a run starting, finishing, offline (no store to reach), or
 # retrying (a live run that cannot reach its server for now).
 LIVE_STATES = ("starting", *RUN_STATES[:1], "finishing", *RUN_STATES[1:], "offline", "retrying")
+
+# The colour of the n-th run in a chart of several (the notebook's comparison and its snapshot);
+# the web UI's ui.css names the same colours (--c0 ...) for its light theme.
+SERIES_COLORS = (
+    "#3b82f6",
+    "#e8590c",
+    "#2f9e44",
+    "#c2255c",
+    "#7048e8",
+    "#0c8599",
+    "#a0791f",
+    "#e64980",
+    "#5c7cfa",
+    "#868e96",
+)
+
+
+# A live run's writer is heard from at least this often (its rows, else a heartbeat: wandb-core's
+# file stream posts `{}` as often), and a `running` run silent this long is marked crashed
+# (store/liveness.py): by the tracking server, `--crashed-after` (W&B waits minutes too), and by
+# whoever opens a local store for reading.
+RUN_ALIVE_SECONDS = 30.0
+SILENT_RUN_SECONDS = 300.0
 
 
 def exit_state(exit_code: int, state: str = "") -> str:
@@ -93,6 +119,7 @@ def js_module() -> str:
         "HISTOGRAM_TYPE": HISTOGRAM_TYPE,
         "CLIENT_CONFIG_KEY": CLIENT_CONFIG_KEY,
         "SUMMARY_KINDS": list(SUMMARY_KINDS),
+        "SERIES_COLORS": list(SERIES_COLORS),
     }
     lines = ["// Generated from nbtrack/vocabulary.py (python -m nbtrack.vocabulary); do not edit."]
     lines += [f"export const {name} = {json.dumps(value)};" for name, value in words.items()]

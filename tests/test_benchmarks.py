@@ -52,6 +52,11 @@ def test_bench_stats_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
     )
 
 
+def test_bench_explorer_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
+    rows = ("folder: compare() view made", "server: view synced (JSON)", "static snapshot")
+    smoke(tmp_path, "bench_explorer.py", "--quick", timeout=300, rows=rows)
+
+
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed")
 def test_bench_ui_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
     pytest.importorskip("playwright.sync_api")
@@ -63,6 +68,19 @@ def test_bench_ui_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
         "50,000 history rows",
     )
     smoke(tmp_path, "bench_ui.py", "--quick", timeout=180, rows=rows)
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed")
+def test_bench_runs_table_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
+    pytest.importorskip("playwright.sync_api")
+    rows = (
+        "a project of 60 runs",
+        "browser: navigation to page drawn",
+        "tick one run (table + views)",
+        "group by a config key",
+        "server: search, every run read",
+    )
+    smoke(tmp_path, "bench_runs_table.py", "--quick", timeout=180, rows=rows)
 
 
 def test_bench_kernel_small_runs_and_prints_its_table(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ A screenshot is saved under test-artifacts/.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -63,16 +64,24 @@ def wait_until(condition, timeout: float, what: str) -> None:  # type: ignore[no
 @pytest.fixture
 def lab(tmp_path: Path, root: Path) -> Iterator[str]:
     """A JupyterLab server on a free loopback port, with a token; yields the notebook's URL."""
+    with lab_server(tmp_path, root, CELLS) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def lab_server(tmp_path: Path, root: Path, cells: list[str], name: str = "watch.ipynb") -> Iterator[str]:
+    """JupyterLab serving tmp_path with a notebook of `cells` (NBTRACK_DIR=root for its kernels);
+    yields the notebook's URL. Other browser tests (test_explorer_browser.py) use it too."""
     notebook = {
         "cells": [
             {"cell_type": "code", "metadata": {}, "source": src, "outputs": [], "execution_count": None}
-            for src in CELLS
+            for src in cells
         ],
         "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
         "nbformat": 4,
         "nbformat_minor": 5,
     }
-    (tmp_path / "watch.ipynb").write_text(json.dumps(notebook))
+    (tmp_path / name).write_text(json.dumps(notebook))
     port, token = free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if not k.startswith("NBTRACK_")}
     env.update(NBTRACK_DIR=str(root), JUPYTER_CONFIG_DIR=str(tmp_path / ".jupyter"))
@@ -93,7 +102,7 @@ def lab(tmp_path: Path, root: Path) -> Iterator[str]:
 
     try:
         wait_until(ready, 60, "JupyterLab to start")
-        yield f"{base}/lab/tree/watch.ipynb?token={token}"
+        yield f"{base}/lab/tree/{name}?token={token}"
     finally:
         server.terminate()
         try:
@@ -102,23 +111,34 @@ def lab(tmp_path: Path, root: Path) -> Iterator[str]:
             server.kill()
 
 
+def launch_chromium(playwright):  # type: ignore[no-untyped-def]
+    """Debian's Chromium, headless, with nothing of its own reaching out to the network."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    )  # fmt: skip
+
+
+def open_notebook(browser, url: str, height: int = 900):  # type: ignore[no-untyped-def]
+    """A new page showing the notebook at url, its kernel idle, and the list its script errors go to."""
+    page = browser.new_page(viewport={"width": 1280, "height": height})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    return page, errors
+
+
 def test_the_panel_renders_and_its_step_rises_while_the_cell_runs(lab: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )  # fmt: skip
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(lab)
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+        browser = launch_chromium(playwright)
+        page, errors = open_notebook(browser, lab)
         try:
-            _run_cell(page, 0)  # %load_ext nbtrack
-            _run_cell(page, 1)  # the logging loop
+            run_cell(page, 0)  # %load_ext nbtrack
+            run_cell(page, 1)  # the logging loop
             page.wait_for_selector(STEP, timeout=60_000)
         except Exception:
             page.screenshot(path=str(ARTIFACTS / "panel-failed.png"))
@@ -151,7 +171,7 @@ def _step(page) -> int:  # type: ignore[no-untyped-def]
     return int(match.group()) if match else -1
 
 
-def _run_cell(page, index: int) -> None:  # type: ignore[no-untyped-def]
+def run_cell(page, index: int) -> None:  # type: ignore[no-untyped-def]
     """Run one cell with Shift+Enter and wait until the kernel has taken it ("[*]" or "[n]").
 
     A key press that lands while JupyterLab is still settling (kernel connecting, focus moving) is

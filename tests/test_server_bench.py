@@ -59,3 +59,26 @@ def test_bench_history_export_quick_runs_and_prints_its_figures(tmp_path: Path) 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ingest: 20000 rows" in result.stdout and "export (SQLite): 20000 rows" in result.stdout
     assert "rows/s" in result.stdout and "server RSS" in result.stdout
+
+
+SCALE_BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_scale.py"
+
+
+def test_bench_scale_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
+    if not os.environ.get("NBTRACK_TEST_POSTGRES_URL"):
+        pytest.skip("bench_scale needs PostgreSQL: set NBTRACK_TEST_POSTGRES_URL")
+    result = subprocess.run(
+        [sys.executable, str(SCALE_BENCH), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for row in (
+        "steady",
+        "replica killed",
+        "rows lost (steady): 0",
+        "rows lost (replica killed): 0",
+    ):
+        assert row in result.stdout

@@ -73,6 +73,10 @@ def _log_run(root: Path, url: str, name: str, colour: int, sampled: bool) -> str
             pixels[: 8 * (step + 1), :, (colour + 1) % 3] = 200  # each step's image differs
             row["samples"] = nbtrack.Image(pixels, caption=f"{name} {step}")
             row["weights"] = nbtrack.Histogram(np.arange(50) * (step + 1 + colour), num_bins=10)
+        if step == 2:
+            row["predictions"] = nbtrack.Table(
+                columns=["image", "label"], data=[[i, f"{name}-{i}"] for i in range(3)]
+            )
         run.log(row)
         step += 1
         if step >= 3 and (not sampled or _events(client, "sys", run.id) >= SAMPLES_WANTED):
@@ -234,6 +238,21 @@ def test_the_compare_page_shows_images_and_histograms_side_by_side(seeded: Seede
     )
     assert row.locator(".media-foot").all_inner_texts() == _feet(0)
     assert row.locator(".media-step-label").inner_text() == "step 0"
+    # Tables: each run's rows in its own cell, side by side, not just their size.
+    tables = page.locator("section.compare-media[data-key='predictions'] table.media-table")
+    tables.nth(1).wait_for()
+    assert tables.count() == 2
+    assert tables.nth(0).locator("tbody td").all_inner_texts() == ["0", "red-0", "1", "red-1", "2", "red-2"]
+    assert tables.nth(1).locator("tbody td").all_inner_texts() == [
+        "0",
+        "green-0",
+        "1",
+        "green-1",
+        "2",
+        "green-2",
+    ]
+    left, right = tables.nth(0).bounding_box(), tables.nth(1).bounding_box()
+    assert left is not None and right is not None and right["x"] > left["x"] + left["width"] - 1
     _shot(seeded, watched, "compare-media")
     assert not watched.errors, watched.errors
 

@@ -9,7 +9,12 @@ from traitlets.config import Configurable
 
 from nbtrack.settings import MODES
 
-__all__ = ["NBTrack"]
+__all__ = ["NBTrack", "deterministic_from_env"]
+
+
+def deterministic_from_env() -> bool:
+    """$NBTRACK_DETERMINISTIC set (not empty, "0" or "false"): stable output for tests."""
+    return os.environ.get("NBTRACK_DETERMINISTIC", "") not in ("", "0", "false", "False")
 
 
 class NBTrack(Configurable):
@@ -49,7 +54,7 @@ class NBTrack(Configurable):
 
     @default("deterministic")
     def _deterministic_from_env(self) -> bool:
-        return os.environ.get("NBTRACK_DETERMINISTIC", "") not in ("", "0", "false", "False")
+        return deterministic_from_env()
 
     @validate("mode")
     def _check_mode(self, proposal: dict[str, object]) -> object:

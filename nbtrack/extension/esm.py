@@ -20,11 +20,13 @@ import posixpath
 import re
 from collections.abc import Sequence
 
-__all__ = ["PANEL_MODULES", "bundle_esm", "bundle_modules", "panel_esm"]
+__all__ = ["EXPLORER_MODULES", "PANEL_MODULES", "bundle_esm", "bundle_modules", "explorer_esm", "panel_esm"]
 
 # The widget and what it imports, as paths under nbtrack/web/, libraries before the modules that
 # import them.
-PANEL_MODULES = ("shared/vocabulary.js", "shared/chart.js", "shared/chart_svg.js", "widget/panel.js")
+_LIBRARIES = ("shared/vocabulary.js", "shared/chart.js", "shared/chart_svg.js", "widget/theme.js")
+PANEL_MODULES = (*_LIBRARIES, "widget/panel.js")
+EXPLORER_MODULES = (*_LIBRARIES, "widget/explorer.js")
 
 _IMPORT = re.compile(r"""^import\s*\{([^}]*)\}\s*from\s*["'](\.\.?/[\w./-]+\.js)["'];?[ \t]*$""", re.M)
 _ANY_IMPORT = re.compile(r"^\s*import\b", re.M)
@@ -117,3 +119,9 @@ def _read_web(path: str) -> str:
 def panel_esm() -> str:
     """The widget's ES module, bundled from the installed package's files on first use."""
     return bundle_modules([(path, _read_web(path)) for path in PANEL_MODULES])
+
+
+@functools.cache
+def explorer_esm() -> str:
+    """The explorer's ES module (explorer.py's widgets), bundled the same way on first use."""
+    return bundle_modules([(path, _read_web(path)) for path in EXPLORER_MODULES])

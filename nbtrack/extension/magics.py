@@ -1,5 +1,5 @@
-"""`%nbtrack` (status), `%nbtrack finish [RUN]`, `%nbtrack resume ID`, `%nbtrack code [RUN]` and
-`%%nbtrack [init options]` (a cell-scoped run)."""
+"""`%nbtrack` (status), `%nbtrack finish [RUN]`, `%nbtrack resume ID`, `%nbtrack code [RUN]`,
+`%nbtrack show PROJECT` (the explorer's runs table) and `%%nbtrack [init options]` (a cell-scoped run)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ HELP = """\
 %nbtrack code [RUN]          the code that will be stored with RUN (or the current run) when
                              it finishes, if code capture is on (c.NBTrack.save_code = True
                              or init(save_code=True)); nothing is stored otherwise
+%nbtrack show PROJECT [--dir D | --base-url URL]
+                             the runs of PROJECT as a table under the cell (the
+                             store under ./.nbtrack or $NBTRACK_DIR, or a tracking server)
 run = %nbtrack resume ID [--project P --mode MODE --dir D]
                              continue the stored run ID (e.g. after a kernel restart):
                              steps go on from its last one
@@ -50,10 +53,11 @@ def _init_parser() -> _Parser:
     return parser
 
 
-def _resume_parser() -> _Parser:
-    parser = _Parser(prog="%nbtrack resume", add_help=False)
-    parser.add_argument("id")
-    for option in ("project", "mode", "dir"):
+def _command_parser(command: str, argument: str, options: tuple[str, ...]) -> _Parser:
+    """The parser of `%nbtrack COMMAND ARGUMENT [--OPTION VALUE ...]`."""
+    parser = _Parser(prog=f"%nbtrack {command}", add_help=False)
+    parser.add_argument(argument)
+    for option in options:
         parser.add_argument(f"--{option}")
     return parser
 
@@ -84,6 +88,9 @@ class NBTrackMagics(Magics):
             return None
         if words[0] == "resume":
             return self._resume(words[1:])
+        if words[0] == "show":
+            self._show(words[1:])
+            return None
         if words[0] == "code":
             print(self._code(words[1:]))
             return None
@@ -152,9 +159,17 @@ class NBTrackMagics(Magics):
             raise UsageError(f"%nbtrack {command}: no live run {words[0]!r}; live runs: {names}")
         return matches[-1]
 
+    def _show(self, words: list[str]) -> None:
+        """The explorer's runs table under the cell (its errors are nbtrack's UsageError: one line)."""
+        from nbtrack.extension.explorer import show
+
+        options = _command_parser("show", "project", ("dir", "base-url", "api-key")).parse_args(words)
+        show(options.project, dir=options.dir, base_url=options.base_url, api_key=options.api_key)
+
     def _resume(self, words: list[str]) -> Run:
         """Continue a stored run; the magic's value is the run (`run = %nbtrack resume ID`)."""
-        options = {k: v for k, v in vars(_resume_parser().parse_args(words)).items() if v is not None}
+        parsed = _command_parser("resume", "id", ("project", "mode", "dir")).parse_args(words)
+        options = {k: v for k, v in vars(parsed).items() if v is not None}
         try:
             return nbtrack.init(**options, resume="must")
         except (TypeError, ValueError, nbtrack.UsageError) as exc:

@@ -17,7 +17,6 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import anywidget
 import traitlets
 
 from nbtrack import jsonutil
@@ -44,6 +43,7 @@ from nbtrack.extension.panel_limits import (
     safe_url,
     shown,
 )
+from nbtrack.extension.snapshot_widget import SnapshotWidget
 from nbtrack.formatting import format_bytes
 from nbtrack.vocabulary import ALERT_LEVELS
 
@@ -53,12 +53,8 @@ __all__ = ["RunPanel", "panel_details"]
 _NO_MEDIA: dict[str, Any] = {"image": None, "histogram": None}
 
 
-class RunPanel(anywidget.AnyWidget):
+class RunPanel(SnapshotWidget):
     """The live panel of one run; fed by `set_state`, snapshotted by `text_summary`/`html_summary`."""
-
-    # Declared as a trait here (anywidget adds its own only to a class without one), so its value,
-    # the bundle, is made when the first panel syncs its state, not when this module is imported.
-    _esm = traitlets.Unicode().tag(sync=True)
 
     header = traitlets.Dict().tag(sync=True)  # name, id, project, entity, url (http(s) or None)
     state = traitlets.Unicode("starting").tag(sync=True)
@@ -183,23 +179,6 @@ class RunPanel(anywidget.AnyWidget):
     def html_summary(self) -> str:
         """A static HTML snapshot (inline styles, an SVG sparkline per charted metric)."""
         return snapshot.html_summary(self)
-
-    # -- display -------------------------------------------------------------------------------
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The widget view plus text/plain and text/html snapshots for non-widget front-ends."""
-        bundle: Any = super()._repr_mimebundle_(**kwargs)
-        data, metadata = bundle if isinstance(bundle, tuple) else (bundle or {}, {})
-        data = {**data, "text/plain": self.text_summary(), "text/html": self.html_summary()}
-        return data, metadata
-
-    # ipywidgets' close() sets _repr_mimebundle_ to None on the instance; IPython then falls back
-    # to these, so a closed panel still displays as its snapshot.
-    def _repr_html_(self) -> str:
-        return self.html_summary()
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(self.text_summary())
 
 
 def panel_details(live: Any) -> list[str]:

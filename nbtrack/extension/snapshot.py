@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from nbtrack.formatting import format_bytes, format_duration, format_number
 
-__all__ = ["PanelState", "html_summary", "step_words", "text_summary"]
+__all__ = ["PanelState", "html_summary", "lines_svg", "step_words", "text_summary"]
 
 
 class PanelState(Protocol):
@@ -210,7 +210,19 @@ def _sparkline_svg(
     """A polyline of the (already downsampled) series; empty for fewer than two points."""
     if len(values) < 2:
         return ""
-    x0, x1, y0, y1 = min(steps), max(steps), min(values), max(values)
+    return lines_svg([(steps, values, "#3b82f6")], width, height)
+
+
+def lines_svg(lines: Sequence[tuple[Sequence[float], Sequence[float], str]], width: int, height: int) -> str:
+    """An SVG of polylines (steps, values, colour) on shared scales; a line of one point is a dot.
+
+    The panel's sparklines and the explorer's comparison charts (explorer_snapshot.py) are drawn
+    by it: a static picture of what chart_svg.js draws live."""
+    xs = [s for steps, _values, _color in lines for s in steps]
+    ys = [v for _steps, values, _color in lines for v in values]
+    if not xs or not ys:
+        return ""
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
 
     def sx(s: float) -> float:
         return width / 2 if x1 == x0 else (s - x0) / (x1 - x0) * width
@@ -218,8 +230,12 @@ def _sparkline_svg(
     def sy(v: float) -> float:
         return height / 2 if y1 == y0 else height - 1 - (v - y0) / (y1 - y0) * (height - 2)
 
-    points = " ".join(f"{sx(s):.1f},{sy(v):.1f}" for s, v in zip(steps, values, strict=True))
-    return (
-        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
-        f'<polyline points="{points}" fill="none" stroke="#3b82f6" stroke-width="1.5"/></svg>'
-    )
+    shapes = []
+    for steps, values, color in lines:
+        points = [(sx(s), sy(v)) for s, v in zip(steps, values, strict=True)]
+        if len(points) == 1:
+            shapes.append(f'<circle cx="{points[0][0]:.1f}" cy="{points[0][1]:.1f}" r="2" fill="{color}"/>')
+        elif points:
+            text = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+            shapes.append(f'<polyline points="{text}" fill="none" stroke="{color}" stroke-width="1.5"/>')
+    return f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}">{"".join(shapes)}</svg>'

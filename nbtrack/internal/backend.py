@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.settings import DEFAULT_ENTITY
+from nbtrack.vocabulary import RUN_ALIVE_SECONDS
 
 __all__ = ["Backend", "StoreBackend", "copy_whole", "open_backend", "run_files_dir"]
 
@@ -54,6 +56,10 @@ class Backend(Protocol):
     def add_alert(self, alert: pb.AlertRecord) -> None:
         """Keep an alert of the run (once per key; the same title not again within its wait)."""
 
+    def keep_alive(self) -> None:
+        """The run is live: called whenever its sender is idle. Tells the store/server so at least
+        every RUN_ALIVE_SECONDS (store/liveness.py), even when the run logs nothing."""
+
     def finish_run(self, state: str, exit_code: int | None, runtime: float | None) -> None:
         """Mark the run ended; returns once everything before it is delivered (or abort())."""
 
@@ -72,9 +78,17 @@ class StoreBackend:
     retrying: bool = False  # a local database either answers or fails
     failure: str | None = None  # failures raise, and the sender reports them
 
-    def __init__(self, store_url: str, run: pb.RunRecord, *, start_state: str | None = "running") -> None:
+    def __init__(
+        self,
+        store_url: str,
+        run: pb.RunRecord,
+        *,
+        start_state: str | None = "running",
+        alive_interval: float = RUN_ALIVE_SECONDS,
+    ) -> None:
         """start_state: what upsert_run makes the run's state; None keeps the stored one (a replay of
-        an older log by `nbtrack sync` must not make a finished run "running" again)."""
+        an older log by `nbtrack sync` must not make a finished run "running" again).
+        alive_interval: seconds between keep_alive()'s heartbeats."""
         from nbtrack.store import Store  # SQLAlchemy is the slowest import: only where it is used
 
         self._store = Store(store_url)
@@ -84,6 +98,8 @@ class StoreBackend:
         self._files = run_files_dir(store_url, *self._key)
         self.rows_delivered = 0
         self.history_lines_stored = 0
+        self._alive_interval = alive_interval
+        self._alive_said = time.monotonic()  # upsert_run() says it first
 
     def upsert_run(self, run: pb.RunRecord, config: dict[str, Any]) -> tuple[str, str | None]:
         self._store.upsert_run(
@@ -142,6 +158,12 @@ class StoreBackend:
                 "nbtrack: run %s keeps as many alerts as it may; %r is not stored", self._key[2], alert.title
             )
 
+    def keep_alive(self) -> None:
+        # One tiny UPDATE every RUN_ALIVE_SECONDS, whether or not rows were written meanwhile.
+        if time.monotonic() - self._alive_said >= self._alive_interval:
+            self._store.touch_run(*self._key)
+            self._alive_said = time.monotonic()
+
     def finish_run(self, state: str, exit_code: int | None, runtime: float | None) -> None:
         self._store.finish_run(*self._key, state=state, exit_code=exit_code, runtime=runtime)
 
@@ -176,13 +198,16 @@ def run_files_dir(store_url: str, entity: str, project: str, run_id: str) -> Pat
 
 def open_backend(setup: pb.SetupRequest, run: pb.RunRecord, notice: Callable[[str], None]) -> Backend | None:
     """The backend for this run's mode; None in offline mode (the transaction log is all)."""
+    alive_interval = setup.alive_interval or RUN_ALIVE_SECONDS
     if setup.mode == "local":
-        return StoreBackend(setup.store_url, run)
+        return StoreBackend(setup.store_url, run, alive_interval=alive_interval)
     if setup.mode == "online":
         from nbtrack.online.backend import HttpBackend
 
         log_path = Path(setup.log_path) if setup.log_path else None
-        return HttpBackend(setup.base_url, setup.api_key or None, run, notice, log_path)
+        return HttpBackend(
+            setup.base_url, setup.api_key or None, run, notice, log_path, alive_interval=alive_interval
+        )
     if setup.mode == "offline":
         return None
     raise ValueError(f"mode {setup.mode!r} has no backend")

@@ -24,7 +24,7 @@ from typing import Any
 
 from nbtrack import jsonutil
 from nbtrack.console_format import console_line
-from nbtrack.errors import NbtrackError
+from nbtrack.errors import NbtrackError, StoreError
 from nbtrack.internal.backend import Backend, open_backend
 from nbtrack.internal.feed import LINE_OVERHEAD, MEMORY_BYTES, Feed, HistoryLines, Item, in_memory
 from nbtrack.internal.progress import DeliveryProgress, LogProgress
@@ -69,6 +69,7 @@ class Sender:
         log: LogProgress | None = None,
         trouble: Trouble | None = None,
         policy: RetryPolicy = RETRY,
+        keep_alive: bool = False,
     ) -> None:
         self._places = Whereabouts(setup, log)  # the setup: given, or a live run's first record
         self._open_backend = backend_opener  # `nbtrack sync` guards what a replay may change
@@ -93,6 +94,7 @@ class Sender:
         self._summary: dict[str, Any] | None = None
         self._metrics: dict[str, dict[str, str]] = {}
         self._last_flush = time.monotonic()
+        self._keep_alive = keep_alive  # a live run (not a replay): heartbeats while idle
 
     @property
     def setup(self) -> pb.SetupRequest | None:
@@ -195,6 +197,11 @@ class Sender:
         """Deliver what waited long enough (called when no record arrived for a while)."""
         if time.monotonic() - self._last_flush >= BATCH_SECONDS:
             self._flush()
+        if self._keep_alive and self.backend is not None and self.progress.exit_result is None:
+            try:
+                self.backend.keep_alive()
+            except StoreError as exc:  # a missed heartbeat loses nothing: the next tick tries again
+                logger.debug("nbtrack: the run's heartbeat failed: %s", exc)
 
     def close(self) -> None:
         self._flush()

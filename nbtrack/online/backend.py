@@ -33,6 +33,7 @@ from nbtrack.online.server_run import ServerRun, wrapped
 from nbtrack.online.stream_post import StreamPost
 from nbtrack.online.stream_sender import StreamSender
 from nbtrack.proto import nbtrack_pb2 as pb
+from nbtrack.vocabulary import RUN_ALIVE_SECONDS
 from nbtrack.worker import EMPTY, END, Worker, _Marker
 
 __all__ = ["HttpBackend"]
@@ -53,6 +54,7 @@ class _Post:
     alerts: list[pb.AlertRecord] = field(default_factory=list)
     stream: StreamPost = field(default_factory=StreamPost)
     final_upsert: dict[str, Any] | None = None  # after the last post (a crashed run says so)
+    heartbeat: bool = False  # post even if empty: the run is alive (store/liveness.py)
 
 
 class HttpBackend:
@@ -66,8 +68,10 @@ class HttpBackend:
         notice: Callable[[str], None],
         log_path: Path | None = None,
         policy: RetryPolicy | None = None,
+        alive_interval: float = RUN_ALIVE_SECONDS,
     ) -> None:
-        """log_path: the run's transaction log, where history waits once too much is in memory."""
+        """log_path: the run's transaction log, where history waits once too much is in memory.
+        alive_interval: a live run posts at least this often (an empty post when idle)."""
         self._client = ServerClient(base_url, api_key, policy=policy)
         self._notice = notice
         limit = BodyLimit()  # learnt from the server's first 413
@@ -90,6 +94,8 @@ class HttpBackend:
         self._in_flight_rows = 0
         self._in_flight_bytes = 0
         self._last_post = time.monotonic()
+        self._alive_interval = alive_interval
+        self._heartbeat = False  # an empty post is due: the run is live and nothing was posted
         self._closing = False
         self._ended = False  # the post that ends the run is delivered: the FileStream thread ends
         self._stream = StreamSender(self._run, limit, notices, self._stop, self._attempt, self._refused)
@@ -163,6 +169,13 @@ class HttpBackend:
             self._alerts.append(alert)
             self._cond.notify()
 
+    def keep_alive(self) -> None:
+        """Post `{}` when nothing was posted for alive_interval (what wandb-core does as well)."""
+        with self._cond:
+            if not self._heartbeat and time.monotonic() - self._last_post >= self._alive_interval:
+                self._heartbeat = True
+                self._cond.notify()
+
     def finish_run(self, state: str, exit_code: int | None, runtime: float | None) -> None:
         """Queue the last post and wait until it is delivered (or abort() gives up)."""
         with self._cond:
@@ -208,7 +221,8 @@ class HttpBackend:
                 if self._stop.is_set() or self._ended:
                     return END
                 has_work = bool(
-                    self._upsert
+                    self._heartbeat
+                    or self._upsert
                     or self._files
                     or self._alerts
                     or len(self._history)
@@ -217,7 +231,8 @@ class HttpBackend:
                     or self._summary is not None
                 )
                 due = (
-                    self._upsert is not None
+                    self._heartbeat
+                    or self._upsert is not None
                     or self._files
                     or self._alerts
                     or len(self._history) >= MAX_POST_ROWS
@@ -233,9 +248,11 @@ class HttpBackend:
                     return EMPTY
                 self._cond.wait(timeout)
                 waited = True
-            post = _Post(upsert=self._upsert, files=self._files, alerts=self._alerts)
+            post = _Post(
+                upsert=self._upsert, files=self._files, alerts=self._alerts, heartbeat=self._heartbeat
+            )
             stream = post.stream
-            self._upsert, self._files, self._alerts = None, [], []
+            self._upsert, self._files, self._alerts, self._heartbeat = None, [], [], False
             stream.output = self._output.take(MAX_POST_ROWS, self._stream.post_bytes())
             stream.events = self._events.take(MAX_POST_ROWS, self._stream.post_bytes())
             summary, self._summary = self._summary, None
@@ -279,7 +296,12 @@ class HttpBackend:
             self._attempt(partial(self._run.alert, alert), f"sending the alert {alert.title[:60]!r}")
         stream = post.stream
         stream.uploaded, self._uploaded = self._uploaded, []
-        if not stream.is_empty():
+        if stream.is_empty() and post.heartbeat:
+            # Nothing to post but the run is alive: an empty post says so (store/liveness.py).
+            self._attempt(
+                partial(self._run.post_stream, stream.encode()), "telling the server the run is alive"
+            )
+        elif not stream.is_empty():
             stored = self._stream.send(stream)
             with self._cond:
                 self.rows_delivered += stored

@@ -744,6 +744,7 @@ class SetupRequest(_message.Message):
     LIVE_INTERVAL_FIELD_NUMBER: _builtins.int
     RECOVER_FIELD_NUMBER: _builtins.int
     STATS_INTERVAL_FIELD_NUMBER: _builtins.int
+    ALIVE_INTERVAL_FIELD_NUMBER: _builtins.int
     mode: _builtins.str
     """"local", "online" or "offline" """
     log_path: _builtins.str
@@ -762,6 +763,10 @@ class SetupRequest(_message.Message):
     """
     stats_interval: _builtins.float
     """seconds between system-metrics samples; 0: none"""
+    alive_interval: _builtins.float
+    """Seconds between heartbeats of a live run that has nothing else to deliver (0: the default,
+    RUN_ALIVE_SECONDS): how a store or server tells a silent, dead run from a live one.
+    """
     def __init__(
         self,
         *,
@@ -773,10 +778,11 @@ class SetupRequest(_message.Message):
         live_interval: _builtins.float = ...,
         recover: _builtins.bool = ...,
         stats_interval: _builtins.float = ...,
+        alive_interval: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key", b"api_key", "base_url", b"base_url", "live_interval", b"live_interval", "log_path", b"log_path", "mode", b"mode", "recover", b"recover", "stats_interval", b"stats_interval", "store_url", b"store_url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alive_interval", b"alive_interval", "api_key", b"api_key", "base_url", b"base_url", "live_interval", b"live_interval", "log_path", b"log_path", "mode", b"mode", "recover", b"recover", "stats_interval", b"stats_interval", "store_url", b"store_url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

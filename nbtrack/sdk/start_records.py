@@ -26,6 +26,7 @@ def setup_request(settings: Settings, live_interval: float) -> pb.SetupRequest:
         api_key=settings.api_key or "",
         live_interval=live_interval,
         stats_interval=settings.stats_interval,
+        alive_interval=settings.alive_interval,
     )
 
 

@@ -15,6 +15,7 @@ from nbtrack.errors import UsageError
 from nbtrack.server.file_backend import is_s3_url, parse_s3_url
 from nbtrack.server.hosts import allowed_host
 from nbtrack.settings import resolve_root, store_url
+from nbtrack.vocabulary import SILENT_RUN_SECONDS
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
@@ -55,6 +56,8 @@ class ServerConfig:
     rate_limit: float = DEFAULT_RATE  # requests a second per caller (limits.py); 0: no limit
     rate_burst: float = DEFAULT_RATE * DEFAULT_BURST_SECONDS
     body_timeout: float = DEFAULT_BODY_TIMEOUT  # seconds (timeouts.py)
+    # A running run silent this long (seconds) is marked crashed (silent_runs.py); 0: never.
+    crashed_after: float = SILENT_RUN_SECONDS
     log_level: str = "warning"
     # Host names answered besides loopback's (hosts.py), as hosts.allowed_host gives them. On a
     # loopback server only these and loopback names are answered; beyond loopback, with none
@@ -74,6 +77,7 @@ def server_config(
     rate_limit: float | None = None,
     rate_burst: float | None = None,
     body_timeout: float | None = None,
+    crashed_after: float | None = None,
     log_level: str | None = None,
     allowed_hosts: Sequence[str] | None = None,
 ) -> ServerConfig:
@@ -91,6 +95,8 @@ def server_config(
         raise UsageError(f"--rate-burst must be a number of requests >= 1, not {rate_burst}")
     if body_timeout is not None and not (0 < body_timeout < math.inf):
         raise UsageError(f"--body-timeout must be a positive number of seconds, not {body_timeout}")
+    if crashed_after is not None and not (0 <= crashed_after < math.inf):
+        raise UsageError(f"--crashed-after must be a number of seconds >= 0 (0: never), not {crashed_after}")
     if log_level is not None and log_level not in LOG_LEVELS:
         raise UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
     names = []
@@ -115,6 +121,7 @@ def server_config(
         # (a few GraphQL calls and the first posts at once) never waits.
         rate_burst=rate_burst or max(1.0, rate * DEFAULT_BURST_SECONDS),
         body_timeout=body_timeout or DEFAULT_BODY_TIMEOUT,
+        crashed_after=SILENT_RUN_SECONDS if crashed_after is None else crashed_after,
         log_level=log_level or "warning",
         allowed_hosts=tuple(dict.fromkeys(names)),
     )

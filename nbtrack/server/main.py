@@ -15,8 +15,10 @@ import uvicorn
 from nbtrack.server.app import create_app
 from nbtrack.server.config import ServerConfig, describe_store, is_loopback
 from nbtrack.server.protocol import guarded_protocol
+from nbtrack.server.silent_runs import SilentRuns
 from nbtrack.server.timeouts import KEEP_ALIVE_SECONDS
 from nbtrack.store import Store
+from nbtrack.vocabulary import RUN_ALIVE_SECONDS
 
 __all__ = ["serve"]
 
@@ -92,7 +94,19 @@ def serve(config: ServerConfig, out: TextIO = sys.stdout) -> int:
             # uvicorn's h11 protocol with a deadline on request heads (protocol.py).
             http=guarded_protocol(config.body_timeout),
         )
-        _Server(uvicorn_config, announcement, out).run(sockets=[sock])
+        if 0 < config.crashed_after < 2 * RUN_ALIVE_SECONDS:
+            logging.getLogger("nbtrack.server").warning(
+                "nbtrack server: --crashed-after %g s is shorter than two heartbeats of an idle run "
+                "(%g s each): a live run that logs nothing may read crashed until its next heartbeat",
+                config.crashed_after,
+                RUN_ALIVE_SECONDS,
+            )
+        silent_runs = SilentRuns(store, config.crashed_after) if config.crashed_after > 0 else None
+        try:
+            _Server(uvicorn_config, announcement, out).run(sockets=[sock])
+        finally:
+            if silent_runs is not None:
+                silent_runs.stop(5.0)
         return 0
     finally:
         store.close()

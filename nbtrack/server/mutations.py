@@ -36,7 +36,10 @@ def _upsert_bucket(_root: None, info: Info, input: dict[str, Any]) -> dict[str, 
     if name is None:
         raise ApiError("BAD_REQUEST", "upsertBucket needs the run id in input.name")
     run_id = check_name(name, "run name")
-    _refuse_deleted(context, entity, project, run_id, edit=input.get("id") is not None)
+    # An upsert by id is an edit (wandb's public API, nbtrack's run editor); by name, the run's
+    # own client's (init, a config change, a resume).
+    edit = input.get("id") is not None
+    _refuse_deleted(context, entity, project, run_id, edit=edit)
     fields: RunFields = {
         "display_name": _text(input.get("displayName"), "displayName"),
         "notes": _text(_notes(context, entity, project, run_id, input), "notes"),
@@ -55,7 +58,7 @@ def _upsert_bucket(_root: None, info: Info, input: dict[str, Any]) -> dict[str, 
         # A new run without a name (the wandb client sends none unless given one) gets a readable
         # one, made from its id: a concurrent create of the same run names it the same.
         fields["display_name"] = readable_name(run_id)
-    run, inserted = context.store.upsert_run_inserted(entity, project, run_id, **fields)
+    run, inserted = context.store.upsert_run_inserted(entity, project, run_id, by_writer=not edit, **fields)
     return {"bucket": run, "inserted": inserted}
 
 

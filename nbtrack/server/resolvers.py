@@ -18,6 +18,7 @@ from nbtrack.server.context import RequestContext
 from nbtrack.server.errors import ApiError
 from nbtrack.store import ChartRequest, ProjectRow, RunRow, SystemChartRequest
 from nbtrack.store.rollup import X_KEYS
+from nbtrack.store.run_search import search_runs, search_words
 from nbtrack.store.system_read import SYSTEM_X_KEYS
 
 __all__ = [
@@ -37,6 +38,8 @@ Info = GraphQLResolveInfo[RequestContext]
 
 # What this server can do beyond W&B's core protocol, for clients that ask (serverInfo.features).
 FEATURES = ("NBTRACK_RUN_METRICS", "NBTRACK_HISTORY_SAMPLING", "NBTRACK_RUN_CHART")
+SEARCH_DEFAULT = 50  # runs a search answers unless it asks for another number
+MAX_SEARCH_RESULTS = 200  # a list to read, not an export: searchRuns' cost stays that of 200 runs
 MAX_CHART_POINTS = 5000  # per key: more than any screen is wide, and the answer stays under ~1 MB a key
 
 
@@ -80,6 +83,15 @@ def projects(_root: None, info: Info, entityName: str | None = None) -> list[Pro
     if entityName is not None and entityName != context.entity:
         return []
     return context.store.list_projects(context.entity)
+
+
+def _search_runs(_root: None, info: Info, text: str, first: int | None = SEARCH_DEFAULT) -> list[RunRow]:
+    first = SEARCH_DEFAULT if first is None else first
+    if not 1 <= first <= MAX_SEARCH_RESULTS:
+        raise ApiError("BAD_REQUEST", f"searchRuns(first:) must be 1 to {MAX_SEARCH_RESULTS}, not {first}")
+    if not search_words(text):
+        raise ApiError("BAD_REQUEST", "searchRuns(text:) has no word to look for")
+    return search_runs(info.context.store, info.context.entity, text, first)
 
 
 def _project(
@@ -268,6 +280,7 @@ RESOLVERS: dict[str, dict[str, Resolver]] = {
         "viewer": _viewer,
         "serverInfo": _server_info,
         "projects": projects,
+        "searchRuns": _search_runs,
         "project": _project,
         "model": _project,
     },

@@ -71,6 +71,11 @@ class Database:
             engine.dispose()
             raise
 
+    @property
+    def read_only(self) -> bool:
+        """Opened without write access: every write fails."""
+        return self._read_only is not None
+
     def close(self) -> None:
         self._engine.dispose()
         if self._read_only is not None:

@@ -26,6 +26,7 @@ from sqlalchemy import URL
 from nbtrack.errors import StoreError
 from nbtrack.store.chart_read import ChartRequest
 from nbtrack.store.downsample import Chart
+from nbtrack.store.liveness import Liveness
 from nbtrack.store.read_only import can_write
 from nbtrack.store.reads import Reads
 from nbtrack.store.run_edits import RunEdits
@@ -52,7 +53,7 @@ __all__ = [
 DB_FILENAME = "nbtrack.db"
 
 
-class Store(Writes, Reads, RunEdits, ServerKeys):
+class Store(Writes, Reads, RunEdits, ServerKeys, Liveness):
     """Runs, their history and output, in one SQLAlchemy database (SQLite file or PostgreSQL)."""
 
     @classmethod

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Table, func, select
 from nbtrack import jsonutil
 from nbtrack.store.chart_read import read_lines
 from nbtrack.store.engine import Database
+from nbtrack.store.liveness import heard_from
 from nbtrack.store.queries import RUN_JOIN, greatest, run_filter, select_runs
 from nbtrack.store.rollup import BUCKET_LINES, RollupRow, summarize
 from nbtrack.store.schema import (
@@ -57,9 +58,10 @@ class Writes(Database):
         return self.upsert_run_inserted(entity, project, run_id, **fields)[0]
 
     def upsert_run_inserted(
-        self, entity: str, project: str, run_id: str, **fields: Unpack[RunFields]
+        self, entity: str, project: str, run_id: str, *, by_writer: bool = False, **fields: Unpack[RunFields]
     ) -> tuple[RunRow, bool]:
-        """upsert_run, also telling whether this call created the run."""
+        """upsert_run, also telling whether this call created the run. by_writer: the run's own
+        writer (not an edit by someone else) calls: the run is heard from (liveness.py)."""
         state = fields.get("state")
         if state is not None:
             check_state(state)
@@ -95,7 +97,7 @@ class Writes(Database):
                 conn.execute(
                     runs.update()
                     .where(runs.c.project_id == project_id, runs.c.run_id == run_id)
-                    .values({**changes, "updated_at": now})
+                    .values({**(heard_from(now) if by_writer else {"updated_at": now}), **changes})
                 )
             found = conn.execute(select_runs(entity, project, run_id)).one()
             return decode_run(found), inserted
@@ -183,7 +185,7 @@ class Writes(Database):
             for table, batch in ((output, output_lines), (events, event_lines)):
                 if batch is not None and batch.lines:
                     self._upserts.lines(conn, table, _numbered(pk, batch))
-            fields: dict[str, Any] = {"updated_at": now}
+            fields: dict[str, Any] = heard_from(now)
             if summary is not None:
                 fields["summary"] = jsonutil.dumps_str(dict(summary))
             if finish is not None:
@@ -298,7 +300,7 @@ class Writes(Database):
         values: dict[str, Any] = {
             "history_line_count": greatest(runs.c.history_line_count, lines.stop),
             "last_step": greatest(runs.c.last_step, max(batch.steps)),
-            "updated_at": now,
+            **heard_from(now),
         }
         runtimes = [row[-1] for row in rollup_rows if row[0] == "_runtime" and row[-1] is not None]
         if runtimes:
@@ -350,7 +352,7 @@ class Writes(Database):
         with self._write() as conn:
             pk = self._run_pk(conn, entity, project, run_id, now)
             self._upserts.lines(conn, table, _numbered(pk, batch))
-            conn.execute(runs.update().where(runs.c.pk == pk).values(updated_at=now))
+            conn.execute(runs.update().where(runs.c.pk == pk).values(heard_from(now)))
 
     def _project_id(self, conn: Connection, entity: str, project: str, now: float) -> int:
         """The project's id, creating the entity and project rows if they are missing."""

@@ -235,6 +235,9 @@ class GuardedBackend:
     def add_alert(self, alert: pb.AlertRecord) -> None:
         self._inner.add_alert(alert)  # stored once per key: a second sync adds nothing
 
+    def keep_alive(self) -> None:
+        """A replay is no live run: its sender never calls this."""
+
     def finish_run(self, state: str, exit_code: int | None, runtime: float | None) -> None:
         """End the replay in the planned state, whatever the log's (synthesized) exit says."""
         plan = self._plan

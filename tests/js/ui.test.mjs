@@ -37,7 +37,9 @@ test("parseJSON is as strict as JSON.parse about everything else", () => {
 });
 
 test("routes: paths to pages and back, names escaped", () => {
-  assert.deepEqual(parseRoute("/"), { page: "projects" });
+  const home = parseRoute("/", "?search=adam%200.01");
+  assert.equal(home.page, "projects");
+  assert.equal(home.query.get("search"), "adam 0.01");
   const runs = parseRoute("/alice/mnist", "?q=lr&state=running");
   assert.equal(runs.page, "runs");
   assert.equal(runs.entity, "alice");

@@ -3,12 +3,12 @@
 // apart by a word. Images start at the last step each run has (its summary's value); a slider over
 // the steps any run logged the key at then shows every run at that step (a run without an image
 // there shows its latest before it, and says which step that is). Histograms are drawn small, the
-// newest of each run; tables say their size. Files are fetched with the key (media.js fileCache).
+// newest of each run; tables show their size and their first rows. Files are fetched with the key (media.js fileCache).
 import { formatNumber } from "../shared/chart.js";
-import { HISTOGRAM_TYPE, IMAGE_TYPE } from "../shared/vocabulary.js";
+import { HISTOGRAM_TYPE, IMAGE_TYPE, TABLE_TYPE } from "../shared/vocabulary.js";
 import { fill, h } from "./dom.js";
 import { mediaText } from "./format.js";
-import { fileCache, histogramFigure, imageSteps, isMedia } from "./media.js";
+import { fileCache, histogramFigure, imageSteps, isMedia, tablePreview } from "./media.js";
 import { naturalCompare } from "./model.js";
 
 /** Keys whose value in some run's summary is media, in natural order, images first. */
@@ -74,7 +74,15 @@ export function renderCompareMedia(slot, section, runs, { names, loadHistory, on
       if (!value) body = h("p", { class: "muted" }, "not logged");
       else if (value._type === HISTOGRAM_TYPE) body = histogramFigure(key, value, { small: true });
       else body = h("p", { class: "muted" }, mediaText(value));
-      return runCell(run, i, body);
+      const cell = runCell(run, i, body);
+      if (value && value._type === TABLE_TYPE) {
+        // The table itself, under its size: two runs' tables read side by side.
+        caches[i]
+          .text(value.path)
+          .then((text) => cell.append(tablePreview(JSON.parse(text))))
+          .catch(report);
+      }
+      return cell;
     });
     return mediaRow(key, type, cells);
   });

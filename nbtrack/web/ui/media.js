@@ -201,7 +201,8 @@ export function renderMedia(slot, summary, { cache, loadHistory, onError, previo
   return { signature };
 }
 
-function tablePreview(table) {
+/** A logged table's first TABLE_ROWS rows (a note says how many more there are). */
+export function tablePreview(table) {
   const columns = Array.isArray(table.columns) ? table.columns : [];
   const rows = Array.isArray(table.data) ? table.data : [];
   const cell = (value) => (value === null || value === undefined ? "—" : typeof value === "number" ? formatNumber(value) : String(value));

@@ -7,6 +7,16 @@ export const PROJECTS = `query Projects {
   projects { name entityName runCount createdAt lastActivity }
 }`;
 
+// The search box of the projects page: runs of every project whose id, name, a tag or a config
+// value holds each word. One more than is shown is asked for, to say there are more.
+export const SEARCH_SHOWN = 50;
+
+export const SEARCH_RUNS = `query SearchRuns($text: String!, $first: Int) {
+  searchRuns(text: $text, first: $first) {
+    name displayName state tags createdAt project { name entityName }
+  }
+}`;
+
 // The runs table asks for this many runs, newest first; a project with more says so.
 export const RUNS_LIMIT = 1000;
 

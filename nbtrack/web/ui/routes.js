@@ -1,6 +1,6 @@
 // The UI's URLs, both ways: every page is a bookmarkable path the server answers with index.html.
-//   /                                        projects
-//   /{entity}/{project}                      runs of a project (?q=&state=&sort=&dir= keep the view)
+//   /                                        projects (?search= keeps a search of runs)
+//   /{entity}/{project}                      runs of a project (?q=&state=&sort=&dir=&group=&pc=&x=&y= keep the view)
 //   /{entity}/{project}/runs/{run}           one run (?x=_runtime or _timestamp: the charts' x axis)
 //   /{entity}/{project}/compare?runs=a,b     runs side by side
 // The run page's path is also what the notebook panel links to (nbtrack/online/server_run.py), so it
@@ -30,7 +30,7 @@ export function parseRoute(pathname, search = "") {
     return { page: "notFound" }; // a malformed %-escape
   }
   const query = new URLSearchParams(search);
-  if (parts.length === 0) return { page: "projects" };
+  if (parts.length === 0) return { page: "projects", query };
   const [entity, project, section, run] = parts;
   if (parts.length === 2) return { page: "runs", entity, project, query };
   if (parts.length === 4 && section === "runs") return { page: "run", entity, project, run, query };

@@ -13,6 +13,7 @@
 import { extent, formatBytes, formatDuration, formatNumber } from "../shared/chart.js";
 import { LIVE_STATES } from "../shared/vocabulary.js";
 import { drawLineChart, svgNode, syncCards } from "../shared/chart_svg.js";
+import { themeCss } from "./theme.js";
 
 const PANEL_CLASS = "nbtrack-run-panel";
 const TRAITS = [
@@ -37,39 +38,8 @@ const KNOWN_STATES = new Set(LIVE_STATES);
 const CHART_WIDTH = 200;
 const CHART_HEIGHT = 44;
 
-// Colours come from the Jupyter theme when there is one, then VS Code's, then fallbacks that
-// follow the OS colour scheme. Everything is scoped under .nbtrack-run-panel.
-const PANEL_CSS = `
-.${PANEL_CLASS} {
-  --nbt-fg: var(--jp-ui-font-color0, var(--vscode-editor-foreground, #1f2328));
-  --nbt-muted: var(--jp-ui-font-color2, var(--vscode-descriptionForeground, #656d76));
-  --nbt-bg: var(--jp-layout-color1, var(--vscode-editor-background, #ffffff));
-  --nbt-card: var(--jp-layout-color2, rgba(127, 127, 127, 0.08));
-  --nbt-border: var(--jp-border-color2, rgba(127, 127, 127, 0.3));
-  --nbt-grid: var(--jp-border-color3, rgba(127, 127, 127, 0.18));
-  --nbt-accent: var(--jp-brand-color1, #3b82f6);
-  --nbt-ok: var(--jp-success-color1, #22a06b);
-  --nbt-warn: var(--jp-warn-color1, #d69e2e);
-  --nbt-err: var(--jp-error-color1, #e5484d);
-  --nbt-neutral: var(--jp-ui-font-color3, #8b949e);
-  font-family: var(--jp-ui-font-family, system-ui, -apple-system, "Segoe UI", sans-serif);
-  font-size: var(--jp-ui-font-size1, 13px);
-  color: var(--nbt-fg);
-  background: var(--nbt-bg);
-  border: 1px solid var(--nbt-border);
-  border-radius: 6px;
-  padding: 8px 10px;
-  max-width: 960px;
-  box-sizing: border-box;
-}
-@media (prefers-color-scheme: dark) {
-  .${PANEL_CLASS} {
-    --nbt-fg: var(--jp-ui-font-color0, var(--vscode-editor-foreground, #e6edf3));
-    --nbt-muted: var(--jp-ui-font-color2, var(--vscode-descriptionForeground, #8b949e));
-    --nbt-bg: var(--jp-layout-color1, var(--vscode-editor-background, #0d1117));
-  }
-}
-.${PANEL_CLASS} * { box-sizing: border-box; }
+// The theme (colours, font, frame) is theme.js's; everything is scoped under .nbtrack-run-panel.
+const PANEL_CSS = `${themeCss(PANEL_CLASS)}
 .${PANEL_CLASS} .nbt-head { display: flex; flex-wrap: wrap; align-items: baseline; gap: 4px 10px; }
 .${PANEL_CLASS} .nbt-name { font-weight: 600; font-size: 1.1em; overflow-wrap: anywhere; }
 .${PANEL_CLASS} .nbt-id, .${PANEL_CLASS} .nbt-value, .${PANEL_CLASS} .nbt-step, .${PANEL_CLASS} .nbt-runtime {
@@ -131,7 +101,6 @@ const PANEL_CSS = `
 .${PANEL_CLASS} .nbt-media img { display: block; height: ${MEDIA_HEIGHT}px; width: auto; image-rendering: pixelated; }
 .${PANEL_CLASS} .nbt-hist { display: block; width: ${MEDIA_WIDTH}px; height: ${MEDIA_HEIGHT}px; }
 .${PANEL_CLASS} .nbt-hist rect { fill: var(--nbt-accent); opacity: 0.8; }
-.${PANEL_CLASS} [hidden] { display: none !important; }
 `;
 
 function element(tag, className, text) {

@@ -5,6 +5,7 @@ import { fill, h } from "../dom.js";
 import { formatAgo, plural } from "../format.js";
 import { PROJECTS } from "../queries.js";
 import { projectPath } from "../routes.js";
+import { runSearch } from "../run_search.js";
 import { navLink } from "../widgets.js";
 
 function emptyState() {
@@ -19,7 +20,7 @@ function emptyState() {
   );
 }
 
-export async function projectsPage(main, _route, ctx) {
+export async function projectsPage(main, route, ctx) {
   ctx.setTitle("Projects");
   const data = await graphql(PROJECTS, {}, { signal: ctx.signal });
   if (ctx.signal.aborted) return;
@@ -47,6 +48,7 @@ export async function projectsPage(main, _route, ctx) {
         ),
       )
     : emptyState();
-  fill(main, h("div", { class: "page-head" }, h("h1", {}, "Projects"), projects.length ? h("span", { class: "muted" }, plural(projects.length, "project")) : null), content);
+  const search = projects.length ? runSearch(ctx, route.query.get("search") || "") : null;
+  fill(main, h("div", { class: "page-head" }, h("h1", {}, "Projects"), projects.length ? h("span", { class: "muted" }, plural(projects.length, "project")) : null), search, content);
   ctx.ready();
 }

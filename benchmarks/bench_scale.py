@@ -1,0 +1,463 @@
+"""Load test: many concurrent runs speaking the wire protocol through a load balancer (nginx) to two
+`nbtrack server` replicas on one PostgreSQL database, on this machine.
+
+    python benchmarks/bench_scale.py [--runs 50,200,500] [--rows 3000] [--batch 250] [--kill 200]
+                                     [--quick] [--db postgresql+psycopg://...]
+
+Each simulated run does what a client does: `upsertBucket`, `CreateRunFiles` and the upload of a
+small file, then file-stream posts of --batch history rows each (the next as soon as the last is
+answered, as nbtrack's sender does), then the post that completes the run. A request that fails
+(a refused connection, a 5xx) is retried after 0.2 s, as the clients do, and counted. After each
+phase the database is asked how many history lines each run holds: rows lost (sent and
+acknowledged, not stored) must be 0.
+
+Reported per phase: aggregate rows/s (rows stored / wall time from the first request to the last
+answer), file-stream latency p50/p99 (send to answer, retries included), requests retried, rows
+lost, and CPU seconds per 100k rows of each component (both replicas, nginx, PostgreSQL, the
+load generator: all on this machine's cores). `--kill N` adds a phase of N runs during which one
+replica is killed (SIGKILL) 2 s in and restarted 10 s later (--quick: 0.5 s in, for 2 s).
+
+The database: --db, else a fresh database made on NBTRACK_TEST_POSTGRES_URL's server (dropped
+afterwards). The load generator is one asyncio process with its own small HTTP/1.1 client (one
+keep-alive connection per run), so that the generator costs as little CPU as it can.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from nbtrack.online.server_run import CREATE_RUN_FILES, UPSERT_BUCKET
+from tests.load_balancer import load_balancer, nginx_binary
+from tests.serving import ServerProcess, create_key, free_port, start_server
+
+ENTITY = "team"  # the runs' entity: the benchmark's API key acts as it, as a team's clients would
+RETRY_SECONDS = 0.2
+GIVE_UP_SECONDS = 120.0  # a run's request that has not succeeded by then is counted failed
+TARGETS = {"rows/s (200 runs)": 50_000, "p99 file_stream (ms)": 500, "rows lost": 0}
+
+
+class HttpError(Exception):
+    pass
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection: requests in turn, reconnecting after a failure."""
+
+    def __init__(self, host: str, port: int, authorization: str) -> None:
+        self.host, self.port, self._authorization = host, port, authorization
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, target: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        assert self._reader is not None
+        head = (
+            f"{method} {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{self._authorization}"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        try:
+            self._writer.write(head.encode() + body)
+            await self._writer.drain()
+            status_line = await self._reader.readline()
+            if not status_line:
+                raise HttpError("connection closed")
+            status = int(status_line.split()[1])
+            length, chunked, close = 0, False, False
+            while True:
+                line = await self._reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                name, _, value = line.decode("latin-1").partition(":")
+                name, value = name.strip().lower(), value.strip().lower()
+                if name == "content-length":
+                    length = int(value)
+                elif name == "transfer-encoding" and "chunked" in value:
+                    chunked = True
+                elif name == "connection" and value == "close":
+                    close = True
+            if chunked:
+                parts = []
+                while True:
+                    size = int((await self._reader.readline()).split(b";")[0], 16)
+                    if size == 0:
+                        await self._reader.readline()
+                        break
+                    parts.append(await self._reader.readexactly(size))
+                    await self._reader.readline()
+                answer = b"".join(parts)
+            else:
+                answer = await self._reader.readexactly(length)
+            if close:
+                self.close()
+            return status, answer
+        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
+            self.close()
+            raise HttpError(str(exc) or type(exc).__name__) from exc
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None
+
+
+@dataclass
+class Tally:
+    stream_latencies: list[float] = field(default_factory=list)
+    retried: int = 0
+    failed_runs: int = 0
+    rows_acknowledged: int = 0
+    first_request: float = float("inf")
+    last_answer: float = 0.0
+
+
+async def call(conn: Connection, tally: Tally, method: str, target: str, body: bytes, kind: str) -> bytes:
+    """The request, retried as a client does until it succeeds; its answer."""
+    deadline = time.monotonic() + GIVE_UP_SECONDS
+    started = time.perf_counter()
+    tally.first_request = min(tally.first_request, started)
+    content_type = "application/octet-stream" if method == "PUT" else "application/json"
+    while True:
+        try:
+            status, answer = await conn.request(method, target, body, content_type)
+            if status < 500:
+                if status >= 400:
+                    raise RuntimeError(f"{kind} refused ({status}): {answer[:300]!r}")
+                break
+        except HttpError:
+            pass
+        tally.retried += 1
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{kind} did not succeed within {GIVE_UP_SECONDS} s")
+        await asyncio.sleep(RETRY_SECONDS)
+    done = time.perf_counter()
+    tally.last_answer = max(tally.last_answer, done)
+    if kind == "file_stream":
+        tally.stream_latencies.append(done - started)
+    return answer
+
+
+def graphql(query: str, variables: dict[str, object]) -> bytes:
+    return json.dumps({"query": query, "variables": variables}).encode()
+
+
+async def one_run(url: str, key: str, project: str, run: str, rows: int, batch: int, tally: Tally) -> None:
+    parts = urlsplit(url)
+    authorization = "Authorization: Basic " + base64.b64encode(f"api:{key}".encode()).decode() + "\r\n"
+    conn = Connection(parts.hostname or "127.0.0.1", parts.port or 80, authorization)
+    try:
+        await call(
+            conn,
+            tally,
+            "POST",
+            "/graphql",
+            graphql(UPSERT_BUCKET, {"name": run, "project": project}),
+            "upsert",
+        )
+        answer = await call(
+            conn,
+            tally,
+            "POST",
+            "/graphql",
+            graphql(CREATE_RUN_FILES, {"project": project, "run": run, "files": ["notes.txt"]}),
+            "CreateRunFiles",
+        )
+        upload = urlsplit(json.loads(answer)["data"]["createRunFiles"]["files"][0]["uploadUrl"])
+        await call(conn, tally, "PUT", f"{upload.path}?{upload.query}", os.urandom(10_000), "upload")
+        stream = f"/files/{ENTITY}/{project}/{run}/file_stream"
+        for offset in range(0, rows, batch):
+            lines = [
+                json.dumps(
+                    {"_step": s, "_runtime": s * 0.01, "loss": 1 / (s + 1), "acc": s / rows, "lr": 3e-4}
+                )
+                for s in range(offset, min(offset + batch, rows))
+            ]
+            body = json.dumps(
+                {"files": {"wandb-history.jsonl": {"offset": offset, "content": lines}}}
+            ).encode()
+            await call(conn, tally, "POST", stream, body, "file_stream")
+            tally.rows_acknowledged += len(lines)
+        await call(conn, tally, "POST", stream, b'{"complete": true, "exitcode": 0}', "file_stream")
+    except RuntimeError as exc:
+        tally.failed_runs += 1
+        print(f"  run {run}: {exc}", file=sys.stderr)
+    finally:
+        conn.close()
+
+
+async def load(url: str, key: str, project: str, runs: int, rows: int, batch: int) -> Tally:
+    tally = Tally()
+    await asyncio.gather(*(one_run(url, key, project, f"r{i}", rows, batch, tally) for i in range(runs)))
+    return tally
+
+
+def stored_lines(db_url: str, project: str) -> dict[str, int]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(
+                text(
+                    "SELECT runs.run_id, runs.history_line_count FROM runs JOIN projects "
+                    "ON runs.project_id = projects.id JOIN entities ON projects.entity_id = entities.id "
+                    "WHERE projects.name = :p AND entities.name = :e"
+                ),
+                {"p": project, "e": ENTITY},
+            ).all()
+        return {run_id: count for run_id, count in found}
+    finally:
+        engine.dispose()
+
+
+class CpuMeter:
+    """CPU seconds (user + system) each component's processes spent between start and spent(): a
+    process that appeared meanwhile (a new database connection) counts from its start, one that
+    ended meanwhile (a killed replica) with what it had spent at the start only."""
+
+    def __init__(self, components: Callable[[], dict[str, list[psutil.Process]]]) -> None:
+        self._components = components
+        self._before = self._read()
+
+    def _read(self) -> dict[str, dict[int, float]]:
+        spent: dict[str, dict[int, float]] = {}
+        for name, processes in self._components().items():
+            spent[name] = {}
+            for process in processes:
+                try:
+                    times = process.cpu_times()
+                except psutil.Error:
+                    continue
+                spent[name][process.pid] = times.user + times.system
+        return spent
+
+    def spent(self) -> dict[str, float]:
+        after = self._read()
+        return {
+            name: sum(max(0.0, cpu - self._before.get(name, {}).get(pid, 0.0)) for pid, cpu in pids.items())
+            for name, pids in after.items()
+        }
+
+
+def postgres_processes() -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("postgres")]
+
+
+def with_children(process: psutil.Process) -> list[psutil.Process]:
+    return [process, *process.children(recursive=True)]
+
+
+@contextmanager
+def fresh_database(base_url: str) -> Iterator[str]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"nbtrack_scale_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+@dataclass
+class Phase:
+    name: str
+    runs: int
+    rows_per_run: int
+    tally: Tally
+    stored: int
+    lost: int
+    cpu: dict[str, float]
+
+    @property
+    def seconds(self) -> float:
+        return max(1e-9, self.tally.last_answer - self.tally.first_request)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.stored / self.seconds
+
+    def latency_ms(self, quantile: float) -> float:
+        values = sorted(self.tally.stream_latencies)
+        if not values:
+            return float("nan")
+        return 1000 * values[min(len(values) - 1, int(quantile * len(values)))]
+
+
+def run_phase(
+    name: str,
+    url: str,
+    key: str,
+    db_url: str,
+    runs: int,
+    rows: int,
+    batch: int,
+    meter: CpuMeter,
+    kill: ServerProcess | None,
+    kill_after: float = 2.0,
+    kill_for: float = 10.0,
+) -> Phase:
+    project = f"scale-{uuid.uuid4().hex[:6]}"
+
+    async def main() -> Tally:
+        task = asyncio.create_task(load(url, key, project, runs, rows, batch))
+        if kill is not None:
+            await asyncio.sleep(kill_after)
+            if task.done():
+                print(f"  {name}: the load ended before the kill; use more --rows", file=sys.stderr)
+            kill.kill()
+            await asyncio.sleep(kill_for)
+            await asyncio.to_thread(kill.start)
+        return await task
+
+    tally = asyncio.run(main())
+    cpu = meter.spent()
+    stored_counts = stored_lines(db_url, project)
+    expected = {f"r{i}": rows for i in range(runs)}
+    lost = sum(max(0, rows - stored_counts.get(run, 0)) for run in expected) if not tally.failed_runs else -1
+    return Phase(name, runs, rows, tally, sum(stored_counts.values()), lost, cpu)
+
+
+def print_table(phases: list[Phase]) -> None:
+    components = list(phases[0].cpu)
+    header = f"{'phase':<24} {'runs':>5} {'rows/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'retried':>8} {'lost':>5}"
+    header += "".join(f" {name + ' cpu':>15}" for name in components)
+    print(header)
+    print("-" * len(header))
+    for phase in phases:
+        line = (
+            f"{phase.name:<24} {phase.runs:>5} {phase.rows_per_second:>9,.0f} {phase.latency_ms(0.5):>8.1f}"
+            f" {phase.latency_ms(0.99):>8.1f} {phase.tally.retried:>8} {phase.lost:>5}"
+        )
+        hundred_k = max(phase.stored, 1) / 100_000
+        line += "".join(f" {phase.cpu[name] / hundred_k:>13.2f} s" for name in components)
+        print(line)
+    print("(cpu: CPU seconds per 100k rows stored; lost -1: a run gave up, see above)")
+    by_runs = {p.runs: p for p in phases if p.name.startswith("steady")}
+    if 200 in by_runs:
+        p = by_runs[200]
+        print()
+        print("target                          measured      ratio")
+        print(
+            f"rows/s with 200 runs >= 50,000  {p.rows_per_second:>10,.0f}   {p.rows_per_second / 50_000:.2f}x"
+        )
+        print(
+            f"p99 file_stream <= 500 ms       {p.latency_ms(0.99):>10.1f}   {500 / p.latency_ms(0.99):.2f}x"
+        )
+    for p in phases:
+        print(f"rows lost ({p.name}): {p.lost}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", default="50,200,500", help="concurrent runs per phase, comma-separated")
+    parser.add_argument("--rows", type=int, default=3000, help="history rows per run")
+    parser.add_argument("--batch", type=int, default=250, help="rows per file-stream post")
+    parser.add_argument("--kill", type=int, default=200, help="runs of the replica-kill phase (0: none)")
+    parser.add_argument(
+        "--db", help="PostgreSQL URL (default: a fresh database on NBTRACK_TEST_POSTGRES_URL)"
+    )
+    parser.add_argument("--quick", action="store_true", help="a small run of every phase (smoke test)")
+    args = parser.parse_args()
+    if args.quick:
+        args.runs, args.rows, args.batch, args.kill = "10", 1000, 50, 10
+    counts = [int(n) for n in args.runs.split(",") if n.strip()]
+    base = args.db or os.environ.get("NBTRACK_TEST_POSTGRES_URL")
+    if not base:
+        print("bench_scale: needs PostgreSQL: pass --db or set NBTRACK_TEST_POSTGRES_URL", file=sys.stderr)
+        return 2
+    if nginx_binary() is None:
+        print("bench_scale: needs nginx (`apt-get install nginx-light`)", file=sys.stderr)
+        return 2
+    # The generator opens a connection per run: room for 500 runs and the replicas' own files.
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 8192)), hard))
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        db_url = args.db or stack.enter_context(fresh_database(base))
+        files = Path(tmp) / "files"
+        common = ["--files", str(files), "--rate-limit", "0", "--crashed-after", "0", "--log-level", "error"]
+        replicas = [start_server(Path(tmp) / name, db_url=db_url, extra_args=common) for name in ("a", "b")]
+        for replica in replicas:
+            stack.callback(replica.stop)
+        key = create_key(db_url, ENTITY)
+        upstreams = [r.url.removeprefix("http://") for r in replicas]
+        balancer = stack.enter_context(load_balancer(Path(tmp) / "nginx", free_port(), upstreams))
+        print(
+            f"bench_scale: {args.rows} rows per run in posts of {args.batch}, through nginx to 2 replicas on "
+            f"PostgreSQL; {psutil.cpu_count()} cores"
+        )
+
+        def components() -> dict[str, list[psutil.Process]]:
+            found = {}
+            for name, replica in zip(("replica a", "replica b"), replicas, strict=True):
+                assert replica.process is not None
+                found[name] = with_children(psutil.Process(replica.process.pid))
+            found["nginx"] = with_children(psutil.Process(balancer.process.pid))
+            found["postgres"] = postgres_processes()
+            found["generator"] = [psutil.Process()]
+            return found
+
+        # Warm-up, not measured: each replica's first requests import and build what it serves with.
+        asyncio.run(load(balancer.url, key, "warm-up", 8, 200, 100))
+        phases = []
+        for runs in counts:
+            phases.append(
+                run_phase(
+                    "steady",
+                    balancer.url,
+                    key,
+                    db_url,
+                    runs,
+                    args.rows,
+                    args.batch,
+                    CpuMeter(components),
+                    None,
+                )
+            )
+        if args.kill:
+            phases.append(
+                run_phase(
+                    "replica killed",
+                    balancer.url,
+                    key,
+                    db_url,
+                    args.kill,
+                    args.rows,
+                    args.batch,
+                    CpuMeter(components),
+                    replicas[0],
+                    kill_after=0.5 if args.quick else 2.0,
+                    kill_for=2.0 if args.quick else 10.0,
+                )
+            )
+        print_table(phases)
+        return 0 if all(p.lost == 0 for p in phases) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
