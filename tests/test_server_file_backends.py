@@ -321,3 +321,40 @@ def test_an_object_store_outage_is_a_clear_error_naming_it(
         server.stop()
         relay.cut()
     assert "Traceback" not in server.log()
+
+
+ODD_NAMES = [
+    "a b/c#d?.txt",
+    "ü/ñ 表.txt",
+    "100%/+plus&amp;=.txt",
+    "dots.../x..y",
+    "~tilde/'quote\"",
+    "deep/" * 20 + "end.txt",
+]
+
+
+def test_odd_file_names_round_trip_and_overlong_ones_are_refused_by_name(
+    tmp_path: Path, backend: str
+) -> None:
+    server = _start(tmp_path, backend)
+    try:
+        client = Client(server.url)
+        client.upsert("p", "r")
+        for number, name in enumerate(ODD_NAMES):
+            response = requests.put(_upload_url(client, "r", name), data=f"{number}".encode(), timeout=30)
+            assert response.status_code == 200, (name, response.text)
+        stored = nbtrack.Api(base_url=server.url).run("local/p/r")
+        listed = client.run("p", "r", "files { name }")["files"]
+        assert [file["name"] for file in listed] == sorted(ODD_NAMES)
+        for number, name in enumerate(ODD_NAMES):
+            assert stored.file(name) == f"{number}".encode(), name
+        # Past a file system's 255 bytes a name, and past S3's 1024 bytes a key: refused by name.
+        for long_name in ("x" * 1000, "é" * 600):
+            response = requests.put(_upload_url(client, "r", long_name), data=b"z", timeout=30)
+            assert response.status_code == 400, response.text
+            assert "too long" in response.json()["errors"][0]["message"]
+            missing = client.session.get(f"{server.url}/files/local/p/r/{long_name}", timeout=30)
+            assert missing.status_code in (400, 404) and missing.json()["errors"], missing.text
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log()

@@ -754,11 +754,15 @@ def _only_constants(node: ast.expr) -> bool:
 FUZZ_MAX_BODY = 4096
 
 
-@pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server with every limit small but the rate (tested above), so requests reach the handlers."""
+@pytest.fixture(scope="module", params=FILE_BACKENDS)
+def fuzzed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A server with every limit small but the rate (tested above), so requests reach the handlers;
+    its run files in a folder or in the S3 bucket."""
     served = start_server(
         tmp_path_factory.mktemp("fuzz"),
+        files=files_on(request.param),
         extra_args=[
             "--max-body",
             str(FUZZ_MAX_BODY),

@@ -8,6 +8,7 @@ writer left are removed after an hour.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -26,6 +27,7 @@ __all__ = ["TEMP_FOLDER", "FolderBackend"]
 
 TEMP_FOLDER = "~uploads"
 _STALE_PART = 3600.0  # a temporary file this old (seconds) is a crashed writer's
+_NAME_MAX = 255  # bytes of a folder or file name on Linux's usual file systems (ext4, xfs)
 
 
 class FolderBackend:
@@ -54,7 +56,17 @@ class FolderBackend:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
         except (NotADirectoryError, IsADirectoryError, FileExistsError):
-            raise ApiError("BAD_REQUEST", f"{key!r} clashes with a folder or file of the same name") from None
+            raise ApiError(
+                "BAD_REQUEST", f"{key[:200]!r} clashes with a folder or file of the same name"
+            ) from None
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:
+                raise
+            raise ApiError(
+                "BAD_REQUEST",
+                f"file name {key.rpartition('/')[2][:100]!r} is too long for the server's file system "
+                f"(at most {_NAME_MAX} bytes a folder or file name)",
+            ) from None
 
     def temp_path(self) -> Path:
         folder = self.root / TEMP_FOLDER
@@ -82,12 +94,18 @@ class FolderBackend:
             return (self.root / key).read_bytes()
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
+        except OSError as exc:
+            _raise_unless_too_long(exc)  # a name no file can have: there is none
+            return None
 
     def stat(self, key: str) -> StoredObject | None:
         path = self.root / key
         try:
             stat = path.stat()
         except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            _raise_unless_too_long(exc)  # a name no file can have: there is none
             return None
         if not path.is_file():
             return None
@@ -98,6 +116,9 @@ class FolderBackend:
         try:
             file = open(path, "rb")  # noqa: SIM115 - closed by _chunks
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        except OSError as exc:
+            _raise_unless_too_long(exc)  # a name no file can have: there is none
             return None
         size = os.fstat(file.fileno()).st_size
         file.seek(first)
@@ -134,6 +155,11 @@ def _chunks(file: BinaryIO, limit: int | None) -> Iterator[bytes]:
             if left is not None:
                 left -= len(chunk)
             yield chunk
+
+
+def _raise_unless_too_long(exc: OSError) -> None:
+    if exc.errno != errno.ENAMETOOLONG:
+        raise exc
 
 
 def _remove_stale_parts(folder: Path) -> None:

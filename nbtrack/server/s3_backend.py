@@ -43,6 +43,7 @@ __all__ = ["PART", "S3Backend"]
 PART = 8 << 20  # bytes of a multipart upload's part (S3's least is 5 MiB): an upload's memory
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 _DELETE_BATCH = 1000  # keys one DeleteObjects may name
+MAX_KEY = 1024  # bytes of an object's key (UTF-8), S3's limit
 
 
 class S3Backend:
@@ -210,7 +211,15 @@ class S3Backend:
             raise self._failed("delete", prefix, exc) from exc
 
     def _key(self, key: str) -> str:
-        return self._prefix + key
+        full = self._prefix + key
+        size = len(full.encode("utf-8", "surrogatepass"))
+        if size > MAX_KEY:
+            raise ApiError(
+                "BAD_REQUEST",
+                f"file name {key.rpartition('/')[2][:100]!r} is too long for the bucket: its key "
+                f"{full[:100]!r}... has {size} bytes, S3 allows {MAX_KEY}",
+            )
+        return full
 
     def _start_upload(self, full: str) -> str:
         return self._s3.create_multipart_upload(Bucket=self.bucket, Key=full)["UploadId"]
