@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -358,3 +359,30 @@ def test_odd_file_names_round_trip_and_overlong_ones_are_refused_by_name(
     finally:
         server.stop()
     assert "Traceback" not in server.log()
+
+
+def test_an_upload_cut_off_by_its_client_leaves_nothing(tmp_path: Path, backend: str) -> None:
+    """A client that goes away after more than a part (S3: a multipart upload under way) leaves no
+    object, no half file and no unfinished multipart upload."""
+    server = _start(tmp_path, backend)
+    try:
+        client = Client(server.url)
+        client.upsert("p", "r")
+        target = urlsplit(_upload_url(client, "r", "cut.bin"))
+        with socket.create_connection(
+            (target.hostname or "127.0.0.1", target.port or 80), timeout=30
+        ) as sock:
+            head = (
+                f"PUT {target.path}?{target.query} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Content-Length: {4 * PART}\r\n\r\n"
+            )
+            sock.sendall(head.encode())
+            for chunk in _pattern(PART + 2 * MiB):
+                sock.sendall(chunk)
+        deadline = time.monotonic() + 60
+        while _pending_multipart_uploads(server) or server.stored_files():
+            assert time.monotonic() < deadline, (_pending_multipart_uploads(server), server.stored_files())
+            time.sleep(0.2)
+        assert client.run("p", "r", "files { name }") == {"files": []}
+    finally:
+        server.stop()

@@ -107,7 +107,9 @@ class S3Backend:
                 upload_id = None
         except BaseException as exc:
             if upload_id is not None:
-                await anyio.to_thread.run_sync(self._abort, full, upload_id)
+                # Shielded: an upload cut off by its client (a cancellation) is aborted too.
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._abort, full, upload_id)
             if isinstance(exc, BotoCoreError | ClientError):
                 raise self._failed("write", key, exc) from exc
             raise
