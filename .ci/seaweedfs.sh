@@ -31,9 +31,16 @@ mkdir -p "$weed_data/data"
   -filer.port="${weed_ports[4]}" -filer.port.grpc="${weed_ports[5]}" \
   -s3 -s3.port="${weed_ports[6]}" -s3.port.grpc="${weed_ports[7]}" -s3.config="$weed_data/s3.json" \
   -s3.port.iceberg=0 -s3.port.lance=0 -metricsPort="${weed_ports[8]}" \
-  -master.volumeSizeLimitMB=1024 -volume.max=0 >"$weed_data/log" 2>&1 &
+  -master.volumeSizeLimitMB=1024 -volume.max=0 -volume.preStopSeconds=0 >"$weed_data/log" 2>&1 &
 weed_pid=$!
-weed_stop() { kill "$weed_pid" 2>/dev/null || true; wait "$weed_pid" 2>/dev/null || true; rm -rf "$weed_data"; }
+# Stopped within 15 s: asked first, then killed (its data is thrown away either way).
+weed_stop() {
+  kill "$weed_pid" 2>/dev/null || true
+  for _ in $(seq 30); do kill -0 "$weed_pid" 2>/dev/null || break; sleep 0.5; done
+  kill -9 "$weed_pid" 2>/dev/null || true
+  wait "$weed_pid" 2>/dev/null || true
+  rm -rf "$weed_data"
+}
 # After what an earlier script set to run at exit (postgres.sh stops PostgreSQL), not instead of it.
 weed_prev_exit=""
 eval "$(trap -p EXIT | sed -n 's/^trap -- \(.*\) EXIT$/weed_prev_exit=\1/p')"
@@ -67,4 +74,4 @@ while True:
             sys.exit(f"SeaweedFS is not ready after 120 s: {exc}")
         time.sleep(0.5)
 PY
-echo "SeaweedFS $("$weed_bin" version | head -n 1 | awk '{print $3}') with its S3 gateway on $AWS_ENDPOINT_URL ($NBTRACK_TEST_S3_URL)"
+echo "SeaweedFS $("$weed_bin" version 2>/dev/null | head -n 1 | awk '{print $3}') with its S3 gateway on $AWS_ENDPOINT_URL ($NBTRACK_TEST_S3_URL)"
