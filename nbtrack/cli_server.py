@@ -46,7 +46,12 @@ def _server_parser(server: argparse.ArgumentParser) -> None:
         "--port", type=int, default=8080, help="port to listen on (default 8080; 0: any free)"
     )
     _store_options(server, "whose store to serve")
-    server.add_argument("--files", metavar="FOLDER", help="folder of uploaded run files (default ROOT/files)")
+    server.add_argument(
+        "--files",
+        metavar="FOLDER|s3://BUCKET/PREFIX",
+        help="where run files live: a folder (default ROOT/files) or an S3-compatible bucket "
+        "(endpoint and credentials from the AWS_* variables)",
+    )
     server.add_argument(
         "--max-body", type=int, metavar="BYTES", help="largest JSON body in bytes (default 64 MiB)"
     )

@@ -31,17 +31,25 @@ import pytest
 import requests
 
 __all__ = [
+    "FILE_BACKENDS",
+    "S3_URL",
     "Client",
     "ServerProcess",
     "create_key",
+    "files_on",
     "free_port",
     "pg_server",
+    "require_s3",
     "server",
     "start_server",
     "unique_name",
 ]
 
 POSTGRES_URL = os.environ.get("NBTRACK_TEST_POSTGRES_URL")
+# s3://BUCKET/PREFIX of an S3-compatible store (.ci/seaweedfs.sh starts SeaweedFS and sets it,
+# with the AWS_* variables the server's S3 client reads).
+S3_URL = os.environ.get("NBTRACK_TEST_S3_URL")
+FILE_BACKENDS = ("folder", "s3")  # what --files may be (server/file_backend.py)
 # The checkout these tests belong to: its nbtrack is the one the subprocesses import, whatever
 # checkout the venv's editable install points at (a git worktree's tests run the worktree's code).
 REPO = Path(__file__).resolve().parent.parent
@@ -57,7 +65,27 @@ class ServerProcess:
     args: list[str]  # everything after `nbtrack server`
     log_path: Path
     cwd: Path
+    files: str = ""  # --files: a folder or s3://BUCKET/PREFIX
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def stored_files(self, under: str = "") -> list[str]:
+        """The keys of every file the server keeps (run files, ~history exports) under the prefix,
+        read from its folder or its bucket directly."""
+        if not self.files.startswith("s3://"):
+            root = Path(self.files)
+            return sorted(
+                p.relative_to(root).as_posix()
+                for p in root.rglob("*")
+                if p.is_file() and p.relative_to(root).as_posix().startswith(under)
+            )
+        import boto3
+
+        bucket, _, prefix = self.files.removeprefix("s3://").partition("/")
+        start = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        pages = (
+            boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=start + under)
+        )
+        return sorted(item["Key"][len(start) :] for page in pages for item in page.get("Contents", []))
 
     def start(self) -> None:
         """(Re)start on the same port with the same arguments; returns once /healthz answers 200."""
@@ -185,16 +213,41 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
+def require_s3() -> str:
+    """NBTRACK_TEST_S3_URL; skips the test without it (fails under CI=true: .ci/run starts SeaweedFS)."""
+    if not S3_URL:
+        reason = "set NBTRACK_TEST_S3_URL (and AWS_*) to run the file tests on S3: see .ci/seaweedfs.sh"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return S3_URL
+
+
+def files_on(backend: str) -> str | None:
+    """--files for a backend of FILE_BACKENDS: None (a folder of the server's own), or a new prefix
+    of the test bucket, so that one test's files never meet another's."""
+    if backend == "folder":
+        return None
+    return f"{require_s3().rstrip('/')}/{unique_name('files')}"
+
+
 def start_server(
-    tmp_path: Path, *, db_url: str | None = None, port: int | None = None, extra_args: Sequence[str] = ()
+    tmp_path: Path,
+    *,
+    db_url: str | None = None,
+    port: int | None = None,
+    extra_args: Sequence[str] = (),
+    files: str | None = None,
 ) -> ServerProcess:
-    """Start `nbtrack server` on 127.0.0.1 (a free port unless given), serving a new --dir or db_url."""
+    """Start `nbtrack server` on 127.0.0.1 (a free port unless given), serving a new --dir or db_url,
+    its run files in files (a folder or s3://...; None: a new folder)."""
     port = port or free_port()
     base = tmp_path / f"server-{port}"
     base.mkdir(parents=True, exist_ok=True)
     root = None if db_url else base / "root"
     store = ["--db", db_url] if db_url else ["--dir", str(root)]
-    args = ["--host", "127.0.0.1", "--port", str(port), *store, "--files", str(base / "files"), *extra_args]
+    files = files or str(base / "files")
+    args = ["--host", "127.0.0.1", "--port", str(port), *store, "--files", files, *extra_args]
     served = ServerProcess(
         url=f"http://127.0.0.1:{port}",
         dir=root,
@@ -202,6 +255,7 @@ def start_server(
         args=args,
         log_path=base / "server.log",
         cwd=base,
+        files=files,
     )
     served.start()
     return served

@@ -1,5 +1,5 @@
-"""Two `nbtrack server` replicas on one PostgreSQL database and one files folder behave as one
-server: what goes through one is read through the other, posts of one run alternating between
+"""Two `nbtrack server` replicas on one PostgreSQL database and one files folder or S3 bucket behave
+as one server: what goes through one is read through the other, posts of one run alternating between
 them land exactly once and in order, and behind a real load balancer (Debian's nginx) a replica
 killed mid-run costs no row.
 
@@ -33,18 +33,16 @@ own_pg_url = own_pg_url  # a fixture
 class Replicas:
     a: serving.ServerProcess
     b: serving.ServerProcess
-    files: Path
+    files: str  # the folder or s3:// bucket both serve the run files from
 
 
-@pytest.fixture
-def replicas(own_pg_url: str, tmp_path: Path) -> Iterator[Replicas]:
-    files = tmp_path / "shared-files"
+@pytest.fixture(params=serving.FILE_BACKENDS)
+def replicas(request: pytest.FixtureRequest, own_pg_url: str, tmp_path: Path) -> Iterator[Replicas]:
+    files = serving.files_on(request.param) or str(tmp_path / "shared-files")
     started: list[serving.ServerProcess] = []
     try:
         for name in ("a", "b"):
-            started.append(
-                serving.start_server(tmp_path / name, db_url=own_pg_url, extra_args=["--files", str(files)])
-            )
+            started.append(serving.start_server(tmp_path / name, db_url=own_pg_url, files=files))
         yield Replicas(started[0], started[1], files)
     finally:
         for served in started:

@@ -32,12 +32,15 @@ EXPORT = """query E($p: String!, $r: String!) { project(name: $p) { run(name: $r
     parquetHistory(liveKeys: []) { parquetUrls } } } }"""
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "sqlite+s3"])
 def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
-    if request.param == "postgres" and not serving.POSTGRES_URL:
+    database, _, backend = request.param.partition("+")
+    if database == "postgres" and not serving.POSTGRES_URL:
         pytest.skip("set NBTRACK_TEST_POSTGRES_URL to run the server tests on PostgreSQL")
     server = serving.start_server(
-        tmp_path, db_url=serving.POSTGRES_URL if request.param == "postgres" else None
+        tmp_path,
+        db_url=serving.POSTGRES_URL if database == "postgres" else None,
+        files=serving.files_on(backend or "folder"),
     )
     yield server
     server.stop()
@@ -78,9 +81,9 @@ def _full_run(client: Client, project: str, run: str, state: str = "finished") -
     assert requests.get(urls[0], timeout=30).ok  # the export is written and kept under <files>/~history
 
 
-def _run_files(server: ServerProcess, entity: str, project: str, run: str) -> list[Path]:
-    files = server.cwd / "files"
-    return [p for p in files.rglob("*") if p.is_file() and f"{entity}/{project}/{run}" in p.as_posix()]
+def _run_files(server: ServerProcess, entity: str, project: str, run: str) -> list[str]:
+    """The run's files and history exports, in the server's folder or bucket."""
+    return [key for key in server.stored_files() if f"{entity}/{project}/{run}/" in key]
 
 
 def test_a_run_renamed_edited_and_deleted_through_the_api_leaves_no_row_and_no_file(

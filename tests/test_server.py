@@ -16,15 +16,27 @@ import pytest
 import requests
 
 from nbtrack import jsonutil
-from tests.serving import POSTGRES_URL, Client, create_key, start_server, unique_name
+from tests.serving import POSTGRES_URL, Client, create_key, files_on, start_server, unique_name
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
-    if request.param == "postgresql" and not POSTGRES_URL:
+    yield from _serve(request.param, tmp_path_factory)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql", "sqlite+s3", "postgresql+s3"])
+def files_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    """A server whose run files are in a folder or in the S3 bucket (NBTRACK_TEST_S3_URL)."""
+    yield from _serve(request.param, tmp_path_factory)
+
+
+def _serve(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    database, _, backend = kind.partition("+")
+    if database == "postgresql" and not POSTGRES_URL:
         pytest.skip("set NBTRACK_TEST_POSTGRES_URL to run the server tests on PostgreSQL")
-    db_url = POSTGRES_URL if request.param == "postgresql" else None
-    server = start_server(tmp_path_factory.mktemp("server"), db_url=db_url)
+    db_url = POSTGRES_URL if database == "postgresql" else None
+    files = files_on(backend or "folder")
+    server = start_server(tmp_path_factory.mktemp("server"), db_url=db_url, files=files)
     if db_url:
         entity = unique_name("ent")
         client = Client(server.url, entity, create_key(server, entity))
@@ -287,13 +299,13 @@ def test_a_large_post_is_ingested_whole(api: Client, project: str) -> None:
 # ---- files ---------------------------------------------------------------------------------
 
 
-def test_run_files_upload_to_signed_urls_and_download(api: Client, project: str) -> None:
-    api.upsert(project, "f1")
+def test_run_files_upload_to_signed_urls_and_download(files_api: Client, project: str) -> None:
+    files_api.upsert(project, "f1")
     query = """mutation ($input: CreateRunFilesInput!) {
         createRunFiles(input: $input) { runID uploadHeaders files { name uploadUrl } } }"""
     names = ["config.yaml", "media/images/chart_0.png"]
-    created = api.data(query, input={"project": project, "run": "f1", "files": names})["createRunFiles"]
-    assert created["runID"] == f"{api.entity}/{project}/f1" and created["uploadHeaders"] == []
+    created = files_api.data(query, input={"project": project, "run": "f1", "files": names})["createRunFiles"]
+    assert created["runID"] == f"{files_api.entity}/{project}/f1" and created["uploadHeaders"] == []
     contents = {"config.yaml": b"lr: 0.1\n", "media/images/chart_0.png": bytes(range(256)) * 40}
     for file in created["files"]:
         # No Authorization: W&B clients PUT to signed URLs as they would to cloud storage.
@@ -302,23 +314,27 @@ def test_run_files_upload_to_signed_urls_and_download(api: Client, project: str)
     # A second upload of a name replaces the file.
     contents["config.yaml"] = b"lr: 0.2\n"
     assert requests.put(created["files"][0]["uploadUrl"], data=contents["config.yaml"], timeout=30).ok
-    files = api.run(project, "f1", "files { name sizeBytes url updatedAt }")["files"]
+    files = files_api.run(project, "f1", "files { name sizeBytes url updatedAt }")["files"]
     assert [(f["name"], f["sizeBytes"]) for f in files] == [(n, len(contents[n])) for n in sorted(names)]
     for file in files:
-        downloaded = api.session.get(file["url"], timeout=30)
+        downloaded = files_api.session.get(file["url"], timeout=30)
         assert downloaded.status_code == 200 and downloaded.content == contents[file["name"]]
 
 
-def test_a_run_file_is_always_a_sandboxed_download(api: Client, project: str) -> None:
+def test_a_run_file_is_always_a_sandboxed_download(files_api: Client, project: str) -> None:
     """A saved page must not run script on the UI's origin when someone opens its URL."""
-    api.upsert(project, "f2")
+    files_api.upsert(project, "f2")
     query = """mutation ($input: CreateRunFilesInput!) {
         createRunFiles(input: $input) { files { name uploadUrl } } }"""
     name = "report/page.html"
-    created = api.data(query, input={"project": project, "run": "f2", "files": [name]})["createRunFiles"]
+    created = files_api.data(query, input={"project": project, "run": "f2", "files": [name]})[
+        "createRunFiles"
+    ]
     page = b"<script>alert(1)</script>"
     assert requests.put(created["files"][0]["uploadUrl"], data=page, timeout=30).ok
-    downloaded = api.session.get(f"{api.url}/files/{api.entity}/{project}/f2/{name}", timeout=30)
+    downloaded = files_api.session.get(
+        f"{files_api.url}/files/{files_api.entity}/{project}/f2/{name}", timeout=30
+    )
     assert downloaded.status_code == 200 and downloaded.content == page
     assert downloaded.headers["Content-Disposition"].startswith('attachment; filename="page.html"')
     assert downloaded.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"

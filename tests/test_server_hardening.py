@@ -34,7 +34,16 @@ from nbtrack.server.graphql_cost import MAX_COST, MAX_QUERY_CHARS, MAX_SAME_FIEL
 from nbtrack.server.graphql_schema import schema
 from nbtrack.server.limits import MAX_BUCKETS, RateLimiter, address_of
 from tests import serving
-from tests.serving import POSTGRES_URL, Client, ServerProcess, create_key, start_server, unique_name
+from tests.serving import (
+    FILE_BACKENDS,
+    POSTGRES_URL,
+    Client,
+    ServerProcess,
+    create_key,
+    files_on,
+    start_server,
+    unique_name,
+)
 
 pytestmark = pytest.mark.timeout(300)
 server = serving.server  # the fixture, made this module's (an import would shadow test parameters)
@@ -262,8 +271,12 @@ def test_a_trickling_body_is_answered_408(started: list[ServerProcess], tmp_path
     assert parse_response(answer)[0] == 408, answer
 
 
-def test_a_stalled_upload_leaves_no_partial_file(started: list[ServerProcess], tmp_path: Path) -> None:
-    server = serve(started, tmp_path, "--body-timeout", str(BODY_TIMEOUT))
+@pytest.mark.parametrize("backend", FILE_BACKENDS)
+def test_a_stalled_upload_leaves_no_partial_file(
+    started: list[ServerProcess], tmp_path: Path, backend: str
+) -> None:
+    server = start_server(tmp_path, files=files_on(backend), extra_args=["--body-timeout", str(BODY_TIMEOUT)])
+    started.append(server)
     client = Client(server.url)
     client.upsert("p", "r")
     url = upload_url(client, "m.bin")
@@ -274,8 +287,7 @@ def test_a_stalled_upload_leaves_no_partial_file(started: list[ServerProcess], t
         )
         status, _, body = parse_response(read_until_closed(sock))
     assert status == 408 and b"REQUEST_TIMEOUT" in body
-    uploads = tmp_path / f"server-{server.url.rpartition(':')[2]}" / "files"
-    assert [p.name for p in uploads.rglob("*") if p.is_file()] == []
+    assert server.stored_files() == []
     assert client.run("p", "r", "files { name }") == {"files": []}
 
 
@@ -540,11 +552,15 @@ def test_a_request_with_both_content_length_and_transfer_encoding_is_refused_and
 MAX_BODY = 4096
 
 
-@pytest.mark.parametrize("what", ["graphql", "file_stream", "upload"])
+@pytest.mark.parametrize("what", ["graphql", "file_stream", "upload", "upload to s3"])
 def test_every_body_is_bounded_even_chunked_without_a_length(
     started: list[ServerProcess], tmp_path: Path, what: str
 ) -> None:
-    server = serve(started, tmp_path, "--max-body", str(MAX_BODY), "--max-upload", str(MAX_BODY))
+    limits = ["--max-body", str(MAX_BODY), "--max-upload", str(MAX_BODY)]
+    files = files_on("s3") if what == "upload to s3" else None
+    server = start_server(tmp_path, files=files, extra_args=limits)
+    started.append(server)
+    what = what.removesuffix(" to s3")
     client = Client(server.url)
     client.upsert("p", "r")
     url = {
@@ -738,11 +754,15 @@ def _only_constants(node: ast.expr) -> bool:
 FUZZ_MAX_BODY = 4096
 
 
-@pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server with every limit small but the rate (tested above), so requests reach the handlers."""
+@pytest.fixture(scope="module", params=FILE_BACKENDS)
+def fuzzed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A server with every limit small but the rate (tested above), so requests reach the handlers;
+    its run files in a folder or in the S3 bucket."""
     served = start_server(
         tmp_path_factory.mktemp("fuzz"),
+        files=files_on(request.param),
         extra_args=[
             "--max-body",
             str(FUZZ_MAX_BODY),

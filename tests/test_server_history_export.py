@@ -6,6 +6,7 @@ The real wandb client reading a multi-page export is in test_wandb_read.py."""
 from __future__ import annotations
 
 import errno
+import io
 import itertools
 import json
 import math
@@ -22,6 +23,7 @@ import pytest
 
 from nbtrack import jsonutil
 from nbtrack.server.errors import ApiError
+from nbtrack.server.file_backend import FileBackend, open_file_backend
 from nbtrack.server.history_export import HistoryExports, write_parquet
 from nbtrack.store import Store
 from tests import serving
@@ -39,7 +41,7 @@ def same(a: Any, b: Any) -> bool:
     return bool(jsonutil.dumps(a) == jsonutil.dumps(b))
 
 
-def read_back(where: Path) -> list[dict[str, Any]]:
+def read_back(where: Path | io.BytesIO) -> list[dict[str, Any]]:
     """The export's rows, a row's absent keys (null cells) left out."""
     return [{k: v for k, v in row.items() if v is not None} for row in pq.read_table(where).to_pylist()]
 
@@ -116,6 +118,21 @@ def _fill(store: Store, entity: str, count: int) -> list[dict[str, Any]]:
     return rows
 
 
+@pytest.fixture(params=serving.FILE_BACKENDS)
+def files(request: pytest.FixtureRequest, tmp_path: Path) -> FileBackend:
+    """Where the exports go: a folder, or a new prefix of the test bucket (several HistoryExports
+    on one backend are replicas sharing it)."""
+    return open_file_backend(serving.files_on(request.param) or tmp_path / "files")
+
+
+def _export(exports: HistoryExports, entity: str, segment: str) -> io.BytesIO:
+    """The segment's file (written now if it is not yet), read out of its backend."""
+    key = exports.parquet(entity, "p", "r", segment)
+    opened = exports.backend.open(key)
+    assert opened is not None
+    return io.BytesIO(b"".join(opened.chunks))
+
+
 def _segment(exports: HistoryExports, store: Store, entity: str) -> str:
     """The run's last segment, as parquetHistory claims it for the lines stored now."""
     run = store.get_run(entity, "p", "r")
@@ -146,43 +163,43 @@ def test_export_in_pages_is_exact_and_stops_at_its_segment(store: tuple[Store, s
     segment = _segment(exports, opened, entity)
     assert segment == "0-95"
     opened.write_history(entity, "p", "r", 95, [jsonutil.dumps_str({"_step": 95, "late": "t"})])
-    path = exports.parquet(entity, "p", "r", segment)
+    path = _export(exports, entity, segment)
     assert pq.ParquetFile(path).metadata.num_row_groups == 10
     assert same(read_back(path), rows)  # the 96th row (and its key) came after this segment
 
 
 def test_a_grown_run_gets_a_new_segment_and_the_old_ones_never_change(
-    store: tuple[Store, str], tmp_path: Path
+    store: tuple[Store, str], files: FileBackend
 ) -> None:
     """wandb-core caches each parquetUrls entry by its place in the list: a place never changes
     meaning. Segments follow one another from line 0, each written once; unclaimed ones are refused."""
     opened, entity = store
     rows = _fill(opened, entity, 30)
-    exports = HistoryExports(opened, tmp_path, page_rows=7)
+    exports = HistoryExports(opened, files, page_rows=7)
     assert exports.segments(entity, "p", "r", 0) == []
     assert exports.segments(entity, "p", "r", 30) == [(0, 30)]
-    first = exports.parquet(entity, "p", "r", "0-30").read_bytes()
+    first = _export(exports, entity, "0-30").getvalue()
     more = [{"_step": s, "loss": float(s)} for s in range(30, 45)]
     opened.write_history(entity, "p", "r", 30, [jsonutil.dumps_str(row) for row in more])
     assert exports.segments(entity, "p", "r", 45) == [(0, 30), (30, 45)]
     assert exports.segments(entity, "p", "r", 45) == [(0, 30), (30, 45)]  # asked again: the same
     # a replica that saw fewer lines asks: it gets the chain as it stands, no shorter segment
-    assert HistoryExports(opened, tmp_path).segments(entity, "p", "r", 40) == [(0, 30), (30, 45)]
-    assert exports.parquet(entity, "p", "r", "0-30").read_bytes() == first
-    assert same(read_back(exports.parquet(entity, "p", "r", "30-45")), more)
-    assert same(read_back(exports.parquet(entity, "p", "r", "0-30")), rows)
+    assert HistoryExports(opened, files).segments(entity, "p", "r", 40) == [(0, 30), (30, 45)]
+    assert _export(exports, entity, "0-30").getvalue() == first
+    assert same(read_back(_export(exports, entity, "30-45")), more)
+    assert same(read_back(_export(exports, entity, "0-30")), rows)
     for unclaimed in ("0-45", "30-40", "45-50"):
         with pytest.raises(ApiError) as raised:
             exports.parquet(entity, "p", "r", unclaimed)
         assert raised.value.code == "NOT_FOUND"
 
 
-def test_racing_claims_make_one_chain(store: tuple[Store, str], tmp_path: Path) -> None:
+def test_racing_claims_make_one_chain(store: tuple[Store, str], files: FileBackend) -> None:
     """Requests of two servers (and threads within each) claim segments for different line counts
     at once: they all answer with chains that agree, from line 0, without gaps or overlaps."""
     opened, entity = store
     _fill(opened, entity, 100)
-    replicas = [HistoryExports(opened, tmp_path) for _ in range(2)]
+    replicas = [HistoryExports(opened, files) for _ in range(2)]
     chains: list[list[tuple[int, int]]] = []
 
     def claim(i: int) -> None:
@@ -199,17 +216,16 @@ def test_racing_claims_make_one_chain(store: tuple[Store, str], tmp_path: Path) 
     assert all(chain == final[: len(chain)] for chain in chains), (chains, final)
 
 
-def test_racing_writers_serve_whole_exports(store: tuple[Store, str], tmp_path: Path) -> None:
+def test_racing_writers_serve_whole_exports(store: tuple[Store, str], files: FileBackend) -> None:
     """Two servers sharing the files (and threads within each) export the same run at once."""
     opened, entity = store
     rows = _fill(opened, entity, 3000)
-    replicas = [HistoryExports(opened, tmp_path, page_rows=100) for _ in range(2)]
+    replicas = [HistoryExports(opened, files, page_rows=100) for _ in range(2)]
     segment = _segment(replicas[0], opened, entity)
     found: list[Any] = []
 
     def export(replica: HistoryExports) -> None:
-        with replica.open(entity, "p", "r", segment) as file:
-            found.append(file.read())
+        found.append(_export(replica, entity, segment).getvalue())
 
     threads = [threading.Thread(target=export, args=(replicas[i % 2],)) for i in range(6)]
     for thread in threads:
@@ -217,11 +233,12 @@ def test_racing_writers_serve_whole_exports(store: tuple[Store, str], tmp_path: 
     for thread in threads:
         thread.join()
     assert len(found) == 6 and len(set(found)) == 1
-    (tmp_path / "got.parquet").write_bytes(found[0])
-    assert same(read_back(tmp_path / "got.parquet"), rows)
-    folder = tmp_path / "~history" / entity / "p" / "r"
+    assert same(read_back(_export(replicas[0], entity, segment)), rows)
     # the claim and the segment's file; no temporary file left
-    assert sorted(p.name for p in folder.iterdir()) == ["0-3000.parquet", "0.claim"]
+    assert sorted(found.key for found in files.list(f"~history/{entity}/p/r")) == [
+        "0-3000.parquet",
+        "0.claim",
+    ]
 
 
 def test_a_full_disk_mid_write_leaves_nothing(
@@ -247,7 +264,7 @@ def test_a_full_disk_mid_write_leaves_nothing(
     folder = tmp_path / "~history" / entity / "p" / "r"
     assert [p.name for p in folder.iterdir()] == ["0.claim"]  # no part of the file
     monkeypatch.setattr(pq.ParquetWriter, "write_table", real)
-    assert len(pq.read_table(exports.parquet(entity, "p", "r", segment))) == 100  # the next try writes it
+    assert len(pq.read_table(_export(exports, entity, segment))) == 100  # the next try writes it
 
 
 def test_an_older_servers_exports_and_stale_parts_are_removed(
@@ -264,9 +281,11 @@ def test_an_older_servers_exports_and_stale_parts_are_removed(
     import os
 
     os.utime(folder / ".stale.part", (old, old))
-    path = exports.parquet(entity, "p", "r", _segment(exports, opened, entity))
+    key = exports.parquet(entity, "p", "r", _segment(exports, opened, entity))
     # a writer of this moment may still own .fresh.part
-    assert sorted(p.name for p in folder.iterdir()) == sorted([path.name, "0.claim", ".fresh.part"])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [key.rpartition("/")[2], "0.claim", ".fresh.part"]
+    )
 
 
 # ---- a big run through the server, memory measured ----------------------------------------------

@@ -27,7 +27,8 @@ def nbtrack(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
 def test_it_says_where_it_serves_in_one_line(server: ServerProcess) -> None:
     lines = server.log().splitlines()
     assert lines == [
-        f"nbtrack server: serving {server.url} (store: {server.dir / 'nbtrack.db'}, 0 keys)"  # type: ignore[operator]
+        f"nbtrack server: serving {server.url} "
+        f"(store: {server.dir / 'nbtrack.db'}, files: {server.files}, 0 keys)"  # type: ignore[operator]
     ]
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import nbtrack
-from tests.serving import Client, ServerProcess, create_key, start_server
+from tests.serving import FILE_BACKENDS, Client, ServerProcess, create_key, files_on, start_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 IMG_LINE = "<img src=z onerror=alert(5)>"  # a console line, printed to stderr by cell [7]
@@ -458,9 +458,12 @@ def test_with_keys_the_ui_asks_for_one_and_then_shows_the_runs(tmp_path: Path, w
 # -- media ------------------------------------------------------------------------------------------
 
 
-def test_a_run_page_shows_logged_media_fetched_with_the_key(tmp_path: Path, watched: Watched) -> None:
+@pytest.mark.parametrize("backend", FILE_BACKENDS)
+def test_a_run_page_shows_logged_media_fetched_with_the_key(
+    tmp_path: Path, watched: Watched, backend: str
+) -> None:
     np = pytest.importorskip("numpy")
-    server = start_server(tmp_path)
+    server = start_server(tmp_path, files=files_on(backend))
     try:
         key = create_key(server, "alice")
         run = nbtrack.init(

@@ -16,10 +16,9 @@ event loop keeps serving while a large post is written.
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Iterator
+import mimetypes
 from pathlib import PurePosixPath
-from typing import BinaryIO
+from urllib.parse import quote
 
 import orjson
 from starlette.applications import Starlette
@@ -27,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -37,7 +36,8 @@ from nbtrack.server.byte_range import byte_range
 from nbtrack.server.config import ServerConfig, is_loopback
 from nbtrack.server.context import RequestContext
 from nbtrack.server.errors import ApiError, error_response
-from nbtrack.server.files import FileStore
+from nbtrack.server.file_backend import open_file_backend
+from nbtrack.server.files import FileStore, check_file_name
 from nbtrack.server.filestream import apply_post, parse_post
 from nbtrack.server.graphql_http import run_graphql
 from nbtrack.server.history_export import HistoryExports
@@ -73,9 +73,10 @@ class Endpoints:
         self.config = config
         self.store = store
         self.auth = Authenticator(store, open_allowed=is_loopback(config.host))
-        self.files = FileStore(config.files_dir)
+        self.backend = open_file_backend(config.files_dir)
+        self.files = FileStore(self.backend)
         self.signer = UrlSigner(store.server_secret(_UPLOAD_SECRET))
-        self.exports = HistoryExports(store, config.files_dir)
+        self.exports = HistoryExports(store, self.backend)
 
     async def healthz(self, request: Request) -> Response:
         try:
@@ -118,25 +119,21 @@ class Endpoints:
             entity, project, run_id = self._run_path(request, await self._caller(request))
         else:  # a download URL of wandb's public API (File.url): the token is the permission
             entity, project, run_id = self._signed_path(request)
-            self.files.path(entity, project, run_id, name)  # a bad name is a 400 before the token
+            check_file_name(name)  # a bad name is a 400 before the token
             self.signer.check(token, entity, project, run_id, name, purpose="download")
-        path = self.files.path(entity, project, run_id, name)
-        if not path.is_file():
-            raise ApiError("NOT_FOUND", f"run {entity}/{project}/{run_id} has no file {name!r}")
+        key = self.files.key(entity, project, run_id, name)
+        missing = ApiError("NOT_FOUND", f"run {entity}/{project}/{run_id} has no file {name!r}")
         # A run file is whatever a run saved: an .html or .svg one opened on this origin could run
         # script with the UI's session. So it is always a download, sniffing is off, and a browser
         # that renders it anyway does so in a sandbox with nothing allowed.
-        return FileResponse(
-            path,
-            filename=PurePosixPath(name).name,
-            content_disposition_type="attachment",
-            headers=_DOWNLOAD_HEADERS,
-        )
+        headers = {**_DOWNLOAD_HEADERS, "Content-Disposition": _attachment(PurePosixPath(name).name)}
+        media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return await self._serve(request, key, media_type, headers, missing)
 
     async def _upload(self, request: Request, name: str) -> Response:
         # No Authorization: the signed token in the URL is the permission (signing.py).
         entity, project, run_id = self._signed_path(request)
-        self.files.path(entity, project, run_id, name)  # checks the name before the token, for a clear 400
+        check_file_name(name)  # checks the name before the token, for a clear 400
         self.signer.check(request.query_params.get("token"), entity, project, run_id, name)
         if await run_in_threadpool(self.store.get_run, entity, project, run_id) is None:
             # A URL signed before its run was deleted: no file of a deleted run comes back.
@@ -161,25 +158,30 @@ class Endpoints:
         self.signer.check(
             request.query_params.get("token"), entity, project, run_id, segment, purpose="history"
         )
-        # Served from the file opened here: deleting the run meanwhile cannot cut it off.
-        export = await run_in_threadpool(self.exports.open, entity, project, run_id, segment)
-        size = os.fstat(export.fileno()).st_size
-        try:
-            asked = byte_range(request.headers.get("range"), size)
-        except ApiError:
-            export.close()
-            raise
-        headers = {**_DOWNLOAD_HEADERS, "Accept-Ranges": "bytes", "Content-Length": str(size)}
+        key = await run_in_threadpool(self.exports.parquet, entity, project, run_id, segment)
+        missing = ApiError("NOT_FOUND", f"run {entity}/{project}/{run_id} has no history segment {segment}")
+        return await self._serve(request, key, PARQUET_TYPE, dict(_DOWNLOAD_HEADERS), missing)
+
+    async def _serve(
+        self, request: Request, key: str, media_type: str, headers: dict[str, str], missing: ApiError
+    ) -> Response:
+        """The backend's object key, streamed (whole, or the one byte range asked); missing if
+        there is none. Once opened, deleting the object meanwhile does not cut the download off."""
+        found = await run_in_threadpool(self.backend.stat, key)
+        if found is None:
+            raise missing
+        asked = byte_range(request.headers.get("range"), found.size)
+        first, last = asked if asked is not None else (0, None)
+        opened = await run_in_threadpool(self.backend.open, key, first, last)
+        if opened is None:  # deleted since
+            raise missing
+        headers = {**headers, "Accept-Ranges": "bytes"}
         if asked is None:
-            return StreamingResponse(_chunks(export), media_type=PARQUET_TYPE, headers=headers)
-        first, last = asked
-        export.seek(first)
-        headers.update(
-            {"Content-Length": str(last - first + 1), "Content-Range": f"bytes {first}-{last}/{size}"}
-        )
-        return StreamingResponse(
-            _chunks(export, limit=last - first + 1), status_code=206, media_type=PARQUET_TYPE, headers=headers
-        )
+            headers["Content-Length"] = str(opened.size)
+            return StreamingResponse(opened.chunks, media_type=media_type, headers=headers)
+        headers["Content-Length"] = str(asked[1] - asked[0] + 1)
+        headers["Content-Range"] = f"bytes {asked[0]}-{asked[1]}/{opened.size}"
+        return StreamingResponse(opened.chunks, status_code=206, media_type=media_type, headers=headers)
 
     @staticmethod
     def _signed_path(request: Request) -> tuple[str, str, str]:
@@ -225,11 +227,13 @@ def create_app(config: ServerConfig, store: Store) -> Starlette:
         )
     if is_loopback(config.host) or config.allowed_hosts:  # the rule is hosts.py's docstring
         middleware.insert(0, Middleware(HostCheck, allowed=frozenset(config.allowed_hosts)))
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=middleware,
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
     )
+    app.state.files_location = endpoints.backend.location  # for the "serving" line
+    return app
 
 
 class HostCheck:
@@ -288,18 +292,12 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(ApiError("INTERNAL", f"the server failed on {request.method} {request.url.path}"))
 
 
-def _chunks(file: BinaryIO, size: int = 1 << 20, limit: int | None = None) -> Iterator[bytes]:
-    """An opened file's bytes from where it stands (at most limit of them) in chunks, closing it at
-    the end (or when the download is cut off)."""
-    left = limit
-    with file:
-        while left is None or left > 0:
-            chunk = file.read(size if left is None else min(size, left))
-            if not chunk:
-                return
-            if left is not None:
-                left -= len(chunk)
-            yield chunk
+def _attachment(filename: str) -> str:
+    """Content-Disposition of a download saved as filename (RFC 6266; non-ASCII as filename*)."""
+    quoted = quote(filename)
+    if quoted != filename:
+        return f"attachment; filename*=utf-8''{quoted}"
+    return f'attachment; filename="{filename}"'
 
 
 def _path_names(request: Request) -> tuple[str, str, str]:

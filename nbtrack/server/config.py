@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from nbtrack.errors import UsageError
+from nbtrack.server.file_backend import is_s3_url, parse_s3_url
 from nbtrack.server.hosts import allowed_host
 from nbtrack.settings import resolve_root, store_url
 from nbtrack.vocabulary import SILENT_RUN_SECONDS
@@ -45,7 +46,9 @@ DEFAULT_BODY_TIMEOUT = 30.0  # seconds a request's head, or the next piece of it
 @dataclass(frozen=True)
 class ServerConfig:
     store_url: str
-    files_dir: Path  # run files live in files_dir/<entity>/<project>/<run>/
+    # Run files live in files_dir/<entity>/<project>/<run>/: a folder, or "s3://BUCKET/PREFIX"
+    # (file_backend.py).
+    files_dir: Path | str
     host: str = "127.0.0.1"
     port: int = 8080
     max_body: int = MAX_BODY
@@ -124,8 +127,12 @@ def server_config(
     )
 
 
-def resolve_store(dir: str | None, db: str | None, files: str | None) -> tuple[str, Path]:
-    """The store URL and files folder for --dir / --db / --files (--dir: the store local mode writes)."""
+def resolve_store(dir: str | None, db: str | None, files: str | None) -> tuple[str, Path | str]:
+    """The store URL and files folder (or s3:// URL) for --dir / --db / --files (--dir: the store
+    local mode writes)."""
+    if files is not None and is_s3_url(files):
+        parse_s3_url(files)  # a malformed URL is refused before anything starts
+        return resolve_store(dir, db, None)[0], files
     if db is not None:
         url = db
         # SQLAlchemy reads a bare postgresql:// as psycopg2, which nbtrack does not depend on.

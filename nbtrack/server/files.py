@@ -1,23 +1,18 @@
-"""Run files on disk: <files>/<entity>/<project>/<run>/<name>, each written whole or not at all.
+"""Run files: key <entity>/<project>/<run>/<name> of the files backend (file_backend.py: a folder
+or a bucket), each written whole or not at all, streamed (an upload is never held whole in memory).
 
 Names may have folders ("media/images/x.png") but never leave the run's folder: no absolute
-path, no "." or ".." step, no backslash, no NUL. An upload streams into a temporary file
-under <files>/~uploads (no entity can be named so) and is renamed into place when complete,
-so a reader never sees half a file and a failed upload leaves nothing behind.
+path, no "." or ".." step, no backslash, no NUL. Keys starting with "~" (no entity can be named
+so) are the server's own: ~history (history_export.py), ~uploads (folder_backend.py).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
-import anyio
-
-from nbtrack.server.body import too_large
 from nbtrack.server.errors import ApiError
+from nbtrack.server.file_backend import FileBackend, Opened, StoredObject, md5_base64
 
 __all__ = ["FileStore", "RunFile", "check_file_name"]
 
@@ -49,51 +44,42 @@ def check_file_name(name: str) -> str:
 
 
 class FileStore:
-    """The run files under one folder; entity, project and run names must be checked names."""
+    """The run files in a backend (file_backend.py); entity, project and run names must be checked names."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, backend: FileBackend) -> None:
+        self.backend = backend
 
-    def path(self, entity: str, project: str, run_id: str, name: str) -> Path:
-        return self._run_dir(entity, project, run_id) / check_file_name(name)
+    def key(self, entity: str, project: str, run_id: str, name: str) -> str:
+        """The file's key in the backend (ApiError BAD_REQUEST if name is not a safe file name)."""
+        return f"{self._run_prefix(entity, project, run_id)}/{check_file_name(name)}"
 
     async def save(
         self, entity: str, project: str, run_id: str, name: str, chunks: AsyncIterator[bytes], limit: int
     ) -> int:
         """Write the file from chunks (ApiError PAYLOAD_TOO_LARGE past limit bytes); its size."""
-        target = self.path(entity, project, run_id, name)
-        partial = self.root / "~uploads"
-        partial.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(dir=partial, suffix=".part")
-        try:
-            size = 0
-            async with await anyio.open_file(fd, "wb") as out:
-                async for chunk in chunks:
-                    size += len(chunk)
-                    if size > limit:
-                        raise too_large(f"file {name!r}", limit)
-                    await out.write(chunk)
-            try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(temp_name, target)
-            except (NotADirectoryError, IsADirectoryError, FileExistsError):
-                raise ApiError(
-                    "BAD_REQUEST", f"file {name!r} clashes with a folder or file of the same name in this run"
-                ) from None
-        finally:
-            if os.path.exists(temp_name):
-                os.unlink(temp_name)
-        return size
+        key = self.key(entity, project, run_id, name)
+        return await self.backend.save(key, chunks, limit, f"file {name!r}")
 
     def list(self, entity: str, project: str, run_id: str) -> list[RunFile]:
         """The run's files, by name."""
-        folder = self._run_dir(entity, project, run_id)
-        found = []
-        for path in folder.rglob("*"):
-            if path.is_file():
-                stat = path.stat()
-                found.append(RunFile(path.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime))
-        return sorted(found, key=lambda file: file.name)
+        found = self.backend.list(self._run_prefix(entity, project, run_id))
+        return sorted((RunFile(item.key, item.size, item.updated_at) for item in found), key=lambda f: f.name)
 
-    def _run_dir(self, entity: str, project: str, run_id: str) -> Path:
-        return self.root / entity / project / run_id
+    def stat(self, entity: str, project: str, run_id: str, name: str) -> StoredObject | None:
+        return self.backend.stat(self.key(entity, project, run_id, name))
+
+    def open(
+        self, entity: str, project: str, run_id: str, name: str, first: int = 0, last: int | None = None
+    ) -> Opened | None:
+        return self.backend.open(self.key(entity, project, run_id, name), first, last)
+
+    def md5(self, entity: str, project: str, run_id: str, name: str) -> str | None:
+        return md5_base64(self.backend, self.key(entity, project, run_id, name))
+
+    def remove_run(self, entity: str, project: str, run_id: str) -> None:
+        """Remove the run's files (its history exports are history_export.py's to remove)."""
+        self.backend.delete_prefix(self._run_prefix(entity, project, run_id))
+
+    @staticmethod
+    def _run_prefix(entity: str, project: str, run_id: str) -> str:
+        return f"{entity}/{project}/{run_id}"

@@ -8,15 +8,16 @@ files holding every row, and no liveData.
 
 wandb-core caches each file by its place in `parquetUrls` (entity_project_run_INDEX), not by its
 URL, and never looks at it again. So a run's history is served as segments: consecutive line
-ranges [start, end), each claimed once (the file <start>.claim, created whole by a link, holds
+ranges [start, end), each claimed once (the object <start>.claim, created only if absent, holds
 its end: concurrent requests, even of several servers sharing the files, agree on one chain) and
 never changed. A run that logged more since the last answer gets a new segment after the last
 one, so every place in the list always means the same rows. A segment's file is written on first
 download (pyarrow, imported then: only servers that serve wandb's history scans need it) under
-<files>/~history/<entity>/<project>/<run>/<start>-<end>.parquet. Each answer that finds new rows
-adds a segment: a live run scanned every minute gets a segment a minute, small ones. Lines filled
-in after their segment was written (a damaged log synced later) are not in it. No entity can be
-named "~history".
+~history/<entity>/<project>/<run>/<start>-<end>.parquet of the files backend (file_backend.py:
+the run files' folder or bucket, so replicas sharing a bucket share the exports too). Each
+answer that finds new rows adds a segment: a live run scanned every minute gets a segment a
+minute, small ones. Lines filled in after their segment was written (a damaged log synced later)
+are not in it. No entity can be named "~history".
 
 Columns: one per key, in the order keys first appear. A key whose values are all booleans is a
 bool column, all integers (within int64) an int64 column, numbers (ints exactly representable as
@@ -32,7 +33,8 @@ each page as a parquet row group. Both reads stop at the segment's end, so they 
 while the run logs on. At most WRITERS segments are written at once.
 
 Several requests (or several servers sharing the files) may write the same segment at once: each
-writes a temporary file of its own and renames it into place, so a reader only ever sees a whole
+writes a local temporary file of its own and puts it in whole (a rename, or an S3 upload that
+becomes visible when complete), so a reader only ever sees a whole
 file. A write that fails part way (a full disk) leaves nothing behind and answers INTERNAL,
 naming the cause.
 """
@@ -41,19 +43,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import shutil
-import tempfile
 import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from nbtrack import jsonutil
+from nbtrack.run_manage import EXPORTS_FOLDER
 from nbtrack.server.errors import ApiError
+from nbtrack.server.file_backend import FileBackend
+from nbtrack.server.folder_backend import FolderBackend
 from nbtrack.store import Store
 
 __all__ = ["PAGE_BYTES", "PAGE_ROWS", "WRITERS", "HistoryExports", "column_kind"]
@@ -138,13 +140,18 @@ class _Retype(Exception):
 
 
 class HistoryExports:
-    """Parquet exports of runs' histories, cached under <files>/~history."""
+    """Parquet exports of runs' histories, cached under ~history/ of the files backend."""
 
     def __init__(
-        self, store: Store, files_dir: Path, *, page_rows: int = PAGE_ROWS, page_bytes: int = PAGE_BYTES
+        self,
+        store: Store,
+        files: FileBackend | Path,
+        *,
+        page_rows: int = PAGE_ROWS,
+        page_bytes: int = PAGE_BYTES,
     ) -> None:
         self.store = store
-        self.root = files_dir / "~history"
+        self.backend = FolderBackend(files) if isinstance(files, Path) else files
         self.page_rows = page_rows
         self.page_bytes = page_bytes
         # One export of a run at a time in this process (the others wait for it and serve it);
@@ -157,49 +164,42 @@ class HistoryExports:
         claimed before, and one claimed now for the lines past them, if any."""
         folder = self._folder(entity, project, run_id)
         while True:
-            chain = _chain(folder)
+            chain = self._chain(folder)
             end = chain[-1][1] if chain else 0
             if lines <= end:
                 return chain
-            folder.mkdir(parents=True, exist_ok=True)
-            if _claim(folder, end, lines) and not chain:
-                _remove_strays(folder)  # exports of an older server (one file per version)
+            if self.backend.create(f"{folder}/{end}.claim", str(lines).encode()) and not chain:
+                self._remove_strays(folder)  # exports of an older server (one file per version)
 
-    def open(self, entity: str, project: str, run_id: str, segment: str) -> BinaryIO:
-        """A segment's file, opened (written now if it is not yet); NOT_FOUND if not claimed."""
-        return open(self.parquet(entity, project, run_id, segment), "rb")
-
-    def parquet(self, entity: str, project: str, run_id: str, segment: str) -> Path:
-        """The path of a segment's file (written now if it is not yet); NOT_FOUND if not claimed."""
+    def parquet(self, entity: str, project: str, run_id: str, segment: str) -> str:
+        """The key of a segment's file in the backend (written now if it is not yet); NOT_FOUND if
+        the segment is not claimed."""
         found = _SEGMENT.fullmatch(segment)
         if found is None:
             raise ApiError("BAD_REQUEST", f"{segment!r:.40} is not a history segment")
         start, end = int(found[1]), int(found[2])
         folder = self._folder(entity, project, run_id)
-        path = folder / f"{start}-{end}.parquet"
-        if path.is_file():
-            return path
-        if _claimed_end(folder, start) != end:
+        key = f"{folder}/{start}-{end}.parquet"
+        if self.backend.stat(key) is not None:
+            return key
+        if self._claimed_end(folder, start) != end:
             raise ApiError("NOT_FOUND", f"run {entity}/{project}/{run_id} has no history segment {segment}")
-        with self._locks[zlib.crc32(str(folder).encode()) % len(self._locks)]:
-            if path.is_file():
-                return path
+        with self._locks[zlib.crc32(folder.encode()) % len(self._locks)]:
+            if self.backend.stat(key) is not None:
+                return key
             with self._writers:
-                self._write(entity, project, run_id, (start, end), folder, path)
-            _remove_stale_parts(folder)
-        return path
+                self._write(entity, project, run_id, (start, end), key)
+            self._remove_stale_parts(folder)
+        return key
 
-    def _folder(self, entity: str, project: str, run_id: str) -> Path:
-        return self.root / entity / project / run_id
+    def _folder(self, entity: str, project: str, run_id: str) -> str:
+        return f"{EXPORTS_FOLDER}/{entity}/{project}/{run_id}"
 
-    def _write(
-        self, entity: str, project: str, run_id: str, lines: tuple[int, int], folder: Path, path: Path
-    ) -> None:
-        fd, temp_name = tempfile.mkstemp(dir=folder, prefix=".", suffix=".part")
-        os.close(fd)
+    def _write(self, entity: str, project: str, run_id: str, lines: tuple[int, int], key: str) -> None:
+        temp = self.backend.temp_path()
         try:
-            write_history(lambda: self._pages(entity, project, run_id, lines), temp_name)
-            os.replace(temp_name, path)
+            write_history(lambda: self._pages(entity, project, run_id, lines), str(temp))
+            self.backend.put_file(key, temp)
         except OSError as exc:
             log.error("history export of %s/%s/%s failed: %s", entity, project, run_id, exc)
             raise ApiError(
@@ -208,8 +208,7 @@ class HistoryExports:
                 f"{exc.strerror or exc}",
             ) from exc
         finally:
-            if os.path.exists(temp_name):
-                os.unlink(temp_name)
+            temp.unlink(missing_ok=True)
 
     def _pages(
         self, entity: str, project: str, run_id: str, lines: tuple[int, int]
@@ -225,56 +224,38 @@ class HistoryExports:
             yield [jsonutil.loads(data) for _, data in page]
 
     def forget(self, entity: str, project: str, run_id: str) -> None:
-        shutil.rmtree(self.root / entity / project / run_id, ignore_errors=True)
+        """Remove the run's exports (its run was deleted)."""
+        self.backend.delete_prefix(self._folder(entity, project, run_id))
 
-
-def _claim(folder: Path, start: int, end: int) -> bool:
-    """Claim the segment [start, end); False if start was claimed already (by another request)."""
-    fd, temp_name = tempfile.mkstemp(dir=folder, prefix=".", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as temp:
-            temp.write(str(end))
-        os.link(temp_name, folder / f"{start}.claim")  # whole, and only if no one else's is there
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        os.unlink(temp_name)
-
-
-def _claimed_end(folder: Path, start: int) -> int | None:
-    try:
-        return int((folder / f"{start}.claim").read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def _chain(folder: Path) -> list[tuple[int, int]]:
-    """The claimed segments from line 0 on, in order."""
-    chain: list[tuple[int, int]] = []
-    start = 0
-    while (end := _claimed_end(folder, start)) is not None and end > start:
-        chain.append((start, end))
-        start = end
-    return chain
-
-
-def _remove_strays(folder: Path) -> None:
-    """Parquet files no claimed segment names (an older server's exports)."""
-    keep = {f"{start}-{end}.parquet" for start, end in _chain(folder)}
-    for path in folder.glob("*.parquet"):
-        if path.name not in keep:
-            path.unlink(missing_ok=True)
-
-
-def _remove_stale_parts(folder: Path) -> None:
-    """Temporary files a crashed writer left."""
-    for part in folder.glob(".*.part"):
+    def _claimed_end(self, folder: str, start: int) -> int | None:
+        data = self.backend.read_small(f"{folder}/{start}.claim")
         try:
-            if time.time() - part.stat().st_mtime > _STALE_PART:
-                part.unlink(missing_ok=True)
-        except FileNotFoundError:
-            pass
+            return None if data is None else int(data)
+        except ValueError:
+            return None
+
+    def _chain(self, folder: str) -> list[tuple[int, int]]:
+        """The claimed segments from line 0 on, in order."""
+        chain: list[tuple[int, int]] = []
+        start = 0
+        while (end := self._claimed_end(folder, start)) is not None and end > start:
+            chain.append((start, end))
+            start = end
+        return chain
+
+    def _remove_strays(self, folder: str) -> None:
+        """Parquet files no claimed segment names (an older server's exports)."""
+        keep = {f"{start}-{end}.parquet" for start, end in self._chain(folder)}
+        for found in self.backend.list(folder):
+            if found.key.endswith(".parquet") and found.key not in keep:
+                self.backend.delete(f"{folder}/{found.key}")
+
+    def _remove_stale_parts(self, folder: str) -> None:
+        """Temporary files an older server's crashed writer left beside the exports."""
+        for found in self.backend.list(folder):
+            stale = time.time() - found.updated_at > _STALE_PART
+            if found.key.startswith(".") and found.key.endswith(".part") and stale:
+                self.backend.delete(f"{folder}/{found.key}")
 
 
 def write_parquet(rows: Sequence[dict[str, Any]], where: str, page_rows: int = PAGE_ROWS) -> None:

@@ -78,7 +78,8 @@ def serve(config: ServerConfig, out: TextIO = sys.stdout) -> int:
         where = f"[{host}]" if ":" in host else host
         announcement = (
             f"nbtrack server: serving http://{where}:{port} "
-            f"(store: {describe_store(config.store_url)}, {keys} key{'' if keys == 1 else 's'})"
+            f"(store: {describe_store(config.store_url)}, files: {app.state.files_location}, "
+            f"{keys} key{'' if keys == 1 else 's'})"
         )
         # No access log: it would be one line per file-stream post, and the lines a user needs
         # (refused requests are answered, failures are logged) come from the app itself.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nbtrack.run_manage import remove_run_files, running_refusal
+from nbtrack.run_manage import running_refusal
 from nbtrack.run_names import readable_name
 from nbtrack.server.alerts import notify_alert
 from nbtrack.server.context import RequestContext
@@ -109,7 +109,9 @@ def _delete_run(_root: None, info: Info, input: dict[str, Any]) -> dict[str, Any
             raise ApiError("CONFLICT", refusal)
     if context.store.delete_run(entity, project, run_id, mark=running) is None:
         raise ApiError("NOT_FOUND", f"run {path} does not exist")  # deleted by another request meanwhile
-    remove_run_files(context.files.root, entity, project, run_id)
+    # Rows first: files left by a failure below are only bytes, never half a run.
+    context.files.remove_run(entity, project, run_id)
+    context.exports.forget(entity, project, run_id)
     return {"clientMutationId": input.get("clientMutationId")}
 
 

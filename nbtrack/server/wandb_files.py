@@ -14,14 +14,9 @@ file's MD5 digest, as W&B gives it, worked out once per file version (size and m
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import mimetypes
 import re
-import threading
-from collections import OrderedDict
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from nbtrack.server.context import RequestContext
@@ -29,12 +24,9 @@ from nbtrack.server.errors import ApiError
 from nbtrack.server.files import RunFile
 from nbtrack.store import RunRow
 
-__all__ = ["WandbFile", "like_pattern", "md5_base64", "select_files"]
+__all__ = ["WandbFile", "like_pattern", "select_files"]
 
 _MAX_PATTERN = 1000
-_MD5_CACHE_SIZE = 4096
-_md5_cache: OrderedDict[tuple[str, int, int], str] = OrderedDict()
-_md5_lock = threading.Lock()
 
 
 def like_pattern(pattern: str) -> re.Pattern[str]:
@@ -58,27 +50,6 @@ def like_pattern(pattern: str) -> re.Pattern[str]:
     if escaped:
         parts.append(re.escape("\\"))
     return re.compile("".join(parts), re.DOTALL)
-
-
-def md5_base64(path: Path) -> str:
-    """base64 of the file's MD5 digest; remembered per (path, size, mtime)."""
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    with _md5_lock:
-        known = _md5_cache.get(key)
-        if known is not None:
-            _md5_cache.move_to_end(key)
-            return known
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as source:
-        while chunk := source.read(1 << 20):
-            digest.update(chunk)
-    value = base64.b64encode(digest.digest()).decode("ascii")
-    with _md5_lock:
-        _md5_cache[key] = value
-        while len(_md5_cache) > _MD5_CACHE_SIZE:
-            _md5_cache.popitem(last=False)
-    return value
 
 
 class WandbFile:
@@ -106,7 +77,11 @@ class WandbFile:
         return self._context.download_url(*self._where())
 
     def md5(self, _info: Any) -> str:
-        return md5_base64(self._context.files.path(*self._where()))
+        digest = self._context.files.md5(*self._where())
+        if digest is None:  # deleted since it was listed
+            entity, project, run_id, _ = self._where()
+            raise ApiError("NOT_FOUND", f"file {self.name!r} of run {entity}/{project}/{run_id} is gone")
+        return digest
 
 
 def select_files(files: list[RunFile], names: list[str | None] | None, pattern: str | None) -> list[RunFile]:
