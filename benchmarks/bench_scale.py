@@ -17,9 +17,11 @@ lost, and CPU seconds per 100k rows of each component (both replicas, nginx, Pos
 load generator: all on this machine's cores). `--kill N` adds a phase of N runs during which one
 replica is killed (SIGKILL) 2 s in and restarted 10 s later (--quick: 0.5 s in, for 2 s).
 
-The database: --db, else a fresh database made on NBTRACK_TEST_POSTGRES_URL's server (dropped
-afterwards). The load generator is one asyncio process with its own small HTTP/1.1 client (one
-keep-alive connection per run), so that the generator costs as little CPU as it can.
+Run files (the uploads) go to --files: an S3 bucket (NBTRACK_TEST_S3_URL, which .ci/run's
+SeaweedFS sets) or a folder. The database: --db, else a fresh database made on
+NBTRACK_TEST_POSTGRES_URL's server (dropped afterwards). The load generator is one asyncio
+process with its own small HTTP/1.1 client (one keep-alive connection per run), so that the
+generator costs as little CPU as it can.
 """
 
 from __future__ import annotations
@@ -380,6 +382,11 @@ def main() -> int:
     parser.add_argument(
         "--db", help="PostgreSQL URL (default: a fresh database on NBTRACK_TEST_POSTGRES_URL)"
     )
+    parser.add_argument(
+        "--files",
+        help="where the replicas keep run files: s3://BUCKET/PREFIX (credentials and endpoint from "
+        "the AWS_* variables) or a folder (default: NBTRACK_TEST_S3_URL if set, else a temporary folder)",
+    )
     parser.add_argument("--quick", action="store_true", help="a small run of every phase (smoke test)")
     args = parser.parse_args()
     if args.quick:
@@ -399,8 +406,10 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 8192)), hard))
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         db_url = args.db or stack.enter_context(fresh_database(base))
-        files = Path(tmp) / "files"
-        common = ["--files", str(files), "--rate-limit", "0", "--crashed-after", "0", "--log-level", "error"]
+        files = args.files or os.environ.get("NBTRACK_TEST_S3_URL") or str(Path(tmp) / "files")
+        if files.startswith("s3://"):
+            files = f"{files.rstrip('/')}/bench-{uuid.uuid4().hex[:8]}"  # a prefix of its own
+        common = ["--files", files, "--rate-limit", "0", "--crashed-after", "0", "--log-level", "error"]
         replicas = [start_server(Path(tmp) / name, db_url=db_url, extra_args=common) for name in ("a", "b")]
         for replica in replicas:
             stack.callback(replica.stop)
@@ -409,7 +418,8 @@ def main() -> int:
         balancer = stack.enter_context(load_balancer(Path(tmp) / "nginx", free_port(), upstreams))
         print(
             f"bench_scale: {args.rows} rows per run in posts of {args.batch}, through nginx to 2 replicas on "
-            f"PostgreSQL; {psutil.cpu_count()} cores"
+            f"PostgreSQL, run files in {'S3' if files.startswith('s3://') else 'a folder'} ({files}); "
+            f"{psutil.cpu_count()} cores"
         )
 
         def components() -> dict[str, list[psutil.Process]]:
