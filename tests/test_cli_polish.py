@@ -318,3 +318,17 @@ def test_sync_into_a_reader_gone_still_delivers_every_log(root: Path, tmp_path: 
     assert (result.returncode, result.stderr) == (0, "")
     with Store.at_root(target) as store:
         assert sorted(row.run_id for row in store.list_runs("off")) == sorted(runs)
+
+
+def test_a_postgresql_store_without_its_driver_names_the_extra_to_install() -> None:
+    # psycopg made unimportable in that process only, as on a machine with just nbtrack[server].
+    code = (
+        "import sys; sys.modules['psycopg'] = None; from nbtrack.cli import main; "
+        "sys.exit(main(['server', '--db', 'postgresql://nobody@127.0.0.1:1/none']))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=subprocess_env()
+    )
+    assert done.returncode != 0
+    assert "pip install 'nbtrack[postgresql]'" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -57,7 +57,13 @@ class Database:
             self._upserts = Upserts(self._engine.dialect)
             _configure_sqlite(self._engine, read_only=True)
             return
-        engine = create_engine(parsed)
+        try:
+            engine = create_engine(parsed)
+        except ImportError as exc:  # the dialect's driver is an extra of its own
+            raise UsageError(
+                f"{self._dialect} needs its driver ({exc.name or 'psycopg'}): "
+                "pip install 'nbtrack[postgresql]'"
+            ) from None
         if self._dialect == "sqlite":
             if database and database != ":memory:" and not database.startswith("file:"):
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
