@@ -1,5 +1,6 @@
 """Debian's nginx as a load balancer in front of `nbtrack server` replicas, for tests and the
-scale benchmark: started on a free loopback port with a configuration of its own in a folder.
+scale benchmark: deploy/nginx.conf (what docs/scaling.md deploys) started on a free loopback port,
+its logs and temporary files in a folder of its own.
 
 Every request of nbtrack's and W&B's clients may be repeated (file-stream posts are addressed by
 line, upserts are upserts), so a request a dead replica never answered goes to the next one
@@ -8,6 +9,7 @@ line, upserts are upserts), so a request a dead replica never answered goes to t
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,38 +23,26 @@ import requests
 
 __all__ = ["LoadBalancer", "load_balancer", "nginx_binary"]
 
-_CONF = """
-user root;
-worker_processes {workers};
-error_log {dir}/error.log warn;
-pid {dir}/nginx.pid;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    client_max_body_size 0;
-    upstream nbtrack {{
-{servers}
-        keepalive 64;
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://nbtrack;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $http_host;
-            proxy_next_upstream error timeout http_502 non_idempotent;
-            proxy_connect_timeout 2s;
-            proxy_read_timeout 120s;
-        }}
-    }}
-}}
-"""
+DEPLOYED_CONF = Path(__file__).resolve().parent.parent / "deploy" / "nginx.conf"
+
+
+def render_conf(folder: Path, port: int, upstreams: Sequence[str], workers: int) -> str:
+    """deploy/nginx.conf, the file docs/scaling.md deploys, for this machine: the upstream servers
+    and the listening port replaced, logs and temporary files in folder."""
+    conf = DEPLOYED_CONF.read_text()
+    servers = re.findall(r"^ *server nbtrack-\S+ (.*);$", conf, flags=re.M)
+    if len(servers) < 1 or "listen 80;" not in conf or "worker_processes auto;" not in conf:
+        raise RuntimeError(f"{DEPLOYED_CONF} no longer has the lines the tests replace")
+    ours = "\n".join(f"        server {upstream} {servers[0]};" for upstream in upstreams)
+    conf = re.sub(r"(?:^ *server nbtrack-\S+ .*;\n)+", ours + "\n", conf, flags=re.M)
+    conf = conf.replace("listen 80;", f"listen 127.0.0.1:{port};")
+    conf = conf.replace("worker_processes auto;", f"worker_processes {workers};")
+    temp = "".join(
+        f"    {kind}_temp_path {folder}/{kind};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    conf = conf.replace("http {\n", "http {\n" + temp, 1)
+    return f"user root;\nerror_log {folder}/error.log warn;\npid {folder}/nginx.pid;\n" + conf
 
 
 def nginx_binary() -> str | None:
@@ -80,10 +70,8 @@ def load_balancer(
     if binary is None:
         raise RuntimeError("nginx is not installed (`apt-get install nginx-light`; .ci/run does)")
     folder.mkdir(parents=True, exist_ok=True)
-    # A replica that fails a connection is left alone for 30 s (then tried again).
-    servers = "\n".join(f"        server {u} max_fails=1 fail_timeout=30s;" for u in upstreams)
     conf = folder / "nginx.conf"
-    conf.write_text(_CONF.format(dir=folder, servers=servers, port=port, workers=workers))
+    conf.write_text(render_conf(folder, port, upstreams, workers))
     process = subprocess.Popen([binary, "-p", str(folder), "-c", str(conf), "-g", "daemon off;"])
     balancer = LoadBalancer(f"http://127.0.0.1:{port}", folder, process)
     try:
