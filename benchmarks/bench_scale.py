@@ -35,8 +35,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -46,6 +46,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from nbtrack.online.server_run import CREATE_RUN_FILES, UPSERT_BUCKET
 from tests.load_balancer import load_balancer, nginx_binary
+from tests.pg_database import fresh_database
 from tests.serving import ServerProcess, create_key, free_port, start_server
 
 ENTITY = "team"  # the runs' entity: the benchmark's API key acts as it, as a team's clients would
@@ -265,23 +266,6 @@ def with_children(process: psutil.Process) -> list[psutil.Process]:
     return [process, *process.children(recursive=True)]
 
 
-@contextmanager
-def fresh_database(base_url: str) -> Iterator[str]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"nbtrack_scale_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
-
-
 @dataclass
 class Phase:
     name: str
@@ -405,7 +389,7 @@ def main() -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 8192)), hard))
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-        db_url = args.db or stack.enter_context(fresh_database(base))
+        db_url = args.db or stack.enter_context(fresh_database(base, "nbtrack_scale"))
         files = args.files or os.environ.get("NBTRACK_TEST_S3_URL") or str(Path(tmp) / "files")
         if files.startswith("s3://"):
             files = f"{files.rstrip('/')}/bench-{uuid.uuid4().hex[:8]}"  # a prefix of its own

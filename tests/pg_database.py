@@ -8,12 +8,28 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-__all__ = ["own_pg_url"]
+__all__ = ["fresh_database", "own_pg_url"]
+
+
+@contextmanager
+def fresh_database(base_url: str, prefix: str = "nbtrack_own") -> Iterator[str]:
+    """A new database on base_url's server, its URL yielded; dropped when the block ends."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
 
 
 @pytest.fixture
@@ -22,13 +38,5 @@ def own_pg_url() -> Iterator[str]:
     base = os.environ.get("NBTRACK_TEST_POSTGRES_URL")
     if not base:
         pytest.skip("set NBTRACK_TEST_POSTGRES_URL to run the PostgreSQL tests")
-    name = f"nbtrack_own_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+    with fresh_database(base) as url:
+        yield url

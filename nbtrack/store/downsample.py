@@ -25,7 +25,7 @@ import orjson
 
 from nbtrack.store.rollup import BOOKKEEPING_KEYS, BUCKET_LINES, finite, is_number
 
-__all__ = ["Chart", "KeyValues", "Point", "RawPoints", "group_width", "raw_points"]
+__all__ = ["Chart", "KeyValues", "Point", "RawPoints", "group_width", "merge_group", "raw_points"]
 
 Point = tuple[int, float, float]  # (line, x, y)
 Summary = tuple[int, int, float, float, float]  # (bucket, count, x, y_min, y_max) of a whole bucket in range
@@ -73,14 +73,15 @@ class KeyValues:
         width = group_width(min(starts), max(starts), points, coarse=not fine)
         groups: dict[int, list[float]] = {}
         for line, x, y in self.points:
-            _merge(groups, line // width, x, y, y)
+            merge_group(groups, line // width, x, y, y)
         for bucket, _count, x, low, high in self.summaries:
-            _merge(groups, bucket * BUCKET_LINES // width, x, low, high)
+            merge_group(groups, bucket * BUCKET_LINES // width, x, low, high)
         ordered = sorted(groups.items(), key=lambda item: (item[1][0], item[0]))
         return [values for _group, values in ordered]
 
 
-def _merge(groups: dict[int, list[float]], group: int, x: float, low: float, high: float) -> None:
+def merge_group(groups: dict[int, list[float]], group: int, x: float, low: float, high: float) -> None:
+    """Fold a point (x, low, high) into groups[group]: the smallest x, the lowest low, the highest high."""
     found = groups.get(group)
     if found is None:
         groups[group] = [x, low, high]

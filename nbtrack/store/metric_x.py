@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nbtrack.store.downsample import Point, group_width
+from nbtrack.store.downsample import Point, group_width, merge_group
 
 __all__ = ["MetricXSeries"]
 
@@ -56,11 +56,11 @@ class MetricXSeries:
         width = group_width(self.first, self.last, self.points, coarse=not fine)
         final: dict[int, list[float]] = {}
         for group, (x, low, high) in self.groups.items():
-            _merge_into(final, group * self.base // width, x, low, high)
+            merge_group(final, group * self.base // width, x, low, high)
         return [values for _group, values in sorted(final.items(), key=lambda item: (item[1][0], item[0]))]
 
     def _merge(self, line: int, x: float, y: float) -> None:
-        _merge_into(self.groups, line // self.base, x, y, y)
+        merge_group(self.groups, line // self.base, x, y, y)
 
     def _raise_base(self) -> None:
         """Regroup by the largest power of ten within the (fine) width the lines seen so far need."""
@@ -71,17 +71,4 @@ class MetricXSeries:
         factor = base // self.base
         kept, self.groups, self.base = self.groups, {}, base
         for group, (x, low, high) in kept.items():
-            _merge_into(self.groups, group // factor, x, low, high)
-
-
-def _merge_into(groups: dict[int, list[float]], group: int, x: float, low: float, high: float) -> None:
-    found = groups.get(group)
-    if found is None:
-        groups[group] = [x, low, high]
-        return
-    if x < found[0]:
-        found[0] = x
-    if low < found[1]:
-        found[1] = low
-    if high > found[2]:
-        found[2] = high
+            merge_group(self.groups, group // factor, x, low, high)
