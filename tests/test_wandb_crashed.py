@@ -62,18 +62,7 @@ def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WandbEnv]:
 
 
 def test_a_killed_wandb_run_reads_crashed_and_resuming_it_runs_again(env: WandbEnv) -> None:
-    environ = env.environ()
-    environ["NBTRACK_TEST_RESULT"] = str(env.home / "unused.json")
-    # Its own process group: the kill takes wandb-core with it, as a killed job's would.
-    client = subprocess.Popen(
-        [str(require_wandb()), "-c", _PRELUDE + textwrap.dedent(KILLED)],
-        env=environ,
-        cwd=env.home,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    client = _start(env, KILLED)
     try:
         assert client.stdout is not None
         assert client.stdout.readline().strip() == "logged", client.stderr.read() if client.stderr else ""

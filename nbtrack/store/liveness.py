@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import and_, case, select
 
 from nbtrack.store.engine import Database
-from nbtrack.store.queries import RUN_JOIN, run_filter
+from nbtrack.store.queries import RUN_JOIN, find_run_pk
 from nbtrack.store.schema import entities, projects, runs
 
 __all__ = ["Liveness", "SilentRun", "heard_from"]
@@ -46,9 +46,7 @@ class Liveness(Database):
         """The run's writer is alive (it had nothing else to write); False if the run is not stored."""
         now = time.time()
         with self._write() as conn:
-            pk = conn.scalar(
-                select(runs.c.pk).select_from(RUN_JOIN).where(*run_filter(entity, project, run_id))
-            )
+            pk = find_run_pk(conn, entity, project, run_id)
             if pk is None:
                 return False
             conn.execute(runs.update().where(runs.c.pk == pk).values(heard_from(now)))

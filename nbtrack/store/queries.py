@@ -13,6 +13,7 @@ from nbtrack.store.schema import entities, history, projects, runs
 
 __all__ = [
     "RUN_JOIN",
+    "find_run_pk",
     "greatest",
     "run_filter",
     "run_lines",
@@ -32,6 +33,12 @@ def run_filter(entity: str | None, project: str, run_id: str | None = None) -> l
     if run_id is not None:
         where.append(runs.c.run_id == run_id)
     return where
+
+
+def find_run_pk(conn: Connection, entity: str | None, project: str, run_id: str) -> int | None:
+    """The primary key of the run the names mean, or None if it is not stored."""
+    pk = conn.scalar(select(runs.c.pk).select_from(RUN_JOIN).where(*run_filter(entity, project, run_id)))
+    return None if pk is None else int(pk)
 
 
 def select_runs(entity: str | None, project: str, run_id: str | None = None) -> Select[Any]:

@@ -21,7 +21,7 @@ from nbtrack import jsonutil
 from nbtrack.store.chart_read import read_lines
 from nbtrack.store.engine import Database
 from nbtrack.store.liveness import heard_from
-from nbtrack.store.queries import RUN_JOIN, greatest, run_filter, select_runs
+from nbtrack.store.queries import find_run_pk, greatest, select_runs
 from nbtrack.store.rollup import BUCKET_LINES, RollupRow, summarize
 from nbtrack.store.schema import (
     LineBatch,
@@ -175,9 +175,7 @@ class Writes(Database):
             check_state(finish[0])
         now = time.time()
         with self._write() as conn:
-            pk = conn.scalar(
-                select(runs.c.pk).select_from(RUN_JOIN).where(*run_filter(entity, project, run_id))
-            )
+            pk = find_run_pk(conn, entity, project, run_id)
             if pk is None:
                 return False
             if history_lines is not None and history_lines.lines:
@@ -364,9 +362,9 @@ class Writes(Database):
     def _run_pk(self, conn: Connection, entity: str, project: str, run_id: str, now: float) -> int:
         """The run's primary key, creating the run (and its project) if it is missing."""
         # One joined lookup first: on the hot path (write_history every ~50 ms) the run exists.
-        pk = conn.scalar(select(runs.c.pk).select_from(RUN_JOIN).where(*run_filter(entity, project, run_id)))
+        pk = find_run_pk(conn, entity, project, run_id)
         if pk is not None:
-            return int(pk)
+            return pk
         project_id = self._project_id(conn, entity, project, now)
         values = new_run_values(project_id, run_id, now)
         return self._upserts.id_of(conn, runs, {"project_id": project_id, "run_id": run_id}, values)
