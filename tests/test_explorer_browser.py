@@ -1,8 +1,8 @@
-"""A person's view of the explorer: JupyterLab in Debian's Chromium (driven by Playwright) runs
+"""A person's view of the explorer: JupyterLab and Notebook 7 in Debian's Chromium (Playwright) run
 `%nbtrack show sweep` and `nbtrack.compare(...)` over a store of two runs; the runs table shows
 their names, the comparison a chart per shared metric with one line per run, in its run's colour.
 
-Skipped unless Chromium, JupyterLab and Playwright are installed (`.ci/run` installs them).
+Skipped unless Chromium, JupyterLab (Notebook) and Playwright are installed (`.ci/run` installs them).
 A screenshot is saved under test-artifacts/.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_browser import ARTIFACTS, lab_server, launch_chromium, open_notebook, run_cell, sync_api
+from tests.test_browser import APPS, ARTIFACTS, lab_server, launch_chromium, open_notebook, run_cell, sync_api
 from tests.test_explorer import fill
 
 EXPLORER = ".nbtrack-explorer"  # the widget's root element (nbtrack/web/widget/explorer.js)
@@ -21,10 +21,16 @@ CELLS = ["%load_ext nbtrack", "%nbtrack show sweep", "nbtrack.compare('sweep/r1'
 pytestmark = pytest.mark.timeout(300)
 
 
-def test_the_runs_table_and_a_comparison_render_in_jupyterlab(tmp_path: Path, root: Path) -> None:
+@pytest.mark.parametrize("app", APPS)
+def test_the_runs_table_and_a_comparison_render(tmp_path: Path, root: Path, app: str) -> None:
+    """The same notebook in JupyterLab and in Jupyter Notebook 7 (anywidget's front end in each)."""
+    pytest.importorskip(app)
     fill(root)
     ARTIFACTS.mkdir(exist_ok=True)
-    with lab_server(tmp_path, root, CELLS, "explore.ipynb") as url, sync_api.sync_playwright() as playwright:
+    with (
+        lab_server(tmp_path, root, CELLS, "explore.ipynb", app) as url,
+        sync_api.sync_playwright() as playwright,
+    ):
         browser = launch_chromium(playwright)
         page, errors = open_notebook(browser, url, height=1000)
         try:
@@ -35,10 +41,10 @@ def test_the_runs_table_and_a_comparison_render_in_jupyterlab(tmp_path: Path, ro
             page.wait_for_selector(f"{table} td.nbt-run-name", timeout=60_000)
             page.wait_for_selector(f"{charts} svg path.nbt-line", timeout=60_000)
         except Exception:
-            page.screenshot(path=str(ARTIFACTS / "explorer-failed.png"))
+            page.screenshot(path=str(ARTIFACTS / f"explorer-{app}-failed.png"))
             raise
         page.locator(f"{EXPLORER}[data-kind='compare']").scroll_into_view_if_needed()
-        page.screenshot(path=str(ARTIFACTS / "explorer.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / f"explorer-{app}.png"), full_page=True)
         names = page.locator(f"{table} td.nbt-run-name").all_text_contents()
         chart_keys = page.locator(charts).locator(".nbt-key").all_text_contents()
         loss = page.locator(charts).filter(has_text="loss")
