@@ -57,6 +57,7 @@ from nbtrack.server.errors import ApiError
 from nbtrack.server.file_backend import FileBackend
 from nbtrack.server.folder_backend import FolderBackend
 from nbtrack.store import Store
+from nbtrack.store.archive import KINDS_METADATA
 
 __all__ = ["PAGE_BYTES", "PAGE_ROWS", "WRITERS", "HistoryExports", "column_kind"]
 
@@ -247,7 +248,8 @@ class HistoryExports:
         """Parquet files no claimed segment names (an older server's exports)."""
         keep = {f"{start}-{end}.parquet" for start, end in self._chain(folder)}
         for found in self.backend.list(folder):
-            if found.key.endswith(".parquet") and found.key not in keep:
+            # Only the folder's own files: compacted/ beneath it holds a run's archive (compaction.py).
+            if found.key.endswith(".parquet") and "/" not in found.key and found.key not in keep:
                 self.backend.delete(f"{folder}/{found.key}")
 
     def _remove_stale_parts(self, folder: str) -> None:
@@ -332,7 +334,10 @@ def _write_pages(pa: Any, pages: Pages, tallies: dict[str, _Tally], where: str) 
     }
     if not types:
         types = {"_step": pa.int64()}
-    schema = pa.schema([pa.field(key, type) for key, type in types.items()])
+    # Each column's kind in the file's metadata: a compacted run's reader (store/archive.py) parses
+    # the JSON texts back; wandb's reader ignores it.
+    metadata = {KINDS_METADATA: jsonutil.dumps(kinds)}
+    schema = pa.schema([pa.field(key, type) for key, type in types.items()], metadata=metadata)
     with pq.ParquetWriter(where, schema) as writer:
         if not kinds:
             writer.write_table(schema.empty_table())
