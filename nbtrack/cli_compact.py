@@ -65,8 +65,15 @@ def _compact(args: argparse.Namespace) -> int:
         print(f"no run to compact: none ended over {args.older_than} ago with history rows in the database")
         return 0
     rows = [
-        (o.path, o.result, f"{o.rows:,}", f"{o.size / 1e6:,.1f} MB" if o.size else "", o.detail or "")
+        (
+            o.path,
+            o.result,
+            f"{o.rows:,}" if o.rows else "",
+            f"{o.size / 1e6:,.1f} MB" if o.size else "",
+            o.detail,
+        )
         for o in outcomes
     ]
-    print(render_table(["run", "result", "rows", "parquet", "why"], rows))
+    # The reasons are sentences: not cut at a table cell's width.
+    print(render_table(["run", "result", "rows", "parquet", "why"], rows, max_width=200))
     return 1 if any(o.result == "failed" for o in outcomes) else 0

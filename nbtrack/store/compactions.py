@@ -116,15 +116,17 @@ class Compactions(Database):
                 self._upserts.insert(compaction_claims)
                 .values(run_pk=pk, owner=owner, claimed_at=now)
                 .on_conflict_do_nothing(index_elements=[claims.run_pk])
-            )
-            if inserted.rowcount == 1:
+                .returning(claims.run_pk)  # a row back if inserted (psycopg's rowcount is -1 here)
+            ).first()
+            if inserted is not None:
                 return True
             taken = conn.execute(
                 compaction_claims.update()
                 .where(claims.run_pk == pk, claims.claimed_at < now - lease)
                 .values(owner=owner, claimed_at=now)
-            )
-            return taken.rowcount == 1
+                .returning(claims.run_pk)
+            ).first()
+            return taken is not None
 
     def release_compaction(self, pk: int, owner: str) -> None:
         """Give the claim up (if it is still owner's)."""

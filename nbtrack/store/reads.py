@@ -47,7 +47,7 @@ from nbtrack.store.system_read import SystemChart, SystemChartRequest, read_syst
 
 __all__ = ["Reads"]
 
-_EVERY_LINE = [(0, 1 << 62)]
+_EVERY_LINE = [(0, 2**31 - 1)]  # lines are 32-bit integers (schema.history)
 
 
 class Reads(Database):
