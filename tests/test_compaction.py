@@ -60,6 +60,10 @@ def row(i: int) -> dict[str, Any]:
         values["note"] = "text" if i % 2 else 3  # text and numbers in one key: JSON texts
     if i % 25 == 0:
         values["big"] = 2**62 + i
+    if i % 20 == 0:
+        values["vec"] = [i, 2.5]  # an int stays an int, in a list too
+    if i % 5 == 0:
+        values["mix"] = i if i % 2 else i + 0.5  # ints and floats in one key
     return values
 
 

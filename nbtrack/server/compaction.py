@@ -8,9 +8,9 @@ that has lines in the history table:
 2. remove what an earlier compaction of it left behind (a crash before its commit): every file in
    its archive folder but the one its record names, safe since only the claim's holder writes there;
 3. write its history, read page by page in line order (its archive's lines and its table's,
-   merged), as one parquet file (history_export.write_history: the columns wandb's
-   parquetHistory serves, NaN, infinities and nested values exact), locally, counting the rows
-   and the gaps between their lines;
+   merged), as one parquet file (history_export.write_history, strict: every value reads back as
+   logged, NaN, infinities, nested values, and ints apart from floats), locally, counting the
+   rows and the gaps between their lines;
 4. put the file in the files backend under a name of its own, and verify it there: its size, and
    its SHA-256 read back from the object store, against the local file's, whose row count the
    parquet footer gives;
@@ -201,7 +201,7 @@ class Compactor:
         pages = _Pages(self.store, run)
         temp = self.backend.temp_path()
         try:
-            write_history(pages, str(temp))
+            write_history(pages, str(temp), strict=True)
             rows = pq.read_metadata(temp).num_rows
             if rows != pages.rows:
                 raise _Unverified(f"the file written holds {rows} rows, not the {pages.rows} read")

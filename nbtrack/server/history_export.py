@@ -108,8 +108,9 @@ class _Tally:
             return True
         return False
 
-    def kind(self) -> str:
-        """bool, int64, double, string, nested (pyarrow's own column) or json (JSON texts)."""
+    def kind(self, strict: bool = False) -> str:
+        """bool, int64, double, string, nested (pyarrow's own column) or json (JSON texts);
+        strict: ints and floats in one key are JSON texts, not a double column."""
         kinds = self.kinds
         if not kinds or "wide" in kinds:
             return "json"
@@ -117,7 +118,7 @@ class _Tally:
             return "nested" if kinds == {"nested"} and self.nested_ok and self.nested is not None else "json"
         if len(kinds) == 1:
             return next(iter(kinds))
-        if kinds == {"int64", "double"} and not self.large_int:
+        if kinds == {"int64", "double"} and not self.large_int and not strict:
             return "double"
         return "json"
 
@@ -270,9 +271,13 @@ def write_parquet(rows: Sequence[dict[str, Any]], where: str, page_rows: int = P
     write_history(pages, where)
 
 
-def write_history(pages: Pages, where: str) -> None:
+def write_history(pages: Pages, where: str, *, strict: bool = False) -> None:
     """The rows of pages() as a parquet file at where, a row group a page; pages() is read twice
-    (or more, if a nested column has to fall back to JSON texts), giving the same rows each time."""
+    (or more, if a nested column has to fall back to JSON texts), giving the same rows each time.
+
+    strict (a compacted run's archive, read back by nbtrack rather than wandb): an int reads back
+    an int and a float a float, so a key mixing them, or a nested value pyarrow would turn ints
+    into floats in, is a column of JSON texts."""
     import pyarrow as pa  # only servers that serve history scans need it
 
     tallies: dict[str, _Tally] = {}
@@ -286,20 +291,20 @@ def write_history(pages: Pages, where: str) -> None:
                 if tally.add(value):
                     nested.add(key)
         for key in nested:
-            _infer_nested(pa, tallies[key], [row.get(key) for row in page])
+            _infer_nested(pa, tallies[key], [row.get(key) for row in page], strict)
     while True:
         try:
-            _write_pages(pa, pages, tallies, where)
+            _write_pages(pa, pages, tallies, where, strict)
             return
         except _Retype as retype:
             tallies[retype.key].nested_ok = False
 
 
-def _infer_nested(pa: Any, tally: _Tally, values: list[Any]) -> None:
+def _infer_nested(pa: Any, tally: _Tally, values: list[Any], strict: bool) -> None:
     """Fold one page's values of a nested key into the type its column will have."""
     if not tally.nested_ok:
         return
-    page_type = _exact_type(pa, values)
+    page_type = _exact_type(pa, values, strict)
     if page_type is None:
         tally.nested_ok = False
     elif tally.nested is None or tally.nested == page_type:
@@ -312,22 +317,22 @@ def _infer_nested(pa: Any, tally: _Tally, values: list[Any]) -> None:
             tally.nested_ok = False
 
 
-def _exact_type(pa: Any, values: list[Any]) -> Any:
+def _exact_type(pa: Any, values: list[Any], strict: bool) -> Any:
     """pyarrow's type for values if reading them back gives every value exactly, else None."""
     try:
         column = pa.array(values)
     except (pa.ArrowException, ValueError, TypeError, OverflowError):
         return None
-    if all(_same(a, b) for a, b in zip(column.to_pylist(), values, strict=True)):
+    if all(_same(a, b, strict) for a, b in zip(column.to_pylist(), values, strict=True)):
         return column.type
     return None
 
 
-def _write_pages(pa: Any, pages: Pages, tallies: dict[str, _Tally], where: str) -> None:
+def _write_pages(pa: Any, pages: Pages, tallies: dict[str, _Tally], where: str, strict: bool) -> None:
     import pyarrow.parquet as pq
 
     scalar = {"bool": pa.bool_(), "int64": pa.int64(), "double": pa.float64(), "string": pa.string()}
-    kinds = {key: tally.kind() for key, tally in tallies.items()}
+    kinds = {key: tally.kind(strict) for key, tally in tallies.items()}
     types = {
         key: tallies[key].nested if kind == "nested" else pa.string() if kind == "json" else scalar[kind]
         for key, kind in kinds.items()
@@ -343,11 +348,11 @@ def _write_pages(pa: Any, pages: Pages, tallies: dict[str, _Tally], where: str) 
             writer.write_table(schema.empty_table())
             return
         for page in pages():
-            columns = [_column(pa, key, kinds[key], types[key], page) for key in types]
+            columns = [_column(pa, key, kinds[key], types[key], page, strict) for key in types]
             writer.write_table(pa.Table.from_arrays(columns, schema=schema))
 
 
-def _column(pa: Any, key: str, kind: str, type: Any, page: list[dict[str, Any]]) -> Any:
+def _column(pa: Any, key: str, kind: str, type: Any, page: list[dict[str, Any]], strict: bool) -> Any:
     if kind == "json":
         texts = [_json_text(row[key]) if key in row else None for row in page]
         return pa.array(texts, type=pa.string())
@@ -360,7 +365,7 @@ def _column(pa: Any, key: str, kind: str, type: Any, page: list[dict[str, Any]])
         column = pa.array(values, type=type)
     except (pa.ArrowException, ValueError, TypeError, OverflowError):
         raise _Retype(key) from None
-    if not all(_same(a, b) for a, b in zip(column.to_pylist(), values, strict=True)):
+    if not all(_same(a, b, strict) for a, b in zip(column.to_pylist(), values, strict=True)):
         raise _Retype(key)
     return column
 
@@ -372,14 +377,15 @@ def _json_text(value: Any) -> str:
         return json.dumps(value, separators=(",", ":"))
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equal as JSON values: NaN equals NaN, 1 equals 1.0, but a bool is no number and no key is extra."""
+def _same(a: Any, b: Any, strict: bool = False) -> bool:
+    """Equal as JSON values: NaN equals NaN, 1 equals 1.0 (unless strict), but a bool is no number
+    and no key is extra."""
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
     if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b or (a != a and b != b)
+        return (a == b or (a != a and b != b)) and (not strict or type(a) is type(b))
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(_same(a[k], b[k], strict) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(_same(x, y, strict) for x, y in zip(a, b, strict=True))
     return type(a) is type(b) and a == b
