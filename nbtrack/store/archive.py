@@ -17,10 +17,12 @@ naming the file, rather than answer with no rows. Loaded files are kept in memor
 
 from __future__ import annotations
 
+import gc
 import threading
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Sequence
+from itertools import repeat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -154,18 +156,26 @@ class ArchivedHistory:
         part = self.table.slice(first, last - first)
         names = part.column_names
         columns = [part.column(name).to_pylist() for name in names]
-        if not any(part.column(name).null_count for name in names):
-            rows = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
-        else:  # a row without a key has null there
-            rows = [
-                {name: value for name, value in zip(names, values, strict=True) if value is not None}
-                for values in zip(*columns, strict=True)
-            ]
-        for name in names:
-            if self.kinds.get(name) == "json":  # the JSON text of each value (history_export.py)
-                for row in rows:
-                    if name in row:
-                        row[name] = jsonutil.loads(row[name])
+        # Millions of new dicts would set off the cyclic collector again and again, each time
+        # walking every object made so far; none of these can be in a cycle.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            if not any(part.column(name).null_count for name in names):
+                rows = list(map(dict, map(zip, repeat(names), zip(*columns))))
+            else:  # a row without a key has null there
+                rows = [
+                    {name: value for name, value in zip(names, values, strict=True) if value is not None}
+                    for values in zip(*columns, strict=True)
+                ]
+            for name in names:
+                if self.kinds.get(name) == "json":  # the JSON text of each value (history_export.py)
+                    for row in rows:
+                        if name in row:
+                            row[name] = jsonutil.loads(row[name])
+        finally:
+            if collecting:
+                gc.enable()
         return rows
 
 
