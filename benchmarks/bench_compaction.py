@@ -53,14 +53,28 @@ def text(i: int) -> str:
     )
 
 
+def stamps(first: int, last: int) -> tuple[float, float, int, int]:
+    """ts_min, ts_max, y_min, y_max of a bucket's "_step" rollup row."""
+    return 1.7e9 + first * 0.01, 1.7e9 + last * 0.01, first, last
+
+
 def rollup(pk: int, rows: int) -> list[tuple[Any, ...]]:
     """The rollup's "_step" rows: each bucket's line count and x ranges (what compaction checks)."""
     out = []
     for bucket in range(0, (rows + BUCKET_LINES - 1) // BUCKET_LINES):
         first, last = bucket * BUCKET_LINES, min(rows, (bucket + 1) * BUCKET_LINES) - 1
         out.append(
-            (pk, "_step", bucket, last - first + 1, first, last, first * 0.01, last * 0.01)
-            + (1.7e9 + first * 0.01, 1.7e9 + last * 0.01, first, last)
+            (
+                pk,
+                "_step",
+                bucket,
+                last - first + 1,
+                first,
+                last,
+                first * 0.01,
+                last * 0.01,
+                *stamps(first, last),
+            )
         )
     return out
 
@@ -195,10 +209,10 @@ def measure(setup: str, url: str, files: str, rows: int) -> dict[str, Any]:
 def table(results: list[dict[str, Any]]) -> str:
     mb = 1e6
     lines = [
-        "setup                   | rows       | read: rows (s) | read: parquet (s) | rows/parquet | compaction (s)"
-        " | database before -> after (MB) | parquet (MB) | peak RSS rows / parquet (MB)",
-        "------------------------+------------+----------------+-------------------+--------------+---------------"
-        "-+-------------------------------+--------------+-----------------------------",
+        "setup                   | rows       | read: rows (s) | read: parquet (s) | rows/parquet "
+        "| compaction (s) | database before -> after (MB) | parquet (MB) | peak RSS rows / parquet (MB)",
+        "------------------------+------------+----------------+-------------------+--------------"
+        "+----------------+-------------------------------+--------------+-----------------------------",
     ]
     for r in results:
         lines.append(
@@ -220,9 +234,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nbtrack-bench-compaction-") as tmp:
         free = shutil.disk_usage(tmp).free
         if free < rows * DISK_PER_ROW:
-            raise SystemExit(
-                f"{rows:,} rows need about {rows * DISK_PER_ROW / 1e9:.1f} GB free; {tmp} has {free / 1e9:.1f}"
-            )
+            need = rows * DISK_PER_ROW / 1e9
+            raise SystemExit(f"{rows:,} rows need about {need:.1f} GB free; {tmp} has {free / 1e9:.1f}")
         folder = Path(tmp) / "sqlite"
         folder.mkdir()
         results.append(

@@ -22,8 +22,8 @@ import threading
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Sequence
-from itertools import repeat
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -162,7 +162,7 @@ class ArchivedHistory:
         gc.disable()
         try:
             if not any(part.column(name).null_count for name in names):
-                rows = list(map(dict, map(zip, repeat(names), zip(*columns))))
+                rows = list(map(dict, map(zip, repeat(names), zip(*columns, strict=True))))
             else:  # a row without a key has null there
                 rows = [
                     {name: value for name, value in zip(names, values, strict=True) if value is not None}
