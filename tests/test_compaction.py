@@ -357,3 +357,23 @@ def test_durations() -> None:
     for bad in ("", "soon", "-1h", "1w"):
         with pytest.raises(ValueError, match="is not a duration"):
             parse_duration(bad)
+
+
+def test_the_read_api_on_a_servers_root_reads_and_deletes_a_compacted_run(tmp_path: Path) -> None:
+    """nbtrack.Api(dir=ROOT) on the root of a server run with --dir ROOT: its files are ROOT/files."""
+    import nbtrack
+
+    with Store.at_root(tmp_path) as store:
+        rows = write_run(store, "r", 150)
+        assert [
+            o.result for o in Compactor(store, open_file_backend(str(tmp_path / "files"))).compact(later())
+        ] == ["compacted"]
+    api = nbtrack.Api(dir=tmp_path)
+    run = api.run("e/p/r")
+    assert same(run.history(), rows)
+    assert same(
+        run.history(keys=["vec"]), [{"_step": r["_step"], "vec": r["vec"]} for r in rows if "vec" in r]
+    )
+    run.delete()
+    assert not (tmp_path / "files" / "~history" / "e" / "p" / "r").exists()
+    api.close()

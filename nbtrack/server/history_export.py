@@ -25,7 +25,8 @@ doubles, floats, NaN, ±inf) a double column, all text a string column. Nested v
 objects: media, tables) get the column pyarrow makes of them (lists, structs) when reading it back
 gives every value exactly as logged; a key whose values do not (mixed kinds, objects with
 different keys) is a string column of each value's JSON text. A row without the key is null
-(wandb's scan gives None there).
+(wandb's scan gives None there). The file's metadata names each column's kind (nbtrack.kinds),
+so nbtrack reads a compacted run's file (compaction.py, store/archive.py) back as the rows were.
 
 Memory stays bounded whatever the run holds: a segment is read in pages (at most PAGE_ROWS rows
 and about PAGE_BYTES of JSON text each), twice: once to settle each column's type, once to write

@@ -184,11 +184,3 @@ class Compactions(Database):
             )
             conn.execute(compaction_claims.delete().where(claims.run_pk == seen.pk))
         return None
-
-    def archive_keys(self) -> dict[int, str]:
-        """Every compacted run's archive key, by run pk."""
-        with self._read() as conn:
-            return {
-                int(pk): key
-                for pk, key in conn.execute(select(history_archives.c.run_pk, history_archives.c.key))
-            }
