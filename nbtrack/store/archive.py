@@ -235,7 +235,9 @@ def merged_lines(
         rows += part[2]
         if limit is not None and len(lines) >= limit:
             break
-    if table[0]:
+    if table[0] and (not lines or table[0][0] > lines[-1]):  # lines written after the archived ones
+        lines, steps, rows = lines + table[0], steps + table[1], rows + table[2]
+    elif table[0]:  # some replace archived lines
         replaced = dict(zip(table[0], zip(table[1], table[2], strict=True), strict=True))
         joined = sorted({**dict(zip(lines, zip(steps, rows, strict=True), strict=True)), **replaced}.items())
         lines = [line for line, _ in joined]
