@@ -26,6 +26,7 @@ from nbtrack.run_manage import LocalRunEditor
 from nbtrack.sdk.values import check_file_name
 from nbtrack.settings import check_base_url, crashed_after, resolve_root
 from nbtrack.store import DB_FILENAME, AlertRow, ChartRequest, ProjectRow, RunRow, Store
+from nbtrack.store.archive import FolderArchive
 from nbtrack.store.schema import pick_keys
 from nbtrack.vocabulary import CELLS_KEY, CLIENT_CONFIG_KEY
 
@@ -125,6 +126,8 @@ class Api:
             )
         self.dir = root
         store = self._source = Store.for_reading(root)  # read-only where it cannot be written
+        # A server run on this folder (--dir) keeps compacted histories in its files folder.
+        store.attach_archive(FolderArchive(root / "files"))
         _mark_silent_runs(store)
         self._editor = LocalRunEditor(store, root)  # its edits fail where it cannot be written
 

@@ -19,12 +19,16 @@ DEFAULT_ROOT_HELP = "(default $NBTRACK_DIR or ./.nbtrack)"
 # would show `key ...` as if it were required.
 _SERVER_USAGE = """\
 %(prog)s [-h] [--host HOST] [--port PORT] [--dir ROOT | --db URL] [options]
-       %(prog)s key {create,list} ..."""
+       %(prog)s key {create,list} ...
+       %(prog)s compact [--older-than AGE] [--dry-run] [--dir ROOT | --db URL] [--files ...]"""
 _SERVER_EPILOG = """\
 API keys (instead of serving):
   nbtrack server key create ENTITY   print a new API key acting as ENTITY
   nbtrack server key list            list the keys by prefix
-  (--dir ROOT or --db URL after them: the store that holds the keys)"""
+  (--dir ROOT or --db URL after them: the store that holds the keys)
+
+Compacting finished runs' histories into parquet files (instead of serving):
+  nbtrack server compact             runs ended over a day ago (--older-than AGE, --dry-run)"""
 
 
 def add_server_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -116,6 +120,9 @@ def _server_parser(server: argparse.ArgumentParser) -> None:
     listing = key_commands.add_parser("list", help=about, description=about)
     _store_options(listing, "whose store holds the keys")
     listing.set_defaults(func=_key_list)
+    from nbtrack.cli_compact import add_compact_command
+
+    add_compact_command(subcommands, _store_options)
 
 
 def _store_options(parser: argparse.ArgumentParser, purpose: str) -> None:

@@ -101,3 +101,8 @@ def test_bench_console_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
         "every flood line stored or counted: yes",
     )
     smoke(tmp_path, "bench_console.py", "--quick", timeout=300, rows=rows)
+
+
+def test_bench_compaction_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
+    rows = ("SQLite + folder         |     20,000", "rows/parquet", "database before -> after")
+    smoke(tmp_path, "bench_compaction.py", "--quick", timeout=300, rows=rows)

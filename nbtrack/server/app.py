@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from nbtrack.server.auth import CHALLENGE, Authenticator
 from nbtrack.server.body import body_chunks, check_json_type, check_length, parse_object, read_body
 from nbtrack.server.byte_range import byte_range
+from nbtrack.server.compaction import BackendArchive
 from nbtrack.server.config import ServerConfig, is_loopback
 from nbtrack.server.context import RequestContext
 from nbtrack.server.errors import ApiError, error_response
@@ -77,6 +78,7 @@ class Endpoints:
         self.files = FileStore(self.backend)
         self.signer = UrlSigner(store.server_secret(_UPLOAD_SECRET))
         self.exports = HistoryExports(store, self.backend)
+        store.attach_archive(BackendArchive(self.backend))  # compacted runs' histories (compaction.py)
 
     async def healthz(self, request: Request) -> Response:
         try:

@@ -25,7 +25,8 @@ doubles, floats, NaN, ±inf) a double column, all text a string column. Nested v
 objects: media, tables) get the column pyarrow makes of them (lists, structs) when reading it back
 gives every value exactly as logged; a key whose values do not (mixed kinds, objects with
 different keys) is a string column of each value's JSON text. A row without the key is null
-(wandb's scan gives None there).
+(wandb's scan gives None there). The file's metadata names each column's kind (nbtrack.kinds),
+so nbtrack reads a compacted run's file (compaction.py, store/archive.py) back as the rows were.
 
 Memory stays bounded whatever the run holds: a segment is read in pages (at most PAGE_ROWS rows
 and about PAGE_BYTES of JSON text each), twice: once to settle each column's type, once to write
@@ -57,6 +58,7 @@ from nbtrack.server.errors import ApiError
 from nbtrack.server.file_backend import FileBackend
 from nbtrack.server.folder_backend import FolderBackend
 from nbtrack.store import Store
+from nbtrack.store.archive import KINDS_METADATA
 
 __all__ = ["PAGE_BYTES", "PAGE_ROWS", "WRITERS", "HistoryExports", "column_kind"]
 
@@ -107,8 +109,9 @@ class _Tally:
             return True
         return False
 
-    def kind(self) -> str:
-        """bool, int64, double, string, nested (pyarrow's own column) or json (JSON texts)."""
+    def kind(self, strict: bool = False) -> str:
+        """bool, int64, double, string, nested (pyarrow's own column) or json (JSON texts);
+        strict: ints and floats in one key are JSON texts, not a double column."""
         kinds = self.kinds
         if not kinds or "wide" in kinds:
             return "json"
@@ -116,7 +119,7 @@ class _Tally:
             return "nested" if kinds == {"nested"} and self.nested_ok and self.nested is not None else "json"
         if len(kinds) == 1:
             return next(iter(kinds))
-        if kinds == {"int64", "double"} and not self.large_int:
+        if kinds == {"int64", "double"} and not self.large_int and not strict:
             return "double"
         return "json"
 
@@ -247,7 +250,8 @@ class HistoryExports:
         """Parquet files no claimed segment names (an older server's exports)."""
         keep = {f"{start}-{end}.parquet" for start, end in self._chain(folder)}
         for found in self.backend.list(folder):
-            if found.key.endswith(".parquet") and found.key not in keep:
+            # Only the folder's own files: compacted/ beneath it holds a run's archive (compaction.py).
+            if found.key.endswith(".parquet") and "/" not in found.key and found.key not in keep:
                 self.backend.delete(f"{folder}/{found.key}")
 
     def _remove_stale_parts(self, folder: str) -> None:
@@ -268,9 +272,13 @@ def write_parquet(rows: Sequence[dict[str, Any]], where: str, page_rows: int = P
     write_history(pages, where)
 
 
-def write_history(pages: Pages, where: str) -> None:
+def write_history(pages: Pages, where: str, *, strict: bool = False) -> None:
     """The rows of pages() as a parquet file at where, a row group a page; pages() is read twice
-    (or more, if a nested column has to fall back to JSON texts), giving the same rows each time."""
+    (or more, if a nested column has to fall back to JSON texts), giving the same rows each time.
+
+    strict (a compacted run's archive, read back by nbtrack rather than wandb): an int reads back
+    an int and a float a float, so a key mixing them, or a nested value pyarrow would turn ints
+    into floats in, is a column of JSON texts."""
     import pyarrow as pa  # only servers that serve history scans need it
 
     tallies: dict[str, _Tally] = {}
@@ -284,20 +292,20 @@ def write_history(pages: Pages, where: str) -> None:
                 if tally.add(value):
                     nested.add(key)
         for key in nested:
-            _infer_nested(pa, tallies[key], [row.get(key) for row in page])
+            _infer_nested(pa, tallies[key], [row.get(key) for row in page], strict)
     while True:
         try:
-            _write_pages(pa, pages, tallies, where)
+            _write_pages(pa, pages, tallies, where, strict)
             return
         except _Retype as retype:
             tallies[retype.key].nested_ok = False
 
 
-def _infer_nested(pa: Any, tally: _Tally, values: list[Any]) -> None:
+def _infer_nested(pa: Any, tally: _Tally, values: list[Any], strict: bool) -> None:
     """Fold one page's values of a nested key into the type its column will have."""
     if not tally.nested_ok:
         return
-    page_type = _exact_type(pa, values)
+    page_type = _exact_type(pa, values, strict)
     if page_type is None:
         tally.nested_ok = False
     elif tally.nested is None or tally.nested == page_type:
@@ -310,39 +318,42 @@ def _infer_nested(pa: Any, tally: _Tally, values: list[Any]) -> None:
             tally.nested_ok = False
 
 
-def _exact_type(pa: Any, values: list[Any]) -> Any:
+def _exact_type(pa: Any, values: list[Any], strict: bool) -> Any:
     """pyarrow's type for values if reading them back gives every value exactly, else None."""
     try:
         column = pa.array(values)
     except (pa.ArrowException, ValueError, TypeError, OverflowError):
         return None
-    if all(_same(a, b) for a, b in zip(column.to_pylist(), values, strict=True)):
+    if all(_same(a, b, strict) for a, b in zip(column.to_pylist(), values, strict=True)):
         return column.type
     return None
 
 
-def _write_pages(pa: Any, pages: Pages, tallies: dict[str, _Tally], where: str) -> None:
+def _write_pages(pa: Any, pages: Pages, tallies: dict[str, _Tally], where: str, strict: bool) -> None:
     import pyarrow.parquet as pq
 
     scalar = {"bool": pa.bool_(), "int64": pa.int64(), "double": pa.float64(), "string": pa.string()}
-    kinds = {key: tally.kind() for key, tally in tallies.items()}
+    kinds = {key: tally.kind(strict) for key, tally in tallies.items()}
     types = {
         key: tallies[key].nested if kind == "nested" else pa.string() if kind == "json" else scalar[kind]
         for key, kind in kinds.items()
     }
     if not types:
         types = {"_step": pa.int64()}
-    schema = pa.schema([pa.field(key, type) for key, type in types.items()])
+    # Each column's kind in the file's metadata: a compacted run's reader (store/archive.py) parses
+    # the JSON texts back; wandb's reader ignores it.
+    metadata = {KINDS_METADATA: jsonutil.dumps(kinds)}
+    schema = pa.schema([pa.field(key, type) for key, type in types.items()], metadata=metadata)
     with pq.ParquetWriter(where, schema) as writer:
         if not kinds:
             writer.write_table(schema.empty_table())
             return
         for page in pages():
-            columns = [_column(pa, key, kinds[key], types[key], page) for key in types]
+            columns = [_column(pa, key, kinds[key], types[key], page, strict) for key in types]
             writer.write_table(pa.Table.from_arrays(columns, schema=schema))
 
 
-def _column(pa: Any, key: str, kind: str, type: Any, page: list[dict[str, Any]]) -> Any:
+def _column(pa: Any, key: str, kind: str, type: Any, page: list[dict[str, Any]], strict: bool) -> Any:
     if kind == "json":
         texts = [_json_text(row[key]) if key in row else None for row in page]
         return pa.array(texts, type=pa.string())
@@ -355,7 +366,7 @@ def _column(pa: Any, key: str, kind: str, type: Any, page: list[dict[str, Any]])
         column = pa.array(values, type=type)
     except (pa.ArrowException, ValueError, TypeError, OverflowError):
         raise _Retype(key) from None
-    if not all(_same(a, b) for a, b in zip(column.to_pylist(), values, strict=True)):
+    if not all(_same(a, b, strict) for a, b in zip(column.to_pylist(), values, strict=True)):
         raise _Retype(key)
     return column
 
@@ -367,14 +378,15 @@ def _json_text(value: Any) -> str:
         return json.dumps(value, separators=(",", ":"))
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equal as JSON values: NaN equals NaN, 1 equals 1.0, but a bool is no number and no key is extra."""
+def _same(a: Any, b: Any, strict: bool = False) -> bool:
+    """Equal as JSON values: NaN equals NaN, 1 equals 1.0 (unless strict), but a bool is no number
+    and no key is extra."""
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
     if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b or (a != a and b != b)
+        return (a == b or (a != a and b != b)) and (not strict or type(a) is type(b))
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(_same(a[k], b[k], strict) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(_same(x, y, strict) for x, y in zip(a, b, strict=True))
     return type(a) is type(b) and a == b

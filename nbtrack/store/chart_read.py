@@ -26,9 +26,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, func, select
 
-from nbtrack import jsonutil
+from nbtrack.store.archive import merged_lines
 from nbtrack.store.downsample import Chart, KeyValues, raw_points
 from nbtrack.store.metric_x import MetricXSeries
 from nbtrack.store.rollup import BOOKKEEPING_KEYS, BUCKET_LINES, X_KEYS, RollupRow, summarize
@@ -68,23 +68,9 @@ class HistoryLines:
 
 
 def read_lines(conn: Connection, pk: int, ranges: Sequence[tuple[int, int]]) -> HistoryLines:
-    """The run's lines in the given [start, stop) ranges (ascending, disjoint), parsed, in line order."""
-    out = HistoryLines()
-    for i in range(0, len(ranges), _RANGES_PER_QUERY):
-        part = ranges[i : i + _RANGES_PER_QUERY]
-        stmt = (
-            select(history.c.line, history.c.step, history.c.data)
-            .where(
-                history.c.run_pk == pk,
-                or_(*(and_(history.c.line >= start, history.c.line < stop) for start, stop in part)),
-            )
-            .order_by(history.c.line)
-        )
-        for line, step, data in conn.execute(stmt):
-            out.lines.append(line)
-            out.steps.append(step)
-            out.rows.append(jsonutil.loads(data))
-    return out
+    """The run's lines in the given [start, stop) ranges (ascending, disjoint), parsed, in line
+    order: from its history table, and from its archive if it was compacted (archive.py)."""
+    return HistoryLines(*merged_lines(conn, pk, ranges))
 
 
 def read_history_keys(conn: Connection, pk: int, line_count: int) -> list[str]:

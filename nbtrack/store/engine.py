@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from nbtrack.errors import StoreError, UsageError
+from nbtrack.store.archive import ARCHIVE_OPTION, ArchiveFiles
 from nbtrack.store.read_only import ReadOnlyDatabase
 from nbtrack.store.schema import metadata
 from nbtrack.store.upsert import Upserts
@@ -76,6 +77,10 @@ class Database:
         except StoreError:
             engine.dispose()
             raise
+
+    def attach_archive(self, files: ArchiveFiles) -> None:
+        """Read compacted histories (archive.py) from files: every connection carries them."""
+        self._engine = self._engine.execution_options(**{ARCHIVE_OPTION: files})
 
     @property
     def read_only(self) -> bool:

@@ -2,7 +2,9 @@
 
 Readers are the read API, the CLI and the tracking server. A read needs no write access: the
 same methods serve a store opened read-only (read_only.py). Charts and metric keys are read
-from the rollup where it can answer (chart_read.py).
+from the rollup where it can answer (chart_read.py). A compacted run's history is read from its
+archive and its table together (archive.py): the same answers, computed from the rows in Python
+where SQL computes them for a run kept as rows.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, func, inspect, select
+from sqlalchemy import Connection, Table, func, inspect, select
 
 from nbtrack import jsonutil
 from nbtrack.errors import UsageError
+from nbtrack.store.archive import archive_record, merged_lines, present_ranges
 from nbtrack.store.chart_read import ChartRequest, read_attempts, read_chart, read_history_keys
 from nbtrack.store.downsample import Chart
 from nbtrack.store.engine import Database
@@ -43,6 +46,8 @@ from nbtrack.store.schema import (
 from nbtrack.store.system_read import SystemChart, SystemChartRequest, read_system_chart
 
 __all__ = ["Reads"]
+
+_EVERY_LINE = [(0, 2**31 - 1)]  # lines are 32-bit integers (schema.history)
 
 
 class Reads(Database):
@@ -94,7 +99,8 @@ class Reads(Database):
         """History rows in line order; with keys, only rows holding one of them, cut to _step and keys."""
         stmt = select_history(entity, project, run_id, min_step, max_step)
         with self._read() as conn:
-            rows = [jsonutil.loads(data) for data in conn.scalars(stmt)]
+            archived = _archived_rows(conn, entity, project, run_id, min_step, max_step)
+            rows = archived if archived is not None else [jsonutil.loads(data) for data in conn.scalars(stmt)]
         return rows if keys is None else pick_keys(rows, keys)
 
     def history_page(
@@ -121,6 +127,15 @@ class Reads(Database):
         page: list[tuple[int, str]] = []
         size = 0
         with self._read() as conn:
+            found = run_lines(conn, entity, project, run_id)
+            if found is not None and archive_record(conn, found[0]) is not None:
+                lines, _steps, rows = merged_lines(conn, found[0], [(after + 1, below)], max_rows)
+                for line, row in zip(lines, rows, strict=True):
+                    page.append((line, jsonutil.dumps_str(row)))
+                    size += len(page[-1][1])
+                    if size >= max_bytes:
+                        break
+                return page
             result = conn.execute(stmt)
             for line, data in result:
                 page.append((int(line), data))
@@ -152,6 +167,12 @@ class Reads(Database):
             raise ValueError(f"samples must be at least 1, got {samples}")
         stmt = select_history(entity, project, run_id, min_step, max_step)
         with self._read() as conn:
+            archived = _archived_rows(conn, entity, project, run_id, min_step, max_step)
+            if archived is not None:
+                rows = archived if keys is None else pick_keys(archived, keys)
+                if samples is not None:
+                    rows = [rows[i] for i in sample_positions(len(rows), samples)]
+                return jsonutil.dumps_str(rows)
             if keys is not None:
                 rows = pick_keys([jsonutil.loads(data) for data in conn.scalars(stmt)], keys)
                 if samples is not None:
@@ -169,6 +190,10 @@ class Reads(Database):
             if found is None:
                 return []
             pk = found[0]
+            record = archive_record(conn, pk)
+            if record is not None:
+                table = conn.scalars(select(history.c.line).where(history.c.run_pk == pk))
+                return _gaps(present_ranges(record.line_end, record.gaps), [int(line) for line in table])
             following = func.lead(history.c.line).over(order_by=history.c.line)
             lines = select(history.c.line, following.label("next")).where(history.c.run_pk == pk).subquery()
             gaps = select(lines.c.line + 1, lines.c.next).where(lines.c.next > lines.c.line + 1)
@@ -240,3 +265,29 @@ class Reads(Database):
         )
         with self._read() as conn:
             return list(conn.scalars(stmt))
+
+
+def _archived_rows(
+    conn: Connection, entity: str, project: str, run_id: str, min_step: int | None, max_step: int | None
+) -> list[dict[str, Any]] | None:
+    """A compacted run's rows in line order, within the step range; None for a run kept as rows."""
+    found = run_lines(conn, entity, project, run_id)
+    if found is None or archive_record(conn, found[0]) is None:
+        return None
+    _lines, steps, rows = merged_lines(conn, found[0], _EVERY_LINE)
+    if min_step is None and max_step is None:
+        return rows
+    low = -(1 << 63) if min_step is None else min_step
+    high = 1 << 63 if max_step is None else max_step
+    return [row for step, row in zip(steps, rows, strict=True) if low <= step <= high]
+
+
+def _gaps(archived: list[tuple[int, int]], lines: list[int]) -> list[tuple[int, int]]:
+    """The gaps between the lines held (archived ranges, and the table's lines), from line 0 on."""
+    held = sorted(archived + [(line, line + 1) for line in lines])
+    gaps, at = [], 0
+    for start, stop in held:
+        if start > at:
+            gaps.append((at, start))
+        at = max(at, stop)
+    return gaps

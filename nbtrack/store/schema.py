@@ -47,11 +47,13 @@ __all__ = [
     "api_keys",
     "check_offset",
     "check_state",
+    "compaction_claims",
     "decode_run",
     "deleted_runs",
     "entities",
     "events",
     "history",
+    "history_archives",
     "history_facts",
     "history_rollup",
     "metadata",
@@ -142,6 +144,33 @@ history_rollup = Table(
     Column("ts_max", Float),
     Column("y_min", Float),
     Column("y_max", Float),
+)
+
+# A run whose history was compacted (archive.py, server/compaction.py): the parquet file its rows
+# were moved into (a key of the server's files), the lines it holds ([0, line_end) but the gaps,
+# a JSON list of [start, stop) ranges), their count, the file's SHA-256 and size. Written in the
+# transaction that deletes the rows it holds.
+history_archives = Table(
+    "history_archives",
+    metadata,
+    Column("run_pk", Integer, ForeignKey("runs.pk"), primary_key=True, autoincrement=False),
+    Column("key", Text, nullable=False),
+    Column("line_end", Integer, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("gaps", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# Who is compacting a run now (one compaction of a run at a time across replicas): taken by a
+# conditional insert or update, given up at commit; one older than the holder's lease is taken over.
+compaction_claims = Table(
+    "compaction_claims",
+    metadata,
+    Column("run_pk", Integer, ForeignKey("runs.pk"), primary_key=True, autoincrement=False),
+    Column("owner", String(64), nullable=False),
+    Column("claimed_at", Float, nullable=False),
 )
 
 output = Table(

@@ -10,6 +10,8 @@
 - queries.py: the selects reads and writes share (a run by name, evenly spaced samples);
 - system_read.py: the chart of a run's system metrics (its events lines), downsampled as it is read;
 - run_edits.py: a run deleted with every row of it (`RunEdits`);
+- archive.py: a compacted run's history read from its parquet file; compactions.py: the claims
+  and the commit of a compaction (`Compactions`);
 - server_keys.py: the tracking server's API keys and shared secrets (`ServerKeys`).
 
 Writers are the internal process's sender (local mode), `nbtrack sync` and the tracking server;
@@ -25,6 +27,7 @@ from sqlalchemy import URL
 
 from nbtrack.errors import StoreError
 from nbtrack.store.chart_read import ChartRequest
+from nbtrack.store.compactions import Compactions
 from nbtrack.store.downsample import Chart
 from nbtrack.store.liveness import Liveness
 from nbtrack.store.read_only import can_write
@@ -53,7 +56,7 @@ __all__ = [
 DB_FILENAME = "nbtrack.db"
 
 
-class Store(Writes, Reads, RunEdits, ServerKeys, Liveness):
+class Store(Writes, Reads, RunEdits, ServerKeys, Liveness, Compactions):
     """Runs, their history and output, in one SQLAlchemy database (SQLite file or PostgreSQL)."""
 
     @classmethod
