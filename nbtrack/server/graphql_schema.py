@@ -14,6 +14,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLScalarType,
     GraphQLSchema,
+    GraphQLUnionType,
     InlineFragmentNode,
     IntValueNode,
     OperationDefinitionNode,
@@ -25,6 +26,8 @@ from graphql import (
 )
 
 from nbtrack import jsonutil
+from nbtrack.server.artifact_mutations import ARTIFACT_MUTATIONS
+from nbtrack.server.artifact_resolvers import ARTIFACT_RESOLVERS
 from nbtrack.server.body import MAX_NESTING, too_deep
 from nbtrack.server.mutations import MUTATIONS
 from nbtrack.server.resolvers import RESOLVERS
@@ -60,13 +63,15 @@ _WANDB_FIELDS = {
 
 
 def _sdl() -> str:
-    return (files("nbtrack.server") / "schema.graphql").read_text(encoding="utf-8")
+    """schema.graphql, then artifacts.graphql (which extends its types)."""
+    folder = files("nbtrack.server")
+    return "\n".join((folder / name).read_text(encoding="utf-8") for name in ("schema.graphql", "artifacts.graphql"))
 
 
 @cache
 def schema() -> GraphQLSchema:
     """nbtrack's own schema (schema.graphql)."""
-    return _build(_sdl(), _merged(RESOLVERS, WANDB_FIELDS))
+    return _build(_sdl(), _merged(RESOLVERS, WANDB_FIELDS, ARTIFACT_RESOLVERS))
 
 
 @cache
@@ -77,7 +82,7 @@ def wandb_schema() -> GraphQLSchema:
         if sdl.count(ours) != 1:
             raise TypeError(f"schema.graphql no longer has exactly one field {ours!r}")
         sdl = sdl.replace(ours, theirs)
-    return _build(sdl, _merged(RESOLVERS, WANDB_FIELDS, WANDB_RESOLVERS))
+    return _build(sdl, _merged(RESOLVERS, WANDB_FIELDS, WANDB_RESOLVERS, ARTIFACT_RESOLVERS))
 
 
 def _merged(*layers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -95,7 +100,13 @@ def _build(sdl: str, resolvers_of: dict[str, dict[str, Any]]) -> GraphQLSchema:
     _define_int64(_scalar(built, "Int64"))
     _define_duration(_scalar(built, "Duration"))
     _scalar(built, "JSON").coerce_output_value = lambda value: value
-    for type_name, resolvers in {**resolvers_of, "Mutation": MUTATIONS}.items():
+    # The one member of the union that says who made an artifact version: a run.
+    creator = built.get_type("ArtifactCreator")
+    if not isinstance(creator, GraphQLUnionType):
+        raise TypeError("schema.graphql has no union ArtifactCreator")
+    creator.resolve_type = lambda *_args: "Run"
+    mutations = {**MUTATIONS, **ARTIFACT_MUTATIONS}
+    for type_name, resolvers in {**resolvers_of, "Mutation": mutations}.items():
         object_type = built.get_type(type_name)
         if not isinstance(object_type, GraphQLObjectType):
             raise TypeError(f"schema.graphql has no object type {type_name}")

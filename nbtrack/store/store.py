@@ -10,7 +10,8 @@
 - queries.py: the selects reads and writes share (a run by name, evenly spaced samples);
 - system_read.py: the chart of a run's system metrics (its events lines), downsampled as it is read;
 - run_edits.py: a run deleted with every row of it (`RunEdits`);
-- server_keys.py: the tracking server's API keys and shared secrets (`ServerKeys`).
+- server_keys.py: the tracking server's API keys and shared secrets (`ServerKeys`);
+- artifacts.py: artifact versions, their aliases, lineage and stored blobs (`ArtifactVersions`).
 
 Writers are the internal process's sender (local mode), `nbtrack sync` and the tracking server;
 readers are the read API, the CLI and the server.
@@ -24,6 +25,7 @@ from pathlib import Path
 from sqlalchemy import URL
 
 from nbtrack.errors import StoreError
+from nbtrack.store.artifacts import ArtifactVersions
 from nbtrack.store.chart_read import ChartRequest
 from nbtrack.store.downsample import Chart
 from nbtrack.store.liveness import Liveness
@@ -53,7 +55,7 @@ __all__ = [
 DB_FILENAME = "nbtrack.db"
 
 
-class Store(Writes, Reads, RunEdits, ServerKeys, Liveness):
+class Store(Writes, Reads, RunEdits, ServerKeys, Liveness, ArtifactVersions):
     """Runs, their history and output, in one SQLAlchemy database (SQLite file or PostgreSQL)."""
 
     @classmethod
