@@ -128,9 +128,20 @@ def _page(items: list[Any], first: int | None, after: str | None, **extra: Any) 
 
 
 def _collection_artifacts(
-    collection: Collection, info: Info, after: str | None = None, first: int | None = None
+    collection: Collection,
+    info: Info,
+    after: str | None = None,
+    first: int | None = None,
+    order: str | None = None,
+    filters: Any = None,
 ) -> dict[str, Any]:
+    if filters not in (None, {}, {"state": "COMMITTED"}):
+        raise ApiError("BAD_REQUEST", f'artifacts(filters:) may only be {{"state": "COMMITTED"}}, not {filters!r:.100}')
+    if order not in (None, "-createdAt", "createdAt"):
+        raise ApiError("BAD_REQUEST", f'artifacts(order:) may be "createdAt" or "-createdAt", not {order!r:.40}')
     rows = info.context.store.list_artifact_versions(collection.entity, collection.project, collection.name)
+    if order == "createdAt":
+        rows.reverse()
     page = _page(rows, first, after)
     for edge in page["edges"]:
         edge["version"] = edge["node"].version

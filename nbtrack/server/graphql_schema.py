@@ -35,7 +35,10 @@ from nbtrack.server.wandb_resolvers import WANDB_FIELDS, WANDB_RESOLVERS
 
 __all__ = ["MAX_DEPTH", "MaxDepthRule", "schema", "wandb_schema"]
 
-MAX_DEPTH = 10  # the deepest query nbtrack's clients send (W&B's UpsertBucket) is 5 fields deep
+# The deepest query nbtrack's clients send is 11 fields deep: W&B's ProjectArtifacts (project >
+# artifactType > artifactCollection > artifacts > edges > node > aliases > artifactCollection >
+# project > entity > name).
+MAX_DEPTH = 12
 _INT64 = range(-(2**63), 2**63)
 
 
