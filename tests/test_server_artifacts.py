@@ -21,10 +21,12 @@ CREATE = """mutation CreateArtifact($input: CreateArtifactInput!) {
   createArtifact(input: $input) { artifact { id state versionIndex } } }"""
 FILES = """mutation CreateArtifactFiles($input: CreateArtifactFilesInput!) {
   createArtifactFiles(input: $input) { files { edges { node { name storagePath uploadUrl } } } } }"""
-MANIFEST = """mutation M($id: ID!) { createArtifactManifest(input: {artifactID: $id, name: "wandb_manifest.json",
-  digest: "", entityName: "ENTITY", projectName: "p", runName: "r", type: FULL}) {
+MANIFEST = """mutation M($id: ID!) { createArtifactManifest(input: {artifactID: $id,
+  name: "wandb_manifest.json", digest: "", entityName: "ENTITY", projectName: "p", runName: "r",
+  type: FULL}) {
   artifactManifest { id file { uploadUrl directUrl } } } }"""
-COMMIT = """mutation C($id: ID!) { commitArtifact(input: {artifactID: $id}) { artifact { id versionIndex aliases { alias } } } }"""
+COMMIT = """mutation C($id: ID!) {
+  commitArtifact(input: {artifactID: $id}) { artifact { id versionIndex aliases { alias } } } }"""
 FILES_QUERY = """query A($id: ID!) { artifact(id: $id) { files { edges { node { name directUrl } } } } }"""
 
 

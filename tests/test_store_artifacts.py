@@ -61,7 +61,9 @@ def test_two_stores_committing_at_once_number_every_version_once(url: str, store
             except BaseException as exc:  # reported below, with the test's failure
                 failures.append(exc)
 
-        threads = [threading.Thread(target=commit_many, args=(s, n)) for n, s in enumerate([store, other] * 2)]
+        threads = [
+            threading.Thread(target=commit_many, args=(s, n)) for n, s in enumerate([store, other] * 2)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -8,7 +8,6 @@ or S3 (NBTRACK_TEST_S3_URL) for the setups that need them; under CI=true they fa
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -79,7 +78,9 @@ def digests(root):
             for p in sorted(root.rglob("*")) if p.is_file()}
 """
 
-_MAKE_FILES = _DIGESTS + """
+_MAKE_FILES = (
+    _DIGESTS
+    + """
 import random
 src = pathlib.Path("src")
 rng = random.Random(7)
@@ -89,6 +90,7 @@ for i in range(100):
     if not path.exists():
         path.write_bytes(rng.randbytes(1000 + i))
 """
+)
 
 _LOG = """
 import wandb
@@ -105,9 +107,12 @@ emit({"run": run.id, "files": digests("src")})
 def _log(change: str, note: str) -> str:
     return _MAKE_FILES + _LOG.replace("@CHANGE@", change).replace("@NOTE@", note)
 
+
 _CHANGE_ONE = 'pathlib.Path("src/part4/f042.bin").write_bytes(b"changed " * 500)'
 
-_USE = _DIGESTS + """
+_USE = (
+    _DIGESTS
+    + """
 import wandb
 run = wandb.init(project="arts")
 first = run.use_artifact("ds:v0").download(root="got-v0")
@@ -120,12 +125,14 @@ emit({
     "run": run.id,
     "v0": digests(first), "best": digests(best),
     "aliases": {"v0": sorted(v0.aliases), "v1": sorted(v1.aliases)},
-    "metadata": v1.metadata, "type": v1.type, "versions": sorted(a.version for a in api.artifacts("dataset", f"{run.entity}/arts/ds")),
+    "metadata": v1.metadata, "type": v1.type,
+    "versions": sorted(a.version for a in api.artifacts("dataset", f"{run.entity}/arts/ds")),
     "logged_by": {"v0": v0.logged_by().id, "v1": v1.logged_by().id},
     "used_by": sorted(r.id for r in v1.used_by()),
     "used": sorted(a.name for a in api.run(f"{run.entity}/arts/{run.id}").used_artifacts()),
 })
 """
+)
 
 
 def test_log_artifact_then_use_it_in_another_run_byte_identical_with_dedup_and_lineage(wb: Proxied) -> None:

@@ -150,7 +150,9 @@ emit({"id": run.id, "errors": errors})
 """
 
 
-def test_log_code_and_a_table_are_stored_as_artifacts_and_the_run_completes(env: WandbEnv, tmp_path: Any) -> None:
+def test_log_code_and_a_table_are_stored_as_artifacts_and_the_run_completes(
+    env: WandbEnv, tmp_path: Any
+) -> None:
     from tests.capture_proxy import CaptureProxy
 
     with CaptureProxy(env.server.url) as proxy:

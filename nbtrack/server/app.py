@@ -233,8 +233,16 @@ def create_app(config: ServerConfig, store: Store) -> Starlette:
         Route("/artifacts/{entity}/{md5}", endpoints.artifact_file, methods=["GET"]),
         Route("/artifacts/{entity}/{md5}", endpoints.artifact_files.upload_blob, methods=["PUT"]),
         Route("/artifactsV2/{rest:path}", endpoints.artifact_file, methods=["GET"]),
-        Route("/artifact-manifests/{entity}/{version}", endpoints.artifact_files.upload_manifest, methods=["PUT"]),
-        Route("/artifact-manifests/{entity}/{version}", endpoints.artifact_files.download_manifest, methods=["GET"]),
+        Route(
+            "/artifact-manifests/{entity}/{version}",
+            endpoints.artifact_files.upload_manifest,
+            methods=["PUT"],
+        ),
+        Route(
+            "/artifact-manifests/{entity}/{version}",
+            endpoints.artifact_files.download_manifest,
+            methods=["GET"],
+        ),
         # After the API's routes: none of their paths has the shape of a page.
         *ui_routes(),
     ]

@@ -44,7 +44,8 @@ def _create_artifact(_root: None, info: Info, input: dict[str, Any]) -> dict[str
     for given in input.get("aliases") or []:
         if given["artifactCollectionName"] != collection:
             raise ApiError(
-                "BAD_REQUEST", f"alias {given['alias']!r} is for {given['artifactCollectionName']!r}, not {collection!r}"
+                "BAD_REQUEST",
+                f"alias {given['alias']!r} is for {given['artifactCollectionName']!r}, not {collection!r}",
             )
         if given["alias"] != LATEST:
             aliases.append(_alias(given["alias"]))
@@ -113,7 +114,12 @@ def _manifest_payload(info: Info, row: ArtifactRow) -> dict[str, Any]:
     return {
         "artifactManifest": {
             "id": encode_id("ArtifactManifest", row.id),
-            "file": {"id": encode_id("File", row.id), "directUrl": url, "uploadUrl": url, "uploadHeaders": []},
+            "file": {
+                "id": encode_id("File", row.id),
+                "directUrl": url,
+                "uploadUrl": url,
+                "uploadHeaders": [],
+            },
         }
     }
 
@@ -138,16 +144,22 @@ def _commit_artifact(_root: None, info: Info, input: dict[str, Any]) -> dict[str
     key = manifest_key(row.entity, row.id)
     found = backend.stat(key)
     if found is None:
-        raise ApiError("CONFLICT", f"artifact {row.collection} has no manifest yet: upload it before committing")
+        raise ApiError(
+            "CONFLICT", f"artifact {row.collection} has no manifest yet: upload it before committing"
+        )
     if found.size > _MAX_MANIFEST:
-        raise ApiError("PAYLOAD_TOO_LARGE", f"the manifest of artifact {row.collection} is over {_MAX_MANIFEST} bytes")
+        raise ApiError(
+            "PAYLOAD_TOO_LARGE", f"the manifest of artifact {row.collection} is over {_MAX_MANIFEST} bytes"
+        )
     text = (backend.read_small(key) or b"").decode("utf-8", "replace")
     try:
         manifest = jsonutil.loads(text)
         contents = manifest["contents"]
         entries = [(path, entry) for path, entry in contents.items() if isinstance(entry, dict)]
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise ApiError("BAD_REQUEST", f"the manifest of artifact {row.collection} is not a W&B manifest") from None
+        raise ApiError(
+            "BAD_REQUEST", f"the manifest of artifact {row.collection} is not a W&B manifest"
+        ) from None
     stored = [(path, hex_of_md5(entry["digest"])) for path, entry in entries if not entry.get("ref")]
     known = context.store.known_blobs(row.entity, [md5_hex for _, md5_hex in stored])
     missing = [path for path, md5_hex in stored if md5_hex not in known]
@@ -189,19 +201,25 @@ def _mine(info: Info, given: str) -> ArtifactRow:
 def _pending(info: Info, given: str) -> ArtifactRow:
     row = _mine(info, given)
     if row.state != "PENDING":
-        raise ApiError("CONFLICT", f"artifact {row.collection}:{row.version} is committed: its files are final")
+        raise ApiError(
+            "CONFLICT", f"artifact {row.collection}:{row.version} is committed: its files are final"
+        )
     return row
 
 
 def _digest(digest: str) -> str:
     if not (0 < len(digest) <= 64 and digest.isascii() and digest.isalnum()):
-        raise ApiError("BAD_REQUEST", f"input.digest {digest[:80]!r} is not a digest (1 to 64 letters or digits)")
+        raise ApiError(
+            "BAD_REQUEST", f"input.digest {digest[:80]!r} is not a digest (1 to 64 letters or digits)"
+        )
     return digest
 
 
 def _alias(alias: str) -> str:
     if not alias or len(alias) > 128 or "\0" in alias or ":" in alias or "/" in alias:
-        raise ApiError("BAD_REQUEST", f"alias {alias[:80]!r} must have 1 to 128 characters, without ':' or '/'")
+        raise ApiError(
+            "BAD_REQUEST", f"alias {alias[:80]!r} must have 1 to 128 characters, without ':' or '/'"
+        )
     return alias
 
 

@@ -71,7 +71,9 @@ def _split_name(name: str) -> tuple[str, str]:
     if not sep:
         return name, LATEST
     if not collection or not ref:
-        raise ApiError("BAD_REQUEST", f"artifact name {name[:100]!r} must be collection:version or collection:alias")
+        raise ApiError(
+            "BAD_REQUEST", f"artifact name {name[:100]!r} must be collection:version or collection:alias"
+        )
     return collection, ref
 
 
@@ -80,18 +82,20 @@ def _project_artifact(project: ProjectRow, info: Info, name: str) -> ArtifactRow
     return info.context.store.find_artifact_version(project.entity, project.name, collection, ref)
 
 
-def _project_artifact_type(project: ProjectRow, info: Info, name: str) -> dict[str, Any] | None:
-    store = info.context.store
-    # A type exists once a collection of it does; asked by name, it is answered even before (the
-    # client asks for a type's collection, which is then null).
-    return {"id": encode_id("ArtifactType", int(numeric_id(f"{project.entity}/{project.name}/{name}"))),
-            "name": name, "_project": project}
+def _project_artifact_type(project: ProjectRow, _info: Info, name: str) -> dict[str, Any]:
+    # Any type name is answered (the client asks for a type's collection, null until one exists):
+    # a type exists here as the type of its collections.
+    return {
+        "id": encode_id("ArtifactType", int(numeric_id(f"{project.entity}/{project.name}/{name}"))),
+        "name": name,
+        "_project": project,
+    }
 
 
 def _type_collection(artifact_type: dict[str, Any], info: Info, name: str) -> Collection | None:
     project: ProjectRow = artifact_type["_project"]
     stored = info.context.store.artifact_collection_type(project.entity, project.name, name)
-    if stored != artifact_type["name"]:
+    if stored is None or stored != artifact_type["name"]:
         return None
     return Collection(project.entity, project.name, name, stored)
 
@@ -136,9 +140,13 @@ def _collection_artifacts(
     filters: Any = None,
 ) -> dict[str, Any]:
     if filters not in (None, {}, {"state": "COMMITTED"}):
-        raise ApiError("BAD_REQUEST", f'artifacts(filters:) may only be {{"state": "COMMITTED"}}, not {filters!r:.100}')
+        raise ApiError(
+            "BAD_REQUEST", f'artifacts(filters:) may only be {{"state": "COMMITTED"}}, not {filters!r:.100}'
+        )
     if order not in (None, "-createdAt", "createdAt"):
-        raise ApiError("BAD_REQUEST", f'artifacts(order:) may be "createdAt" or "-createdAt", not {order!r:.40}')
+        raise ApiError(
+            "BAD_REQUEST", f'artifacts(order:) may be "createdAt" or "-createdAt", not {order!r:.40}'
+        )
     rows = info.context.store.list_artifact_versions(collection.entity, collection.project, collection.name)
     if order == "createdAt":
         rows.reverse()
@@ -156,7 +164,9 @@ def _collection_aliases(
 
 
 def _latest(collection: Collection, info: Info) -> ArtifactRow | None:
-    return info.context.store.find_artifact_version(collection.entity, collection.project, collection.name, LATEST)
+    return info.context.store.find_artifact_version(
+        collection.entity, collection.project, collection.name, LATEST
+    )
 
 
 def _project_of(entity: str, project: str, info: Info) -> ProjectRow:
@@ -210,7 +220,9 @@ class _FileNode:
 
     def url(self, _info: Any, upload: bool | None = None) -> str:
         if upload:
-            raise ApiError("BAD_REQUEST", "an artifact's files cannot be uploaded again (its manifest is final)")
+            raise ApiError(
+                "BAD_REQUEST", "an artifact's files cannot be uploaded again (its manifest is final)"
+            )
         return self.directUrl
 
     def md5(self, _info: Any) -> str:
@@ -218,7 +230,11 @@ class _FileNode:
 
 
 def _files(
-    row: ArtifactRow, info: Info, names: list[str] | None = None, after: str | None = None, first: int | None = None
+    row: ArtifactRow,
+    info: Info,
+    names: list[str] | None = None,
+    after: str | None = None,
+    first: int | None = None,
 ) -> dict[str, Any]:
     found = manifest_files(row)
     if names:
@@ -243,7 +259,8 @@ def _files_by_entries(
         known = stored.get(entry["name"])
         if known is None or known[0] != entry["digest"]:
             raise ApiError(
-                "NOT_FOUND", f"artifact version {row.collection}:{row.version} has no file {entry['name'][:200]!r}"
+                "NOT_FOUND",
+                f"artifact version {row.collection}:{row.version} has no file {entry['name'][:200]!r}",
             )
         nodes.append(_FileNode(row, entry["name"], known[0], known[1], info))
     return _page(nodes, None, None)
@@ -268,31 +285,41 @@ def _created_by(row: ArtifactRow, info: Info) -> RunRow | None:
     return None if row.run_id is None else info.context.store.get_run(row.entity, row.project, row.run_id)
 
 
-def _used_by(row: ArtifactRow, info: Info, after: str | None = None, first: int | None = None) -> dict[str, Any]:
+def _used_by(
+    row: ArtifactRow, info: Info, after: str | None = None, first: int | None = None
+) -> dict[str, Any]:
     page = _page(info.context.store.artifact_users(row.id), first, after)
     page.pop("totalCount")
     return page
 
 
-def _output_artifacts(run: RunRow, info: Info, after: str | None = None, first: int | None = None) -> dict[str, Any]:
+def _output_artifacts(
+    run: RunRow, info: Info, after: str | None = None, first: int | None = None
+) -> dict[str, Any]:
     return _page(info.context.store.run_logged_artifacts(run.entity, run.project, run.run_id), first, after)
 
 
-def _input_artifacts(run: RunRow, info: Info, after: str | None = None, first: int | None = None) -> dict[str, Any]:
+def _input_artifacts(
+    run: RunRow, info: Info, after: str | None = None, first: int | None = None
+) -> dict[str, Any]:
     return _page(info.context.store.run_used_artifacts(run.entity, run.project, run.run_id), first, after)
 
 
 def _type_of(row: ArtifactRow, info: Info) -> dict[str, Any]:
     project = _project_of(row.entity, row.project, info)
-    return _project_artifact_type(project, info, row.type_name) or {}
+    return _project_artifact_type(project, info, row.type_name)
 
 
 _COLLECTION: dict[str, Resolver] = {
-    "id": computed(lambda c: encode_id("ArtifactSequence", int(numeric_id(f"{c.entity}/{c.project}/{c.name}")))),
+    "id": computed(
+        lambda c: encode_id("ArtifactSequence", int(numeric_id(f"{c.entity}/{c.project}/{c.name}")))
+    ),
     "description": computed(lambda _c: None),
     "createdAt": computed(lambda _c: wandb_time(0)),
     "project": lambda c, info: _project_of(c.entity, c.project, info),
-    "defaultArtifactType": lambda c, info: _project_artifact_type(_project_of(c.entity, c.project, info), info, c.type_name),
+    "defaultArtifactType": lambda c, info: _project_artifact_type(
+        _project_of(c.entity, c.project, info), info, c.type_name
+    ),
     "artifactMembership": _collection_membership,
     "artifacts": _collection_artifacts,
     "aliases": _collection_aliases,

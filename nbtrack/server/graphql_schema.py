@@ -68,7 +68,9 @@ _WANDB_FIELDS = {
 def _sdl() -> str:
     """schema.graphql, then artifacts.graphql (which extends its types)."""
     folder = files("nbtrack.server")
-    return "\n".join((folder / name).read_text(encoding="utf-8") for name in ("schema.graphql", "artifacts.graphql"))
+    return "\n".join(
+        (folder / name).read_text(encoding="utf-8") for name in ("schema.graphql", "artifacts.graphql")
+    )
 
 
 @cache

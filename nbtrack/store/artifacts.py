@@ -133,7 +133,9 @@ class ArtifactVersions(Database):
             project_id = self._upserts.id_of(
                 conn, projects, {"entity_id": entity_id, "name": project}, {"created_at": now}
             )
-            type_id = self._upserts.id_of(conn, artifact_types, {"project_id": project_id, "name": type_name}, {})
+            type_id = self._upserts.id_of(
+                conn, artifact_types, {"project_id": project_id, "name": type_name}, {}
+            )
             collection_id = self._upserts.id_of(
                 conn,
                 artifact_collections,
@@ -147,7 +149,8 @@ class ArtifactVersions(Database):
             )
             if stored_type != type_name:
                 raise ArtifactsError(
-                    f"artifact {collection!r} of {entity}/{project} is of type {stored_type!r}, not {type_name!r}"
+                    f"artifact {collection!r} of {entity}/{project} is of type {stored_type!r}, "
+                    f"not {type_name!r}"
                 )
             if reuse_same_digest:
                 same = conn.scalar(
@@ -164,7 +167,7 @@ class ArtifactVersions(Database):
                 run_pk = find_run_pk(conn, entity, project, run_id)
                 if run_pk is None:
                     raise ArtifactsError(f"run {entity}/{project}/{run_id} does not exist")
-            version_id = conn.execute(
+            inserted = conn.execute(
                 artifact_versions.insert().values(
                     collection_id=collection_id,
                     state="PENDING",
@@ -178,7 +181,10 @@ class ArtifactVersions(Database):
                     created_at=now,
                     updated_at=now,
                 )
-            ).inserted_primary_key[0]
+            )
+            key = inserted.inserted_primary_key
+            assert key is not None  # an insert's key
+            version_id = key[0]
             return self._row(conn, int(version_id))
 
     def commit_artifact_version(
@@ -190,7 +196,9 @@ class ArtifactVersions(Database):
         now = time.time()
         with self._write() as conn:
             found = conn.execute(
-                select(artifact_versions.c.collection_id, artifact_versions.c.state, artifact_versions.c.aliases)
+                select(
+                    artifact_versions.c.collection_id, artifact_versions.c.state, artifact_versions.c.aliases
+                )
                 .where(artifact_versions.c.id == version_id)
                 .with_for_update()
             ).first()
@@ -253,9 +261,12 @@ class ArtifactVersions(Database):
 
     def get_artifact_version(self, version_id: int) -> ArtifactRow | None:
         with self._read() as conn:
-            return self._row(conn, version_id, missing_ok=True)
+            rows = conn.execute(_select().where(artifact_versions.c.id == version_id)).all()
+            return self._decode(conn, rows)[0] if rows else None
 
-    def find_artifact_version(self, entity: str, project: str, collection: str, ref: str) -> ArtifactRow | None:
+    def find_artifact_version(
+        self, entity: str, project: str, collection: str, ref: str
+    ) -> ArtifactRow | None:
         """The committed version that ref ("v3", "latest", a user alias) names, or None."""
         index, alias = parse_version_ref(ref)
         with self._read() as conn:
@@ -311,7 +322,10 @@ class ArtifactVersions(Database):
             run_pk = find_run_pk(conn, entity, project, run_id)
             if run_pk is None:
                 raise ArtifactsError(f"run {entity}/{project}/{run_id} does not exist")
-            if conn.scalar(select(artifact_versions.c.id).where(artifact_versions.c.id == version_id)) is None:
+            if (
+                conn.scalar(select(artifact_versions.c.id).where(artifact_versions.c.id == version_id))
+                is None
+            ):
                 raise ArtifactsError(f"artifact version {version_id} does not exist")
             conn.execute(
                 self._upserts.insert(artifact_uses)
@@ -401,11 +415,9 @@ class ArtifactVersions(Database):
         )
         return None if found is None else int(found)
 
-    def _row(self, conn: Connection, version_id: int, missing_ok: bool = False) -> Any:
+    def _row(self, conn: Connection, version_id: int) -> ArtifactRow:
         rows = conn.execute(_select().where(artifact_versions.c.id == version_id)).all()
         if not rows:
-            if missing_ok:
-                return None
             raise ArtifactsError(f"artifact version {version_id} does not exist")
         return self._decode(conn, rows)[0]
 
