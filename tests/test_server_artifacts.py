@@ -66,12 +66,15 @@ def _pending(client: Client, files: dict[str, bytes]) -> tuple[str, dict[str, st
     return created["id"], {e["node"]["name"]: e["node"]["uploadUrl"] for e in edges["files"]["edges"]}
 
 
-def _manifest(client: Client, artifact_id: str, files: dict[str, bytes]) -> None:
+def _manifest(client: Client, artifact_id: str, files: dict[str, bytes]) -> str:
+    """Upload the manifest of these files; the URL it went to."""
     answer = client.data(MANIFEST.replace("ENTITY", client.entity), id=artifact_id)
     url = answer["createArtifactManifest"]["artifactManifest"]["file"]["uploadUrl"]
     contents = {name: {"digest": _md5(data), "size": len(data)} for name, data in files.items()}
     body = json.dumps({"version": 1, "storagePolicy": "wandb-storage-policy-v1", "contents": contents})
-    assert requests.put(url, data=body, timeout=30).status_code == 200
+    answered = requests.put(url, data=body, timeout=30)
+    assert answered.status_code == 200, answered.text
+    return str(url)
 
 
 def test_a_corrupt_upload_is_refused_and_the_commit_names_the_missing_file(served: ServerProcess) -> None:
@@ -82,7 +85,7 @@ def test_a_corrupt_upload_is_refused_and_the_commit_names_the_missing_file(serve
     bad = requests.put(urls["b.txt"], data=b"not beta", timeout=30)  # type: ignore[arg-type]
     assert bad.status_code == 400 and "MD5" in bad.json()["errors"][0]["message"]
     assert requests.put(urls["a.txt"], data=b"alpha", timeout=30).status_code == 200  # type: ignore[arg-type]
-    _manifest(client, artifact_id, files)
+    manifest_url = _manifest(client, artifact_id, files)
     refused = client.graphql(COMMIT, id=artifact_id).json()
     assert "b.txt" in refused["errors"][0]["message"] and "not uploaded" in refused["errors"][0]["message"]
     # The stored file is not asked again; the corrupt one is.
@@ -91,6 +94,8 @@ def test_a_corrupt_upload_is_refused_and_the_commit_names_the_missing_file(serve
     assert requests.put(urls["b.txt"], data=b"beta", timeout=30).status_code == 200  # type: ignore[arg-type]
     committed = client.data(COMMIT, id=artifact_id)["commitArtifact"]["artifact"]
     assert committed["versionIndex"] == 0
+    late = requests.put(manifest_url, data=b'{"contents": {}}', timeout=30)
+    assert late.status_code == 409 and "manifest is final" in late.text  # a committed manifest is final
     assert sorted(a["alias"] for a in committed["aliases"]) == ["best", "latest"]
     listed = client.data(FILES_QUERY, id=artifact_id)["artifact"]["files"]["edges"]
     got = {e["node"]["name"]: requests.get(e["node"]["directUrl"], timeout=30).content for e in listed}

@@ -130,6 +130,13 @@ class ArtifactFiles:
         self.signer.check(
             request.query_params.get("token"), entity, _PREFIX, "manifest", version, purpose=MANIFEST_PURPOSE
         )
+        found = await run_in_threadpool(self.store.get_artifact_version, int(version))
+        if found is None or found.entity != entity:
+            raise ApiError("NOT_FOUND", f"artifact version {version} does not exist")
+        if found.state != "PENDING":  # its manifest is the store's now, and final
+            raise ApiError(
+                "CONFLICT", f"artifact {found.collection}:{found.version} is committed: its manifest is final"
+            )
         check_length(request, self.max_upload)
         await self.backend.save(
             manifest_key(entity, int(version)), body_chunks(request), self.max_upload, "the artifact manifest"
