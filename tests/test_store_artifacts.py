@@ -137,3 +137,13 @@ def test_blobs_are_per_entity(store: Store) -> None:
     store.record_blob("me", "0" * 32, 5)  # a second upload of the same bytes
     assert store.known_blobs("me", ["0" * 32, "1" * 32]) == {"0" * 32}
     assert store.known_blobs("someone-else", ["0" * 32]) == set()
+
+
+def test_types_and_collections_are_listed(store: Store) -> None:
+    _commit(store, "a")
+    store.create_artifact_version("me", "p", "model", "net", "m1")  # pending: its collection exists
+    assert store.list_artifact_types("me", "p") == ["dataset", "model"]
+    assert [c.name for c in store.list_artifact_collections("me", "p")] == ["net", "ds"]
+    [ds] = store.list_artifact_collections("me", "p", "dataset")
+    assert ds.type_name == "dataset" and ds.updated_at >= ds.created_at
+    assert store.list_artifact_collections("me", "other") == []

@@ -121,6 +121,7 @@ run.finish()
 api = wandb.Api()
 v0 = api.artifact(f"{run.entity}/arts/ds:v0")
 v1 = api.artifact(f"{run.entity}/arts/ds:v1")
+collection = api.artifact_collection("dataset", f"{run.entity}/arts/ds")
 emit({
     "run": run.id,
     "v0": digests(first), "best": digests(best),
@@ -130,6 +131,11 @@ emit({
     "logged_by": {"v0": v0.logged_by().id, "v1": v1.logged_by().id},
     "used_by": sorted(r.id for r in v1.used_by()),
     "used": sorted(a.name for a in api.run(f"{run.entity}/arts/{run.id}").used_artifacts()),
+    "collection": [a.version for a in collection.artifacts()],
+    "collections": [c.name for c in api.artifact_collections("arts", "dataset")],
+    "types": [t.name for t in api.artifact_types("arts")],
+    "files": sum(1 for _ in v1.files()),
+    "exists": [api.artifact_exists(f"{run.entity}/arts/ds:v{i}") for i in (1, 2)],
 })
 """
 )
@@ -157,6 +163,10 @@ def test_log_artifact_then_use_it_in_another_run_byte_identical_with_dedup_and_l
     assert used["logged_by"] == {"v0": first["run"], "v1": second["run"]}
     assert used["used_by"] == [used["run"]]
     assert used["used"] == ["ds:v0", "ds:v1"]
+    assert (
+        used["collection"] == ["v1", "v0"] and used["collections"] == ["ds"] and used["types"] == ["dataset"]
+    )
+    assert used["files"] == 100 and used["exists"] == [True, False]
 
 
 _TABLE_AND_MODEL = """

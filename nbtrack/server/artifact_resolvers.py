@@ -18,7 +18,7 @@ from nbtrack.server.errors import ApiError
 from nbtrack.server.resolvers import Info, Resolver, cached_project, computed, numeric_id
 from nbtrack.server.wandb_resolvers import wandb_time
 from nbtrack.store import ProjectRow, RunRow
-from nbtrack.store.artifacts import LATEST, ArtifactRow
+from nbtrack.store.artifacts import LATEST, ArtifactRow, CollectionRow
 
 __all__ = ["ARTIFACT_RESOLVERS", "Collection", "artifact_by_id", "decode_id", "encode_id", "manifest_files"]
 
@@ -51,8 +51,25 @@ class Collection:
     __typename = "ArtifactSequence"  # graphql-core's default type resolver reads it
 
     @classmethod
-    def of(cls, row: ArtifactRow) -> Collection:
+    def of(cls, row: ArtifactRow | CollectionRow) -> Collection:
+        if isinstance(row, CollectionRow):
+            return cls(row.entity, row.project, row.name, row.type_name)
         return cls(row.entity, row.project, row.collection, row.type_name)
+
+
+def _collection_row(collection: Collection, info: Info) -> CollectionRow:
+    """The collection's times, read once per request."""
+    key = ("artifact collections", collection.entity, collection.project)
+    memo = info.context.memo
+    if key not in memo:
+        rows = info.context.store.list_artifact_collections(collection.entity, collection.project)
+        memo[key] = {row.name: row for row in rows}
+    found: CollectionRow | None = memo[key].get(collection.name)
+    if found is None:
+        raise ApiError(
+            "NOT_FOUND", f"artifact {collection.name!r} of {collection.entity}/{collection.project} is gone"
+        )
+    return found
 
 
 def artifact_by_id(info: Info, given: str) -> ArtifactRow | None:
@@ -90,6 +107,40 @@ def _project_artifact_type(project: ProjectRow, _info: Info, name: str) -> dict[
         "name": name,
         "_project": project,
     }
+
+
+def _project_artifact_types(
+    project: ProjectRow, info: Info, after: str | None = None, first: int | None = None
+) -> dict[str, Any]:
+    names = info.context.store.list_artifact_types(project.entity, project.name)
+    page = _page([_project_artifact_type(project, info, name) for name in names], first, after)
+    page.pop("totalCount")
+    return page
+
+
+def _type_created_at(artifact_type: dict[str, Any], info: Info) -> str | None:
+    project: ProjectRow = artifact_type["_project"]
+    rows = info.context.store.list_artifact_collections(project.entity, project.name, artifact_type["name"])
+    return wandb_time(min(row.created_at for row in rows)) if rows else None
+
+
+def _type_collections(
+    artifact_type: dict[str, Any],
+    info: Info,
+    after: str | None = None,
+    first: int | None = None,
+    filters: Any = None,
+    order: str | None = None,
+) -> dict[str, Any]:
+    if filters not in (None, {}):
+        raise ApiError("BAD_REQUEST", f"artifactCollections(filters:) is not served, got {filters!r:.100}")
+    if order not in (None, "-createdAt"):
+        raise ApiError(
+            "BAD_REQUEST", f'artifactCollections(order:) may only be "-createdAt", not {order!r:.40}'
+        )
+    project: ProjectRow = artifact_type["_project"]
+    rows = info.context.store.list_artifact_collections(project.entity, project.name, artifact_type["name"])
+    return _page([Collection.of(row) for row in rows], first, after)
 
 
 def _type_collection(artifact_type: dict[str, Any], info: Info, name: str) -> Collection | None:
@@ -211,6 +262,9 @@ class _FileNode:
         md5_hex = hex_of_md5(md5)
         self.id = encode_id("File", int(numeric_id(f"{row.id}/{path}")))
         self.name = path
+        self.displayName = path.rsplit("/", 1)[-1]
+        self.storagePath = f"{row.entity}/{md5_hex}"
+        self.digest = md5
         self.sizeBytes = size
         self.mimetype = mimetypes.guess_type(path)[0] or "application/octet-stream"
         self.updatedAt = wandb_time(row.updated_at)
@@ -315,7 +369,9 @@ _COLLECTION: dict[str, Resolver] = {
         lambda c: encode_id("ArtifactSequence", int(numeric_id(f"{c.entity}/{c.project}/{c.name}")))
     ),
     "description": computed(lambda _c: None),
-    "createdAt": computed(lambda _c: wandb_time(0)),
+    "createdAt": lambda c, info: wandb_time(_collection_row(c, info).created_at),
+    "updatedAt": lambda c, info: wandb_time(_collection_row(c, info).updated_at),
+    "tags": computed(lambda _c: {"edges": []}),
     "project": lambda c, info: _project_of(c.entity, c.project, info),
     "defaultArtifactType": lambda c, info: _project_artifact_type(
         _project_of(c.entity, c.project, info), info, c.type_name
@@ -334,9 +390,16 @@ ARTIFACT_RESOLVERS: dict[str, dict[str, Resolver]] = {
         "artifactType": _project_artifact_type,
         "artifactCollection": _project_collection,
         "artifactCollectionMembership": _project_membership,
+        "artifactTypes": _project_artifact_types,
     },
     "Run": {"outputArtifacts": _output_artifacts, "inputArtifacts": _input_artifacts},
-    "ArtifactType": {"artifactCollection": _type_collection, "artifactSequence": _type_collection},
+    "ArtifactType": {
+        "artifactCollection": _type_collection,
+        "artifactSequence": _type_collection,
+        "artifactCollections": _type_collections,
+        "description": computed(lambda _t: None),
+        "createdAt": _type_created_at,
+    },
     "ArtifactSequence": _COLLECTION,
     "Artifact": {
         "id": computed(lambda row: encode_id("Artifact", row.id)),

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, and_, select
+from sqlalchemy import Connection, Row, Select, and_, func, select
 
 from nbtrack import jsonutil
 from nbtrack.errors import StoreError
@@ -44,7 +44,14 @@ from nbtrack.store.schema import (
     runs,
 )
 
-__all__ = ["LATEST", "ArtifactRow", "ArtifactVersions", "ArtifactsError", "parse_version_ref"]
+__all__ = [
+    "LATEST",
+    "ArtifactRow",
+    "ArtifactVersions",
+    "ArtifactsError",
+    "CollectionRow",
+    "parse_version_ref",
+]
 
 LATEST = "latest"
 _VERSION = re.compile(r"v(\d{1,9})")
@@ -77,6 +84,16 @@ class ArtifactRow:
     @property
     def version(self) -> str | None:
         return None if self.version_index is None else f"v{self.version_index}"
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionRow:
+    entity: str
+    project: str
+    name: str
+    type_name: str
+    created_at: float
+    updated_at: float  # its newest version's, or created_at without one
 
 
 def parse_version_ref(ref: str) -> tuple[int | None, str | None]:
@@ -298,6 +315,47 @@ class ArtifactVersions(Database):
                     entities.c.name == entity,
                     projects.c.name == project,
                     artifact_collections.c.name == collection,
+                )
+            )
+
+    def list_artifact_collections(
+        self, entity: str, project: str, type_name: str | None = None
+    ) -> list[CollectionRow]:
+        """The project's collections (of that type, if given), newest first."""
+        newest = func.max(artifact_versions.c.updated_at)
+        stmt = (
+            select(artifact_collections, artifact_types.c.name.label("type_name"), newest.label("newest"))
+            .select_from(
+                artifact_collections.join(
+                    artifact_types, artifact_collections.c.type_id == artifact_types.c.id
+                )
+                .join(projects, artifact_collections.c.project_id == projects.c.id)
+                .join(entities, projects.c.entity_id == entities.c.id)
+                .outerjoin(artifact_versions, artifact_versions.c.collection_id == artifact_collections.c.id)
+            )
+            .where(entities.c.name == entity, projects.c.name == project)
+            .group_by(artifact_collections.c.id, artifact_types.c.name)
+            .order_by(artifact_collections.c.created_at.desc(), artifact_collections.c.id.desc())
+        )
+        if type_name is not None:
+            stmt = stmt.where(artifact_types.c.name == type_name)
+        with self._read() as conn:
+            return [
+                CollectionRow(
+                    entity, project, row.name, row.type_name, row.created_at, row.newest or row.created_at
+                )
+                for row in conn.execute(stmt)
+            ]
+
+    def list_artifact_types(self, entity: str, project: str) -> list[str]:
+        """The names of the project's artifact types, in the order they were first used."""
+        with self._read() as conn:
+            return list(
+                conn.scalars(
+                    select(artifact_types.c.name)
+                    .select_from(artifact_types.join(projects).join(entities))
+                    .where(entities.c.name == entity, projects.c.name == project)
+                    .order_by(artifact_types.c.id)
                 )
             )
 
