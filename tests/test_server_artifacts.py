@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -118,3 +120,32 @@ def test_another_entitys_artifact_and_files_read_as_absent(served: ServerProcess
     assert owner.session.get(blob, timeout=30).content == files["secret.txt"]
     forged = requests.get(f"{blob}?token=1999999999.00", timeout=30)
     assert forged.status_code == 401
+
+
+def _cut_upload(url: str, declared: int, sent: bytes) -> None:
+    """PUT declaring `declared` bytes, send `sent`, and hang up: an upload cut half-way."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        head = (
+            f"PUT {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            f"Content-Length: {declared}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + sent)
+
+
+def test_an_interrupted_upload_leaves_nothing_and_is_asked_again(served: ServerProcess) -> None:
+    client = _client(served, serving.unique_name("cut"))
+    data = bytes(range(256)) * 400
+    artifact_id, urls = _pending(client, {"big.bin": data})
+    url = urls["big.bin"]
+    assert url is not None
+    _cut_upload(url, len(data), data[:5000])
+    md5_hex = hashlib.md5(data).hexdigest()
+    # Asked again (not recorded as stored), and no key of it in the backend.
+    _, again = _pending(client, {"big.bin": data})
+    assert again["big.bin"] is not None
+    assert [key for key in served.stored_files("~artifacts/") if key.endswith(md5_hex)] == []
+    assert requests.put(url, data=data, timeout=30).status_code == 200  # the retry is whole
+    _manifest(client, artifact_id, {"big.bin": data})
+    assert client.data(COMMIT, id=artifact_id)["commitArtifact"]["artifact"]["versionIndex"] == 0
+    assert client.session.get(f"{served.url}/artifacts/{client.entity}/{md5_hex}", timeout=30).content == data
