@@ -118,6 +118,10 @@ def test_another_entitys_artifact_and_files_read_as_absent(served: ServerProcess
     assert other.session.get(blob, timeout=30).status_code == 404
     assert requests.get(blob, timeout=30).status_code == 401  # no key, no token
     assert owner.session.get(blob, timeout=30).content == files["secret.txt"]
+    # wandb's storage layout V2, which the client builds itself when it has no directUrl.
+    v2 = f"{served.url}/artifactsV2/default/{owner.entity}/p/ds/QXJ0aWZhY3Q6MQ==/{md5_hex}/secret.txt"
+    assert owner.session.get(v2, timeout=30).content == files["secret.txt"]
+    assert other.session.get(v2, timeout=30).status_code == 404
     forged = requests.get(f"{blob}?token=1999999999.00", timeout=30)
     assert forged.status_code == 401
 
