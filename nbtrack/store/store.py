@@ -11,7 +11,8 @@
 - system_read.py: the chart of a run's system metrics (its events lines), downsampled as it is read;
 - run_edits.py: a run deleted with every row of it (`RunEdits`);
 - server_keys.py: the tracking server's API keys and shared secrets (`ServerKeys`);
-- artifacts.py: artifact versions, their aliases, lineage and stored blobs (`ArtifactVersions`).
+- artifacts.py: artifact versions created and committed, their aliases, lineage and stored blobs
+  (`ArtifactVersions`), read by artifact_reads.py (`ArtifactReads`), rows in artifact_rows.py.
 
 Writers are the internal process's sender (local mode), `nbtrack sync` and the tracking server;
 readers are the read API, the CLI and the server.
