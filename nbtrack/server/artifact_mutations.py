@@ -17,7 +17,8 @@ from nbtrack.server.artifact_files import (
     manifest_key,
     manifest_token,
 )
-from nbtrack.server.artifact_resolvers import artifact_by_id, decode_id, encode_id
+from nbtrack.server.artifact_nodes import decode_id, encode_id
+from nbtrack.server.artifact_resolvers import artifact_by_id
 from nbtrack.server.errors import ApiError
 from nbtrack.server.mutations import _entity
 from nbtrack.server.names import check_name, check_project

@@ -6,38 +6,25 @@ confined to the caller's entity (another entity's artifact reads as absent).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import mimetypes
 from dataclasses import dataclass
 from typing import Any
 
 from nbtrack import jsonutil
-from nbtrack.server.artifact_files import DOWNLOAD_PURPOSE, blob_token, hex_of_md5, manifest_token
+from nbtrack.server.artifact_nodes import (
+    current_manifest,
+    decode_id,
+    encode_id,
+    files_by_entries,
+    files_page,
+    page,
+)
 from nbtrack.server.errors import ApiError
 from nbtrack.server.resolvers import Info, Resolver, cached_project, computed, numeric_id
 from nbtrack.server.wandb_resolvers import wandb_time
 from nbtrack.store import ProjectRow, RunRow
 from nbtrack.store.artifacts import LATEST, ArtifactRow, CollectionRow
 
-__all__ = ["ARTIFACT_RESOLVERS", "Collection", "artifact_by_id", "decode_id", "encode_id", "manifest_files"]
-
-
-def encode_id(kind: str, number: int) -> str:
-    """W&B's kind of id: base64 of "<kind>:<n>"."""
-    return base64.b64encode(f"{kind}:{number}".encode()).decode("ascii")
-
-
-def decode_id(given: str, kind: str) -> int:
-    """The number of an id encode_id made; ApiError BAD_REQUEST naming it otherwise."""
-    try:
-        text = base64.b64decode(given, validate=True).decode("ascii")
-    except (binascii.Error, ValueError):
-        text = ""
-    found_kind, _, number = text.partition(":")
-    if found_kind != kind or not number.isdigit() or len(number) > 18:
-        raise ApiError("BAD_REQUEST", f"{given[:60]!r} is not an id of an {kind} of this server")
-    return int(number)
+__all__ = ["ARTIFACT_RESOLVERS", "Collection", "artifact_by_id"]
 
 
 @dataclass(frozen=True)
@@ -113,9 +100,9 @@ def _project_artifact_types(
     project: ProjectRow, info: Info, after: str | None = None, first: int | None = None
 ) -> dict[str, Any]:
     names = info.context.store.list_artifact_types(project.entity, project.name)
-    page = _page([_project_artifact_type(project, info, name) for name in names], first, after)
-    page.pop("totalCount")
-    return page
+    paged = page([_project_artifact_type(project, info, name) for name in names], first, after)
+    paged.pop("totalCount")
+    return paged
 
 
 def _type_created_at(artifact_type: dict[str, Any], info: Info) -> str | None:
@@ -140,7 +127,7 @@ def _type_collections(
         )
     project: ProjectRow = artifact_type["_project"]
     rows = info.context.store.list_artifact_collections(project.entity, project.name, artifact_type["name"])
-    return _page([Collection.of(row) for row in rows], first, after)
+    return page([Collection.of(row) for row in rows], first, after)
 
 
 def _type_collection(artifact_type: dict[str, Any], info: Info, name: str) -> Collection | None:
@@ -166,22 +153,6 @@ def _collection_membership(collection: Collection, info: Info, aliasName: str) -
     )
 
 
-def _page(items: list[Any], first: int | None, after: str | None, **extra: Any) -> dict[str, Any]:
-    if first is not None and first < 0:
-        raise ApiError("BAD_REQUEST", f"first must be >= 0, not {first}")
-    try:
-        start = 0 if after is None else int(after) + 1
-    except ValueError:
-        raise ApiError("BAD_REQUEST", f"after: {after!r:.40} is not a cursor of this server") from None
-    stop = len(items) if first is None else start + first
-    edges = [{"node": item, "cursor": str(start + i), **extra} for i, item in enumerate(items[start:stop])]
-    return {
-        "totalCount": len(items),
-        "edges": edges,
-        "pageInfo": {"endCursor": edges[-1]["cursor"] if edges else after, "hasNextPage": stop < len(items)},
-    }
-
-
 def _collection_artifacts(
     collection: Collection,
     info: Info,
@@ -201,17 +172,17 @@ def _collection_artifacts(
     rows = info.context.store.list_artifact_versions(collection.entity, collection.project, collection.name)
     if order == "createdAt":
         rows.reverse()
-    page = _page(rows, first, after)
-    for edge in page["edges"]:
+    paged = page(rows, first, after)
+    for edge in paged["edges"]:
         edge["version"] = edge["node"].version
-    return page
+    return paged
 
 
 def _collection_aliases(
     collection: Collection, info: Info, after: str | None = None, first: int | None = None
 ) -> dict[str, Any]:
     rows = info.context.store.list_artifact_versions(collection.entity, collection.project, collection.name)
-    return _page([alias for row in rows for alias in _aliases(row)], first, after)
+    return page([alias for row in rows for alias in _aliases(row)], first, after)
 
 
 def _latest(collection: Collection, info: Info) -> ArtifactRow | None:
@@ -242,99 +213,6 @@ def _aliases(row: ArtifactRow) -> list[dict[str, Any]]:
     ]
 
 
-def manifest_files(row: ArtifactRow) -> list[tuple[str, str, int]]:
-    """(path, base64 MD5, size) of each stored (not referenced) file of the committed manifest."""
-    if row.manifest is None:
-        return []
-    contents = jsonutil.loads(row.manifest).get("contents") or {}
-    return [
-        (path, entry["digest"], int(entry.get("size") or 0))
-        for path, entry in sorted(contents.items())
-        if isinstance(entry, dict) and not entry.get("ref") and isinstance(entry.get("digest"), str)
-    ]
-
-
-class _FileNode:
-    """A File node of an artifact's file (the File type of the W&B dialect, wandb_files.py's shape)."""
-
-    def __init__(self, row: ArtifactRow, path: str, md5: str, size: int, info: Info) -> None:
-        context = info.context
-        md5_hex = hex_of_md5(md5)
-        self.id = encode_id("File", int(numeric_id(f"{row.id}/{path}")))
-        self.name = path
-        self.displayName = path.rsplit("/", 1)[-1]
-        self.storagePath = f"{row.entity}/{md5_hex}"
-        self.digest = md5
-        self.sizeBytes = size
-        self.mimetype = mimetypes.guess_type(path)[0] or "application/octet-stream"
-        self.updatedAt = wandb_time(row.updated_at)
-        self._md5 = md5
-        token = blob_token(context.signer, row.entity, md5_hex, DOWNLOAD_PURPOSE)
-        self.directUrl = f"{context.base_url}/artifacts/{row.entity}/{md5_hex}?token={token}"
-
-    def url(self, _info: Any, upload: bool | None = None) -> str:
-        if upload:
-            raise ApiError(
-                "BAD_REQUEST", "an artifact's files cannot be uploaded again (its manifest is final)"
-            )
-        return self.directUrl
-
-    def md5(self, _info: Any) -> str:
-        return self._md5
-
-
-def _files(
-    row: ArtifactRow,
-    info: Info,
-    names: list[str] | None = None,
-    after: str | None = None,
-    first: int | None = None,
-) -> dict[str, Any]:
-    found = manifest_files(row)
-    if names:
-        wanted = set(names)
-        found = [entry for entry in found if entry[0] in wanted]
-    return _page([_FileNode(row, *entry, info) for entry in found], first, after)
-
-
-def _files_by_entries(
-    row: ArtifactRow,
-    info: Info,
-    storageLayout: str,
-    manifestVersion: str,
-    entries: list[dict[str, Any]] | None = None,
-    storageRegion: str | None = None,
-) -> dict[str, Any]:
-    if entries is None:
-        return _files(row, info)
-    stored = {path: (md5, size) for path, md5, size in manifest_files(row)}
-    nodes = []
-    for entry in entries:
-        known = stored.get(entry["name"])
-        if known is None or known[0] != entry["digest"]:
-            raise ApiError(
-                "NOT_FOUND",
-                f"artifact version {row.collection}:{row.version} has no file {entry['name'][:200]!r}",
-            )
-        nodes.append(_FileNode(row, entry["name"], known[0], known[1], info))
-    return _page(nodes, None, None)
-
-
-def _current_manifest(row: ArtifactRow, info: Info) -> dict[str, Any] | None:
-    if row.manifest is None:
-        return None
-    token = manifest_token(info.context.signer, row.entity, row.id)
-    return {
-        "id": encode_id("ArtifactManifest", row.id),
-        "file": {
-            "id": encode_id("File", row.id),
-            "directUrl": f"{info.context.base_url}/artifact-manifests/{row.entity}/{row.id}?token={token}",
-            "uploadUrl": None,
-            "uploadHeaders": [],
-        },
-    }
-
-
 def _created_by(row: ArtifactRow, info: Info) -> RunRow | None:
     return None if row.run_id is None else info.context.store.get_run(row.entity, row.project, row.run_id)
 
@@ -342,21 +220,21 @@ def _created_by(row: ArtifactRow, info: Info) -> RunRow | None:
 def _used_by(
     row: ArtifactRow, info: Info, after: str | None = None, first: int | None = None
 ) -> dict[str, Any]:
-    page = _page(info.context.store.artifact_users(row.id), first, after)
-    page.pop("totalCount")
-    return page
+    paged = page(info.context.store.artifact_users(row.id), first, after)
+    paged.pop("totalCount")
+    return paged
 
 
 def _output_artifacts(
     run: RunRow, info: Info, after: str | None = None, first: int | None = None
 ) -> dict[str, Any]:
-    return _page(info.context.store.run_logged_artifacts(run.entity, run.project, run.run_id), first, after)
+    return page(info.context.store.run_logged_artifacts(run.entity, run.project, run.run_id), first, after)
 
 
 def _input_artifacts(
     run: RunRow, info: Info, after: str | None = None, first: int | None = None
 ) -> dict[str, Any]:
-    return _page(info.context.store.run_used_artifacts(run.entity, run.project, run.run_id), first, after)
+    return page(info.context.store.run_used_artifacts(run.entity, run.project, run.run_id), first, after)
 
 
 def _type_of(row: ArtifactRow, info: Info) -> dict[str, Any]:
@@ -418,11 +296,11 @@ ARTIFACT_RESOLVERS: dict[str, dict[str, Resolver]] = {
         "createdAt": computed(lambda row: wandb_time(row.created_at)),
         "updatedAt": computed(lambda row: wandb_time(row.updated_at)),
         "aliases": computed(_aliases),
-        "currentManifest": _current_manifest,
+        "currentManifest": current_manifest,
         "createdBy": _created_by,
         "usedBy": _used_by,
-        "filesByManifestEntries": _files_by_entries,
-        "files": _files,
+        "filesByManifestEntries": files_by_entries,
+        "files": files_page,
     },
     "ArtifactCollectionMembership": {
         "id": computed(lambda row: encode_id("ArtifactCollectionMembership", row.id)),
@@ -431,6 +309,6 @@ ARTIFACT_RESOLVERS: dict[str, dict[str, Resolver]] = {
         "aliases": computed(_aliases),
         "artifactCollection": computed(Collection.of),
         "artifact": computed(lambda row: row),
-        "files": _files,
+        "files": files_page,
     },
 }
