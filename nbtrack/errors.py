@@ -7,6 +7,8 @@
     │                            version this nbtrack cannot read
     ├── RunNotFoundError         (also a LookupError; api.py) `Api.run()` of a run the store lacks
     ├── StoreError               the store failed a read or a write; says which
+    │   └── ArtifactsError       (store/artifacts.py) an artifact request refused: a type clash,
+    │                            an unknown version or run
     ├── StageDied                (worker.py) a stage of the internal process is gone: it is ending
     ├── Transient                (online/retry.py) worth retrying: the server is down or busy
     ├── Rejected                 (online/retry.py) the server refused a request for good

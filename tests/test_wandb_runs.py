@@ -150,18 +150,17 @@ emit({"id": run.id, "errors": errors})
 """
 
 
-def test_artifacts_are_refused_by_name_and_the_run_completes(env: WandbEnv, tmp_path: Any) -> None:
+def test_log_code_and_a_table_are_stored_as_artifacts_and_the_run_completes(
+    env: WandbEnv, tmp_path: Any
+) -> None:
     from tests.capture_proxy import CaptureProxy
 
     with CaptureProxy(env.server.url) as proxy:
         proxied = WandbEnv(env.server, env.entity, env.key, env.home, proxy.url)
         out = proxied.run(ARTIFACTS, timeout=240)
-    refused = [r for r in proxy.records if r.status >= 400]
-    assert {r.operation for r in refused} >= {"CreateArtifact"}
-    for record in refused:
-        [error] = record.answer["errors"]
-        assert error["message"].startswith("artifacts are not supported by this nbtrack server yet")
-        assert "Cannot query field" not in error["message"]
+    assert out["errors"] == []
+    assert [r.operation for r in proxy.records if r.status >= 400] == []
+    assert sum(r.operation == "CommitArtifact" for r in proxy.records) == 2  # the code, the table
     stored = nbtrack.Api(base_url=env.server.url, api_key=env.key).run(f"{env.entity}/art/{out['id']}")
     assert stored.state == "finished"
     rows = stored.history()

@@ -30,6 +30,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from nbtrack.server.artifact_files import ArtifactFiles, v2_blob
 from nbtrack.server.auth import CHALLENGE, Authenticator
 from nbtrack.server.body import body_chunks, check_json_type, check_length, parse_object, read_body
 from nbtrack.server.byte_range import byte_range
@@ -79,6 +80,7 @@ class Endpoints:
         self.signer = UrlSigner(store.server_secret(_UPLOAD_SECRET))
         self.exports = HistoryExports(store, self.backend)
         store.attach_archive(BackendArchive(self.backend))  # compacted runs' histories (compaction.py)
+        self.artifact_files = ArtifactFiles(store, self.backend, self.signer, config.max_upload)
 
     async def healthz(self, request: Request) -> Response:
         try:
@@ -185,6 +187,20 @@ class Endpoints:
         headers["Content-Range"] = f"bytes {asked[0]}-{asked[1]}/{opened.size}"
         return StreamingResponse(opened.chunks, status_code=206, media_type=media_type, headers=headers)
 
+    async def artifact_file(self, request: Request) -> Response:
+        """An artifact file's bytes: /artifacts/<entity>/<hex MD5> (storage layout V1) or
+        /artifactsV2/<region>/<entity>/.../<hex MD5>/<name> (V2); artifact_files.py."""
+        if "md5" in request.path_params:
+            entity, md5_hex = request.path_params["entity"], request.path_params["md5"]
+        else:
+            entity, md5_hex = v2_blob(request.path_params["rest"])
+        token = request.query_params.get("token")
+        caller = None if token is not None else await self._caller(request)
+        key = self.artifact_files.blob_to_serve(entity, md5_hex, token, caller)
+        missing = ApiError("NOT_FOUND", f"no artifact file {md5_hex} of entity {entity!r}")
+        headers = {**_DOWNLOAD_HEADERS, "Content-Disposition": _attachment(md5_hex)}
+        return await self._serve(request, key, "application/octet-stream", headers, missing)
+
     @staticmethod
     def _signed_path(request: Request) -> tuple[str, str, str]:
         entity, project, run_id = _path_names(request)
@@ -215,6 +231,19 @@ def create_app(config: ServerConfig, store: Store) -> Starlette:
         Route(f"{run_path}/{{name:path}}", endpoints.run_file, methods=["GET", "PUT"]),
         Route(
             "/history/{entity}/{project}/{run}/{segment}.parquet", endpoints.history_export, methods=["GET"]
+        ),
+        Route("/artifacts/{entity}/{md5}", endpoints.artifact_file, methods=["GET"]),
+        Route("/artifacts/{entity}/{md5}", endpoints.artifact_files.upload_blob, methods=["PUT"]),
+        Route("/artifactsV2/{rest:path}", endpoints.artifact_file, methods=["GET"]),
+        Route(
+            "/artifact-manifests/{entity}/{version}",
+            endpoints.artifact_files.upload_manifest,
+            methods=["PUT"],
+        ),
+        Route(
+            "/artifact-manifests/{entity}/{version}",
+            endpoints.artifact_files.download_manifest,
+            methods=["GET"],
         ),
         # After the API's routes: none of their paths has the shape of a page.
         *ui_routes(),

@@ -60,7 +60,9 @@ MAX_COST = 50_000
 WEIGHTS = {"history": 1000, "chart": 1000, "systemChart": 1000, "output": 10, "events": 10}
 SIZE_ARGUMENTS = ("samples", "limit", "points")
 SIZE_UNIT = 100  # rows (or points) of a size argument that cost one more
-LIST_GUESS = {"runs": 1000}  # items a list without `first` is taken to have; others: DEFAULT_GUESS
+# Items a list without `first` is taken to have; others: DEFAULT_GUESS. An artifact version has
+# a few aliases and no tags here (W&B's ArtifactFragment asks both of each of 100 versions).
+LIST_GUESS = {"runs": 1000, "aliases": 10, "tags": 1}
 DEFAULT_GUESS = 100
 # W&B's paged connections (`runs(first: N) { edges { node } }`): the list of edges inside has the
 # connection's `first` items; a connection that is always (nearly) empty here has its size.

@@ -60,7 +60,7 @@ def run_graphql(body: bytes, context: RequestContext) -> tuple[int, bytes]:
     if invalid and not validate(second, document, _RULES):
         chosen, invalid = second, []
     if invalid:
-        unsupported = unsupported_error(document)  # artifacts: said plainly, not as a schema error
+        unsupported = unsupported_error(document, chosen)  # said plainly, not as a schema error
         return _errors(400, [unsupported] if unsupported else invalid)
     cost = query_cost(chosen, document, operation, variables)
     if cost > MAX_COST:

@@ -14,6 +14,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLScalarType,
     GraphQLSchema,
+    GraphQLUnionType,
     InlineFragmentNode,
     IntValueNode,
     OperationDefinitionNode,
@@ -25,6 +26,8 @@ from graphql import (
 )
 
 from nbtrack import jsonutil
+from nbtrack.server.artifact_mutations import ARTIFACT_MUTATIONS
+from nbtrack.server.artifact_resolvers import ARTIFACT_RESOLVERS
 from nbtrack.server.body import MAX_NESTING, too_deep
 from nbtrack.server.mutations import MUTATIONS
 from nbtrack.server.resolvers import RESOLVERS
@@ -32,7 +35,10 @@ from nbtrack.server.wandb_resolvers import WANDB_FIELDS, WANDB_RESOLVERS
 
 __all__ = ["MAX_DEPTH", "MaxDepthRule", "schema", "wandb_schema"]
 
-MAX_DEPTH = 10  # the deepest query nbtrack's clients send (W&B's UpsertBucket) is 5 fields deep
+# The deepest query nbtrack's clients send is 11 fields deep: W&B's ProjectArtifacts (project >
+# artifactType > artifactCollection > artifacts > edges > node > aliases > artifactCollection >
+# project > entity > name).
+MAX_DEPTH = 12
 _INT64 = range(-(2**63), 2**63)
 
 
@@ -60,13 +66,17 @@ _WANDB_FIELDS = {
 
 
 def _sdl() -> str:
-    return (files("nbtrack.server") / "schema.graphql").read_text(encoding="utf-8")
+    """schema.graphql, then artifacts.graphql (which extends its types)."""
+    folder = files("nbtrack.server")
+    return "\n".join(
+        (folder / name).read_text(encoding="utf-8") for name in ("schema.graphql", "artifacts.graphql")
+    )
 
 
 @cache
 def schema() -> GraphQLSchema:
     """nbtrack's own schema (schema.graphql)."""
-    return _build(_sdl(), _merged(RESOLVERS, WANDB_FIELDS))
+    return _build(_sdl(), _merged(RESOLVERS, WANDB_FIELDS, ARTIFACT_RESOLVERS))
 
 
 @cache
@@ -77,7 +87,7 @@ def wandb_schema() -> GraphQLSchema:
         if sdl.count(ours) != 1:
             raise TypeError(f"schema.graphql no longer has exactly one field {ours!r}")
         sdl = sdl.replace(ours, theirs)
-    return _build(sdl, _merged(RESOLVERS, WANDB_FIELDS, WANDB_RESOLVERS))
+    return _build(sdl, _merged(RESOLVERS, WANDB_FIELDS, WANDB_RESOLVERS, ARTIFACT_RESOLVERS))
 
 
 def _merged(*layers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -95,7 +105,13 @@ def _build(sdl: str, resolvers_of: dict[str, dict[str, Any]]) -> GraphQLSchema:
     _define_int64(_scalar(built, "Int64"))
     _define_duration(_scalar(built, "Duration"))
     _scalar(built, "JSON").coerce_output_value = lambda value: value
-    for type_name, resolvers in {**resolvers_of, "Mutation": MUTATIONS}.items():
+    # The one member of the union that says who made an artifact version: a run.
+    creator = built.get_type("ArtifactCreator")
+    if not isinstance(creator, GraphQLUnionType):
+        raise TypeError("schema.graphql has no union ArtifactCreator")
+    creator.resolve_type = lambda *_args: "Run"
+    mutations = {**MUTATIONS, **ARTIFACT_MUTATIONS}
+    for type_name, resolvers in {**resolvers_of, "Mutation": mutations}.items():
         object_type = built.get_type(type_name)
         if not isinstance(object_type, GraphQLObjectType):
             raise TypeError(f"schema.graphql has no object type {type_name}")

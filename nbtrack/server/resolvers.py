@@ -26,6 +26,7 @@ __all__ = [
     "RESOLVERS",
     "Info",
     "Resolver",
+    "cached_project",
     "computed",
     "numeric_id",
     "projects",
@@ -102,10 +103,10 @@ def _project(
         return None
     if entityName is not None and entityName != context.entity:
         return None
-    return _cached_project(info, context.entity, name)
+    return cached_project(info, context.entity, name)
 
 
-def _cached_project(info: Info, entity: str, name: str) -> ProjectRow | None:
+def cached_project(info: Info, entity: str, name: str) -> ProjectRow | None:
     """The project, read once per request: each run of a listing asks for its project, the same one."""
     memo = info.context.memo
     key = ("project", entity, name)
@@ -144,7 +145,7 @@ def _run_alerts(run: RunRow, info: Info) -> list[dict[str, Any]]:
 
 
 def _run_project(run: RunRow, info: Info) -> ProjectRow | None:
-    return _cached_project(info, run.entity, run.project)
+    return cached_project(info, run.entity, run.project)
 
 
 def run_history(

@@ -1,14 +1,15 @@
-"""What the W&B dialect does not serve yet, said plainly instead of as a schema error.
+"""What the W&B dialect does not serve, said plainly instead of as a schema error.
 
-Artifacts are a separate issue: wandb's `run.log_code()`, `wandb.Table`, `wandb.Artifact` and
-`use_artifact` ask for them (`ArtifactType`, `CreateArtifact`, ...). Such a request is refused
-with one error naming that, not with "Cannot query field 'artifact' on type 'Project'"; the
-client reports it and the run itself (its rows, its files) goes on.
+Artifacts are served (artifacts.graphql) but not all of W&B's: registries, portfolios,
+linkArtifact, artifact deletion and the like are not. A request asking for such a field or type
+is refused with one error naming it, not with "Cannot query field 'linkArtifact' on type
+'Mutation'"; the client reports it and the run itself (its rows, its files) goes on. A request
+that is invalid for another reason gets the schema's own errors.
 """
 
 from __future__ import annotations
 
-from graphql import DocumentNode, FieldNode, GraphQLError, NamedTypeNode, visit
+from graphql import DocumentNode, FieldNode, GraphQLError, GraphQLSchema, NamedTypeNode, visit
 from graphql.language import Visitor
 
 __all__ = ["unsupported_error"]
@@ -26,15 +27,19 @@ class _Names(Visitor):
         self.names.add(node.name.value)
 
 
-def unsupported_error(document: DocumentNode) -> GraphQLError | None:
-    """The error for a request (invalid in both schemas) that asks for a feature not served yet."""
+def unsupported_error(document: DocumentNode, schema: GraphQLSchema) -> GraphQLError | None:
+    """The error for a request (invalid in both schemas) that asks for a part of W&B's artifacts
+    that schema does not have; None if it asks for none."""
     names = _Names()
     visit(document, names)
-    asked = sorted(name for name in names.names if "artifact" in name.lower())
+    known = set(schema.type_map)
+    for named in schema.type_map.values():
+        known.update(getattr(named, "fields", {}) or {})
+    asked = sorted(name for name in names.names - known if "artifact" in name.lower())
     if not asked:
         return None
     return GraphQLError(
-        "artifacts are not supported by this nbtrack server yet (asked: "
-        f"{', '.join(asked[:5])}): run.log_code(), wandb.Table, wandb.Artifact and use_artifact "
-        "need them; the run's rows, summary and files are kept"
+        "this part of W&B's artifacts is not served by nbtrack (asked: "
+        f"{', '.join(asked[:5])}): log_artifact, use_artifact, Api().artifact and their lineage are; "
+        "the run's rows, summary and files are kept"
     )

@@ -24,13 +24,25 @@ __all__ = ["RunEdits", "run_dependents"]
 
 
 def run_dependents() -> list[tuple[Table, Column[int]]]:
-    """Each table with a column referring to runs.pk, and that column (children before parents)."""
+    """Each table with a column referring to runs.pk, and that column (children before parents).
+    A column whose key is ON DELETE SET NULL (the run that logged an artifact version) is not one:
+    what outlives the run is kept, without it (_outliving)."""
     found = []
     for table in reversed(metadata.sorted_tables):
         for column in table.columns:
-            if any(key.column is runs.c.pk for key in column.foreign_keys):
+            if any(key.column is runs.c.pk and key.ondelete != "SET NULL" for key in column.foreign_keys):
                 found.append((table, column))
     return found
+
+
+def _outliving() -> list[Column[int]]:
+    """The columns referring to runs.pk whose rows outlive the run (ON DELETE SET NULL)."""
+    return [
+        column
+        for table in metadata.sorted_tables
+        for column in table.columns
+        if any(key.column is runs.c.pk and key.ondelete == "SET NULL" for key in column.foreign_keys)
+    ]
 
 
 class RunEdits(Database):
@@ -48,6 +60,8 @@ class RunEdits(Database):
             if found is None:
                 return None
             pk = found.pk
+            for column in _outliving():
+                conn.execute(column.table.update().where(column == pk).values({column.name: None}))
             for table, column in run_dependents():
                 conn.execute(table.delete().where(column == pk))
             conn.execute(runs.delete().where(runs.c.pk == pk))

@@ -45,6 +45,12 @@ __all__ = [
     "RunRow",
     "alerts",
     "api_keys",
+    "artifact_aliases",
+    "artifact_blobs",
+    "artifact_collections",
+    "artifact_types",
+    "artifact_uses",
+    "artifact_versions",
     "check_offset",
     "check_state",
     "compaction_claims",
@@ -235,6 +241,83 @@ server_secrets = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("value", String(128), nullable=False),
+)
+
+
+# Artifacts (store/artifacts.py): versioned sets of files. A type and a collection (W&B: a
+# sequence) belong to a project; a version is numbered in its collection when it is committed
+# (next_index, taken under the collection row's lock); an alias names one version of a
+# collection (unique per collection: moving it is an update). The manifest (the JSON listing each
+# file's path, digest and size) is kept whole and never changed once the version is committed.
+artifact_types = Table(
+    "artifact_types",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("name", String(255), nullable=False),
+    UniqueConstraint("project_id", "name", name="uq_artifact_types_project_name"),
+)
+
+artifact_collections = Table(
+    "artifact_collections",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("type_id", Integer, ForeignKey("artifact_types.id"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("next_index", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("project_id", "name", name="uq_artifact_collections_project_name"),
+)
+
+artifact_versions = Table(
+    "artifact_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("collection_id", Integer, ForeignKey("artifact_collections.id"), nullable=False),
+    Column("version_index", Integer),  # None until committed
+    Column("state", String(16), nullable=False),  # PENDING, COMMITTED
+    Column("digest", String(64), nullable=False),
+    Column("description", Text),
+    Column("metadata", Text, nullable=False),
+    Column("manifest", Text),  # None until committed
+    Column("aliases", Text, nullable=False),  # JSON list: the aliases asked, given at commit
+    Column("size", BigInteger, nullable=False),
+    Column("file_count", Integer, nullable=False),
+    Column("run_pk", Integer, ForeignKey("runs.pk", ondelete="SET NULL")),  # the run that logged it
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("collection_id", "version_index", name="uq_artifact_versions_index"),
+    Index("ix_artifact_versions_run", "run_pk"),
+)
+
+artifact_aliases = Table(
+    "artifact_aliases",
+    metadata,
+    Column("collection_id", Integer, ForeignKey("artifact_collections.id"), primary_key=True),
+    Column("alias", String(255), primary_key=True),
+    Column("version_id", Integer, ForeignKey("artifact_versions.id"), nullable=False),
+)
+
+# Runs that used a version (its lineage downstream); the logging run is artifact_versions.run_pk.
+artifact_uses = Table(
+    "artifact_uses",
+    metadata,
+    Column("version_id", Integer, ForeignKey("artifact_versions.id"), primary_key=True),
+    Column("run_pk", Integer, ForeignKey("runs.pk", ondelete="CASCADE"), primary_key=True),
+    Column("used_at", Float, nullable=False),
+    Index("ix_artifact_uses_run", "run_pk"),
+)
+
+# The files of an entity's artifacts, stored once by content (server/artifact_files.py): a row
+# is written only once the bytes were received and their MD5 checked against md5.
+artifact_blobs = Table(
+    "artifact_blobs",
+    metadata,
+    Column("entity_id", Integer, ForeignKey("entities.id"), primary_key=True),
+    Column("md5", String(32), primary_key=True),  # hex
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
 )
 
 

@@ -12,7 +12,9 @@
 - run_edits.py: a run deleted with every row of it (`RunEdits`);
 - archive.py: a compacted run's history read from its parquet file; compactions.py: the claims
   and the commit of a compaction (`Compactions`);
-- server_keys.py: the tracking server's API keys and shared secrets (`ServerKeys`).
+- server_keys.py: the tracking server's API keys and shared secrets (`ServerKeys`);
+- artifacts.py: artifact versions created and committed, their aliases, lineage and stored blobs
+  (`ArtifactVersions`), read by artifact_reads.py (`ArtifactReads`), rows in artifact_rows.py.
 
 Writers are the internal process's sender (local mode), `nbtrack sync` and the tracking server;
 readers are the read API, the CLI and the server.
@@ -26,6 +28,7 @@ from pathlib import Path
 from sqlalchemy import URL
 
 from nbtrack.errors import StoreError
+from nbtrack.store.artifacts import ArtifactVersions
 from nbtrack.store.chart_read import ChartRequest
 from nbtrack.store.compactions import Compactions
 from nbtrack.store.downsample import Chart
@@ -56,7 +59,7 @@ __all__ = [
 DB_FILENAME = "nbtrack.db"
 
 
-class Store(Writes, Reads, RunEdits, ServerKeys, Liveness, Compactions):
+class Store(Writes, Reads, RunEdits, ServerKeys, Liveness, Compactions, ArtifactVersions):
     """Runs, their history and output, in one SQLAlchemy database (SQLite file or PostgreSQL)."""
 
     @classmethod

@@ -1,0 +1,155 @@
+"""The nodes of an artifact version's files and manifest (File, ArtifactManifest), W&B's ids
+(base64 of "<kind>:<n>") and the paging of W&B's connections, for artifact_resolvers.py and
+artifact_mutations.py. A file's directUrl is a signed download URL of its blob (artifact_files.py):
+the client fetches it without a key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import mimetypes
+from typing import Any
+
+from nbtrack import jsonutil
+from nbtrack.server.artifact_files import DOWNLOAD_PURPOSE, blob_token, hex_of_md5, manifest_token
+from nbtrack.server.errors import ApiError
+from nbtrack.server.resolvers import Info, numeric_id
+from nbtrack.server.wandb_resolvers import wandb_time
+from nbtrack.store.artifacts import ArtifactRow
+
+__all__ = [
+    "current_manifest",
+    "decode_id",
+    "encode_id",
+    "files_by_entries",
+    "files_page",
+    "manifest_files",
+    "page",
+]
+
+
+def encode_id(kind: str, number: int) -> str:
+    """W&B's kind of id: base64 of "<kind>:<n>"."""
+    return base64.b64encode(f"{kind}:{number}".encode()).decode("ascii")
+
+
+def decode_id(given: str, kind: str) -> int:
+    """The number of an id encode_id made; ApiError BAD_REQUEST naming it otherwise."""
+    try:
+        text = base64.b64decode(given, validate=True).decode("ascii")
+    except (binascii.Error, ValueError):
+        text = ""
+    found_kind, _, number = text.partition(":")
+    if found_kind != kind or not number.isdigit() or len(number) > 18:
+        raise ApiError("BAD_REQUEST", f"{given[:60]!r} is not an id of an {kind} of this server")
+    return int(number)
+
+
+def page(items: list[Any], first: int | None, after: str | None, **extra: Any) -> dict[str, Any]:
+    if first is not None and first < 0:
+        raise ApiError("BAD_REQUEST", f"first must be >= 0, not {first}")
+    try:
+        start = 0 if after is None else int(after) + 1
+    except ValueError:
+        raise ApiError("BAD_REQUEST", f"after: {after!r:.40} is not a cursor of this server") from None
+    stop = len(items) if first is None else start + first
+    edges = [{"node": item, "cursor": str(start + i), **extra} for i, item in enumerate(items[start:stop])]
+    return {
+        "totalCount": len(items),
+        "edges": edges,
+        "pageInfo": {"endCursor": edges[-1]["cursor"] if edges else after, "hasNextPage": stop < len(items)},
+    }
+
+
+def manifest_files(row: ArtifactRow) -> list[tuple[str, str, int]]:
+    """(path, base64 MD5, size) of each stored (not referenced) file of the committed manifest."""
+    if row.manifest is None:
+        return []
+    contents = jsonutil.loads(row.manifest).get("contents") or {}
+    return [
+        (path, entry["digest"], int(entry.get("size") or 0))
+        for path, entry in sorted(contents.items())
+        if isinstance(entry, dict) and not entry.get("ref") and isinstance(entry.get("digest"), str)
+    ]
+
+
+class _FileNode:
+    """A File node of an artifact's file (the File type of the W&B dialect, wandb_files.py's shape)."""
+
+    def __init__(self, row: ArtifactRow, path: str, md5: str, size: int, info: Info) -> None:
+        context = info.context
+        md5_hex = hex_of_md5(md5)
+        self.id = encode_id("File", int(numeric_id(f"{row.id}/{path}")))
+        self.name = path
+        self.displayName = path.rsplit("/", 1)[-1]
+        self.storagePath = f"{row.entity}/{md5_hex}"
+        self.digest = md5
+        self.sizeBytes = size
+        self.mimetype = mimetypes.guess_type(path)[0] or "application/octet-stream"
+        self.updatedAt = wandb_time(row.updated_at)
+        self._md5 = md5
+        token = blob_token(context.signer, row.entity, md5_hex, DOWNLOAD_PURPOSE)
+        self.directUrl = f"{context.base_url}/artifacts/{row.entity}/{md5_hex}?token={token}"
+
+    def url(self, _info: Any, upload: bool | None = None) -> str:
+        if upload:
+            raise ApiError(
+                "BAD_REQUEST", "an artifact's files cannot be uploaded again (its manifest is final)"
+            )
+        return self.directUrl
+
+    def md5(self, _info: Any) -> str:
+        return self._md5
+
+
+def files_page(
+    row: ArtifactRow,
+    info: Info,
+    names: list[str] | None = None,
+    after: str | None = None,
+    first: int | None = None,
+) -> dict[str, Any]:
+    found = manifest_files(row)
+    if names:
+        wanted = set(names)
+        found = [entry for entry in found if entry[0] in wanted]
+    return page([_FileNode(row, *entry, info) for entry in found], first, after)
+
+
+def files_by_entries(
+    row: ArtifactRow,
+    info: Info,
+    storageLayout: str,
+    manifestVersion: str,
+    entries: list[dict[str, Any]] | None = None,
+    storageRegion: str | None = None,
+) -> dict[str, Any]:
+    if entries is None:
+        return files_page(row, info)
+    stored = {path: (md5, size) for path, md5, size in manifest_files(row)}
+    nodes = []
+    for entry in entries:
+        known = stored.get(entry["name"])
+        if known is None or known[0] != entry["digest"]:
+            raise ApiError(
+                "NOT_FOUND",
+                f"artifact version {row.collection}:{row.version} has no file {entry['name'][:200]!r}",
+            )
+        nodes.append(_FileNode(row, entry["name"], known[0], known[1], info))
+    return page(nodes, None, None)
+
+
+def current_manifest(row: ArtifactRow, info: Info) -> dict[str, Any] | None:
+    if row.manifest is None:
+        return None
+    token = manifest_token(info.context.signer, row.entity, row.id)
+    return {
+        "id": encode_id("ArtifactManifest", row.id),
+        "file": {
+            "id": encode_id("File", row.id),
+            "directUrl": f"{info.context.base_url}/artifact-manifests/{row.entity}/{row.id}?token={token}",
+            "uploadUrl": None,
+            "uploadHeaders": [],
+        },
+    }
