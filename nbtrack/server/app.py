@@ -193,7 +193,9 @@ class Endpoints:
 
     async def _caller(self, request: Request) -> str:
         """The entity the request acts as (ApiError UNAUTHENTICATED without a valid key)."""
-        return await run_in_threadpool(self.auth.entity, request.headers.get("authorization"))
+        header = request.headers.get("authorization")
+        known = self.auth.known_entity(header)
+        return known if known is not None else await run_in_threadpool(self.auth.entity, header)
 
     def _run_path(self, request: Request, caller: str) -> tuple[str, str, str]:
         """The checked (entity, project, run) of a /files/ path; NOT_FOUND if not the caller's entity."""
