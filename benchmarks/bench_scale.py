@@ -3,7 +3,7 @@
 
     python benchmarks/bench_scale.py [--runs 50,200,500] [--rows 3000] [--batch 250] [--kill 200]
                                      [--offered 50000] [--offered-runs 200] [--interval 15]
-                                     [--offered-seconds 60] [--quick] [--db postgresql+psycopg://...]
+                                     [--offered-seconds 75] [--quick] [--db postgresql+psycopg://...]
 
 Each simulated run does what a client does: `upsertBucket`, `CreateRunFiles` and the upload of a
 small file, then file-stream posts of history rows, then the post that completes the run. Two
@@ -13,8 +13,9 @@ kinds of phase:
   the latencies are mostly each post waiting behind the others (closed loop, no think time).
 - offered load (--offered rows/s from --offered-runs runs): each run logs its share of the rows
   continuously and posts what it logged every --interval seconds (wandb-core's file-stream
-  cadence, 15 s), the runs' posts spread over the interval. The rows/s stored and the latency a
-  client sees at that load. A request that fails
+  cadence, 15 s), the runs starting spread over one interval. Measured over the window in which
+  every run logs (from one interval in to --offered-seconds): the rows/s of the posts answered in
+  it and the latency of the posts sent in it, what a client sees at that load. A request that fails
 (a refused connection, a 5xx) is retried after 0.2 s, as the clients do, and counted. After each
 phase the database is asked how many history lines each run holds: rows lost (sent and
 acknowledged, not stored) must be 0.
@@ -141,6 +142,10 @@ class Tally:
     rows_acknowledged: int = 0
     first_request: float = float("inf")
     last_answer: float = 0.0
+    # An offered-load phase: its posts (sent, answered, rows), and the window in which every run
+    # was logging, over which its rows/s and latencies are taken.
+    posts: list[tuple[float, float, int]] = field(default_factory=list)
+    window: tuple[float, float] | None = None
 
 
 async def call(conn: Connection, tally: Tally, method: str, target: str, body: bytes, kind: str) -> bytes:
@@ -227,24 +232,25 @@ class Cadence:
 
     rows_per_second: float
     interval: float
-    seconds: float
+    seconds: float  # how long each run logs (its start is its own: see paced_load)
 
     @property
     def rows(self) -> int:
         return int(self.rows_per_second * self.seconds)
 
 
-async def paced_run(
-    conn: Connection, stream: str, cadence: Cadence, start: float, phase: float, tally: Tally
-) -> None:
+async def paced_run(conn: Connection, stream: str, cadence: Cadence, start: float, tally: Tally) -> None:
+    """A run logging from start (event-loop time) on for cadence.seconds, posting every interval."""
     loop = asyncio.get_running_loop()
-    sent, tick, end = 0, start + phase, start + cadence.seconds
+    sent, tick, end = 0, start + cadence.interval, start + cadence.seconds
     try:
         while sent < cadence.rows:
             await asyncio.sleep(max(0.0, min(tick, end) - loop.time()))
             due = min(cadence.rows, int(cadence.rows_per_second * (loop.time() - start)))
             if due > sent:
-                await call(conn, tally, "POST", stream, history_post(sent, due, cadence.rows), "file_stream")
+                began = time.perf_counter()
+                await call(conn, tally, "POST", stream, history_post(sent, due, cadence.rows), "paced post")
+                tally.posts.append((began, time.perf_counter(), due - sent))
                 tally.rows_acknowledged += due - sent
                 sent = due
             tick = max(tick + cadence.interval, loop.time())
@@ -257,16 +263,19 @@ async def paced_run(
 
 
 async def paced_load(url: str, key: str, project: str, runs: int, cadence: Cadence) -> Tally:
-    """Offered load: every run opened first, then all of them logging and posting on their cadence
-    from one common start, so that the aggregate offered is runs * rows_per_second throughout."""
+    """Offered load: every run opened first; then run i starts logging i/runs of an interval after
+    the first, as independent clients would, so that from one interval in until the first run ends
+    all of them log: runs * rows_per_second offered. That window is what the phase measures."""
+    if cadence.seconds < 2 * cadence.interval:
+        raise ValueError("the offered-load phase needs --offered-seconds of at least two intervals")
     setup, tally = Tally(), Tally()
     conns = [connect(url, key) for _ in range(runs)]
     streams = await asyncio.gather(*(open_run(c, project, f"r{i}", setup) for i, c in enumerate(conns)))
-    start = asyncio.get_running_loop().time() + 0.1
-    tally.first_request = time.perf_counter() + 0.1  # the load's window starts with the logging
+    start, now = asyncio.get_running_loop().time() + 0.1, time.perf_counter() + 0.1
+    tally.window = (now + cadence.interval, now + cadence.seconds)
     await asyncio.gather(
         *(
-            paced_run(conn, stream, cadence, start, cadence.interval * i / runs, tally)
+            paced_run(conn, stream, cadence, start + cadence.interval * i / runs, tally)
             for i, (conn, stream) in enumerate(zip(conns, streams, strict=True))
         )
     )
@@ -352,10 +361,18 @@ class Phase:
 
     @property
     def rows_per_second(self) -> float:
-        return self.stored / self.seconds
+        """Rows stored / the phase's time; an offered-load phase: rows answered within its window."""
+        if self.tally.window is None:
+            return self.stored / self.seconds
+        first, last = self.tally.window
+        return sum(rows for _, done, rows in self.tally.posts if first <= done <= last) / (last - first)
 
     def latency_ms(self, quantile: float) -> float:
+        """A file-stream post's latency; an offered-load phase: of the posts sent within its window."""
         values = sorted(self.tally.stream_latencies)
+        if self.tally.window is not None:
+            first, last = self.tally.window
+            values = sorted(done - sent for sent, done, _ in self.tally.posts if first <= sent <= last)
         if not values:
             return float("nan")
         return 1000 * values[min(len(values) - 1, int(quantile * len(values)))]
@@ -423,7 +440,8 @@ def print_table(phases: list[Phase]) -> None:
         "saturation: each run posts its next batch as soon as the last is answered: the most rows/s "
         "the deployment stores; its latencies are mostly waiting behind the other runs' posts.\n"
         "offered: each run posts every interval what it logged meanwhile (wandb-core's cadence), the "
-        "runs together offering the rows/s named: the latency a client sees at that load."
+        "runs together offering the rows/s named; rows/s and latencies over the window in which every "
+        "run logs (rows/s: rows of the posts answered in it): what a client sees at that load."
     )
     saturated = {p.runs: p for p in phases if p.name.startswith("saturation")}
     offered = [p for p in phases if p.name.startswith("offered")]
@@ -476,13 +494,16 @@ def main() -> int:
         help="seconds between a run's posts in the offered-load phase (default: wandb-core's)",
     )
     parser.add_argument(
-        "--offered-seconds", type=float, default=60.0, help="how long the offered-load phase logs"
+        "--offered-seconds",
+        type=float,
+        default=75.0,
+        help="how long each run of the offered-load phase logs (measured: all but the first interval)",
     )
     parser.add_argument("--quick", action="store_true", help="a small run of every phase (smoke test)")
     args = parser.parse_args()
     if args.quick:
         args.runs, args.rows, args.batch, args.kill = "10", 1000, 50, 10
-        args.offered, args.offered_runs, args.interval, args.offered_seconds = 2000, 10, 0.5, 2.0
+        args.offered, args.offered_runs, args.interval, args.offered_seconds = 2000, 10, 0.5, 2.5
     counts = [int(n) for n in args.runs.split(",") if n.strip()]
     base = args.db or os.environ.get("NBTRACK_TEST_POSTGRES_URL")
     if not base:
@@ -574,6 +595,14 @@ def main() -> int:
                 )
             )
         print_table(phases)
+        for name, replica in zip("ab", replicas, strict=True):
+            # What the retries met, when a replica failed requests (the killed replica's restart aside).
+            failures = [line for line in replica.log().splitlines() if "ERROR" in line or "Error:" in line]
+            if failures:
+                print(f"replica {name}: {len(failures)} errors logged, the first: {failures[0][:300]}")
+        upstream = [line for line in balancer.error_log().splitlines() if "upstream" in line]
+        if upstream:
+            print(f"nginx: {len(upstream)} upstream errors logged, the first: {upstream[0][:300]}")
         return 0 if all(p.lost == 0 for p in phases) else 1
 
 
