@@ -224,8 +224,15 @@ def create_app(config: ServerConfig, store: Store) -> Starlette:
     middleware = [Middleware(BodyDeadline, body_timeout=config.body_timeout)]
     if config.rate_limit > 0:
         limiter = RateLimiter(config.rate_limit, config.rate_burst)
+        auth = endpoints.auth
         middleware.insert(
-            0, Middleware(RateLimitMiddleware, limiter=limiter, key_entity=endpoints.auth.key_entity)
+            0,
+            Middleware(
+                RateLimitMiddleware,
+                limiter=limiter,
+                key_entity=auth.key_entity,
+                known_entity=auth.known_entity,
+            ),
         )
     if is_loopback(config.host) or config.allowed_hosts:  # the rule is hosts.py's docstring
         middleware.insert(0, Middleware(HostCheck, allowed=frozenset(config.allowed_hosts)))
