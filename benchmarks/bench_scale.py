@@ -248,8 +248,9 @@ async def paced_run(conn: Connection, stream: str, cadence: Cadence, start: floa
             await asyncio.sleep(max(0.0, min(tick, end) - loop.time()))
             due = min(cadence.rows, int(cadence.rows_per_second * (loop.time() - start)))
             if due > sent:
+                body = history_post(sent, due, cadence.rows)
                 began = time.perf_counter()
-                await call(conn, tally, "POST", stream, history_post(sent, due, cadence.rows), "paced post")
+                await call(conn, tally, "POST", stream, body, "paced post")
                 tally.posts.append((began, time.perf_counter(), due - sent))
                 tally.rows_acknowledged += due - sent
                 sent = due
