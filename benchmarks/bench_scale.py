@@ -2,11 +2,20 @@
 `nbtrack server` replicas on one PostgreSQL database, on this machine.
 
     python benchmarks/bench_scale.py [--runs 50,200,500] [--rows 3000] [--batch 250] [--kill 200]
-                                     [--quick] [--db postgresql+psycopg://...]
+                                     [--offered 50000] [--offered-runs 200] [--interval 15]
+                                     [--offered-seconds 75] [--quick] [--db postgresql+psycopg://...]
 
 Each simulated run does what a client does: `upsertBucket`, `CreateRunFiles` and the upload of a
-small file, then file-stream posts of --batch history rows each (the next as soon as the last is
-answered, as nbtrack's sender does), then the post that completes the run. A request that fails
+small file, then file-stream posts of history rows, then the post that completes the run. Two
+kinds of phase:
+- saturation (one per --runs): each run posts --batch rows, the next post as soon as the last is
+  answered. The most rows/s the deployment stores; with hundreds of runs in flight on two cores
+  the latencies are mostly each post waiting behind the others (closed loop, no think time).
+- offered load (--offered rows/s from --offered-runs runs): each run logs its share of the rows
+  continuously and posts what it logged every --interval seconds (wandb-core's file-stream
+  cadence, 15 s), the runs starting spread over one interval. Measured over the window in which
+  every run logs (from one interval in to --offered-seconds): the rows/s of the posts answered in
+  it and the latency of the posts sent in it, what a client sees at that load. A request that fails
 (a refused connection, a 5xx) is retried after 0.2 s, as the clients do, and counted. After each
 phase the database is asked how many history lines each run holds: rows lost (sent and
 acknowledged, not stored) must be 0.
@@ -53,6 +62,11 @@ ENTITY = "team"  # the runs' entity: the benchmark's API key acts as it, as a te
 RETRY_SECONDS = 0.2
 GIVE_UP_SECONDS = 120.0  # a run's request that has not succeeded by then is counted failed
 TARGETS = {"rows/s (200 runs)": 50_000, "p99 file_stream (ms)": 500, "rows lost": 0}
+COMPLETE = b'{"complete": true, "exitcode": 0}'
+# wandb-core's file stream posts at most once per 15 s unless x_file_stream_transmit_interval
+# says otherwise (defaultTransmitInterval in core/internal/filestream/filestream.go; wandb 0.31's
+# settings leave it unset): what a run logged meanwhile goes in one post.
+WANDB_TRANSMIT_INTERVAL = 15.0
 
 
 class HttpError(Exception):
@@ -128,6 +142,10 @@ class Tally:
     rows_acknowledged: int = 0
     first_request: float = float("inf")
     last_answer: float = 0.0
+    # An offered-load phase: its posts (sent, answered, rows), and the window in which every run
+    # was logging, over which its rows/s and latencies are taken.
+    posts: list[tuple[float, float, int]] = field(default_factory=list)
+    window: tuple[float, float] | None = None
 
 
 async def call(conn: Connection, tally: Tally, method: str, target: str, body: bytes, kind: str) -> bytes:
@@ -160,48 +178,109 @@ def graphql(query: str, variables: dict[str, object]) -> bytes:
     return json.dumps({"query": query, "variables": variables}).encode()
 
 
-async def one_run(url: str, key: str, project: str, run: str, rows: int, batch: int, tally: Tally) -> None:
+async def open_run(conn: Connection, project: str, run: str, tally: Tally) -> str:
+    """What a client does before it streams: upsertBucket, CreateRunFiles and the upload of a small
+    file; the run's file-stream path."""
+    upsert = graphql(UPSERT_BUCKET, {"name": run, "project": project})
+    await call(conn, tally, "POST", "/graphql", upsert, "upsert")
+    files = graphql(CREATE_RUN_FILES, {"project": project, "run": run, "files": ["notes.txt"]})
+    answer = await call(conn, tally, "POST", "/graphql", files, "CreateRunFiles")
+    upload = urlsplit(json.loads(answer)["data"]["createRunFiles"]["files"][0]["uploadUrl"])
+    await call(conn, tally, "PUT", f"{upload.path}?{upload.query}", os.urandom(10_000), "upload")
+    return f"/files/{ENTITY}/{project}/{run}/file_stream"
+
+
+def history_post(first: int, stop: int, rows: int) -> bytes:
+    """A file-stream post of history rows first..stop-1 (of a run of `rows` rows)."""
+    lines = [
+        f'{{"_step": {s}, "_runtime": {s * 0.01!r}, "loss": {1 / (s + 1)!r}, "acc": {s / rows!r}, '
+        '"lr": 0.0003}'
+        for s in range(first, stop)
+    ]
+    return json.dumps({"files": {"wandb-history.jsonl": {"offset": first, "content": lines}}}).encode()
+
+
+def connect(url: str, key: str) -> Connection:
     parts = urlsplit(url)
     authorization = "Authorization: Basic " + base64.b64encode(f"api:{key}".encode()).decode() + "\r\n"
-    conn = Connection(parts.hostname or "127.0.0.1", parts.port or 80, authorization)
+    return Connection(parts.hostname or "127.0.0.1", parts.port or 80, authorization)
+
+
+async def one_run(url: str, key: str, project: str, run: str, rows: int, batch: int, tally: Tally) -> None:
+    """Saturation: each post as soon as the last is answered."""
+    conn = connect(url, key)
     try:
-        await call(
-            conn,
-            tally,
-            "POST",
-            "/graphql",
-            graphql(UPSERT_BUCKET, {"name": run, "project": project}),
-            "upsert",
-        )
-        answer = await call(
-            conn,
-            tally,
-            "POST",
-            "/graphql",
-            graphql(CREATE_RUN_FILES, {"project": project, "run": run, "files": ["notes.txt"]}),
-            "CreateRunFiles",
-        )
-        upload = urlsplit(json.loads(answer)["data"]["createRunFiles"]["files"][0]["uploadUrl"])
-        await call(conn, tally, "PUT", f"{upload.path}?{upload.query}", os.urandom(10_000), "upload")
-        stream = f"/files/{ENTITY}/{project}/{run}/file_stream"
+        stream = await open_run(conn, project, run, tally)
         for offset in range(0, rows, batch):
-            lines = [
-                json.dumps(
-                    {"_step": s, "_runtime": s * 0.01, "loss": 1 / (s + 1), "acc": s / rows, "lr": 3e-4}
-                )
-                for s in range(offset, min(offset + batch, rows))
-            ]
-            body = json.dumps(
-                {"files": {"wandb-history.jsonl": {"offset": offset, "content": lines}}}
-            ).encode()
-            await call(conn, tally, "POST", stream, body, "file_stream")
-            tally.rows_acknowledged += len(lines)
-        await call(conn, tally, "POST", stream, b'{"complete": true, "exitcode": 0}', "file_stream")
+            stop = min(offset + batch, rows)
+            await call(conn, tally, "POST", stream, history_post(offset, stop, rows), "file_stream")
+            tally.rows_acknowledged += stop - offset
+        await call(conn, tally, "POST", stream, COMPLETE, "file_stream")
     except RuntimeError as exc:
         tally.failed_runs += 1
         print(f"  run {run}: {exc}", file=sys.stderr)
     finally:
         conn.close()
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """An offered load: each run logs rows_per_second for seconds, and posts what it logged every
+    interval seconds (its first post at `phase` seconds into the interval, so that the runs' posts
+    spread over it as independent clients' do). A post answered late is followed at once by the
+    next, as wandb-core's rate limiter (one token per interval, a burst of one) allows."""
+
+    rows_per_second: float
+    interval: float
+    seconds: float  # how long each run logs (its start is its own: see paced_load)
+
+    @property
+    def rows(self) -> int:
+        return int(self.rows_per_second * self.seconds)
+
+
+async def paced_run(conn: Connection, stream: str, cadence: Cadence, start: float, tally: Tally) -> None:
+    """A run logging from start (event-loop time) on for cadence.seconds, posting every interval."""
+    loop = asyncio.get_running_loop()
+    sent, tick, end = 0, start + cadence.interval, start + cadence.seconds
+    try:
+        while sent < cadence.rows:
+            await asyncio.sleep(max(0.0, min(tick, end) - loop.time()))
+            due = min(cadence.rows, int(cadence.rows_per_second * (loop.time() - start)))
+            if due > sent:
+                body = history_post(sent, due, cadence.rows)
+                began = time.perf_counter()
+                await call(conn, tally, "POST", stream, body, "paced post")
+                tally.posts.append((began, time.perf_counter(), due - sent))
+                tally.rows_acknowledged += due - sent
+                sent = due
+            tick = max(tick + cadence.interval, loop.time())
+        await call(conn, tally, "POST", stream, COMPLETE, "file_stream")
+    except RuntimeError as exc:
+        tally.failed_runs += 1
+        print(f"  {stream}: {exc}", file=sys.stderr)
+    finally:
+        conn.close()
+
+
+async def paced_load(url: str, key: str, project: str, runs: int, cadence: Cadence) -> Tally:
+    """Offered load: every run opened first; then run i starts logging i/runs of an interval after
+    the first, as independent clients would, so that from one interval in until the first run ends
+    all of them log: runs * rows_per_second offered. That window is what the phase measures."""
+    if cadence.seconds < 2 * cadence.interval:
+        raise ValueError("the offered-load phase needs --offered-seconds of at least two intervals")
+    setup, tally = Tally(), Tally()
+    conns = [connect(url, key) for _ in range(runs)]
+    streams = await asyncio.gather(*(open_run(c, project, f"r{i}", setup) for i, c in enumerate(conns)))
+    start, now = asyncio.get_running_loop().time() + 0.1, time.perf_counter() + 0.1
+    tally.window = (now + cadence.interval, now + cadence.seconds)
+    await asyncio.gather(
+        *(
+            paced_run(conn, stream, cadence, start + cadence.interval * i / runs, tally)
+            for i, (conn, stream) in enumerate(zip(conns, streams, strict=True))
+        )
+    )
+    return tally
 
 
 async def load(url: str, key: str, project: str, runs: int, rows: int, batch: int) -> Tally:
@@ -275,6 +354,7 @@ class Phase:
     stored: int
     lost: int
     cpu: dict[str, float]
+    offered: float | None = None  # the rows/s offered (an offered-load phase)
 
     @property
     def seconds(self) -> float:
@@ -282,10 +362,18 @@ class Phase:
 
     @property
     def rows_per_second(self) -> float:
-        return self.stored / self.seconds
+        """Rows stored / the phase's time; an offered-load phase: rows answered within its window."""
+        if self.tally.window is None:
+            return self.stored / self.seconds
+        first, last = self.tally.window
+        return sum(rows for _, done, rows in self.tally.posts if first <= done <= last) / (last - first)
 
     def latency_ms(self, quantile: float) -> float:
+        """A file-stream post's latency; an offered-load phase: of the posts sent within its window."""
         values = sorted(self.tally.stream_latencies)
+        if self.tally.window is not None:
+            first, last = self.tally.window
+            values = sorted(done - sent for sent, done, _ in self.tally.posts if first <= sent <= last)
         if not values:
             return float("nan")
         return 1000 * values[min(len(values) - 1, int(quantile * len(values)))]
@@ -303,11 +391,19 @@ def run_phase(
     kill: ServerProcess | None,
     kill_after: float = 2.0,
     kill_for: float = 10.0,
+    cadence: Cadence | None = None,
 ) -> Phase:
+    """A phase: saturation (each post as soon as the last is answered), or with cadence given the
+    offered load it describes (rows then cadence.rows a run)."""
     project = f"scale-{uuid.uuid4().hex[:6]}"
+    if cadence is not None:
+        rows = cadence.rows
 
     async def main() -> Tally:
-        task = asyncio.create_task(load(url, key, project, runs, rows, batch))
+        if cadence is not None:
+            task = asyncio.create_task(paced_load(url, key, project, runs, cadence))
+        else:
+            task = asyncio.create_task(load(url, key, project, runs, rows, batch))
         if kill is not None:
             await asyncio.sleep(kill_after)
             if task.done():
@@ -322,7 +418,8 @@ def run_phase(
     stored_counts = stored_lines(db_url, project)
     expected = {f"r{i}": rows for i in range(runs)}
     lost = sum(max(0, rows - stored_counts.get(run, 0)) for run in expected) if not tally.failed_runs else -1
-    return Phase(name, runs, rows, tally, sum(stored_counts.values()), lost, cpu)
+    offered = None if cadence is None else cadence.rows_per_second * runs
+    return Phase(name, runs, rows, tally, sum(stored_counts.values()), lost, cpu, offered)
 
 
 def print_table(phases: list[Phase]) -> None:
@@ -340,17 +437,30 @@ def print_table(phases: list[Phase]) -> None:
         line += "".join(f" {phase.cpu[name] / hundred_k:>13.2f} s" for name in components)
         print(line)
     print("(cpu: CPU seconds per 100k rows stored; lost -1: a run gave up, see above)")
-    by_runs = {p.runs: p for p in phases if p.name.startswith("steady")}
-    if 200 in by_runs:
-        p = by_runs[200]
-        print()
-        print("target                          measured      ratio")
-        print(
-            f"rows/s with 200 runs >= 50,000  {p.rows_per_second:>10,.0f}   {p.rows_per_second / 50_000:.2f}x"
+    print(
+        "saturation: each run posts its next batch as soon as the last is answered: the most rows/s "
+        "the deployment stores; its latencies are mostly waiting behind the other runs' posts.\n"
+        "offered: each run posts every interval what it logged meanwhile (wandb-core's cadence), the "
+        "runs together offering the rows/s named; rows/s and latencies over the window in which every "
+        "run logs (rows/s: rows of the posts answered in it): what a client sees at that load."
+    )
+    saturated = {p.runs: p for p in phases if p.name.startswith("saturation")}
+    offered = [p for p in phases if p.name.startswith("offered")]
+    print()
+    print("target                                                 measured      ratio")
+    if 200 in saturated:
+        p = saturated[200]
+        ratio = p.rows_per_second / 50_000
+        print(f"{'rows/s, 200 runs, saturation >= 50,000':<54} {p.rows_per_second:>9,.0f}   {ratio:.2f}x")
+    for p in offered:
+        assert p.offered is not None
+        ratio, p99 = p.rows_per_second / p.offered, p.latency_ms(0.99)
+        stored, latency = (
+            f"rows/s stored of the {p.offered:,.0f} offered",
+            f"p99 file_stream <= 500 ms at {p.name}",
         )
-        print(
-            f"p99 file_stream <= 500 ms       {p.latency_ms(0.99):>10.1f}   {500 / p.latency_ms(0.99):.2f}x"
-        )
+        print(f"{stored:<54} {p.rows_per_second:>9,.0f}   {ratio:.2f}x")
+        print(f"{latency:<54} {p99:>9.1f}   {500 / p99:.2f}x")
     for p in phases:
         print(f"rows lost ({p.name}): {p.lost}")
 
@@ -371,10 +481,30 @@ def main() -> int:
         help="where the replicas keep run files: s3://BUCKET/PREFIX (credentials and endpoint from "
         "the AWS_* variables) or a folder (default: NBTRACK_TEST_S3_URL if set, else a temporary folder)",
     )
+    parser.add_argument(
+        "--offered",
+        type=int,
+        default=50_000,
+        help="rows/s the runs of the offered-load phase log together (0: no such phase)",
+    )
+    parser.add_argument("--offered-runs", type=int, default=200, help="runs of the offered-load phase")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=WANDB_TRANSMIT_INTERVAL,
+        help="seconds between a run's posts in the offered-load phase (default: wandb-core's)",
+    )
+    parser.add_argument(
+        "--offered-seconds",
+        type=float,
+        default=75.0,
+        help="how long each run of the offered-load phase logs (measured: all but the first interval)",
+    )
     parser.add_argument("--quick", action="store_true", help="a small run of every phase (smoke test)")
     args = parser.parse_args()
     if args.quick:
         args.runs, args.rows, args.batch, args.kill = "10", 1000, 50, 10
+        args.offered, args.offered_runs, args.interval, args.offered_seconds = 2000, 10, 0.5, 2.5
     counts = [int(n) for n in args.runs.split(",") if n.strip()]
     base = args.db or os.environ.get("NBTRACK_TEST_POSTGRES_URL")
     if not base:
@@ -422,7 +552,7 @@ def main() -> int:
         for runs in counts:
             phases.append(
                 run_phase(
-                    "steady",
+                    "saturation",
                     balancer.url,
                     key,
                     db_url,
@@ -431,6 +561,22 @@ def main() -> int:
                     args.batch,
                     CpuMeter(components),
                     None,
+                )
+            )
+        if args.offered:
+            cadence = Cadence(args.offered / args.offered_runs, args.interval, args.offered_seconds)
+            phases.append(
+                run_phase(
+                    f"offered {args.offered // 1000}k rows/s",
+                    balancer.url,
+                    key,
+                    db_url,
+                    args.offered_runs,
+                    cadence.rows,
+                    args.batch,
+                    CpuMeter(components),
+                    None,
+                    cadence=cadence,
                 )
             )
         if args.kill:
@@ -450,6 +596,14 @@ def main() -> int:
                 )
             )
         print_table(phases)
+        for name, replica in zip("ab", replicas, strict=True):
+            # What the retries met, when a replica failed requests (the killed replica's restart aside).
+            failures = [line for line in replica.log().splitlines() if "ERROR" in line or "Error:" in line]
+            if failures:
+                print(f"replica {name}: {len(failures)} errors logged, the first: {failures[0][:300]}")
+        upstream = [line for line in balancer.error_log().splitlines() if "upstream" in line]
+        if upstream:
+            print(f"nginx: {len(upstream)} upstream errors logged, the first: {upstream[0][:300]}")
         return 0 if all(p.lost == 0 for p in phases) else 1
 
 

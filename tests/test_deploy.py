@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from nbtrack.cli import _parser
+from nbtrack.server.timeouts import KEEP_ALIVE_SECONDS
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 
@@ -52,3 +53,11 @@ def test_the_image_installs_extras_that_exist() -> None:
     extras = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     [wanted] = re.findall(r"'/src\[([^\]]+)\]'", (DEPLOY / "Dockerfile").read_text())
     assert set(wanted.split(",")) <= set(extras)
+
+
+def test_nginx_drops_an_idle_replica_connection_before_the_replica_does() -> None:
+    # Else a request sent on it as the replica closes it is reset, and nginx takes the replica out.
+    upstream = re.search(r"upstream nbtrack \{(.*?)\}", (DEPLOY / "nginx.conf").read_text(), flags=re.S)
+    assert upstream is not None
+    timeout = re.search(r"^ *keepalive_timeout (\d+)s;", upstream.group(1), flags=re.M)
+    assert timeout is not None and int(timeout.group(1)) < KEEP_ALIVE_SECONDS

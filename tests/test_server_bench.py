@@ -76,9 +76,11 @@ def test_bench_scale_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     for row in (
-        "steady",
+        "saturation",
+        "offered 2k rows/s",
         "replica killed",
-        "rows lost (steady): 0",
+        "rows lost (saturation): 0",
+        "rows lost (offered 2k rows/s): 0",
         "rows lost (replica killed): 0",
     ):
         assert row in result.stdout

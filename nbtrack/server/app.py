@@ -211,7 +211,9 @@ class Endpoints:
 
     async def _caller(self, request: Request) -> str:
         """The entity the request acts as (ApiError UNAUTHENTICATED without a valid key)."""
-        return await run_in_threadpool(self.auth.entity, request.headers.get("authorization"))
+        header = request.headers.get("authorization")
+        known = self.auth.known_entity(header)
+        return known if known is not None else await run_in_threadpool(self.auth.entity, header)
 
     def _run_path(self, request: Request, caller: str) -> tuple[str, str, str]:
         """The checked (entity, project, run) of a /files/ path; NOT_FOUND if not the caller's entity."""
@@ -253,8 +255,15 @@ def create_app(config: ServerConfig, store: Store) -> Starlette:
     middleware = [Middleware(BodyDeadline, body_timeout=config.body_timeout)]
     if config.rate_limit > 0:
         limiter = RateLimiter(config.rate_limit, config.rate_burst)
+        auth = endpoints.auth
         middleware.insert(
-            0, Middleware(RateLimitMiddleware, limiter=limiter, key_entity=endpoints.auth.key_entity)
+            0,
+            Middleware(
+                RateLimitMiddleware,
+                limiter=limiter,
+                key_entity=auth.key_entity,
+                known_entity=auth.known_entity,
+            ),
         )
     if is_loopback(config.host) or config.allowed_hosts:  # the rule is hosts.py's docstring
         middleware.insert(0, Middleware(HostCheck, allowed=frozenset(config.allowed_hosts)))

@@ -99,11 +99,19 @@ def charged(path: str) -> bool:
 class RateLimitMiddleware:
     """Answers 429 RATE_LIMITED to a caller over its budget, before the request is read."""
 
-    def __init__(self, app: ASGIApp, limiter: RateLimiter, key_entity: Callable[[str], str | None]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limiter: RateLimiter,
+        key_entity: Callable[[str], str | None],
+        known_entity: Callable[[str], str | None],
+    ) -> None:
         self.app = app
         self.limiter = limiter
         # Blocking (the store, for a key not seen lately): the entity of a valid key, else None.
         self.key_entity = key_entity
+        # Not blocking: the entity of a key found valid lately, else None (then key_entity decides).
+        self.known_entity = known_entity
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not charged(scope["path"]):
@@ -127,7 +135,10 @@ class RateLimitMiddleware:
     async def _caller(self, scope: Scope) -> str:
         authorization = next((value for name, value in scope["headers"] if name == b"authorization"), None)
         if authorization:
-            entity = await run_in_threadpool(self.key_entity, authorization.decode("latin-1"))
+            header = authorization.decode("latin-1")
+            entity = self.known_entity(header)
+            if entity is None:
+                entity = await run_in_threadpool(self.key_entity, header)
             if entity is not None:
                 return f"entity:{entity}"
         return f"address:{address_of(scope)}"

@@ -1,4 +1,5 @@
-"""The embedded store: every SQL statement nbtrack runs, over SQLAlchemy Core on SQLite or PostgreSQL.
+"""The embedded store: every SQL statement nbtrack runs, over SQLAlchemy Core on SQLite or PostgreSQL
+(and psycopg itself for the file stream's writes on PostgreSQL, pg_stream.py).
 
 `Store` is the one object callers use; its methods come from one module per concept:
 
@@ -6,6 +7,7 @@
   public method being one transaction on its own pooled connection (a Store may be shared by
   threads);
 - writes.py: runs, their lines and their alerts written (`Writes`), of the inserts in upsert.py;
+  on PostgreSQL a file-stream post goes through pg_stream.py (psycopg's pipeline, two round trips);
 - reads.py: projects, runs, their lines and their alerts read (`Reads`);
 - queries.py: the selects reads and writes share (a run by name, evenly spaced samples);
 - system_read.py: the chart of a run's system metrics (its events lines), downsampled as it is read;

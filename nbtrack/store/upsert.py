@@ -66,10 +66,8 @@ class Upserts:
         statement of thousands of placeholders on every call, which cost more than the insert.
         """
         if self._dialect.name == "postgresql":
-            sql = self._unnest_sql(table)
-            for start in range(0, len(rows), ROWS_PER_ARRAY):
-                columns = zip(*rows[start : start + ROWS_PER_ARRAY], strict=True)
-                conn.exec_driver_sql(sql, {f"c{i}": list(column) for i, column in enumerate(columns)})
+            for sql, params in self.array_statements(table, rows):
+                conn.exec_driver_sql(sql, params)
             return
         names = [c.name for c in table.columns]
         chunk = max(1, LINES_PER_STATEMENT // len(names))
@@ -85,6 +83,18 @@ class Upserts:
                     for name, value in zip(names, row, strict=True)
                 }
                 conn.exec_driver_sql(sql, bound)
+
+    def array_statements(
+        self, table: Table, rows: list[tuple[Any, ...]]
+    ) -> list[tuple[str, dict[str, list[Any]]]]:
+        """PostgreSQL: the (SQL, parameters) upserting rows, each column one array (see lines);
+        also what the file stream's pipelined write (pg_stream.py) sends on its own cursor."""
+        sql = self._unnest_sql(table)
+        statements = []
+        for start in range(0, len(rows), ROWS_PER_ARRAY):
+            columns = zip(*rows[start : start + ROWS_PER_ARRAY], strict=True)
+            statements.append((sql, {f"c{i}": list(column) for i, column in enumerate(columns)}))
+        return statements
 
     def _unnest_sql(self, table: Table) -> str:
         """PostgreSQL: upsert the rows of column arrays %(c0)b, %(c1)b, ... (binary parameters)."""

@@ -18,7 +18,7 @@ from typing import Any, Literal, Unpack
 from sqlalchemy import Connection, Table, func, select
 
 from nbtrack import jsonutil
-from nbtrack.store.chart_read import read_lines
+from nbtrack.store.chart_read import HistoryLines, read_lines
 from nbtrack.store.engine import Database
 from nbtrack.store.liveness import heard_from
 from nbtrack.store.queries import find_run_pk, greatest, select_runs
@@ -43,7 +43,7 @@ from nbtrack.store.schema import (
 )
 from nbtrack.vocabulary import ALERT_LEVELS, ALERT_TEXT_MAX, ALERTS_PER_RUN
 
-__all__ = ["ALERTS_PER_RUN", "AlertOutcome", "Writes"]
+__all__ = ["ALERTS_PER_RUN", "AlertOutcome", "Writes", "bucket_summary", "longest_runtime"]
 
 # What add_alert did: stored it, found it stored already (the same alert_key: a replay), held it
 # back (the same title within wait_seconds), or refused it (the run has ALERTS_PER_RUN).
@@ -174,6 +174,20 @@ class Writes(Database):
         if finish is not None:
             check_state(finish[0])
         now = time.time()
+        if self._dialect == "postgresql":  # the server's hot path: two round trips (pg_stream.py)
+            from nbtrack.store import pg_stream  # imports psycopg, the postgresql extra's driver
+
+            return pg_stream.write_post(
+                self._engine,
+                self._upserts,
+                (entity, project, run_id),
+                history_lines=history_lines,
+                output_lines=output_lines,
+                event_lines=event_lines,
+                summary=summary,
+                finish=finish,
+                now=now,
+            )
         with self._write() as conn:
             pk = find_run_pk(conn, entity, project, run_id)
             if pk is None:
@@ -300,9 +314,9 @@ class Writes(Database):
             "last_step": greatest(runs.c.last_step, max(batch.steps)),
             **heard_from(now),
         }
-        runtimes = [row[-1] for row in rollup_rows if row[0] == "_runtime" and row[-1] is not None]
-        if runtimes:
-            values["runtime"] = greatest(runs.c.runtime, max(runtimes))
+        runtime = longest_runtime(rollup_rows)
+        if runtime is not None:
+            values["runtime"] = greatest(runs.c.runtime, runtime)
         conn.execute(runs.update().where(runs.c.pk == pk).values(values))
 
     def _write_rollup(
@@ -324,14 +338,10 @@ class Writes(Database):
         first, last = lines.start // BUCKET_LINES, (lines.stop - 1) // BUCKET_LINES
         head = range(first * BUCKET_LINES, min(lines.start, stored))
         tail = range(lines.stop, min((last + 1) * BUCKET_LINES, stored))
-        all_lines, all_steps, rows = list(lines), list(steps), list(parsed)
+        kept = HistoryLines()
         if head or tail:
             kept = read_lines(conn, pk, [(part.start, part.stop) for part in (head, tail) if part])
-            cut = bisect_left(kept.lines, lines.start)
-            all_lines = [*kept.lines[:cut], *all_lines, *kept.lines[cut:]]
-            all_steps = [*kept.steps[:cut], *all_steps, *kept.steps[cut:]]
-            rows = [*kept.rows[:cut], *rows, *kept.rows[cut:]]
-        summary = summarize(all_lines, all_steps, rows)
+        summary = bucket_summary(lines, steps, parsed, kept)
         if lines.start < stored:
             # Lines were replaced: a key they no longer hold must lose its rows in these buckets.
             conn.execute(
@@ -368,6 +378,26 @@ class Writes(Database):
         project_id = self._project_id(conn, entity, project, now)
         values = new_run_values(project_id, run_id, now)
         return self._upserts.id_of(conn, runs, {"project_id": project_id, "run_id": run_id}, values)
+
+
+def bucket_summary(
+    lines: range, steps: Sequence[int], parsed: Sequence[dict[str, Any]], kept: HistoryLines
+) -> list[RollupRow]:
+    """The rollup of the buckets lines touch: their rows with the buckets' other lines (kept, in
+    line order, none of them in lines)."""
+    all_lines, all_steps, rows = list(lines), list(steps), list(parsed)
+    if kept.lines:
+        cut = bisect_left(kept.lines, lines.start)
+        all_lines = [*kept.lines[:cut], *all_lines, *kept.lines[cut:]]
+        all_steps = [*kept.steps[:cut], *all_steps, *kept.steps[cut:]]
+        rows = [*kept.rows[:cut], *rows, *kept.rows[cut:]]
+    return summarize(all_lines, all_steps, rows)
+
+
+def longest_runtime(summary: Sequence[RollupRow]) -> float | None:
+    """The largest _runtime in a rollup's rows (y_max of key _runtime), None if none has one."""
+    runtimes = [row[-1] for row in summary if row[0] == "_runtime" and row[-1] is not None]
+    return max(runtimes) if runtimes else None
 
 
 def _numbered(pk: int, batch: LineBatch) -> list[tuple[int, int, str]]:
