@@ -26,7 +26,7 @@ from sqlalchemy import create_engine, func, select
 from nbtrack import jsonutil
 from nbtrack.server.compaction import BackendArchive, Compactor, parse_duration
 from nbtrack.server.file_backend import FileBackend, open_file_backend
-from nbtrack.store import ChartRequest, Store
+from nbtrack.store import ChartRequest, LineBatch, Store
 from nbtrack.store.schema import history, history_archives
 from tests import serving
 from tests.pg_database import fresh_database
@@ -187,6 +187,32 @@ def test_a_resumed_run_appends_and_is_compacted_again(where: tuple[str, str]) ->
         assert history_rows(url) == 0
         [record] = archives(url)
         assert record.key != first_key and archive_files(backend) == [record.key.removeprefix("~history/")]
+
+
+def test_a_resumed_runs_file_stream_posts_chart_as_if_never_compacted(
+    where: tuple[str, str], tmp_path: Path
+) -> None:
+    """The server's write (write_stream, PostgreSQL's pipelined path too) into buckets partly
+    archived: each bucket's rollup is computed from its archived lines and the new ones, so the
+    chart reads the same as a store's that was never compacted."""
+    url, files = where
+    backend = open_file_backend(files)
+    request = ChartRequest(("loss",), "_step", None, None, 20, raw_limit=10)
+    with Store(url) as store, Store(f"sqlite:///{tmp_path / 'reference.db'}") as reference:
+        for target in (store, reference):
+            write_run(target, "r", 250)
+        assert [o.result for o in Compactor(store, backend).compact(later())] == ["compacted"]
+        more = [{"_step": 250 + i, "loss": 5.0 + i, "_runtime": 200.0} for i in range(30)]
+        retried = {"_step": 3, "loss": -1.0}
+        for target in (store, reference):
+            target.upsert_run("e", "p", "r", state="running")
+            target.write_stream(
+                "e", "p", "r", history_lines=LineBatch(250, [jsonutil.dumps_str(r) for r in more])
+            )
+            target.write_stream("e", "p", "r", history_lines=LineBatch(3, [jsonutil.dumps_str(retried)]))
+        chart, expected = (target.chart("e", "p", "r", request) for target in (store, reference))
+        assert chart is not None and expected is not None
+        assert chart.series == expected.series
 
 
 def test_only_ended_runs_older_than_the_cutoff_and_a_dry_run_changes_nothing(where: tuple[str, str]) -> None:

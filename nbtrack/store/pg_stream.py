@@ -15,7 +15,9 @@ the driver's own connection in psycopg's pipeline mode, in two batches:
 Same statements, same locks, same order as the general path, so exactly-once and in-order hold
 as they do there: a second writer of the run waits for the lock before it reads the buckets.
 The lines of the buckets are read without the run's line count (the general path bounds them
-by it), which changes nothing: no stored line lies past the count.
+by it), which changes nothing: no stored line lies past the count. A run whose history was
+compacted (archive.py) may hold its buckets' other lines in its archive, which only the general
+path reads: its posts are left to it (write_post answers None), a resumed compacted run being rare.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from nbtrack.store.writes import bucket_summary, longest_runtime
 __all__ = ["write_post"]
 
 _LOCK_RUN = (
-    "SELECT runs.pk, runs.history_line_count FROM runs "
+    "SELECT runs.pk, runs.history_line_count, "
+    "EXISTS (SELECT 1 FROM history_archives WHERE history_archives.run_pk = runs.pk) FROM runs "
     "JOIN projects ON projects.id = runs.project_id JOIN entities ON entities.id = projects.entity_id "
     "WHERE entities.name = %(entity)s AND projects.name = %(project)s AND runs.run_id = %(run)s "
     "FOR UPDATE OF runs"
@@ -78,9 +81,10 @@ def write_post(
     summary: Mapping[str, Any] | None,
     finish: tuple[str, int | None] | None,
     now: float,
-) -> bool:
+) -> bool | None:
     """Store.write_stream on PostgreSQL, its arguments checked (history's steps and parsed rows
-    given); False, and nothing written, if the run is not stored."""
+    given); False, and nothing written, if the run is not stored; None, and nothing written, if
+    its history was compacted (the general path writes it)."""
     entity, project, run_id = names
     run = {"entity": entity, "project": project, "run": run_id}
     has_history = history_lines is not None and bool(history_lines.lines)
@@ -100,7 +104,10 @@ def write_post(
             if found is None:
                 conn.rollback()
                 return False
-            pk, stored = found
+            pk, stored, archived = found
+            if archived:
+                conn.rollback()
+                return None
             fields: dict[str, Any] = {"line_count": None, "last_step": None, "runtime": None}
             if history_lines is not None and has_history:
                 assert history_lines.steps is not None and history_lines.parsed is not None

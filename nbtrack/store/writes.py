@@ -177,7 +177,7 @@ class Writes(Database):
         if self._dialect == "postgresql":  # the server's hot path: two round trips (pg_stream.py)
             from nbtrack.store import pg_stream  # imports psycopg, the postgresql extra's driver
 
-            return pg_stream.write_post(
+            written = pg_stream.write_post(
                 self._engine,
                 self._upserts,
                 (entity, project, run_id),
@@ -188,6 +188,8 @@ class Writes(Database):
                 finish=finish,
                 now=now,
             )
+            if written is not None:
+                return written
         with self._write() as conn:
             pk = find_run_pk(conn, entity, project, run_id)
             if pk is None:
