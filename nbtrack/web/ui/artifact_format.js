@@ -1,4 +1,5 @@
 // Artifact values as the pages show them (pure: node's tests cover it).
+import { LATEST_ALIAS } from "../shared/vocabulary.js";
 import { naturalCompare } from "./model.js";
 
 /** Unix seconds of an ISO 8601 time (the artifact schema's createdAt); null if it is none. */
@@ -15,7 +16,7 @@ export function versionTag(index) {
 /** The alias names of a version ({aliases: [{alias}]}), `latest` first, the others as given. */
 export function aliasNames(version) {
   const names = (version.aliases || []).map((alias) => alias.alias);
-  return [...names.filter((name) => name === "latest"), ...names.filter((name) => name !== "latest")];
+  return [...names.filter((name) => name === LATEST_ALIAS), ...names.filter((name) => name !== LATEST_ALIAS)];
 }
 
 /**

@@ -25,7 +25,8 @@ export function lineageView(artifact, here) {
   const boxes = layout.nodes.map((node) => {
     const inner = [h("span", { class: "lineage-label" }, node.label), h("span", { class: "lineage-detail muted" }, node.detail)];
     const style = `left:${node.x}px;top:${node.y}px;width:${BOX.width}px;height:${BOX.height}px`;
-    const props = { class: `lineage-node lineage-${node.kind}${node.current ? " current" : ""}`, style, dataset: { node: node.key } };
+    // The title holds the whole name a narrow box may cut short.
+    const props = { class: `lineage-node lineage-${node.kind}${node.current ? " current" : ""}`, style, title: `${node.label} (${node.detail})`, dataset: { node: node.key } };
     // The version shown is no link to itself.
     const box = node.current ? h("span", { ...props, "aria-current": "page" }, inner) : navLink(node.href, ...inner);
     if (!node.current) Object.entries(props).forEach(([name, value]) => (name === "dataset" ? Object.assign(box.dataset, value) : box.setAttribute(name, value)));

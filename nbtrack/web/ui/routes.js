@@ -11,6 +11,8 @@
 // The run page's path is also what the notebook panel links to (nbtrack/online/server_run.py), so it
 // must not change. Pure functions: no window, no DOM.
 
+import { LATEST_ALIAS } from "../shared/vocabulary.js";
+
 const seg = (part) => encodeURIComponent(part);
 
 export function projectPath(entity, project) {
@@ -56,7 +58,7 @@ export function parseRoute(pathname, search = "") {
   if (section === "artifacts") {
     if (parts.length === 4 && run === "all") return { page: "artifacts", entity, project, query };
     const [, , , type, collection, version] = parts;
-    if (parts.length === 5 || parts.length === 6) return { page: "artifact", entity, project, type, collection, version: version || "latest", query };
+    if (parts.length === 5 || parts.length === 6) return { page: "artifact", entity, project, type, collection, version: version || LATEST_ALIAS, query };
   }
   return { page: "notFound" };
 }
