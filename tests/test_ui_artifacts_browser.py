@@ -7,7 +7,8 @@ dataset's page with its versions and aliases, its files (one downloaded and comp
 byte), its metadata as a table, its digest and the run that logged it; the lineage graph
 prepare → mnist:v1 → train → classifier:v0 whose boxes are links that lead there; the run page's
 list of what the run logged and used. No console or page error anywhere. Screenshots (light, and
-the artifact page dark) go to test-artifacts/ui-artifacts-*.png.
+the artifact page dark) go to test-artifacts/ui-artifacts-*.png. Each test runs against a server on
+SQLite with a folder, and one on PostgreSQL with S3 (NBTRACK_TEST_POSTGRES_URL, NBTRACK_TEST_S3_URL).
 """
 
 from __future__ import annotations
@@ -75,11 +76,17 @@ class Logged:
         return f"{self.env.server.url}/{self.env.entity}/lineage{path}"
 
 
-@pytest.fixture(scope="module")
-def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Logged]:
+@pytest.fixture(scope="module", params=["sqlite-folder", "postgresql-s3"])
+def logged(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Logged]:
+    """The two runs, logged to a server on SQLite with a folder, or on PostgreSQL with S3."""
     require_wandb()
     tmp = tmp_path_factory.mktemp("ui-artifacts")
-    server = serving.start_server(tmp)
+    if request.param == "sqlite-folder":
+        server = serving.start_server(tmp)
+    else:
+        if not serving.POSTGRES_URL:
+            pytest.skip("set NBTRACK_TEST_POSTGRES_URL to run the server tests on PostgreSQL")
+        server = serving.start_server(tmp, db_url=serving.POSTGRES_URL, files=serving.files_on("s3"))
     try:
         env = _make_env(server, tmp)
         yield Logged(env, env.run(_LOG, timeout=240))
