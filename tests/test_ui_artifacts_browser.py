@@ -149,6 +149,7 @@ def test_the_artifact_pages_show_versions_files_metadata_and_lineage(
     entity, ids = logged.env.entity, logged.ids
     at = f"{entity}/lineage"
     page = page_of.open(logged.url())
+    _shot(page_of, "project")  # the runs page links to the artifacts
     _follow(page, page.get_by_role("link", name="Artifacts", exact=True))
     assert page.url == logged.url("/artifacts/all")
     # The list: a table per type, a row per collection.

@@ -40,7 +40,7 @@ function typeSection(entity, project, type) {
       { dataset: { collection: collection.name } },
       h("td", {}, navLink(artifactPath(entity, project, type.name, collection.name), collection.name)),
       h("td", { class: "num" }, plural(collection.artifacts.totalCount, "version")),
-      h("td", {}, latest ? latest.version : "—"),
+      h("td", {}, latest ? navLink(artifactPath(entity, project, type.name, collection.name, latest.version), latest.version) : "—"),
       h("td", { class: "num" }, latest ? formatBytes(latest.node.size) : "—"),
       h("td", { title: created ? new Date(created * 1000).toLocaleString() : "" }, created ? formatAgo(created) : "—"),
     );
