@@ -17,6 +17,7 @@ __all__ = [
     "HISTOGRAM_TYPE",
     "HISTORY_FILE",
     "IMAGE_TYPE",
+    "LATEST_ALIAS",
     "LIVE_STATES",
     "MEDIA_TYPES",
     "OUTPUT_FILE",
@@ -104,6 +105,10 @@ ALERT_TEXT_MAX = 10_000
 ALERT_WAIT_SECONDS = 60.0
 ALERTS_PER_RUN = 1000  # a run keeps at most this many alerts (the store refuses more)
 
+# The alias an artifact collection's newest committed version always has (W&B's word too): the
+# store moves it at each commit, and a version's page shows it first.
+LATEST_ALIAS = "latest"
+
 
 def js_module() -> str:
     """nbtrack/web/shared/vocabulary.js: the words the front end needs, as this module defines
@@ -120,6 +125,7 @@ def js_module() -> str:
         "CLIENT_CONFIG_KEY": CLIENT_CONFIG_KEY,
         "SUMMARY_KINDS": list(SUMMARY_KINDS),
         "SERIES_COLORS": list(SERIES_COLORS),
+        "LATEST_ALIAS": LATEST_ALIAS,
     }
     lines = ["// Generated from nbtrack/vocabulary.py (python -m nbtrack.vocabulary); do not edit."]
     lines += [f"export const {name} = {json.dumps(value)};" for name, value in words.items()]

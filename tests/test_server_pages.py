@@ -22,8 +22,25 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
-PAGES = ["/", "/local/mnist", "/local/mnist/runs/r1", "/local/mnist/compare", "/local/mnist/compare?runs=a,b"]
-NOT_PAGES = ["/local", "/local/mnist/runs", "/local/mnist/runs/r1/files", "/a/b/c", "/local/mnist/compare/x"]
+PAGES = [
+    "/",
+    "/local/mnist",
+    "/local/mnist/runs/r1",
+    "/local/mnist/compare",
+    "/local/mnist/compare?runs=a,b",
+    "/local/mnist/artifacts/all",
+    "/local/mnist/artifacts/dataset/digits",
+    "/local/mnist/artifacts/dataset/digits/v3",
+]
+NOT_PAGES = [
+    "/local",
+    "/local/mnist/runs",
+    "/local/mnist/runs/r1/files",
+    "/a/b/c",
+    "/local/mnist/compare/x",
+    "/local/mnist/artifacts",
+    "/local/mnist/artifacts/dataset/digits/v3/x",
+]
 
 server = serving.server  # a fresh server per test (these tests create keys)
 

@@ -4,6 +4,8 @@
     GET /{entity}/{project}                   the same shell: a project's runs
     GET /{entity}/{project}/runs/{run}        the same shell: a run
     GET /{entity}/{project}/compare           the same shell: runs side by side
+    GET /{entity}/{project}/artifacts/all     the same shell: a project's artifacts
+    GET /{entity}/{project}/artifacts/{type}/{collection}[/{version}]   the same shell: a version
     GET /static/{path}                        a file under nbtrack/web/ (ui/, shared/, widget/)
 
 No key is needed: the shell holds no data, and the UI reads everything through /graphql with
@@ -112,4 +114,7 @@ def ui_routes() -> list[Route]:
         Route("/{entity}/{project}", _page, methods=_ANY_METHOD),
         Route("/{entity}/{project}/runs/{run}", _page, methods=_ANY_METHOD),
         Route("/{entity}/{project}/compare", _page, methods=_ANY_METHOD),
+        Route("/{entity}/{project}/artifacts/all", _page, methods=_ANY_METHOD),
+        Route("/{entity}/{project}/artifacts/{type}/{collection}", _page, methods=_ANY_METHOD),
+        Route("/{entity}/{project}/artifacts/{type}/{collection}/{version}", _page, methods=_ANY_METHOD),
     ]

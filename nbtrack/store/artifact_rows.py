@@ -23,6 +23,7 @@ from nbtrack.store.schema import (
     projects,
     runs,
 )
+from nbtrack.vocabulary import LATEST_ALIAS
 
 __all__ = [
     "LATEST",
@@ -36,7 +37,7 @@ __all__ = [
     "version_row",
 ]
 
-LATEST = "latest"
+LATEST = LATEST_ALIAS
 _VERSION = re.compile(r"v(\d{1,9})")
 
 

@@ -7,6 +7,8 @@
 // want of a key shows the key form instead; once a key is given, the same page renders again.
 import { AuthError, forgetKey, storedKey } from "./api.js";
 import { fill, h } from "./dom.js";
+import { artifactPage } from "./pages/artifact.js";
+import { artifactsPage } from "./pages/artifacts.js";
 import { compareView } from "./pages/compare.js";
 import { keyForm } from "./pages/key.js";
 import { projectsPage } from "./pages/projects.js";
@@ -20,6 +22,8 @@ const PAGES = {
   runs: runsPage,
   run: runPage,
   compare: compareView,
+  artifacts: artifactsPage,
+  artifact: artifactPage,
   notFound: notFoundPage,
 };
 

@@ -1,4 +1,5 @@
 // Small pieces several pages share: links, state badges, tags, key/value tables, messages.
+import { downloadFile } from "./api.js";
 import { valueText } from "./format.js";
 import { h } from "./dom.js";
 import { RUN_STATES } from "../shared/vocabulary.js";
@@ -39,4 +40,32 @@ export function errorBox(error) {
 
 export function loading(what = "Loading…") {
   return h("p", { class: "muted loading" }, what);
+}
+
+/**
+ * A button that downloads a file (run or artifact file: its signed URL) and says why when it
+ * cannot; onError hears the failure too (the page's ctx.fail: the key form on a refused key).
+ */
+export function downloadButton(url, name, onError) {
+  const status = h("span", { class: "muted file-status", role: "status" });
+  const button = h("button", {
+    type: "button",
+    class: "button small",
+    "aria-label": `Download ${name}`,
+    on: {
+      click: async () => {
+        button.disabled = true;
+        status.textContent = "";
+        try {
+          await downloadFile(url, name.split("/").pop());
+        } catch (error) {
+          status.textContent = error.message;
+          onError(error);
+        } finally {
+          button.disabled = false;
+        }
+      },
+    },
+  }, "Download");
+  return [button, status];
 }

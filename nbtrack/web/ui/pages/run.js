@@ -5,7 +5,7 @@
 // visible: new points, console lines and summary values appear without a reload, and when the run
 // ends the page reads it once more (files are often saved at the end) and stops.
 import { formatBytes, formatDuration, formatNumber } from "../../shared/chart.js";
-import { downloadFile, graphql } from "../api.js";
+import { graphql } from "../api.js";
 import { createChartSection } from "../charts.js";
 import { fill, h } from "../dom.js";
 import { formatAgo, plural, summaryText } from "../format.js";
@@ -15,9 +15,10 @@ import { MEDIA_STEPS, fileCache, isMedia, renderMedia } from "../media.js";
 import { chartSeries, consoleLine, naturalCompare, normalizeRun, stepMetrics } from "../model.js";
 import { MEDIA_HISTORY, OUTPUT_PAGE, RUN, RUN_CHART, RUN_LIVE, RUN_OUTPUT } from "../queries.js";
 import { projectPath, xAxisOf } from "../routes.js";
+import { runArtifactsSection } from "../run_artifacts.js";
 import { runControls } from "../run_edit.js";
 import { createSystemSection } from "../system.js";
-import { errorBox, keyValueTable, navLink, stateBadge, tagList } from "../widgets.js";
+import { downloadButton, errorBox, keyValueTable, navLink, stateBadge, tagList } from "../widgets.js";
 
 const LIVE_MS = 1000;
 
@@ -48,6 +49,8 @@ export async function runPage(main, route, ctx) {
   const system = createSystemSection({ entity, project, ids: [route.run], labels: [route.run], x: view.x, running: () => run.state === "running", signal: ctx.signal, onError: (error) => ctx.fail(error) });
   ctx.onCleanup(() => system.destroy());
   const systemDrawn = system.refresh();
+  const artifactsLoaded = runArtifactsSection(names, ctx.signal);
+  artifactsLoaded.catch(() => {}); // awaited below; a run that does not exist ends the page first
   const first = await graphql(RUN, { ...names, x: view.x, outputLimit: OUTPUT_PAGE }, { signal: ctx.signal });
   if (ctx.signal.aborted) return;
   const raw = first.project && first.project.run;
@@ -79,6 +82,7 @@ export async function runPage(main, route, ctx) {
   const consoleInfo = h("span", { class: "muted" });
   const moreOutput = h("button", { type: "button", class: "button", hidden: true, on: { click: () => loadOutput() } }, "Show more");
   const filesSlot = h("div");
+  const artifactsSlot = h("div");
   const alertsSlot = h("div");
   const alertsSection = h("section", { class: "section", "aria-labelledby": "alerts-title", hidden: true }, h("h2", { id: "alerts-title" }, "Alerts"), alertsSlot);
   const mediaSlot = h("div");
@@ -103,6 +107,7 @@ export async function runPage(main, route, ctx) {
       h("section", { class: "section", "aria-labelledby": "summary-title" }, h("h2", { id: "summary-title" }, "Summary"), summarySlot),
     ),
     h("section", { class: "section", "aria-labelledby": "console-title" }, h("div", { class: "section-head" }, h("h2", { id: "console-title" }, "Console output"), consoleInfo, moreOutput), consoleText),
+    artifactsSlot,
     h("section", { class: "section", "aria-labelledby": "files-title" }, h("h2", { id: "files-title" }, "Files"), filesSlot),
   );
 
@@ -172,27 +177,7 @@ export async function runPage(main, route, ctx) {
           [...files]
             .sort((a, b) => naturalCompare(a.name, b.name))
             .map((file) => {
-              const status = h("span", { class: "muted file-status", role: "status" });
-              const button = h("button", {
-                type: "button",
-                class: "button small",
-                "aria-label": `Download ${file.name}`,
-                on: {
-                  click: async () => {
-                    button.disabled = true;
-                    status.textContent = "";
-                    try {
-                      await downloadFile(file.url, file.name.split("/").pop());
-                    } catch (error) {
-                      status.textContent = error.message;
-                      ctx.fail(error);
-                    } finally {
-                      button.disabled = false;
-                    }
-                  },
-                },
-              }, "Download");
-              return h("tr", { dataset: { file: file.name } }, h("td", { class: "value" }, file.name), h("td", { class: "num" }, formatBytes(file.sizeBytes)), h("td", {}, formatAgo(file.updatedAt)), h("td", {}, button, status));
+              return h("tr", { dataset: { file: file.name } }, h("td", { class: "value" }, file.name), h("td", { class: "num" }, formatBytes(file.sizeBytes)), h("td", {}, formatAgo(file.updatedAt)), h("td", {}, downloadButton(file.url, file.name, ctx.fail)));
             }),
         ),
       ),
@@ -277,8 +262,9 @@ export async function runPage(main, route, ctx) {
   renderTables();
   renderFiles(raw.files || []);
   takeOutput(raw.output || []);
-  await Promise.all([drawCharts(raw.chart), systemDrawn]);
+  const [, , artifactsSection] = await Promise.all([drawCharts(raw.chart), systemDrawn, artifactsLoaded]);
   if (ctx.signal.aborted) return;
+  artifactsSlot.replaceWith(artifactsSection);
   ctx.ready();
   system.follow();
 

@@ -15,7 +15,7 @@ import { columnStats, groupHeading, groupRuns, statsText } from "../grouping.js"
 import { startPolling } from "../live.js";
 import { normalizeRun } from "../model.js";
 import { RUNS, RUNS_LIMIT } from "../queries.js";
-import { comparePath, runPath } from "../routes.js";
+import { artifactsPath, comparePath, runPath } from "../routes.js";
 import { STATES, filterRuns, runColumns, sortRuns } from "../table.js";
 import { runViews } from "../run_views.js";
 import { createSelection } from "../selection.js";
@@ -92,7 +92,7 @@ export async function runsPage(main, route, ctx) {
   const tableWrap = h("div", { class: "table-wrap" });
   const limitNote = h("p", { class: "muted", hidden: true });
   const toolbar = h("div", { class: "toolbar" }, search, stateMenu, count, h("span", { class: "spacer" }), h("label", { class: "check" }, "Group by", groupMenu), menuSlot, compare);
-  fill(main, h("div", { class: "page-head" }, h("h1", {}, project), h("span", { class: "muted" }, entity)), views.node, toolbar, tableWrap, limitNote);
+  fill(main, h("div", { class: "page-head" }, h("h1", {}, project), h("span", { class: "muted" }, entity), h("span", { class: "spacer" }), navLink(artifactsPath(entity, project), "Artifacts")), views.node, toolbar, tableWrap, limitNote);
 
   function columnOf(id) {
     return allColumns.find((c) => c.id === id) || allColumns.find((c) => c.id === "created");
