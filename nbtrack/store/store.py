@@ -28,6 +28,7 @@ from pathlib import Path
 from sqlalchemy import URL
 
 from nbtrack.errors import StoreError
+from nbtrack.store.artifact_gc import ArtifactSweeps
 from nbtrack.store.artifacts import ArtifactVersions
 from nbtrack.store.chart_read import ChartRequest
 from nbtrack.store.compactions import Compactions
@@ -59,7 +60,7 @@ __all__ = [
 DB_FILENAME = "nbtrack.db"
 
 
-class Store(Writes, Reads, RunEdits, ServerKeys, Liveness, Compactions, ArtifactVersions):
+class Store(Writes, Reads, RunEdits, ServerKeys, Liveness, Compactions, ArtifactVersions, ArtifactSweeps):
     """Runs, their history and output, in one SQLAlchemy database (SQLite file or PostgreSQL)."""
 
     @classmethod
