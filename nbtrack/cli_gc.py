@@ -42,7 +42,7 @@ def add_gc_command(
 
 def _gc(args: argparse.Namespace) -> int:
     try:
-        from nbtrack.server.artifact_gc import ArtifactGc
+        from nbtrack.server.artifact_gc import ArtifactGc, GcError
         from nbtrack.server.compaction import parse_duration
         from nbtrack.server.config import resolve_store
         from nbtrack.server.file_backend import open_file_backend
@@ -61,7 +61,11 @@ def _gc(args: argparse.Namespace) -> int:
         return 2
     url, files = resolve_store(args.dir, args.db, getattr(args, "files", None))
     with Store(url) as store:
-        report = ArtifactGc(store, open_file_backend(files)).run(time.time() - age, dry_run=args.dry_run)
+        try:
+            report = ArtifactGc(store, open_file_backend(files)).run(time.time() - age, dry_run=args.dry_run)
+        except GcError as exc:
+            print(f"nbtrack server gc: {exc}", file=sys.stderr)
+            return 1
     verb = "would free" if args.dry_run else "freed"
     print(
         f"{verb} {report.objects:,} object(s), {report.freed_bytes:,} bytes: "

@@ -26,11 +26,15 @@ from nbtrack.server.file_backend import FileBackend, StoredObject
 from nbtrack.store import Store
 from nbtrack.store.artifact_gc import EntityMarks
 
-__all__ = ["ArtifactGc", "GcReport"]
+__all__ = ["ArtifactGc", "GcError", "GcReport"]
 
 _PREFIX = "~artifacts"  # artifact_files.py's
 _BLOB = re.compile(r"([^/]+)/([0-9a-f]{32})")
 _MANIFEST = re.compile(r"([^/]+)/manifests/([0-9]{1,18})")
+
+
+class GcError(Exception):
+    """gc refused to run (its message says why); nothing was changed."""
 
 
 @dataclass(slots=True)
@@ -71,6 +75,12 @@ class ArtifactGc:
         report = GcReport()
         listed = {stored.key: stored for stored in self.backend.list(_PREFIX)}
         marks = self.store.artifact_gc_marks(cutoff)
+        if any(entity.recorded for entity in marks) and not listed:
+            # Every file recorded and none found: the wrong files, not files all lost.
+            raise GcError(
+                f"the store records artifact files but {self.backend.location} holds none under "
+                f"{_PREFIX}/: is it the server's --files? nothing changed"
+            )
         for entity in marks:
             if self.before_sweep is not None:
                 self.before_sweep(entity)

@@ -138,14 +138,14 @@ class ArtifactSweeps(Database):
             stale = set(_stale_pending(conn, marks.entity_id, cutoff))
             swept = Swept(pending=[version for version in marks.pending if version in stale])
             referenced = _referenced(conn, marks.entity_id)
-            claimed = dict(
-                conn.execute(
+            claimed: dict[str, float] = {}
+            for chunk in _chunks(sorted(marks.blobs)):
+                for md5, at in conn.execute(
                     select(artifact_blobs.c.md5, artifact_blobs.c.created_at).where(
-                        artifact_blobs.c.entity_id == marks.entity_id,
-                        artifact_blobs.c.md5.in_(sorted(marks.blobs)),
+                        artifact_blobs.c.entity_id == marks.entity_id, artifact_blobs.c.md5.in_(chunk)
                     )
-                ).tuples()
-            )
+                ):
+                    claimed[md5] = at
             swept.blobs = {
                 md5: size
                 for md5, size in marks.blobs.items()
