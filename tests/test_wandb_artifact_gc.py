@@ -184,3 +184,26 @@ _EDITS = {"AddAliases", "DeleteAliases", "UpdateArtifact", "DeleteArtifact"}
 
 def _server(client: Proxied) -> serving.ServerProcess:
     return client.env.server
+
+
+_RUN_DELETE = """
+import pathlib, wandb
+pathlib.Path("m.bin").write_bytes(MODEL)
+run = wandb.init(project="arts")
+art = wandb.Artifact("m", type="model")
+art.add_file("m.bin")
+run.log_artifact(art, aliases=["prod"])
+run.finish()
+api = wandb.Api()
+api.run(f"{run.entity}/arts/{run.id}").delete(delete_artifacts=True)
+emit({"exists": [api.artifact_exists(f"{run.entity}/arts/m:{name}") for name in ("v0", "prod")]})
+"""
+
+
+def test_deleting_a_run_with_its_artifacts_lets_gc_free_their_files(wb: tuple[Proxied, list[str]]) -> None:
+    client, where = wb
+    model = b"weights " * 1000
+    out = client.run(_with(_RUN_DELETE, MODEL=model))
+    assert out["exists"] == [False, False]
+    assert _gc(where)[:3] == (1, len(model), 1)
+    assert [key for key in _server(client).stored_files("~artifacts/")] == []
