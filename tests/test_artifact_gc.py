@@ -11,7 +11,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,8 +67,13 @@ class Setup:
     def blobs(self) -> set[str]:
         return {s.key for s in self.backend.list("~artifacts/me") if "/" not in s.key}
 
-    def gc(self, cutoff: float | None = None, dry_run: bool = False, hook: object = None) -> GcReport:
-        gc = ArtifactGc(self.store, self.backend, hook)  # type: ignore[arg-type]
+    def gc(
+        self,
+        cutoff: float | None = None,
+        dry_run: bool = False,
+        hook: Callable[[EntityMarks], object] | None = None,
+    ) -> GcReport:
+        gc = ArtifactGc(self.store, self.backend, hook)
         return gc.run(time.time() + 1 if cutoff is None else cutoff, dry_run=dry_run)
 
 

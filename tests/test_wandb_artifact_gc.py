@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -43,20 +44,16 @@ def wb(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Proxied
             served.stop()
 
 
-def _database(setup: str) -> fresh_database | _NoDatabase:
+@contextmanager
+def _database(setup: str) -> Iterator[str | None]:
+    """None for SQLite (the server's --dir), else a PostgreSQL database of the test's own."""
     if setup == "sqlite-folder":
-        return _NoDatabase()
+        yield None
+        return
     if not serving.POSTGRES_URL:
         pytest.skip("set NBTRACK_TEST_POSTGRES_URL to run the artifact tests on PostgreSQL")
-    return fresh_database(serving.POSTGRES_URL, "nbtrack_gc")
-
-
-class _NoDatabase:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *_exc: object) -> None:
-        return None
+    with fresh_database(serving.POSTGRES_URL, "nbtrack_gc") as url:
+        yield url
 
 
 _SHARED = b"shared by both versions " * 400

@@ -65,7 +65,7 @@ class ArtifactGc:
         self,
         store: Store,
         backend: FileBackend,
-        before_sweep: Callable[[EntityMarks], None] | None = None,
+        before_sweep: Callable[[EntityMarks], object] | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
