@@ -15,6 +15,8 @@
 - server_keys.py: the tracking server's API keys and shared secrets (`ServerKeys`);
 - artifacts.py: artifact versions created and committed, their aliases, lineage and stored blobs
   (`ArtifactVersions`), read by artifact_reads.py (`ArtifactReads`), rows in artifact_rows.py.
+- artifact_gc.py: what `nbtrack server gc` may free, and its locked, re-checking sweep
+  (`ArtifactSweeps`).
 
 Writers are the internal process's sender (local mode), `nbtrack sync` and the tracking server;
 readers are the read API, the CLI and the server.
