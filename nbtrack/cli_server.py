@@ -20,7 +20,8 @@ DEFAULT_ROOT_HELP = "(default $NBTRACK_DIR or ./.nbtrack)"
 _SERVER_USAGE = """\
 %(prog)s [-h] [--host HOST] [--port PORT] [--dir ROOT | --db URL] [options]
        %(prog)s key {create,list} ...
-       %(prog)s compact [--older-than AGE] [--dry-run] [--dir ROOT | --db URL] [--files ...]"""
+       %(prog)s compact [--older-than AGE] [--dry-run] [--dir ROOT | --db URL] [--files ...]
+       %(prog)s gc [--older-than AGE] [--dry-run] [--dir ROOT | --db URL] [--files ...]"""
 _SERVER_EPILOG = """\
 API keys (instead of serving):
   nbtrack server key create ENTITY   print a new API key acting as ENTITY
@@ -28,7 +29,10 @@ API keys (instead of serving):
   (--dir ROOT or --db URL after them: the store that holds the keys)
 
 Compacting finished runs' histories into parquet files (instead of serving):
-  nbtrack server compact             runs ended over a day ago (--older-than AGE, --dry-run)"""
+  nbtrack server compact             runs ended over a day ago (--older-than AGE, --dry-run)
+
+Freeing artifact files no version references (instead of serving):
+  nbtrack server gc                  older than a day (--older-than AGE, --dry-run first)"""
 
 
 def add_server_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -123,6 +127,9 @@ def _server_parser(server: argparse.ArgumentParser) -> None:
     from nbtrack.cli_compact import add_compact_command
 
     add_compact_command(subcommands, _store_options)
+    from nbtrack.cli_gc import add_gc_command
+
+    add_gc_command(subcommands, _store_options)
 
 
 def _store_options(parser: argparse.ArgumentParser, purpose: str) -> None:

@@ -111,6 +111,8 @@ def test_every_argument_of_every_command_has_help_that_fits_its_command() -> Non
         "nbtrack server",
         "nbtrack server key create",
         "nbtrack server key list",
+        "nbtrack server compact",
+        "nbtrack server gc",
         "nbtrack run rename",
         "nbtrack run edit",
         "nbtrack run delete",
@@ -121,6 +123,8 @@ def test_every_argument_of_every_command_has_help_that_fits_its_command() -> Non
     assert "to serve" in dir_help["nbtrack server"]
     assert "holds the keys" in dir_help["nbtrack server key create"]
     assert "holds the keys" in dir_help["nbtrack server key list"]
+    assert "runs to compact" in dir_help["nbtrack server compact"]
+    assert "artifacts to collect" in dir_help["nbtrack server gc"]
     assert all("runs to change" in dir_help[f"nbtrack run {sub}"] for sub in ("rename", "edit", "delete"))
     # only key create and list share one, and run's three subcommands another
     assert len(dir_help.values()) - len(set(dir_help.values())) == 1 + 2

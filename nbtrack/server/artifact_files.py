@@ -116,11 +116,22 @@ class ArtifactFiles:
                     f"the uploaded bytes' MD5 is {digest.hexdigest()}, not {md5_hex} as the URL says: "
                     "not stored (upload the file again)",
                 )
-            await run_in_threadpool(self.backend.put_file, key, temp)
+            await run_in_threadpool(self._store_blob, entity, md5_hex, key, temp, size)
         finally:
             Path(temp).unlink(missing_ok=True)
-        await run_in_threadpool(self.store.record_blob, entity, md5_hex, size)
         return Response(status_code=200)
+
+    def _store_blob(self, entity: str, md5_hex: str, key: str, temp: Path, size: int) -> None:
+        """Write the blob and record it. `nbtrack server gc` may remove an unrecorded object of the
+        same digest (an old orphan it listed before this write) between the two: the record
+        checks, under the entity's lock that gc holds while it removes, that the object is still
+        there; if not, the upload fails (the client sends it again) rather than leave a record
+        without its bytes."""
+        self.backend.put_file(key, temp)
+        if not self.store.record_blob(entity, md5_hex, size, lambda: self.backend.stat(key) is not None):
+            raise ApiError(
+                "CONFLICT", f"artifact file {md5_hex} was removed by gc as it was written: upload it again"
+            )
 
     async def upload_manifest(self, request: Request) -> Response:
         """PUT of a pending version's manifest (signed URL from createArtifactManifest)."""

@@ -2,7 +2,10 @@
 version (docs/wandb-compat.md, "Artifacts"): createArtifact (a PENDING version, or the committed
 one of the same digest), createArtifactFiles (an upload URL for each file whose bytes the entity
 has not stored: the dedup), createArtifactManifest (where the manifest goes), the uploads
-(artifact_files.py), commitArtifact (numbered, aliases moved); and useArtifact (lineage).
+(artifact_files.py), commitArtifact (numbered, aliases moved); and useArtifact (lineage). Then
+what wandb's Api sends to edit one: addAliases and deleteAliases, updateArtifact (its description
+and metadata; Artifact.save() sends all three) and deleteArtifact (Artifact.delete(); the storage
+only that version referenced is freed by `nbtrack server gc`).
 """
 
 from __future__ import annotations
@@ -86,7 +89,7 @@ def _create_artifact_files(_root: None, info: Info, input: dict[str, Any]) -> di
         if spec["artifactID"] not in artifacts:
             artifacts[spec["artifactID"]] = _pending(info, spec["artifactID"])
     hexes = [hex_of_md5(spec["md5"]) for spec in specs]
-    known = context.store.known_blobs(context.entity, hexes)
+    known = context.store.claim_blobs(context.entity, hexes)  # kept by gc for this version
     edges = []
     for spec, md5_hex in zip(specs, hexes, strict=True):
         row = artifacts[spec["artifactID"]]
@@ -172,7 +175,9 @@ def _commit_artifact(_root: None, info: Info, input: dict[str, Any]) -> dict[str
         )
     size = sum(int(entry.get("size") or 0) for _, entry in entries)
     try:
-        committed = context.store.commit_artifact_version(row.id, text, size, len(entries))
+        committed = context.store.commit_artifact_version(
+            row.id, text, size, len(entries), [md5_hex for _, md5_hex in stored]
+        )
     except StoreError as exc:
         raise ApiError("CONFLICT", str(exc)) from None
     backend.delete(key)  # the store keeps it from now on
@@ -190,6 +195,69 @@ def _use_artifact(_root: None, info: Info, input: dict[str, Any]) -> dict[str, A
     except ArtifactsError as exc:
         raise ApiError("NOT_FOUND", str(exc)) from None
     return {"artifact": row}
+
+
+def _alias_inputs(info: Info, row: ArtifactRow, given: list[dict[str, Any]]) -> list[str]:
+    for alias in given:
+        where = (alias["entityName"], alias["projectName"], alias["artifactCollectionName"])
+        if where != (row.entity, row.project, row.collection):
+            raise ApiError(
+                "BAD_REQUEST",
+                f"alias {alias['alias']!r} is for {'/'.join(where)}, not for the artifact's collection "
+                f"{row.entity}/{row.project}/{row.collection}",
+            )
+    return [_alias(alias["alias"]) for alias in given]
+
+
+def _add_aliases(_root: None, info: Info, input: dict[str, Any]) -> dict[str, Any]:
+    row = _mine(info, input["artifactID"])
+    if row.state != "COMMITTED":
+        raise ApiError("CONFLICT", f"artifact {row.collection} is not committed: no alias can name it yet")
+    for alias in _alias_inputs(info, row, input["aliases"]):
+        info.context.store.set_artifact_alias(row.id, alias)
+    return {"success": True}
+
+
+def _delete_aliases(_root: None, info: Info, input: dict[str, Any]) -> dict[str, Any]:
+    row = _mine(info, input["artifactID"])
+    for alias in _alias_inputs(info, row, input["aliases"]):
+        if alias in row.aliases:  # only this version's: an alias moved meanwhile stays where it is
+            info.context.store.remove_artifact_alias(row.entity, row.project, row.collection, alias)
+    return {"success": True}
+
+
+def _update_artifact(_root: None, info: Info, input: dict[str, Any]) -> dict[str, Any]:
+    """Description and metadata; aliases come by addAliases/deleteAliases. Tags and a TTL are
+    not kept by nbtrack: refused when asked for rather than dropped."""
+    row = _mine(info, input["artifactID"])
+    if input.get("tagsToAdd") or input.get("tagsToDelete") or input.get("ttlDurationSeconds") is not None:
+        raise ApiError("BAD_REQUEST", "nbtrack keeps no tags or TTL on artifact versions: not changed")
+    if input.get("aliases"):
+        raise ApiError("BAD_REQUEST", "updateArtifact's aliases are not served: use addAliases/deleteAliases")
+    metadata = input.get("metadata")
+    if isinstance(metadata, str):  # the JSONString scalar hands what it could not parse as is
+        try:
+            metadata = jsonutil.loads(metadata)
+        except ValueError:
+            metadata = None
+    if input.get("metadata") is not None and not isinstance(metadata, dict):
+        raise ApiError("BAD_REQUEST", "input.metadata must be the JSON of an object")
+    try:
+        updated = info.context.store.update_artifact_version(
+            row.id, description=input.get("description"), metadata=metadata
+        )
+    except ArtifactsError as exc:
+        raise ApiError("NOT_FOUND", str(exc)) from None
+    return {"artifact": updated}
+
+
+def _delete_artifact(_root: None, info: Info, input: dict[str, Any]) -> dict[str, Any]:
+    row = _mine(info, input["artifactID"])
+    try:
+        deleted = info.context.store.delete_artifact_version(row.id, bool(input.get("deleteAliases")))
+    except ArtifactsError as exc:
+        raise ApiError("CONFLICT", str(exc)) from None
+    return {"artifact": deleted}
 
 
 def _mine(info: Info, given: str) -> ArtifactRow:
@@ -231,4 +299,8 @@ ARTIFACT_MUTATIONS: dict[str, Resolver] = {
     "updateArtifactManifest": _update_artifact_manifest,
     "commitArtifact": _commit_artifact,
     "useArtifact": _use_artifact,
+    "addAliases": _add_aliases,
+    "deleteAliases": _delete_aliases,
+    "updateArtifact": _update_artifact,
+    "deleteArtifact": _delete_artifact,
 }

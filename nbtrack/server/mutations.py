@@ -107,6 +107,9 @@ def _delete_run(_root: None, info: Info, input: dict[str, Any]) -> dict[str, Any
         refusal = running_refusal(path, bool(input.get("force")))
         if refusal is not None:
             raise ApiError("CONFLICT", refusal)
+    if input.get("deleteArtifacts"):
+        for version in context.store.run_logged_artifacts(entity, project, run_id):
+            context.store.delete_artifact_version(version.id, delete_aliases=True)
     if context.store.delete_run(entity, project, run_id, mark=running) is None:
         raise ApiError("NOT_FOUND", f"run {path} does not exist")  # deleted by another request meanwhile
     # Rows first: files left by a failure below are only bytes, never half a run.

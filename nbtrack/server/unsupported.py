@@ -1,7 +1,7 @@
 """What the W&B dialect does not serve, said plainly instead of as a schema error.
 
 Artifacts are served (artifacts.graphql) but not all of W&B's: registries, portfolios,
-linkArtifact, artifact deletion and the like are not. A request asking for such a field or type
+linkArtifact, collection deletion and the like are not. A request asking for such a field or type
 is refused with one error naming it, not with "Cannot query field 'linkArtifact' on type
 'Mutation'"; the client reports it and the run itself (its rows, its files) goes on. A request
 that is invalid for another reason gets the schema's own errors.
@@ -40,6 +40,7 @@ def unsupported_error(document: DocumentNode, schema: GraphQLSchema) -> GraphQLE
         return None
     return GraphQLError(
         "this part of W&B's artifacts is not served by nbtrack (asked: "
-        f"{', '.join(asked[:5])}): log_artifact, use_artifact, Api().artifact and their lineage are; "
+        f"{', '.join(asked[:5])}): log_artifact, use_artifact, Api().artifact, their lineage, alias edits "
+        "and deleting a version are; "
         "the run's rows, summary and files are kept"
     )

@@ -9,8 +9,14 @@ version: an alias names one version of its collection at a time.
 
 Lineage: the run that logged a version (artifact_versions.run_pk, kept as None once that run is
 deleted) and the runs that used it (artifact_uses). The files themselves are content-addressed
-blobs: `record_blob` notes one whose bytes were received and checked, `known_blobs` says which of
-an entity's digests are stored (what a new version need not upload again).
+blobs: `record_blob` notes one whose bytes were received and checked, `claim_blobs` says which of
+an entity's digests are stored (what a new version need not upload again) and marks them claimed
+now, so that `nbtrack server gc` leaves them to the version about to reference them (its grace
+age, store/artifact_gc.py). Committing checks, under the entity's lock that gc takes too, that
+every blob the manifest lists is still recorded.
+
+Deleting a version removes its row, aliases and uses: its number is never given again (next_index
+only grows), and the blobs only it referenced are freed by the next gc.
 
 This module writes; store/artifact_reads.py reads, and store/artifact_rows.py holds the rows both
 hand out. Used by the tracking server's W&B dialect (server/artifact_*.py); the functions speak of names
@@ -20,7 +26,7 @@ hand out. Used by the tracking server's W&B dialect (server/artifact_*.py); the 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -141,11 +147,13 @@ class ArtifactVersions(ArtifactReads):
             return version_row(conn, int(version_id))
 
     def commit_artifact_version(
-        self, version_id: int, manifest: str, size: int, file_count: int
+        self, version_id: int, manifest: str, size: int, file_count: int, blobs: Collection[str] = ()
     ) -> ArtifactRow:
         """Number the PENDING version (the collection's next index), keep its manifest, and move
         `latest` and the aliases asked for at its creation to it. A version committed already is
-        returned as it is (a retried commit changes nothing)."""
+        returned as it is (a retried commit changes nothing). blobs: the MD5s (hex) the manifest
+        lists, checked recorded under the entity's lock (gc may have freed one): ArtifactsError
+        naming how many are missing."""
         now = time.time()
         with self._write() as conn:
             found = conn.execute(
@@ -159,6 +167,14 @@ class ArtifactVersions(ArtifactReads):
                 raise ArtifactsError(f"artifact version {version_id} does not exist")
             if found.state == "COMMITTED":
                 return version_row(conn, version_id)
+            if blobs:
+                entity_id = lock_entity_of_collection(conn, found.collection_id)
+                missing = set(blobs) - stored_blobs(conn, entity_id, blobs)
+                if missing:
+                    raise ArtifactsError(
+                        f"{len(missing)} file(s) of the artifact are not stored (e.g. {sorted(missing)[0]}): "
+                        "upload them again before committing"
+                    )
             # The collection's row lock orders concurrent commits (replicas): one number each.
             index = conn.execute(
                 select(artifact_collections.c.next_index)
@@ -229,15 +245,102 @@ class ArtifactVersions(ArtifactReads):
                 .on_conflict_do_nothing(index_elements=["version_id", "run_pk"])
             )
 
-    def record_blob(self, entity: str, md5_hex: str, size: int) -> None:
-        """Note that the entity's blob of this MD5 is stored (its bytes checked against it)."""
+    def record_blob(
+        self, entity: str, md5_hex: str, size: int, still_stored: Callable[[], bool] = lambda: True
+    ) -> bool:
+        """Note that the entity's blob of this MD5 is stored (its bytes checked against it), if
+        still_stored() says so under the entity's lock: gc removes objects under that lock, so a
+        blob written just before gc removed it is not recorded (False: write it again)."""
         with self._write() as conn:
             entity_id = self._upserts.id_of(conn, entities, {"name": entity}, {})
+            lock_entity(conn, entity_id)
+            if not still_stored():
+                return False
+            now = time.time()
             conn.execute(
                 self._upserts.insert(artifact_blobs)
-                .values(entity_id=entity_id, md5=md5_hex, size=size, created_at=time.time())
-                .on_conflict_do_nothing(index_elements=["entity_id", "md5"])
+                .values(entity_id=entity_id, md5=md5_hex, size=size, created_at=now)
+                .on_conflict_do_update(index_elements=["entity_id", "md5"], set_={"created_at": now})
             )
+            return True
+
+    def claim_blobs(self, entity: str, md5_hexes: Iterable[str]) -> set[str]:
+        """Those of the MD5s (hex) whose blobs the entity has stored, each marked claimed now (its
+        created_at: gc keeps blobs claimed within its grace age for the pending version that
+        relies on them without uploading them)."""
+        wanted = sorted(set(md5_hexes))
+        found: set[str] = set()
+        with self._write() as conn:
+            entity_id = conn.scalar(select(entities.c.id).where(entities.c.name == entity))
+            if entity_id is None:
+                return found
+            lock_entity(conn, entity_id)
+            found = stored_blobs(conn, entity_id, wanted)
+            for start in range(0, len(wanted), 500):  # bounded IN lists
+                conn.execute(
+                    artifact_blobs.update()
+                    .where(
+                        artifact_blobs.c.entity_id == entity_id,
+                        artifact_blobs.c.md5.in_(wanted[start : start + 500]),
+                    )
+                    .values(created_at=time.time())
+                )
+        return found
+
+    def update_artifact_version(
+        self, version_id: int, *, description: str | None, metadata: dict[str, Any] | None
+    ) -> ArtifactRow:
+        """Set the version's description and metadata (None: left as they are)."""
+        values: dict[str, Any] = {"updated_at": time.time()}
+        if description is not None:
+            values["description"] = description
+        if metadata is not None:
+            values["metadata"] = jsonutil.dumps_str(metadata)
+        with self._write() as conn:
+            conn.execute(
+                artifact_versions.update().where(artifact_versions.c.id == version_id).values(**values)
+            )
+            return version_row(conn, version_id)
+
+    def delete_artifact_version(self, version_id: int, delete_aliases: bool = False) -> ArtifactRow:
+        """Delete the version (committed or pending): its row, its aliases and its uses. Refused
+        (ArtifactsError) while aliases name it, unless delete_aliases; `latest` removed so moves
+        to the collection's newest version left. The row as it was is returned."""
+        with self._write() as conn:
+            row = version_row(conn, version_id)  # ArtifactsError if there is none
+            found = conn.execute(
+                select(artifact_versions.c.collection_id)
+                .where(artifact_versions.c.id == version_id)
+                .with_for_update()
+            ).first()
+            if found is None:
+                raise ArtifactsError(f"artifact version {version_id} does not exist")
+            names = sorted(
+                conn.scalars(
+                    select(artifact_aliases.c.alias).where(artifact_aliases.c.version_id == version_id)
+                )
+            )
+            if names and not delete_aliases:
+                raise ArtifactsError(
+                    f"artifact {row.collection}:{row.version} has aliases ({', '.join(names)}): "
+                    "delete it with delete_aliases=True, or move them first"
+                )
+            conn.execute(artifact_aliases.delete().where(artifact_aliases.c.version_id == version_id))
+            conn.execute(artifact_uses.delete().where(artifact_uses.c.version_id == version_id))
+            conn.execute(artifact_versions.delete().where(artifact_versions.c.id == version_id))
+            if LATEST in names:
+                newest = conn.scalar(
+                    select(artifact_versions.c.id)
+                    .where(
+                        artifact_versions.c.collection_id == found.collection_id,
+                        artifact_versions.c.state == "COMMITTED",
+                    )
+                    .order_by(artifact_versions.c.version_index.desc())
+                    .limit(1)
+                )
+                if newest is not None:
+                    self._set_alias(conn, found.collection_id, LATEST, int(newest))
+            return row
 
     def _set_alias(self, conn: Connection, collection_id: int, alias: str, version_id: int) -> None:
         conn.execute(
@@ -245,3 +348,36 @@ class ArtifactVersions(ArtifactReads):
             .values(collection_id=collection_id, alias=alias, version_id=version_id)
             .on_conflict_do_update(index_elements=["collection_id", "alias"], set_={"version_id": version_id})
         )
+
+
+def lock_entity(conn: Connection, entity_id: int) -> None:
+    """Take the entity's row lock (PostgreSQL; SQLite's writer transaction holds the whole
+    database): what orders blob records, commits and gc's removals of one entity."""
+    conn.execute(select(entities.c.id).where(entities.c.id == entity_id).with_for_update())
+
+
+def lock_entity_of_collection(conn: Connection, collection_id: int) -> int:
+    entity_id = conn.scalar(
+        select(projects.c.entity_id)
+        .select_from(artifact_collections.join(projects))
+        .where(artifact_collections.c.id == collection_id)
+    )
+    assert entity_id is not None  # a collection's project and entity exist
+    lock_entity(conn, int(entity_id))
+    return int(entity_id)
+
+
+def stored_blobs(conn: Connection, entity_id: int, md5_hexes: Iterable[str]) -> set[str]:
+    """Those of the MD5s (hex) recorded for the entity."""
+    wanted = sorted(set(md5_hexes))
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):  # bounded IN lists
+        found.update(
+            conn.scalars(
+                select(artifact_blobs.c.md5).where(
+                    artifact_blobs.c.entity_id == entity_id,
+                    artifact_blobs.c.md5.in_(wanted[start : start + 500]),
+                )
+            )
+        )
+    return found

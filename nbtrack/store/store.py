@@ -17,6 +17,8 @@
 - server_keys.py: the tracking server's API keys and shared secrets (`ServerKeys`);
 - artifacts.py: artifact versions created and committed, their aliases, lineage and stored blobs
   (`ArtifactVersions`), read by artifact_reads.py (`ArtifactReads`), rows in artifact_rows.py.
+- artifact_gc.py: what `nbtrack server gc` may free, and its locked, re-checking sweep
+  (`ArtifactSweeps`).
 
 Writers are the internal process's sender (local mode), `nbtrack sync` and the tracking server;
 readers are the read API, the CLI and the server.
@@ -30,6 +32,7 @@ from pathlib import Path
 from sqlalchemy import URL
 
 from nbtrack.errors import StoreError
+from nbtrack.store.artifact_gc import ArtifactSweeps
 from nbtrack.store.artifacts import ArtifactVersions
 from nbtrack.store.chart_read import ChartRequest
 from nbtrack.store.compactions import Compactions
@@ -61,7 +64,7 @@ __all__ = [
 DB_FILENAME = "nbtrack.db"
 
 
-class Store(Writes, Reads, RunEdits, ServerKeys, Liveness, Compactions, ArtifactVersions):
+class Store(Writes, Reads, RunEdits, ServerKeys, Liveness, Compactions, ArtifactVersions, ArtifactSweeps):
     """Runs, their history and output, in one SQLAlchemy database (SQLite file or PostgreSQL)."""
 
     @classmethod
