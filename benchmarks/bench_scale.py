@@ -447,11 +447,10 @@ def print_table(phases: list[Phase]) -> None:
     saturated = {p.runs: p for p in phases if p.name.startswith("saturation")}
     offered = [p for p in phases if p.name.startswith("offered")]
     print()
+    # The targets (50k rows/s from 200 runs, p99 <= 500 ms) are one load: the offered phase. A
+    # closed loop has no latency target to meet (by Little's law its latency is runs / rows/s), so
+    # its rows/s is shown beside 50k as headroom, not as the target.
     print("target                                                 measured      ratio")
-    if 200 in saturated:
-        p = saturated[200]
-        ratio = p.rows_per_second / 50_000
-        print(f"{'rows/s, 200 runs, saturation >= 50,000':<54} {p.rows_per_second:>9,.0f}   {ratio:.2f}x")
     for p in offered:
         assert p.offered is not None
         ratio, p99 = p.rows_per_second / p.offered, p.latency_ms(0.99)
@@ -463,6 +462,10 @@ def print_table(phases: list[Phase]) -> None:
         print(f"{latency:<54} {p99:>9.1f}   {500 / p99:.2f}x")
     for p in phases:
         print(f"rows lost ({p.name}): {p.lost}")
+    if 200 in saturated:
+        p = saturated[200]
+        headroom = p.rows_per_second / 50_000
+        print(f"saturation, 200 runs (closed loop): {p.rows_per_second:,.0f} rows/s, {headroom:.2f}x 50,000")
 
 
 def main() -> int:
