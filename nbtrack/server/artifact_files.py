@@ -37,6 +37,7 @@ from nbtrack.server.errors import ApiError
 from nbtrack.server.file_backend import FileBackend
 from nbtrack.server.signing import UrlSigner
 from nbtrack.store import Store
+from nbtrack.store.artifact_rows import ArtifactRow
 
 __all__ = [
     "UPLOAD_PURPOSE",
@@ -135,14 +136,8 @@ class ArtifactFiles:
 
     async def upload_manifest(self, request: Request) -> Response:
         """PUT of a pending version's manifest (signed URL from createArtifactManifest)."""
-        entity, version = request.path_params["entity"], request.path_params["version"]
-        if not version.isdigit() or len(version) > 18:
-            raise ApiError("NOT_FOUND", f"no artifact manifest {version[:40]!r}")
-        self.signer.check(
-            request.query_params.get("token"), entity, _PREFIX, "manifest", version, purpose=MANIFEST_PURPOSE
-        )
-        found = await run_in_threadpool(self.store.get_artifact_version, int(version))
-        if found is None or found.entity != entity:
+        entity, version, found = await self._manifest_request(request)
+        if found is None:
             raise ApiError("NOT_FOUND", f"artifact version {version} does not exist")
         if found.state != "PENDING":  # its manifest is the store's now, and final
             raise ApiError(
@@ -156,6 +151,14 @@ class ArtifactFiles:
 
     async def download_manifest(self, request: Request) -> Response:
         """GET of a version's manifest (its directUrl): the store's copy once committed."""
+        _, version, found = await self._manifest_request(request)
+        if found is None or found.manifest is None:
+            raise ApiError("NOT_FOUND", f"artifact version {version} has no committed manifest")
+        return Response(found.manifest, media_type="application/json")
+
+    async def _manifest_request(self, request: Request) -> tuple[str, str, ArtifactRow | None]:
+        """A manifest URL's entity, version id and version (None: none of that entity's), its
+        signature checked."""
         entity, version = request.path_params["entity"], request.path_params["version"]
         if not version.isdigit() or len(version) > 18:
             raise ApiError("NOT_FOUND", f"no artifact manifest {version[:40]!r}")
@@ -163,10 +166,7 @@ class ArtifactFiles:
             request.query_params.get("token"), entity, _PREFIX, "manifest", version, purpose=MANIFEST_PURPOSE
         )
         found = await run_in_threadpool(self.store.get_artifact_version, int(version))
-        text = None if found is None or found.entity != entity else found.manifest
-        if text is None:
-            raise ApiError("NOT_FOUND", f"artifact version {version} has no committed manifest")
-        return Response(text, media_type="application/json")
+        return entity, version, found if found is not None and found.entity == entity else None
 
     def blob_to_serve(self, entity: str, md5_hex: str, token: str | None, caller: str | None) -> str:
         """The key of the blob asked; ApiError unless the caller is its entity or the token is valid."""
