@@ -324,3 +324,42 @@ def test_a_saved_file_over_max_upload_is_named_in_the_server_log(tmp_path: Path)
         ) in served.log()
     finally:
         served.stop()
+
+
+ARTIFACT_TOO_BIG = """
+import hashlib, os, wandb
+folder = os.path.join(os.getcwd(), "data")
+os.makedirs(folder, exist_ok=True)
+big = os.urandom(300_000)
+with open(os.path.join(folder, "big.bin"), "wb") as out:
+    out.write(big)
+run = wandb.init(project="wb", id="big-artifact")
+art = wandb.Artifact("ds", type="dataset")
+art.add_file(os.path.join(folder, "big.bin"))
+run.log_artifact(art)
+run.finish()
+try:
+    wandb.Api().artifact(os.environ["WANDB_ENTITY"] + "/wb/ds:latest")
+    found = True
+except Exception:
+    found = False
+emit({"found": found, "md5": hashlib.md5(big).hexdigest()})
+"""
+
+
+def test_an_artifact_file_over_max_upload_is_named_in_the_server_log(tmp_path: Path) -> None:
+    """An artifact whose file is over `--max-upload`: its PUT is refused (413), the version never
+    commits, and wandb-core says so only in its debug log. The server names the refused file."""
+    require_wandb()
+    served = serving.start_server(tmp_path, extra_args=["--max-upload", "100000"])
+    try:
+        env = _make_env(served, tmp_path)
+        out = env.run(ARTIFACT_TOO_BIG)
+        assert out["found"] is False  # no version of a file never stored
+        wait_for(lambda: out["md5"] in served.log(), 10, "the refusal in the server log")
+        assert (
+            f"refused artifact file {out['md5']} of {env.entity}: "
+            "the body is larger than this server's limit of 100000 bytes (--max-upload)"
+        ) in served.log()
+    finally:
+        served.stop()

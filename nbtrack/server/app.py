@@ -32,7 +32,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nbtrack.server.artifact_files import ArtifactFiles, v2_blob
 from nbtrack.server.auth import CHALLENGE, Authenticator
-from nbtrack.server.body import body_chunks, check_json_type, check_length, parse_object, read_body
+from nbtrack.server.body import (
+    body_chunks,
+    check_json_type,
+    check_length,
+    log_if_too_large,
+    parse_object,
+    read_body,
+)
 from nbtrack.server.byte_range import byte_range
 from nbtrack.server.compaction import BackendArchive
 from nbtrack.server.config import ServerConfig, is_loopback
@@ -148,10 +155,7 @@ class Endpoints:
                 entity, project, run_id, name, body_chunks(request), self.config.max_upload
             )
         except ApiError as exc:
-            if exc.code == "PAYLOAD_TOO_LARGE":  # wandb-core tells no one but its debug log
-                log.warning(
-                    "refused run file %r of %s/%s/%s: %s (--max-upload)", name, entity, project, run_id, exc
-                )
+            log_if_too_large(f"run file {name!r} of {entity}/{project}/{run_id}", exc)
             raise
         return _json({"name": name, "sizeBytes": size})
 

@@ -32,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from nbtrack.server.body import body_chunks, check_length, too_large
+from nbtrack.server.body import body_chunks, check_length, log_if_too_large, too_large
 from nbtrack.server.errors import ApiError
 from nbtrack.server.file_backend import FileBackend
 from nbtrack.server.signing import UrlSigner
@@ -99,6 +99,14 @@ class ArtifactFiles:
         self.signer.check(
             request.query_params.get("token"), entity, _PREFIX, "blob", md5_hex, purpose=UPLOAD_PURPOSE
         )
+        try:
+            await self._receive_blob(request, entity, md5_hex, key)
+        except ApiError as exc:
+            log_if_too_large(f"artifact file {md5_hex} of {entity}", exc)
+            raise
+        return Response(status_code=200)
+
+    async def _receive_blob(self, request: Request, entity: str, md5_hex: str, key: str) -> None:
         check_length(request, self.max_upload)
         temp = await run_in_threadpool(self.backend.temp_path)
         try:
@@ -120,7 +128,6 @@ class ArtifactFiles:
             await run_in_threadpool(self._store_blob, entity, md5_hex, key, temp, size)
         finally:
             Path(temp).unlink(missing_ok=True)
-        return Response(status_code=200)
 
     def _store_blob(self, entity: str, md5_hex: str, key: str, temp: Path, size: int) -> None:
         """Write the blob and record it. `nbtrack server gc` may remove an unrecorded object of the

@@ -7,6 +7,7 @@ and orjson refuses what a database could not store (lone surrogates).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,6 +26,7 @@ __all__ = [
     "check_json_type",
     "check_length",
     "json_kind",
+    "log_if_too_large",
     "parse_object",
     "read_body",
     "too_deep",
@@ -128,3 +130,10 @@ def too_large(what: str, limit: int) -> ApiError:
         f"{what} is larger than this server's limit of {limit} bytes",
         headers={LIMIT_HEADER: str(limit)},
     )
+
+
+def log_if_too_large(what: str, exc: ApiError) -> None:
+    """Name an upload refused for its size in the server's log: wandb-core tells no one but its
+    debug log (a run file, an artifact's file), so the operator is the one who can tell the user."""
+    if exc.code == "PAYLOAD_TOO_LARGE":
+        logging.getLogger("nbtrack.server").warning("refused %s: %s (--max-upload)", what, exc)
