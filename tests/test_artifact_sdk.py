@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,9 @@ import pytest
 import nbtrack
 from nbtrack.artifacts.manifest import CHUNK, md5_of_file, parse_manifest
 from nbtrack.errors import UsageError
-from tests.wandb_client import WandbEnv, wandb_env
+from nbtrack.store.artifact_rows import ArtifactsError
+from tests import serving
+from tests.wandb_client import WandbEnv, _make_env, require_wandb, wandb_env
 
 __all__ = ["wandb_env"]  # the fixture, imported for pytest
 
@@ -135,3 +138,64 @@ def test_parse_manifest_refuses_what_is_not_one_and_keeps_references_apart() -> 
     assert manifest.entries["r"].md5_hex is None
     # What the client sent beyond digest/size is written back as it came.
     assert json.loads(manifest.to_json())["contents"]["a"]["birthArtifactID"] == "QXJ0aWZhY3Q6MQ=="
+
+
+@pytest.fixture
+def dir_wandb_env(tmp_path: Path) -> Iterator[WandbEnv]:
+    """The wandb client against `nbtrack server --dir ROOT` keeping its files in ROOT/files (the
+    server's default there), so that nbtrack.Api(dir=ROOT) reads both its store and its blobs."""
+    require_wandb()
+    port = serving.free_port()
+    root = tmp_path / f"server-{port}" / "root"  # where start_server puts --dir
+    served = serving.start_server(tmp_path, port=port, files=str(root / "files"))
+    try:
+        yield _make_env(served, tmp_path)
+    finally:
+        served.stop()
+
+
+def test_api_reads_and_downloads_a_version_the_wandb_client_logged(
+    dir_wandb_env: WandbEnv, tmp_path: Path
+) -> None:
+    wandb_env = dir_wandb_env
+    root = _tree(tmp_path / "files")
+    wandb_env.run(
+        f"""
+        import wandb
+        run = wandb.init(project="arts", id="maker")
+        art = wandb.Artifact("ds", type="dataset", metadata={{"rows": 2, "split": {{"train": 0.5}}}})
+        art.add_file({str(root / "train.csv")!r})
+        art.add_dir({str(root / "data")!r}, name="data")
+        run.log_artifact(art, aliases=["best"]).wait()
+        run.finish()
+        """
+    )
+    served_dir = wandb_env.server.dir
+    assert served_dir is not None
+    api = nbtrack.Api(dir=served_dir)  # the server's --dir: its store and its files folder
+    art = api.artifact("arts/ds:best")  # the entity found from the project
+    assert (art.name, art.type, art.version, art.entity) == ("ds:v0", "dataset", "v0", wandb_env.entity)
+    assert sorted(art.aliases) == ["best", "latest"]
+    assert art.metadata == {"rows": 2, "split": {"train": 0.5}}
+    assert art.logged_by == "maker"
+    assert art.files() == ["data/a.txt", "data/empty", "data/sub/b.bin", "train.csv"]
+    out = art.download(tmp_path / "out")
+    for name in art.files():
+        source = root / "train.csv" if name == "train.csv" else root / name
+        assert (out / name).read_bytes() == source.read_bytes()
+    assert api.artifact(f"{wandb_env.entity}/arts/ds:v0").digest == art.digest
+    with pytest.raises(ArtifactsError, match="no artifact ds:v7 in"):
+        api.artifact("arts/ds:v7")
+
+    # A blob whose bytes changed on disk: the download names the file, and writes no wrong bytes.
+    entry = art.manifest.entries["data/a.txt"]
+    blob = served_dir / "files" / "~artifacts" / wandb_env.entity / str(entry.md5_hex)
+    blob.write_text("tampered\n")
+    again = tmp_path / "again"
+    with pytest.raises(ArtifactsError, match=r"'data/a\.txt'.*is corrupted"):
+        art.download(again)
+    assert not (again / "data" / "a.txt").exists()
+    assert not [p for p in again.rglob("*.part")]  # no temporary file left behind
+    blob.unlink()
+    with pytest.raises(ArtifactsError, match=r"'data/a\.txt'.*is missing"):
+        art.download(again)
