@@ -20,6 +20,7 @@ from nbtrack.errors import InternalProcessError, NbtrackError, UsageError
 
 if TYPE_CHECKING:
     from nbtrack.api import Api
+    from nbtrack.artifacts.artifact import Artifact
     from nbtrack.extension.explorer import compare, show
     from nbtrack.sdk.media import Histogram, Image, Table
     from nbtrack.sdk.run import Run
@@ -31,6 +32,7 @@ run: Run | None = None  # the run started last by init(), until it finishes
 
 __all__ = [
     "Api",
+    "Artifact",
     "Histogram",
     "Image",
     "InternalProcessError",
@@ -48,6 +50,7 @@ __all__ = [
 
 _LAZY = {  # name -> the module that defines it
     "Api": "nbtrack.api",  # the read API pulls in SQLAlchemy
+    "Artifact": "nbtrack.artifacts.artifact",
     "Histogram": "nbtrack.sdk.media",
     "Image": "nbtrack.sdk.media",
     "Table": "nbtrack.sdk.media",

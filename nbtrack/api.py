@@ -10,6 +10,7 @@
 
 Paths are "project" or "entity/project" for a project, "project/run_id" or
 "entity/project/run_id" for a run (also "entity/project/runs/run_id", as a run's URL spells it).
+`api.artifact("project/name:v1")` reads a logged artifact version (artifacts/stored.py).
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from nbtrack.sdk.values import check_file_name
 from nbtrack.settings import check_base_url, crashed_after, resolve_root
 from nbtrack.store import DB_FILENAME, AlertRow, ChartRequest, ProjectRow, RunRow, Store
 from nbtrack.store.archive import FolderArchive
+from nbtrack.store.artifact_rows import ArtifactsError
 from nbtrack.store.schema import pick_keys
 from nbtrack.vocabulary import CELLS_KEY, CLIENT_CONFIG_KEY
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped, unused-ignore]  # pandas-stubs is optional
 
+    from nbtrack.artifacts.stored import StoredArtifact
     from nbtrack.online.reader import ServerReader
 
 __all__ = ["Api", "RunNotFoundError", "StoredRun"]
@@ -167,6 +170,35 @@ class Api:
                 f"{missing}; Api().runs({where!r}) lists the runs there", missing=missing, project=where
             )
         return self._view(row)
+
+    def artifact(self, path: str) -> StoredArtifact:
+        """The committed artifact version at "project/name:ref" or "entity/project/name:ref" (ref:
+        "v3", "latest" or an alias; none: latest), read from the local store (a server's: not
+        yet). The entity may be left out when one entity has a project so named."""
+        from nbtrack.artifacts.stored import StoredArtifact
+
+        if self.dir is None or not isinstance(self._source, Store):
+            raise UsageError("Api(base_url=...).artifact() is not supported yet: read the artifact with dir=")
+        parts = _split(path, "an artifact path ('project/name:v1' or 'entity/project/name:v1')", (2, 3))
+        name, _, ref = parts[-1].partition(":")
+        project = parts[-2]
+        if len(parts) == 3:
+            entity = parts[0]
+        else:
+            owners = sorted({row.entity for row in self._source.list_projects() if row.name == project})
+            if len(owners) != 1:
+                raise ValueError(
+                    f"{path!r}: project {project!r} is "
+                    + (f"in several entities ({', '.join(owners)})" if owners else f"not {self._where()}")
+                    + "; give the path as 'entity/project/name:version'"
+                )
+            entity = owners[0]
+        row = self._source.find_artifact_version(entity, project, name, ref or "latest")
+        if row is None:
+            raise ArtifactsError(
+                f"no artifact {name}:{ref or 'latest'} in {entity}/{project} {self._where()}"
+            )
+        return StoredArtifact(row, self.dir / "files")
 
     def _view(self, row: RunRow) -> StoredRun:
         if self._reader is not None:

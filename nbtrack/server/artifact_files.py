@@ -21,8 +21,6 @@ without a key).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import re
 from pathlib import Path
@@ -32,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from nbtrack.artifacts.manifest import hex_of_b64_md5
 from nbtrack.server.body import body_chunks, check_length, log_if_too_large, too_large
 from nbtrack.server.errors import ApiError
 from nbtrack.server.file_backend import FileBackend
@@ -56,13 +55,10 @@ MANIFEST_PURPOSE = "artifact-manifest"
 
 def hex_of_md5(md5: str) -> str:
     """The hex form of a base64 MD5 (as W&B's manifests carry it); ApiError BAD_REQUEST if not one."""
-    try:
-        raw = base64.b64decode(md5, validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != 16:
+    md5_hex = hex_of_b64_md5(md5)
+    if md5_hex is None:
         raise ApiError("BAD_REQUEST", f"{md5[:60]!r} is not the base64 of an MD5 digest")
-    return raw.hex()
+    return md5_hex
 
 
 def blob_key(entity: str, md5_hex: str) -> str:

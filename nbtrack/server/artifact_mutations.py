@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from nbtrack import jsonutil
+from nbtrack.artifacts.manifest import parse_manifest
 from nbtrack.server.artifact_files import (
     UPLOAD_PURPOSE,
     blob_token,
@@ -157,14 +158,10 @@ def _commit_artifact(_root: None, info: Info, input: dict[str, Any]) -> dict[str
         )
     text = (backend.read_small(key) or b"").decode("utf-8", "replace")
     try:
-        manifest = jsonutil.loads(text)
-        contents = manifest["contents"]
-        entries = [(path, entry) for path, entry in contents.items() if isinstance(entry, dict)]
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise ApiError(
-            "BAD_REQUEST", f"the manifest of artifact {row.collection} is not a W&B manifest"
-        ) from None
-    stored = [(path, hex_of_md5(entry["digest"])) for path, entry in entries if not entry.get("ref")]
+        manifest = parse_manifest(text)
+    except ValueError as exc:
+        raise ApiError("BAD_REQUEST", f"the manifest of artifact {row.collection}: {exc}") from None
+    stored = [(entry.path, hex_of_md5(entry.digest)) for entry in manifest.stored()]
     known = context.store.known_blobs(row.entity, [md5_hex for _, md5_hex in stored])
     missing = [path for path, md5_hex in stored if md5_hex not in known]
     if missing:
@@ -173,10 +170,9 @@ def _commit_artifact(_root: None, info: Info, input: dict[str, Any]) -> dict[str
             f"artifact {row.collection}: {len(missing)} file(s) not uploaded yet ({', '.join(missing[:3])}): "
             "not committed",
         )
-    size = sum(int(entry.get("size") or 0) for _, entry in entries)
     try:
         committed = context.store.commit_artifact_version(
-            row.id, text, size, len(entries), [md5_hex for _, md5_hex in stored]
+            row.id, text, manifest.size(), len(manifest.entries), [md5_hex for _, md5_hex in stored]
         )
     except StoreError as exc:
         raise ApiError("CONFLICT", str(exc)) from None

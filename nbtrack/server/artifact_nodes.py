@@ -11,7 +11,7 @@ import binascii
 import mimetypes
 from typing import Any
 
-from nbtrack import jsonutil
+from nbtrack.artifacts.manifest import parse_manifest
 from nbtrack.server.artifact_files import DOWNLOAD_PURPOSE, blob_token, hex_of_md5, manifest_token
 from nbtrack.server.errors import ApiError
 from nbtrack.server.resolvers import Info, numeric_id
@@ -66,12 +66,7 @@ def manifest_files(row: ArtifactRow) -> list[tuple[str, str, int]]:
     """(path, base64 MD5, size) of each stored (not referenced) file of the committed manifest."""
     if row.manifest is None:
         return []
-    contents = jsonutil.loads(row.manifest).get("contents") or {}
-    return [
-        (path, entry["digest"], int(entry.get("size") or 0))
-        for path, entry in sorted(contents.items())
-        if isinstance(entry, dict) and not entry.get("ref") and isinstance(entry.get("digest"), str)
-    ]
+    return [(entry.path, entry.digest, entry.size) for entry in parse_manifest(row.manifest).stored()]
 
 
 class _FileNode:

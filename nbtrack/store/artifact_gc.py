@@ -28,15 +28,13 @@ they are unreferenced and old, and the next gc finds their objects missing and d
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, select
 
-from nbtrack import jsonutil
+from nbtrack.artifacts.manifest import parse_manifest
 from nbtrack.store.artifacts import lock_entity, stored_blobs
 from nbtrack.store.engine import Database
 from nbtrack.store.schema import (
@@ -75,21 +73,10 @@ Remove = Callable[[list[int], list[str]], None]  # (pending version ids, blob MD
 
 
 def manifest_blobs(manifest: str) -> set[str]:
-    """The hex MD5s of the stored files a W&B manifest lists (references excluded). Unreadable
-    text yields what could be read: gc must not free a blob for a manifest it misread, so a
-    manifest that is not JSON raises ValueError instead."""
-    contents = jsonutil.loads(manifest).get("contents") or {}
-    found = set()
-    for entry in contents.values():
-        if not isinstance(entry, dict) or entry.get("ref") or not isinstance(entry.get("digest"), str):
-            continue
-        try:
-            raw = base64.b64decode(entry["digest"], validate=True)
-        except (binascii.Error, ValueError):
-            continue
-        if len(raw) == 16:
-            found.add(raw.hex())
-    return found
+    """The hex MD5s of the stored files a W&B manifest lists (references excluded;
+    artifacts/manifest.py parses it). gc must not free a blob for a manifest it misread, so a
+    manifest that is not JSON, or has no contents, raises ValueError instead."""
+    return {md5 for entry in parse_manifest(manifest).stored() if (md5 := entry.md5_hex)}
 
 
 class ArtifactSweeps(Database):

@@ -1,0 +1,97 @@
+"""`nbtrack.Artifact`: a set of files (and their metadata) to log as a version of a collection.
+
+    art = nbtrack.Artifact("mnist", type="dataset", metadata={"rows": 60000})
+    art.add_file("train.csv")              # named "train.csv" in the artifact
+    art.add_dir("images", name="img")      # every file under images/, as img/<relative path>
+
+Each file is hashed when it is added (manifest.md5_of_file, bounded memory), so the manifest and
+its digest are known before logging. Names follow the run names' rule (letters, digits,
+'_', '-', '.'); file names the run files' rule (relative, '/'-separated); metadata the config's
+(JSON values, nested dicts allowed).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from nbtrack.artifacts.manifest import Manifest, ManifestEntry, md5_of_file
+from nbtrack.sdk.values import check_config, check_file_name
+from nbtrack.settings import check_name
+
+__all__ = ["Artifact"]
+
+
+class Artifact:
+    """Files to log as a new version of the collection `name`, of kind `type` ("dataset",
+    "model", ...). Bad names raise UsageError, bad metadata TypeError/ValueError, naming the
+    culprit."""
+
+    def __init__(
+        self,
+        name: str,
+        type: str,  # W&B's keyword, which users already write
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = check_name(name, "artifact name")
+        self.type = check_name(type, "artifact type")
+        if description is not None and not isinstance(description, str):
+            raise TypeError(f"artifact description must be a str, not {description.__class__.__name__}")
+        self.description = description
+        self.metadata: dict[str, Any] = check_config(metadata or {}, "artifact metadata")
+        self._manifest = Manifest()
+        self._sources: dict[str, Path] = {}  # name in the artifact -> the local file
+
+    def add_file(self, local_path: str | os.PathLike[str], name: str | None = None) -> ManifestEntry:
+        """Add the file under `name` (default: its file name). Adding the same bytes under the
+        same name again is a no-op; other bytes under a name already taken is a ValueError."""
+        path = Path(local_path)
+        if not path.is_file():
+            raise ValueError(f"artifact {self.name!r}: {str(path)!r} is not a file")
+        entry_name = check_file_name(path.name if name is None else name)
+        digest, size = md5_of_file(path)
+        known = self._manifest.entries.get(entry_name)
+        if known is not None and known.digest != digest:
+            raise ValueError(
+                f"artifact {self.name!r} has a file named {entry_name!r} already "
+                f"(from {str(self._sources[entry_name])!r}); give {str(path)!r} another name"
+            )
+        entry = ManifestEntry(path=entry_name, digest=digest, size=size)
+        self._manifest.entries[entry_name] = entry
+        self._sources[entry_name] = path
+        return entry
+
+    def add_dir(self, local_path: str | os.PathLike[str], name: str | None = None) -> list[ManifestEntry]:
+        """Add every file under the folder (symlinks to files followed, in path order), named by
+        its path relative to the folder, under `name/` if given."""
+        root = Path(local_path)
+        if not root.is_dir():
+            raise ValueError(f"artifact {self.name!r}: {str(root)!r} is not a folder")
+        prefix = "" if name is None else check_file_name(name) + "/"
+        added = []
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                added.append(self.add_file(path, prefix + path.relative_to(root).as_posix()))
+        return added
+
+    @property
+    def manifest(self) -> Manifest:
+        return self._manifest
+
+    @property
+    def digest(self) -> str:
+        """The manifest's digest (hex): the same files give the same digest."""
+        return self._manifest.digest()
+
+    def files(self) -> list[str]:
+        """The names of the artifact's files, in order."""
+        return sorted(self._manifest.entries)
+
+    def source_of(self, name: str) -> Path:
+        """The local file added under name (KeyError if none)."""
+        return self._sources[name]
+
+    def __repr__(self) -> str:
+        return f"<nbtrack.Artifact {self.name} ({self.type}), {len(self._manifest.entries)} file(s)>"
