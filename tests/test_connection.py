@@ -158,7 +158,12 @@ def test_the_outbox_spills_past_its_memory_limit_and_delivers_everything(
         peak = max(peak, outbox.retained_bytes)
         assert outbox.spilled_bytes > 4 * 2**20  # most of the ~8 MB went to the file
         assert peak <= 2 * 2**20
-        assert (run.dir / "outbox.spill").stat().st_size == outbox.spilled_bytes
+        # The encoder thread writes a record to the file before it counts it: wait until they agree.
+        spill = run.dir / "outbox.spill"
+        deadline = time.monotonic() + 10
+        while spill.stat().st_size != outbox.spilled_bytes and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert spill.stat().st_size == outbox.spilled_bytes
     finally:
         os.kill(pid, signal.SIGCONT)
     run.finish()
