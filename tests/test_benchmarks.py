@@ -106,3 +106,13 @@ def test_bench_console_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
 def test_bench_compaction_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
     rows = ("SQLite + folder         |     20,000", "rows/parquet", "database before -> after")
     smoke(tmp_path, "bench_compaction.py", "--quick", timeout=300, rows=rows)
+
+
+def test_bench_artifacts_quick_runs_and_prints_its_table(tmp_path: Path) -> None:
+    rows = (
+        "build the artifact (add_dir: hash) (s)",
+        "download, verified (s)",
+        "every nbtrack process under 100 MB: yes",
+        "every download identical to the source: yes",
+    )
+    smoke(tmp_path, "bench_artifacts.py", "--quick", timeout=300, rows=rows)
