@@ -13,20 +13,16 @@ raises ArtifactsError naming the file, and never leaves a wrong file where the r
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from nbtrack.artifacts.manifest import CHUNK, Manifest, hex_of_b64_md5, parse_manifest
+from nbtrack.artifacts.manifest import Manifest, copy_checked, hex_of_b64_md5, parse_manifest
 from nbtrack.sdk.values import check_file_name
 from nbtrack.store.artifact_rows import ArtifactRow, ArtifactsError
+from nbtrack.vocabulary import ARTIFACT_BLOBS
 
 __all__ = ["StoredArtifact"]
-
-BLOBS = "~artifacts"  # the server's prefix of artifact blobs in its files folder
 
 
 class StoredArtifact:
@@ -118,7 +114,7 @@ class StoredArtifact:
             md5_hex = hex_of_b64_md5(entry.digest)
             if md5_hex is None:
                 raise ArtifactsError(f"artifact {self.name}: {entry.path!r} has no MD5 digest")
-            blob = self._files_root / BLOBS / self.entity / md5_hex
+            blob = self._files_root / ARTIFACT_BLOBS / self.entity / md5_hex
             _copy_verified(
                 blob, target / entry.path, md5_hex, entry.size, f"artifact {self.name}: {entry.path!r}"
             )
@@ -129,30 +125,14 @@ class StoredArtifact:
 
 
 def _copy_verified(blob: Path, dest: Path, md5_hex: str, size: int, what: str) -> None:
-    """Copy blob to dest through a temporary file, renamed into place once its MD5 and size
-    are checked; ArtifactsError (starting with what) otherwise, dest left as it was."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    """Copy blob to dest, renamed into place once its MD5 and size are checked; ArtifactsError
+    (starting with what) otherwise, dest left as it was."""
     try:
-        hasher = hashlib.md5()
-        written = 0
-        with os.fdopen(fd, "wb") as out:
-            try:
-                source = open(blob, "rb")  # noqa: SIM115 - a with statement right below
-            except FileNotFoundError:
-                raise ArtifactsError(f"{what}: its stored file {blob} is missing") from None
-            with source:
-                while block := source.read(CHUNK):
-                    hasher.update(block)
-                    written += len(block)
-                    out.write(block)
-        if hasher.hexdigest() != md5_hex or written != size:
-            raise ArtifactsError(
-                f"{what}: its stored file {blob} is corrupted ({written} bytes of MD5 "
-                f"{hasher.hexdigest()}, the manifest says {size} bytes of MD5 {md5_hex})"
-            )
-        os.replace(temp_name, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
+        got_md5, got_size = copy_checked(blob, dest, md5_hex, size)
+    except FileNotFoundError:
+        raise ArtifactsError(f"{what}: its stored file {blob} is missing") from None
+    if got_md5 != md5_hex or got_size != size:
+        raise ArtifactsError(
+            f"{what}: its stored file {blob} is corrupted ({got_size} bytes of MD5 "
+            f"{got_md5}, the manifest says {size} bytes of MD5 {md5_hex})"
+        )

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from nbtrack import jsonutil
+from nbtrack.errors import NbtrackError
 from nbtrack.online.client import ServerClient
 from nbtrack.online.line_queue import LineQueue
 from nbtrack.online.oversize import BodyLimit, LimitNotices
@@ -168,6 +169,22 @@ class HttpBackend:
         with self._cond:
             self._alerts.append(alert)
             self._cond.notify()
+
+    def log_artifact(self, artifact: pb.ArtifactRecord, staged: Path) -> None:
+        """Not delivered: this client does not upload artifacts yet. Raised so the sender says so
+        once, naming the artifact, with the `nbtrack sync` command (the transaction log keeps the
+        record and the run's folder its files)."""
+        raise NbtrackError(
+            f"artifact {artifact.name} ({artifact.type}) was not delivered: nbtrack's client does not "
+            "upload artifacts to a server yet"
+        )
+
+    def use_artifact(self, use: pb.UseArtifactRecord) -> None:
+        """Not delivered (see log_artifact): run.use_artifact() refuses online mode before sending."""
+        raise NbtrackError(
+            f"the use of artifact {use.collection}:{use.version} was not delivered: nbtrack's client "
+            "does not record artifact uses on a server yet"
+        )
 
     def keep_alive(self) -> None:
         """Post `{}` when nothing was posted for alive_interval (what wandb-core does as well)."""
