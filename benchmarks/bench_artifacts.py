@@ -8,8 +8,8 @@ its peak RSS (VmHWM, the kernel's high-water mark) is the phase's alone; the par
 peak of every process the phase starts (nbtrack's internal process, wandb-core) and of the server.
 
     nbtrack local   build: nbtrack.Artifact + add_dir (every file hashed)
-                    store: the same artifact stored as version v0 through the store's API
-                           (blobs copied into ROOT/files, the version created and committed)
+                    log: nbtrack.init(dir=ROOT) + add_dir + run.log_artifact + finish() (which
+                         returns once the version is in the store)
                     download: Api(dir=ROOT).artifact("bench/data:v0").download(fresh folder)
     wandb offline   build: wandb.Artifact + add_dir
                     log: wandb.init(mode="offline") + add_dir + log_artifact + finish()
@@ -101,40 +101,28 @@ def child_nbtrack(phase: str, src: Path, root: Path, out: Path) -> dict[str, Any
         art = nbtrack.Artifact(NAME, type="dataset")
         art.add_dir(src)
         return {"seconds": time.perf_counter() - started, "digest": art.digest}
-    if phase == "store":
-        return _store_through_the_store_api(src, root, started)
+    if phase == "log":
+        run = nbtrack.init(project=PROJECT, dir=root, mode="local")
+        assert run._connection is not None
+        internal_pid = run._connection.process.pid
+        art = nbtrack.Artifact(NAME, type="dataset")
+        art.add_dir(src)
+        built = time.perf_counter()
+        run.log_artifact(art)
+        run.finish()
+        done = time.perf_counter()
+        stored = nbtrack.Api(dir=root).artifact(f"{PROJECT}/{NAME}:v0")  # finish(): it is there
+        return {
+            "seconds": done - started,
+            "tail_seconds": done - built,
+            "digest": stored.digest,
+            "internal_pid": internal_pid,
+        }
     if phase == "download":
         stored = nbtrack.Api(dir=root).artifact(f"{PROJECT}/{NAME}:v0")
         stored.download(out)
         return {"seconds": time.perf_counter() - started, "digest": stored.digest}
     raise ValueError(f"no nbtrack phase {phase!r}")
-
-
-def _store_through_the_store_api(src: Path, root: Path, started: float) -> dict[str, Any]:
-    """Version v0 of the artifact in the folder root, as the server stores one: each blob copied
-    to ROOT/files/~artifacts/<entity>/<hex MD5> and recorded, then the version created and committed."""
-    import nbtrack
-    from nbtrack.artifacts.stored import BLOBS
-    from nbtrack.settings import DEFAULT_ENTITY
-    from nbtrack.store import Store
-
-    art = nbtrack.Artifact(NAME, type="dataset")
-    art.add_dir(src)
-    blobs = root / "files" / BLOBS / DEFAULT_ENTITY
-    blobs.mkdir(parents=True, exist_ok=True)
-    with Store.at_root(root) as store:
-        for entry in art.manifest.stored():
-            md5_hex = entry.md5_hex
-            assert md5_hex is not None
-            shutil.copyfile(art.source_of(entry.path), blobs / md5_hex)
-            store.record_blob(DEFAULT_ENTITY, md5_hex, entry.size)
-        row = store.create_artifact_version(DEFAULT_ENTITY, PROJECT, "dataset", NAME, art.digest)
-        hexes = [entry.md5_hex for entry in art.manifest.stored() if entry.md5_hex]
-        manifest = art.manifest
-        store.commit_artifact_version(
-            row.id, manifest.to_json(), manifest.size(), len(manifest.entries), hexes
-        )
-    return {"seconds": time.perf_counter() - started, "digest": art.digest}
 
 
 # Run by the wandb venv's python; B_PHASE, B_SRC, B_OUT, B_REF in its environment.
@@ -378,8 +366,7 @@ def print_table(columns: dict[str, Column], size: int, count: int) -> None:
     print(
         f"\n{size / MB:,.0f} MB in {count:,} files; ratio = nbtrack / wandb (seconds and RSS: lower is "
         "better for nbtrack; MB/s: higher). Every figure from its phase's own fresh process (imports "
-        "included). nbtrack local's log row: the version stored through the store's API (no run: "
-        "run.log_artifact is not there yet). internal: nbtrack's internal process / wandb-core; "
+        "included). internal: nbtrack's internal process / wandb-core; "
         "other helpers: the rest of the phase's processes (wandb-symon, resource tracker). "
         "1 MB = 10^6 bytes."
     )
@@ -396,8 +383,8 @@ def measure(src: Path, work: Path, size: int) -> tuple[dict[str, Column], list[s
     root, local = work / "nbtrack-root", columns.setdefault("nbtrack local", {})
     say("nbtrack local: build")
     local["build"] = nbtrack_phase("build", src, root, work / "unused", work)
-    say("nbtrack local: store")
-    local["log"] = nbtrack_phase("store", src, root, work / "unused", work)
+    say("nbtrack local: log")
+    local["log"] = nbtrack_phase("log", src, root, work / "unused", work)
     say("nbtrack local: download")
     local["download"] = nbtrack_phase("download", src, root, work / "nbtrack-out", work)
     downloads = {"nbtrack local": work / "nbtrack-out"}
