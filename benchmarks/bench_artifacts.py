@@ -101,8 +101,8 @@ def child_nbtrack(phase: str, src: Path, root: Path, out: Path) -> dict[str, Any
         art = nbtrack.Artifact(NAME, type="dataset")
         art.add_dir(src)
         return {"seconds": time.perf_counter() - started, "digest": art.digest}
-    if phase == "log":
-        run = nbtrack.init(project=PROJECT, dir=root, mode="local")
+    if phase in ("log", "offline"):
+        run = nbtrack.init(project=PROJECT, dir=root, mode="local" if phase == "log" else "offline")
         assert run._connection is not None
         internal_pid = run._connection.process.pid
         art = nbtrack.Artifact(NAME, type="dataset")
@@ -111,11 +111,13 @@ def child_nbtrack(phase: str, src: Path, root: Path, out: Path) -> dict[str, Any
         run.log_artifact(art)
         run.finish()
         done = time.perf_counter()
-        stored = nbtrack.Api(dir=root).artifact(f"{PROJECT}/{NAME}:v0")  # finish(): it is there
+        if phase == "log":  # finish() returned: the version is in the store
+            stored = nbtrack.Api(dir=root).artifact(f"{PROJECT}/{NAME}:v0")
+            assert stored.digest == art.digest, (stored.digest, art.digest)
         return {
             "seconds": done - started,
             "tail_seconds": done - built,
-            "digest": stored.digest,
+            "digest": art.digest,
             "internal_pid": internal_pid,
         }
     if phase == "download":
@@ -327,7 +329,22 @@ ROWS = [  # (label, phase, figure)
     ("  peak RSS of that process (MB)", "download", "user_peak"),
     ("  server peak RSS (MB)", "download", "server_peak"),
 ]
-PAIRS = [("nbtrack local", "wandb offline"), ("nbtrack online", "wandb online")]
+GROUPS = [  # a group of two: nbtrack's column, wandb's, and their ratio
+    ("nbtrack local",),
+    ("nbtrack offline", "wandb offline"),
+    ("nbtrack online", "wandb online"),
+]
+NOTES = """\
+ratio = nbtrack / wandb: seconds and RSS lower is better for nbtrack, MB/s higher. Every figure is
+taken in its phase's own fresh process, from its first line (imports included). build: measured
+once per client, shown in both of its columns. log: wandb copies the files into its staging
+folder in add_dir, nbtrack into the run's folder in log_artifact, so compare the whole process
+(its first line); nbtrack local's finish() returns once the version is in the store (a second
+copy: into the store's blobs); offline (both): the files are staged for a later sync, nothing is
+stored. internal: nbtrack's internal process, or wandb-core; other helpers: the phase's other
+processes (multiprocessing's resource tracker, wandb-symon). download: into a fresh folder (wandb
+from a fresh cache; nbtrack checks each file's MD5 as it writes it); afterwards, untimed, every
+downloaded folder is hashed and compared with the source. 1 MB = 10^6 bytes."""
 
 
 def figure(column: Column, phase: str, name: str, size: int) -> float | None:
@@ -350,66 +367,64 @@ def _num(value: float | None) -> str:
 
 def print_table(columns: dict[str, Column], size: int, count: int) -> None:
     width = max(len(label) for label, _, _ in ROWS)
-    head = f"{'':{width}}"
-    for ours, theirs in PAIRS:
-        head += f" | {ours:>14} {theirs:>14} {'ratio':>6}"
+    head = f"{f'{size / MB:,.0f} MB in {count:,} files':{width}}"
+    for group in GROUPS:
+        head += (
+            " |" + "".join(f" {name:>15}" for name in group) + (f" {'ratio':>6}" if len(group) == 2 else "")
+        )
     print(head)
     print("-" * len(head))
     for label, phase, name in ROWS:
         line = f"{label:{width}}"
-        for ours, theirs in PAIRS:
-            a = figure(columns.get(ours, {}), phase, name, size)
-            b = figure(columns.get(theirs, {}), phase, name, size)
-            ratio = f"{a / b:.2f}" if a is not None and b else "-"
-            line += f" | {_num(a):>14} {_num(b):>14} {ratio:>6}"
+        for group in GROUPS:
+            values = [figure(columns.get(column, {}), phase, name, size) for column in group]
+            line += " |" + "".join(f" {_num(value):>15}" for value in values)
+            if len(group) == 2:
+                a, b = values
+                line += f" {f'{a / b:.2f}' if a is not None and b else '-':>6}"
         print(line)
-    print(
-        f"\n{size / MB:,.0f} MB in {count:,} files; ratio = nbtrack / wandb (seconds and RSS: lower is "
-        "better for nbtrack; MB/s: higher). Every figure from its phase's own fresh process (imports "
-        "included). internal: nbtrack's internal process / wandb-core; "
-        "other helpers: the rest of the phase's processes (wandb-symon, resource tracker). "
-        "1 MB = 10^6 bytes."
-    )
+    print("\n" + NOTES)
 
 
 def say(text: str) -> None:
     print(f"  {text}", file=sys.stderr, flush=True)
 
 
-def measure(src: Path, work: Path, size: int) -> tuple[dict[str, Column], list[str]]:
+def measure(src: Path, work: Path) -> tuple[dict[str, Column], list[str]]:
     columns: dict[str, Column] = {}
     notes: list[str] = []
     digest, _, _ = tree_digest(src)
-    root, local = work / "nbtrack-root", columns.setdefault("nbtrack local", {})
-    say("nbtrack local: build")
-    local["build"] = nbtrack_phase("build", src, root, work / "unused", work)
+    root, unused = work / "nbtrack-root", work / "unused"
+    say("nbtrack: build")
+    build = nbtrack_phase("build", src, root, unused, work)
     say("nbtrack local: log")
-    local["log"] = nbtrack_phase("log", src, root, work / "unused", work)
+    log = nbtrack_phase("log", src, root, unused, work)
     say("nbtrack local: download")
-    local["download"] = nbtrack_phase("download", src, root, work / "nbtrack-out", work)
+    download = nbtrack_phase("download", src, root, work / "nbtrack-out", work)
+    columns["nbtrack local"] = {"build": build, "log": log, "download": download}
     downloads = {"nbtrack local": work / "nbtrack-out"}
+    say("nbtrack offline: log")
+    columns["nbtrack offline"] = {"build": build, "log": nbtrack_phase("offline", src, root, unused, work)}
     python = wandb_python()
     if python is None:
         notes.append("the wandb venv is missing (NBTRACK_TEST_WANDB_PYTHON): wandb's columns skipped")
     else:
         home = work / "wandb-home"
         home.mkdir()
-        offline = columns.setdefault("wandb offline", {})
-        say("wandb offline: build")
-        offline["build"] = wandb_phase(python, "build", src, home, work / "unused")
+        say("wandb: build")
+        build = wandb_phase(python, "build", src, home, unused)
         say("wandb offline: log")
-        offline["log"] = wandb_phase(python, "log", src, home, work / "unused")
+        columns["wandb offline"] = {"build": build, "log": wandb_phase(python, "log", src, home, unused)}
         server = start_server(work / "server-wandb")
         try:
             entity = "bench"
             key = create_key(server, entity)
-            online = columns.setdefault("wandb online", {})
             say("wandb online: log")
-            online["log"] = wandb_phase(python, "log", src, home, work / "unused", server, key)
+            log = wandb_phase(python, "log", src, home, unused, server, key)
             say("wandb online: download")
-            out = work / "wandb-out"
-            ref = f"{entity}/{PROJECT}/{NAME}:v0"
-            online["download"] = wandb_phase(python, "download", src, home, out, server, key, ref)
+            out, ref = work / "wandb-out", f"{entity}/{PROJECT}/{NAME}:v0"
+            download = wandb_phase(python, "download", src, home, out, server, key, ref)
+            columns["wandb online"] = {"build": build, "log": log, "download": download}
             downloads["wandb online"] = out
         finally:
             server.stop()
@@ -457,7 +472,7 @@ def main() -> int:
             f"{count:,} files, {size / MB:,.0f} MB written in {time.perf_counter() - started:.1f} s",
             file=sys.stderr,
         )
-        columns, notes = measure(src, work, size)
+        columns, notes = measure(src, work)
     print_table(columns, size, count)
     peaks = [
         (f"{name} {phase_name} {what}", value / MB)
