@@ -269,3 +269,23 @@ def test_delivering_a_record_again_stores_its_version_once_on_either_database(
         r.version or "" for r in any_store.list_artifact_versions("me", "p", "ds") if r.state == "COMMITTED"
     ) == ["v0", "v1"]
     assert isinstance(third, pb.ArtifactRecord)
+
+
+def test_sync_of_a_delivered_run_still_delivers_an_artifact_the_store_lacks(
+    root: Path, tmp_path: Path
+) -> None:
+    files = make_files(tmp_path / "data")
+    with nbtrack.init(project="p", dir=root, id="lost") as run:
+        run.log({"x": 1})
+        run.log_artifact(dataset(files))
+    with Store(store_url(root)) as store:  # the version is gone from the store (deleted, a restore)
+        row = store.find_artifact_version("local", "p", "ds", "v0")
+        assert row is not None
+        store.delete_artifact_version(row.id, delete_aliases=True)
+    assert versions(root) == []
+    log = next(run.dir.glob("*.nbt"))
+    for _ in range(2):  # the rows are all there; the artifact is delivered, once
+        report = sync_log(log, store_url(root))
+        assert report.error is None and not report.delivered
+        assert versions(root) == [("v1", ("latest",))]
+    assert same_files(files, nbtrack.Api(dir=root).artifact("p/ds:latest").download(tmp_path / "out"))
