@@ -142,6 +142,8 @@ def sync_log(
             report.files = _copy_files(path, late, run_files_dir(store_url, entity, run.project, run.run_id))
         elif late:
             report.note += f"; {len(late)} run files no record of the log announces were not uploaded"
+        if scan.artifacts and store_url is not None:
+            report.error = _deliver_artifacts(path, run, entity, store_url)
         return report
     report.error = _deliver(path, scan, run, decided, store_url, base_url, api_key, notice)
     report.delivered = True
@@ -235,6 +237,28 @@ def _deliver(
     finally:
         sender.close()
     return errors[0] if errors else None
+
+
+def _deliver_artifacts(path: Path, run: pb.RunRecord, entity: str, store_url: str) -> str | None:
+    """The log's artifact records alone, for a destination that holds its rows: a version whose
+    delivery was refused (or lost since) may still be missing there. Idempotent: a version of the
+    same digest is that version, a use is kept once. The first error, if any."""
+    record = pb.RunRecord()
+    record.CopyFrom(run)
+    record.entity = entity
+    backend = StoreBackend(store_url, record, start_state=None)
+    try:
+        for logged in iter_records(path):  # damage was reported by the scan
+            kind = logged.WhichOneof("record_type")
+            if kind == "artifact":
+                backend.log_artifact(logged.artifact, path.parent / logged.artifact.staged)
+            elif kind == "use_artifact":
+                backend.use_artifact(logged.use_artifact)
+    except (NbtrackError, OSError, ValueError) as exc:
+        return f"could not deliver the run's artifacts: {exc}"
+    finally:
+        backend.close()
+    return None
 
 
 def unannounced_files(path: Path, announced: set[str]) -> list[str]:
