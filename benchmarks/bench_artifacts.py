@@ -7,14 +7,15 @@ temporary folder. Each phase then runs in a fresh process of its own, so that im
 its peak RSS (VmHWM, the kernel's high-water mark) is the phase's alone; the parent samples the
 peak of every process the phase starts (nbtrack's internal process, wandb-core) and of the server.
 
-    nbtrack local   build: nbtrack.Artifact + add_dir (every file hashed)
-                    log: nbtrack.init(dir=ROOT) + add_dir + run.log_artifact + finish() (which
-                         returns once the version is in the store)
-                    download: Api(dir=ROOT).artifact("bench/data:v0").download(fresh folder)
-    wandb offline   build: wandb.Artifact + add_dir
-                    log: wandb.init(mode="offline") + add_dir + log_artifact + finish()
-    wandb online    log: the same, against a fresh `nbtrack server` on a loopback port
-                    download: wandb.Api().artifact(...).download(fresh folder), a fresh cache
+    nbtrack          build: nbtrack.Artifact + add_dir (every file hashed)
+    nbtrack local    log: nbtrack.init(dir=ROOT) + add_dir + run.log_artifact + finish() (which
+                          returns once the version is in the store)
+                     download: Api(dir=ROOT).artifact("bench/data:v0").download(fresh folder)
+    nbtrack offline  log: the same with mode="offline" (the files staged for `nbtrack sync`)
+    wandb            build: wandb.Artifact + add_dir
+    wandb offline    log: wandb.init(mode="offline") + add_dir + log_artifact + finish()
+    wandb online     log: the same, against a fresh `nbtrack server` on a loopback port
+                     download: wandb.Api().artifact(...).download(fresh folder), a fresh cache
 
 Every download is checked afterwards (outside the timers): the folder's files hash to the
 source's manifest digest. The real wandb client runs in its own venv (NBTRACK_TEST_WANDB_PYTHON,
@@ -210,6 +211,7 @@ class Phase:
     internal_peak: int | None = None  # nbtrack's internal process, or wandb-core
     helpers_peak: int | None = None  # every other descendant, summed
     server_peak: int | None = None
+    server_start: int | None = None  # the server's RSS as the phase began
     tail_seconds: float | None = None  # wandb's log: log_artifact + finish() alone
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -217,8 +219,10 @@ class Phase:
 def run_phase(argv: list[str], env: dict[str, str], cwd: Path, server: ServerProcess | None = None) -> Phase:
     """Run one phase's process; its result and the peaks of its processes (and the server's)."""
     server_pid = server.process.pid if server is not None and server.process is not None else None
+    server_start = None
     if server_pid is not None:  # the server's high-water mark from now on: this phase's alone
         Path(f"/proc/{server_pid}/clear_refs").write_text("5")
+        server_start = _vm_hwm(server_pid)
     proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sampler = TreePeaks(proc.pid)
     sampler.start()
@@ -248,7 +252,7 @@ def run_phase(argv: list[str], env: dict[str, str], cwd: Path, server: ServerPro
         tail_seconds=result.get("tail_seconds"),
     )
     if server_pid is not None:
-        phase.server_peak = _vm_hwm(server_pid)
+        phase.server_peak, phase.server_start = _vm_hwm(server_pid), server_start
     return phase
 
 
@@ -324,10 +328,12 @@ ROWS = [  # (label, phase, figure)
     ("  internal process peak RSS (MB)", "log", "internal_peak"),
     ("  other helper processes (MB)", "log", "helpers_peak"),
     ("  server peak RSS (MB)", "log", "server_peak"),
+    ("  server RSS as the phase began (MB)", "log", "server_start"),
     ("download, verified (s)", "download", "seconds"),
     ("  MB/s", "download", "rate"),
     ("  peak RSS of that process (MB)", "download", "user_peak"),
     ("  server peak RSS (MB)", "download", "server_peak"),
+    ("  server RSS as the phase began (MB)", "download", "server_start"),
 ]
 GROUPS = [  # a group of two: nbtrack's column, wandb's, and their ratio
     ("nbtrack local",),
@@ -356,7 +362,7 @@ def figure(column: Column, phase: str, name: str, size: int) -> float | None:
     value: float | None = getattr(found, name)
     if value is None:
         return None
-    return value / MB if name.endswith("peak") else value
+    return value / MB if name.startswith(("user", "internal", "helpers", "server")) else value
 
 
 def _num(value: float | None) -> str:
