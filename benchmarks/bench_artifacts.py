@@ -121,11 +121,58 @@ def child_nbtrack(phase: str, src: Path, root: Path, out: Path) -> dict[str, Any
             "digest": art.digest,
             "internal_pid": internal_pid,
         }
+    if phase == "online-log":
+        url, key = os.environ["B_URL"], os.environ["B_KEY"]
+        run = nbtrack.init(project=PROJECT, mode="online", base_url=url, api_key=key, dir=root)
+        assert run._connection is not None
+        internal_pid = run._connection.process.pid
+        art = nbtrack.Artifact(NAME, type="dataset")
+        art.add_dir(src)
+        built = time.perf_counter()
+        _upload(run, art, url, key)
+        run.finish()
+        done = time.perf_counter()
+        stored = nbtrack.Api(base_url=url, api_key=key).artifact(f"{PROJECT}/{NAME}:v0")
+        assert stored.digest == art.digest, (stored.digest, art.digest)
+        return {
+            "seconds": done - started,
+            "tail_seconds": done - built,
+            "digest": art.digest,
+            "internal_pid": internal_pid,
+        }
+    if phase == "online-download":
+        api = nbtrack.Api(base_url=os.environ["B_URL"], api_key=os.environ["B_KEY"])
+        stored = api.artifact(f"{PROJECT}/{NAME}:v0")
+        stored.download(out)
+        return {"seconds": time.perf_counter() - started, "digest": stored.digest}
     if phase == "download":
         stored = nbtrack.Api(dir=root).artifact(f"{PROJECT}/{NAME}:v0")
         stored.download(out)
         return {"seconds": time.perf_counter() - started, "digest": stored.digest}
     raise ValueError(f"no nbtrack phase {phase!r}")
+
+
+def _upload(run: Any, art: Any, url: str, key: str) -> None:
+    """The artifact's version on the server, sent from this process by online/artifact_upload.py
+    (run.log_artifact does not deliver to a server yet)."""
+    from nbtrack.online.artifact_upload import log_artifact_version
+
+    from nbtrack.online.client import ServerClient
+
+    sources = {entry.md5_hex: art.source_of(entry.path) for entry in art.manifest.stored()}
+    log_artifact_version(
+        ServerClient(url, key),
+        entity=None,
+        project=PROJECT,
+        run_id=run.id,
+        name=NAME,
+        type="dataset",
+        description=None,
+        metadata={},
+        aliases=[],
+        manifest=art.manifest,
+        blob_path=sources.__getitem__,
+    )
 
 
 # Run by the wandb venv's python; B_PHASE, B_SRC, B_OUT, B_REF in its environment.
@@ -262,10 +309,21 @@ def clean_env(home: Path) -> dict[str, str]:
     return env | {"HOME": str(home)}
 
 
-def nbtrack_phase(phase: str, src: Path, root: Path, out: Path, work: Path) -> Phase:
+def nbtrack_phase(
+    phase: str,
+    src: Path,
+    root: Path,
+    out: Path,
+    work: Path,
+    server: ServerProcess | None = None,
+    key: str = "",
+) -> Phase:
     argv = [sys.executable, str(Path(__file__).resolve()), "--child", phase]
     argv += ["--src", str(src), "--root", str(root), "--out", str(out)]
-    return run_phase(argv, clean_env(work), work)
+    env = clean_env(work)
+    if server is not None:
+        env |= {"B_URL": server.url, "B_KEY": key}
+    return run_phase(argv, env, work, server)
 
 
 def wandb_python() -> Path | None:
@@ -392,6 +450,11 @@ def print_table(columns: dict[str, Column], size: int, count: int) -> None:
     print("\n" + NOTES)
 
 
+def online_artifacts() -> bool:
+    """Whether this checkout's nbtrack logs artifacts to a server and reads them back from one."""
+    return (REPO / "nbtrack" / "online" / "artifact_upload.py").is_file()
+
+
 def say(text: str) -> None:
     print(f"  {text}", file=sys.stderr, flush=True)
 
@@ -411,6 +474,22 @@ def measure(src: Path, work: Path) -> tuple[dict[str, Column], list[str]]:
     downloads = {"nbtrack local": work / "nbtrack-out"}
     say("nbtrack offline: log")
     columns["nbtrack offline"] = {"build": build, "log": nbtrack_phase("offline", src, root, unused, work)}
+    if online_artifacts():
+        server = start_server(work / "server-nbtrack")
+        try:
+            key = create_key(server, "bench")
+            say("nbtrack online: log")
+            log = nbtrack_phase("online-log", src, work / "online-root", unused, work, server, key)
+            say("nbtrack online: download")
+            out = work / "nbtrack-online-out"
+            download = nbtrack_phase("online-download", src, root, out, work, server, key)
+            columns["nbtrack online"] = {"build": build, "log": log, "download": download}
+            downloads["nbtrack online"] = out
+        finally:
+            server.stop()
+            shutil.rmtree(work / "server-nbtrack", ignore_errors=True)
+    else:
+        notes.append("nbtrack online: skipped, this checkout has no online/artifact_upload.py")
     python = wandb_python()
     if python is None:
         notes.append("the wandb venv is missing (NBTRACK_TEST_WANDB_PYTHON): wandb's columns skipped")
