@@ -32,13 +32,14 @@ import platform
 import random
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -260,7 +261,6 @@ class Phase:
     server_peak: int | None = None
     server_start: int | None = None  # the server's RSS as the phase began
     tail_seconds: float | None = None  # wandb's log: log_artifact + finish() alone
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def run_phase(argv: list[str], env: dict[str, str], cwd: Path, server: ServerProcess | None = None) -> Phase:
@@ -429,9 +429,23 @@ def _num(value: float | None) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
 
 
-def print_table(columns: dict[str, Column], size: int, count: int) -> None:
+def medians(runs: list[dict[str, Column]]) -> dict[str, Column]:
+    """Each figure's median over the repeats (None where no repeat has it)."""
+    out: dict[str, Column] = {}
+    for name, column in runs[0].items():
+        for phase_name, first in column.items():
+            taken = [run[name][phase_name] for run in runs if phase_name in run.get(name, {})]
+            figures: dict[str, Any] = {"digest": first.digest}
+            for number in (f.name for f in fields(Phase) if f.name != "digest"):
+                values = [v for phase in taken if (v := getattr(phase, number)) is not None]
+                figures[number] = statistics.median(values) if values else None
+            out.setdefault(name, {})[phase_name] = Phase(**figures)
+    return out
+
+
+def print_table(columns: dict[str, Column], size: int, count: int, repeats: int) -> None:
     width = max(len(label) for label, _, _ in ROWS)
-    head = f"{f'{size / MB:,.0f} MB in {count:,} files':{width}}"
+    head = f"{f'{size / MB:,.0f} MB in {count:,} files, median of {repeats}':{width}}"
     for group in GROUPS:
         head += (
             " |" + "".join(f" {name:>15}" for name in group) + (f" {'ratio':>6}" if len(group) == 2 else "")
@@ -530,7 +544,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=float, default=1000.0, help="the artifact's size (1000 MB)")
     parser.add_argument("--files", type=int, default=1000, help="its number of files (1,000)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 20 files, 20 MB")
+    parser.add_argument("--repeats", type=int, default=3, help="every phase this many times (median shown)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 20 files, 20 MB, once")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     for hidden in ("--src", "--root", "--out"):
         parser.add_argument(hidden, type=Path, help=argparse.SUPPRESS)
@@ -541,6 +556,7 @@ def main() -> int:
         return 0
     size = int((20.0 if args.quick else args.size_mb) * MB)
     count = 20 if args.quick else args.files
+    repeats = 1 if args.quick else args.repeats
     machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores"
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     print(
@@ -557,17 +573,25 @@ def main() -> int:
             f"{count:,} files, {size / MB:,.0f} MB written in {time.perf_counter() - started:.1f} s",
             file=sys.stderr,
         )
-        columns, notes = measure(src, work)
-    print_table(columns, size, count)
-    peaks = [
+        runs, notes = [], []
+        for repeat in range(repeats):
+            say(f"repeat {repeat + 1} of {repeats}")
+            (work / f"r{repeat}").mkdir()
+            columns, found = measure(src, work / f"r{repeat}")
+            shutil.rmtree(work / f"r{repeat}")
+            runs.append(columns)
+            notes += [note for note in found if note not in notes]
+    print_table(medians(runs), size, count, repeats)
+    peaks = [  # the highest of every repeat
         (f"{name} {phase_name} {what}", value / MB)
+        for columns in runs
         for name, column in columns.items()
         if name.startswith("nbtrack")
         for phase_name, phase in column.items()
         for what, value in (("process", phase.user_peak), ("internal process", phase.internal_peak))
         if value is not None
     ]
-    over = [f"{label} {mb:.0f} MB" for label, mb in peaks if mb > RSS_BOUND_MB]
+    over = sorted({f"{label} {mb:.0f} MB" for label, mb in peaks if mb > RSS_BOUND_MB})
     print(
         f"\nevery nbtrack process under {RSS_BOUND_MB:.0f} MB: "
         + ("yes" if not over else "NO (" + "; ".join(over) + ")")
