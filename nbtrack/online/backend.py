@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from nbtrack import jsonutil
-from nbtrack.errors import NbtrackError
 from nbtrack.online.client import ServerClient
 from nbtrack.online.line_queue import LineQueue
 from nbtrack.online.oversize import BodyLimit, LimitNotices
@@ -81,6 +80,7 @@ class HttpBackend:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._done = threading.Event()  # the final post is delivered (or given up)
+        self._run_known = threading.Event()  # an upsert of the run succeeded: the server has it
         self._config: dict[str, Any] = {}
         self._upsert: dict[str, Any] | None = None
         self._history = LineQueue(log_path)
@@ -171,20 +171,49 @@ class HttpBackend:
             self._cond.notify()
 
     def log_artifact(self, artifact: pb.ArtifactRecord, staged: Path) -> None:
-        """Not delivered: this client does not upload artifacts yet. Raised so the sender says so
-        once, naming the artifact, with the `nbtrack sync` command (the transaction log keeps the
-        record and the run's folder its files)."""
-        raise NbtrackError(
-            f"artifact {artifact.name} ({artifact.type}) was not delivered: nbtrack's client does not "
-            "upload artifacts to a server yet"
+        """Log the version on the server (artifact_upload.py), on the sender's thread: the FileStream
+        thread goes on posting rows meanwhile. Only files the server lacks are uploaded, and a
+        version of the same digest is that version, so a retry or a replay makes no second one.
+        Transient while the server is away (the sender retries), Rejected if it refuses."""
+        from nbtrack.artifacts.manifest import parse_manifest
+        from nbtrack.online.artifact_upload import log_artifact_version
+
+        self._wait_for_run()
+        log_artifact_version(
+            self._client,
+            entity=self._run.entity or None,
+            project=self._run.project,
+            run_id=self._run.run_id,
+            name=artifact.name,
+            type=artifact.type,
+            description=artifact.description if artifact.HasField("description") else None,
+            metadata=jsonutil.loads(artifact.metadata_json) if artifact.metadata_json else {},
+            aliases=list(artifact.aliases),
+            manifest=parse_manifest(artifact.manifest_json),
+            blob_path=lambda md5_hex: staged / md5_hex,
         )
 
     def use_artifact(self, use: pb.UseArtifactRecord) -> None:
-        """Not delivered (see log_artifact): run.use_artifact() refuses online mode before sending."""
-        raise NbtrackError(
-            f"the use of artifact {use.collection}:{use.version} was not delivered: nbtrack's client "
-            "does not record artifact uses on a server yet"
+        """Record the use on the server (the version is of the run's project: run.use_artifact
+        refuses another project's online)."""
+        from nbtrack.online.artifact_upload import use_artifact_version
+
+        self._wait_for_run()
+        use_artifact_version(
+            self._client,
+            entity=use.entity or self._run.entity or None,
+            project=use.project,
+            run_id=self._run.run_id,
+            collection=use.collection,
+            version=use.version,
         )
+
+    def _wait_for_run(self) -> None:
+        """Until the server has the run (its upsert may still be queued while the server was away):
+        an artifact names the run that logged or used it. Transient once abort() gives up."""
+        while not self._run_known.wait(0.2):
+            if self._stop.is_set():
+                raise Transient(f"the run is not on {self._client.base_url} yet; delivery was given up")
 
     def keep_alive(self) -> None:
         """Post `{}` when nothing was posted for alive_interval (what wandb-core does as well)."""
@@ -353,6 +382,7 @@ class HttpBackend:
         lines = self._run.upsert(fields)
         if lines is not None:
             self.history_lines_stored = lines
+        self._run_known.set()
 
     def _queue_upsert(self, fields: dict[str, Any]) -> None:
         with self._cond:

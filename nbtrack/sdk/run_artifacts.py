@@ -119,29 +119,40 @@ def parse_artifact_path(path: object, entity: str, project: str) -> tuple[str, s
 
 
 def resolve_artifact(settings: Settings, entity: str, project: str, name: str, ref: str) -> StoredArtifact:
-    """The committed version ref names, from the store under the run's root (local and offline
-    modes). UsageError if there is none to use."""
-    from nbtrack.artifacts.stored import StoredArtifact
-    from nbtrack.store import DB_FILENAME, Store
+    """The committed version ref names: from the run's server (online), else from the store under
+    the run's root (local and offline modes). UsageError if there is none to use."""
+    from nbtrack.artifacts.stored import ArtifactSource, LocalArtifacts, StoredArtifact
 
-    where = f"{entity}/{project}/{name}:{ref}"
-    offline = (
-        " (an offline run uses only artifacts already in the store under its root, as W&B's offline "
-        "runs cannot use one by name)"
-        if settings.mode == "offline"
-        else ""
-    )
-    if not (settings.root / DB_FILENAME).is_file():
-        raise UsageError(f"use_artifact(): there is no store under {settings.root}, so no {where}{offline}")
-    store = Store.for_reading(settings.root)
-    try:
+    where = f"{entity + '/' if entity else ''}{project}/{name}:{ref}"
+    source: ArtifactSource
+    if settings.mode == "online":
+        from nbtrack.online.artifact_reads import ServerArtifacts
+        from nbtrack.online.reader import ServerReader
+
+        assert settings.base_url is not None  # online mode has a server
+        server = ServerArtifacts(ServerReader(settings.base_url, settings.api_key))
+        row, source, place = server.find(entity, project, name, ref), server, f"on {settings.base_url}"
+    else:
+        from nbtrack.store import DB_FILENAME, Store
+
+        offline = (
+            " (an offline run uses only artifacts already in the store under its root, as W&B's "
+            "offline runs cannot use one by name)"
+            if settings.mode == "offline"
+            else ""
+        )
+        place = f"in the store under {settings.root}{offline}"
+        if not (settings.root / DB_FILENAME).is_file():
+            raise UsageError(
+                f"use_artifact(): no artifact {where}: there is no store under {settings.root}{offline}"
+            )
+        store = Store.for_reading(settings.root)
         row = store.find_artifact_version(entity, project, name, ref)
-    finally:
-        store.close()
+        source = LocalArtifacts(store, settings.root / "files")
     if row is None:
-        raise UsageError(f"use_artifact(): no artifact {where} in the store under {settings.root}{offline}")
+        raise UsageError(f"use_artifact(): no artifact {where} {place}")
     try:
-        return StoredArtifact(row, settings.root / "files")
+        return StoredArtifact(row, source)
     except ArtifactsError as exc:
         raise UsageError(f"use_artifact(): {exc}") from None
 
