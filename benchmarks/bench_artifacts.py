@@ -14,7 +14,10 @@ peak of every process the phase starts (nbtrack's internal process, wandb-core) 
     nbtrack offline  log: the same with mode="offline" (the files staged for `nbtrack sync`)
     wandb            build: wandb.Artifact + add_dir
     wandb offline    log: wandb.init(mode="offline") + add_dir + log_artifact + finish()
-    wandb online     log: the same, against a fresh `nbtrack server` on a loopback port
+    nbtrack online   log: the same with mode="online", against a fresh `nbtrack server` on a
+                          loopback port (finish() returns once the server committed the version)
+                     download: Api(base_url=...).artifact(...).download(fresh folder)
+    wandb online     log: the same, against a fresh `nbtrack server` of its own
                      download: wandb.Api().artifact(...).download(fresh folder), a fresh cache
 
 Every download is checked afterwards (outside the timers): the folder's files hash to the
@@ -130,7 +133,7 @@ def child_nbtrack(phase: str, src: Path, root: Path, out: Path) -> dict[str, Any
         art = nbtrack.Artifact(NAME, type="dataset")
         art.add_dir(src)
         built = time.perf_counter()
-        _upload(run, art, url, key)
+        run.log_artifact(art)
         run.finish()
         done = time.perf_counter()
         stored = nbtrack.Api(base_url=url, api_key=key).artifact(f"{PROJECT}/{NAME}:v0")
@@ -151,29 +154,6 @@ def child_nbtrack(phase: str, src: Path, root: Path, out: Path) -> dict[str, Any
         stored.download(out)
         return {"seconds": time.perf_counter() - started, "digest": stored.digest}
     raise ValueError(f"no nbtrack phase {phase!r}")
-
-
-def _upload(run: Any, art: Any, url: str, key: str) -> None:
-    """The artifact's version on the server, sent from this process by online/artifact_upload.py
-    (run.log_artifact does not deliver to a server yet)."""
-    from nbtrack.online.artifact_upload import log_artifact_version
-
-    from nbtrack.online.client import ServerClient
-
-    sources = {entry.md5_hex: art.source_of(entry.path) for entry in art.manifest.stored()}
-    log_artifact_version(
-        ServerClient(url, key),
-        entity=None,
-        project=PROJECT,
-        run_id=run.id,
-        name=NAME,
-        type="dataset",
-        description=None,
-        metadata={},
-        aliases=[],
-        manifest=art.manifest,
-        blob_path=sources.__getitem__,
-    )
 
 
 # Run by the wandb venv's python; B_PHASE, B_SRC, B_OUT, B_REF in its environment.
@@ -464,11 +444,6 @@ def print_table(columns: dict[str, Column], size: int, count: int, repeats: int)
     print("\n" + NOTES)
 
 
-def online_artifacts() -> bool:
-    """Whether this checkout's nbtrack logs artifacts to a server and reads them back from one."""
-    return (REPO / "nbtrack" / "online" / "artifact_upload.py").is_file()
-
-
 def say(text: str) -> None:
     print(f"  {text}", file=sys.stderr, flush=True)
 
@@ -488,22 +463,19 @@ def measure(src: Path, work: Path) -> tuple[dict[str, Column], list[str]]:
     downloads = {"nbtrack local": work / "nbtrack-out"}
     say("nbtrack offline: log")
     columns["nbtrack offline"] = {"build": build, "log": nbtrack_phase("offline", src, root, unused, work)}
-    if online_artifacts():
-        server = start_server(work / "server-nbtrack")
-        try:
-            key = create_key(server, "bench")
-            say("nbtrack online: log")
-            log = nbtrack_phase("online-log", src, work / "online-root", unused, work, server, key)
-            say("nbtrack online: download")
-            out = work / "nbtrack-online-out"
-            download = nbtrack_phase("online-download", src, root, out, work, server, key)
-            columns["nbtrack online"] = {"build": build, "log": log, "download": download}
-            downloads["nbtrack online"] = out
-        finally:
-            server.stop()
-            shutil.rmtree(work / "server-nbtrack", ignore_errors=True)
-    else:
-        notes.append("nbtrack online: skipped, this checkout has no online/artifact_upload.py")
+    server = start_server(work / "server-nbtrack")
+    try:
+        key = create_key(server, "bench")
+        say("nbtrack online: log")
+        log = nbtrack_phase("online-log", src, work / "online-root", unused, work, server, key)
+        say("nbtrack online: download")
+        out = work / "nbtrack-online-out"
+        download = nbtrack_phase("online-download", src, root, out, work, server, key)
+        columns["nbtrack online"] = {"build": build, "log": log, "download": download}
+        downloads["nbtrack online"] = out
+    finally:
+        server.stop()
+        shutil.rmtree(work / "server-nbtrack", ignore_errors=True)
     python = wandb_python()
     if python is None:
         notes.append("the wandb venv is missing (NBTRACK_TEST_WANDB_PYTHON): wandb's columns skipped")
