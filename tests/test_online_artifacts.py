@@ -24,7 +24,7 @@ from nbtrack.online.artifact_upload import (
     use_artifact_version,
 )
 from nbtrack.online.client import ServerClient
-from nbtrack.online.retry import RetryPolicy
+from nbtrack.online.retry import Rejected, RetryPolicy
 from nbtrack.store.artifact_rows import ArtifactsError
 from tests import serving
 from tests.faultproxy import FaultProxy, Faults
@@ -293,6 +293,15 @@ def test_a_refused_file_is_an_error_naming_it(tmp_path: Path) -> None:
         with pytest.raises(ArtifactFileRefused, match=r"'notes\.txt'.*400") as refused:
             _log(ServerClient(served.url, key), env, changed)
         assert (refused.value.file, refused.value.status) == ("notes.txt", 400)
+
+        # A collection of another type is refused before anything is made.
+        dataset = nbtrack.Artifact("ds", type="dataset")
+        dataset.add_file(tmp_path / "files" / "train.csv")
+        _log(ServerClient(served.url, key), env, dataset)
+        clash = nbtrack.Artifact("ds", type="model")
+        clash.add_file(tmp_path / "files" / "train.csv")
+        with pytest.raises(Rejected, match="artifact 'ds' of alice/arts is of type 'dataset', not 'model'"):
+            _log(ServerClient(served.url, key), env, clash)
     finally:
         served.stop()
 
