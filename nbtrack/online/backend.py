@@ -187,10 +187,13 @@ class HttpBackend:
 
     def _wait_for_run(self) -> None:
         """Until the server has the run (its upsert may still be queued while the server was away):
-        an artifact names the run that logged or used it. Transient once abort() gives up."""
+        an artifact names the run that logged or used it. Transient once abort() gives up, Rejected
+        if the server refused something of the run meanwhile."""
         while not self._run_known.wait(0.2):
             if self._stop.is_set():
                 raise Transient(f"the run is not on {self._client.base_url} yet; delivery was given up")
+            if self.failure is not None:  # the server refused the run itself: never worth waiting
+                raise Rejected(f"the run is not on {self._client.base_url}: {self.failure}")
 
     def keep_alive(self) -> None:
         """Post `{}` when nothing was posted for alive_interval (what wandb-core does as well)."""
