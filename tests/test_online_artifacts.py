@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 import nbtrack
 from nbtrack.online.artifact_upload import (
@@ -23,7 +24,7 @@ from nbtrack.online.artifact_upload import (
     use_artifact_version,
 )
 from nbtrack.online.client import ServerClient
-from nbtrack.online.retry import RetryPolicy
+from nbtrack.online.retry import Rejected, RetryPolicy
 from nbtrack.store.artifact_rows import ArtifactsError
 from tests import serving
 from tests.faultproxy import FaultProxy, Faults
@@ -194,15 +195,30 @@ class _Interrupting(ServerClient):
         return answer
 
     def upload(self, url: str, path: Path, headers: dict[str, str] | None = None) -> None:
-        if self.step == "after two PUTs" and self.uploaded and path.stat().st_size > (1 << 20):
-            raise _Killed  # the big file, after the small ones before it
+        big = path.stat().st_size > (1 << 20)  # the big file, after the small ones before it
+        if self.step == "after two PUTs" and big:
+            raise _Killed
+        if self.step == "in the middle of a PUT" and big:
+
+            def first_half() -> Iterator[bytes]:
+                with path.open("rb") as data:
+                    yield data.read(path.stat().st_size // 2)
+                raise _Killed  # the connection is dropped with half the body sent
+
+            requests.put(url, data=first_half(), headers=headers, auth=self._session.auth, timeout=30)
         super().upload(url, path, headers)
         self.uploaded += path.stat().st_size
 
 
 @pytest.mark.parametrize(
     "step",
-    ["after CreateArtifact", "after two PUTs", "before CommitArtifact", "CommitArtifact answered to nobody"],
+    [
+        "after CreateArtifact",
+        "after two PUTs",
+        "in the middle of a PUT",
+        "before CommitArtifact",
+        "CommitArtifact answered to nobody",
+    ],
 )
 def test_an_interrupted_upload_resumes_sending_only_what_is_missing(
     env: WandbEnv, tmp_path: Path, step: str
@@ -266,6 +282,26 @@ def test_a_refused_file_is_an_error_naming_it(tmp_path: Path) -> None:
         with pytest.raises(ArtifactFileRefused, match=r"'data/sub/big\.bin'.*413") as refused:
             _log(ServerClient(served.url, key), env, art)
         assert (refused.value.file, refused.value.status) == ("data/sub/big.bin", 413)
+
+        # Bytes that are not the MD5 the manifest says (the file changed after it was added).
+        small = tmp_path / "small"
+        small.mkdir()
+        (small / "notes.txt").write_text("as added\n")
+        changed = nbtrack.Artifact("notes", type="text")
+        changed.add_file(small / "notes.txt")
+        (small / "notes.txt").write_text("changed since\n")
+        with pytest.raises(ArtifactFileRefused, match=r"'notes\.txt'.*400") as refused:
+            _log(ServerClient(served.url, key), env, changed)
+        assert (refused.value.file, refused.value.status) == ("notes.txt", 400)
+
+        # A collection of another type is refused before anything is made.
+        dataset = nbtrack.Artifact("ds", type="dataset")
+        dataset.add_file(tmp_path / "files" / "train.csv")
+        _log(ServerClient(served.url, key), env, dataset)
+        clash = nbtrack.Artifact("ds", type="model")
+        clash.add_file(tmp_path / "files" / "train.csv")
+        with pytest.raises(Rejected, match="artifact 'ds' of alice/arts is of type 'dataset', not 'model'"):
+            _log(ServerClient(served.url, key), env, clash)
     finally:
         served.stop()
 
@@ -331,3 +367,38 @@ def _overwrite_blob(env: WandbEnv, md5_hex: str, data: bytes) -> None:
 
     bucket, _, prefix = files.removeprefix("s3://").partition("/")
     boto3.client("s3").put_object(Bucket=bucket, Key=f"{prefix.strip('/')}/{key}", Body=data)
+
+
+def test_a_large_file_is_streamed_both_ways_in_bounded_memory(tmp_path: Path) -> None:
+    """A 32 MB file goes up and comes back without ever being held whole (Python's allocations
+    traced: the peak stays a small fraction of the file)."""
+    import tracemalloc
+
+    served = serving.start_server(tmp_path)
+    try:
+        key = serving.create_key(served, "alice")
+        env = WandbEnv(served, "alice", key, tmp_path)
+        env.client.upsert(PROJECT, RUN)
+        big = tmp_path / "big.bin"
+        with big.open("wb") as out:
+            for _ in range(32):
+                out.write(os.urandom(1 << 20))
+        art = nbtrack.Artifact("weights", type="model")
+        art.add_file(big)
+        client = ServerClient(served.url, key)
+        stored = nbtrack.Api(base_url=served.url, api_key=key)
+        tracemalloc.start()
+        try:
+            logged = _log(client, env, art)
+            _, up_peak = tracemalloc.get_traced_memory()
+            tracemalloc.reset_peak()
+            out_dir = stored.artifact(f"{PROJECT}/weights:v0").download(tmp_path / "out")
+            _, down_peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    finally:
+        served.stop()
+    assert logged.bytes_uploaded == 32 << 20
+    assert (out_dir / "big.bin").read_bytes() == big.read_bytes()
+    assert up_peak < 8 << 20, f"uploading held {up_peak} bytes at once"
+    assert down_peak < 8 << 20, f"downloading held {down_peak} bytes at once"

@@ -12,7 +12,12 @@ import pytest
 
 import nbtrack
 from nbtrack.errors import UsageError
+from nbtrack.settings import store_url
+from nbtrack.store import Store
+from nbtrack.store.artifact_rows import ArtifactsError
 from nbtrack.sync import sync_log
+from nbtrack.sync.replay import _deliver_artifacts
+from nbtrack.txlog import iter_records
 from tests import serving
 from tests.serving import ServerProcess, create_key, unique_name
 
@@ -94,3 +99,33 @@ def test_an_offline_run_s_artifact_syncs_to_a_server_once(
         got = api.artifact(f"{entity}/p/ds:best")
         assert [v.name for v in got.versions()] == ["ds:v0"] and got.logged_by == "off"
     assert same_files(files, got.download(tmp_path / "out"))
+
+
+def test_sync_to_a_server_holding_the_run_restores_an_artifact_it_lacks(
+    root: Path, tmp_path: Path, server: ServerProcess
+) -> None:
+    entity = unique_name("arts")
+    key = create_key(server, entity)
+    files = make_files(tmp_path / "data")
+    with nbtrack.init(project="p", dir=root, id="gone", base_url=server.url, api_key=key) as run:
+        run.log({"x": 1})
+        run.log_artifact(dataset(files))
+    assert server.dir is not None
+    with Store(store_url(server.dir)) as store:  # the version is gone from the server (deleted)
+        row = store.find_artifact_version(entity, "p", "ds", "v0")
+        assert row is not None
+        store.delete_artifact_version(row.id, delete_aliases=True)
+    api = nbtrack.Api(base_url=server.url, api_key=key)
+    with pytest.raises(ArtifactsError, match="no artifact ds:latest"):
+        api.artifact(f"{entity}/p/ds:latest")
+    log = next(run.dir.glob("*.nbt"))
+    for _ in range(2):  # the rows are all there; the artifact is delivered, once
+        assert sync_log(log, base_url=server.url, api_key=key).error is None
+        assert [v.name for v in api.artifact(f"{entity}/p/ds:latest").versions()] == ["ds:v1"]
+    assert same_files(files, api.artifact(f"{entity}/p/ds:v1").download(tmp_path / "out"))
+    # What a sync does when the server holds every row (a plan that delivers nothing else): the
+    # log's artifact records alone, idempotent too.
+    scan_run = next(r.run for r in iter_records(log) if r.WhichOneof("record_type") == "run")
+    for _ in range(2):
+        assert _deliver_artifacts(log, scan_run, entity, None, server.url, key) is None
+        assert [v.name for v in api.artifact(f"{entity}/p/ds:latest").versions()] == ["ds:v1"]

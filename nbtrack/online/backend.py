@@ -171,49 +171,29 @@ class HttpBackend:
             self._cond.notify()
 
     def log_artifact(self, artifact: pb.ArtifactRecord, staged: Path) -> None:
-        """Log the version on the server (artifact_upload.py), on the sender's thread: the FileStream
-        thread goes on posting rows meanwhile. Only files the server lacks are uploaded, and a
-        version of the same digest is that version, so a retry or a replay makes no second one.
-        Transient while the server is away (the sender retries), Rejected if it refuses."""
-        from nbtrack.artifacts.manifest import parse_manifest
-        from nbtrack.online.artifact_upload import log_artifact_version
+        """Log the version on the server (artifact_records.py), on the sender's thread: the
+        FileStream thread goes on posting rows meanwhile. Transient while the server is away (the
+        sender retries), Rejected if it refuses."""
+        from nbtrack.online.artifact_records import send_artifact
 
         self._wait_for_run()
-        log_artifact_version(
-            self._client,
-            entity=self._run.entity or None,
-            project=self._run.project,
-            run_id=self._run.run_id,
-            name=artifact.name,
-            type=artifact.type,
-            description=artifact.description if artifact.HasField("description") else None,
-            metadata=jsonutil.loads(artifact.metadata_json) if artifact.metadata_json else {},
-            aliases=list(artifact.aliases),
-            manifest=parse_manifest(artifact.manifest_json),
-            blob_path=lambda md5_hex: staged / md5_hex,
-        )
+        send_artifact(self._client, (self._run.entity, self._run.project, self._run.run_id), artifact, staged)
 
     def use_artifact(self, use: pb.UseArtifactRecord) -> None:
-        """Record the use on the server (the version is of the run's project: run.use_artifact
-        refuses another project's online)."""
-        from nbtrack.online.artifact_upload import use_artifact_version
+        from nbtrack.online.artifact_records import send_artifact_use
 
         self._wait_for_run()
-        use_artifact_version(
-            self._client,
-            entity=use.entity or self._run.entity or None,
-            project=use.project,
-            run_id=self._run.run_id,
-            collection=use.collection,
-            version=use.version,
-        )
+        send_artifact_use(self._client, (self._run.entity, self._run.project, self._run.run_id), use)
 
     def _wait_for_run(self) -> None:
         """Until the server has the run (its upsert may still be queued while the server was away):
-        an artifact names the run that logged or used it. Transient once abort() gives up."""
+        an artifact names the run that logged or used it. Transient once abort() gives up, Rejected
+        if the server refused something of the run meanwhile."""
         while not self._run_known.wait(0.2):
             if self._stop.is_set():
                 raise Transient(f"the run is not on {self._client.base_url} yet; delivery was given up")
+            if self.failure is not None:  # the server refused the run itself: never worth waiting
+                raise Rejected(f"the run is not on {self._client.base_url}: {self.failure}")
 
     def keep_alive(self) -> None:
         """Post `{}` when nothing was posted for alive_interval (what wandb-core does as well)."""
