@@ -367,7 +367,7 @@ ROWS = [  # (label, phase, figure)
     ("  other helper processes (MB)", "log", "helpers_peak"),
     ("  server peak RSS (MB)", "log", "server_peak"),
     ("  server RSS as the phase began (MB)", "log", "server_start"),
-    ("download, verified (s)", "download", "seconds"),
+    ("download to a fresh folder (s)", "download", "seconds"),
     ("  MB/s", "download", "rate"),
     ("  peak RSS of that process (MB)", "download", "user_peak"),
     ("  server peak RSS (MB)", "download", "server_peak"),
@@ -531,9 +531,10 @@ def main() -> int:
     repeats = 1 if args.quick else args.repeats
     machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores"
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    python = wandb_python()
     print(
         f"bench_artifacts {time.strftime('%Y-%m-%d %H:%M')}, Python {platform.python_version()}, "
-        f"{machine}, load average {load}\n",
+        f"{machine}, load average {load}; wandb from {python or '(none)'}\n",
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="bench-artifacts-") as tmp:
