@@ -99,61 +99,45 @@ def own_peak() -> int:
 
 
 def child_nbtrack(phase: str, src: Path, root: Path, out: Path) -> dict[str, Any]:
+    """One nbtrack phase (B_URL and B_KEY in the environment: against that server)."""
     started = time.perf_counter()
     import nbtrack
 
+    url, key = os.environ.get("B_URL"), os.environ.get("B_KEY")
+    ref = f"{PROJECT}/{NAME}:v0"
     if phase == "build":
         art = nbtrack.Artifact(NAME, type="dataset")
         art.add_dir(src)
         return {"seconds": time.perf_counter() - started, "digest": art.digest}
-    if phase in ("log", "offline"):
-        run = nbtrack.init(project=PROJECT, dir=root, mode="local" if phase == "log" else "offline")
-        assert run._connection is not None
-        internal_pid = run._connection.process.pid
-        art = nbtrack.Artifact(NAME, type="dataset")
-        art.add_dir(src)
-        built = time.perf_counter()
-        run.log_artifact(art)
-        run.finish()
-        done = time.perf_counter()
-        if phase == "log":  # finish() returned: the version is in the store
-            stored = nbtrack.Api(dir=root).artifact(f"{PROJECT}/{NAME}:v0")
-            assert stored.digest == art.digest, (stored.digest, art.digest)
-        return {
-            "seconds": done - started,
-            "tail_seconds": done - built,
-            "digest": art.digest,
-            "internal_pid": internal_pid,
-        }
-    if phase == "online-log":
-        url, key = os.environ["B_URL"], os.environ["B_KEY"]
-        run = nbtrack.init(project=PROJECT, mode="online", base_url=url, api_key=key, dir=root)
-        assert run._connection is not None
-        internal_pid = run._connection.process.pid
-        art = nbtrack.Artifact(NAME, type="dataset")
-        art.add_dir(src)
-        built = time.perf_counter()
-        run.log_artifact(art)
-        run.finish()
-        done = time.perf_counter()
-        stored = nbtrack.Api(base_url=url, api_key=key).artifact(f"{PROJECT}/{NAME}:v0")
-        assert stored.digest == art.digest, (stored.digest, art.digest)
-        return {
-            "seconds": done - started,
-            "tail_seconds": done - built,
-            "digest": art.digest,
-            "internal_pid": internal_pid,
-        }
-    if phase == "online-download":
-        api = nbtrack.Api(base_url=os.environ["B_URL"], api_key=os.environ["B_KEY"])
-        stored = api.artifact(f"{PROJECT}/{NAME}:v0")
-        stored.download(out)
-        return {"seconds": time.perf_counter() - started, "digest": stored.digest}
     if phase == "download":
-        stored = nbtrack.Api(dir=root).artifact(f"{PROJECT}/{NAME}:v0")
+        stored = _api(url, key, root).artifact(ref)
         stored.download(out)
         return {"seconds": time.perf_counter() - started, "digest": stored.digest}
-    raise ValueError(f"no nbtrack phase {phase!r}")
+    mode = "online" if url else phase
+    run = nbtrack.init(project=PROJECT, dir=root, mode=mode, base_url=url, api_key=key)
+    assert run._connection is not None
+    internal_pid = run._connection.process.pid
+    art = nbtrack.Artifact(NAME, type="dataset")
+    art.add_dir(src)
+    built = time.perf_counter()
+    run.log_artifact(art)
+    run.finish()
+    done = time.perf_counter()
+    if mode != "offline":  # finish() returned: the version is stored, the files it lists too
+        stored = _api(url, key, root).artifact(ref)
+        assert stored.digest == art.digest, (stored.digest, art.digest)
+    return {
+        "seconds": done - started,
+        "tail_seconds": done - built,
+        "digest": art.digest,
+        "internal_pid": internal_pid,
+    }
+
+
+def _api(url: str | None, key: str | None, root: Path) -> Any:
+    import nbtrack
+
+    return nbtrack.Api(base_url=url, api_key=key) if url else nbtrack.Api(dir=root)
 
 
 # Run by the wandb venv's python; B_PHASE, B_SRC, B_OUT, B_REF in its environment.
@@ -240,7 +224,7 @@ class Phase:
     helpers_peak: int | None = None  # every other descendant, summed
     server_peak: int | None = None
     server_start: int | None = None  # the server's RSS as the phase began
-    tail_seconds: float | None = None  # wandb's log: log_artifact + finish() alone
+    tail_seconds: float | None = None  # a log's log_artifact + finish() alone
 
 
 def run_phase(argv: list[str], env: dict[str, str], cwd: Path, server: ServerProcess | None = None) -> Phase:
@@ -456,7 +440,7 @@ def measure(src: Path, work: Path) -> tuple[dict[str, Column], list[str]]:
     say("nbtrack: build")
     build = nbtrack_phase("build", src, root, unused, work)
     say("nbtrack local: log")
-    log = nbtrack_phase("log", src, root, unused, work)
+    log = nbtrack_phase("local", src, root, unused, work)
     say("nbtrack local: download")
     download = nbtrack_phase("download", src, root, work / "nbtrack-out", work)
     columns["nbtrack local"] = {"build": build, "log": log, "download": download}
@@ -467,10 +451,10 @@ def measure(src: Path, work: Path) -> tuple[dict[str, Column], list[str]]:
     try:
         key = create_key(server, "bench")
         say("nbtrack online: log")
-        log = nbtrack_phase("online-log", src, work / "online-root", unused, work, server, key)
+        log = nbtrack_phase("online", src, work / "online-root", unused, work, server, key)
         say("nbtrack online: download")
         out = work / "nbtrack-online-out"
-        download = nbtrack_phase("online-download", src, root, out, work, server, key)
+        download = nbtrack_phase("download", src, root, out, work, server, key)
         columns["nbtrack online"] = {"build": build, "log": log, "download": download}
         downloads["nbtrack online"] = out
     finally:
