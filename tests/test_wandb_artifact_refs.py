@@ -186,6 +186,13 @@ def test_the_wandb_client_logs_references_and_downloads_them(refs: Refs) -> None
         hashlib.md5(b"a file the server stores " * 40).hexdigest()
     ]
     assert logged["committed"] == logged["digest"]
+    asked = [
+        f["name"]
+        for r in logging
+        if r.operation == "CreateArtifactFiles"
+        for f in r.variables["input"]["artifactFiles"]
+    ]
+    assert asked == ["stored.txt"]  # upload URLs are asked for the stored file only
 
     # nbtrack's add_reference writes the client's entries, so the version's digest is the same.
     art = nbtrack.Artifact("refs", type="dataset")
