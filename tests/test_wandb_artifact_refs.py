@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 
 import nbtrack
+from nbtrack.artifacts import references
 from nbtrack.store.artifact_rows import ArtifactsError
 from tests import serving
 from tests.capture_proxy import CaptureProxy
@@ -36,7 +38,7 @@ def _require_wandb_boto3() -> None:
     python = require_wandb()
     if subprocess.run([str(python), "-c", "import boto3"], capture_output=True, timeout=60).returncode != 0:
         reason = f"the wandb client's venv ({python}) has no boto3: pip install boto3 there"
-        if serving.os.environ.get("CI") == "true":
+        if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
 
@@ -273,3 +275,54 @@ def test_gc_neither_needs_nor_frees_references(refs: Refs) -> None:
     assert (refs.src / "one.txt").read_bytes() == b"one\n"
     body = refs.s3.get_object(Bucket=refs.bucket, Key=f"{refs.prefix}/single.bin")["Body"].read()
     assert body == b"x" * 1000
+
+
+_MANIFEST_OF = """
+import wandb
+art = wandb.Artifact("versioned", type="dataset")
+for uri, keywords in CALLS:
+    art.add_reference(uri, **keywords)
+emit({"contents": art.manifest.to_manifest_json()["contents"], "digest": art.manifest.digest()})
+"""
+
+
+def test_a_versioned_bucket_gives_the_clients_version_ids(tmp_path: Path) -> None:
+    """In a bucket that keeps versions, each entry carries its object's versionID, as the client's
+    do; nbtrack downloads that version even after the object is overwritten."""
+    require_wandb()
+    _require_wandb_boto3()
+    serving.require_s3()
+    import boto3
+
+    client = boto3.session.Session().client("s3")
+    bucket = serving.unique_name("refs-ver")
+    client.create_bucket(Bucket=bucket)
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    first = client.put_object(Bucket=bucket, Key="v/a.txt", Body=b"first")["VersionId"]
+    client.put_object(Bucket=bucket, Key="v/a.txt", Body=b"second!")
+    client.put_object(Bucket=bucket, Key="v/sub/b.txt", Body=b"bee")
+    calls: list[tuple[str, dict[str, Any]]] = [
+        (f"s3://{bucket}/v", {}),
+        (f"s3://{bucket}/v/a.txt", {"name": "one.txt"}),
+    ]
+    served = serving.start_server(tmp_path)
+    try:
+        theirs = _make_env(served, tmp_path).run(_with(_MANIFEST_OF, CALLS=calls))
+    finally:
+        served.stop()
+    art = nbtrack.Artifact("versioned", type="dataset")
+    for uri, keywords in calls:
+        art.add_reference(uri, **keywords)
+    assert json.loads(art.manifest.to_json())["contents"] == theirs["contents"]
+    assert art.digest == theirs["digest"]
+    assert all("versionID" in item["extra"] for item in theirs["contents"].values())
+
+    # `?versionId=` names an older version: nbtrack records that one (the client 0.31 records
+    # the latest whatever is asked: docs/wandb-compat.md).
+    [old] = art.add_reference(f"s3://{bucket}/v/a.txt?versionId={first}", name="old.txt")
+    assert (old.size, old.extra["extra"]["versionID"], old.ref) == (5, first, f"s3://{bucket}/v/a.txt")
+    client.put_object(Bucket=bucket, Key="v/a.txt", Body=b"third, after logging")
+    references.fetch(art.manifest.entries["a.txt"], tmp_path / "got" / "a.txt", "artifact versioned: 'a.txt'")
+    references.fetch(old, tmp_path / "got" / "old.txt", "artifact versioned: 'old.txt'")
+    assert (tmp_path / "got" / "a.txt").read_bytes() == b"second!"
+    assert (tmp_path / "got" / "old.txt").read_bytes() == b"first"
