@@ -297,6 +297,16 @@ def test_a_versioned_bucket_gives_the_clients_version_ids(tmp_path: Path) -> Non
     client = boto3.session.Session().client("s3")
     bucket = serving.unique_name("refs-ver")
     client.create_bucket(Bucket=bucket)
+    try:
+        _versioned(client, bucket, tmp_path)
+    finally:
+        for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            for gone in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                client.delete_object(Bucket=bucket, Key=gone["Key"], VersionId=gone["VersionId"])
+        client.delete_bucket(Bucket=bucket)
+
+
+def _versioned(client: Any, bucket: str, tmp_path: Path) -> None:
     client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     first = client.put_object(Bucket=bucket, Key="v/a.txt", Body=b"first")["VersionId"]
     client.put_object(Bucket=bucket, Key="v/a.txt", Body=b"second!")
