@@ -184,6 +184,13 @@ def test_s3_references_carry_the_etag_and_are_fetched_verified(
     assert not (got / "again.bin").exists() and _leftovers(got) == []
 
 
+def test_an_empty_s3_object_named_by_its_key_is_an_entry(bucket_prefix: tuple[object, str, str]) -> None:
+    client, bucket, prefix = bucket_prefix
+    client.put_object(Bucket=bucket, Key=f"{prefix}/empty.txt", Body=b"")  # type: ignore[attr-defined]
+    [entry] = nbtrack.Artifact("refs", type="dataset").add_reference(f"s3://{bucket}/{prefix}/empty.txt")
+    assert (entry.path, entry.size, entry.digest) == ("empty.txt", 0, hashlib.md5(b"").hexdigest())
+
+
 def test_an_s3_key_with_nothing_there_is_refused(bucket_prefix: tuple[object, str, str]) -> None:
     _client, bucket, prefix = bucket_prefix
     with pytest.raises(ValueError, match=rf"s3://{bucket}/{prefix}/nothing.*no object at that key nor under"):
