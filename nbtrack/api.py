@@ -173,12 +173,10 @@ class Api:
 
     def artifact(self, path: str) -> StoredArtifact:
         """The committed artifact version at "project/name:ref" or "entity/project/name:ref" (ref:
-        "v3", "latest" or an alias; none: latest), read from the local store (a server's: not
-        yet). The entity may be left out when one entity has a project so named."""
-        from nbtrack.artifacts.stored import StoredArtifact
+        "v3", "latest" or an alias; none: latest), read from the local store or the server. The
+        entity may be left out when one entity has a project so named."""
+        from nbtrack.artifacts.stored import ArtifactSource, LocalArtifacts, StoredArtifact
 
-        if self.dir is None or not isinstance(self._source, Store):
-            raise UsageError("Api(base_url=...).artifact() is not supported yet: read the artifact with dir=")
         parts = _split(path, "an artifact path ('project/name:v1' or 'entity/project/name:v1')", (2, 3))
         name, _, ref = parts[-1].partition(":")
         project = parts[-2]
@@ -193,12 +191,22 @@ class Api:
                     + "; give the path as 'entity/project/name:version'"
                 )
             entity = owners[0]
-        row = self._source.find_artifact_version(entity, project, name, ref or "latest")
+        source: ArtifactSource
+        if self._reader is not None:
+            from nbtrack.online.artifact_reads import ServerArtifacts
+
+            server = ServerArtifacts(self._reader)
+            row = server.find(entity, project, name, ref or "latest")
+            source = server
+        else:
+            assert isinstance(self._source, Store) and self.dir is not None
+            row = self._source.find_artifact_version(entity, project, name, ref or "latest")
+            source = LocalArtifacts(self._source, self.dir / "files")
         if row is None:
             raise ArtifactsError(
                 f"no artifact {name}:{ref or 'latest'} in {entity}/{project} {self._where()}"
             )
-        return StoredArtifact(row, self.dir / "files")
+        return StoredArtifact(row, source)
 
     def _view(self, row: RunRow) -> StoredRun:
         if self._reader is not None:

@@ -12,7 +12,9 @@
     ├── StageDied                (worker.py) a stage of the internal process is gone: it is ending
     ├── Transient                (online/retry.py) worth retrying: the server is down or busy
     ├── Rejected                 (online/retry.py) the server refused a request for good
-    │   └── TooLarge             a body over the server's limit (413), with the limit if it said
+    │   ├── TooLarge             a body over the server's limit (413), with the limit if it said
+    │   └── ArtifactFileRefused  (online/artifact_upload.py) an artifact's file the server refused
+    │                            (or that is gone here), naming the file
     └── ApiError                 (server/errors.py) a GraphQL or HTTP error the server answers with
 
 Bad values passed to `log()` or the config raise the built-in TypeError / ValueError, naming the

@@ -10,6 +10,7 @@ __all__ = [
     "ALERT_LEVELS",
     "ALERT_TEXT_MAX",
     "ALERT_WAIT_SECONDS",
+    "ARTIFACT_BLOBS",
     "CELLS_KEY",
     "CLIENT_CONFIG_KEY",
     "DROPPED_TYPE",
@@ -108,6 +109,8 @@ ALERTS_PER_RUN = 1000  # a run keeps at most this many alerts (the store refuses
 # The alias an artifact collection's newest committed version always has (W&B's word too): the
 # store moves it at each commit, and a version's page shows it first.
 LATEST_ALIAS = "latest"
+# Where a store's files (a server's --files, ROOT/files) keep artifact blobs: <this>/<entity>/<hex MD5>.
+ARTIFACT_BLOBS = "~artifacts"
 
 
 def js_module() -> str:

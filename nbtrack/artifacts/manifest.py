@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ __all__ = [
     "CHUNK",
     "Manifest",
     "ManifestEntry",
+    "copy_checked",
     "hex_of_b64_md5",
     "md5_of_file",
     "parse_manifest",
@@ -139,3 +143,30 @@ def md5_of_file(path: str | Path, chunk: int = CHUNK) -> tuple[str, int]:
             hasher.update(block)
             size += len(block)
     return base64.b64encode(hasher.digest()).decode("ascii"), size
+
+
+def copy_checked(source: str | Path, dest: Path, md5_hex: str, size: int) -> tuple[str, int]:
+    """Copy source to dest, hashing it on the way (CHUNK bytes at a time), through a temporary
+    file beside dest that is renamed into place only if the bytes have this MD5 (hex) and size.
+    Returns what was read (hex MD5, size): anything else than asked leaves dest as it was.
+    FileNotFoundError if source is missing."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(source, "rb") as reader:
+        fd, temp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
+        try:
+            hasher = hashlib.md5()
+            written = 0
+            with os.fdopen(fd, "wb") as out:
+                while block := reader.read(CHUNK):
+                    hasher.update(block)
+                    written += len(block)
+                    out.write(block)
+            if hasher.hexdigest() == md5_hex and written == size:
+                os.replace(temp_name, dest)
+            else:
+                os.unlink(temp_name)
+            return hasher.hexdigest(), written
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp_name)
+            raise

@@ -1,44 +1,130 @@
-"""A logged artifact version read back from a local store: `nbtrack.Api(dir=ROOT).artifact(...)`.
+"""A logged artifact version read back: `nbtrack.Api(dir=ROOT).artifact(...)` from a local store,
+`nbtrack.Api(base_url=URL).artifact(...)` from a tracking server; one class for both.
 
     art = nbtrack.Api(dir="runs").artifact("mnist/ds:v1")      # or "entity/mnist/ds:best"
-    art.files(); art.metadata; art.version; art.aliases
+    art.files(); art.metadata; art.version; art.aliases; art.logged_by
+    art.versions(); art.used_by()                              # the collection's versions; its users
     folder = art.download("data")                               # every file, verified
 
-The files are the content-addressed blobs of the folder's file store (ROOT/files, where
-`nbtrack server --dir ROOT` keeps them: `~artifacts/<entity>/<hex MD5>`, server/artifact_files.py).
-download() streams each blob to a temporary file beside its destination while hashing it, and
-renames it into place only if its MD5 and size are the manifest's: a corrupted or missing blob
-raises ArtifactsError naming the file, and never leaves a wrong file where the right one belongs.
+Where the bytes and the neighbours come from is an ArtifactSource: LocalArtifacts reads the store
+and the content-addressed blobs of its files folder (ROOT/files, where `nbtrack server --dir ROOT`
+keeps them: `~artifacts/<entity>/<hex MD5>`, server/artifact_files.py); online/artifact_reads.py
+asks a server and GETs the file URLs it signs. download() streams each blob to a temporary file
+beside its destination while hashing it, and renames it into place only if its MD5 and size are
+the manifest's: a corrupted or missing blob raises ArtifactsError naming the file, and never leaves
+a wrong file where the right one belongs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from nbtrack.artifacts import references
 from nbtrack.artifacts.manifest import CHUNK, Manifest, hex_of_b64_md5, parse_manifest
 from nbtrack.sdk.values import check_file_name
 from nbtrack.store.artifact_rows import ArtifactRow, ArtifactsError
+from nbtrack.vocabulary import ARTIFACT_BLOBS
 
-__all__ = ["StoredArtifact"]
+if TYPE_CHECKING:
+    from nbtrack.store import Store
 
-BLOBS = "~artifacts"  # the server's prefix of artifact blobs in its files folder
+__all__ = ["ArtifactSource", "BlobMissing", "LocalArtifacts", "StoredArtifact"]
+
+T = TypeVar("T")
+
+
+class BlobMissing(Exception):
+    """A source has no bytes for a blob (raised by blob_chunks)."""
+
+
+class ArtifactSource(Protocol):
+    """Where a version's manifest, blobs and neighbours are read: a folder or a server."""
+
+    def manifest_text(self, row: ArtifactRow) -> str: ...
+    def versions(self, row: ArtifactRow) -> list[ArtifactRow]:
+        """The committed versions of row's collection, newest first."""
+        ...
+
+    def used_by(self, row: ArtifactRow) -> list[str]:
+        """Ids of the runs that used the version, in the order they first did."""
+        ...
+
+    def blob_chunks(self, row: ArtifactRow, md5_hex: str) -> Iterator[bytes]:
+        """The blob's bytes in bounded chunks; BlobMissing if there is none."""
+        ...
+
+    def blob_where(self, row: ArtifactRow, md5_hex: str) -> str:
+        """Words for where the blob is kept, for messages ("its stored file /x")."""
+        ...
+
+    def fetching(self, call: Callable[[], T]) -> T:
+        """call(), again while the source is unreachable (a server), within a bounded time."""
+        ...
+
+
+class LocalArtifacts:
+    """The artifacts of a local store, their blobs in files_root (a server's --files folder)."""
+
+    def __init__(self, store: Store, files_root: Path) -> None:
+        self._store = store
+        self._files_root = files_root
+
+    def manifest_text(self, row: ArtifactRow) -> str:
+        assert row.manifest is not None  # the store hands out committed versions with theirs
+        return row.manifest
+
+    def versions(self, row: ArtifactRow) -> list[ArtifactRow]:
+        return self._store.list_artifact_versions(row.entity, row.project, row.collection)
+
+    def used_by(self, row: ArtifactRow) -> list[str]:
+        return [run.run_id for run in self._store.artifact_users(row.id)]
+
+    def blob_chunks(self, row: ArtifactRow, md5_hex: str) -> Iterator[bytes]:
+        try:
+            source = open(self._blob(row, md5_hex), "rb")  # noqa: SIM115 - a with statement right below
+        except FileNotFoundError:
+            raise BlobMissing from None
+        with source:
+            while block := source.read(CHUNK):
+                yield block
+
+    def blob_where(self, row: ArtifactRow, md5_hex: str) -> str:
+        return f"its stored file {self._blob(row, md5_hex)}"
+
+    def fetching(self, call: Callable[[], T]) -> T:
+        return call()
+
+    def _blob(self, row: ArtifactRow, md5_hex: str) -> Path:
+        return self._files_root / ARTIFACT_BLOBS / row.entity / md5_hex
 
 
 class StoredArtifact:
     """A committed artifact version, as it was when fetched."""
 
-    def __init__(self, row: ArtifactRow, files_root: Path) -> None:
-        if row.manifest is None:
+    def __init__(self, row: ArtifactRow, source: ArtifactSource) -> None:
+        if row.state != "COMMITTED" or row.version_index is None:
             raise ArtifactsError(f"artifact {row.collection} ({row.id}) is not committed yet")
         self._row = row
-        self._files_root = files_root
-        self.manifest: Manifest = parse_manifest(row.manifest)
+        self._source = source
+        self._manifest: Manifest | None = None
+
+    @property
+    def manifest(self) -> Manifest:
+        """The version's manifest (read from a server the first time it is needed)."""
+        if self._manifest is None:
+            text = self._source.fetching(lambda: self._source.manifest_text(self._row))
+            try:
+                self._manifest = parse_manifest(text)
+            except ValueError as exc:
+                raise ArtifactsError(f"artifact {self.name}: {exc}") from None
+        return self._manifest
 
     @property
     def name(self) -> str:
@@ -97,6 +183,17 @@ class StoredArtifact:
         """The paths of the version's files, in order."""
         return sorted(self.manifest.entries)
 
+    def versions(self) -> list[StoredArtifact]:
+        """Every committed version of its collection, newest first (this one among them)."""
+        return [
+            StoredArtifact(row, self._source)
+            for row in self._source.fetching(lambda: self._source.versions(self._row))
+        ]
+
+    def used_by(self) -> list[str]:
+        """The ids of the runs that used this version, in the order they first did."""
+        return self._source.fetching(lambda: self._source.used_by(self._row))
+
     def download(self, root: str | os.PathLike[str] | None = None) -> Path:
         """Write every file under root (default ./artifacts/<name>:<version>) and return root.
         ArtifactsError naming the file for a blob missing or not matching the manifest; a
@@ -118,41 +215,38 @@ class StoredArtifact:
             md5_hex = hex_of_b64_md5(entry.digest)
             if md5_hex is None:
                 raise ArtifactsError(f"artifact {self.name}: {entry.path!r} has no MD5 digest")
-            blob = self._files_root / BLOBS / self.entity / md5_hex
-            _copy_verified(
-                blob, target / entry.path, md5_hex, entry.size, f"artifact {self.name}: {entry.path!r}"
-            )
+            what = f"artifact {self.name}: {entry.path!r}"
+            copy = functools.partial(self._copy_verified, md5_hex, target / entry.path, entry.size, what)
+            self._source.fetching(copy)
         return target
+
+    def _copy_verified(self, md5_hex: str, dest: Path, size: int, what: str) -> None:
+        """Copy the blob to dest through a temporary file, renamed into place once its MD5 and
+        size are checked; ArtifactsError (starting with what) otherwise, dest left as it was."""
+        where = self._source.blob_where(self._row, md5_hex)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        try:
+            hasher = hashlib.md5()
+            written = 0
+            with os.fdopen(fd, "wb") as out:
+                try:
+                    for block in self._source.blob_chunks(self._row, md5_hex):
+                        hasher.update(block)
+                        written += len(block)
+                        out.write(block)
+                except BlobMissing:
+                    raise ArtifactsError(f"{what}: {where} is missing") from None
+            if hasher.hexdigest() != md5_hex or written != size:
+                raise ArtifactsError(
+                    f"{what}: {where} is corrupted ({written} bytes of MD5 "
+                    f"{hasher.hexdigest()}, the manifest says {size} bytes of MD5 {md5_hex})"
+                )
+            os.replace(temp_name, dest)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp_name)
+            raise
 
     def __repr__(self) -> str:
         return f"<nbtrack StoredArtifact {self.entity}/{self.project}/{self.name} ({self.type})>"
-
-
-def _copy_verified(blob: Path, dest: Path, md5_hex: str, size: int, what: str) -> None:
-    """Copy blob to dest through a temporary file, renamed into place once its MD5 and size
-    are checked; ArtifactsError (starting with what) otherwise, dest left as it was."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        hasher = hashlib.md5()
-        written = 0
-        with os.fdopen(fd, "wb") as out:
-            try:
-                source = open(blob, "rb")  # noqa: SIM115 - a with statement right below
-            except FileNotFoundError:
-                raise ArtifactsError(f"{what}: its stored file {blob} is missing") from None
-            with source:
-                while block := source.read(CHUNK):
-                    hasher.update(block)
-                    written += len(block)
-                    out.write(block)
-        if hasher.hexdigest() != md5_hex or written != size:
-            raise ArtifactsError(
-                f"{what}: its stored file {blob} is corrupted ({written} bytes of MD5 "
-                f"{hasher.hexdigest()}, the manifest says {size} bytes of MD5 {md5_hex})"
-            )
-        os.replace(temp_name, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise

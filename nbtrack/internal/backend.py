@@ -21,7 +21,7 @@ from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.settings import DEFAULT_ENTITY
 from nbtrack.vocabulary import RUN_ALIVE_SECONDS
 
-__all__ = ["Backend", "StoreBackend", "copy_whole", "open_backend", "run_files_dir"]
+__all__ = ["Backend", "StoreBackend", "copy_whole", "open_backend", "run_files_dir", "store_files_root"]
 
 logger = logging.getLogger("nbtrack")
 
@@ -55,6 +55,13 @@ class Backend(Protocol):
 
     def add_alert(self, alert: pb.AlertRecord) -> None:
         """Keep an alert of the run (once per key; the same title not again within its wait)."""
+
+    def log_artifact(self, artifact: pb.ArtifactRecord, staged: Path) -> None:
+        """Store the artifact the run logged as a version (its files are in the folder staged,
+        each named by its hex MD5). Delivered again, it makes no second version."""
+
+    def use_artifact(self, use: pb.UseArtifactRecord) -> None:
+        """Record that the run used the artifact version (once, however often it is said)."""
 
     def keep_alive(self) -> None:
         """The run is live: called whenever its sender is idle. Tells the store/server so at least
@@ -96,6 +103,7 @@ class StoreBackend:
         # A run logged for a server without naming an entity is "the key's own": here, the default.
         self._key = (run.entity or DEFAULT_ENTITY, run.project, run.run_id)
         self._files = run_files_dir(store_url, *self._key)
+        self._files_root = store_files_root(store_url)
         self.rows_delivered = 0
         self.history_lines_stored = 0
         self._alive_interval = alive_interval
@@ -158,6 +166,18 @@ class StoreBackend:
                 "nbtrack: run %s keeps as many alerts as it may; %r is not stored", self._key[2], alert.title
             )
 
+    def log_artifact(self, artifact: pb.ArtifactRecord, staged: Path) -> None:
+        from nbtrack.internal.artifact_delivery import store_artifact
+
+        if self._files_root is None:
+            raise ValueError("artifact files are kept beside a SQLite store only")
+        store_artifact(self._store, self._files_root, self._key, artifact, staged)
+
+    def use_artifact(self, use: pb.UseArtifactRecord) -> None:
+        from nbtrack.internal.artifact_delivery import store_artifact_use
+
+        store_artifact_use(self._store, self._key, use)
+
     def keep_alive(self) -> None:
         # One tiny UPDATE every RUN_ALIVE_SECONDS, whether or not rows were written meanwhile.
         if time.monotonic() - self._alive_said >= self._alive_interval:
@@ -188,12 +208,19 @@ def copy_whole(source: Path, target: Path) -> None:
 def run_files_dir(store_url: str, entity: str, project: str, run_id: str) -> Path | None:
     """Where a SQLite store's runs keep their files: <root>/files/<entity>/<project>/<run_id>
     (the layout `nbtrack server --dir <root>` serves)."""
+    root = store_files_root(store_url)
+    return None if root is None else root / entity / project / run_id
+
+
+def store_files_root(store_url: str) -> Path | None:
+    """The files folder beside a SQLite store (<root>/files: run files, artifact blobs); None for
+    another database, whose files are a server's (--files)."""
     from sqlalchemy.engine import make_url
 
     url = make_url(store_url)
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return None
-    return Path(url.database).parent / "files" / entity / project / run_id
+    return Path(url.database).parent / "files"
 
 
 def open_backend(setup: pb.SetupRequest, run: pb.RunRecord, notice: Callable[[str], None]) -> Backend | None:

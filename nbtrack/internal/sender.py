@@ -164,6 +164,14 @@ class Sender:
             elif kind == "alert":
                 if self.backend is not None:
                     self._retrier.deliver(self.backend.add_alert, record.alert)
+            elif kind == "artifact":
+                run_dir = self._run_dir()
+                if self.backend is not None and run_dir is not None:
+                    staged = run_dir / record.artifact.staged
+                    self._retrier.deliver(self.backend.log_artifact, record.artifact, staged)
+            elif kind == "use_artifact":
+                if self.backend is not None:
+                    self._retrier.deliver(self.backend.use_artifact, record.use_artifact)
             elif kind == "exit":
                 self._on_exit(record)
             elif kind == "request" and record.request.HasField("setup"):
@@ -275,8 +283,12 @@ class Sender:
         for key in summary.remove:
             self._summary.pop(key, None)
 
+    def _run_dir(self) -> Path | None:
+        """The run's folder (its log's): where its saved files and staged artifacts wait."""
+        return Path(self.setup.log_path).parent if self.setup is not None and self.setup.log_path else None
+
     def _on_files(self, files: pb.FilesRecord) -> None:
-        run_dir = Path(self.setup.log_path).parent if self.setup is not None and self.setup.log_path else None
+        run_dir = self._run_dir()
         for file in files.files:
             if run_dir is not None and self.backend is not None:
                 self._retrier.deliver(self.backend.save_file, file.path, run_dir / RUN_FILES / file.path)

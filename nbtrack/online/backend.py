@@ -80,6 +80,7 @@ class HttpBackend:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._done = threading.Event()  # the final post is delivered (or given up)
+        self._run_known = threading.Event()  # an upsert of the run succeeded: the server has it
         self._config: dict[str, Any] = {}
         self._upsert: dict[str, Any] | None = None
         self._history = LineQueue(log_path)
@@ -168,6 +169,31 @@ class HttpBackend:
         with self._cond:
             self._alerts.append(alert)
             self._cond.notify()
+
+    def log_artifact(self, artifact: pb.ArtifactRecord, staged: Path) -> None:
+        """Log the version on the server (artifact_records.py), on the sender's thread: the
+        FileStream thread goes on posting rows meanwhile. Transient while the server is away (the
+        sender retries), Rejected if it refuses."""
+        from nbtrack.online.artifact_records import send_artifact
+
+        self._wait_for_run()
+        send_artifact(self._client, (self._run.entity, self._run.project, self._run.run_id), artifact, staged)
+
+    def use_artifact(self, use: pb.UseArtifactRecord) -> None:
+        from nbtrack.online.artifact_records import send_artifact_use
+
+        self._wait_for_run()
+        send_artifact_use(self._client, (self._run.entity, self._run.project, self._run.run_id), use)
+
+    def _wait_for_run(self) -> None:
+        """Until the server has the run (its upsert may still be queued while the server was away):
+        an artifact names the run that logged or used it. Transient once abort() gives up, Rejected
+        if the server refused something of the run meanwhile."""
+        while not self._run_known.wait(0.2):
+            if self._stop.is_set():
+                raise Transient(f"the run is not on {self._client.base_url} yet; delivery was given up")
+            if self.failure is not None:  # the server refused the run itself: never worth waiting
+                raise Rejected(f"the run is not on {self._client.base_url}: {self.failure}")
 
     def keep_alive(self) -> None:
         """Post `{}` when nothing was posted for alive_interval (what wandb-core does as well)."""
@@ -336,6 +362,7 @@ class HttpBackend:
         lines = self._run.upsert(fields)
         if lines is not None:
             self.history_lines_stored = lines
+        self._run_known.set()
 
     def _queue_upsert(self, fields: dict[str, Any]) -> None:
         with self._cond:

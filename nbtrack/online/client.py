@@ -92,8 +92,17 @@ class ServerClient:
                 "PUT", url, data, "application/octet-stream", headers, read_timeout=UPLOAD_READ_TIMEOUT
             )
 
+    def upload_bytes(self, url: str, body: bytes, headers: dict[str, str] | None = None) -> None:
+        """PUT a small body (an artifact's manifest) to an upload URL."""
+        self._request("PUT", url, body, "application/octet-stream", headers, read_timeout=UPLOAD_READ_TIMEOUT)
+
     def get(self, path: str) -> requests.Response:
         return self._request("GET", path, None, None)
+
+    def get_stream(self, path_or_url: str) -> requests.Response:
+        """GET whose body is read as it arrives (`iter_content`), so a large file never sits in
+        memory; the caller closes the response."""
+        return self._request("GET", path_or_url, None, None, read_timeout=UPLOAD_READ_TIMEOUT, stream=True)
 
     def _request(
         self,
@@ -103,6 +112,7 @@ class ServerClient:
         content_type: str | None,
         headers: dict[str, str] | None = None,
         read_timeout: float = READ_TIMEOUT,
+        stream: bool = False,
     ) -> requests.Response:
         url = path_or_url if "://" in path_or_url else self.base_url + path_or_url
         sent = dict(headers or {})
@@ -110,7 +120,12 @@ class ServerClient:
             sent["Content-Type"] = content_type
         try:
             response = self._session.request(
-                method, url, data=body, headers=sent, timeout=(CONNECT_TIMEOUT, read_timeout)
+                method,
+                url,
+                data=body,
+                headers=sent,
+                timeout=(CONNECT_TIMEOUT, read_timeout),
+                stream=stream,
             )
         except requests.RequestException as exc:
             raise Transient(f"cannot reach the tracking server at {self.base_url}: {_reason(exc)}") from exc

@@ -55,6 +55,11 @@ class ServerReader:
         self._client = ServerClient(base_url, api_key, policy=RetryPolicy(cap=5.0))
         self.base_url = self._client.base_url
 
+    @property
+    def client(self) -> ServerClient:
+        """The HTTP client it reads with (artifact downloads stream through it)."""
+        return self._client
+
     def close(self) -> None:
         self._client.close()
 

@@ -83,6 +83,8 @@ class Record(_message.Message):
     CELL_FIELD_NUMBER: _builtins.int
     CONSOLE_FIELD_NUMBER: _builtins.int
     ALERT_FIELD_NUMBER: _builtins.int
+    ARTIFACT_FIELD_NUMBER: _builtins.int
+    USE_ARTIFACT_FIELD_NUMBER: _builtins.int
     num: _builtins.int
     """position in the transaction log, assigned by the writer (1-based)"""
     @_builtins.property
@@ -119,6 +121,10 @@ class Record(_message.Message):
     def console(self) -> Global___ConsoleRecord: ...
     @_builtins.property
     def alert(self) -> Global___AlertRecord: ...
+    @_builtins.property
+    def artifact(self) -> Global___ArtifactRecord: ...
+    @_builtins.property
+    def use_artifact(self) -> Global___UseArtifactRecord: ...
     def __init__(
         self,
         *,
@@ -140,12 +146,14 @@ class Record(_message.Message):
         cell: Global___CellRecord | None = ...,
         console: Global___ConsoleRecord | None = ...,
         alert: Global___AlertRecord | None = ...,
+        artifact: Global___ArtifactRecord | None = ...,
+        use_artifact: Global___UseArtifactRecord | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "cell", b"cell", "config", b"config", "console", b"console", "control", b"control", "exit", b"exit", "files", b"files", "final", b"final", "footer", b"footer", "header", b"header", "history", b"history", "metric", b"metric", "output", b"output", "record_type", b"record_type", "request", b"request", "run", b"run", "stats", b"stats", "summary", b"summary"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "artifact", b"artifact", "cell", b"cell", "config", b"config", "console", b"console", "control", b"control", "exit", b"exit", "files", b"files", "final", b"final", "footer", b"footer", "header", b"header", "history", b"history", "metric", b"metric", "output", b"output", "record_type", b"record_type", "request", b"request", "run", b"run", "stats", b"stats", "summary", b"summary", "use_artifact", b"use_artifact"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "cell", b"cell", "config", b"config", "console", b"console", "control", b"control", "exit", b"exit", "files", b"files", "final", b"final", "footer", b"footer", "header", b"header", "history", b"history", "metric", b"metric", "num", b"num", "output", b"output", "record_type", b"record_type", "request", b"request", "run", b"run", "stats", b"stats", "summary", b"summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "artifact", b"artifact", "cell", b"cell", "config", b"config", "console", b"console", "control", b"control", "exit", b"exit", "files", b"files", "final", b"final", "footer", b"footer", "header", b"header", "history", b"history", "metric", b"metric", "num", b"num", "output", b"output", "record_type", b"record_type", "request", b"request", "run", b"run", "stats", b"stats", "summary", b"summary", "use_artifact", b"use_artifact"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_record_type: _TypeAlias = _typing.Literal["header", "footer", "run", "history", "summary", "config", "metric", "output", "stats", "files", "exit", "final", "request", "cell", "console", "alert"]  # noqa: Y015
+    _WhichOneofReturnType_record_type: _TypeAlias = _typing.Literal["header", "footer", "run", "history", "summary", "config", "metric", "output", "stats", "files", "exit", "final", "request", "cell", "console", "alert", "artifact", "use_artifact"]  # noqa: Y015
     _WhichOneofArgType_record_type: _TypeAlias = _typing.Literal["record_type", b"record_type"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_record_type) -> _WhichOneofReturnType_record_type | None: ...
 
@@ -632,6 +640,99 @@ class AlertRecord(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AlertRecord: _TypeAlias = AlertRecord  # noqa: Y015
+
+@_typing.final
+class ArtifactRecord(_message.Message):
+    """run.log_artifact(): a new version of a collection. The files were copied into the run's
+    folder first (`staged`, a folder of it, each file named by the hex MD5 of its bytes), so the
+    record and those files are all the sender (or `nbtrack sync`) needs to deliver it. Delivered
+    again (a recovery, a second sync), it makes no second version: the same digest is the same one.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    METADATA_JSON_FIELD_NUMBER: _builtins.int
+    ALIASES_FIELD_NUMBER: _builtins.int
+    MANIFEST_JSON_FIELD_NUMBER: _builtins.int
+    DIGEST_FIELD_NUMBER: _builtins.int
+    STAGED_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """the collection"""
+    type: _builtins.str
+    """"dataset", "model", ..."""
+    description: _builtins.str
+    metadata_json: _builtins.bytes
+    """JSON object"""
+    manifest_json: _builtins.str
+    """W&B's v1 manifest (nbtrack/artifacts/manifest.py)"""
+    digest: _builtins.str
+    """the manifest's digest (hex)"""
+    staged: _builtins.str
+    """the folder of the run's folder holding its files, by hex MD5"""
+    @_builtins.property
+    def aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """besides "latest", which every new version takes"""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        type: _builtins.str = ...,
+        description: _builtins.str | None = ...,
+        metadata_json: _builtins.bytes = ...,
+        aliases: _abc.Iterable[_builtins.str] | None = ...,
+        manifest_json: _builtins.str = ...,
+        digest: _builtins.str = ...,
+        staged: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_description", b"_description", "description", b"description"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_description", b"_description", "aliases", b"aliases", "description", b"description", "digest", b"digest", "manifest_json", b"manifest_json", "metadata_json", b"metadata_json", "name", b"name", "staged", b"staged", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__description: _TypeAlias = _typing.Literal["description"]  # noqa: Y015
+    _WhichOneofArgType__description: _TypeAlias = _typing.Literal["_description", b"_description"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__description) -> _WhichOneofReturnType__description | None: ...
+
+Global___ArtifactRecord: _TypeAlias = ArtifactRecord  # noqa: Y015
+
+@_typing.final
+class UseArtifactRecord(_message.Message):
+    """run.use_artifact(): the run used this committed version (lineage). Always a number, never a
+    moving alias, so a replay records the version the run read.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTITY_FIELD_NUMBER: _builtins.int
+    PROJECT_FIELD_NUMBER: _builtins.int
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    entity: _builtins.str
+    project: _builtins.str
+    collection: _builtins.str
+    version: _builtins.str
+    """"v3" """
+    type: _builtins.str
+    def __init__(
+        self,
+        *,
+        entity: _builtins.str = ...,
+        project: _builtins.str = ...,
+        collection: _builtins.str = ...,
+        version: _builtins.str = ...,
+        type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "entity", b"entity", "project", b"project", "type", b"type", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UseArtifactRecord: _TypeAlias = UseArtifactRecord  # noqa: Y015
 
 @_typing.final
 class ExitRecord(_message.Message):

@@ -17,11 +17,11 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbtrack import jsonutil
 from nbtrack.errors import InternalProcessError, UsageError
@@ -43,6 +43,10 @@ from nbtrack.transport.mailbox import Slot
 from nbtrack.transport.outbox import ConsoleLine
 from nbtrack.transport.process import InternalProcess
 from nbtrack.vocabulary import ALERT_WAIT_SECONDS, exit_state
+
+if TYPE_CHECKING:
+    from nbtrack.artifacts.artifact import Artifact
+    from nbtrack.artifacts.stored import StoredArtifact
 
 __all__ = ["Run"]
 
@@ -85,6 +89,7 @@ class Run:
         self._url: str | None = None
         self._finished = False
         self._closing = threading.Lock()  # log() queues and finish() closes under it, never both
+        self._staging = threading.Lock()  # log_artifact() copies files under it, one call at a time
         self._exit_state: str | None = None
         self.notices: list[str] = []  # warnings the internal process sent (also logged)
         # Alerts raised here and kept ({"title", "text", "level", "time"}), oldest first; the
@@ -277,6 +282,65 @@ class Run:
         shutil.copyfile(source, target)
         self._send_file(name)
         return name
+
+    def log_artifact(self, artifact: Artifact, aliases: Iterable[str] | None = None) -> Artifact:
+        """Log the artifact as a new version of its collection (v0, v1, ... numbered when stored),
+        with `latest` and the aliases given. Its files are copied into the run's folder now (checked
+        against what add_file hashed: a file changed since raises ValueError naming it, and nothing
+        is logged), so later changes to them change nothing stored; the version reaches the store
+        (or `nbtrack sync`'s destination) through the transaction log like every record. The same
+        files again are the same version. Returns the artifact; read the version back with
+        `nbtrack.Api().artifact("project/name:latest")` once the run is finished (or stored)."""
+        from nbtrack.artifacts.artifact import Artifact
+        from nbtrack.sdk.run_artifacts import artifact_record, check_aliases
+
+        self._check_live("log_artifact()")
+        if not isinstance(artifact, Artifact):
+            raise TypeError(f"log_artifact() takes an nbtrack.Artifact, not {type(artifact).__name__}")
+        names = check_aliases(aliases)
+        if self._connection is None:
+            return artifact  # disabled mode
+        with self._staging:  # one staging at a time: what a failed one removes, no other relies on
+            record = artifact_record(artifact, names, self._settings.run_dir)
+        with self._closing:
+            if self._finished:
+                raise self._closed("log_artifact()")
+            self._send(pb.Record(artifact=record))
+        return artifact
+
+    def use_artifact(self, name: str | StoredArtifact, type: str | None = None) -> StoredArtifact:
+        """The committed version "name:v3", "name:alias" (no ref: latest), "project/name:ref" or
+        "entity/project/name:ref" (the run's entity and project where left out), or a
+        `StoredArtifact`; its `download()`, `files()` and `metadata` read it. The run is recorded
+        as its user (lineage), by its version number. type: if given, the artifact must be of it.
+        Online mode reads the run's server (artifacts of the run's project); local and offline
+        modes the store under the run's root (offline: only what is there already)."""
+        from nbtrack.artifacts.stored import StoredArtifact
+        from nbtrack.sdk.run_artifacts import parse_artifact_path, resolve_artifact, use_record
+
+        self._check_live("use_artifact()")
+        if self.mode == "disabled":
+            raise UsageError("use_artifact(): a disabled run has no store to read artifacts from")
+        if isinstance(name, StoredArtifact):
+            stored = name
+        else:
+            path = parse_artifact_path(name, self.entity, self.project)
+            stored = resolve_artifact(self._settings, *path)
+        if self.mode == "online" and (stored.entity, stored.project) != (self.entity, self.project):
+            raise UsageError(
+                f"use_artifact(): artifact {stored.entity}/{stored.project}/{stored.name} is of another "
+                f"project than the run's ({self.entity}/{self.project}); online, a run records uses of "
+                "its own project's artifacts only"
+            )
+        if type is not None and stored.type != type:
+            raise UsageError(
+                f"use_artifact(): artifact {stored.name} is of type {stored.type!r}, not {type!r}"
+            )
+        with self._closing:
+            if self._finished:
+                raise self._closed("use_artifact()")
+            self._send(pb.Record(use_artifact=use_record(stored)))
+        return stored
 
     def alert(
         self,

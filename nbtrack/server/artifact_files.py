@@ -37,6 +37,7 @@ from nbtrack.server.file_backend import FileBackend
 from nbtrack.server.signing import UrlSigner
 from nbtrack.store import Store
 from nbtrack.store.artifact_rows import ArtifactRow
+from nbtrack.vocabulary import ARTIFACT_BLOBS
 
 __all__ = [
     "UPLOAD_PURPOSE",
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 _HEX_MD5 = re.compile(r"[0-9a-f]{32}")
-_PREFIX = "~artifacts"
+_PREFIX = ARTIFACT_BLOBS
 UPLOAD_PURPOSE = "artifact-upload"
 DOWNLOAD_PURPOSE = "artifact-download"
 MANIFEST_PURPOSE = "artifact-manifest"

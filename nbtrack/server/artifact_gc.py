@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from nbtrack.server.file_backend import FileBackend, StoredObject
 from nbtrack.store import Store
 from nbtrack.store.artifact_gc import EntityMarks
+from nbtrack.vocabulary import ARTIFACT_BLOBS
 
 __all__ = ["ArtifactGc", "GcError", "GcReport"]
 
-_PREFIX = "~artifacts"  # artifact_files.py's
+_PREFIX = ARTIFACT_BLOBS
 _BLOB = re.compile(r"([^/]+)/([0-9a-f]{32})")
 _MANIFEST = re.compile(r"([^/]+)/manifests/([0-9]{1,18})")
 

@@ -28,6 +28,7 @@ from nbtrack.server.mutations import _entity
 from nbtrack.server.names import check_name, check_project
 from nbtrack.server.resolvers import Info, Resolver
 from nbtrack.store import StoreError
+from nbtrack.store.artifact_rows import check_alias
 from nbtrack.store.artifacts import LATEST, ArtifactRow, ArtifactsError
 
 __all__ = ["ARTIFACT_MUTATIONS"]
@@ -281,11 +282,10 @@ def _digest(digest: str) -> str:
 
 
 def _alias(alias: str) -> str:
-    if not alias or len(alias) > 128 or "\0" in alias or ":" in alias or "/" in alias:
-        raise ApiError(
-            "BAD_REQUEST", f"alias {alias[:80]!r} must have 1 to 128 characters, without ':' or '/'"
-        )
-    return alias
+    try:
+        return check_alias(alias)
+    except (TypeError, ValueError) as exc:
+        raise ApiError("BAD_REQUEST", str(exc)) from None
 
 
 ARTIFACT_MUTATIONS: dict[str, Resolver] = {

@@ -30,6 +30,7 @@ __all__ = [
     "ArtifactRow",
     "ArtifactsError",
     "CollectionRow",
+    "check_alias",
     "collection_id_of",
     "decode_versions",
     "parse_version_ref",
@@ -78,6 +79,16 @@ class CollectionRow:
     type_name: str
     created_at: float
     updated_at: float  # its newest version's, or created_at without one
+
+
+def check_alias(alias: object) -> str:
+    """alias if it may name a version: 1 to 128 characters, no ':' or '/' (they separate a
+    path's parts) and no NUL; ValueError (TypeError for a non-str) naming it otherwise."""
+    if not isinstance(alias, str):
+        raise TypeError(f"an artifact alias must be a str, not {type(alias).__name__}")
+    if not alias or len(alias) > 128 or "\0" in alias or ":" in alias or "/" in alias:
+        raise ValueError(f"alias {alias[:80]!r} must have 1 to 128 characters, without ':' or '/'")
+    return alias
 
 
 def parse_version_ref(ref: str) -> tuple[int | None, str | None]:

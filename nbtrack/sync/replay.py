@@ -12,6 +12,7 @@ the run record, the run is found by the log's name, the run's other segments or 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from collections.abc import Callable, Iterator
@@ -142,6 +143,8 @@ def sync_log(
             report.files = _copy_files(path, late, run_files_dir(store_url, entity, run.project, run.run_id))
         elif late:
             report.note += f"; {len(late)} run files no record of the log announces were not uploaded"
+        if scan.artifacts:
+            report.error = _deliver_artifacts(path, run, entity, store_url, base_url, api_key)
         return report
     report.error = _deliver(path, scan, run, decided, store_url, base_url, api_key, notice)
     report.delivered = True
@@ -235,6 +238,48 @@ def _deliver(
     finally:
         sender.close()
     return errors[0] if errors else None
+
+
+def _deliver_artifacts(
+    path: Path,
+    run: pb.RunRecord,
+    entity: str,
+    store_url: str | None,
+    base_url: str | None,
+    api_key: str | None,
+) -> str | None:
+    """The log's artifact records alone, for a destination that holds its rows: a version whose
+    delivery was refused (or lost since) may still be missing there. Idempotent: a version of the
+    same digest is that version, a use is kept once. The first error, if any."""
+    log_artifact: Callable[[pb.ArtifactRecord, Path], object]
+    use_artifact: Callable[[pb.UseArtifactRecord], object]
+    if store_url is not None:
+        record = pb.RunRecord()
+        record.CopyFrom(run)
+        record.entity = entity
+        backend = StoreBackend(store_url, record, start_state=None)
+        log_artifact, use_artifact, close = backend.log_artifact, backend.use_artifact, backend.close
+    else:
+        from nbtrack.online.artifact_records import send_artifact, send_artifact_use
+        from nbtrack.online.client import ServerClient
+
+        client = ServerClient(base_url or "", api_key)
+        key = (entity, run.project, run.run_id)
+        log_artifact = functools.partial(send_artifact, client, key)
+        use_artifact = functools.partial(send_artifact_use, client, key)
+        close = client.close
+    try:
+        for logged in iter_records(path):  # damage was reported by the scan
+            kind = logged.WhichOneof("record_type")
+            if kind == "artifact":
+                log_artifact(logged.artifact, path.parent / logged.artifact.staged)
+            elif kind == "use_artifact":
+                use_artifact(logged.use_artifact)
+    except (NbtrackError, OSError, ValueError) as exc:
+        return f"could not deliver the run's artifacts: {exc}"
+    finally:
+        close()
+    return None
 
 
 def unannounced_files(path: Path, announced: set[str]) -> list[str]:

@@ -85,6 +85,7 @@ class LogScan:
     # writes it at most once a second, and always before the exit record).
     summary_stale: bool = False
     files: set[str] = field(default_factory=set)  # run files the log's records announce
+    artifacts: int = 0  # artifact records (logged and used versions)
     corruption: list[Corruption] = field(default_factory=list)
 
     @property
@@ -181,6 +182,8 @@ def scan_log(path: Path, base_if_lost: Callable[[], Base | None]) -> LogScan:
             scan.stats += 1
         elif kind == "files":
             scan.files.update(file.path for file in record.files.files)
+        elif kind in ("artifact", "use_artifact"):
+            scan.artifacts += 1
     placer.finish()
     return scan
 

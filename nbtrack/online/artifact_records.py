@@ -1,0 +1,51 @@
+"""A run's artifact records delivered to a tracking server: the sender's HttpBackend, and
+`nbtrack sync` for a log whose rows the server holds already, call these with the record and the
+run's staging folder; online/artifact_upload.py speaks the protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nbtrack import jsonutil
+from nbtrack.artifacts.manifest import parse_manifest
+from nbtrack.online.artifact_upload import LoggedVersion, log_artifact_version, use_artifact_version
+from nbtrack.online.client import ServerClient
+from nbtrack.proto import nbtrack_pb2 as pb
+
+__all__ = ["send_artifact", "send_artifact_use"]
+
+
+def send_artifact(
+    client: ServerClient, run: tuple[str, str, str], artifact: pb.ArtifactRecord, staged: Path
+) -> LoggedVersion:
+    """Log the version the run (entity or "" for the key's, project, run id) logged; its files are
+    in staged by hex MD5. Idempotent: only files the server lacks are sent, and the committed
+    version of the same digest is that version."""
+    entity, project, run_id = run
+    return log_artifact_version(
+        client,
+        entity=entity or None,
+        project=project,
+        run_id=run_id,
+        name=artifact.name,
+        type=artifact.type,
+        description=artifact.description if artifact.HasField("description") else None,
+        metadata=jsonutil.loads(artifact.metadata_json) if artifact.metadata_json else {},
+        aliases=list(artifact.aliases),
+        manifest=parse_manifest(artifact.manifest_json),
+        blob_path=lambda md5_hex: staged / md5_hex,
+    )
+
+
+def send_artifact_use(client: ServerClient, run: tuple[str, str, str], use: pb.UseArtifactRecord) -> None:
+    """Record that the run used the version (of the run's own project: run.use_artifact refuses
+    another's online, as the use is recorded where the version is looked up)."""
+    entity, _, run_id = run
+    use_artifact_version(
+        client,
+        entity=use.entity or entity or None,
+        project=use.project,
+        run_id=run_id,
+        collection=use.collection,
+        version=use.version,
+    )
