@@ -22,6 +22,7 @@ from nbtrack.extension.esm import PANEL_MODULES, bundle_esm, bundle_modules, pan
 from nbtrack.extension.panel import RunPanel, panel_details
 from nbtrack.extension.panel_limits import (
     MAX_ALERTS,
+    MAX_ARTIFACTS,
     MAX_DETAILS,
     MAX_HISTOGRAM_BARS,
     MAX_IMAGE_SRC_CHARS,
@@ -102,7 +103,7 @@ def test_one_update_stays_under_the_bound_for_a_million_steps_and_40_metrics() -
     )
     [message] = panel.comm.sent
     size = wire_size(message)
-    assert size <= MAX_UPDATE_BYTES <= 85_000
+    assert size <= MAX_UPDATE_BYTES <= 90_000
     assert size < 30_000, size  # what a realistic run costs, well under the worst case
     assert len(panel.series) == MAX_SERIES and panel.series_omitted == 40 - MAX_SERIES
     assert all(len(s["steps"]) <= MAX_POINTS for s in panel.series.values())
@@ -134,6 +135,17 @@ def test_the_bound_holds_for_hostile_keys_and_values() -> None:
         notices=[hostile(i) for i in range(100)],
         details=[hostile(i) for i in range(10)],
         alerts=[{"level": hostile(i), "title": hostile(i), "text": hostile(i)} for i in range(10)],
+        artifacts=[
+            {
+                "role": hostile(i),
+                "type": hostile(i),
+                "name": hostile(i),
+                "version": hostile(i),
+                "files": 2**70,
+                "bytes": -1,
+            }
+            for i in range(10)
+        ],
         media={
             "image": {
                 "key": hostile(1),
@@ -155,6 +167,8 @@ def test_the_bound_holds_for_hostile_keys_and_values() -> None:
     assert len(panel.metrics) == MAX_METRICS and panel.metrics_omitted == 500 - MAX_METRICS
     assert len(panel.notices) == MAX_NOTICES and len(panel.details) == MAX_DETAILS
     assert len(panel.alerts) == MAX_ALERTS and {a["level"] for a in panel.alerts} == {"INFO"}
+    assert len(panel.artifacts) == MAX_ARTIFACTS and panel.artifacts_omitted == 10 - MAX_ARTIFACTS
+    assert {a["role"] for a in panel.artifacts} == {"logged"} and panel.artifacts[0]["bytes"] == 0
 
 
 def test_downsampling_keeps_the_extremes_and_the_last_point() -> None:
@@ -477,3 +491,49 @@ def test_alerts_show_in_the_panel_and_its_snapshots_newest_last() -> None:
     assert f"  INFO alert: t{MAX_ALERTS - 1}" in text and "  ERROR alert: <b>nan</b> — xxx" in text
     snapshot = panel.html_summary()
     assert "<b>nan</b>" not in snapshot and "&lt;b&gt;nan&lt;/b&gt;" in snapshot and "ERROR</b>" in snapshot
+
+
+def test_artifacts_list_in_the_panel_and_its_snapshots() -> None:
+    # The same cases as tests/js/panel.test.mjs's artifactWords test: the widget and the
+    # snapshots say the same.
+    panel = new_panel()
+    panel.set_state(state="running", step=3)
+    plain, html = panel.text_summary(), panel.html_summary()
+    panel.set_state(artifacts=[])  # none: the snapshots are those of a run without artifacts
+    assert (panel.text_summary(), panel.html_summary()) == (plain, html)
+
+    panel.set_state(
+        artifacts=[
+            {
+                "role": "logged",
+                "type": "dataset",
+                "name": "mnist",
+                "version": "v1",
+                "files": 3,
+                "bytes": 12_000_000,
+            },
+            {
+                "role": "logged",
+                "type": "model",
+                "name": "<b>net</b>",
+                "version": None,
+                "files": 1,
+                "bytes": 512,
+            },
+            {"role": "used", "type": "dataset", "name": "mnist", "version": "v0", "files": 2, "bytes": 3400},
+        ]
+    )
+    text = panel.text_summary()
+    assert "  logged dataset mnist:v1 · 3 files, 12 MB" in text
+    assert "  logged model <b>net</b> (not stored yet) · 1 file, 512 B" in text
+    assert "  used dataset mnist:v0 · 2 files, 3.4 kB" in text
+    snapshot = panel.html_summary()
+    assert "<b>net</b>" not in snapshot and "&lt;b&gt;net&lt;/b&gt; (not stored yet)" in snapshot
+
+    many = [
+        {"role": "used", "type": "t", "name": f"a{i}", "version": "v0", "files": 1, "bytes": 1}
+        for i in range(8)
+    ]
+    panel.set_state(artifacts=many)
+    assert [a["name"] for a in panel.artifacts] == [f"a{i}" for i in range(3, 8)]  # the newest
+    assert "(+3 more artifacts)" in panel.text_summary() and "+3 more artifacts" in panel.html_summary()

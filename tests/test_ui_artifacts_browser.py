@@ -6,9 +6,10 @@ model "classifier". What a person sees: the project's artifacts by type with ver
 dataset's page with its versions and aliases, its files (one downloaded and compared byte for
 byte), its metadata as a table, its digest and the run that logged it; the lineage graph
 prepare → mnist:v1 → train → classifier:v0 whose boxes are links that lead there; the run page's
-list of what the run logged and used. No console or page error anywhere. Screenshots (light, and
-the artifact page dark) go to test-artifacts/ui-artifacts-*.png. Each test runs against a server on
-SQLite with a folder, and one on PostgreSQL with S3 (NBTRACK_TEST_POSTGRES_URL, NBTRACK_TEST_S3_URL).
+list of what the run logged and used; a reference in the model's files, shown by its URI. No
+console or page error anywhere. Screenshots (light, and the artifact page dark) go to
+test-artifacts/ui-artifacts-*.png. Each test runs against a server on SQLite with a folder, and
+one on PostgreSQL with S3 (NBTRACK_TEST_POSTGRES_URL, NBTRACK_TEST_S3_URL).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ train.use_artifact("mnist:v1").download(root="got")
 pathlib.Path("model.bin").write_bytes(b"w" * 2048)
 model = wandb.Artifact("classifier", type="model", metadata={{"accuracy": 0.93}})
 model.add_file("model.bin")
+model.add_reference(pathlib.Path("model.bin").resolve().as_uri(), name="weights/ref.bin")  # a reference
 train.log_artifact(model)
 model.wait()
 train.finish()
@@ -229,6 +231,12 @@ def test_the_artifact_pages_show_versions_files_metadata_and_lineage(
     keys, edges = _lineage(page)
     assert keys == [mnist, train, model]
     assert edges == {(mnist, train), (train, model)}
+    # A reference is listed with the URI it points to, where a stored file has its download.
+    ref_uri = (logged.env.home / "model.bin").resolve().as_uri()
+    assert _cells(page, "table.files tbody tr") == [
+        ["model.bin", "2 kB", "Download"],
+        ["weights/ref.bin", "2 kB", f"reference: {ref_uri}"],
+    ]
     _shot(page_of, "model")
     _follow(page, page.locator(f".lineage-node[data-node='{mnist}']"))
     assert page.url == logged.url("/artifacts/dataset/mnist/v1")

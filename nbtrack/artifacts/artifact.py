@@ -3,6 +3,7 @@
     art = nbtrack.Artifact("mnist", type="dataset", metadata={"rows": 60000})
     art.add_file("train.csv")              # named "train.csv" in the artifact
     art.add_dir("images", name="img")      # every file under images/, as img/<relative path>
+    art.add_reference("s3://bucket/raw")   # W&B's references: checksummed, never copied
 
 Each file is hashed when it is added (manifest.md5_of_file, bounded memory), so the manifest and
 its digest are known before logging. Names follow the run names' rule (letters, digits,
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nbtrack.artifacts.manifest import Manifest, ManifestEntry, md5_of_file
+from nbtrack.artifacts.references import reference_entries
 from nbtrack.sdk.values import check_config, check_file_name
 from nbtrack.settings import check_name
 
@@ -76,6 +78,31 @@ class Artifact:
                 added.append(self.add_file(path, prefix + path.relative_to(root).as_posix()))
         return added
 
+    def add_reference(
+        self,
+        uri: str,
+        name: str | None = None,
+        checksum: bool = True,
+        max_objects: int | None = None,
+    ) -> list[ManifestEntry]:
+        """Add what uri names, without copying it: `file://` a file or a folder, `s3://bucket/key`
+        an object or every object under a prefix (references.py says how each entry is made, the
+        wandb client's way). checksum=False records the URI only (W&B's: nothing can be
+        verified, so such an entry is not downloaded); max_objects bounds a folder or prefix
+        (ValueError past it). Bad URIs are a ValueError naming them. An entry of another digest
+        under a name taken already is a ValueError, as add_file's."""
+        entries = reference_entries(uri, name=name, checksum=checksum, max_objects=max_objects)
+        for entry in entries:
+            known = self._manifest.entries.get(entry.path)
+            if known is not None and (known.digest != entry.digest or known.ref != entry.ref):
+                raise ValueError(
+                    f"artifact {self.name!r} has a file named {entry.path!r} already; give the "
+                    f"reference {uri!r} another name"
+                )
+        for entry in entries:
+            self._manifest.entries[entry.path] = entry
+        return entries
+
     @property
     def manifest(self) -> Manifest:
         return self._manifest
@@ -90,7 +117,7 @@ class Artifact:
         return sorted(self._manifest.entries)
 
     def source_of(self, name: str) -> Path:
-        """The local file added under name (KeyError if none)."""
+        """The local file added under name (KeyError if none, or a reference)."""
         return self._sources[name]
 
     def __repr__(self) -> str:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from nbtrack.artifacts import references
 from nbtrack.artifacts.manifest import CHUNK, Manifest, hex_of_b64_md5, parse_manifest
 from nbtrack.sdk.values import check_file_name
 from nbtrack.store.artifact_rows import ArtifactRow, ArtifactsError
@@ -195,16 +196,12 @@ class StoredArtifact:
 
     def download(self, root: str | os.PathLike[str] | None = None) -> Path:
         """Write every file under root (default ./artifacts/<name>:<version>) and return root.
-        ArtifactsError naming the file for a blob missing or not matching the manifest, and for
-        a reference (a file kept outside nbtrack, which it cannot fetch)."""
+        ArtifactsError naming the file for a blob missing or not matching the manifest; a
+        reference (file://, s3://) is fetched from where it points and checked the same way
+        (references.fetch)."""
         target = Path(root) if root is not None else Path("artifacts") / self.name
         entries = [self.manifest.entries[path] for path in self.files()]
         for entry in entries:
-            if entry.ref:
-                raise ArtifactsError(
-                    f"artifact {self.name}: {entry.path!r} is a reference to {entry.ref!r}, "
-                    "which nbtrack does not store; nothing downloaded"
-                )
             try:
                 check_file_name(entry.path)
             except ValueError:
@@ -212,6 +209,9 @@ class StoredArtifact:
                     f"artifact {self.name}: file path {entry.path!r} would leave the download folder"
                 ) from None
         for entry in entries:
+            if entry.ref:
+                references.fetch(entry, target / entry.path, f"artifact {self.name}: {entry.path!r}")
+                continue
             md5_hex = hex_of_b64_md5(entry.digest)
             if md5_hex is None:
                 raise ArtifactsError(f"artifact {self.name}: {entry.path!r} has no MD5 digest")

@@ -26,6 +26,7 @@ from nbtrack.extension.panel_limits import (
     MAX_ALERT_TEXT_CHARS,
     MAX_ALERT_TITLE_CHARS,
     MAX_ALERTS,
+    MAX_ARTIFACTS,
     MAX_DETAILS,
     MAX_HEADER_CHARS,
     MAX_KEY_CHARS,
@@ -71,6 +72,10 @@ class RunPanel(SnapshotWidget):
     alerts = traitlets.List(traitlets.Dict()).tag(
         sync=True
     )  # the newest run.alert()s: {"level", "title", "text"}
+    # The newest artifacts the run logged or used: {"role": "logged"|"used", "type", "name",
+    # "version" ("" until the store numbered it), "files", "bytes"}; older ones only counted.
+    artifacts = traitlets.List(traitlets.Dict()).tag(sync=True)
+    artifacts_omitted = traitlets.Int(0).tag(sync=True)
     # The newest image {key, caption, src (a PNG data: URL), width, height} and histogram
     # {key, bins, values}, each None until one is logged (see media_preview.py).
     media = traitlets.Dict(_NO_MEDIA).tag(sync=True)
@@ -114,6 +119,7 @@ class RunPanel(SnapshotWidget):
         media: Mapping[str, Any] | None = None,
         details: Sequence[str] | None = None,
         alerts: Sequence[Mapping[str, Any]] | None = None,
+        artifacts: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         """Update the panel in one comm message holding only the traits whose value changed.
 
@@ -153,6 +159,9 @@ class RunPanel(SnapshotWidget):
                     }
                     for a in list(alerts)[-MAX_ALERTS:]
                 ]
+            if artifacts is not None:
+                self.artifacts = [clean_artifact(a) for a in list(artifacts)[-MAX_ARTIFACTS:]]
+                self.artifacts_omitted = max(0, len(artifacts) - MAX_ARTIFACTS)
             if details is not None:
                 self.details = [clean_text(str(d), MAX_NOTICE_CHARS) for d in list(details)[:MAX_DETAILS]]
             if media is not None:
@@ -179,6 +188,18 @@ class RunPanel(SnapshotWidget):
     def html_summary(self) -> str:
         """A static HTML snapshot (inline styles, an SVG sparkline per charted metric)."""
         return snapshot.html_summary(self)
+
+
+def clean_artifact(artifact: Mapping[str, Any]) -> dict[str, Any]:
+    """One line of the panel's artifact list, capped (panel_limits.py)."""
+    return {
+        "role": "used" if artifact.get("role") == "used" else "logged",
+        "type": clean_text(str(artifact.get("type", "")), MAX_KEY_CHARS),
+        "name": clean_text(str(artifact.get("name", "")), MAX_KEY_CHARS),
+        "version": clean_text(str(artifact.get("version") or ""), MAX_STATE_CHARS),
+        "files": max(0, min(2**53, int(artifact.get("files", 0)))),
+        "bytes": max(0, min(2**53, int(artifact.get("bytes", 0)))),
+    }
 
 
 def panel_details(live: Any) -> list[str]:

@@ -22,6 +22,7 @@ __all__ = [
     "MAX_ALERTS",
     "MAX_ALERT_TEXT_CHARS",
     "MAX_ALERT_TITLE_CHARS",
+    "MAX_ARTIFACTS",
     "MAX_DETAILS",
     "MAX_HEADER_CHARS",
     "MAX_HISTOGRAM_BARS",
@@ -55,6 +56,9 @@ MAX_NOTICES = 5
 MAX_ALERTS = 3
 MAX_ALERT_TITLE_CHARS = 60
 MAX_ALERT_TEXT_CHARS = 80
+# The newest artifacts the run logged or used (run.log_artifact/use_artifact), a line each; the
+# web UI's artifact pages have them whole.
+MAX_ARTIFACTS = 5
 MAX_DETAILS = 2  # lines under the status: where the steps came from, the machine's load
 MAX_KEY_CHARS = 40
 MAX_TEXT_CHARS = 64  # a string metric value
@@ -102,6 +106,10 @@ MAX_UPDATE_BYTES = (
     + (2 * MAX_HISTOGRAM_BARS + 1) * (_JSON_SERIES_VALUE + 2)
     + 2 + MAX_ALERTS * (len('{"level": , "title": , "text": }') + _json_str(len("ERROR"))
                         + _json_str(MAX_ALERT_TITLE_CHARS) + _json_str(MAX_ALERT_TEXT_CHARS) + 2)
+    + 2 + MAX_ARTIFACTS * (len('{"role": , "type": , "name": , "version": , "files": , "bytes": }')
+                           + _json_str(len("logged")) + 2 * _json_str(MAX_KEY_CHARS)
+                           + _json_str(MAX_STATE_CHARS) + 2 * _JSON_INT + 2)
+    + _JSON_INT  # artifacts_omitted
 )  # fmt: skip
 
 

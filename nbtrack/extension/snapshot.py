@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from nbtrack.formatting import format_bytes, format_duration, format_number
 
-__all__ = ["PanelState", "html_summary", "lines_svg", "step_words", "text_summary"]
+__all__ = ["PanelState", "artifact_words", "html_summary", "lines_svg", "step_words", "text_summary"]
 
 
 class PanelState(Protocol):
@@ -41,6 +41,10 @@ class PanelState(Protocol):
     def notices(self) -> Sequence[str]: ...
     @property
     def alerts(self) -> Sequence[Mapping[str, str]]: ...
+    @property
+    def artifacts(self) -> Sequence[Mapping[str, Any]]: ...
+    @property
+    def artifacts_omitted(self) -> int: ...
     @property
     def media(self) -> Mapping[str, Any]: ...
     @property
@@ -97,6 +101,9 @@ def text_summary(panel: PanelState) -> str:
     lines += [
         f"  {a['level']} alert: {a['title']}" + (f" — {a['text']}" if a["text"] else "") for a in panel.alerts
     ]
+    lines += [f"  {artifact_words(a)}" for a in panel.artifacts]
+    if panel.artifacts_omitted:
+        lines.append(f"  (+{panel.artifacts_omitted} more artifacts)")
     if h.get("url"):
         lines.append(f"  {h['url']}")
     return "\n".join(lines)
@@ -139,6 +146,9 @@ def html_summary(panel: PanelState) -> str:
         extra.append(f"<div>{esc(pending)}</div>")
     extra += [f"<div>⚠ {esc(n)}</div>" for n in panel.notices]
     extra += [_alert_html(a) for a in panel.alerts]
+    extra += [f"<div>{esc(artifact_words(a))}</div>" for a in panel.artifacts]
+    if panel.artifacts_omitted:
+        extra.append(f"<div style='opacity:.7'>+{panel.artifacts_omitted} more artifacts</div>")
     return (
         '<div class="nbtrack-run-snapshot" style="font-family:var(--jp-ui-font-family,sans-serif);'
         "font-size:13px;border:1px solid rgba(127,127,127,.35);border-radius:6px;padding:8px 10px;"
@@ -161,6 +171,18 @@ _STATE_COLORS = {
 
 
 _ALERT_COLORS = {"INFO": "#3b82f6", "WARN": "#d69e2e", "ERROR": "#e5484d"}
+
+
+def artifact_words(artifact: Mapping[str, Any]) -> str:
+    """One artifact of the run in words: "logged dataset mnist:v1 · 3 files, 12.0 MB" ("not
+    stored yet" in place of the version until the store has numbered it)."""
+    name = (
+        f"{artifact['name']}:{artifact['version']}"
+        if artifact["version"]
+        else f"{artifact['name']} (not stored yet)"
+    )
+    files = f"{artifact['files']} file" + ("" if artifact["files"] == 1 else "s")
+    return f"{artifact['role']} {artifact['type']} {name} · {files}, {format_bytes(artifact['bytes'])}"
 
 
 def _alert_html(alert: Mapping[str, str]) -> str:

@@ -1,7 +1,11 @@
 """The nodes of an artifact version's files and manifest (File, ArtifactManifest), W&B's ids
 (base64 of "<kind>:<n>") and the paging of W&B's connections, for artifact_resolvers.py and
 artifact_mutations.py. A file's directUrl is a signed download URL of its blob (artifact_files.py):
-the client fetches it without a key.
+the client fetches it without a key. A reference (an entry with a `ref`, W&B's add_reference) has
+no blob: its url and directUrl are the reference's own URI (file://, s3://), which the wandb client
+never fetches from the server (it reads the reference itself, checked against the entry's digest),
+and storagePath is null. The client downloads only the entries this file list names, so the
+references are listed too.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import binascii
 import mimetypes
 from typing import Any
 
-from nbtrack.artifacts.manifest import parse_manifest
+from nbtrack.artifacts.manifest import ManifestEntry, parse_manifest
 from nbtrack.server.artifact_files import DOWNLOAD_PURPOSE, blob_token, hex_of_md5, manifest_token
 from nbtrack.server.errors import ApiError
 from nbtrack.server.resolvers import Info, numeric_id
@@ -62,28 +66,37 @@ def page(items: list[Any], first: int | None, after: str | None, **extra: Any) -
     }
 
 
-def manifest_files(row: ArtifactRow) -> list[tuple[str, str, int]]:
-    """(path, base64 MD5, size) of each stored (not referenced) file of the committed manifest."""
+def manifest_files(row: ArtifactRow) -> list[ManifestEntry]:
+    """Every entry of the committed manifest (stored files and references), in path order."""
     if row.manifest is None:
         return []
-    return [(entry.path, entry.digest, entry.size) for entry in parse_manifest(row.manifest).stored()]
+    entries = parse_manifest(row.manifest).entries
+    return [entries[path] for path in sorted(entries)]
 
 
 class _FileNode:
     """A File node of an artifact's file (the File type of the W&B dialect, wandb_files.py's shape)."""
 
-    def __init__(self, row: ArtifactRow, path: str, md5: str, size: int, info: Info) -> None:
+    def __init__(self, row: ArtifactRow, entry: ManifestEntry, info: Info) -> None:
         context = info.context
-        md5_hex = hex_of_md5(md5)
+        path = entry.path
         self.id = encode_id("File", int(numeric_id(f"{row.id}/{path}")))
         self.name = path
         self.displayName = path.rsplit("/", 1)[-1]
-        self.storagePath = f"{row.entity}/{md5_hex}"
-        self.digest = md5
-        self.sizeBytes = size
+        self.digest = entry.digest
+        self.sizeBytes = entry.size
         self.mimetype = mimetypes.guess_type(path)[0] or "application/octet-stream"
         self.updatedAt = wandb_time(row.updated_at)
-        self._md5 = md5
+        if entry.ref:
+            # A reference: its digest (an ETag, a base64 MD5 or, checksum=False, a URI) as md5,
+            # which is non-null in the File type.
+            self.storagePath: str | None = None
+            self._md5 = entry.digest
+            self.directUrl = entry.ref
+            return
+        md5_hex = hex_of_md5(entry.digest)
+        self.storagePath = f"{row.entity}/{md5_hex}"
+        self._md5 = entry.digest
         token = blob_token(context.signer, row.entity, md5_hex, DOWNLOAD_PURPOSE)
         self.directUrl = f"{context.base_url}/artifacts/{row.entity}/{md5_hex}?token={token}"
 
@@ -108,8 +121,8 @@ def files_page(
     found = manifest_files(row)
     if names:
         wanted = set(names)
-        found = [entry for entry in found if entry[0] in wanted]
-    return page([_FileNode(row, *entry, info) for entry in found], first, after)
+        found = [entry for entry in found if entry.path in wanted]
+    return page([_FileNode(row, entry, info) for entry in found], first, after)
 
 
 def files_by_entries(
@@ -122,16 +135,16 @@ def files_by_entries(
 ) -> dict[str, Any]:
     if entries is None:
         return files_page(row, info)
-    stored = {path: (md5, size) for path, md5, size in manifest_files(row)}
+    listed = {entry.path: entry for entry in manifest_files(row)}
     nodes = []
     for entry in entries:
-        known = stored.get(entry["name"])
-        if known is None or known[0] != entry["digest"]:
+        known = listed.get(entry["name"])
+        if known is None or known.digest != entry["digest"]:
             raise ApiError(
                 "NOT_FOUND",
                 f"artifact version {row.collection}:{row.version} has no file {entry['name'][:200]!r}",
             )
-        nodes.append(_FileNode(row, entry["name"], known[0], known[1], info))
+        nodes.append(_FileNode(row, known, info))
     return page(nodes, None, None)
 
 

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { aliasNames, isoSeconds, metadataEntries, shortDigest, versionTag } from "../../nbtrack/web/ui/artifact_format.js";
+import { aliasNames, isoSeconds, metadataEntries, referenceOf, shortDigest, versionTag } from "../../nbtrack/web/ui/artifact_format.js";
 import { BOX, layoutLineage, lineageGraph } from "../../nbtrack/web/ui/lineage.js";
 import { artifactPath, artifactsPath, parseRoute } from "../../nbtrack/web/ui/routes.js";
 
@@ -131,4 +131,14 @@ test("the layout centres each column and joins a box's right side to the next on
   const start = `M${at["mnist:v1"].x + width} ${at["mnist:v1"].y + BOX.height / 2}`;
   assert.ok(edge.d.startsWith(start), edge.d);
   assert.ok(edge.d.endsWith(` ${at.eval.x} ${at.eval.y + BOX.height / 2}`), edge.d);
+});
+
+test("a reference's URI is told from a stored file's download URL", () => {
+  assert.equal(referenceOf({ url: "s3://bucket/data/a.txt" }), "s3://bucket/data/a.txt");
+  assert.equal(referenceOf({ url: "file:///data/one.txt" }), "file:///data/one.txt");
+  assert.equal(referenceOf({ url: "http://127.0.0.1:8080/artifacts/e/abc?token=t" }), null);
+  assert.equal(referenceOf({ url: "HTTPS://host/artifacts/e/abc" }), null);
+  assert.equal(referenceOf({ url: "/artifacts/e/abc" }), null);
+  assert.equal(referenceOf({ url: null }), null);
+  assert.equal(referenceOf({}), null);
 });

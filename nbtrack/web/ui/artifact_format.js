@@ -45,3 +45,13 @@ export function metadataEntries(metadata) {
 export function shortDigest(digest) {
   return typeof digest === "string" && digest.length > 16 ? `${digest.slice(0, 12)}…` : digest || "";
 }
+
+/**
+ * The URI a file of a version points to when it is a reference (W&B's add_reference: file://,
+ * s3://, ...), whose bytes the server does not keep: its url is that URI, not a download URL of
+ * the server's (http(s) or a path). null for a stored file.
+ */
+export function referenceOf(file) {
+  const url = file && typeof file.url === "string" ? file.url : "";
+  return url && !/^(https?:\/\/|\/)/i.test(url) ? url : null;
+}

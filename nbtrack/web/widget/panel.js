@@ -8,7 +8,7 @@
 // The sparklines are drawn by chart_svg.js, the same code that draws the web UI's charts.
 //
 // Synced traits (see panel.py): header, state, step, rows, runtime, metrics, metrics_omitted, series,
-// series_omitted, pending, notices, media, details, alerts. Every user string is written with textContent, never HTML;
+// series_omitted, pending, notices, media, details, alerts, artifacts, artifacts_omitted. Every user string is written with textContent, never HTML;
 // the one image is an inline PNG data: URL (panel_limits.py checks its shape) set as an <img> src.
 import { extent, formatBytes, formatDuration, formatNumber } from "../shared/chart.js";
 import { LIVE_STATES } from "../shared/vocabulary.js";
@@ -31,6 +31,8 @@ const TRAITS = [
   "media",
   "details",
   "alerts",
+  "artifacts",
+  "artifacts_omitted",
 ];
 const MEDIA_WIDTH = 160;
 const MEDIA_HEIGHT = 64;
@@ -117,6 +119,13 @@ function alertLine(alert) {
   line.append(element("span", "nbt-alert-level", line.dataset.level), element("span", "nbt-alert-title", String(alert.title || "")));
   if (alert.text) line.append(element("span", "nbt-muted", ` — ${alert.text}`));
   return line;
+}
+
+/** One artifact the run logged or used, in the words of snapshot.py's artifact_words. */
+export function artifactWords(artifact) {
+  const name = artifact.version ? `${artifact.name}:${artifact.version}` : `${artifact.name} (not stored yet)`;
+  const files = `${artifact.files} file${artifact.files === 1 ? "" : "s"}`;
+  return `${artifact.role} ${artifact.type} ${name} · ${files}, ${formatBytes(artifact.bytes)}`;
 }
 
 function valueLabel(value) {
@@ -235,7 +244,8 @@ export default {
     const omitted = element("div", "nbt-muted");
     const notices = element("div");
     const alerts = element("div", "nbt-alerts");
-    foot.append(pending, omitted, notices, alerts);
+    const artifacts = element("div", "nbt-artifacts");
+    foot.append(pending, omitted, notices, alerts, artifacts);
 
     const mediaRow = element("div", "nbt-media");
     const mediaParts = { imageCard: element("div", "nbt-card"), img: element("img"), imageKey: element("div", "nbt-key"), histCard: element("div", "nbt-card"), histKey: element("div", "nbt-key") };
@@ -298,6 +308,10 @@ export default {
 
       notices.replaceChildren(...(model.get("notices") || []).map((text) => element("div", "nbt-notice", `⚠ ${text}`)));
       alerts.replaceChildren(...(model.get("alerts") || []).map(alertLine));
+      const artifactLines = (model.get("artifacts") || []).map((a) => element("div", "nbt-artifact", artifactWords(a)));
+      const moreArtifacts = model.get("artifacts_omitted") || 0;
+      if (moreArtifacts) artifactLines.push(element("div", "nbt-muted", `+${moreArtifacts} more artifacts`));
+      artifacts.replaceChildren(...artifactLines);
       const detailLines = model.get("details") || [];
       details.hidden = detailLines.length === 0;
       details.replaceChildren(...detailLines.map((text) => element("div", undefined, String(text))));

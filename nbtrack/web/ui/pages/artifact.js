@@ -4,7 +4,7 @@
 // them the collection's versions with their aliases, the one shown marked.
 import { formatBytes } from "../../shared/chart.js";
 import { graphql } from "../api.js";
-import { aliasNames, isoSeconds, metadataEntries, shortDigest, versionTag } from "../artifact_format.js";
+import { aliasNames, isoSeconds, metadataEntries, referenceOf, shortDigest, versionTag } from "../artifact_format.js";
 import { ARTIFACT, FILES_SHOWN, VERSIONS_SHOWN, nodesOf } from "../artifact_queries.js";
 import { fill, h } from "../dom.js";
 import { formatAgo, plural } from "../format.js";
@@ -111,7 +111,10 @@ function filesTable(files, fileCount, ctx) {
   const rows = [...files]
     .sort((a, b) => naturalCompare(a.name, b.name))
     .map((file) => {
-      return h("tr", { dataset: { file: file.name } }, h("td", { class: "value" }, file.name), h("td", { class: "num" }, formatBytes(file.sizeBytes)), h("td", {}, downloadButton(file.url, file.name, ctx.fail)));
+      // A reference's bytes are outside the server: its URI is shown where a download would be.
+      const ref = referenceOf(file);
+      const where = ref ? h("span", { class: "muted reference", title: ref }, `reference: ${ref}`) : downloadButton(file.url, file.name, ctx.fail);
+      return h("tr", { dataset: { file: file.name } }, h("td", { class: "value" }, file.name), h("td", { class: "num" }, formatBytes(file.sizeBytes)), h("td", {}, where));
     });
   const more = fileCount > files.length ? h("p", { class: "muted" }, `The first ${FILES_SHOWN} of ${plural(fileCount, "file")}.`) : null;
   return [
