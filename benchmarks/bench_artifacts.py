@@ -44,12 +44,13 @@ import threading
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
-
-import psutil
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.serving starts the server
-from tests.serving import ServerProcess, create_key, start_server
+if TYPE_CHECKING:  # the parent's modules, imported where used: a phase's process holds only its own
+    import psutil
+
+    from tests.serving import ServerProcess
 
 REPO = Path(__file__).resolve().parent.parent
 RESULT_MARK = "BENCH_RESULT "
@@ -192,6 +193,8 @@ class TreePeaks(threading.Thread):
     """The peak RSS (VmHWM) of a process and of each of its descendants, sampled from outside."""
 
     def __init__(self, root: int) -> None:
+        import psutil
+
         super().__init__(name="tree-peaks", daemon=True)
         self._root = psutil.Process(root)
         self.peaks: dict[int, int] = {}
@@ -199,7 +202,9 @@ class TreePeaks(threading.Thread):
         self.done = threading.Event()
 
     def run(self) -> None:
-        procs = {self._root.pid: self._root}
+        import psutil
+
+        procs: dict[int, psutil.Process] = {self._root.pid: self._root}
         for tick in range(sys.maxsize):
             if tick % 5 == 0:
                 with contextlib.suppress(psutil.Error):
@@ -433,6 +438,8 @@ def say(text: str) -> None:
 
 
 def measure(src: Path, work: Path) -> tuple[dict[str, Column], list[str]]:
+    from tests.serving import create_key, start_server
+
     columns: dict[str, Column] = {}
     notes: list[str] = []
     digest, _, _ = tree_digest(src)
