@@ -43,6 +43,10 @@ CELLS = [
     "for i in range(120):\n"
     "    run.log({'loss': 1 / (i + 1), 'acc': i / 120})\n"
     "    time.sleep(0.05)\n"
+    "open('weights.bin', 'wb').write(bytes(2048))\n"
+    "model = nbtrack.Artifact('weights', type='model')\n"
+    "model.add_file('weights.bin')\n"
+    "run.log_artifact(model)\n"
     "run.finish()",
 ]
 
@@ -188,10 +192,13 @@ def test_the_panel_renders_and_its_step_rises_while_the_cell_runs(
         page.wait_for_selector(FINISHED, timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / f"panel-finished-{app}.png"))
         final = page.locator(STEP).first.text_content()
+        # The artifact it logged, with the version the store gave it while the run finished.
+        artifacts = page.locator(".nbt-artifact").all_text_contents()
         browser.close()
     assert second > first
     # The step is the last one logged, as the web UI's run page says it, with the rows beside it.
     assert final == "step 119 · 120 rows"
+    assert artifacts == ["logged model weights:v0 · 1 file, 2 kB"]
     assert not errors, errors
 
 

@@ -256,3 +256,39 @@ def test_an_alert_reaches_the_panel_at_once_and_its_final_snapshot(kernel: Kerne
     assert reply["status"] == "ok"
     finals = [m for m in messages if m["msg_type"] == "update_display_data"]
     assert "ERROR alert: loss diverged — nan at step 3" in finals[-1]["content"]["data"]["text/plain"]
+
+
+def test_the_panel_lists_the_artifacts_a_run_logged_and_used(kernel: Kernel, tmp_path: Path) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("x,y\n1,2\n")
+    reply, _ = kernel.execute("%load_ext nbtrack")
+    assert reply["status"] == "ok"
+    code = (
+        "run = nbtrack.init(project='kernel', name='maker')\n"
+        "art = nbtrack.Artifact('table', type='dataset')\n"
+        f"art.add_file({str(data)!r})\n"
+        "run.log_artifact(art)\n"
+        "run.finish()\n"
+    )
+    reply, messages = kernel.execute(code)
+    assert reply["status"] == "ok", reply
+    listed = [
+        u["content"]["data"]["state"]["artifacts"]
+        for u in panel_updates(messages)
+        if "artifacts" in u["content"]["data"]["state"]
+    ]
+    logged = {"role": "logged", "type": "dataset", "name": "table", "files": 1, "bytes": 8}
+    # Listed at once, "not stored yet"; then with the version the store gave it.
+    assert listed[0] == [{**logged, "version": ""}] and listed[-1] == [{**logged, "version": "v0"}]
+    finals = [m for m in messages if m["msg_type"] == "update_display_data"]
+    assert "logged dataset table:v0 · 1 file, 8 B" in finals[-1]["content"]["data"]["text/plain"]
+
+    code = (
+        "run = nbtrack.init(project='kernel', name='user')\n"
+        "used = run.use_artifact('table:latest')\n"
+        "run.finish()\n"
+    )
+    reply, messages = kernel.execute(code)
+    assert reply["status"] == "ok", reply
+    finals = [m for m in messages if m["msg_type"] == "update_display_data"]
+    assert "used dataset table:v0 · 1 file, 8 B" in finals[-1]["content"]["data"]["text/plain"]

@@ -99,6 +99,19 @@ def test_a_second_version_with_one_file_changed_stores_one_new_blob_and_moves_la
     assert (api.artifact("p/ds:v0").download(tmp_path / "v0") / "a.txt").read_text() == "alpha\n"
 
 
+def test_a_stored_blob_is_the_staged_file_itself_not_a_second_copy(root: Path, tmp_path: Path) -> None:
+    # The run's folder and the store's files are on one filesystem here: each blob is a hard link
+    # of its staged file (checked first), so a 1 GB artifact takes 1 GB of disk, not 2.
+    files = make_files(tmp_path / "data")
+    with nbtrack.init(project="p", dir=root, id="linked") as run:
+        run.log_artifact(dataset(files))
+        staged = run.dir / STAGED
+    blobs = root / "files" / "~artifacts" / "local"
+    for name in blobs_on_disk(root):
+        assert os.path.samefile(blobs / name, staged / name)
+    assert same_files(files, nbtrack.Api(dir=root).artifact("p/ds:v0").download(tmp_path / "back"))
+
+
 def test_use_artifact_resolves_a_version_and_records_the_lineage(root: Path, tmp_path: Path) -> None:
     files = make_files(tmp_path / "data")
     with nbtrack.init(project="p", dir=root, id="maker") as run:

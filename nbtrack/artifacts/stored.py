@@ -158,6 +158,11 @@ class StoredArtifact:
         return self._row.size
 
     @property
+    def file_count(self) -> int:
+        """How many files (references included) it has."""
+        return self._row.file_count
+
+    @property
     def description(self) -> str | None:
         return self._row.description
 

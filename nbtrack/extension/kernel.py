@@ -242,6 +242,18 @@ class KernelTracker:
             notices=tracked.run.notices[-5:],
             details=panel_details(live),
             alerts=tracked.run.alerts,
+            artifacts=[
+                {
+                    "role": a.role,
+                    "type": a.type,
+                    "name": a.name,
+                    "version": a.version,
+                    "files": a.files,
+                    "bytes": a.bytes,
+                }
+                for a in live.artifacts
+            ],
+            artifacts_total=live.artifacts_total,
         )
 
     def _show_gone(self, tracked: TrackedRun) -> None:

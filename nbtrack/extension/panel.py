@@ -120,11 +120,14 @@ class RunPanel(SnapshotWidget):
         details: Sequence[str] | None = None,
         alerts: Sequence[Mapping[str, Any]] | None = None,
         artifacts: Sequence[Mapping[str, Any]] | None = None,
+        artifacts_total: int | None = None,
     ) -> None:
         """Update the panel in one comm message holding only the traits whose value changed.
 
         None leaves a trait as it is. Values are capped as panel_limits.py says; a series is
         {"steps": [...], "values": [...]} (or a (steps, values) pair) of any length.
+        artifacts_total: how many artifacts the run has in all, when `artifacts` lists only the
+        newest (default: as many as listed).
         """
         with self._update_lock, self.hold_sync():
             if state:
@@ -161,7 +164,8 @@ class RunPanel(SnapshotWidget):
                 ]
             if artifacts is not None:
                 self.artifacts = [clean_artifact(a) for a in list(artifacts)[-MAX_ARTIFACTS:]]
-                self.artifacts_omitted = max(0, len(artifacts) - MAX_ARTIFACTS)
+                total = max(len(artifacts), artifacts_total or 0)
+                self.artifacts_omitted = max(0, total - len(self.artifacts))
             if details is not None:
                 self.details = [clean_text(str(d), MAX_NOTICE_CHARS) for d in list(details)[:MAX_DETAILS]]
             if media is not None:

@@ -15,6 +15,7 @@ from numbers import Integral, Real
 from typing import Any
 
 from nbtrack.formatting import downsample_min_max, format_number
+from nbtrack.internal.run_artifact_list import LIVE_ARTIFACTS
 from nbtrack.internal.sampler import LIVE_POINTS, LIVE_SERIES
 from nbtrack.vocabulary import MEDIA_TYPES
 
@@ -58,7 +59,7 @@ MAX_ALERT_TITLE_CHARS = 60
 MAX_ALERT_TEXT_CHARS = 80
 # The newest artifacts the run logged or used (run.log_artifact/use_artifact), a line each; the
 # web UI's artifact pages have them whole.
-MAX_ARTIFACTS = 5
+MAX_ARTIFACTS = LIVE_ARTIFACTS
 MAX_DETAILS = 2  # lines under the status: where the steps came from, the machine's load
 MAX_KEY_CHARS = 40
 MAX_TEXT_CHARS = 64  # a string metric value

@@ -2,12 +2,13 @@
 one committed version.
 
 The run staged each file in its folder under its hex MD5 (`ArtifactRecord.staged`), so delivery
-needs nothing but the record and that folder. Each blob the store has not recorded is copied to
+needs nothing but the record and that folder. Each blob the store has not recorded becomes
 `<files root>/~artifacts/<entity>/<hex MD5>` (the layout `nbtrack server --dir` serves and gc
-frees), its MD5 checked while copying (a temporary file renamed into place: a reader never sees
-half a blob), and recorded under the entity's lock gc takes too. The blobs already stored are
-claimed (gc's grace keeps them for this version) and not copied again. Then the version is created
-and committed (store/artifacts.py).
+frees), its MD5 checked first: a hard link of the staged file where the filesystem allows (one
+copy on disk for both), else a copy hashed on the way; either way through a temporary name renamed
+into place, so a reader never sees half a blob. It is then recorded under the entity's lock gc
+takes too. The blobs already stored are claimed (gc's grace keeps them for this version) and not
+copied again. Then the version is created and committed (store/artifacts.py).
 
 Delivering the same record again (a recovered process reads its whole log back, `nbtrack sync`
 runs twice) stores nothing new: the blobs are known, and a committed version of the same digest is
@@ -17,10 +18,14 @@ create and commit leaves a PENDING version that gc removes; the next delivery co
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
+import os
 from pathlib import Path
 
 from nbtrack import jsonutil
-from nbtrack.artifacts.manifest import copy_checked, parse_manifest
+from nbtrack.artifacts.manifest import CHUNK, copy_checked, parse_manifest
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.store import Store
 from nbtrack.store.artifact_rows import ArtifactRow, ArtifactsError
@@ -96,7 +101,8 @@ def store_artifact_use(store: Store, key: tuple[str, str, str], record: pb.UseAr
 
 def _copy_blob(source: Path, target: Path, md5_hex: str, size: int, name: str) -> None:
     try:
-        got_md5, got_size = copy_checked(source, target, md5_hex, size)
+        linked = _link_checked(source, target, md5_hex, size)
+        got_md5, got_size = linked if linked is not None else copy_checked(source, target, md5_hex, size)
     except FileNotFoundError:
         raise ArtifactsError(
             f"artifact {name}: its staged file {source} is missing; the version is not stored"
@@ -106,3 +112,31 @@ def _copy_blob(source: Path, target: Path, md5_hex: str, size: int, name: str) -
             f"artifact {name}: its staged file {source} changed ({got_size} bytes of MD5 {got_md5}, "
             f"not {size} bytes of MD5 {md5_hex}); the version is not stored"
         )
+
+
+def _link_checked(source: Path, target: Path, md5_hex: str, size: int) -> tuple[str, int] | None:
+    """Make target a hard link of the staged file once its bytes are checked (read, not copied):
+    a blob and a staged file are never written again, so one copy on disk serves both, and the
+    store's files cost no second write. Returns what was read (hex MD5, size); the link is made
+    only if that is what was asked. None where no link can be made (the run's folder on another
+    filesystem than the store's files, or one without hard links): the caller copies then."""
+    hasher = hashlib.md5()
+    read = 0
+    with open(source, "rb") as reader:
+        while block := reader.read(CHUNK):
+            hasher.update(block)
+            read += len(block)
+    if (hasher.hexdigest(), read) != (md5_hex, size):
+        return hasher.hexdigest(), read
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.{os.getpid()}.link")  # renamed into place: atomic
+    with contextlib.suppress(FileNotFoundError):
+        temp.unlink()  # left by a process killed between its link and its rename
+    try:
+        os.link(source, temp)
+    except OSError as exc:
+        if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP):
+            return None
+        raise
+    os.replace(temp, target)
+    return md5_hex, size

@@ -56,9 +56,10 @@ class Backend(Protocol):
     def add_alert(self, alert: pb.AlertRecord) -> None:
         """Keep an alert of the run (once per key; the same title not again within its wait)."""
 
-    def log_artifact(self, artifact: pb.ArtifactRecord, staged: Path) -> None:
+    def log_artifact(self, artifact: pb.ArtifactRecord, staged: Path) -> str:
         """Store the artifact the run logged as a version (its files are in the folder staged,
-        each named by its hex MD5). Delivered again, it makes no second version."""
+        each named by its hex MD5); return the version it is ("v3"). Delivered again, it makes no
+        second version."""
 
     def use_artifact(self, use: pb.UseArtifactRecord) -> None:
         """Record that the run used the artifact version (once, however often it is said)."""
@@ -166,12 +167,14 @@ class StoreBackend:
                 "nbtrack: run %s keeps as many alerts as it may; %r is not stored", self._key[2], alert.title
             )
 
-    def log_artifact(self, artifact: pb.ArtifactRecord, staged: Path) -> None:
+    def log_artifact(self, artifact: pb.ArtifactRecord, staged: Path) -> str:
         from nbtrack.internal.artifact_delivery import store_artifact
 
         if self._files_root is None:
             raise ValueError("artifact files are kept beside a SQLite store only")
-        store_artifact(self._store, self._files_root, self._key, artifact, staged)
+        row = store_artifact(self._store, self._files_root, self._key, artifact, staged)
+        assert row.version is not None  # a committed version has its number
+        return row.version
 
     def use_artifact(self, use: pb.UseArtifactRecord) -> None:
         from nbtrack.internal.artifact_delivery import store_artifact_use

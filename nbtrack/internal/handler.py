@@ -33,6 +33,7 @@ from nbtrack import jsonutil
 from nbtrack.internal.progress import DeliveryProgress, LogProgress, StepRanges
 from nbtrack.internal.provenance import Provenance
 from nbtrack.internal.rows import Rows
+from nbtrack.internal.run_artifact_list import RunArtifactList
 from nbtrack.internal.sampler import LIVE_POINTS, LIVE_SERIES
 from nbtrack.internal.summary import SummaryKeeper
 from nbtrack.internal.system_metrics import StatsThread, SystemSampler
@@ -73,7 +74,8 @@ class Handler:
         self.rows = Rows(self.summary, self.provenance, self._notice)
         self._live_interval = 0.0
         self._live_sent = 0.0
-        self._live_seen: tuple[str, int, int] | None = None  # (state, rows logged, rows stored) last pushed
+        # (state, rows logged, rows stored, artifacts noted, artifacts stored) last pushed
+        self._live_seen: tuple[str, int, int, int, int] | None = None
         self._summary_dirty = False
         self._summary_sent = 0.0
         self.exited = False
@@ -83,6 +85,7 @@ class Handler:
         self._logged_records: set[int] = set()
         self._stats: StatsThread | None = None
         self._stats_interval = 0.0
+        self.artifacts = RunArtifactList()  # what the panel lists of the run's artifacts
 
     @property
     def lines(self) -> StepRanges:
@@ -127,6 +130,7 @@ class Handler:
                 line.cell = self.provenance.cell
             self._writer.put([record])
         else:
+            self.artifacts.note(record)
             self._writer.put([record])
 
     def _on_cell(self, record: pb.Record) -> None:
@@ -158,6 +162,9 @@ class Handler:
             self._writer.open(setup, records=records, lines=self.rows.logged)
             return
         if kind == "shutdown":
+            # The panel's last update comes before the answer (results arrive in order), so it
+            # holds what was stored while finishing, e.g. the version a logged artifact became.
+            self.tick(force=True)
             self.shutdown = record  # main.py answers it once the stages have stopped
             return
         response = pb.Response()
@@ -212,6 +219,8 @@ class Handler:
                 self.summary.apply(record)  # the summary as it was then; rows after it update it
             elif kind == "cell":
                 self.provenance.begin(record.cell)
+            elif kind in ("artifact", "use_artifact"):
+                self.artifacts.note(record)
             elif kind == "exit":
                 self.exited = True
                 self.state = "finishing"
@@ -260,7 +269,14 @@ class Handler:
         now = time.monotonic()
         if now - self._live_sent < self._live_interval and not force:
             return
-        seen = (self.shown_state, self.rows.logged, self._delivery.rows_stored)
+        versions = self._delivery.artifact_versions
+        seen = (
+            self.shown_state,
+            self.rows.logged,
+            self._delivery.rows_stored,
+            self.artifacts.count,
+            self.artifacts.stored(versions),
+        )
         if seen == self._live_seen:
             return
         self._live_sent, self._live_seen = now, seen
@@ -290,6 +306,7 @@ class Handler:
         for key, series in list(rows.sampled.series.items())[:LIVE_SERIES]:
             steps, values = series.points(LIVE_POINTS)  # min/max buckets: spikes stay
             live.series.add(key=key, steps=steps, values=values)
+        self.artifacts.add_to(live, self._delivery.artifact_versions)
         return live
 
     def _send_summary(self, force: bool = False) -> None:

@@ -48,6 +48,9 @@ class DeliveryProgress:
         self.retrying_store = False  # a backend call failed and is being retried
         self.call_started = 0.0  # monotonic time the backend call in progress began (0: none)
         self.exit_result: pb.ExitResult | None = None  # set once the exit record is delivered
+        # The version each logged artifact became, by run_artifact_list.logged_key: the live
+        # panel names it once the store or server has it. Only the sender adds to it.
+        self.artifact_versions: dict[str, str] = {}
 
     @property
     def rows_stored(self) -> int:

@@ -29,6 +29,7 @@ from nbtrack.internal.backend import Backend, open_backend
 from nbtrack.internal.feed import LINE_OVERHEAD, MEMORY_BYTES, Feed, HistoryLines, Item, in_memory
 from nbtrack.internal.progress import DeliveryProgress, LogProgress
 from nbtrack.internal.retrier import RETRY, Retrier, is_transient
+from nbtrack.internal.run_artifact_list import logged_key
 from nbtrack.internal.trouble import Trouble, short_reason
 from nbtrack.internal.whereabouts import Whereabouts
 from nbtrack.online.retry import RetryPolicy
@@ -168,7 +169,7 @@ class Sender:
                 run_dir = self._run_dir()
                 if self.backend is not None and run_dir is not None:
                     staged = run_dir / record.artifact.staged
-                    self._retrier.deliver(self.backend.log_artifact, record.artifact, staged)
+                    self._retrier.deliver(self._log_artifact, self.backend, record.artifact, staged)
             elif kind == "use_artifact":
                 if self.backend is not None:
                     self._retrier.deliver(self.backend.use_artifact, record.use_artifact)
@@ -282,6 +283,11 @@ class Sender:
             self._summary.update(update)
         for key in summary.remove:
             self._summary.pop(key, None)
+
+    def _log_artifact(self, backend: Backend, artifact: pb.ArtifactRecord, staged: Path) -> None:
+        """Deliver a logged artifact, then publish the version it became (the live panel's)."""
+        version = backend.log_artifact(artifact, staged)
+        self.progress.artifact_versions[logged_key(artifact)] = version
 
     def _run_dir(self) -> Path | None:
         """The run's folder (its log's): where its saved files and staged artifacts wait."""

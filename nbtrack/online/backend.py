@@ -170,14 +170,15 @@ class HttpBackend:
             self._alerts.append(alert)
             self._cond.notify()
 
-    def log_artifact(self, artifact: pb.ArtifactRecord, staged: Path) -> None:
+    def log_artifact(self, artifact: pb.ArtifactRecord, staged: Path) -> str:
         """Log the version on the server (artifact_records.py), on the sender's thread: the
         FileStream thread goes on posting rows meanwhile. Transient while the server is away (the
         sender retries), Rejected if it refuses."""
         from nbtrack.online.artifact_records import send_artifact
 
         self._wait_for_run()
-        send_artifact(self._client, (self._run.entity, self._run.project, self._run.run_id), artifact, staged)
+        run = (self._run.entity, self._run.project, self._run.run_id)
+        return send_artifact(self._client, run, artifact, staged).version
 
     def use_artifact(self, use: pb.UseArtifactRecord) -> None:
         from nbtrack.online.artifact_records import send_artifact_use

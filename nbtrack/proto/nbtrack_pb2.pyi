@@ -711,12 +711,17 @@ class UseArtifactRecord(_message.Message):
     COLLECTION_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     TYPE_FIELD_NUMBER: _builtins.int
+    FILES_FIELD_NUMBER: _builtins.int
+    BYTES_FIELD_NUMBER: _builtins.int
     entity: _builtins.str
     project: _builtins.str
     collection: _builtins.str
     version: _builtins.str
     """"v3" """
     type: _builtins.str
+    files: _builtins.int
+    """the version's file count and bytes, for the run's panel"""
+    bytes: _builtins.int
     def __init__(
         self,
         *,
@@ -725,10 +730,12 @@ class UseArtifactRecord(_message.Message):
         collection: _builtins.str = ...,
         version: _builtins.str = ...,
         type: _builtins.str = ...,
+        files: _builtins.int = ...,
+        bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "entity", b"entity", "project", b"project", "type", b"type", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes", b"bytes", "collection", b"collection", "entity", b"entity", "files", b"files", "project", b"project", "type", b"type", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1131,6 +1138,8 @@ class LiveResult(_message.Message):
     BYTES_PENDING_FIELD_NUMBER: _builtins.int
     CELLS_FIELD_NUMBER: _builtins.int
     SYSTEM_JSON_FIELD_NUMBER: _builtins.int
+    ARTIFACTS_FIELD_NUMBER: _builtins.int
+    ARTIFACTS_TOTAL_FIELD_NUMBER: _builtins.int
     state: _builtins.str
     step: _builtins.int
     """the last step logged (-1: no row yet)"""
@@ -1144,11 +1153,17 @@ class LiveResult(_message.Message):
     """bytes of history on their way to the server"""
     system_json: _builtins.bytes
     """the newest system-metrics sample: {"cpu": %, "memory": %, ...}"""
+    artifacts_total: _builtins.int
+    """how many it logged or used in all"""
     @_builtins.property
     def series(self) -> _containers.RepeatedCompositeFieldContainer[Global___SampledHistoryResponse.Series]: ...
     @_builtins.property
     def cells(self) -> _containers.RepeatedCompositeFieldContainer[Global___CellSpan]:
         """the newest spans of steps by cell (the extension's runs)"""
+
+    @_builtins.property
+    def artifacts(self) -> _containers.RepeatedCompositeFieldContainer[Global___ArtifactLine]:
+        """the newest artifacts the run logged or used"""
 
     def __init__(
         self,
@@ -1163,14 +1178,55 @@ class LiveResult(_message.Message):
         bytes_pending: _builtins.int = ...,
         cells: _abc.Iterable[Global___CellSpan] | None = ...,
         system_json: _builtins.bytes = ...,
+        artifacts: _abc.Iterable[Global___ArtifactLine] | None = ...,
+        artifacts_total: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_pending", b"bytes_pending", "cells", b"cells", "latest_json", b"latest_json", "rows_logged", b"rows_logged", "rows_pending", b"rows_pending", "runtime", b"runtime", "series", b"series", "state", b"state", "step", b"step", "system_json", b"system_json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifacts", b"artifacts", "artifacts_total", b"artifacts_total", "bytes_pending", b"bytes_pending", "cells", b"cells", "latest_json", b"latest_json", "rows_logged", b"rows_logged", "rows_pending", b"rows_pending", "runtime", b"runtime", "series", b"series", "state", b"state", "step", b"step", "system_json", b"system_json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LiveResult: _TypeAlias = LiveResult  # noqa: Y015
+
+@_typing.final
+class ArtifactLine(_message.Message):
+    """One artifact of a run, as its panel lists it (internal/run_artifact_list.py)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROLE_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    FILES_FIELD_NUMBER: _builtins.int
+    BYTES_FIELD_NUMBER: _builtins.int
+    role: _builtins.str
+    """"logged" or "used" """
+    type: _builtins.str
+    name: _builtins.str
+    """the collection"""
+    version: _builtins.str
+    """"v3"; empty while a logged one is not stored yet"""
+    files: _builtins.int
+    bytes: _builtins.int
+    def __init__(
+        self,
+        *,
+        role: _builtins.str = ...,
+        type: _builtins.str = ...,
+        name: _builtins.str = ...,
+        version: _builtins.str = ...,
+        files: _builtins.int = ...,
+        bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes", b"bytes", "files", b"files", "name", b"name", "role", b"role", "type", b"type", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArtifactLine: _TypeAlias = ArtifactLine  # noqa: Y015
 
 @_typing.final
 class CellSpan(_message.Message):

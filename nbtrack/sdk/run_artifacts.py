@@ -165,4 +165,6 @@ def use_record(artifact: StoredArtifact) -> pb.UseArtifactRecord:
         collection=artifact.collection,
         version=artifact.version,
         type=artifact.type,
+        files=artifact.file_count,
+        bytes=artifact.size,
     )

@@ -235,8 +235,8 @@ class GuardedBackend:
     def add_alert(self, alert: pb.AlertRecord) -> None:
         self._inner.add_alert(alert)  # stored once per key: a second sync adds nothing
 
-    def log_artifact(self, artifact: pb.ArtifactRecord, staged: Path) -> None:
-        self._inner.log_artifact(artifact, staged)  # the same digest is the same version: stored once
+    def log_artifact(self, artifact: pb.ArtifactRecord, staged: Path) -> str:
+        return self._inner.log_artifact(artifact, staged)  # the same digest is the same version: stored once
 
     def use_artifact(self, use: pb.UseArtifactRecord) -> None:
         self._inner.use_artifact(use)  # a use is kept once per run and version
