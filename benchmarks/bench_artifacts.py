@@ -372,12 +372,13 @@ ratio = nbtrack / wandb: seconds and RSS lower is better for nbtrack, MB/s highe
 taken in its phase's own fresh process, from its first line (imports included). build: measured
 once per client, shown in both of its columns. log: wandb copies the files into its staging
 folder in add_dir, nbtrack into the run's folder in log_artifact, so compare the whole process
-(its first line); nbtrack local's finish() returns once the version is in the store (its blobs
-hard links of the staged files, each MD5-checked); offline (both): the files are staged for a later sync, nothing is
-stored. internal: nbtrack's internal process, or wandb-core; other helpers: the phase's other
-processes (multiprocessing's resource tracker, wandb-symon). download: into a fresh folder (wandb
-from a fresh cache; nbtrack checks each file's MD5 as it writes it); afterwards, untimed, every
-downloaded folder is hashed and compared with the source. 1 MB = 10^6 bytes."""
+(its first line); nbtrack local's finish() returns once the version is in the store (its blobs:
+hard links of the staged files, each MD5-checked); offline (both): the files are staged for a
+later sync, nothing is stored. internal: nbtrack's internal process, or wandb-core; other
+helpers: the phase's other processes (multiprocessing's resource tracker, wandb-symon).
+download: into a fresh folder (wandb from a fresh cache; nbtrack checks each file's MD5 as it
+writes it); afterwards, untimed, every downloaded folder is hashed and compared with the source.
+1 MB = 10^6 bytes."""
 
 
 def figure(column: Column, phase: str, name: str, size: int) -> float | None:
