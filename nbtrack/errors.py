@@ -7,8 +7,8 @@
     │                            version this nbtrack cannot read
     ├── RunNotFoundError         (also a LookupError; api.py) `Api.run()` of a run the store lacks
     ├── StoreError               the store failed a read or a write; says which
-    │   └── ArtifactsError       (store/artifacts.py) an artifact request refused: a type clash,
-    │                            an unknown version or run
+    │   └── ArtifactsError       an artifact request refused: a type clash, an unknown version
+    │                            or run, a file missing or not what its manifest says
     ├── StageDied                (worker.py) a stage of the internal process is gone: it is ending
     ├── Transient                (online/retry.py) worth retrying: the server is down or busy
     ├── Rejected                 (online/retry.py) the server refused a request for good
@@ -23,7 +23,7 @@ key and the type, because that is what Python code expects from a bad argument.
 
 from __future__ import annotations
 
-__all__ = ["InternalProcessError", "NbtrackError", "StoreError", "UsageError"]
+__all__ = ["ArtifactsError", "InternalProcessError", "NbtrackError", "StoreError", "UsageError"]
 
 
 class NbtrackError(Exception):
@@ -40,3 +40,9 @@ class InternalProcessError(NbtrackError):
 
 class StoreError(NbtrackError):
     """The database refused or failed an operation (locked too long, unreachable, corrupt)."""
+
+
+class ArtifactsError(StoreError):
+    """A request the artifact tables refuse (a type clash, an unknown version), or an artifact's
+    file missing or not what its manifest says: says which. Defined here, not in store/, so the
+    SDK's artifact modules raise it without loading the store (SQLAlchemy)."""

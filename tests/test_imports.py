@@ -106,3 +106,17 @@ def test_no_layer_imports_the_layers_above_it() -> None:
                 if name.split(".")[1] in above and (where, name) not in ALLOWED:
                     crossings.append(f"{where} imports {name}")
     assert not crossings, "\n".join(crossings)
+
+
+def test_building_an_artifact_does_not_load_the_store() -> None:
+    """`nbtrack.Artifact` (hashing files, references) is the SDK's: SQLAlchemy, the slowest import,
+    is for what reads or writes a store."""
+    code = (
+        "import sys, nbtrack\n"
+        "art = nbtrack.Artifact('a', type='t')\n"
+        "loaded = sorted(m for m in sys.modules if m == 'sqlalchemy' or m.startswith('nbtrack.store'))\n"
+        "print(loaded)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

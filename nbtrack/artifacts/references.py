@@ -38,8 +38,8 @@ from urllib.parse import parse_qsl, urlsplit
 from urllib.request import url2pathname
 
 from nbtrack.artifacts.manifest import CHUNK, ManifestEntry, md5_of_file
+from nbtrack.errors import ArtifactsError
 from nbtrack.sdk.values import check_file_name
-from nbtrack.store.artifact_rows import ArtifactsError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, Select, and_, select
 
 from nbtrack import jsonutil
-from nbtrack.errors import StoreError
+from nbtrack.errors import ArtifactsError
 from nbtrack.store.schema import (
     artifact_aliases,
     artifact_collections,
@@ -40,10 +40,6 @@ __all__ = [
 
 LATEST = LATEST_ALIAS
 _VERSION = re.compile(r"v(\d{1,9})")
-
-
-class ArtifactsError(StoreError):
-    """A request the artifact tables refuse (a type clash, an unknown version): says which."""
 
 
 @dataclass(frozen=True, slots=True)
