@@ -169,7 +169,9 @@ class Sender:
                 run_dir = self._run_dir()
                 if self.backend is not None and run_dir is not None:
                     staged = run_dir / record.artifact.staged
-                    self._retrier.deliver(self._log_artifact, self.backend, record.artifact, staged)
+                    if not self._retrier.deliver(self._log_artifact, self.backend, record.artifact, staged):
+                        why = self._retrier.failed or "the run was stopped before it was stored"
+                        self.progress.artifact_failures[logged_key(record.artifact)] = why
             elif kind == "use_artifact":
                 if self.backend is not None:
                     self._retrier.deliver(self.backend.use_artifact, record.use_artifact)
