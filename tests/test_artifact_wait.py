@@ -19,6 +19,8 @@ from nbtrack.store.artifact_rows import ArtifactsError
 from tests import serving
 from tests.serving import ServerProcess
 
+server = serving.server  # the fixture
+
 
 def dataset(folder: Path, text: str) -> nbtrack.Artifact:
     folder.mkdir(parents=True, exist_ok=True)
@@ -134,4 +136,9 @@ def test_wait_past_its_timeout_while_the_server_is_down_says_the_log_keeps_it(
         run.finish(timeout=1)
 
 
-server = serving.server  # the fixture
+def test_wait_in_a_disabled_run_says_nothing_is_stored(root: Path, tmp_path: Path) -> None:
+    with nbtrack.init(project="p", dir=root, mode="disabled") as run:
+        art = run.log_artifact(dataset(tmp_path / "d", "x\n"))
+        with pytest.raises(UsageError, match="a disabled run stores no artifacts"):
+            art.wait()
+    assert art.version is None
