@@ -142,3 +142,18 @@ def test_wait_in_a_disabled_run_says_nothing_is_stored(root: Path, tmp_path: Pat
         with pytest.raises(UsageError, match="a disabled run stores no artifacts"):
             art.wait()
     assert art.version is None
+
+
+def test_wait_for_an_artifact_the_store_refused_says_why_at_once(root: Path, tmp_path: Path) -> None:
+    with nbtrack.init(project="p", dir=root, id="refused") as run:
+        assert run.log_artifact(dataset(tmp_path / "one", "x\n")).wait().version == "v0"
+        model = nbtrack.Artifact("ds", type="model")  # "ds" is a dataset collection already
+        (tmp_path / "m.txt").write_text("weights\n")
+        model.add_file(tmp_path / "m.txt")
+        run.log_artifact(model)
+        said = r"was not stored: .*of type 'dataset', not 'model'.*transaction log .*refused.* keeps it"
+        with pytest.raises(ArtifactsError, match=said):
+            model.wait(timeout=600)  # the refusal is answered as soon as it is known
+    assert model.version is None
+    with pytest.raises(ArtifactsError, match=r"finished without storing it"):
+        model.wait(timeout=0)  # and from the store once the run is finished

@@ -69,7 +69,7 @@ class LoggedVersion:
                 if time.monotonic() >= deadline:
                     raise ArtifactsError(
                         f"wait(): {what} is not stored yet: {exc}; the run's transaction log "
-                        f"{run._settings.log_path} keeps it: `{run._sync_command()}` stores it"
+                        f"{run._settings.log_path} keeps it: `{run._sync_command()}` delivers it again"
                     ) from None
                 continue  # a replaced internal process: the next one recovers the log and answers
             if answer.version:
@@ -78,7 +78,7 @@ class LoggedVersion:
             if answer.failed:
                 raise ArtifactsError(
                     f"wait(): {what} was not stored: {answer.failed}; the run's transaction log "
-                    f"{run._settings.log_path} keeps it: `{run._sync_command()}` stores it"
+                    f"{run._settings.log_path} keeps it: `{run._sync_command()}` delivers it again"
                 )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -104,8 +104,8 @@ class LoggedVersion:
             if version.digest == self._digest:
                 self.version = version.version
                 return self.version
+        why = f"run {run.id} finished without storing it" if run.finished else run._connection_lost()
         raise ArtifactsError(
-            f"wait(): {what} is not stored: "
-            + (f"run {run.id} finished without storing it" if run.finished else run._connection_lost() or "")
-            + f"; its transaction log {run._settings.log_path} keeps it: `{run._sync_command()}` stores it"
+            f"wait(): {what} is not stored: {why}; its transaction log {run._settings.log_path} "
+            f"keeps it: `{run._sync_command()}` delivers it again"
         )
