@@ -10,7 +10,9 @@
 
 Paths are "project" or "entity/project" for a project, "project/run_id" or
 "entity/project/run_id" for a run (also "entity/project/runs/run_id", as a run's URL spells it).
-`api.artifact("project/name:v1")` reads a logged artifact version (artifacts/stored.py).
+`api.artifact("project/name:v1")` reads a logged artifact version (artifacts/stored.py);
+`run.logged_artifacts()` / `run.used_artifacts()` a run's, and `art.logged_by()` / `art.used_by()`
+lead back to runs.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from nbtrack.vocabulary import CELLS_KEY, CLIENT_CONFIG_KEY
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped, unused-ignore]  # pandas-stubs is optional
 
-    from nbtrack.artifacts.stored import StoredArtifact
+    from nbtrack.artifacts.stored import ArtifactSource, StoredArtifact
     from nbtrack.online.reader import ServerReader
 
 __all__ = ["Api", "RunNotFoundError", "StoredRun"]
@@ -105,6 +107,7 @@ class Api:
         self._source: RunSource
         self._editor: RunEditor
         self._reader: ServerReader | None = None
+        self._artifacts: ArtifactSource | None = None  # made when first asked (artifact_source)
         self.dir: Path | None = None  # the folder read, or None when reading a server
         self.base_url: str | None = None
         if base_url is not None:
@@ -175,8 +178,6 @@ class Api:
         """The committed artifact version at "project/name:ref" or "entity/project/name:ref" (ref:
         "v3", "latest" or an alias; none: latest), read from the local store or the server. The
         entity may be left out when one entity has a project so named."""
-        from nbtrack.artifacts.stored import ArtifactSource, LocalArtifacts, StoredArtifact
-
         parts = _split(path, "an artifact path ('project/name:v1' or 'entity/project/name:v1')", (2, 3))
         name, _, ref = parts[-1].partition(":")
         project = parts[-2]
@@ -191,31 +192,55 @@ class Api:
                     + "; give the path as 'entity/project/name:version'"
                 )
             entity = owners[0]
-        source: ArtifactSource
-        if self._reader is not None:
-            from nbtrack.online.artifact_reads import ServerArtifacts
-
-            server = ServerArtifacts(self._reader)
-            row = server.find(entity, project, name, ref or "latest")
-            source = server
-        else:
-            assert isinstance(self._source, Store) and self.dir is not None
-            row = self._source.find_artifact_version(entity, project, name, ref or "latest")
-            source = LocalArtifacts(self._source, self.dir / "files")
-        if row is None:
+        found = self.find_artifact(entity, project, name, ref or "latest")
+        if found is None:
             raise ArtifactsError(
                 f"no artifact {name}:{ref or 'latest'} in {entity}/{project} {self._where()}"
             )
-        return StoredArtifact(row, source)
+        return found
+
+    def find_artifact(self, entity: str, project: str, name: str, ref: str) -> StoredArtifact | None:
+        """The committed version of entity/project/name that ref ("v3", "latest", an alias) names,
+        or None."""
+        from nbtrack.artifacts.stored import StoredArtifact
+
+        source = self.artifact_source()
+        if self._reader is not None:
+            from nbtrack.online.artifact_reads import ServerArtifacts
+
+            assert isinstance(source, ServerArtifacts)
+            row = source.find(entity, project, name, ref)
+        else:
+            assert isinstance(self._source, Store)
+            row = self._source.find_artifact_version(entity, project, name, ref)
+        return None if row is None else StoredArtifact(row, self)
+
+    def artifact_source(self) -> ArtifactSource:
+        """Where this Api's artifacts are read (made once): the store and its files folder, or
+        the server."""
+        if self._artifacts is None:
+            if self._reader is not None:
+                from nbtrack.online.artifact_reads import ServerArtifacts
+
+                self._artifacts = ServerArtifacts(self._reader)
+            else:
+                from nbtrack.artifacts.stored import LocalArtifacts
+
+                assert isinstance(self._source, Store) and self.dir is not None
+                self._artifacts = LocalArtifacts(self._source, self.dir / "files")
+        return self._artifacts
+
+    def run_view(self, row: RunRow) -> StoredRun:
+        """The StoredRun of a row this Api read (an artifact's run)."""
+        return self._view(row)
 
     def _view(self, row: RunRow) -> StoredRun:
         if self._reader is not None:
-            return StoredRun(
-                row, self._source, self._reader.run_url(row), reader=self._reader, editor=self._editor
-            )
+            url = self._reader.run_url(row)
+            return StoredRun(row, self._source, url, reader=self._reader, editor=self._editor, api=self)
         assert self.dir is not None
         return StoredRun(
-            row, self._source, files_root=self.dir / "files", editor=self._editor
+            row, self._source, files_root=self.dir / "files", editor=self._editor, api=self
         )  # see backend.run_files_dir
 
     def _where(self) -> str:
@@ -238,8 +263,10 @@ class StoredRun:
         files_root: Path | None = None,
         reader: ServerReader | None = None,
         editor: RunEditor | None = None,
+        api: Api | None = None,
     ) -> None:
         self._row = row
+        self._api = api  # what read it: its artifacts are read through it too
         self._editor = editor
         self._edits: dict[str, Any] = {}  # name, notes, tags set on this view, until update()
         self._source = source
@@ -373,6 +400,26 @@ class StoredRun:
             self._editing().delete_run(self.entity, self.project, self.id, force=force)
         except LookupError as exc:
             raise RunNotFoundError(str(exc)) from None
+
+    def logged_artifacts(self) -> list[StoredArtifact]:
+        """The artifact versions this run logged and the store or server has, oldest first (W&B's
+        `run.logged_artifacts()`)."""
+        return self._artifacts(logged=True)
+
+    def used_artifacts(self) -> list[StoredArtifact]:
+        """The artifact versions this run used, in the order it first did (W&B's
+        `run.used_artifacts()`)."""
+        return self._artifacts(logged=False)
+
+    def _artifacts(self, logged: bool) -> list[StoredArtifact]:
+        from nbtrack.artifacts.stored import StoredArtifact
+
+        api = self._api
+        if api is None:
+            raise UsageError("this run was not read through nbtrack.Api: its artifacts cannot be read here")
+        source = api.artifact_source()
+        rows = source.fetching(lambda: source.run_artifacts(self._row, logged))
+        return [StoredArtifact(row, api) for row in rows]
 
     def _editing(self) -> RunEditor:
         if self._editor is None:

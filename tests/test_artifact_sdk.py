@@ -177,7 +177,7 @@ def test_api_reads_and_downloads_a_version_the_wandb_client_logged(
     assert (art.name, art.type, art.version, art.entity) == ("ds:v0", "dataset", "v0", wandb_env.entity)
     assert sorted(art.aliases) == ["best", "latest"]
     assert art.metadata == {"rows": 2, "split": {"train": 0.5}}
-    assert art.logged_by == "maker"
+    assert art.logged_by().id == "maker"
     assert art.files() == ["data/a.txt", "data/empty", "data/sub/b.bin", "train.csv"]
     out = art.download(tmp_path / "out")
     for name in art.files():

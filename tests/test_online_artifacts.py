@@ -141,7 +141,9 @@ def test_a_logged_version_reads_back_with_the_wandb_client_and_the_api(env: Wand
     assert (stored.name, stored.type, stored.version, stored.entity) == ("ds:v0", "dataset", "v0", env.entity)
     assert sorted(stored.aliases) == ["best", "latest"]
     assert stored.metadata == {"rows": 2, "split": {"a": 0.5}}
-    assert (stored.logged_by, stored.digest, stored.size) == (RUN, art.digest, total)
+    logger = stored.logged_by()
+    assert logger is not None and (logger.id, logger.project) == (RUN, PROJECT)
+    assert (stored.digest, stored.size) == (art.digest, total)
     assert stored.files() == sorted(names)
     out = stored.download(tmp_path / "by-api")
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(names)
@@ -325,7 +327,8 @@ def test_a_use_is_lineage_the_wandb_client_sees(env: WandbEnv, tmp_path: Path) -
     )
     assert seen == {"used_by": ["reader"], "logged_by": RUN}  # used twice, recorded once
     stored = nbtrack.Api(base_url=env.server.url, api_key=env.key).artifact(f"{PROJECT}/ds:v0")
-    assert (stored.used_by(), stored.logged_by) == (["reader"], RUN)
+    logger = stored.logged_by()
+    assert [run.id for run in stored.used_by()] == ["reader"] and logger is not None and logger.id == RUN
     with pytest.raises(Exception, match="no committed artifact ds:v3"):
         use_artifact_version(
             client, entity=None, project=PROJECT, run_id="reader", collection="ds", version="v3"
@@ -353,7 +356,9 @@ def test_a_local_store_answers_versions_and_used_by_too(tmp_path: Path) -> None:
     assert served.dir is not None
     stored = nbtrack.Api(dir=served.dir).artifact(f"{PROJECT}/ds:v0")
     assert [v.version for v in stored.versions()] == ["v1", "v0"]
-    assert (stored.used_by(), stored.versions()[0].used_by(), stored.logged_by) == (["reader"], [], RUN)
+    logger = stored.logged_by()
+    assert [run.id for run in stored.used_by()] == ["reader"] and stored.versions()[0].used_by() == []
+    assert logger is not None and logger.id == RUN
 
 
 def _overwrite_blob(env: WandbEnv, md5_hex: str, data: bytes) -> None:

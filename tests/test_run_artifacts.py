@@ -70,7 +70,7 @@ def test_a_logged_artifact_downloads_byte_identical_with_its_metadata_and_aliase
         returned = run.log_artifact(dataset(files, description="three files"), aliases=["best"])
         assert isinstance(returned, nbtrack.Artifact)
     got = nbtrack.Api(dir=root).artifact("p/ds:best")
-    assert (got.name, got.type, got.logged_by) == ("ds:v0", "dataset", "maker")
+    assert (got.name, got.type, got.logged_by().id) == ("ds:v0", "dataset", "maker")
     assert sorted(got.aliases) == ["best", "latest"]
     assert got.metadata == {"rows": 3} and got.description == "three files"
     assert got.files() == ["a.txt", "big.bin", "sub/b.txt"]
@@ -95,7 +95,7 @@ def test_a_second_version_with_one_file_changed_stores_one_new_blob_and_moves_la
     assert len(blobs_on_disk(root) - first) == 1 and first <= blobs_on_disk(root)
     assert versions(root) == [("v0", ("best",)), ("v1", ("candidate", "latest"))]
     api = nbtrack.Api(dir=root)
-    assert api.artifact("p/ds:latest").logged_by == "two"
+    assert api.artifact("p/ds:latest").logged_by().id == "two"
     assert (api.artifact("p/ds:v0").download(tmp_path / "v0") / "a.txt").read_text() == "alpha\n"
 
 
@@ -133,6 +133,33 @@ def test_use_artifact_resolves_a_version_and_records_the_lineage(root: Path, tmp
     log = next((root / "runs").glob("run-*-user/run-user.nbt"))
     uses = [r.use_artifact for r in iter_records(log) if r.WhichOneof("record_type") == "use_artifact"]
     assert [(u.project, u.collection, u.version) for u in uses] == [("p", "ds", "v0")]
+
+
+def test_the_api_leads_from_an_artifact_to_its_runs_and_from_a_run_to_its_artifacts(
+    root: Path, tmp_path: Path
+) -> None:
+    files = make_files(tmp_path / "data")
+    with nbtrack.init(project="p", dir=root, id="maker", name="make data") as run:
+        run.log_artifact(dataset(files), aliases=["best"])
+    with nbtrack.init(project="q", dir=root, id="user", name="train") as run:
+        run.use_artifact("p/ds:best")
+    api = nbtrack.Api(dir=root)
+    art = api.artifact("p/ds:v0")
+    logger = art.logged_by()
+    assert logger is not None and (logger.path, logger.name, logger.state) == (
+        "local/p/maker",
+        "make data",
+        "finished",
+    )
+    assert [(r.path, r.name) for r in art.used_by()] == [("local/q/user", "train")]  # another project's run
+    maker, user = api.run("p/maker"), api.run("q/user")
+    assert [a.name for a in maker.logged_artifacts()] == ["ds:v0"] and maker.used_artifacts() == []
+    assert [a.name for a in user.used_artifacts()] == ["ds:v0"] and user.logged_artifacts() == []
+    assert same_files(files, user.used_artifacts()[0].download(tmp_path / "out"))
+    # A run read back from the artifact leads on to its own artifacts.
+    assert [a.name for a in art.used_by()[0].used_artifacts()] == ["ds:v0"]
+    maker.delete()  # the version stays; who logged it is no longer known
+    assert api.artifact("p/ds:v0").logged_by() is None
 
 
 def test_a_source_changed_after_add_file_is_refused_and_nothing_is_logged(root: Path, tmp_path: Path) -> None:
@@ -184,7 +211,7 @@ def test_an_offline_run_s_artifact_arrives_with_sync_once(root: Path, tmp_path: 
         assert versions(root) == [("v0", ("best", "latest"))]
         assert len(blobs_on_disk(root)) == 3
     got = nbtrack.Api(dir=root).artifact("p/ds:best")
-    assert got.logged_by == "off"
+    assert got.logged_by().id == "off"
     assert same_files(files, got.download(tmp_path / "out"))
     # Once it is in the store, an offline run can use it.
     with nbtrack.init(project="p", dir=root, id="off2", mode="offline") as run:

@@ -61,7 +61,7 @@ def test_an_online_run_logs_an_artifact_another_uses_it_and_a_sync_adds_nothing(
     assert run.state == "finished" and not [n for n in run.notices if "artifact" in n]
     api = nbtrack.Api(base_url=served.url, api_key=key)
     got = api.artifact(f"{entity}/{project}/ds:best")
-    assert (got.name, got.logged_by, got.metadata) == ("ds:v0", "maker", {"rows": 3})
+    assert (got.name, got.logged_by().id, got.metadata) == ("ds:v0", "maker", {"rows": 3})
     assert sorted(got.aliases) == ["best", "latest"]
     assert same_files(files, got.download(tmp_path / "out"))
     assert len(api.run(f"{entity}/{project}/maker").history()) == 200  # the rows went on meanwhile
@@ -72,7 +72,14 @@ def test_an_online_run_logs_an_artifact_another_uses_it_and_a_sync_adds_nothing(
         assert same_files(files, used.download(tmp_path / "used"))
         with pytest.raises(UsageError, match=r"no artifact .*/ds:nope on http"):
             run.use_artifact("ds:nope")
-    assert api.artifact(f"{entity}/{project}/ds:v0").used_by() == ["user"]
+    assert [r.id for r in api.artifact(f"{entity}/{project}/ds:v0").used_by()] == ["user"]
+    # Lineage both ways, as W&B's Api reads it: runs from an artifact, artifacts from a run.
+    maker, user = api.run(f"{entity}/{project}/maker"), api.run(f"{entity}/{project}/user")
+    logger = api.artifact(f"{entity}/{project}/ds:v0").logged_by()
+    assert logger is not None and (logger.id, logger.name, logger.state) == ("maker", maker.name, "finished")
+    assert [a.name for a in maker.logged_artifacts()] == ["ds:v0"] and maker.used_artifacts() == []
+    assert [a.name for a in user.used_artifacts()] == ["ds:v0"] and user.logged_artifacts() == []
+    assert same_files(files, user.used_artifacts()[0].download(tmp_path / "again"))
 
     # The logs delivered again (a retry after a lost answer): still one version, one use.
     for name in ("maker", "user"):
@@ -80,7 +87,7 @@ def test_an_online_run_logs_an_artifact_another_uses_it_and_a_sync_adds_nothing(
         assert sync_log(log, base_url=served.url, api_key=key).error is None
     versions = api.artifact(f"{entity}/{project}/ds:latest").versions()
     assert [v.name for v in versions] == ["ds:v0"]
-    assert api.artifact(f"{entity}/{project}/ds:v0").used_by() == ["user"]
+    assert [r.id for r in api.artifact(f"{entity}/{project}/ds:v0").used_by()] == ["user"]
 
 
 def test_an_offline_run_s_artifact_syncs_to_a_server_once(
@@ -97,7 +104,7 @@ def test_an_offline_run_s_artifact_syncs_to_a_server_once(
     for _ in range(2):
         assert sync_log(log, base_url=server.url, api_key=key).error is None
         got = api.artifact(f"{entity}/p/ds:best")
-        assert [v.name for v in got.versions()] == ["ds:v0"] and got.logged_by == "off"
+        assert [v.name for v in got.versions()] == ["ds:v0"] and got.logged_by().id == "off"
     assert same_files(files, got.download(tmp_path / "out"))
 
 

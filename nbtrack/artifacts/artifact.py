@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbtrack.artifacts.manifest import Manifest, ManifestEntry, md5_of_file
 from nbtrack.artifacts.references import reference_entries
 from nbtrack.sdk.values import check_config, check_file_name
 from nbtrack.settings import check_name
+
+if TYPE_CHECKING:
+    from nbtrack.sdk.artifact_wait import LoggedVersion
 
 __all__ = ["Artifact"]
 
@@ -45,6 +48,7 @@ class Artifact:
         self.metadata: dict[str, Any] = check_config(metadata or {}, "artifact metadata")
         self._manifest = Manifest()
         self._sources: dict[str, Path] = {}  # name in the artifact -> the local file
+        self._logged: LoggedVersion | None = None  # set by run.log_artifact()
 
     def add_file(self, local_path: str | os.PathLike[str], name: str | None = None) -> ManifestEntry:
         """Add the file under `name` (default: its file name). Adding the same bytes under the
@@ -115,6 +119,30 @@ class Artifact:
     def files(self) -> list[str]:
         """The names of the artifact's files, in order."""
         return sorted(self._manifest.entries)
+
+    @property
+    def version(self) -> str | None:
+        """The version ("v3") it became, once `wait()` learned it; None before."""
+        return None if self._logged is None else self._logged.version
+
+    def wait(self, timeout: float | None = None) -> Artifact:
+        """Block until the logged artifact is stored, set `version`, and return the artifact (W&B's
+        `art.wait()`). timeout: seconds (default artifact_wait.WAIT_SECONDS); past it, or if the
+        run's process is gone or gave the delivery up, ArtifactsError says the artifact is not
+        stored yet and that the run's transaction log keeps it. A finished run answers at once
+        from its store or server; an offline run at once that `nbtrack sync` stores its artifacts."""
+        if self._logged is None:
+            from nbtrack.errors import UsageError
+
+            raise UsageError(
+                f"artifact {self.name!r}: wait() waits for a logged artifact: call run.log_artifact() first"
+            )
+        self._logged.wait(timeout)
+        return self
+
+    def logged_as(self, logged: LoggedVersion) -> None:
+        """Called by run.log_artifact(): what wait() asks about."""
+        self._logged = logged
 
     def source_of(self, name: str) -> Path:
         """The local file added under name (KeyError if none, or a reference)."""

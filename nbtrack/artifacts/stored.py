@@ -2,8 +2,8 @@
 `nbtrack.Api(base_url=URL).artifact(...)` from a tracking server; one class for both.
 
     art = nbtrack.Api(dir="runs").artifact("mnist/ds:v1")      # or "entity/mnist/ds:best"
-    art.files(); art.metadata; art.version; art.aliases; art.logged_by
-    art.versions(); art.used_by()                              # the collection's versions; its users
+    art.files(); art.metadata; art.version; art.aliases
+    art.logged_by(); art.used_by(); art.versions()  # its run, the runs that used it, its siblings
     folder = art.download("data")                               # every file, verified
 
 Where the bytes and the neighbours come from is an ArtifactSource: LocalArtifacts reads the store
@@ -33,7 +33,9 @@ from nbtrack.store.artifact_rows import ArtifactRow, ArtifactsError
 from nbtrack.vocabulary import ARTIFACT_BLOBS
 
 if TYPE_CHECKING:
+    from nbtrack.api import Api, StoredRun
     from nbtrack.store import Store
+    from nbtrack.store.schema import RunRow
 
 __all__ = ["ArtifactSource", "BlobMissing", "LocalArtifacts", "StoredArtifact"]
 
@@ -52,8 +54,17 @@ class ArtifactSource(Protocol):
         """The committed versions of row's collection, newest first."""
         ...
 
-    def used_by(self, row: ArtifactRow) -> list[str]:
-        """Ids of the runs that used the version, in the order they first did."""
+    def used_by(self, row: ArtifactRow) -> list[RunRow]:
+        """The runs that used the version, in the order they first did."""
+        ...
+
+    def logged_by(self, row: ArtifactRow) -> RunRow | None:
+        """The run that logged the version (None: none, or deleted since)."""
+        ...
+
+    def run_artifacts(self, run: RunRow, logged: bool) -> list[ArtifactRow]:
+        """The committed versions the run logged (logged), oldest first, or used, in the order it
+        first did."""
         ...
 
     def blob_chunks(self, row: ArtifactRow, md5_hex: str) -> Iterator[bytes]:
@@ -83,8 +94,15 @@ class LocalArtifacts:
     def versions(self, row: ArtifactRow) -> list[ArtifactRow]:
         return self._store.list_artifact_versions(row.entity, row.project, row.collection)
 
-    def used_by(self, row: ArtifactRow) -> list[str]:
-        return [run.run_id for run in self._store.artifact_users(row.id)]
+    def used_by(self, row: ArtifactRow) -> list[RunRow]:
+        return self._store.artifact_users(row.id)
+
+    def logged_by(self, row: ArtifactRow) -> RunRow | None:
+        return None if row.run_id is None else self._store.get_run(row.entity, row.project, row.run_id)
+
+    def run_artifacts(self, run: RunRow, logged: bool) -> list[ArtifactRow]:
+        read = self._store.run_logged_artifacts if logged else self._store.run_used_artifacts
+        return read(run.entity, run.project, run.run_id)
 
     def blob_chunks(self, row: ArtifactRow, md5_hex: str) -> Iterator[bytes]:
         try:
@@ -106,13 +124,15 @@ class LocalArtifacts:
 
 
 class StoredArtifact:
-    """A committed artifact version, as it was when fetched."""
+    """A committed artifact version, as it was when fetched, read through an Api (which also
+    makes the runs that logged and used it)."""
 
-    def __init__(self, row: ArtifactRow, source: ArtifactSource) -> None:
+    def __init__(self, row: ArtifactRow, api: Api) -> None:
         if row.state != "COMMITTED" or row.version_index is None:
             raise ArtifactsError(f"artifact {row.collection} ({row.id}) is not committed yet")
         self._row = row
-        self._source = source
+        self._api = api
+        self._source = api.artifact_source()
         self._manifest: Manifest | None = None
 
     @property
@@ -167,11 +187,6 @@ class StoredArtifact:
         return self._row.description
 
     @property
-    def logged_by(self) -> str | None:
-        """The id of the run that logged it (None: none, or deleted since)."""
-        return self._row.run_id
-
-    @property
     def version(self) -> str:
         assert self._row.version is not None  # committed: numbered
         return self._row.version
@@ -191,13 +206,20 @@ class StoredArtifact:
     def versions(self) -> list[StoredArtifact]:
         """Every committed version of its collection, newest first (this one among them)."""
         return [
-            StoredArtifact(row, self._source)
+            StoredArtifact(row, self._api)
             for row in self._source.fetching(lambda: self._source.versions(self._row))
         ]
 
-    def used_by(self) -> list[str]:
-        """The ids of the runs that used this version, in the order they first did."""
-        return self._source.fetching(lambda: self._source.used_by(self._row))
+    def logged_by(self) -> StoredRun | None:
+        """The run that logged this version (None: none, or deleted since), as W&B's
+        `Artifact.logged_by()`: `art.logged_by().name`."""
+        row = self._source.fetching(lambda: self._source.logged_by(self._row))
+        return None if row is None else self._api.run_view(row)
+
+    def used_by(self) -> list[StoredRun]:
+        """The runs that used this version, in the order they first did (W&B's `used_by()`)."""
+        rows = self._source.fetching(lambda: self._source.used_by(self._row))
+        return [self._api.run_view(row) for row in rows]
 
     def download(self, root: str | os.PathLike[str] | None = None) -> Path:
         """Write every file under root (default ./artifacts/<name>:<version>) and return root.

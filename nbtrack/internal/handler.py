@@ -197,6 +197,11 @@ class Handler:
             status.step = self.rows.shown_step()
             status.rows_stored = self._delivery.rows_stored
             status.runtime = time.time() - self.rows.start_time if self.run is not None else 0.0
+        elif kind == "artifact_version":
+            key = request.artifact_version.key
+            answer = response.artifact_version
+            answer.version = self._delivery.artifact_versions.get(key, "")
+            answer.failed = self._delivery.artifact_failures.get(key, "")
         if record.control.req_resp:
             self._reply(pb.Result(control=record.control, response=response))
 

@@ -1,9 +1,9 @@
 """What the writer and the sender publish about their progress, for the other threads to read.
 
 Each object is written by its own stage's thread only, one plain attribute at a time (an
-attribute assignment is atomic in CPython), and read by anyone: the handler answers poll_exit and
-live updates from them, and the sender asks the writer's whether the log holds a row. Nothing
-else passes between stages outside records and results.
+attribute assignment is atomic in CPython), and read by anyone: the handler answers poll_exit,
+artifact_version and live updates from them, and the sender asks the writer's whether the log
+holds a row. Nothing else passes between stages outside records and results.
 """
 
 from __future__ import annotations
@@ -51,6 +51,9 @@ class DeliveryProgress:
         # The version each logged artifact became, by run_artifact_list.logged_key: the live
         # panel names it once the store or server has it. Only the sender adds to it.
         self.artifact_versions: dict[str, str] = {}
+        # Why the delivery of a logged artifact was given up, by the same key (Artifact.wait()
+        # says so at once rather than wait for a version that cannot come).
+        self.artifact_failures: dict[str, str] = {}
 
     @property
     def rows_stored(self) -> int:

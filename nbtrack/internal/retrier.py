@@ -84,6 +84,7 @@ class Retrier:
         self._places = places
         # The first failure that dropped a call (or kept the run from starting); the exit names it.
         self.failed: str | None = None
+        self.last_dropped: str | None = None  # why the latest dropped call was (Artifact.wait() says it)
         self._retry_since = 0.0  # when the current run of failures began (0: none)
 
     def deliver(self, call: Callable[P, object], *args: P.args, **kwargs: P.kwargs) -> bool:
@@ -151,6 +152,7 @@ class Retrier:
     def _drop(self, exc: BaseException) -> None:
         """A failure retrying cannot fix: the call is dropped, said once (without the traceback)."""
         logger.debug("nbtrack: %s refused a write", self._places.destination(), exc_info=exc)
+        self.last_dropped = f"{self._places.destination()} refused a write: {short_reason(exc)}"
         if self.failed is None:
-            self.failed = f"{self._places.destination()} refused a write: {short_reason(exc)}"
+            self.failed = self.last_dropped
             self._notice(f"{self.failed}; {self._places.advice()}")

@@ -169,7 +169,8 @@ class Sender:
                 run_dir = self._run_dir()
                 if self.backend is not None and run_dir is not None:
                     staged = run_dir / record.artifact.staged
-                    self._retrier.deliver(self._log_artifact, self.backend, record.artifact, staged)
+                    if not self._retrier.deliver(self._log_artifact, self.backend, record.artifact, staged):
+                        self._artifact_not_stored(record.artifact)
             elif kind == "use_artifact":
                 if self.backend is not None:
                     self._retrier.deliver(self.backend.use_artifact, record.use_artifact)
@@ -288,6 +289,13 @@ class Sender:
         """Deliver a logged artifact, then publish the version it became (the live panel's)."""
         version = backend.log_artifact(artifact, staged)
         self.progress.artifact_versions[logged_key(artifact)] = version
+
+    def _artifact_not_stored(self, artifact: pb.ArtifactRecord) -> None:
+        """Publish why a logged artifact's delivery was given up (Artifact.wait() says it at once).
+        deliver() gives up only after a drop (last_dropped: this one's) or when the run is aborted."""
+        aborted = self._aborted.is_set()
+        why = "the run was stopped before it was stored" if aborted else self._retrier.last_dropped
+        self.progress.artifact_failures[logged_key(artifact)] = why or "its delivery was given up"
 
     def _run_dir(self) -> Path | None:
         """The run's folder (its log's): where its saved files and staged artifacts wait."""

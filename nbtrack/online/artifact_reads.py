@@ -5,7 +5,9 @@ reader's retries.
 A version's row comes from `project.artifact(name)`; its manifest from the signed URL of
 `currentManifest` (asked when first needed); its blobs from the signed `directUrl`s of
 `artifact.files` (one URL per MD5, read in pages), each streamed in bounded chunks; its
-neighbours from `artifactSequence.artifacts` and `usedBy`.
+neighbours from `artifactSequence.artifacts`, `createdBy` and `usedBy` (whole runs, as the reader
+reads them); a run's versions from `run.outputArtifacts` / `run.inputArtifacts`, as W&B's
+RunOutputArtifacts / RunInputArtifacts ask them.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ import requests
 from nbtrack import jsonutil
 from nbtrack.artifacts.manifest import CHUNK
 from nbtrack.artifacts.stored import BlobMissing
-from nbtrack.online.reader import READ_RETRY_SECONDS, ServerReader
+from nbtrack.online.reader import READ_RETRY_SECONDS, ServerReader, run_row
 from nbtrack.online.retry import Rejected, Transient
 from nbtrack.store.artifact_rows import ArtifactRow, ArtifactsError
+from nbtrack.store.schema import RunRow
 
 __all__ = ["ServerArtifacts"]
 
@@ -41,9 +44,18 @@ FIND = f"""query ArtifactByName($project: String!, $entity: String, $name: Strin
 VERSIONS = f"""query ArtifactVersions($id: ID!, $after: String, $first: Int) {{
   artifact(id: $id) {{ artifactSequence {{ artifacts(after: $after, first: $first) {{
     pageInfo {{ hasNextPage endCursor }} edges {{ node {{ {_FIELDS} }} }} }} }} }} }}"""
-USED_BY = """query ArtifactUsedBy($id: ID!, $after: String, $first: Int) {
-  artifact(id: $id) { usedBy(after: $after, first: $first) {
-    pageInfo { hasNextPage endCursor } edges { node { name } } } } }"""
+USED_BY = f"""query ArtifactUsedBy($id: ID!, $after: String, $first: Int) {{
+  artifact(id: $id) {{ usedBy(after: $after, first: $first) {{
+    pageInfo {{ hasNextPage endCursor }} edges {{ node {{ {ServerReader.run_fields} }} }} }} }} }}"""
+CREATED_BY = f"""query ArtifactCreatedBy($id: ID!) {{
+  artifact(id: $id) {{ createdBy {{ __typename ... on Run {{ {ServerReader.run_fields} }} }} }} }}"""
+RUN_ARTIFACTS = """query Run%(kind)sArtifacts($project: String!, $entity: String, $run: String!,
+    $after: String, $first: Int) {
+  project(name: $project, entityName: $entity) { run(name: $run) {
+    %(field)s(after: $after, first: $first) {
+      pageInfo { hasNextPage endCursor } edges { node { %(fields)s } } } } } }"""
+OUTPUT_ARTIFACTS = RUN_ARTIFACTS % {"kind": "Output", "field": "outputArtifacts", "fields": _FIELDS}
+INPUT_ARTIFACTS = RUN_ARTIFACTS % {"kind": "Input", "field": "inputArtifacts", "fields": _FIELDS}
 MANIFEST = """query ArtifactManifestUrl($id: ID!) {
   artifact(id: $id) { currentManifest { file { directUrl } } } }"""
 FILES = """query ArtifactFileUrls($id: ID!, $after: String, $first: Int) {
@@ -77,8 +89,34 @@ class ServerArtifacts:
         nodes = self._pages(VERSIONS, row, lambda a: a["artifactSequence"]["artifacts"])
         return [self._row(node) for node in nodes]
 
-    def used_by(self, row: ArtifactRow) -> list[str]:
-        return [node["name"] for node in self._pages(USED_BY, row, lambda a: a["usedBy"])]
+    def used_by(self, row: ArtifactRow) -> list[RunRow]:
+        return [run_row(node) for node in self._pages(USED_BY, row, lambda a: a["usedBy"])]
+
+    def logged_by(self, row: ArtifactRow) -> RunRow | None:
+        artifact = self._reader.graphql(CREATED_BY, id=_artifact_id(row.id))["artifact"]
+        if artifact is None:
+            raise ArtifactsError(f"artifact {row.collection}:{row.version} is gone from the server")
+        creator = artifact.get("createdBy")
+        return run_row(creator) if creator and creator.get("__typename") == "Run" else None
+
+    def run_artifacts(self, run: RunRow, logged: bool) -> list[ArtifactRow]:
+        query, field = (
+            (OUTPUT_ARTIFACTS, "outputArtifacts") if logged else (INPUT_ARTIFACTS, "inputArtifacts")
+        )
+        nodes: list[dict[str, Any]] = []
+        after = None
+        while True:
+            project = self._reader.graphql(
+                query, project=run.project, entity=run.entity, run=run.run_id, after=after, first=PAGE
+            )["project"]
+            found = ((project or {}).get("run") or {}).get(field)
+            if found is None:
+                raise ArtifactsError(f"run {run.entity}/{run.project}/{run.run_id} is gone from the server")
+            nodes.extend(edge["node"] for edge in found["edges"])
+            if not found["pageInfo"]["hasNextPage"]:
+                break
+            after = found["pageInfo"]["endCursor"]
+        return [self._row(node) for node in nodes if node["state"] == "COMMITTED"]
 
     def blob_chunks(self, row: ArtifactRow, md5_hex: str) -> Iterator[bytes]:
         url = self._blob_url(row, md5_hex)

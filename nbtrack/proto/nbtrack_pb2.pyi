@@ -800,6 +800,7 @@ class Request(_message.Message):
     SHUTDOWN_FIELD_NUMBER: _builtins.int
     LOG_CALLS_FIELD_NUMBER: _builtins.int
     SETUP_FIELD_NUMBER: _builtins.int
+    ARTIFACT_VERSION_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def run_start(self) -> Global___RunStartRequest: ...
     @_builtins.property
@@ -816,6 +817,8 @@ class Request(_message.Message):
     def log_calls(self) -> Global___LogCallsRequest: ...
     @_builtins.property
     def setup(self) -> Global___SetupRequest: ...
+    @_builtins.property
+    def artifact_version(self) -> Global___ArtifactVersionRequest: ...
     def __init__(
         self,
         *,
@@ -827,16 +830,38 @@ class Request(_message.Message):
         shutdown: Global___ShutdownRequest | None = ...,
         log_calls: Global___LogCallsRequest | None = ...,
         setup: Global___SetupRequest | None = ...,
+        artifact_version: Global___ArtifactVersionRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["get_summary", b"get_summary", "log_calls", b"log_calls", "poll_exit", b"poll_exit", "request_type", b"request_type", "run_start", b"run_start", "sampled_history", b"sampled_history", "setup", b"setup", "shutdown", b"shutdown", "status", b"status"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["artifact_version", b"artifact_version", "get_summary", b"get_summary", "log_calls", b"log_calls", "poll_exit", b"poll_exit", "request_type", b"request_type", "run_start", b"run_start", "sampled_history", b"sampled_history", "setup", b"setup", "shutdown", b"shutdown", "status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["get_summary", b"get_summary", "log_calls", b"log_calls", "poll_exit", b"poll_exit", "request_type", b"request_type", "run_start", b"run_start", "sampled_history", b"sampled_history", "setup", b"setup", "shutdown", b"shutdown", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_version", b"artifact_version", "get_summary", b"get_summary", "log_calls", b"log_calls", "poll_exit", b"poll_exit", "request_type", b"request_type", "run_start", b"run_start", "sampled_history", b"sampled_history", "setup", b"setup", "shutdown", b"shutdown", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_request_type: _TypeAlias = _typing.Literal["run_start", "poll_exit", "get_summary", "sampled_history", "status", "shutdown", "log_calls", "setup"]  # noqa: Y015
+    _WhichOneofReturnType_request_type: _TypeAlias = _typing.Literal["run_start", "poll_exit", "get_summary", "sampled_history", "status", "shutdown", "log_calls", "setup", "artifact_version"]  # noqa: Y015
     _WhichOneofArgType_request_type: _TypeAlias = _typing.Literal["request_type", b"request_type"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_request_type) -> _WhichOneofReturnType_request_type | None: ...
 
 Global___Request: _TypeAlias = Request  # noqa: Y015
+
+@_typing.final
+class ArtifactVersionRequest(_message.Message):
+    """Which version a logged artifact became (Artifact.wait()): key is run_artifact_list.logged_key."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArtifactVersionRequest: _TypeAlias = ArtifactVersionRequest  # noqa: Y015
 
 @_typing.final
 class SetupRequest(_message.Message):
@@ -1390,6 +1415,7 @@ class Response(_message.Message):
     SAMPLED_HISTORY_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     SHUTDOWN_FIELD_NUMBER: _builtins.int
+    ARTIFACT_VERSION_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def run_start(self) -> Global___RunStartResponse: ...
     @_builtins.property
@@ -1402,6 +1428,8 @@ class Response(_message.Message):
     def status(self) -> Global___StatusResponse: ...
     @_builtins.property
     def shutdown(self) -> Global___ShutdownResponse: ...
+    @_builtins.property
+    def artifact_version(self) -> Global___ArtifactVersionResponse: ...
     def __init__(
         self,
         *,
@@ -1411,16 +1439,43 @@ class Response(_message.Message):
         sampled_history: Global___SampledHistoryResponse | None = ...,
         status: Global___StatusResponse | None = ...,
         shutdown: Global___ShutdownResponse | None = ...,
+        artifact_version: Global___ArtifactVersionResponse | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["get_summary", b"get_summary", "poll_exit", b"poll_exit", "response_type", b"response_type", "run_start", b"run_start", "sampled_history", b"sampled_history", "shutdown", b"shutdown", "status", b"status"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["artifact_version", b"artifact_version", "get_summary", b"get_summary", "poll_exit", b"poll_exit", "response_type", b"response_type", "run_start", b"run_start", "sampled_history", b"sampled_history", "shutdown", b"shutdown", "status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["get_summary", b"get_summary", "poll_exit", b"poll_exit", "response_type", b"response_type", "run_start", b"run_start", "sampled_history", b"sampled_history", "shutdown", b"shutdown", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_version", b"artifact_version", "get_summary", b"get_summary", "poll_exit", b"poll_exit", "response_type", b"response_type", "run_start", b"run_start", "sampled_history", b"sampled_history", "shutdown", b"shutdown", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_response_type: _TypeAlias = _typing.Literal["run_start", "poll_exit", "get_summary", "sampled_history", "status", "shutdown"]  # noqa: Y015
+    _WhichOneofReturnType_response_type: _TypeAlias = _typing.Literal["run_start", "poll_exit", "get_summary", "sampled_history", "status", "shutdown", "artifact_version"]  # noqa: Y015
     _WhichOneofArgType_response_type: _TypeAlias = _typing.Literal["response_type", b"response_type"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_response_type) -> _WhichOneofReturnType_response_type | None: ...
 
 Global___Response: _TypeAlias = Response  # noqa: Y015
+
+@_typing.final
+class ArtifactVersionResponse(_message.Message):
+    """The version ("v3") once the store or server has it; "" until then. failed: why its delivery
+    was given up (the transaction log still holds it); "" while it is delivered or on its way.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    version: _builtins.str
+    failed: _builtins.str
+    def __init__(
+        self,
+        *,
+        version: _builtins.str = ...,
+        failed: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failed", b"failed", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArtifactVersionResponse: _TypeAlias = ArtifactVersionResponse  # noqa: Y015
 
 @_typing.final
 class RunStartResponse(_message.Message):

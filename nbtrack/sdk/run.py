@@ -45,6 +45,7 @@ from nbtrack.transport.process import InternalProcess
 from nbtrack.vocabulary import ALERT_WAIT_SECONDS, exit_state
 
 if TYPE_CHECKING:
+    from nbtrack.api import Api
     from nbtrack.artifacts.artifact import Artifact
     from nbtrack.artifacts.stored import StoredArtifact
 
@@ -289,9 +290,11 @@ class Run:
         against what add_file hashed: a file changed since raises ValueError naming it, and nothing
         is logged), so later changes to them change nothing stored; the version reaches the store
         (or `nbtrack sync`'s destination) through the transaction log like every record. The same
-        files again are the same version. Returns the artifact; read the version back with
-        `nbtrack.Api().artifact("project/name:latest")` once the run is finished (or stored)."""
+        files again are the same version. Returns the artifact: `artifact.wait()` then waits until
+        it is stored and sets `artifact.version` ("v3"), as W&B's does."""
         from nbtrack.artifacts.artifact import Artifact
+        from nbtrack.internal.run_artifact_list import logged_key
+        from nbtrack.sdk.artifact_wait import LoggedVersion
         from nbtrack.sdk.run_artifacts import artifact_record, check_aliases
 
         self._check_live("log_artifact()")
@@ -299,6 +302,7 @@ class Run:
             raise TypeError(f"log_artifact() takes an nbtrack.Artifact, not {type(artifact).__name__}")
         names = check_aliases(aliases)
         if self._connection is None:
+            artifact.logged_as(LoggedVersion(self, artifact.name, artifact.digest, ""))
             return artifact  # disabled mode
         with self._staging:  # one staging at a time: what a failed one removes, no other relies on
             record = artifact_record(artifact, names, self._settings.run_dir)
@@ -306,6 +310,7 @@ class Run:
             if self._finished:
                 raise self._closed("log_artifact()")
             self._send(pb.Record(artifact=record))
+        artifact.logged_as(LoggedVersion(self, record.name, record.digest, logged_key(record)))
         return artifact
 
     def use_artifact(self, name: str | StoredArtifact, type: str | None = None) -> StoredArtifact:
@@ -434,6 +439,28 @@ class Run:
         request = pb.Request(sampled_history=pb.SampledHistoryRequest(keys=keys or []))
         series = self._request(request, "reading the sampled history").response.sampled_history.series
         return {s.key: (list(s.steps), list(s.values)) for s in series}
+
+    def _artifact_version(self, key: str, timeout: float) -> pb.ArtifactVersionResponse:
+        """What the internal process knows of the logged artifact `key` (Artifact.wait())."""
+        request = pb.Request(artifact_version=pb.ArtifactVersionRequest(key=key))
+        timeout = min(timeout, REQUEST_TIMEOUT)
+        return self._request(request, "asking an artifact's version", timeout).response.artifact_version
+
+    def _connection_lost(self) -> str | None:
+        """Why the internal process is gone for good (None: it is not)."""
+        return None if self._connection is None else self._connection.lost_reason
+
+    def _sync_command(self) -> str:
+        return self._words.sync_command()
+
+    def _reading_api(self) -> Api:
+        """An Api on where this run's data goes: its server (online), else its folder's store."""
+        from nbtrack.api import Api
+
+        settings = self._settings
+        if settings.mode == "online":
+            return Api(base_url=settings.base_url, api_key=settings.api_key)
+        return Api(dir=settings.root)
 
     def status(self) -> pb.StatusResponse:
         return self._request(pb.Request(status=pb.StatusRequest()), "reading the run status").response.status

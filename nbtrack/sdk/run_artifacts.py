@@ -121,19 +121,15 @@ def parse_artifact_path(path: object, entity: str, project: str) -> tuple[str, s
 def resolve_artifact(settings: Settings, entity: str, project: str, name: str, ref: str) -> StoredArtifact:
     """The committed version ref names: from the run's server (online), else from the store under
     the run's root (local and offline modes). UsageError if there is none to use."""
-    from nbtrack.artifacts.stored import ArtifactSource, LocalArtifacts, StoredArtifact
+    from nbtrack.api import Api
 
     where = f"{entity + '/' if entity else ''}{project}/{name}:{ref}"
-    source: ArtifactSource
     if settings.mode == "online":
-        from nbtrack.online.artifact_reads import ServerArtifacts
-        from nbtrack.online.reader import ServerReader
-
         assert settings.base_url is not None  # online mode has a server
-        server = ServerArtifacts(ServerReader(settings.base_url, settings.api_key))
-        row, source, place = server.find(entity, project, name, ref), server, f"on {settings.base_url}"
+        api = Api(base_url=settings.base_url, api_key=settings.api_key)
+        place = f"on {settings.base_url}"
     else:
-        from nbtrack.store import DB_FILENAME, Store
+        from nbtrack.store import DB_FILENAME
 
         offline = (
             " (an offline run uses only artifacts already in the store under its root, as W&B's "
@@ -146,15 +142,14 @@ def resolve_artifact(settings: Settings, entity: str, project: str, name: str, r
             raise UsageError(
                 f"use_artifact(): no artifact {where}: there is no store under {settings.root}{offline}"
             )
-        store = Store.for_reading(settings.root)
-        row = store.find_artifact_version(entity, project, name, ref)
-        source = LocalArtifacts(store, settings.root / "files")
-    if row is None:
-        raise UsageError(f"use_artifact(): no artifact {where} {place}")
+        api = Api(dir=settings.root)
     try:
-        return StoredArtifact(row, source)
+        found = api.find_artifact(entity, project, name, ref)
     except ArtifactsError as exc:
         raise UsageError(f"use_artifact(): {exc}") from None
+    if found is None:
+        raise UsageError(f"use_artifact(): no artifact {where} {place}")
+    return found
 
 
 def use_record(artifact: StoredArtifact) -> pb.UseArtifactRecord:
