@@ -60,6 +60,9 @@ class Faults:
     retry_after: float = 0.2  # seconds; sent as the integer ceiling ("1"), since HTTP wants delta-seconds
     delay: float = 0.0  # seconds slept before every request is answered (forwarded or injected)
     seed: int | None = None  # random.Random(seed): reproducible fault sequences
+    # Requests of these methods ("PUT": uploads) are held unanswered, their bodies read, while the
+    # method stays listed (a test clears it to let them through) and the proxy runs: a stalled upload.
+    stall: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = set(self.kinds) - set(KINDS)
@@ -293,6 +296,11 @@ class FaultProxy:
 
         faults, kind = self._pick()
         self._count("requests")
+        if method in faults.stall:
+            self._count("stalled")
+            while method in self.faults.stall:
+                if self._stopping.wait(0.05) or self._down:
+                    return False
         if faults.delay > 0 and self._stopping.wait(faults.delay):
             return False
         if kind is not None:

@@ -42,11 +42,20 @@ from nbtrack.txlog import iter_records
 from nbtrack.vocabulary import CELLS_KEY
 from nbtrack.worker import OnFatal
 
-__all__ = ["Handler"]
+__all__ = ["Handler", "artifact_words"]
 
 logger = logging.getLogger("nbtrack")
 
 SUMMARY_SECONDS = 1.0  # a changing summary reaches the log and the store this often
+
+
+def artifact_words(record: pb.Record) -> str:
+    """How finish() names an artifact record the store may lack: "artifact ds", or "the use of
+    artifact ds:v0"."""
+    if record.WhichOneof("record_type") == "use_artifact":
+        use = record.use_artifact
+        return f"the use of artifact {use.collection}:{use.version}"
+    return f"artifact {record.artifact.name}"
 
 
 class Handler:
@@ -83,6 +92,9 @@ class Handler:
         self._logged_records: set[int] = set()
         self._stats: StatsThread | None = None
         self._stats_interval = 0.0
+        # The run's artifact records in log order, as finish() names them (`artifact_words`): the
+        # sender delivers them in that order, so those past its count are not delivered.
+        self.artifacts: list[str] = []
 
     @property
     def lines(self) -> StepRanges:
@@ -125,6 +137,9 @@ class Handler:
         elif kind == "console":
             for line in record.console.lines:
                 line.cell = self.provenance.cell
+            self._writer.put([record])
+        elif kind in ("artifact", "use_artifact"):
+            self.artifacts.append(artifact_words(record))
             self._writer.put([record])
         else:
             self._writer.put([record])
@@ -212,6 +227,8 @@ class Handler:
                 self.summary.apply(record)  # the summary as it was then; rows after it update it
             elif kind == "cell":
                 self.provenance.begin(record.cell)
+            elif kind in ("artifact", "use_artifact"):
+                self.artifacts.append(artifact_words(record))  # the sender delivers it again
             elif kind == "exit":
                 self.exited = True
                 self.state = "finishing"

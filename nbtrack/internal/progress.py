@@ -48,6 +48,9 @@ class DeliveryProgress:
         self.retrying_store = False  # a backend call failed and is being retried
         self.call_started = 0.0  # monotonic time the backend call in progress began (0: none)
         self.exit_result: pb.ExitResult | None = None  # set once the exit record is delivered
+        # The run's artifact records (logged versions and uses) stored, or refused for good (said
+        # then): in log order, so the handler's records past this count are not in the store.
+        self.artifacts_done = 0
 
     @property
     def rows_stored(self) -> int:

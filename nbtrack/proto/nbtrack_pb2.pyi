@@ -1530,19 +1530,27 @@ class ShutdownResponse(_message.Message):
 
     EXIT_RESULT_FIELD_NUMBER: _builtins.int
     ROWS_NOT_STORED_FIELD_NUMBER: _builtins.int
+    ARTIFACTS_NOT_DELIVERED_FIELD_NUMBER: _builtins.int
     rows_not_stored: _builtins.int
     """rows the store lacks (the log has them unless counted as lost)"""
     @_builtins.property
     def exit_result(self) -> Global___ExitResult: ...
+    @_builtins.property
+    def artifacts_not_delivered(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The run's artifact records (in the log) the store does not have, in log order, each as said:
+        "artifact ds" for a logged version, "the use of artifact ds:v0" for a use.
+        """
+
     def __init__(
         self,
         *,
         exit_result: Global___ExitResult | None = ...,
         rows_not_stored: _builtins.int = ...,
+        artifacts_not_delivered: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["exit_result", b"exit_result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["exit_result", b"exit_result", "rows_not_stored", b"rows_not_stored"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifacts_not_delivered", b"artifacts_not_delivered", "exit_result", b"exit_result", "rows_not_stored", b"rows_not_stored"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
