@@ -6,6 +6,8 @@ retrying on, and the sync then stores the version once, byte-identical."""
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,13 +15,17 @@ from pathlib import Path
 import pytest
 
 import nbtrack
+from nbtrack.online.artifact_records import send_artifact
+from nbtrack.online.client import ServerClient
+from nbtrack.online.retry import Transient
+from nbtrack.sdk.run_artifacts import STAGED, artifact_record
 from nbtrack.settings import store_url
 from nbtrack.store.artifact_rows import ArtifactsError
 from nbtrack.sync import sync_log
 from tests import serving
 from tests.faultproxy import FaultProxy, Faults
 from tests.helpers import Locker
-from tests.serving import ServerProcess, create_key, unique_name
+from tests.serving import Client, ServerProcess, create_key, unique_name
 from tests.test_run_artifacts import dataset, make_files, same_files, versions
 
 server = serving.server  # the fixture
@@ -29,6 +35,7 @@ pytestmark = pytest.mark.timeout(300)
 FINISH_TIMEOUT = 3.0
 SLACK = 10.0  # finish() keeps to its timeout; this only absorbs a slow, shared machine
 PROCESS_END = 10.0  # the internal process ends this soon after finish() returned
+GIVEN_UP = 10.0  # a delivery asked to stop ends this soon (a slow upload alone takes three times that)
 
 
 def wait_for(condition: object, timeout: float, what: str) -> None:
@@ -130,3 +137,53 @@ def test_finish_gives_up_on_an_artifact_a_locked_store_cannot_take_and_sync_deli
         assert sync_log(log, store_url(root)).error is None
         assert versions(root) == [("v0", ("best", "latest"))]
     assert same_files(files, nbtrack.Api(dir=root).artifact("p/ds:best").download(tmp_path / "out"))
+
+
+@pytest.mark.parametrize("fault", ["server unreachable", "slow upload"])
+def test_a_delivery_told_to_stop_ends_between_retries_and_inside_a_slow_upload_then_delivers_once(
+    fault: str, tmp_path: Path, server: ServerProcess, proxy: FaultProxy
+) -> None:
+    """What HttpBackend.abort() does to an artifact on its way: the stop event ends the retries,
+    and an upload between two chunks, rather than after RETRY_SECONDS or the whole file."""
+    entity = unique_name("stop")
+    key = create_key(server, entity)
+    project = unique_name("p")
+    Client(server.url, entity, key).upsert(project, "r1")
+    big = tmp_path / "data" / "big.bin"
+    big.parent.mkdir()
+    big.write_bytes(os.urandom(32 << 20))
+    art = nbtrack.Artifact("big", type="model")
+    art.add_file(big)
+    record = artifact_record(art, [], tmp_path / "run")
+    staged = tmp_path / "run" / STAGED
+    client = ServerClient(proxy.url, key)
+    stop = threading.Event()
+    outcome: list[object] = []
+
+    def deliver() -> None:
+        try:
+            outcome.append(send_artifact(client, (entity, project, "r1"), record, staged, stop=stop))
+        except Exception as exc:
+            outcome.append(exc)
+
+    if fault == "server unreachable":
+        proxy.down = True
+    else:
+        proxy.faults = Faults(put_rate=1 << 20)  # 32 s for the file
+    thread = threading.Thread(target=deliver, daemon=True)
+    thread.start()
+    seen = "refused" if fault == "server unreachable" else "slow_bytes"
+    wait_for(lambda: proxy.stats[seen] > 0, 30, f"the delivery to meet the {fault}")
+    stop.set()
+    thread.join(GIVEN_UP)
+    assert not thread.is_alive(), f"the delivery goes on {GIVEN_UP:g} s after it was told to stop"
+    assert len(outcome) == 1 and isinstance(outcome[0], Transient), outcome
+
+    proxy.down, proxy.faults = False, Faults()
+    for _ in range(2):  # what the stopped call left (a pending version, a blob) makes no second one
+        logged = send_artifact(client, (entity, project, "r1"), record, staged)
+        assert logged.version == "v0"
+    client.close()
+    got = nbtrack.Api(base_url=server.url, api_key=key).artifact(f"{entity}/{project}/big:latest")
+    assert [v.name for v in got.versions()] == ["big:v0"]
+    assert (got.download(tmp_path / "out") / "big.bin").read_bytes() == big.read_bytes()
