@@ -70,7 +70,12 @@ def proxy(server: ServerProcess) -> Iterator[FaultProxy]:
 
 @pytest.mark.parametrize("fault", ["server unreachable", "uploads stalled"])
 def test_finish_gives_up_on_an_artifact_the_server_cannot_take_and_sync_delivers_it_once(
-    fault: str, root: Path, tmp_path: Path, server: ServerProcess, proxy: FaultProxy
+    fault: str,
+    root: Path,
+    tmp_path: Path,
+    server: ServerProcess,
+    proxy: FaultProxy,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     entity = unique_name("abort")
     key = create_key(server, entity)
@@ -94,6 +99,8 @@ def test_finish_gives_up_on_an_artifact_the_server_cannot_take_and_sync_delivers
 
     said = finish_in_time(run)
     log = run._settings.log_path
+    if fault == "uploads stalled":  # while it waited, it said for what
+        assert f"waiting for 0 rows and 1 artifact to reach {proxy.url}" in capsys.readouterr().err
     left = "49 rows and artifact ds are" if fault == "server unreachable" else "artifact ds is"
     assert f": {left} not in the tracking server yet; " in said, said
     assert f"is in the transaction log {log}: `nbtrack sync {log} --base-url {proxy.url}` delivers" in said

@@ -187,6 +187,8 @@ class Handler:
             # The same bytes may be both unsynced and undelivered: show the larger backlog.
             poll.bytes_pending = max(delivery.bytes_pending, self._log.bytes_unsynced)
             poll.retrying = delivery.retrying
+            if delivery.backend is not None:  # offline: nothing is delivered
+                poll.artifacts_pending = len(self.artifacts) - delivery.artifacts_done
             exit_result = delivery.exit_result
             poll.done = exit_result is not None
             if exit_result is not None:

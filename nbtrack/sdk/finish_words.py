@@ -113,6 +113,9 @@ class FinishWords:
         size = f" ({poll.bytes_pending / 1e6:.1f} MB)" if poll.bytes_pending else ""
         trouble = "the server is unreachable" if self.mode == "online" else "the store refuses for now"
         retrying = f" — {trouble}, retrying" if poll.retrying else ""
+        artifacts = poll.artifacts_pending
+        if artifacts:
+            size += f" and {artifacts} artifact{'s' if artifacts > 1 else ''}"
         return f"nbtrack: waiting for {rows} rows{size} to reach {where}{retrying}"
 
     def _rest_in_log(self, rows: str) -> str:
