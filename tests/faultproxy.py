@@ -60,6 +60,12 @@ class Faults:
     retry_after: float = 0.2  # seconds; sent as the integer ceiling ("1"), since HTTP wants delta-seconds
     delay: float = 0.0  # seconds slept before every request is answered (forwarded or injected)
     seed: int | None = None  # random.Random(seed): reproducible fault sequences
+    # Requests of these methods ("PUT": uploads) are held unanswered, their bodies read, while the
+    # method stays listed (a test clears it to let them through) and the proxy runs: a stalled upload.
+    stall: tuple[str, ...] = ()
+    put_rate: float = (
+        0.0  # bytes a second at which a PUT's body is read (0: as fast as it comes): a slow upload
+    )
 
     def __post_init__(self) -> None:
         unknown = set(self.kinds) - set(KINDS)
@@ -289,10 +295,19 @@ class FaultProxy:
         keep_alive = "keep-alive" in tokens if version == "HTTP/1.0" else "close" not in tokens
         if (_get(headers, "expect") or "").lower() == "100-continue":
             conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-        body = _read_body(rfile, headers, until_eof=False)
+        rate, length = self.faults.put_rate, _get(headers, "content-length")
+        if rate > 0 and method == "PUT" and length is not None and length.isdigit():
+            body = self._read_slowly(rfile, int(length), rate)
+        else:
+            body = _read_body(rfile, headers, until_eof=False)
 
         faults, kind = self._pick()
         self._count("requests")
+        if method in faults.stall:
+            self._count("stalled")
+            while method in self.faults.stall:
+                if self._stopping.wait(0.05) or self._down:
+                    return False
         if faults.delay > 0 and self._stopping.wait(faults.delay):
             return False
         if kind is not None:
@@ -322,6 +337,21 @@ class FaultProxy:
         resp_headers.append(("Connection", "keep-alive" if keep_alive else "close"))
         conn.sendall(_serialize(f"HTTP/1.1 {code} {reason}".rstrip(), resp_headers, resp_body))
         return keep_alive
+
+    def _read_slowly(self, rfile: BinaryIO, size: int, rate: float) -> bytes:
+        """A body of size bytes read at rate bytes a second (the client's sends block meanwhile)."""
+        parts, got = [], 0
+        while got < size:
+            part = rfile.read(min(64 << 10, size - got))
+            if not part:
+                raise _Closed("closed inside a body")
+            parts.append(part)
+            got += len(part)
+            with self._lock:
+                self.stats["slow_bytes"] += len(part)
+            if self._stopping.wait(len(part) / rate) or self._down:
+                raise _Closed("stopped inside a slow body")
+        return b"".join(parts)
 
     def _forward(
         self, start: str, headers: Headers, body: bytes | None, *, head_only: bool

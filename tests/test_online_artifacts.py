@@ -9,6 +9,7 @@ lineage the wandb client sees.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -196,7 +197,14 @@ class _Interrupting(ServerClient):
             raise _Killed
         return answer
 
-    def upload(self, url: str, path: Path, headers: dict[str, str] | None = None) -> None:
+    def upload(
+        self,
+        url: str,
+        path: Path,
+        headers: dict[str, str] | None = None,
+        *,
+        stop: threading.Event | None = None,
+    ) -> None:
         big = path.stat().st_size > (1 << 20)  # the big file, after the small ones before it
         if self.step == "after two PUTs" and big:
             raise _Killed
@@ -208,7 +216,7 @@ class _Interrupting(ServerClient):
                 raise _Killed  # the connection is dropped with half the body sent
 
             requests.put(url, data=first_half(), headers=headers, auth=self._session.auth, timeout=30)
-        super().upload(url, path, headers)
+        super().upload(url, path, headers, stop=stop)
         self.uploaded += path.stat().st_size
 
 

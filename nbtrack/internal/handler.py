@@ -85,7 +85,9 @@ class Handler:
         self._logged_records: set[int] = set()
         self._stats: StatsThread | None = None
         self._stats_interval = 0.0
-        self.artifacts = RunArtifactList()  # what the panel lists of the run's artifacts
+        # The run's artifacts: what the panel lists, and every record in log order (finish() names
+        # those past the sender's count as not delivered).
+        self.artifacts = RunArtifactList()
 
     @property
     def lines(self) -> StepRanges:
@@ -129,8 +131,10 @@ class Handler:
             for line in record.console.lines:
                 line.cell = self.provenance.cell
             self._writer.put([record])
-        else:
+        elif kind in ("artifact", "use_artifact"):
             self.artifacts.note(record)
+            self._writer.put([record])
+        else:
             self._writer.put([record])
 
     def _on_cell(self, record: pb.Record) -> None:
@@ -179,6 +183,8 @@ class Handler:
             # The same bytes may be both unsynced and undelivered: show the larger backlog.
             poll.bytes_pending = max(delivery.bytes_pending, self._log.bytes_unsynced)
             poll.retrying = delivery.retrying
+            if delivery.backend is not None:  # offline: nothing is delivered
+                poll.artifacts_pending = len(self.artifacts.in_log) - delivery.artifacts_done
             exit_result = delivery.exit_result
             poll.done = exit_result is not None
             if exit_result is not None:

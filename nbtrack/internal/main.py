@@ -207,6 +207,10 @@ def _answer_shutdown(results: _Results, handler: Handler, log: LogProgress, send
     if handler.run is not None:
         not_stored = handler.lines.select(sender.progress.stored_end).merged(sender.progress.dropped)
         shutdown.rows_not_stored = not_stored.lines()
+        if sender.progress.backend is not None:  # offline: the log is where they go
+            shutdown.artifacts_not_delivered.extend(
+                handler.artifacts.in_log[sender.progress.artifacts_done :]
+            )
         lost = lost_rows(handler.lines, log, sender.progress)
         if lost.runs and delivered is None:
             shutdown.exit_result.rows_lost = lost.lines()

@@ -54,6 +54,9 @@ class DeliveryProgress:
         # Why the delivery of a logged artifact was given up, by the same key (Artifact.wait()
         # says so at once rather than wait for a version that cannot come).
         self.artifact_failures: dict[str, str] = {}
+        # The run's artifact records (logged versions and uses) stored, or refused for good (said
+        # then): in log order, so the handler's records past this count are not in the store.
+        self.artifacts_done = 0
 
     @property
     def rows_stored(self) -> int:

@@ -169,11 +169,15 @@ class Sender:
                 run_dir = self._run_dir()
                 if self.backend is not None and run_dir is not None:
                     staged = run_dir / record.artifact.staged
-                    if not self._retrier.deliver(self._log_artifact, self.backend, record.artifact, staged):
+                    delivered = self._retrier.deliver(
+                        self._log_artifact, self.backend, record.artifact, staged
+                    )
+                    if not delivered:
                         self._artifact_not_stored(record.artifact)
+                    self._artifact_done(delivered)
             elif kind == "use_artifact":
                 if self.backend is not None:
-                    self._retrier.deliver(self.backend.use_artifact, record.use_artifact)
+                    self._artifact_done(self._retrier.deliver(self.backend.use_artifact, record.use_artifact))
             elif kind == "exit":
                 self._on_exit(record)
             elif kind == "request" and record.request.HasField("setup"):
@@ -195,6 +199,12 @@ class Sender:
         self._history_held += in_memory(sum(map(len, lines[skip:])), len(lines) - skip, LINE_OVERHEAD)
         if self._batch_due():
             self._flush()
+
+    def _artifact_done(self, delivered: bool) -> None:
+        """An artifact record was handed to the backend: stored, or refused for good (said once by
+        the retrier). One the run's abort interrupted is not done: the log keeps it for a sync."""
+        if delivered or not self._aborted.is_set():
+            self.progress.artifacts_done += 1
 
     def _batch_due(self) -> bool:
         """Whether the rows gathered go to the store now: a full batch, by rows or by bytes (a

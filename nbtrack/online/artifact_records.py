@@ -4,6 +4,7 @@ run's staging folder; online/artifact_upload.py speaks the protocol."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from nbtrack import jsonutil
@@ -16,11 +17,15 @@ __all__ = ["send_artifact", "send_artifact_use"]
 
 
 def send_artifact(
-    client: ServerClient, run: tuple[str, str, str], artifact: pb.ArtifactRecord, staged: Path
+    client: ServerClient,
+    run: tuple[str, str, str],
+    artifact: pb.ArtifactRecord,
+    staged: Path,
+    stop: threading.Event | None = None,
 ) -> LoggedVersion:
     """Log the version the run (entity or "" for the key's, project, run id) logged; its files are
     in staged by hex MD5. Idempotent: only files the server lacks are sent, and the committed
-    version of the same digest is that version."""
+    version of the same digest is that version. stop: set, the call ends soon (Transient)."""
     entity, project, run_id = run
     return log_artifact_version(
         client,
@@ -34,10 +39,16 @@ def send_artifact(
         aliases=list(artifact.aliases),
         manifest=parse_manifest(artifact.manifest_json),
         blob_path=lambda md5_hex: staged / md5_hex,
+        stop=stop,
     )
 
 
-def send_artifact_use(client: ServerClient, run: tuple[str, str, str], use: pb.UseArtifactRecord) -> None:
+def send_artifact_use(
+    client: ServerClient,
+    run: tuple[str, str, str],
+    use: pb.UseArtifactRecord,
+    stop: threading.Event | None = None,
+) -> None:
     """Record that the run used the version (of the run's own project: run.use_artifact refuses
     another's online, as the use is recorded where the version is looked up)."""
     entity, _, run_id = run
@@ -48,4 +59,5 @@ def send_artifact_use(client: ServerClient, run: tuple[str, str, str], use: pb.U
         run_id=run_id,
         collection=use.collection,
         version=use.version,
+        stop=stop,
     )

@@ -12,8 +12,9 @@ are not sent again, and the call ends with one committed version. A PENDING vers
 call left behind is freed by `nbtrack server gc`.
 
 Every request is retried while the server is unreachable or busy (ServerClient.retrying, bounded by
-RETRY_SECONDS); a file the server refuses (413 over --max-upload, bytes that are not their MD5's)
-is an ArtifactFileRefused naming the file.
+RETRY_SECONDS); a caller that gives up (a run whose finish() stopped waiting) sets `stop`, which ends
+the call between requests, between retries and between the chunks of an upload. A file the server
+refuses (413 over --max-upload, bytes that are not their MD5's) is an ArtifactFileRefused naming it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any, TypeVar
 from nbtrack import jsonutil
 from nbtrack.artifacts.manifest import Manifest, ManifestEntry
 from nbtrack.online.client import ServerClient
-from nbtrack.online.retry import Rejected
+from nbtrack.online.retry import Rejected, Transient
 from nbtrack.vocabulary import LATEST_ALIAS
 
 __all__ = ["ArtifactFileRefused", "LoggedVersion", "log_artifact_version", "use_artifact_version"]
@@ -72,6 +73,23 @@ class ArtifactFileRefused(Rejected):
 
 
 @dataclass(frozen=True, slots=True)
+class _Calls:
+    """One delivery's requests: each retried while the server is away (for up to RETRY_SECONDS),
+    none once stop is set (the caller gave up: Transient, and the caller's log keeps the record)."""
+
+    client: ServerClient
+    stop: threading.Event
+
+    def graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        return self.retried(lambda: self.client.graphql(query, variables))
+
+    def retried(self, call: Callable[[], T]) -> T:
+        if self.stop.is_set():
+            raise Transient(f"delivery to the tracking server at {self.client.base_url} was given up")
+        return self.client.retrying(call, stop=self.stop, deadline=time.monotonic() + RETRY_SECONDS)
+
+
+@dataclass(frozen=True, slots=True)
 class LoggedVersion:
     """The committed version a call ended with, and what that call uploaded for it."""
 
@@ -97,20 +115,22 @@ def log_artifact_version(
     aliases: list[str],
     manifest: Manifest,
     blob_path: Callable[[str], Path],
+    stop: threading.Event | None = None,
 ) -> LoggedVersion:
     """Log manifest's files as a new committed version of collection `name` of the run's project
     (or find the committed one of the same digest), with `aliases` and "latest". blob_path maps an
     entry's hex MD5 to the local file holding its bytes. Rejected if the server refuses (a
     collection of another type, a run it does not know), ArtifactFileRefused naming a file it
-    refused; Transient once a request kept failing for RETRY_SECONDS."""
-    entity = entity or _viewer_entity(client)
+    refused; Transient once a request kept failing for RETRY_SECONDS, or once stop is set (between
+    requests, or between the chunks of a file's upload: the caller gave up delivering)."""
+    call = _Calls(client, stop or threading.Event())
+    entity = entity or _viewer_entity(call)
     digest = manifest.digest()
-    _check_type(client, entity, project, name, type)
+    _check_type(call, entity, project, name, type)
     asked = [
         {"alias": alias, "artifactCollectionName": name} for alias in dict.fromkeys([LATEST_ALIAS, *aliases])
     ]
-    created = _call(
-        client,
+    created = call.graphql(
         CREATE_ARTIFACT,
         {
             "input": {
@@ -153,38 +173,45 @@ def log_artifact_version(
         "runName": run_id,
         "type": "FULL",
     }
-    manifest_id = _call(client, CREATE_MANIFEST, {"input": {**manifest_input, "includeUpload": False}})[
+    manifest_id = call.graphql(CREATE_MANIFEST, {"input": {**manifest_input, "includeUpload": False}})[
         "createArtifactManifest"
     ]["artifactManifest"]["id"]
-    files, size = _upload_files(client, name, artifact_id, manifest_id, manifest.stored(), blob_path)
+    files, size = _upload_files(call, name, artifact_id, manifest_id, manifest.stored(), blob_path)
     text = manifest.to_json().encode()
     manifest_md5 = base64.b64encode(hashlib.md5(text).digest()).decode("ascii")
-    target = _call(
-        client, CREATE_MANIFEST, {"input": {**manifest_input, "digest": manifest_md5, "includeUpload": True}}
+    target = call.graphql(
+        CREATE_MANIFEST, {"input": {**manifest_input, "digest": manifest_md5, "includeUpload": True}}
     )["createArtifactManifest"]["artifactManifest"]["file"]
-    _retried(client, lambda: client.upload_bytes(target["uploadUrl"], text, _headers(target)))
-    committed = _call(client, COMMIT_ARTIFACT, {"input": {"artifactID": artifact_id}})["commitArtifact"][
+    call.retried(lambda: client.upload_bytes(target["uploadUrl"], text, _headers(target)))
+    committed = call.graphql(COMMIT_ARTIFACT, {"input": {"artifactID": artifact_id}})["commitArtifact"][
         "artifact"
     ]
     return logged(committed["versionIndex"], files, size)
 
 
 def use_artifact_version(
-    client: ServerClient, *, entity: str | None, project: str, run_id: str, collection: str, version: str
+    client: ServerClient,
+    *,
+    entity: str | None,
+    project: str,
+    run_id: str,
+    collection: str,
+    version: str,
+    stop: threading.Event | None = None,
 ) -> None:
     """Record that the run used collection:version (a "vN" or an alias) of the project: lineage.
-    Rejected if there is no such committed version or run."""
-    entity = entity or _viewer_entity(client)
-    member = _call(
-        client, MEMBERSHIP, {"entityName": entity, "projectName": project, "name": f"{collection}:{version}"}
+    Rejected if there is no such committed version or run; Transient as for log_artifact_version."""
+    call = _Calls(client, stop or threading.Event())
+    entity = entity or _viewer_entity(call)
+    member = call.graphql(
+        MEMBERSHIP, {"entityName": entity, "projectName": project, "name": f"{collection}:{version}"}
     )
     found = (member.get("project") or {}).get("artifactCollectionMembership")
     if not found or found["artifact"]["state"] != "COMMITTED":
         raise Rejected(
             f"no committed artifact {collection}:{version} in {entity}/{project} on {client.base_url}"
         )
-    _call(
-        client,
+    call.graphql(
         USE_ARTIFACT,
         {
             "input": {
@@ -198,7 +225,7 @@ def use_artifact_version(
 
 
 def _upload_files(
-    client: ServerClient,
+    call: _Calls,
     name: str,
     artifact_id: str,
     manifest_id: str,
@@ -220,8 +247,7 @@ def _upload_files(
             }
             for entry in batch
         ]
-        edges = _call(
-            client,
+        edges = call.graphql(
             CREATE_FILES,
             {"input": {"artifactFiles": specs, "storageLayout": "V2", "cloudRegionID": None}},
         )["createArtifactFiles"]["files"]["edges"]
@@ -231,14 +257,14 @@ def _upload_files(
             if node["uploadUrl"] is None:  # the server has these bytes already
                 continue
             entry = by_path[node["name"]]
-            _upload_one(client, name, entry, blob_path, node["uploadUrl"], _headers(node))
+            _upload_one(call, name, entry, blob_path, node["uploadUrl"], _headers(node))
             sent += 1
             size += entry.size
     return sent, size
 
 
 def _upload_one(
-    client: ServerClient,
+    call: _Calls,
     name: str,
     entry: ManifestEntry,
     blob_path: Callable[[str], Path],
@@ -255,7 +281,7 @@ def _upload_one(
             entry.path,
         )
     try:
-        _retried(client, lambda: client.upload(url, path, headers))
+        call.retried(lambda: call.client.upload(url, path, headers, stop=call.stop))
     except Rejected as exc:
         raise ArtifactFileRefused(
             f"artifact {name}: the server refused file {entry.path!r} ({entry.size} bytes): {exc}",
@@ -270,28 +296,20 @@ def _headers(node: dict[str, Any]) -> dict[str, str]:
     return {key.strip(): value.strip() for key, _, value in pairs if key.strip()}
 
 
-def _viewer_entity(client: ServerClient) -> str:
-    viewer = _call(client, VIEWER, {}).get("viewer") or {}
+def _viewer_entity(call: _Calls) -> str:
+    viewer = call.graphql(VIEWER, {}).get("viewer") or {}
     entity = viewer.get("entity")
     if not isinstance(entity, str) or not entity:
-        raise Rejected(f"the tracking server at {client.base_url} did not say whose key this is")
+        raise Rejected(f"the tracking server at {call.client.base_url} did not say whose key this is")
     return entity
 
 
-def _check_type(client: ServerClient, entity: str, project: str, name: str, type: str) -> None:
+def _check_type(call: _Calls, entity: str, project: str, name: str, type: str) -> None:
     """Refuse at once a collection of another type (the server would refuse the version anyway)."""
-    found = _call(
-        client, ARTIFACT_TYPE, {"entityName": entity, "projectName": project, "name": f"{name}:latest"}
+    found = call.graphql(
+        ARTIFACT_TYPE, {"entityName": entity, "projectName": project, "name": f"{name}:latest"}
     )
     artifact = (found.get("project") or {}).get("artifact")
     stored = artifact["artifactType"]["name"] if artifact else None
     if stored is not None and stored != type:
         raise Rejected(f"artifact {name!r} of {entity}/{project} is of type {stored!r}, not {type!r}")
-
-
-def _call(client: ServerClient, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-    return _retried(client, lambda: client.graphql(query, variables))
-
-
-def _retried(client: ServerClient, call: Callable[[], T]) -> T:
-    return client.retrying(call, stop=threading.Event(), deadline=time.monotonic() + RETRY_SECONDS)

@@ -173,18 +173,20 @@ class HttpBackend:
     def log_artifact(self, artifact: pb.ArtifactRecord, staged: Path) -> str:
         """Log the version on the server (artifact_records.py), on the sender's thread: the
         FileStream thread goes on posting rows meanwhile. Transient while the server is away (the
-        sender retries), Rejected if it refuses."""
+        sender retries), Rejected if it refuses; abort() ends it between requests and upload chunks
+        (Transient), the transaction log keeping the record for `nbtrack sync`."""
         from nbtrack.online.artifact_records import send_artifact
 
         self._wait_for_run()
         run = (self._run.entity, self._run.project, self._run.run_id)
-        return send_artifact(self._client, run, artifact, staged).version
+        return send_artifact(self._client, run, artifact, staged, stop=self._stop).version
 
     def use_artifact(self, use: pb.UseArtifactRecord) -> None:
         from nbtrack.online.artifact_records import send_artifact_use
 
         self._wait_for_run()
-        send_artifact_use(self._client, (self._run.entity, self._run.project, self._run.run_id), use)
+        run = (self._run.entity, self._run.project, self._run.run_id)
+        send_artifact_use(self._client, run, use, stop=self._stop)
 
     def _wait_for_run(self) -> None:
         """Until the server has the run (its upsert may still be queued while the server was away):

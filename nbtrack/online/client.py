@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote
 
 import orjson
@@ -37,6 +37,7 @@ T = TypeVar("T")
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 60.0  # a large history post on a busy server can take a while
 UPLOAD_READ_TIMEOUT = 300.0
+UPLOAD_CHUNK = 1 << 20  # an upload asked to stop ends before its next chunk of this many bytes
 # nbtrack's server names its body limit in this header of a 413 (nbtrack/server/body.py sends it),
 # so a client knows at once how small its requests must be; other servers and proxies do not.
 LIMIT_HEADER = "X-Nbtrack-Body-Limit"
@@ -85,11 +86,21 @@ class ServerClient:
         path = f"/files/{_seg(entity)}/{_seg(project)}/{_seg(run_id)}/file_stream"
         return self._json(self._request("POST", path, body, "application/json"))
 
-    def upload(self, url: str, path: Path, headers: dict[str, str] | None = None) -> None:
-        """PUT a file's bytes to an upload URL (from CreateRunFiles); streamed, not read into memory."""
+    def upload(
+        self,
+        url: str,
+        path: Path,
+        headers: dict[str, str] | None = None,
+        *,
+        stop: threading.Event | None = None,
+    ) -> None:
+        """PUT a file's bytes to an upload URL (from CreateRunFiles); streamed, not read into memory.
+        stop: once set, the upload ends (Transient) before its next UPLOAD_CHUNK is sent, so a large
+        file does not hold up a run that gave up delivering."""
         with path.open("rb") as data:
+            body = data if stop is None else _StoppableBody(data, path.stat().st_size, stop, self.base_url)
             self._request(
-                "PUT", url, data, "application/octet-stream", headers, read_timeout=UPLOAD_READ_TIMEOUT
+                "PUT", url, body, "application/octet-stream", headers, read_timeout=UPLOAD_READ_TIMEOUT
             )
 
     def upload_bytes(self, url: str, body: bytes, headers: dict[str, str] | None = None) -> None:
@@ -183,6 +194,28 @@ class ServerClient:
                     on_retry(exc, attempt, wait)
                 if stop.wait(wait):
                     raise
+
+
+class _StoppableBody:
+    """A file's bytes as a request body sent UPLOAD_CHUNK at a time, ending (Transient) once stop is
+    set. Its length makes requests send a Content-Length, as for the file itself."""
+
+    def __init__(self, data: BinaryIO, size: int, stop: threading.Event, base_url: str) -> None:
+        self._data, self._size, self._stop, self._base_url = data, size, stop, base_url
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[bytes]:
+        left = self._size
+        while left > 0:
+            if self._stop.is_set():
+                raise Transient(f"an upload to the tracking server at {self._base_url} was given up")
+            chunk = self._data.read(min(UPLOAD_CHUNK, left))
+            if not chunk:  # never send fewer bytes than announced: the server would wait for them
+                raise Rejected(f"{getattr(self._data, 'name', 'a file')} shrank while it was uploaded")
+            left -= len(chunk)
+            yield chunk
 
 
 def _seg(name: str) -> str:

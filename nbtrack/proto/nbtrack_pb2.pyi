@@ -1502,6 +1502,7 @@ class PollExitResponse(_message.Message):
     EXIT_RESULT_FIELD_NUMBER: _builtins.int
     RETRYING_FIELD_NUMBER: _builtins.int
     ROWS_UNLOGGED_FIELD_NUMBER: _builtins.int
+    ARTIFACTS_PENDING_FIELD_NUMBER: _builtins.int
     done: _builtins.bool
     rows_pending: _builtins.int
     """history rows not yet in the store / at the server"""
@@ -1511,6 +1512,8 @@ class PollExitResponse(_message.Message):
     """the server is unreachable for now; delivery is being retried"""
     rows_unlogged: _builtins.int
     """rows the handler made that are not yet in the transaction log"""
+    artifacts_pending: _builtins.int
+    """artifact records (versions, uses) not yet in the store / at the server"""
     @_builtins.property
     def exit_result(self) -> Global___ExitResult: ...
     def __init__(
@@ -1522,10 +1525,11 @@ class PollExitResponse(_message.Message):
         exit_result: Global___ExitResult | None = ...,
         retrying: _builtins.bool = ...,
         rows_unlogged: _builtins.int = ...,
+        artifacts_pending: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["exit_result", b"exit_result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_pending", b"bytes_pending", "done", b"done", "exit_result", b"exit_result", "retrying", b"retrying", "rows_pending", b"rows_pending", "rows_unlogged", b"rows_unlogged"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifacts_pending", b"artifacts_pending", "bytes_pending", b"bytes_pending", "done", b"done", "exit_result", b"exit_result", "retrying", b"retrying", "rows_pending", b"rows_pending", "rows_unlogged", b"rows_unlogged"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1641,19 +1645,27 @@ class ShutdownResponse(_message.Message):
 
     EXIT_RESULT_FIELD_NUMBER: _builtins.int
     ROWS_NOT_STORED_FIELD_NUMBER: _builtins.int
+    ARTIFACTS_NOT_DELIVERED_FIELD_NUMBER: _builtins.int
     rows_not_stored: _builtins.int
     """rows the store lacks (the log has them unless counted as lost)"""
     @_builtins.property
     def exit_result(self) -> Global___ExitResult: ...
+    @_builtins.property
+    def artifacts_not_delivered(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The run's artifact records (in the log) the store does not have, in log order, each as said:
+        "artifact ds" for a logged version, "the use of artifact ds:v0" for a use.
+        """
+
     def __init__(
         self,
         *,
         exit_result: Global___ExitResult | None = ...,
         rows_not_stored: _builtins.int = ...,
+        artifacts_not_delivered: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["exit_result", b"exit_result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["exit_result", b"exit_result", "rows_not_stored", b"rows_not_stored"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifacts_not_delivered", b"artifacts_not_delivered", "exit_result", b"exit_result", "rows_not_stored", b"rows_not_stored"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -37,7 +37,7 @@ def wait_for_exit(
     STOP_ANSWER of the budget for the stop itself), or after STALL_TIMEOUT without progress."""
     what = f"finishing run {words.run_id}"
     started = last_progress = time.monotonic()
-    last_pending: tuple[int, int] | None = None
+    last_pending: tuple[int, int, int] | None = None
     poll = pb.PollExitResponse()
     poll_slot = None
     progress = ProgressLine()
@@ -59,7 +59,7 @@ def wait_for_exit(
             if answer is not None:
                 poll_slot = None
                 poll = answer.response.poll_exit
-            pending = (poll.rows_pending, connection.pending())
+            pending = (poll.rows_pending, connection.pending(), poll.artifacts_pending)
             now = time.monotonic()
             if pending != last_pending or poll.retrying:
                 last_pending, last_progress = pending, now  # retrying an outage is not a stall
@@ -69,6 +69,6 @@ def wait_for_exit(
             if deadline is not None and now >= deadline - min(STOP_ANSWER, (deadline - started) / 2):
                 raise StoppedWaiting(f"stopped waiting after {now - started:.1f} s", poll)
             if now - started > PROGRESS_AFTER:
-                progress.show(words.progress(sum(pending), poll))
+                progress.show(words.progress(pending[0] + pending[1], poll))
     finally:
         progress.end()

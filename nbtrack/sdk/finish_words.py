@@ -1,5 +1,5 @@
-"""What finish() says when it cannot end a run as asked: the rows left behind, where they are,
-and the `nbtrack sync` command that delivers them; and its progress line while it waits.
+"""What finish() says when it cannot end a run as asked: the rows and artifacts left behind, where
+they are, and the `nbtrack sync` command that delivers them; and its progress line while it waits.
 
 Every count comes from where it is known exactly: the internal process's answer to the shutdown
 request, the connection's own counts (rows not acknowledged by the log, rows still in this
@@ -53,19 +53,31 @@ class FinishWords:
         head = f"run {self.run_id}: finish() {why}"
         lost_rows, not_stored = answer.exit_result.rows_lost, answer.rows_not_stored
         if self.mode == "offline":
-            message = head + "; the transaction log is complete" if not lost_rows else head
-        else:
-            message = f"{head}: {not_stored} rows are not in {where} yet"
+            return head + "; the transaction log is complete" if not lost_rows else head + self._lost(answer)
+        # The artifacts logged before finish() that the store lacks are named with the rows.
+        left = ([f"{not_stored} rows"] if not_stored or not answer.artifacts_not_delivered else []) + list(
+            answer.artifacts_not_delivered
+        )
+        one = len(left) == 1 and not not_stored
+        message = f"{head}: {_and(left)} {'is' if one else 'are'} not in {where} yet"
         if lost_rows:
-            message += (
-                f"; {lost_rows} rows (steps {answer.exit_result.lost_steps}) are in neither {where} "
-                f"nor the transaction log {log}, and are lost"
-            )
-            if self.mode != "offline" and not_stored > lost_rows:
+            message += self._lost(answer)
+            if not_stored > lost_rows:
                 message += f"; the other {not_stored - lost_rows} are in it: `{command}` delivers them"
-        elif self.mode != "offline" and not_stored:
-            message += f"; every one of them is in the transaction log {log}: `{command}` delivers them"
+            if answer.artifacts_not_delivered:
+                message += f"; it may lack {_and(list(answer.artifacts_not_delivered))} too"
+        elif not_stored or answer.artifacts_not_delivered:
+            every = "it" if one else "every one of them"
+            message += (
+                f"; {every} is in the transaction log {log}: `{command}` delivers {'it' if one else 'them'}"
+            )
         return message
+
+    def _lost(self, answer: pb.ShutdownResponse) -> str:
+        return (
+            f"; {answer.exit_result.rows_lost} rows (steps {answer.exit_result.lost_steps}) are in "
+            f"neither {self.where} nor the transaction log {self.log}, and are lost"
+        )
 
     def unanswered(self, why: str, lost: int | None, unlogged: int, here: int) -> str:
         """finish() stopped waiting without an answer: the internal process is busy (writing what
@@ -101,12 +113,20 @@ class FinishWords:
         size = f" ({poll.bytes_pending / 1e6:.1f} MB)" if poll.bytes_pending else ""
         trouble = "the server is unreachable" if self.mode == "online" else "the store refuses for now"
         retrying = f" — {trouble}, retrying" if poll.retrying else ""
+        artifacts = poll.artifacts_pending
+        if artifacts:
+            size += f" and {artifacts} artifact{'s' if artifacts > 1 else ''}"
         return f"nbtrack: waiting for {rows} rows{size} to reach {where}{retrying}"
 
     def _rest_in_log(self, rows: str) -> str:
         if self.mode == "offline":
             return f"; {rows} is in the transaction log {self.log}"
         return f"; {rows} is in the transaction log {self.log}: `{self.sync_command()}` delivers them"
+
+
+def _and(names: list[str]) -> str:
+    """["a", "b", "c"] -> "a, b and c"."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 class ProgressLine:
