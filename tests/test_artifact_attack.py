@@ -365,3 +365,155 @@ def test_wandb_and_nbtrack_take_turns_on_one_collection(
     assert latest.name == "ds:v2"
     assert sorted(v.name for v in latest.versions()) == ["ds:v0", "ds:v1", "ds:v2"]
     assert api.artifact(f"{env.entity}/{project}/ds:v1").used_by() == ["nb2"]
+
+
+# -- 8. the store's disk full while the internal process stores the version -------------------------
+
+
+def _full_store_run(root: Path, data: Path) -> nbtrack.Run:
+    """A local run whose artifact is staged but cannot be stored (its blob does not fit twice)."""
+    (data / "huge.bin").write_bytes(os.urandom(7 << 20))
+    run = nbtrack.init(project="p", dir=root, id="deliv")
+    for step in range(5):
+        run.log({"x": step})
+    art = nbtrack.Artifact("ds", type="dataset")
+    art.add_dir(data)
+    run.log_artifact(art)  # staged: 7 MiB of the 12
+    for step in range(5, 10):
+        run.log({"x": step})
+    run.finish(timeout=8)
+    return run
+
+
+@pytest.fixture
+def store_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 12 MiB tmpfs (root needed), grown to 64 MiB by `grow(mount)` below."""
+    mount = tmp_path / "store-disk"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def grow(mount: Path) -> None:
+    done = subprocess.run(["mount", "-o", "remount,size=64m", str(mount)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_version_the_full_store_could_not_take_is_delivered_once_by_sync(
+    store_disk: Path, tmp_path: Path
+) -> None:
+    root = store_disk / "root"
+    data = tmp_path / "data"
+    data.mkdir()
+    run = _full_store_run(root, data)
+    assert any("No space left on device" in n for n in run.notices), run.notices
+    assert any("nbtrack sync" in n for n in run.notices), run.notices  # the way out is named
+    assert committed(root) == []
+    grow(store_disk)
+    for _ in range(2):
+        synced = nbtrack_cli("sync", "--dir", str(root), str(root / "runs"))
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        assert committed(root) == [("v0", ("latest",))]
+    assert files_of(nbtrack.Api(dir=root).artifact("p/ds:v0").download(tmp_path / "out")) == files_of(data)
+    assert len(nbtrack.Api(dir=root).run("p/deliv").history()) == 10
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finish()'s stopped-waiting notice counts only rows (ShutdownResponse.rows_not_stored): "
+    "an artifact record the store could not take is not mentioned, so the user reads '5 rows are "
+    "not in the store yet' and is not told the version ds is not stored either",
+)
+def test_finish_says_an_artifact_is_not_stored_yet(store_disk: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    run = _full_store_run(store_disk / "root", data)
+    said = [n for n in run.notices if "finish() stopped waiting" in n]
+    assert said and "artifact" in said[-1] and "ds" in said[-1], run.notices
+
+
+# -- 9. the internal process SIGKILLed while it copies a blob into the store -------------------------
+
+
+def test_an_internal_process_killed_mid_blob_copy_stores_the_version_once(root: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "big.bin").write_bytes(os.urandom(160 << 20))
+    (data / "small.txt").write_text("small\n")
+    art = nbtrack.Artifact("ds", type="dataset")
+    art.add_dir(data)
+    run = nbtrack.init(project="p", dir=root, id="midcopy")
+    run.log({"x": 0})
+    assert run._connection is not None
+    pid = run._connection.process.pid
+    blobs = root / "files" / "~artifacts" / "local"
+    run.log_artifact(art, aliases=["best"])
+    deadline = time.monotonic() + WAIT
+    while not (blobs.is_dir() and any(p.name.endswith(".partial") for p in blobs.iterdir())):
+        assert time.monotonic() < deadline, "the blob copy was never seen under way"
+        time.sleep(0.002)
+    os.kill(pid, 9)
+    run.log({"x": 1})
+    run.finish()
+    assert run.state == "finished" and run.restarts >= 1
+    assert committed(root) == [("v0", ("best", "latest"))]
+    out = nbtrack.Api(dir=root).artifact("p/ds:best").download(tmp_path / "out")
+    assert files_of(out) == files_of(data)
+    # The killed copy's temporary file is no blob: gc frees it, and nothing a version needs.
+    done = nbtrack_cli("server", "gc", "--dir", str(root), "--older-than", "0s")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not [p.name for p in blobs.iterdir() if p.name.endswith(".partial")]
+    out = nbtrack.Api(dir=root).artifact("p/ds:best").download(tmp_path / "again")
+    assert files_of(out) == files_of(data)
+    assert len(nbtrack.Api(dir=root).run("p/midcopy").history()) == 2
+
+
+# -- 10. the server restarted while an online run uploads its artifact -------------------------------
+
+
+def test_a_server_restarted_mid_upload_ends_with_one_whole_version(root: Path, tmp_path: Path) -> None:
+    served = serving.start_server(tmp_path)
+    try:
+        entity = serving.unique_name("rst")
+        key = serving.create_key(served, entity)
+        data = tmp_path / "data"
+        data.mkdir()
+        (data / "big.bin").write_bytes(os.urandom(96 << 20))
+        (data / "a.txt").write_text("alpha\n")
+        art = nbtrack.Artifact("ds", type="dataset")
+        art.add_dir(data)
+        run = nbtrack.init(project="p", dir=root, id="up", base_url=served.url, api_key=key)
+        for step in range(50):
+            run.log({"x": step})
+        run.log_artifact(art, aliases=["best"])
+        # Wait until the big file's upload is under way (the server writes it to a temporary file
+        # of at least 1 MiB), then kill the server and start it again on the same port.
+        uploads = Path(served.files) / "~uploads"
+        deadline = time.monotonic() + WAIT
+        while not (uploads.is_dir() and any(p.stat().st_size > (1 << 20) for p in uploads.glob("*.part"))):
+            assert time.monotonic() < deadline, "no upload was seen under way"
+            time.sleep(0.005)
+        served.kill()
+        big = art.manifest.entries["big.bin"].md5_hex
+        assert not list(Path(served.files).glob(f"~artifacts/*/{big}"))  # cut mid-file
+        served.start()
+        for step in range(50, 100):
+            run.log({"x": step})
+        run.finish(timeout=120)
+        assert run.state == "finished", run.notices
+        api = nbtrack.Api(base_url=served.url, api_key=key)
+        got = api.artifact(f"{entity}/p/ds:best")
+        assert [v.name for v in got.versions()] == ["ds:v0"]
+        assert files_of(got.download(tmp_path / "out")) == files_of(data)
+        assert len(api.run(f"{entity}/p/up").history()) == 100
+    finally:
+        if nbtrack.run is not None:
+            nbtrack.run.finish(timeout=10)  # while the server still answers
+        served.stop()
