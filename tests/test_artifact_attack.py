@@ -517,3 +517,112 @@ def test_a_server_restarted_mid_upload_ends_with_one_whole_version(root: Path, t
         if nbtrack.run is not None:
             nbtrack.run.finish(timeout=10)  # while the server still answers
         served.stop()
+
+
+# -- 11. two online runs move one alias on a PostgreSQL server at once --------------------------------
+
+LOG_ONLINE = """
+    import sys
+    from pathlib import Path
+    import nbtrack
+    root, data, who, count, url, key = sys.argv[1:7]
+    data = Path(data)
+    data.mkdir(parents=True)
+    with nbtrack.init(project="p", dir=root, id=who, base_url=url, api_key=key) as run:
+        for i in range(int(count)):
+            f = data / "weights.txt"
+            f.write_text(f"{who} {i}\\n")
+            art = nbtrack.Artifact("shared", type="model", metadata={"who": who, "i": i})
+            art.add_file(f)
+            run.log_artifact(art, aliases=["best"])
+    assert run.state == "finished" and not [n for n in run.notices if "artifact" in n], run.notices
+"""
+
+
+def test_two_online_runs_moving_one_alias_on_postgresql_leave_it_on_one_version(
+    root: Path, tmp_path: Path
+) -> None:
+    if not serving.POSTGRES_URL:
+        pytest.skip("set NBTRACK_TEST_POSTGRES_URL to run the server tests on PostgreSQL")
+    served = serving.start_server(tmp_path, db_url=serving.POSTGRES_URL)
+    try:
+        entity = serving.unique_name("race")
+        key = serving.create_key(served, entity)
+        count = 4
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    textwrap.dedent(LOG_ONLINE),
+                    *(str(root), str(tmp_path / who)),
+                    who,
+                    str(count),
+                    served.url,
+                    key,
+                ],
+                env=serving.subprocess_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for who in ("alice", "bob")
+        ]
+        for proc in procs:
+            _, err = proc.communicate(timeout=WAIT * 3)
+            assert proc.returncode == 0, err
+        api = nbtrack.Api(base_url=served.url, api_key=key)
+        versions = api.artifact(f"{entity}/p/shared:latest").versions()
+        assert sorted(int(v.version[1:]) for v in versions) == list(range(2 * count))
+        holders = [v.name for v in versions if "best" in v.aliases]
+        latest = [v.name for v in versions if "latest" in v.aliases]
+        assert len(holders) == 1 and latest == [f"shared:v{2 * count - 1}"], (holders, latest)
+        seen = {(v.metadata["who"], v.metadata["i"]) for v in versions}
+        assert seen == {(who, i) for who in ("alice", "bob") for i in range(count)}
+    finally:
+        served.stop()
+
+
+def test_nbtrack_after_wandb_same_files_are_the_same_version_and_wandb_reads_the_next(
+    wandb_env: WandbEnv, root: Path, tmp_path: Path
+) -> None:
+    env = wandb_env
+    project = serving.unique_name("rev")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("made by wandb\n")
+    env.run(
+        f"""
+        import wandb
+        run = wandb.init(project={project!r}, id="wb0")
+        art = wandb.Artifact("ds", type="dataset")
+        art.add_file({str(data / "a.txt")!r}, name="a.txt")
+        run.log_artifact(art)
+        run.finish()
+        """
+    )
+    with nbtrack.init(project=project, dir=root, id="nb1", base_url=env.server.url, api_key=env.key) as run:
+        assert (
+            run.use_artifact("ds:v0").download(tmp_path / "v0") / "a.txt"
+        ).read_text() == "made by wandb\n"
+        same = nbtrack.Artifact("ds", type="dataset")
+        same.add_file(data / "a.txt")
+        run.log_artifact(same, aliases=["again"])  # the same files: the same version, one more alias
+        (data / "a.txt").write_text("made by nbtrack\n")
+        other = nbtrack.Artifact("ds", type="dataset")
+        other.add_file(data / "a.txt")
+        run.log_artifact(other)
+    assert not [n for n in run.notices if "artifact" in n], run.notices
+    read = env.run(
+        f"""
+        import wandb
+        api = wandb.Api()
+        v0 = api.artifact("{env.entity}/{project}/ds:again")
+        v1 = api.artifact("{env.entity}/{project}/ds:latest")
+        path = v1.download({str(tmp_path / "wandb-v1")!r})
+        emit({{"again": v0.version, "latest": v1.version, "n": len(list(api.artifacts("dataset",
+              "{env.entity}/{project}/ds")))}})
+        """
+    )
+    assert read == {"again": "v0", "latest": "v1", "n": 2}
+    assert (tmp_path / "wandb-v1" / "a.txt").read_text() == "made by nbtrack\n"
