@@ -57,6 +57,7 @@ SPILL_FILE = "outbox.spill"  # in the run's folder: rows past the outbox's memor
 START_TIMEOUT = 30.0  # a cold internal process answers in well under a second
 REQUEST_TIMEOUT = 10.0
 FINISH_TIMEOUT = 300.0  # online: finish() waits this long for an unreachable server by default
+HANDOFF_TIMEOUT = 10.0  # log_artifact() waits this long for its record to leave this process
 
 _runs: weakref.WeakSet[Run] = weakref.WeakSet()  # every Run of this process, for _after_fork_in_child
 
@@ -310,6 +311,10 @@ class Run:
             if self._finished:
                 raise self._closed("log_artifact()")
             self._send(pb.Record(artifact=record))
+        # Out of this process before returning: one killed right after (the OOM killer, a
+        # cancelled job) must not leave the staged files without the record that names them.
+        # Past the bound (a stalled internal process) the record waits in the outbox as any.
+        self._connection.outbox.flush(HANDOFF_TIMEOUT)
         artifact.logged_as(LoggedVersion(self, record.name, record.digest, logged_key(record)))
         return artifact
 

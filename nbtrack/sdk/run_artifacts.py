@@ -51,7 +51,8 @@ def check_aliases(aliases: Iterable[str] | None) -> list[str]:
 
 def artifact_record(artifact: Artifact, aliases: list[str], run_dir: Path) -> pb.ArtifactRecord:
     """Stage the artifact's files into run_dir/STAGED and return its record. ValueError naming the
-    file (and nothing staged by this call left behind) if one changed or vanished since it was added."""
+    file (and nothing staged by this call left behind) if one changed or vanished since it was added;
+    OSError naming it, the same way, if it cannot be copied (a full disk)."""
     staged = run_dir / STAGED
     manifest = artifact.manifest
     created: list[Path] = []
@@ -70,6 +71,12 @@ def artifact_record(artifact: Artifact, aliases: list[str], run_dir: Path) -> pb
                     f"log_artifact(): artifact {artifact.name!r}: {str(source)!r} (its file {entry.path!r}) "
                     "is gone since it was added; nothing was logged"
                 ) from None
+            except OSError as exc:  # a full disk, a folder no longer writable: say what and where
+                raise OSError(
+                    exc.errno,
+                    f"log_artifact(): artifact {artifact.name!r}: copying {str(source)!r} (its file "
+                    f"{entry.path!r}) into {str(staged)!r} failed: {exc.strerror or exc}; nothing was logged",
+                ) from exc
             if (got_md5, got_size) != (md5_hex, entry.size):
                 raise ValueError(
                     f"log_artifact(): artifact {artifact.name!r}: {str(source)!r} (its file {entry.path!r}) "

@@ -7,7 +7,9 @@ What goes, once older than the grace age (--older-than):
 - PENDING versions never committed, with the manifest their client uploaded
   (`~artifacts/<entity>/manifests/<id>`);
 - orphan objects: a blob object without its record (an upload cut between write and record, the
-  files of an entity no longer in the database), a manifest object whose version is gone.
+  files of an entity no longer in the database), a manifest object whose version is gone, and
+  the temporary file of a blob copy whose process was killed (`.<hex>.<random>.partial`, left by
+  manifest.copy_checked when a local run's internal process died mid-copy).
 
 The grace age is what keeps a version being logged right now safe: the blobs it relies on were
 claimed (or written) within it, its PENDING row is younger. The order of the checks and removals,
@@ -32,6 +34,7 @@ __all__ = ["ArtifactGc", "GcError", "GcReport"]
 _PREFIX = ARTIFACT_BLOBS
 _BLOB = re.compile(r"([^/]+)/([0-9a-f]{32})")
 _MANIFEST = re.compile(r"([^/]+)/manifests/([0-9]{1,18})")
+_PARTIAL = re.compile(r"[^/]+/\.[0-9a-f]{32}\.[^/]+\.partial")  # a killed copy's temporary file
 
 
 class GcError(Exception):
@@ -133,6 +136,13 @@ class ArtifactGc:
                 known = marks.get(entity)
                 if known is None or md5_hex not in known.recorded:
                     by_entity.setdefault(entity, []).append(md5_hex)
+            elif _PARTIAL.fullmatch(key):
+                now = self.backend.stat(f"{_PREFIX}/{key}")  # a copy still writing keeps it fresh
+                if now is not None and now.updated_at < cutoff:
+                    report.orphans += 1
+                    report.orphan_bytes += now.size
+                    if not dry_run:
+                        self.backend.delete(f"{_PREFIX}/{key}")
             elif manifest := _MANIFEST.fullmatch(key):
                 found = self.store.get_artifact_version(int(manifest.group(2)))
                 if found is None or found.state != "PENDING":
