@@ -366,7 +366,7 @@ def test_wandb_and_nbtrack_take_turns_on_one_collection(
     latest = api.artifact(f"{env.entity}/{project}/ds:latest")
     assert latest.name == "ds:v2"
     assert sorted(v.name for v in latest.versions()) == ["ds:v0", "ds:v1", "ds:v2"]
-    assert api.artifact(f"{env.entity}/{project}/ds:v1").used_by() == ["nb2"]
+    assert [r.id for r in api.artifact(f"{env.entity}/{project}/ds:v1").used_by()] == ["nb2"]
 
 
 # -- 8. the store's disk full while the internal process stores the version -------------------------
