@@ -73,6 +73,16 @@ def test_an_online_run_logs_an_artifact_another_uses_it_and_a_sync_adds_nothing(
         with pytest.raises(UsageError, match=r"no artifact .*/ds:nope on http"):
             run.use_artifact("ds:nope")
     assert [r.id for r in api.artifact(f"{entity}/{project}/ds:v0").used_by()] == ["user"]
+    # A run of another project uses it by its full name: recorded as that run's use (W&B's
+    # useArtifact names the using run's project).
+    other = unique_name("q")
+    with nbtrack.init(project=other, dir=root, id="elsewhere", base_url=served.url, api_key=key) as run:
+        assert run.use_artifact(f"{project}/ds:v0").name == "ds:v0"
+    assert [r.path for r in api.artifact(f"{entity}/{project}/ds:v0").used_by()] == [
+        f"{entity}/{project}/user",
+        f"{entity}/{other}/elsewhere",
+    ]
+    assert run.state == "finished" and not [n for n in run.notices if "artifact" in n], run.notices
     # Lineage both ways, as W&B's Api reads it: runs from an artifact, artifacts from a run.
     maker, user = api.run(f"{entity}/{project}/maker"), api.run(f"{entity}/{project}/user")
     logger = api.artifact(f"{entity}/{project}/ds:v0").logged_by()
@@ -87,7 +97,7 @@ def test_an_online_run_logs_an_artifact_another_uses_it_and_a_sync_adds_nothing(
         assert sync_log(log, base_url=served.url, api_key=key).error is None
     versions = api.artifact(f"{entity}/{project}/ds:latest").versions()
     assert [v.name for v in versions] == ["ds:v0"]
-    assert [r.id for r in api.artifact(f"{entity}/{project}/ds:v0").used_by()] == ["user"]
+    assert [r.id for r in api.artifact(f"{entity}/{project}/ds:v0").used_by()] == ["user", "elsewhere"]
 
 
 def test_an_offline_run_s_artifact_syncs_to_a_server_once(

@@ -49,9 +49,9 @@ def send_artifact_use(
     use: pb.UseArtifactRecord,
     stop: threading.Event | None = None,
 ) -> None:
-    """Record that the run used the version (of the run's own project: run.use_artifact refuses
-    another's online, as the use is recorded where the version is looked up)."""
-    entity, _, run_id = run
+    """Record that the run (entity or "" for the key's, project, run id) used the version, which
+    may be of another project than the run's."""
+    entity, project, run_id = run
     use_artifact_version(
         client,
         entity=use.entity or entity or None,
@@ -60,4 +60,6 @@ def send_artifact_use(
         collection=use.collection,
         version=use.version,
         stop=stop,
+        run_entity=entity or None,
+        run_project=project,
     )

@@ -198,8 +198,12 @@ def use_artifact_version(
     collection: str,
     version: str,
     stop: threading.Event | None = None,
+    run_entity: str | None = None,
+    run_project: str | None = None,
 ) -> None:
-    """Record that the run used collection:version (a "vN" or an alias) of the project: lineage.
+    """Record that the run used collection:version (a "vN" or an alias) of entity/project: lineage.
+    The run is run_entity/run_project/run_id (default: the artifact's entity and project), as W&B's
+    useArtifact names the using run's project, which may be another than the artifact's.
     Rejected if there is no such committed version or run; Transient as for log_artifact_version."""
     call = _Calls(client, stop or threading.Event())
     entity = entity or _viewer_entity(call)
@@ -215,8 +219,9 @@ def use_artifact_version(
         USE_ARTIFACT,
         {
             "input": {
-                "entityName": entity,
-                "projectName": project,
+                # A run named without its entity is the key's own (the viewer's), as every run is.
+                "entityName": run_entity or (_viewer_entity(call) if run_project else entity),
+                "projectName": run_project or project,
                 "runName": run_id,
                 "artifactID": found["artifact"]["id"],
             }

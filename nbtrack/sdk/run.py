@@ -323,7 +323,7 @@ class Run:
         "entity/project/name:ref" (the run's entity and project where left out), or a
         `StoredArtifact`; its `download()`, `files()` and `metadata` read it. The run is recorded
         as its user (lineage), by its version number. type: if given, the artifact must be of it.
-        Online mode reads the run's server (artifacts of the run's project); local and offline
+        Online mode reads the run's server (any project the run's key may read); local and offline
         modes the store under the run's root (offline: only what is there already)."""
         from nbtrack.artifacts.stored import StoredArtifact
         from nbtrack.sdk.run_artifacts import parse_artifact_path, resolve_artifact, use_record
@@ -336,12 +336,6 @@ class Run:
         else:
             path = parse_artifact_path(name, self.entity, self.project)
             stored = resolve_artifact(self._settings, *path)
-        if self.mode == "online" and (stored.entity, stored.project) != (self.entity, self.project):
-            raise UsageError(
-                f"use_artifact(): artifact {stored.entity}/{stored.project}/{stored.name} is of another "
-                f"project than the run's ({self.entity}/{self.project}); online, a run records uses of "
-                "its own project's artifacts only"
-            )
         if type is not None and stored.type != type:
             raise UsageError(
                 f"use_artifact(): artifact {stored.name} is of type {stored.type!r}, not {type!r}"
