@@ -22,7 +22,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol
 
 from nbtrack import jsonutil
 
@@ -136,13 +136,28 @@ def hex_of_b64_md5(md5: str) -> str | None:
 
 def md5_of_file(path: str | Path, chunk: int = CHUNK) -> tuple[str, int]:
     """(base64 MD5, size) of the file's bytes, read chunk bytes at a time."""
+    with open(path, "rb") as file:
+        hasher, size = copy_hashing(file, None, chunk)
+    return base64.b64encode(hasher.digest()).decode("ascii"), size
+
+
+class Readable(Protocol):
+    """A file, or a streamed HTTP body (boto3's StreamingBody): what copy_hashing reads."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
+def copy_hashing(reader: Readable, out: IO[bytes] | None, chunk: int = CHUNK) -> tuple[Any, int]:
+    """Read reader to its end chunk bytes at a time, writing each chunk to out (if any): the MD5
+    hasher of what was read, and its size. Bounded memory whatever the file's size."""
     hasher = hashlib.md5()
     size = 0
-    with open(path, "rb") as file:
-        while block := file.read(chunk):
-            hasher.update(block)
-            size += len(block)
-    return base64.b64encode(hasher.digest()).decode("ascii"), size
+    while block := reader.read(chunk):
+        hasher.update(block)
+        size += len(block)
+        if out is not None:
+            out.write(block)
+    return hasher, size
 
 
 def copy_checked(source: str | Path, dest: Path, md5_hex: str, size: int) -> tuple[str, int]:
@@ -154,13 +169,8 @@ def copy_checked(source: str | Path, dest: Path, md5_hex: str, size: int) -> tup
     with open(source, "rb") as reader:
         fd, temp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
         try:
-            hasher = hashlib.md5()
-            written = 0
             with os.fdopen(fd, "wb") as out:
-                while block := reader.read(CHUNK):
-                    hasher.update(block)
-                    written += len(block)
-                    out.write(block)
+                hasher, written = copy_hashing(reader, out)
             if hasher.hexdigest() == md5_hex and written == size:
                 os.replace(temp_name, dest)
             else:

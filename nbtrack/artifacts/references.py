@@ -37,7 +37,7 @@ from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 from urllib.request import url2pathname
 
-from nbtrack.artifacts.manifest import CHUNK, ManifestEntry, md5_of_file
+from nbtrack.artifacts.manifest import ManifestEntry, copy_hashing, md5_of_file
 from nbtrack.errors import ArtifactsError
 from nbtrack.sdk.values import check_file_name
 
@@ -305,13 +305,8 @@ def _fetch_file(entry: ManifestEntry, dest: Path, what: str) -> None:
     if entry.digest == _path_digest(local):
         raise _unchecked(entry, what)
     with _temporary(dest) as out:
-        hasher = hashlib.md5()
-        written = 0
         with open(local, "rb") as source:
-            while block := source.read(CHUNK):
-                hasher.update(block)
-                written += len(block)
-                out.write(block)
+            hasher, written = copy_hashing(source, out)
         digest = base64.b64encode(hasher.digest()).decode("ascii")
         if digest != entry.digest or written != entry.size:
             raise ArtifactsError(
@@ -351,13 +346,8 @@ def _fetch_s3(entry: ManifestEntry, dest: Path, what: str) -> None:
         raise ArtifactsError(f"{what}: S3 did not answer for {entry.ref} ({exc})") from None
     body = answer["Body"]
     with _temporary(dest) as out:
-        hasher = hashlib.md5()
-        written = 0
         try:
-            while block := body.read(CHUNK):
-                hasher.update(block)
-                written += len(block)
-                out.write(block)
+            hasher, written = copy_hashing(body, out)
         except BotoCoreError as exc:
             raise ArtifactsError(f"{what}: reading {entry.ref} failed ({exc})") from None
         finally:

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 from pathlib import Path
 
 from nbtrack import jsonutil
-from nbtrack.artifacts.manifest import CHUNK, copy_checked, parse_manifest
+from nbtrack.artifacts.manifest import copy_checked, copy_hashing, parse_manifest
 from nbtrack.proto import nbtrack_pb2 as pb
 from nbtrack.store import Store
 from nbtrack.store.artifact_rows import ArtifactRow, ArtifactsError
@@ -120,12 +119,8 @@ def _link_checked(source: Path, target: Path, md5_hex: str, size: int) -> tuple[
     store's files cost no second write. Returns what was read (hex MD5, size); the link is made
     only if that is what was asked. None where no link can be made (the run's folder on another
     filesystem than the store's files, or one without hard links): the caller copies then."""
-    hasher = hashlib.md5()
-    read = 0
     with open(source, "rb") as reader:
-        while block := reader.read(CHUNK):
-            hasher.update(block)
-            read += len(block)
+        hasher, read = copy_hashing(reader, None)
     if (hasher.hexdigest(), read) != (md5_hex, size):
         return hasher.hexdigest(), read
     target.parent.mkdir(parents=True, exist_ok=True)
